@@ -1,0 +1,3 @@
+from deribit_ts.cli import main
+
+main()

@@ -1,0 +1,94 @@
+"""The ``deribit-ts`` command line. Command modules are thin: they parse, call the library, print."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from deribit_ts import __version__
+from deribit_ts.cli.common import ApiUrlOption, DsnOption, JsonOption, settings
+from deribit_ts.config import Settings, mask_password
+from deribit_ts.errors import UserError
+
+app = typer.Typer(
+    name="deribit-ts",
+    help="Keep a complete, research-ready history of Deribit market data in TimescaleDB.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"deribit-ts {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    dsn: DsnOption = None,
+    api_url: ApiUrlOption = None,
+    home: Annotated[Path | None, typer.Option("--home", envvar="DERIBIT_TS_HOME",
+                                              help="Where the embedded cluster lives.",
+                                              show_default="~/.local/share/deribit-ts")] = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output on stderr.")] = 0,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(verbose, 2),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    ctx.obj = Settings.from_env(dsn=dsn, api_url=api_url, home=home)
+
+
+@app.command("config")
+def config_cmd(ctx: typer.Context, dsn: DsnOption = None, api_url: ApiUrlOption = None,
+               as_json: JsonOption = False) -> None:
+    """Print the effective settings (passwords masked)."""
+    s = settings(ctx, dsn, api_url)
+    effective = {
+        "dsn": mask_password(s.dsn) if s.dsn else None,
+        "dsn_source": "configured" if s.dsn else "embedded cluster",
+        "api_url": s.api_url,
+        "home": str(s.home),
+    }
+    if s.dsn is None:
+        from deribit_ts.db.embedded import Cluster
+
+        effective["embedded_dsn"] = mask_password(Cluster(s.home).url_if_known())
+    if as_json:
+        typer.echo(json.dumps(effective))
+    else:
+        for key, value in effective.items():
+            typer.echo(f"{key:14} {value if value is not None else '-'}")
+
+
+def _register_subcommands() -> None:
+    # Each command module owns one noun of the CLI.
+    from deribit_ts.cli import db
+
+    app.add_typer(db.app, name="db")
+
+
+_register_subcommands()
+
+
+def main() -> None:
+    """Console entry point: runs the app, turning expected failures into one line on stderr."""
+    try:
+        app()
+    except UserError as exc:
+        typer.echo(f"deribit-ts: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("deribit-ts: interrupted", err=True)
+        sys.exit(130)

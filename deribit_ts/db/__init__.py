@@ -1,0 +1,1 @@
+"""Database access: connections, the embedded cluster, migrations."""

@@ -1,0 +1,51 @@
+"""Connections and what the server can do (PostgreSQL/TimescaleDB versions, edition)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+from deribit_ts.config import mask_password
+from deribit_ts.errors import DatabaseUnavailable
+
+CONNECT_TIMEOUT_S = 10
+
+
+def connect(dsn: str, *, autocommit: bool = False, application_name: str = "deribit-ts") -> psycopg.Connection:
+    """Open a connection, or fail with one line that says which server and what to do."""
+    try:
+        return psycopg.connect(
+            dsn, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S, application_name=application_name
+        )
+    except psycopg.OperationalError as exc:
+        reason = " ".join(str(exc).split()) or exc.__class__.__name__
+        raise DatabaseUnavailable(
+            f"cannot connect to the database {mask_password(dsn)}: {reason} "
+            "(check --dsn / DERIBIT_TS_DSN, or run `deribit-ts db up` for the embedded cluster)"
+        ) from None
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    postgres_version: str
+    timescaledb_version: str | None  # None: the extension is not installed in this database
+    edition: str | None  # 'apache' | 'timescale' | None when the library is not loaded
+
+    @property
+    def has_tsl(self) -> bool:
+        """Continuous aggregates, compression and background jobs are available."""
+        return self.edition == "timescale"
+
+
+def server_info(conn: psycopg.Connection) -> ServerInfo:
+    # timescaledb.license can only be set at server start, so one probe per connection is enough.
+    row = conn.execute(
+        """
+        SELECT current_setting('server_version'),
+               (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'),
+               current_setting('timescaledb.license', true)
+        """
+    ).fetchone()
+    assert row is not None
+    return ServerInfo(postgres_version=row[0], timescaledb_version=row[1], edition=row[2] or None)
