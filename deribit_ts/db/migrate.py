@@ -1,0 +1,333 @@
+"""Versioned, edition-aware schema migrations.
+
+``migrations/NNNN_name.sql`` files run once each, in order, every one in a transaction together with its
+ledger row in ``deribit_ts.schema_migrations``. ``sql/*.sql`` files hold repeatable objects (views,
+functions) and are re-applied, all together, whenever one of them changed or a migration ran.
+
+Directives are comment lines at the top of a file:
+
+    -- deribit-ts: edition=timescale    only where timescaledb.license = 'timescale' (Community/TSL)
+    -- deribit-ts: edition=apache       only on the Apache edition (the fallback of a TSL file)
+    -- deribit-ts: no-transaction       statements run one by one in autocommit (e.g. CREATE INDEX
+                                        CONCURRENTLY, or a continuous aggregate created WITH DATA)
+
+A migration skipped for the server's edition is recorded as ``skipped`` and is applied later if the
+server's edition changes to the one it needs. An applied file whose content changed is refused.
+Concurrent runs are serialized by a session advisory lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from deribit_ts.db.connect import ServerInfo, connect, server_info
+from deribit_ts.errors import UserError
+from deribit_ts.resources import migrations_dir, sql_dir
+
+log = logging.getLogger(__name__)
+
+# Any constant works; it only has to be the same for every deribit-ts process.
+ADVISORY_LOCK_KEY = 0x6465726962697473  # "deribits"
+
+EDITIONS = ("apache", "timescale")
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_DIRECTIVE = re.compile(r"^--\s*deribit-ts:\s*(.+?)\s*$")
+
+LEDGER_DDL = """
+CREATE SCHEMA IF NOT EXISTS deribit_ts;
+CREATE TABLE IF NOT EXISTS deribit_ts.schema_migrations (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    sha256     text NOT NULL,
+    status     text NOT NULL CHECK (status IN ('applied', 'skipped')),
+    edition    text,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    duration   interval NOT NULL DEFAULT '0'
+);
+CREATE TABLE IF NOT EXISTS deribit_ts.schema_repeatables (
+    name       text PRIMARY KEY,
+    sha256     text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    duration   interval NOT NULL DEFAULT '0'
+);
+"""
+
+
+@dataclass(frozen=True)
+class SqlFile:
+    name: str  # file name, e.g. 0003_market_data.sql
+    version: int | None  # None for repeatable sql/ files
+    text: str
+    sha256: str
+    edition: str | None  # None: every edition
+    transactional: bool
+
+    def runs_on(self, edition: str) -> bool:
+        return self.edition is None or self.edition == edition
+
+
+@dataclass(frozen=True)
+class Step:
+    action: str  # apply | skip | reapply
+    file: SqlFile
+    reason: str = ""
+
+    def describe(self) -> str:
+        what = {"apply": "apply", "skip": "skip (edition)", "reapply": "apply (repeatable)"}[self.action]
+        return f"{what:20} {self.file.name}" + (f"  ({self.reason})" if self.reason else "")
+
+
+def read_sql_file(path: Path, *, versioned: bool) -> SqlFile:
+    text = path.read_text(encoding="utf-8")
+    version = None
+    if versioned:
+        match = _MIGRATION_NAME.match(path.name)
+        if not match:
+            raise UserError(f"badly named migration {path.name}: expected NNNN_lowercase_name.sql")
+        version = int(match.group(1))
+    edition, transactional = None, True
+    for line in text.splitlines():
+        if not line.startswith("--"):
+            break
+        directive = _DIRECTIVE.match(line)
+        if not directive:
+            continue
+        value = directive.group(1)
+        if value == "no-transaction":
+            transactional = False
+        elif value.startswith("edition="):
+            edition = value.removeprefix("edition=")
+            if edition not in EDITIONS:
+                raise UserError(f"{path.name}: unknown edition {edition!r} (expected one of {', '.join(EDITIONS)})")
+        else:
+            raise UserError(f"{path.name}: unknown directive {value!r}")
+    return SqlFile(
+        name=path.name,
+        version=version,
+        text=text,
+        sha256=hashlib.sha256(text.encode()).hexdigest(),
+        edition=edition,
+        transactional=transactional,
+    )
+
+
+def load_migrations(directory: Path | None = None) -> list[SqlFile]:
+    files = [read_sql_file(p, versioned=True) for p in sorted((directory or migrations_dir()).glob("*.sql"))]
+    seen: dict[int, str] = {}
+    for f in files:
+        assert f.version is not None
+        if f.version in seen:
+            raise UserError(f"two migrations share version {f.version:04d}: {seen[f.version]} and {f.name}")
+        seen[f.version] = f.name
+    return files
+
+
+def load_repeatables(directory: Path | None = None) -> list[SqlFile]:
+    return [read_sql_file(p, versioned=False) for p in sorted((directory or sql_dir()).glob("*.sql"))]
+
+
+def split_statements(text: str) -> list[str]:
+    """Split SQL into statements on top-level semicolons.
+
+    Knows enough of PostgreSQL's lexical rules for our files: quoted strings and identifiers,
+    dollar-quoted bodies, line and block comments. Statements are sent one at a time so an error names
+    the statement that failed, and no single protocol message grows large.
+    """
+    statements, start, i, n = [], 0, 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "-" and text.startswith("--", i):
+            i = text.find("\n", i)
+            i = n if i < 0 else i + 1
+        elif c == "/" and text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+        elif c in ("'", '"'):
+            i += 1
+            while i < n:
+                if text[i] == c:
+                    if i + 1 < n and text[i + 1] == c:  # doubled quote inside the literal
+                        i += 2
+                        continue
+                    break
+                i += 1
+            i += 1
+        elif c == "$":
+            tag = re.match(r"\$[A-Za-z_][A-Za-z0-9_]*\$|\$\$", text[i:])
+            if tag:
+                end = text.find(tag.group(0), i + len(tag.group(0)))
+                i = n if end < 0 else end + len(tag.group(0))
+            else:
+                i += 1
+        elif c == ";":
+            statements.append(text[start : i + 1])
+            start = i = i + 1
+        else:
+            i += 1
+    statements.append(text[start:])
+    return [s.strip() for s in statements if _has_code(s)]
+
+
+def _has_code(statement: str) -> bool:
+    without_comments = re.sub(r"--[^\n]*|/\*.*?\*/", "", statement, flags=re.S)
+    return bool(without_comments.strip(" \t\r\n;"))
+
+
+def edition_of(info: ServerInfo) -> str:
+    return "timescale" if info.edition == "timescale" else "apache"
+
+
+def _ledger(conn: psycopg.Connection) -> tuple[dict[int, tuple[str, str, str]], dict[str, str]]:
+    """Applied/skipped migrations {version: (name, sha256, status)} and repeatables {name: sha256}."""
+    exists = conn.execute("SELECT to_regclass('deribit_ts.schema_migrations') IS NOT NULL").fetchone()
+    if not exists or not exists[0]:
+        return {}, {}
+    migrations = {
+        v: (name, sha, status)
+        for v, name, sha, status in conn.execute("SELECT version, name, sha256, status FROM deribit_ts.schema_migrations")
+    }
+    repeatables = dict(conn.execute("SELECT name, sha256 FROM deribit_ts.schema_repeatables").fetchall())
+    return migrations, repeatables
+
+
+def plan(conn: psycopg.Connection, edition: str, migrations: list[SqlFile], repeatables: list[SqlFile]) -> list[Step]:
+    """What would run, in order. Raises UserError when the database and these files disagree."""
+    applied, applied_repeatables = _ledger(conn)
+    known = {f.version for f in migrations}
+    newer = sorted(v for v in applied if v not in known and applied[v][2] == "applied")
+    if newer and newer[-1] > max(known, default=0):
+        raise UserError(
+            f"the database has migration {newer[-1]:04d} ({applied[newer[-1]][0]}) that this deribit-ts does not "
+            "know: upgrade deribit-ts before using this database"
+        )
+    steps: list[Step] = []
+    for f in migrations:
+        assert f.version is not None
+        entry = applied.get(f.version)
+        if entry and entry[2] == "applied":
+            if entry[1] != f.sha256:
+                raise UserError(
+                    f"migration {f.name} was changed after it was applied to this database "
+                    f"(sha256 {entry[1][:12]}... recorded, {f.sha256[:12]}... on disk): applied migrations are "
+                    "immutable, restore the file and put the change in a new migration"
+                )
+            continue
+        if f.runs_on(edition):
+            steps.append(Step("apply", f, "previously skipped for the edition" if entry else ""))
+        elif not entry:
+            steps.append(Step("skip", f, f"needs the {f.edition} edition, server is {edition}"))
+    changed = [f for f in repeatables if f.runs_on(edition) and applied_repeatables.get(f.name) != f.sha256]
+    if any(s.action == "apply" for s in steps) or changed:
+        # Views may depend on one another and on migrated tables: re-create all of them, in order.
+        reason = "changed" if changed else "after migrations"
+        steps += [Step("reapply", f, reason) for f in repeatables if f.runs_on(edition)]
+    return steps
+
+
+def _run_statements(conn: psycopg.Connection, f: SqlFile) -> None:
+    for statement in split_statements(f.text):
+        try:
+            conn.execute(statement)
+        except psycopg.Error as exc:
+            first_line = " ".join(str(exc).split("\n")[0].split())
+            snippet = " ".join(statement.split())[:80]
+            raise UserError(f"{f.name} failed: {first_line} (in: {snippet})") from None
+
+
+def _record(conn: psycopg.Connection, step: Step, edition: str, seconds: float) -> None:
+    f = step.file
+    if f.version is None:
+        conn.execute(
+            """INSERT INTO deribit_ts.schema_repeatables (name, sha256, applied_at, duration)
+               VALUES (%s, %s, now(), make_interval(secs => %s))
+               ON CONFLICT (name) DO UPDATE SET sha256 = EXCLUDED.sha256, applied_at = now(),
+                                                duration = EXCLUDED.duration""",
+            (f.name, f.sha256, seconds),
+        )
+        return
+    conn.execute(
+        """INSERT INTO deribit_ts.schema_migrations (version, name, sha256, status, edition, applied_at, duration)
+           VALUES (%s, %s, %s, %s, %s, now(), make_interval(secs => %s))
+           ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, sha256 = EXCLUDED.sha256,
+               status = EXCLUDED.status, edition = EXCLUDED.edition, applied_at = now(), duration = EXCLUDED.duration""",
+        (f.version, f.name, f.sha256, "skipped" if step.action == "skip" else "applied", edition, seconds),
+    )
+
+
+def _execute_step(conn: psycopg.Connection, step: Step, edition: str) -> None:
+    started = time.monotonic()
+    if step.action == "skip":
+        with conn.transaction():
+            _record(conn, step, edition, 0.0)
+    elif step.file.transactional:
+        with conn.transaction():
+            _run_statements(conn, step.file)
+            _record(conn, step, edition, time.monotonic() - started)
+    else:
+        _run_statements(conn, step.file)
+        with conn.transaction():
+            _record(conn, step, edition, time.monotonic() - started)
+
+
+def _ensure_timescaledb_available(conn: psycopg.Connection) -> None:
+    row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
+    if row is None:
+        raise UserError(
+            "this PostgreSQL server has no timescaledb extension: use a TimescaleDB server "
+            "(see docker/timescale/) or the embedded cluster (`deribit-ts db up`)"
+        )
+
+
+def apply_all(
+    dsn: str,
+    *,
+    dry_run: bool = False,
+    progress: Callable[[Step], None] | None = None,
+    migrations: list[SqlFile] | None = None,
+    repeatables: list[SqlFile] | None = None,
+) -> list[Step]:
+    """Bring the database at ``dsn`` up to date; return the steps taken (or, with dry_run, planned)."""
+    migrations = load_migrations() if migrations is None else migrations
+    repeatables = load_repeatables() if repeatables is None else repeatables
+    with connect(dsn, autocommit=True, application_name="deribit-ts migrate") as conn:
+        _ensure_timescaledb_available(conn)
+        if dry_run:
+            return plan(conn, edition_of(server_info(conn)), migrations, repeatables)
+        conn.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
+        try:
+            with conn.transaction():
+                conn.execute(LEDGER_DDL)
+            # Planned under the lock: a concurrent run that held it has already applied its steps.
+            edition = edition_of(server_info(conn))
+            steps = plan(conn, edition, migrations, repeatables)
+            for step in steps:
+                if progress:
+                    progress(step)
+                log.info("%s", step.describe())
+                _execute_step(conn, step, edition)
+            return steps
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+
+
+def migration_state(conn: psycopg.Connection) -> dict:
+    """Summary for `db status`: applied, skipped and pending counts and the latest applied migration."""
+    migrations = load_migrations()
+    ledger, _ = _ledger(conn)
+    applied = [v for v, (_, _, status) in ledger.items() if status == "applied"]
+    skipped = [v for v, (_, _, status) in ledger.items() if status == "skipped"]
+    latest = ledger[max(applied)][0] if applied else None
+    return {
+        "applied": len(applied),
+        "skipped": len(skipped),
+        "pending": len([f for f in migrations if f.version not in ledger]),
+        "latest": latest,
+    }

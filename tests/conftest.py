@@ -1,0 +1,103 @@
+"""Shared fixtures: a real TimescaleDB for every test module.
+
+The server is the best one at hand, in this order:
+1. ``DERIBIT_TS_TEST_DSN``: an existing server (the role needs CREATEDB);
+2. testcontainers with the official ``timescale/timescaledb`` image, when a Docker daemon answers;
+3. the embedded cluster, initialised in a temporary home from the installed private prefix.
+Each test module gets its own freshly created and migrated database on it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from deribit_ts.config import default_home
+from deribit_ts.db.migrate import apply_all
+
+TIMESCALE_IMAGE = "timescale/timescaledb:latest-pg17"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:  # no client library, no socket, no daemon: all mean "no Docker here"
+        return False
+
+
+def _with_database(dsn: str, dbname: str) -> str:
+    return psycopg.conninfo.make_conninfo(dsn, dbname=dbname)
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """DSN of a TimescaleDB server (its maintenance database) that tests may create databases on."""
+    configured = os.environ.get("DERIBIT_TS_TEST_DSN")
+    if configured:
+        yield configured
+        return
+    if _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer(TIMESCALE_IMAGE, driver=None) as container:
+            yield container.get_connection_url()
+        return
+    from deribit_ts.db.embedded import Cluster
+
+    prefix = Path(os.environ.get("DERIBIT_TS_PG_PREFIX") or default_home() / "postgres")
+    cluster = Cluster(tmp_path_factory.mktemp("cluster-home"), prefix=prefix)
+    cluster.up(quiet=True)
+    try:
+        yield cluster.url()
+    finally:
+        cluster.down()
+
+
+def create_database(server_dsn: str, label: str) -> str:
+    name = f"test_{label}_{uuid.uuid4().hex[:8]}".lower()
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return name
+
+
+def drop_database(server_dsn: str, name: str) -> None:
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="module")
+def empty_db(pg_server: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """DSN of a new, empty database (no extension, no schema) for this test module."""
+    label = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")[:20]
+    name = create_database(pg_server, label)
+    try:
+        yield _with_database(pg_server, name)
+    finally:
+        drop_database(pg_server, name)
+
+
+@pytest.fixture(scope="module")
+def db(empty_db: str) -> str:
+    """DSN of a fresh database with every migration and view applied."""
+    apply_all(empty_db)
+    return empty_db
+
+
+@pytest.fixture
+def fresh_db(pg_server: str) -> Iterator[str]:
+    """An empty database of its own for one test (for tests that need a virgin ledger)."""
+    name = create_database(pg_server, "fn")
+    try:
+        yield _with_database(pg_server, name)
+    finally:
+        drop_database(pg_server, name)

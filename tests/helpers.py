@@ -1,0 +1,16 @@
+"""Helpers shared by test modules (import as `from helpers import ...`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the installed `deribit-ts` console script as a user would."""
+    exe = shutil.which("deribit-ts", path=str(Path(sys.executable).parent)) or "deribit-ts"
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([exe, *args], capture_output=True, text=True, env=full_env, timeout=timeout)
