@@ -11,7 +11,9 @@ pytestmark = pytest.mark.tsl
 def test_timescaledb_runs_under_the_community_license(tsl_connect) -> None:
     with tsl_connect() as conn:
         license_name = conn.execute("SHOW timescaledb.license").fetchone()[0]
-        version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'").fetchone()[0]
+        version = conn.execute(
+            "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
+        ).fetchone()[0]
     assert license_name == "timescale"
     assert tuple(int(part) for part in version.split("-")[0].split(".")[:2]) >= (2, 18)
 
