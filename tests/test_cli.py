@@ -1,0 +1,58 @@
+"""The command line as a user meets it: help everywhere, settings, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import run_cli
+
+UNREACHABLE = "postgresql://nobody:secret@127.0.0.1:1/x"
+
+
+def assert_one_line_failure(result, *fragments: str) -> None:
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize("command", [[], ["db"], ["db", "status"], ["db", "migrate"], ["config"]])
+def test_help_everywhere(command):
+    result = run_cli(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage" in result.stdout
+
+
+def test_unreachable_database_is_one_line(tmp_path):
+    result = run_cli("db", "status", env={"DERIBIT_TS_DSN": UNREACHABLE, "DERIBIT_TS_HOME": str(tmp_path)})
+    assert_one_line_failure(result, "cannot connect to the database", "DERIBIT_TS_DSN")
+    assert "secret" not in result.stderr
+
+
+def test_migrate_unreachable_database_is_one_line(tmp_path):
+    result = run_cli("db", "migrate", "--dsn", UNREACHABLE, env={"DERIBIT_TS_HOME": str(tmp_path)})
+    assert_one_line_failure(result, "cannot connect to the database")
+
+
+def test_config_masks_passwords(tmp_path):
+    result = run_cli("config", "--json", env={"DERIBIT_TS_DSN": UNREACHABLE, "DERIBIT_TS_HOME": str(tmp_path),
+                                               "DERIBIT_TS_API_URL": "http://127.0.0.1:8765/"})
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["dsn"] == "postgresql://nobody:****@127.0.0.1:1/x"
+    assert shown["api_url"] == "http://127.0.0.1:8765"
+    assert "secret" not in result.stdout
+
+
+def test_migrate_dry_run_prints_the_plan(fresh_db):
+    result = run_cli("db", "migrate", "--dry-run", "--dsn", fresh_db)
+    assert result.returncode == 0, result.stderr
+    assert "0001_schemas.sql" in result.stdout
+    assert "10_market_views.sql" in result.stdout
+    applied = run_cli("db", "migrate", "--dsn", fresh_db)
+    assert applied.returncode == 0, applied.stderr
+    again = run_cli("db", "migrate", "--dry-run", "--json", "--dsn", fresh_db)
+    assert json.loads(again.stdout) == []

@@ -1,0 +1,158 @@
+"""The migration runner against a real TimescaleDB: order, checksums, idempotence, concurrency, editions."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from deribit_ts.db.connect import server_info
+from deribit_ts.db.migrate import apply_all, edition_of, load_migrations, load_repeatables, plan
+from deribit_ts.errors import UserError
+from deribit_ts.resources import migrations_dir
+
+
+def ledger(dsn: str) -> list[tuple[int, str, str]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT version, name, status FROM deribit_ts.schema_migrations ORDER BY version").fetchall()
+
+
+def server_edition(dsn: str) -> str:
+    with psycopg.connect(dsn) as conn:
+        return edition_of(server_info(conn))
+
+
+def copy_migrations(tmp_path: Path) -> Path:
+    target = tmp_path / "migrations"
+    shutil.copytree(migrations_dir(), target)
+    return target
+
+
+def test_fresh_database_applies_every_file_in_order_once(fresh_db):
+    edition = server_edition(fresh_db)
+    steps = apply_all(fresh_db)
+    files = load_migrations()
+    versioned = [s for s in steps if s.file.version is not None]
+    assert [s.file.version for s in versioned] == sorted(f.version for f in files)
+    expected = {f.version: ("applied" if f.runs_on(edition) else "skipped") for f in files}
+    assert {v: status for v, _, status in ledger(fresh_db)} == expected
+    assert apply_all(fresh_db) == []  # a second run changes nothing
+
+
+def test_edition_split_on_this_server(fresh_db):
+    apply_all(fresh_db)
+    edition = server_edition(fresh_db)
+    status = {name: st for _, name, st in ledger(fresh_db)}
+    with psycopg.connect(fresh_db) as conn:
+        caggs = {r[0] for r in conn.execute(
+            "SELECT view_name FROM timescaledb_information.continuous_aggregates WHERE view_schema = 'deribit'")}
+        plain_views = {r[0] for r in conn.execute("SELECT viewname FROM pg_views WHERE schemaname = 'deribit'")}
+    if edition == "timescale":
+        assert status["0006_rollups_continuous.sql"] == "applied"
+        assert status["0005_rollups_fallback.sql"] == "skipped"
+        assert caggs == {"candles_1h", "candles_1d"}
+    else:
+        assert status["0005_rollups_fallback.sql"] == "applied"
+        assert status["0006_rollups_continuous.sql"] == "skipped"
+        assert status["0007_columnstore.sql"] == "skipped"
+        assert caggs == set()
+        assert {"candles_1h", "candles_1d"} <= plain_views
+    assert {"ohlcv_1m", "ohlcv_1h", "ohlcv_1d", "funding_rates", "index_prices", "option_snapshots"} <= plain_views
+
+
+def test_skipped_files_are_planned_when_the_server_gains_the_license(fresh_db):
+    apply_all(fresh_db)
+    edition = server_edition(fresh_db)
+    other = "apache" if edition == "timescale" else "timescale"
+    with psycopg.connect(fresh_db) as conn:
+        steps = plan(conn, other, load_migrations(), load_repeatables())
+    newly = {s.file.name for s in steps if s.action == "apply"}
+    expected = {f.name for f in load_migrations() if f.edition == other}
+    assert newly == expected and expected
+    # Files that already ran are not planned again; views are re-created after the new migrations.
+    assert all(s.reason == "previously skipped for the edition" for s in steps if s.action == "apply")
+    assert steps[-1].action == "reapply"
+
+
+def test_changed_applied_migration_is_refused(fresh_db, tmp_path):
+    apply_all(fresh_db)
+    changed = copy_migrations(tmp_path)
+    target = changed / "0002_instruments.sql"
+    target.write_text(target.read_text() + "\n-- an innocent-looking edit\n")
+    with pytest.raises(UserError, match=r"0002_instruments\.sql was changed after it was applied"):
+        apply_all(fresh_db, migrations=load_migrations(changed))
+
+
+def test_new_migration_and_changed_view_are_applied_later(fresh_db, tmp_path):
+    apply_all(fresh_db)
+    changed = copy_migrations(tmp_path)
+    (changed / "0900_extra.sql").write_text("CREATE TABLE deribit_ts.extra (x int);\n")
+    steps = apply_all(fresh_db, migrations=load_migrations(changed))
+    assert [s.file.name for s in steps if s.action == "apply"] == ["0900_extra.sql"]
+    assert any(s.action == "reapply" for s in steps)
+    assert apply_all(fresh_db, migrations=load_migrations(changed)) == []
+
+
+def test_database_newer_than_the_code_is_refused(fresh_db, tmp_path):
+    changed = copy_migrations(tmp_path)
+    (changed / "0900_extra.sql").write_text("SELECT 1;\n")
+    apply_all(fresh_db, migrations=load_migrations(changed))
+    with pytest.raises(UserError, match="upgrade deribit-ts"):
+        apply_all(fresh_db)
+
+
+def test_failed_migration_leaves_nothing_half_written(fresh_db, tmp_path):
+    apply_all(fresh_db)
+    changed = copy_migrations(tmp_path)
+    (changed / "0900_broken.sql").write_text(
+        "CREATE TABLE deribit_ts.half (x int);\nSELECT no_such_function();\n")
+    with pytest.raises(UserError, match=r"0900_broken\.sql failed: .*no_such_function"):
+        apply_all(fresh_db, migrations=load_migrations(changed))
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT to_regclass('deribit_ts.half')").fetchone() == (None,)
+    assert 900 not in {v for v, _, _ in ledger(fresh_db)}
+
+
+def test_no_transaction_directive_runs_statements_outside_a_transaction(fresh_db, tmp_path):
+    apply_all(fresh_db)
+    changed = copy_migrations(tmp_path)
+    (changed / "0900_concurrent_index.sql").write_text(
+        "-- deribit-ts: no-transaction\n"
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS instruments_state_idx ON deribit.instruments (state);\n")
+    apply_all(fresh_db, migrations=load_migrations(changed))
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT to_regclass('deribit.instruments_state_idx')").fetchone()[0] is not None
+
+
+def test_concurrent_runs_are_serialized(fresh_db):
+    errors: list[BaseException] = []
+    results: list[list] = []
+    barrier = threading.Barrier(3)
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            results.append(apply_all(fresh_db))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    # Exactly one run did the work; the others found everything applied once they got the lock.
+    assert sorted(len(r) > 0 for r in results) == [False, False, True]
+    versions = [v for v, _, _ in ledger(fresh_db)]
+    assert versions == sorted(set(versions)) == sorted(f.version for f in load_migrations())
+
+
+def test_dry_run_changes_nothing(fresh_db):
+    steps = apply_all(fresh_db, dry_run=True)
+    assert steps and all(s.action in ("apply", "skip", "reapply") for s in steps)
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT to_regnamespace('deribit_ts')").fetchone() == (None,)
