@@ -1,0 +1,337 @@
+"""The Deribit REST client every ingest module uses: ccxt underneath, our credit limiter and retries on top.
+
+All methods return plain Python data exactly as Deribit sends it in ``result`` (timestamps in ms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import ccxt
+import ccxt.async_support
+import certifi
+
+from deribit_ts.exchange.errors import (
+    RETRYABLE_CODES,
+    TOO_MANY_REQUESTS,
+    ExchangeError,
+    ExchangeUnavailableError,
+)
+from deribit_ts.exchange.limiter import CreditLimiter, method_key
+
+log = logging.getLogger(__name__)
+
+# Deribit allows 32 simultaneous connections per IP (deribit_api.md section 1).
+DEFAULT_MAX_IN_FLIGHT = 32
+CHART_COLUMNS = ("ticks", "open", "high", "low", "close", "volume", "cost")
+
+
+class _ErrorReply(Exception):
+    """Deribit answered with a JSON-RPC ``error`` object."""
+
+    def __init__(self, http_status: int, error: dict[str, Any]):
+        code = error.get("code")
+        self.http_status = http_status
+        self.code = int(code) if isinstance(code, int | str) and str(code).lstrip("-").isdigit() else None
+        self.message = str(error.get("message", ""))
+        self.data = error.get("data")
+        super().__init__(f"HTTP {http_status}, Deribit error {self.code} {self.message}")
+
+
+class _MalformedReply(Exception):
+    """The reply was not a Deribit JSON-RPC envelope: truncated JSON, an HTML error page, an empty body."""
+
+    def __init__(self, http_status: int, reason: str, body: str | None):
+        self.http_status = http_status
+        text = (body or "").strip()
+        self.looks_truncated = http_status == 200 and text[:1] in ("{", "[")
+        snippet = " ".join(text[:80].split()) or "empty body"
+        super().__init__(
+            f"HTTP {http_status} {reason or ''}".rstrip() + f", not a Deribit API reply ({snippet})"
+        )
+
+    @property
+    def retryable(self) -> bool:
+        return self.http_status == 429 or self.http_status >= 500 or self.looks_truncated
+
+
+class _RawDeribit(ccxt.async_support.deribit):
+    """ccxt's deribit adapter, raising Deribit's own error envelope instead of ccxt's exception classes.
+
+    Why override ``handle_errors`` rather than parse ``str(exc)`` of ccxt's exceptions: ccxt formats its
+    messages as "deribit <raw body>", a detail it may change at any time, and it maps several retryable codes
+    (10066, 13028, 13888) to the generic ExchangeError. Here we get the parsed body and the HTTP status
+    directly, so the code, message and ``data.reason`` reach us intact. This hook runs for every reply, so
+    it also rejects a 200 reply whose body is not a complete envelope (ccxt would hand back the raw text)
+    and counts the bytes received.
+    """
+
+    received_bytes = 0
+
+    def handle_errors(
+        self, httpCode, reason, url, method, headers, body, response, requestHeaders, requestBody
+    ):
+        self.received_bytes += len(body.encode("utf-8", "replace")) if body else 0
+        if isinstance(response, dict):
+            error = response.get("error")
+            if isinstance(error, dict):
+                raise _ErrorReply(httpCode, error)
+            if "result" in response:
+                return None
+        raise _MalformedReply(httpCode, reason, body)
+
+
+@dataclass
+class _Failure:
+    """One retryable failure, as counted in the stats."""
+
+    kind: str  # Deribit code as a string, "http_503", "timeout", "connection", "transport", "malformed"
+    detail: str
+    throttled: bool = False
+
+
+@dataclass
+class ClientStats:
+    """Counters for the run log."""
+
+    requests: int = 0  # HTTP requests sent, retries included
+    retries: int = 0
+    errors: Counter[str] = field(default_factory=Counter)  # failed attempts by Deribit code or failure kind
+    throttled: int = 0  # 10028 / HTTP 429 replies seen
+    bytes_received: int = 0
+    limiter_wait_s: float = 0.0  # summed over all requests (they wait concurrently)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "retries": self.retries,
+            "errors": dict(self.errors),
+            "throttled": self.throttled,
+            "bytes_received": self.bytes_received,
+            "limiter_wait_s": round(self.limiter_wait_s, 3),
+        }
+
+
+def _base_url(api_url: str) -> str:
+    """ccxt appends ``/api/v2/public/<method>`` itself; accept a URL that already carries ``/api/v2``."""
+    url = api_url.rstrip("/")
+    return url.removesuffix("/api/v2").rstrip("/")
+
+
+def _clean_params(params: dict[str, Any] | None) -> dict[str, Any]:
+    return {key: value for key, value in (params or {}).items() if value is not None}
+
+
+class DeribitClient:
+    """Async Deribit REST client. Use as ``async with DeribitClient(url) as client:``.
+
+    One instance per process: it owns the credit limiter that keeps the whole process inside Deribit's
+    allowance, however many tasks call it concurrently.
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        limiter: CreditLimiter | None = None,
+        timeout_s: float = 30,
+        max_retries: int = 8,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        backoff_base_s: float = 0.25,
+        backoff_cap_s: float = 10.0,
+    ):
+        self.api_url = _base_url(api_url)
+        self.limiter = limiter if limiter is not None else CreditLimiter.from_env()
+        self.max_retries = max_retries
+        self.backoff_base_s = backoff_base_s
+        self.backoff_cap_s = backoff_cap_s
+        self.stats = ClientStats()
+        self._max_in_flight = max_in_flight
+        # Requests hold a slot from before the limiter grants credits until the reply is read. Taking the slot
+        # first means a granted request is sent at once instead of queueing behind a busy connection pool,
+        # which would bunch requests up on the server's side of the bucket.
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._random = random.Random()
+        self._session: aiohttp.ClientSession | None = None
+        # 'session': None tells ccxt the session is ours (created lazily inside the event loop, with a
+        # connection pool as large as our in-flight limit), and ccxt's own throttler stays off: the
+        # CreditLimiter models Deribit's real costs, ccxt's does not (every method costs 1 there).
+        self._exchange = _RawDeribit(
+            {
+                "urls": {"api": {"rest": self.api_url}},
+                "enableRateLimit": False,
+                "timeout": int(timeout_s * 1000),
+                "session": None,
+            }
+        )
+        self._exchange.timeout_on_exit = 0  # ccxt sleeps this long in close() for the sessions it owns
+
+    async def __aenter__(self) -> DeribitClient:
+        self._open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def _open(self) -> None:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._max_in_flight, ssl=ssl.create_default_context(cafile=certifi.where())
+            )
+            self._session = aiohttp.ClientSession(connector=connector)
+            self._exchange.session = self._session
+
+    async def close(self) -> None:
+        await self._exchange.close()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # ----------------------------------------------------------------------------------------------------
+    # Generic call with limiter and retries
+
+    async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        """Call ``public/<method>`` and return its ``result``; retry what retrying can fix."""
+        name = method_key(method)
+        params = _clean_params(params)
+        endpoint = self._endpoint(name)
+        self._open()
+        failure: _Failure | None = None
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                self.stats.retries += 1
+                await asyncio.sleep(self._backoff_s(attempt))
+            try:
+                return await self._attempt(name, endpoint, params)
+            except (_ErrorReply, _MalformedReply, ccxt.NetworkError, ccxt.ExchangeError) as exc:
+                failure = self._classify(exc, name, params)
+            self._record(failure, name, attempt, final=attempt == self.max_retries)
+        assert failure is not None
+        raise ExchangeUnavailableError(
+            self.api_url, failure.detail, method=f"public/{name}", attempts=self.max_retries + 1
+        )
+
+    async def _attempt(self, name: str, endpoint: Any, params: dict[str, Any]) -> Any:
+        async with self._in_flight:
+            self.stats.limiter_wait_s += await self.limiter.acquire(name)
+            self.stats.requests += 1
+            received_before = self._exchange.received_bytes
+            try:
+                envelope = await endpoint(dict(params))
+            finally:
+                self.stats.bytes_received += self._exchange.received_bytes - received_before
+        return envelope["result"]
+
+    def _endpoint(self, name: str) -> Any:
+        """ccxt's implicit method for ``public/<name>``; a raw request for methods ccxt does not list."""
+        implicit = getattr(self._exchange, f"public_get_{name}", None)
+        if implicit is not None:
+            return implicit
+
+        async def raw_request(params: dict[str, Any]) -> Any:
+            return await self._exchange.request(name, ["public"], "GET", params)
+
+        return raw_request
+
+    def _backoff_s(self, attempt: int) -> float:
+        """Exponential backoff with full jitter: concurrent retries spread out instead of stampeding."""
+        return self._random.uniform(0, min(self.backoff_cap_s, self.backoff_base_s * 2 ** (attempt - 1)))
+
+    def _classify(self, exc: Exception, name: str, params: dict[str, Any]) -> _Failure:
+        """Turn a failed attempt into a retryable _Failure, or raise what retrying cannot fix."""
+        if isinstance(exc, _ErrorReply):
+            detail = f"Deribit error {exc.code} {exc.message}"
+            if exc.code in RETRYABLE_CODES:
+                return _Failure(str(exc.code), detail, throttled=exc.code == TOO_MANY_REQUESTS)
+            if exc.http_status == 429:  # an error code we don't know, but the status says "slow down"
+                return _Failure(str(exc.code), detail, throttled=True)
+            raise ExchangeError(exc.code, exc.message, exc.data, f"public/{name}", params) from None
+        if isinstance(exc, _MalformedReply):
+            if exc.retryable:
+                kind = "malformed" if exc.looks_truncated else f"http_{exc.http_status}"
+                return _Failure(kind, str(exc), throttled=exc.http_status == 429)
+            # A non-Deribit answer that retrying won't change (e.g. a 404 page): the URL is wrong.
+            raise ExchangeUnavailableError(self.api_url, str(exc), method=f"public/{name}") from None
+        if isinstance(exc, ccxt.RequestTimeout):
+            return _Failure("timeout", f"no reply within {self._exchange.timeout / 1000:g} s")
+        if isinstance(exc, ccxt.NetworkError) or isinstance(exc.__cause__, aiohttp.ClientError):
+            cause = exc.__cause__ or exc
+            return _Failure("connection" if isinstance(exc, ccxt.NetworkError) else "transport", str(cause))
+        raise exc
+
+    def _record(self, failure: _Failure, name: str, attempt: int, *, final: bool) -> None:
+        self.stats.errors[failure.kind] += 1
+        if failure.throttled:
+            self.stats.throttled += 1
+            self.limiter.penalize(name)
+            log.warning("public/%s throttled by the exchange (%s); slowing down", name, failure.detail)
+        next_step = "giving up" if final else "retrying"
+        log.info("public/%s attempt %d failed (%s); %s", name, attempt + 1, failure.detail, next_step)
+
+    # ----------------------------------------------------------------------------------------------------
+    # Typed wrappers, one per endpoint the ingest modules use
+
+    async def get_instruments(
+        self, currency: str | None = None, kind: str | None = None, expired: bool = False
+    ) -> list[dict]:
+        params = {"currency": currency, "kind": kind, "expired": True if expired else None}
+        return await self.call("get_instruments", params)
+
+    async def get_instrument(self, instrument_name: str) -> dict:
+        return await self.call("get_instrument", {"instrument_name": instrument_name})
+
+    async def get_currencies(self) -> list[dict]:
+        return await self.call("get_currencies")
+
+    async def get_chart(
+        self, instrument_name: str, start_ms: int, end_ms: int, resolution: str = "1"
+    ) -> dict:
+        """TradingView chart data; a ``no_data`` reply comes back with every column present and empty."""
+        result = await self.call(
+            "get_tradingview_chart_data",
+            {
+                "instrument_name": instrument_name,
+                "start_timestamp": int(start_ms),
+                "end_timestamp": int(end_ms),
+                "resolution": str(resolution),
+            },
+        )
+        for column in CHART_COLUMNS:
+            if result.get(column) is None:
+                result[column] = []
+        return result
+
+    async def get_funding_rate_history(self, instrument_name: str, start_ms: int, end_ms: int) -> list[dict]:
+        return await self.call(
+            "get_funding_rate_history",
+            {
+                "instrument_name": instrument_name,
+                "start_timestamp": int(start_ms),
+                "end_timestamp": int(end_ms),
+            },
+        )
+
+    async def get_index_chart_data(self, index_name: str, range_: str) -> list[list]:
+        return await self.call("get_index_chart_data", {"index_name": index_name, "range": range_})
+
+    async def get_index_price_names(self) -> list:
+        return await self.call("get_index_price_names")
+
+    async def get_index_price(self, index_name: str) -> dict:
+        return await self.call("get_index_price", {"index_name": index_name})
+
+    async def ticker(self, instrument_name: str) -> dict:
+        return await self.call("ticker", {"instrument_name": instrument_name})
+
+    async def get_book_summary_by_currency(self, currency: str, kind: str | None = None) -> list[dict]:
+        return await self.call("get_book_summary_by_currency", {"currency": currency, "kind": kind})
+
+    async def get_time(self) -> int:
+        return int(await self.call("get_time"))

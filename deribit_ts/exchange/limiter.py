@@ -1,0 +1,248 @@
+"""Client-side model of Deribit's credit-based rate limit (deribit_api.md section 2).
+
+Deribit keeps a leaky bucket of credits; every request costs credits and a request that finds too few credits
+is answered with 10028 ``too_many_requests`` (and the session may be dropped). We keep our own copy of that
+bucket and make each request wait until our copy has the credits, so the server's copy never runs dry.
+
+Two buckets matter for public market data:
+
+* default (every public method): cost 500, pool 50,000, refill 10,000/s  -> 20 req/s sustained, burst 100;
+* ``public/get_instruments``: cost 10,000, pool 500,000, refill 10,000/s -> 1 req/s sustained, burst 50.
+
+Waiters are served strictly first come, first served. Nobody polls: a single timer per bucket fires exactly
+when the request at the head of the queue can be paid for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+from collections import deque
+from dataclasses import dataclass
+
+from deribit_ts.errors import UserError
+
+RATE_LIMIT_SCALE_ENV = "DERIBIT_TS_RATE_LIMIT_SCALE"
+
+# Rounding slack when comparing credit levels: without it, a timer that fires a few nanoseconds early would
+# reschedule itself for a delay shorter than the clock's resolution, over and over.
+_EPSILON_CREDITS = 1e-6
+
+
+@dataclass(frozen=True)
+class BucketSpec:
+    """One of Deribit's credit buckets, in Deribit's own units."""
+
+    cost: float
+    pool: float
+    refill_per_s: float
+
+
+DEFAULT_BUCKET = BucketSpec(cost=500, pool=50_000, refill_per_s=10_000)
+GET_INSTRUMENTS_BUCKET = BucketSpec(cost=10_000, pool=500_000, refill_per_s=10_000)
+
+# Methods with a custom limit; every other public method draws from the default bucket.
+_CUSTOM_BUCKETS = {"get_instruments": GET_INSTRUMENTS_BUCKET}
+
+# Our pool is this fraction smaller than Deribit's. Requests reach the server a little later than we grant
+# them, and unevenly (network jitter, connection set-up). While the server's pool sits at its ceiling it
+# throws away refill, so a delayed group of requests can arrive closer together than we granted them. The
+# margin absorbs up to 10 % of a pool's worth of such bunching; it only trims the initial burst (100 -> 90)
+# and costs nothing in sustained throughput.
+DEFAULT_HEADROOM = 0.10
+
+# Back-off after a 10028 the model did not predict (someone else on the same IP, a smaller server pool):
+# halve the refill rate, recover linearly to full speed, and don't halve again for responses that were
+# already in flight when the first 10028 arrived.
+PENALTY_FACTOR = 0.5
+MIN_RATE_FACTOR = 1 / 16
+RECOVERY_PER_S = 0.02  # rate factor regained per second: from 0.5 back to 1.0 in 25 s
+PENALTY_COOLDOWN_S = 1.0
+
+
+def method_key(method: str) -> str:
+    """``public/get_instruments`` and ``get_instruments`` both name the same bucket."""
+    return method.rsplit("/", 1)[-1]
+
+
+class _Bucket:
+    def __init__(self, spec: BucketSpec, scale: float, headroom: float, initial_fill: float):
+        self.cost = spec.cost
+        self.capacity = max(spec.cost, spec.pool * scale * (1.0 - headroom))
+        self.refill_per_s = spec.refill_per_s * scale
+        self.level = self.capacity * initial_fill
+        self.updated_at: float | None = None
+        self.waiters: deque[asyncio.Future[None]] = deque()
+        self.timer: asyncio.TimerHandle | None = None
+        # Penalty state: the rate factor was `factor_at_penalty` at `penalized_at`, then recovers linearly.
+        self.factor_at_penalty = 1.0
+        self.penalized_at: float | None = None
+
+    def rate_factor(self, now: float) -> float:
+        if self.penalized_at is None:
+            return 1.0
+        return min(1.0, self.factor_at_penalty + RECOVERY_PER_S * (now - self.penalized_at))
+
+    def refill(self, now: float) -> None:
+        if self.updated_at is None:
+            self.updated_at = now
+            return
+        elapsed = max(0.0, now - self.updated_at)
+        # The factor only grows between penalties, so using its value at the start of the interval
+        # under-counts the refill slightly: safe, and consistent with how the next wake-up is computed.
+        rate = self.refill_per_s * self.rate_factor(self.updated_at)
+        self.level = min(self.capacity, self.level + elapsed * rate)
+        self.updated_at = now
+
+    def can_pay(self) -> bool:
+        return self.level + _EPSILON_CREDITS >= self.cost
+
+    def seconds_until_payable(self, now: float) -> float:
+        return (self.cost - self.level) / (self.refill_per_s * self.rate_factor(now))
+
+
+class CreditLimiter:
+    """Waits until Deribit's credit model allows the next request.
+
+    ``scale`` multiplies both the refill rate and the pool (0.5 = half of Deribit's allowance, for users who
+    share an IP or sub-account); ``enabled=False`` makes :meth:`acquire` return at once (a simulator with
+    rate limiting switched off). One instance per process, used from one event loop.
+    """
+
+    def __init__(
+        self,
+        scale: float = 1.0,
+        *,
+        enabled: bool = True,
+        headroom: float = DEFAULT_HEADROOM,
+        initial_fill: float = 0.0,
+    ):
+        if not (scale > 0 and math.isfinite(scale)):
+            raise ValueError(f"rate limit scale must be a positive number, got {scale!r}")
+        if not 0.0 <= headroom < 1.0 or not 0.0 <= initial_fill <= 1.0:
+            raise ValueError("headroom must be in [0, 1) and initial_fill in [0, 1]")
+        self.scale = scale
+        self.enabled = enabled
+        # The pool starts EMPTY by default. Deribit's pool starts full for a fresh client, but we cannot know
+        # whether a previous process (a restarted backfill, a parallel command) drained it a moment ago; a
+        # full start would then fire a burst of up to 100 requests into an empty server pool and collect
+        # 10028s. Starting empty costs at most one pool's refill time (5 s) of burst, once per process, and
+        # nothing in sustained throughput.
+        self._buckets = {
+            key: _Bucket(spec, scale, headroom, initial_fill)
+            for key, spec in (("default", DEFAULT_BUCKET), *_CUSTOM_BUCKETS.items())
+        }
+        self.total_wait_s = 0.0
+        self.waits = 0
+        self.penalties = 0
+
+    @classmethod
+    def from_env(cls, value: str | None = None) -> CreditLimiter:
+        """Build from ``DERIBIT_TS_RATE_LIMIT_SCALE``: a positive number (default 1), or ``off``."""
+        raw = (value if value is not None else os.environ.get(RATE_LIMIT_SCALE_ENV, "")).strip().lower()
+        if raw in ("", "1", "1.0", "on", "deribit"):
+            return cls()
+        if raw in ("off", "none", "0", "false", "no"):
+            return cls(enabled=False)
+        try:
+            scale = float(raw)
+        except ValueError:
+            scale = math.nan
+        if not (scale > 0 and math.isfinite(scale)):
+            raise UserError(
+                f"{RATE_LIMIT_SCALE_ENV}={raw!r} is not valid: use a positive number such as 0.5 "
+                "(half of Deribit's allowance) or 'off'"
+            )
+        return cls(scale)
+
+    def _bucket(self, method: str) -> _Bucket:
+        return self._buckets.get(method_key(method), self._buckets["default"])
+
+    async def acquire(self, method: str) -> float:
+        """Wait until a request to ``method`` may be sent; returns the seconds waited."""
+        if not self.enabled:
+            return 0.0
+        bucket = self._bucket(method)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        bucket.refill(started)
+        if not bucket.waiters and bucket.can_pay():
+            bucket.level -= bucket.cost
+            return 0.0
+        granted: asyncio.Future[None] = loop.create_future()
+        bucket.waiters.append(granted)
+        self._schedule(bucket)
+        try:
+            await granted
+        except asyncio.CancelledError:
+            self._abandon(bucket, granted)
+            raise
+        waited = loop.time() - started
+        self.total_wait_s += waited
+        self.waits += 1
+        return waited
+
+    def _abandon(self, bucket: _Bucket, granted: asyncio.Future[None]) -> None:
+        """A waiter was cancelled: give its credits back if it had them, else leave the queue."""
+        if granted.done() and not granted.cancelled():
+            bucket.level = min(bucket.capacity, bucket.level + bucket.cost)
+        elif granted in bucket.waiters:
+            bucket.waiters.remove(granted)
+        self._schedule(bucket)
+
+    def _schedule(self, bucket: _Bucket) -> None:
+        """Serve the queue head while credits last, then arm one timer for when the next can be paid."""
+        if bucket.timer is not None:
+            bucket.timer.cancel()
+            bucket.timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        bucket.refill(now)
+        while bucket.waiters:
+            head = bucket.waiters[0]
+            if head.done():  # cancelled while queued
+                bucket.waiters.popleft()
+                continue
+            if not bucket.can_pay():
+                break
+            bucket.waiters.popleft()
+            bucket.level -= bucket.cost
+            head.set_result(None)
+        if bucket.waiters:
+            bucket.timer = loop.call_later(bucket.seconds_until_payable(now), self._on_timer, bucket)
+
+    def _on_timer(self, bucket: _Bucket) -> None:
+        bucket.timer = None
+        self._schedule(bucket)
+
+    def penalize(self, method: str = "default") -> None:
+        """The server said 10028 although our model allowed the request: its pool is smaller than we think.
+
+        Drain our pool (the server's is empty now) and slow the refill down, recovering gradually.
+        """
+        if not self.enabled:
+            return
+        bucket = self._bucket(method)
+        now = asyncio.get_running_loop().time()
+        bucket.refill(now)
+        bucket.level = 0.0
+        self.penalties += 1
+        if bucket.penalized_at is None or now - bucket.penalized_at >= PENALTY_COOLDOWN_S:
+            bucket.factor_at_penalty = max(MIN_RATE_FACTOR, bucket.rate_factor(now) * PENALTY_FACTOR)
+            bucket.penalized_at = now
+        if bucket.waiters:
+            self._schedule(bucket)
+
+    def rate_factor(self, method: str = "default") -> float:
+        """Current refill speed relative to the configured one (1.0 unless recently penalized)."""
+        return self._bucket(method).rate_factor(asyncio.get_running_loop().time())
+
+    def describe(self) -> str:
+        if not self.enabled:
+            return "rate limit off"
+        default = self._buckets["default"]
+        return (
+            f"rate limit {default.refill_per_s / default.cost:g} req/s "
+            f"(scale {self.scale:g}, burst {int(default.capacity // default.cost)})"
+        )
