@@ -12,7 +12,9 @@ shape these fixtures (see /work/shared/environment.md):
 
 from __future__ import annotations
 
+import math
 import os
+import random
 import select
 import shutil
 import signal
@@ -21,11 +23,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.rows import dict_row
 
 TIER_DIR = Path(__file__).resolve().parent
 LAUNCHER = TIER_DIR / "server.mjs"
@@ -197,3 +201,115 @@ def tsl_connect(tsl_dsn: str) -> Callable[[], AbstractContextManager[psycopg.Con
         return psycopg.connect(tsl_dsn, autocommit=True)
 
     return connect
+
+
+# --- one-minute candles: synthetic data, batched inserts, rollup checks ---
+
+CANDLE_COLUMNS = ("instrument_id", "ts", "open", "high", "low", "close", "volume", "cost")
+# ~100 rows per INSERT: the size that is known to work on PGlite, and the batch the brief fixes for this tier.
+INSERT_BATCH_ROWS = 100
+OHLC_COLUMNS = ("open", "high", "low", "close")
+SUM_COLUMNS = ("volume", "cost")
+
+
+class CandleTools:
+    """Candle data for the tsl tests (a fixture hands out the class: tests cannot import conftest)."""
+
+    @staticmethod
+    def synthetic(
+        start: datetime, minutes: int, instrument_ids: tuple[int, ...], seed: int = 7
+    ) -> list[tuple[object, ...]]:
+        """Random-walk candles on a 0.5 tick, like a BTC perpetual, as tuples in CANDLE_COLUMNS order."""
+        rng = random.Random(seed)
+        rows = []
+        for instrument_id in instrument_ids:
+            price = 60_000.0 + 1_000 * instrument_id
+            for minute in range(minutes):
+                open_ = price
+                close = max(0.5, open_ + rng.choice((-1, 1)) * 0.5 * rng.randint(0, 40))
+                high = max(open_, close) + 0.5 * rng.randint(0, 10)
+                low = min(open_, close) - 0.5 * rng.randint(0, 10)
+                volume = round(rng.expovariate(1 / 5), 4)
+                ts = start + timedelta(minutes=minute)
+                rows.append((instrument_id, ts, open_, high, low, close, volume, round(volume * close, 2)))
+                price = close
+        return rows
+
+    @staticmethod
+    def insert(conn: psycopg.Connection, table: str, rows: list[tuple[object, ...]]) -> None:
+        """INSERT in batches of INSERT_BATCH_ROWS rows, values as parameters (no COPY: it kills PGlite)."""
+        schema, name = table.split(".")
+        columns = sql.SQL(", ").join(map(sql.Identifier, CANDLE_COLUMNS))
+        placeholders = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(CANDLE_COLUMNS)))
+        for first in range(0, len(rows), INSERT_BATCH_ROWS):
+            batch = rows[first : first + INSERT_BATCH_ROWS]
+            statement = sql.SQL("INSERT INTO {}.{} ({}) VALUES {}").format(
+                sql.Identifier(schema),
+                sql.Identifier(name),
+                columns,
+                sql.SQL(", ").join([placeholders] * len(batch)),
+            )
+            conn.execute(statement, [value for row in batch for value in row])
+
+    @staticmethod
+    def direct_rollup(conn: psycopg.Connection, table: str, bucket: str) -> list[dict[str, object]]:
+        """The rollup computed straight from the one-minute rows with GROUP BY: the expected answer."""
+        schema, name = table.split(".")
+        query = sql.SQL(
+            """
+            SELECT instrument_id, time_bucket(%s::interval, ts) AS ts,
+                   first(open, ts) AS open, max(high) AS high, min(low) AS low, last(close, ts) AS close,
+                   sum(volume) AS volume, sum(cost) AS cost, count(*) AS candles
+            FROM {}.{} GROUP BY 1, 2 ORDER BY 1, 2
+            """
+        ).format(sql.Identifier(schema), sql.Identifier(name))
+        with conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(query, (bucket,)).fetchall()
+
+    @staticmethod
+    def rollup_rows(conn: psycopg.Connection, relation: str) -> list[dict[str, object]]:
+        """All rows of a rollup (continuous aggregate or its materialization table), in key order."""
+        schema, name = relation.split(".")
+        query = sql.SQL(
+            "SELECT instrument_id, ts, open, high, low, close, volume, cost, candles FROM {}.{} ORDER BY 1, 2"
+        ).format(sql.Identifier(schema), sql.Identifier(name))
+        with conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(query).fetchall()
+
+    @staticmethod
+    def mismatches(actual: list[dict[str, object]], expected: list[dict[str, object]]) -> list[str]:
+        """Differences between two rollups; OHLC and counts exact, float sums to 1e-12 (summation order)."""
+        problems = []
+        actual_by_key = {(row["instrument_id"], row["ts"]): row for row in actual}
+        expected_by_key = {(row["instrument_id"], row["ts"]): row for row in expected}
+        if actual_by_key.keys() != expected_by_key.keys():
+            missing = sorted(expected_by_key.keys() - actual_by_key.keys())[:3]
+            extra = sorted(actual_by_key.keys() - expected_by_key.keys())[:3]
+            problems.append(f"bucket keys differ: missing {missing}..., unexpected {extra}...")
+        for key in sorted(actual_by_key.keys() & expected_by_key.keys()):
+            got, want = actual_by_key[key], expected_by_key[key]
+            for column in (*OHLC_COLUMNS, "candles"):
+                if got[column] != want[column]:
+                    problems.append(f"{key} {column}: {got[column]} != {want[column]}")
+            for column in SUM_COLUMNS:
+                if not math.isclose(got[column], want[column], rel_tol=1e-12):
+                    problems.append(f"{key} {column}: {got[column]} != {want[column]}")
+        return problems
+
+    @staticmethod
+    def job_id(conn: psycopg.Connection, proc_name: str, schema: str, name: str) -> int:
+        """Id of the policy job `proc_name` on hypertable or continuous aggregate schema.name."""
+        row = conn.execute(
+            """
+            SELECT job_id FROM timescaledb_information.jobs
+            WHERE proc_name = %s AND hypertable_schema = %s AND hypertable_name = %s
+            """,
+            (proc_name, schema, name),
+        ).fetchone()
+        assert row is not None, f"no {proc_name} job on {schema}.{name}"
+        return row[0]
+
+
+@pytest.fixture(scope="session")
+def tsl_candles() -> type[CandleTools]:
+    return CandleTools
