@@ -1,0 +1,616 @@
+"""The embedded cluster: a private PostgreSQL + TimescaleDB that `deribit-ts db up` creates and runs.
+
+Files under ``home`` (default ~/.local/share/deribit-ts):
+
+- ``cluster/``          the data directory (initdb'd once; also holds the unix socket)
+- ``cluster.json``      what to remember between runs: port, binaries, major version
+- ``cluster.password``  the generated password of the ``deribit_ts`` superuser (mode 0600)
+- ``cluster.log``       the server log
+- ``postgres/``         the private PostgreSQL prefix (scripts/install-timescaledb.sh), unless PostgreSQL with
+                        TimescaleDB is already installed on the machine
+
+Running as root: PostgreSQL refuses to run as root, so the server runs as the system user ``deribit-ts``
+(created when missing). The data directory and log file belong to that user; the password and state files stay
+root's. The user also needs to *reach* them and the binaries, and homes such as /root are mode 0700, so every
+directory on the way that it cannot enter gets a POSIX ACL entry granting that one user search (x) permission:
+no listing, no reading, nothing for anybody else. Only on a file system without ACLs do we fall back to o+x.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import pwd
+import re
+import secrets
+import shutil
+import socket
+import stat
+import struct
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from deribit_ts.db.connect import connect, server_info
+from deribit_ts.errors import UserError
+
+SUPERUSER = "deribit_ts"
+DATABASE = "deribit"
+SERVICE_USER = "deribit-ts"  # the OS user the server runs as when we are root
+START_TIMEOUT_S = 60
+# A unix socket path must fit in sockaddr_un.sun_path (108 bytes); longer data dirs get TCP only.
+MAX_SOCKET_PATH = 100
+
+NOT_SET_UP = "the embedded cluster is not set up; run `deribit-ts db up`"
+
+
+@dataclass(frozen=True)
+class Binaries:
+    bindir: Path
+    major: int
+    source: str  # "system" or the private prefix it came from
+
+    def tool(self, name: str) -> str:
+        return str(self.bindir / name)
+
+
+class Cluster:
+    def __init__(self, home: Path, prefix: Path | None = None):
+        self.home = Path(home).expanduser().absolute()
+        self._prefix_given = prefix is not None or bool(os.environ.get("DERIBIT_TS_PG_PREFIX"))
+        env_prefix = os.environ.get("DERIBIT_TS_PG_PREFIX")
+        self.prefix = Path(prefix or env_prefix or self.home / "postgres").expanduser().absolute()
+        self.data_dir = self.home / "cluster"
+        self.state_path = self.home / "cluster.json"
+        self.password_path = self.home / "cluster.password"
+
+    # ----------------------------------------------------------------- public API
+
+    def up(self, quiet: bool = False, *, port: int | None = None) -> None:
+        """Create (once) and start the cluster; a no-op when it already runs."""
+        if self.is_running():
+            self._refuse_port_change(port)
+            return
+        self.home.mkdir(parents=True, exist_ok=True)
+        binaries = self._binaries()
+        owner = _ServerOwner.for_current_user()
+        if not self._initialized():
+            self._initdb(binaries, owner, quiet)
+        self._check_major(binaries)
+        port = self._choose_port(port)
+        self._clear_stale_pid_file(quiet)
+        self._prepare_start(binaries, owner, port)
+        self._start(binaries, owner)
+        self._create_database()
+        if not quiet:
+            _say(f"embedded cluster running on 127.0.0.1:{port} "
+                 f"(data: {self.data_dir}, log: {self.log_path()})")
+
+    def down(self) -> None:
+        """Stop the server with a fast shutdown (open transactions roll back); a no-op when stopped."""
+        if not self.is_running():
+            return
+        binaries = self._binaries(install=False)
+        owner = _ServerOwner.for_current_user()
+        result = owner.run([binaries.tool("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w",
+                            "-t", str(START_TIMEOUT_S), "stop"])
+        if result.returncode != 0:
+            raise UserError(f"could not stop the embedded cluster: {_last_line(result.stderr)} "
+                            f"(see {self.log_path()})")
+
+    def status(self) -> dict:
+        state = self._state()
+        pid = self._postmaster_pid()
+        info: dict = {
+            "running": pid is not None,
+            "pid": pid,
+            "port": state.get("port"),
+            "data_dir": str(self.data_dir),
+            "initialized": self._initialized(),
+            "prefix": state.get("bindir_source", str(self.prefix)),
+            "bindir": state.get("bindir"),
+            "log": str(self.log_path()),
+        }
+        if pid is not None and self.url_if_known():
+            with connect(self.url(), autocommit=True) as conn:
+                server = server_info(conn)
+                size = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+            info.update(postgres_version=server.postgres_version,
+                        timescaledb_version=server.timescaledb_version,
+                        edition=server.edition, data_size_bytes=size[0] if size else None)
+        return info
+
+    def url(self) -> str:
+        known = self.url_if_known()
+        if known is None:
+            raise UserError(NOT_SET_UP)
+        return known
+
+    def url_if_known(self) -> str | None:
+        port = self._state().get("port")
+        if not port or not self._initialized() or not self.password_path.is_file():
+            return None
+        password = self.password_path.read_text().strip()
+        return f"postgresql://{SUPERUSER}:{password}@127.0.0.1:{port}/{DATABASE}"
+
+    def is_running(self) -> bool:
+        return self._postmaster_pid() is not None
+
+    def log_path(self) -> Path:
+        return self.home / "cluster.log"
+
+    # ------------------------------------------------------------ state & checks
+
+    def _state(self) -> dict:
+        try:
+            return json.loads(self.state_path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read {self.state_path} ({exc}); delete it and run `deribit-ts db up` "
+                            "(a new free port will be chosen)") from None
+
+    def _save_state(self, **changes: object) -> None:
+        state = {**self._state(), **changes}
+        tmp = self.state_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(state, indent=2) + "\n")
+        tmp.replace(self.state_path)
+
+    def _initialized(self) -> bool:
+        return (self.data_dir / "PG_VERSION").is_file()
+
+    def _check_major(self, binaries: Binaries) -> None:
+        data_major = (self.data_dir / "PG_VERSION").read_text().strip()
+        if data_major != str(binaries.major):
+            raise UserError(
+                f"the data directory {self.data_dir} was created by PostgreSQL {data_major}, but the "
+                f"available server is PostgreSQL {binaries.major} ({binaries.bindir}); start it with "
+                f"PostgreSQL {data_major}, or move the directory away and run `deribit-ts db up` "
+                "to create a new cluster"
+            )
+
+    def _refuse_port_change(self, port: int | None) -> None:
+        current = self._state().get("port")
+        if port is not None and port != current:
+            raise UserError(f"the embedded cluster already runs on port {current}; "
+                            f"run `deribit-ts db down` first to move it to port {port}")
+
+    def _choose_port(self, requested: int | None) -> int:
+        remembered = self._state().get("port")
+        port = requested or remembered or _free_port()
+        if _port_is_free(port):
+            return port
+        if requested:
+            raise UserError(f"port {port} on 127.0.0.1 is in use by another program; choose another one")
+        raise UserError(f"port {port} on 127.0.0.1 (remembered in {self.state_path}) is in use by another "
+                        "program; stop that program, or run `deribit-ts db up --port N` with a free port")
+
+    def _postmaster_pid(self) -> int | None:
+        """The server's PID when postmaster.pid names a live process working in our data directory."""
+        pid = _pid_in_lock_file(self.data_dir / "postmaster.pid")
+        if pid is None or not _process_alive(pid):
+            return None
+        cwd = _process_cwd(pid)
+        # PostgreSQL chdir()s into its data directory: a live PID elsewhere is a recycled PID, not our server.
+        if cwd is not None and cwd != self.data_dir.resolve():
+            return None
+        return pid
+
+    def _clear_stale_pid_file(self, quiet: bool) -> None:
+        lock_file = self.data_dir / "postmaster.pid"
+        pid = _pid_in_lock_file(lock_file)
+        if pid is None and not lock_file.exists():
+            return
+        if pid is not None and _process_alive(pid) and _process_cwd(pid) is None:
+            raise UserError(
+                f"{lock_file} names PID {pid}, which is running but cannot be inspected; if it is not a "
+                f"PostgreSQL server for {self.data_dir}, delete {lock_file} and run `deribit-ts db up` again"
+            )
+        # The PID is dead, or alive but recycled by an unrelated process (common after a container restart).
+        # PostgreSQL itself removes a lock file of a dead PID, but not of a recycled one: remove it ourselves.
+        lock_file.unlink()
+        if not quiet:
+            _say(f"removed a stale {lock_file} (PID {pid} is not a running server for this cluster)")
+
+    # ------------------------------------------------------------------ binaries
+
+    def _binaries(self, install: bool = True) -> Binaries:
+        state = self._state()
+        remembered = Path(state["bindir"]) if state.get("bindir") else None
+        if remembered and _has_server(remembered):
+            return Binaries(remembered, _major_of(remembered), state.get("bindir_source", "system"))
+        found = self._discover()
+        if found is None and install:
+            self._run_installer()
+            found = self._from_prefix()
+        if found is None:
+            raise UserError(f"no PostgreSQL with TimescaleDB found (looked on PATH and in {self.prefix}); "
+                            "run `deribit-ts db up` to install one")
+        self._save_state(bindir=str(found.bindir), bindir_source=found.source, pg_major=found.major)
+        return found
+
+    def _discover(self) -> Binaries | None:
+        # An explicit prefix (argument or DERIBIT_TS_PG_PREFIX) wins; otherwise a TimescaleDB installed on the
+        # machine is preferred, since it may be the full (TSL) edition.
+        order = (self._from_prefix, _from_path) if self._prefix_given else (_from_path, self._from_prefix)
+        for finder in order:
+            found = finder()
+            if found is not None:
+                return found
+        return None
+
+    def _from_prefix(self) -> Binaries | None:
+        for bindir in sorted(self.prefix.glob("usr/lib/postgresql/*/bin"), reverse=True):
+            sharedir = self.prefix / "usr/share/postgresql" / bindir.parent.name
+            if _has_server(bindir) and _has_timescaledb(sharedir):
+                return Binaries(bindir, _major_of(bindir), str(self.prefix))
+        return None
+
+    def _run_installer(self) -> None:
+        from deribit_ts.resources import install_script
+
+        _say(f"PostgreSQL with TimescaleDB was not found; installing it into {self.prefix} "
+             "(about 40 MB download, once)")
+        result = subprocess.run(["bash", str(install_script()), str(self.prefix)], stdout=sys.stderr)
+        if result.returncode != 0:
+            raise UserError(f"installing PostgreSQL + TimescaleDB into {self.prefix} failed "
+                            "(see the messages above)")
+
+    # ------------------------------------------------------------ init and start
+
+    def _initdb(self, binaries: Binaries, owner: _ServerOwner, quiet: bool) -> None:
+        if self.data_dir.exists() and any(self.data_dir.iterdir()):
+            raise UserError(f"{self.data_dir} exists but is not a PostgreSQL data directory; "
+                            "move it away and run `deribit-ts db up` again")
+        password = self._password()
+        if not quiet:
+            _say(f"creating the embedded cluster in {self.data_dir} (PostgreSQL {binaries.major})")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        owner.take(self.data_dir, mode=0o700)
+        owner.reach(self.data_dir, binaries.bindir)
+        # initdb reads the password from a file: a short-lived copy the server's user can read.
+        pwfile = self.home / "cluster.password.initdb"
+        _write_private(pwfile, password + "\n")
+        owner.take(pwfile, mode=0o600)
+        result = owner.run(
+            [binaries.tool("initdb"), "-D", str(self.data_dir), "-U", SUPERUSER, f"--pwfile={pwfile}",
+             # scram everywhere: no trust, not even over the unix socket.
+             "--auth=scram-sha-256", "--encoding=UTF8",
+             # The builtin provider (PG 17) sorts and classifies without the host's libc locales, which the
+             # private glibc may not be able to read.
+             "--locale=C", "--locale-provider=builtin", "--builtin-locale=C.UTF-8", "--no-instructions"],
+        )
+        pwfile.unlink()
+        if result.returncode != 0:
+            shutil.rmtree(self.data_dir, ignore_errors=True)  # so that the next `db up` starts from scratch
+            raise UserError(f"initdb failed: {_last_line(result.stderr or result.stdout)}")
+        with open(self.data_dir / "postgresql.conf", "a") as conf:
+            conf.write("\n# Settings managed by deribit-ts (rewritten by every `deribit-ts db up`)\n"
+                       "include_if_exists = 'deribit_ts.conf'\n")
+
+    def _password(self) -> str:
+        if self.password_path.is_file():
+            return self.password_path.read_text().strip()
+        password = secrets.token_urlsafe(24)  # URL-safe: it goes into the DSN unescaped
+        _write_private(self.password_path, password + "\n")
+        return password
+
+    def _prepare_start(self, binaries: Binaries, owner: _ServerOwner, port: int) -> None:
+        self._save_state(port=port)
+        conf = self.data_dir / "deribit_ts.conf"
+        conf.write_text(_server_settings(port, self._socket_dir(port), _is_apache(binaries)))
+        owner.take(conf, mode=0o600)
+        self.log_path().touch()
+        owner.take(self.log_path(), mode=0o600)
+        owner.reach(self.data_dir, binaries.bindir)
+
+    def _socket_dir(self, port: int) -> Path | None:
+        socket_path = self.data_dir / f".s.PGSQL.{port}"
+        return self.data_dir if len(str(socket_path)) <= MAX_SOCKET_PATH else None
+
+    def _start(self, binaries: Binaries, owner: _ServerOwner) -> None:
+        result = owner.run([binaries.tool("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_path()),
+                            "-w", "-t", str(START_TIMEOUT_S), "start"])
+        if result.returncode != 0:
+            reason = _last_server_error(self.log_path()) or _last_line(result.stderr or result.stdout)
+            raise UserError(f"the embedded cluster did not start: {reason} (see {self.log_path()})")
+
+    def _create_database(self) -> None:
+        url = self.url()
+        with connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{DATABASE}"')  # constant identifier, not user input
+        with connect(url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+
+
+# ---------------------------------------------------------------- server settings
+
+def _server_settings(port: int, socket_dir: Path | None, apache: bool) -> str:
+    socket_dirs = _quote(str(socket_dir)) if socket_dir else "''"
+    # On the Apache build no background job can exist (add_job and every policy need TSL), so the per-database
+    # job schedulers only get in the way: they hold connections that make `CREATE DATABASE ... TEMPLATE`
+    # fail in test fixtures (timescale/timescaledb#4048).
+    ts_workers = 0 if apache else 8
+    return f"""\
+# Managed by deribit-ts; rewritten by every `deribit-ts db up`. Put your own changes in postgresql.auto.conf
+# (ALTER SYSTEM), which is read after this file.
+listen_addresses = '127.0.0.1'
+port = {port}
+unix_socket_directories = {socket_dirs}
+shared_preload_libraries = 'timescaledb'
+timescaledb.telemetry_level = off
+timescaledb.max_background_workers = {ts_workers}
+max_worker_processes = 16
+# The private build ships without LLVM.
+jit = off
+timezone = 'UTC'
+log_timezone = 'UTC'
+max_connections = 50
+
+# Sized for bulk ingest of market data on a small machine (2 cores, a few GB of RAM).
+shared_buffers = 512MB
+effective_cache_size = 2GB
+work_mem = 32MB
+maintenance_work_mem = 256MB
+# Few, spread-out checkpoints: a backfill writes WAL fast, and every checkpoint forces full-page images again.
+max_wal_size = 4GB
+min_wal_size = 256MB
+checkpoint_timeout = 15min
+checkpoint_completion_target = 0.9
+wal_compression = lz4
+random_page_cost = 1.1
+# A crash (not a clean shutdown) may lose the last fraction of a second of commits, but never corrupts the
+# database. That is acceptable here: this is a local research copy, every row can be fetched from Deribit
+# again, and ingestion resumes from what is actually stored. It makes small-batch commits much cheaper.
+synchronous_commit = off
+"""
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, without a moment of wider permissions."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _is_apache(binaries: Binaries) -> bool:
+    # Debian's build strips the TSL module; the full edition ships timescaledb-tsl-<version>.so beside it.
+    pkglibdir = binaries.bindir.parent / "lib"
+    return pkglibdir.is_dir() and not any(pkglibdir.glob("timescaledb-tsl-*.so"))
+
+
+# -------------------------------------------------------------- finding binaries
+
+def _has_server(bindir: Path) -> bool:
+    return all((bindir / tool).is_file() for tool in ("postgres", "initdb", "pg_ctl"))
+
+
+def _has_timescaledb(sharedir: Path) -> bool:
+    return (sharedir / "extension" / "timescaledb.control").is_file()
+
+
+def _major_of(bindir: Path) -> int:
+    result = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True)
+    match = re.search(r"\) (\d+)", result.stdout)
+    if result.returncode != 0 or not match:
+        raise UserError(f"{bindir / 'postgres'} does not run: {_last_line(result.stderr)}; "
+                        "delete the prefix and run `deribit-ts db up` to reinstall it")
+    return int(match.group(1))
+
+
+def _from_path() -> Binaries | None:
+    """A PostgreSQL on PATH whose share directory has TimescaleDB."""
+    candidates = []
+    if shutil.which("pg_config"):
+        candidates.append(shutil.which("pg_config"))
+    postgres = shutil.which("postgres")
+    if postgres:
+        candidates.append(str(Path(postgres).resolve().parent / "pg_config"))
+    for pg_config in candidates:
+        try:
+            result = subprocess.run([pg_config, "--bindir", "--sharedir"], capture_output=True, text=True)
+        except OSError:
+            continue
+        lines = result.stdout.split()
+        if result.returncode != 0 or len(lines) != 2:
+            continue
+        bindir, sharedir = Path(lines[0]), Path(lines[1])
+        if _has_server(bindir) and _has_timescaledb(sharedir):
+            return Binaries(bindir, _major_of(bindir), "system")
+    return None
+
+
+# ---------------------------------------------------------------- processes, ports
+
+def _pid_in_lock_file(lock_file: Path) -> int | None:
+    try:
+        first_line = lock_file.read_text().split("\n", 1)[0].strip()
+    except (FileNotFoundError, PermissionError):
+        return None
+    return int(first_line) if first_line.isdigit() else None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _process_cwd(pid: int) -> Path | None:
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Like PostgreSQL itself: a port left in TIME_WAIT by our own previous run is fine, a listener is not.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+# ------------------------------------------------------- who the server runs as
+
+@dataclass(frozen=True)
+class _ServerOwner:
+    """Who owns the data directory and runs initdb/pg_ctl: ourselves, or `deribit-ts` under root."""
+
+    uid: int | None  # None: the current user, no switching
+    gid: int | None
+
+    @classmethod
+    def for_current_user(cls) -> _ServerOwner:
+        if os.geteuid() != 0:
+            return cls(None, None)
+        entry = _ensure_service_user()
+        return cls(entry.pw_uid, entry.pw_gid)
+
+    def run(self, cmd: list[str], input: str | None = None) -> subprocess.CompletedProcess:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
+        if self.uid is None:
+            return subprocess.run(cmd, input=input, capture_output=True, text=True, env=env)
+        return subprocess.run(cmd, input=input, capture_output=True, text=True, env=env, cwd="/",
+                              user=self.uid, group=self.gid, extra_groups=[])
+
+    def take(self, path: Path, mode: int) -> None:
+        if self.uid is not None:
+            os.chown(path, self.uid, self.gid)
+        os.chmod(path, mode)
+
+    def reach(self, *paths: Path) -> None:
+        """Make sure the server's user can enter every directory leading to ``paths``."""
+        if self.uid is None:
+            return
+        for path in paths:
+            for directory in reversed(path.resolve().parents):
+                if not _can_search(directory, self.uid, self.gid):
+                    _grant_search(directory, self.uid)
+
+
+def _ensure_service_user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        pass
+    _say(f"creating the system user {SERVICE_USER!r} to run the embedded PostgreSQL "
+         "(it refuses to run as root)")
+    result = subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
+                             "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+                             "--comment", "deribit-ts embedded PostgreSQL", SERVICE_USER],
+                            capture_output=True, text=True)
+    if result.returncode != 0 and "already exists" not in result.stderr:
+        raise UserError(f"cannot create the system user {SERVICE_USER!r}: {_last_line(result.stderr)}; "
+                        f"create it yourself or run deribit-ts as an ordinary user")
+    return pwd.getpwnam(SERVICE_USER)
+
+
+def _can_search(directory: Path, uid: int, gid: int) -> bool:
+    info = directory.stat()
+    if info.st_uid == uid:
+        return bool(info.st_mode & stat.S_IXUSR)
+    if info.st_gid == gid:
+        return bool(info.st_mode & stat.S_IXGRP)
+    if info.st_mode & stat.S_IXOTH:
+        return True
+    return _acl_grants_search(directory, uid)
+
+
+# POSIX ACL as the kernel stores it in the system.posix_acl_access attribute (linux/posix_acl_xattr.h).
+_ACL_XATTR = "system.posix_acl_access"
+_ACL_VERSION = 2
+_ACL_USER_OBJ, _ACL_USER, _ACL_GROUP_OBJ = 0x01, 0x02, 0x04
+_ACL_GROUP, _ACL_MASK, _ACL_OTHER = 0x08, 0x10, 0x20
+_ACL_UNDEFINED_ID = 0xFFFFFFFF
+_ACL_ENTRY = struct.Struct("<HHI")
+
+
+def _read_acl(directory: Path) -> dict[tuple[int, int], int]:
+    """{(tag, id): permission bits}; built from the mode bits when the directory has no ACL yet."""
+    try:
+        raw = os.getxattr(directory, _ACL_XATTR)
+    except OSError as exc:
+        if exc.errno not in (errno.ENODATA, errno.EOPNOTSUPP):
+            raise
+        mode = directory.stat().st_mode
+        return {(_ACL_USER_OBJ, _ACL_UNDEFINED_ID): (mode >> 6) & 7,
+                (_ACL_GROUP_OBJ, _ACL_UNDEFINED_ID): (mode >> 3) & 7,
+                (_ACL_OTHER, _ACL_UNDEFINED_ID): mode & 7}
+    entries = (_ACL_ENTRY.unpack_from(raw, offset) for offset in range(4, len(raw), _ACL_ENTRY.size))
+    return {(tag, ident): perm for tag, perm, ident in entries}
+
+
+def _acl_grants_search(directory: Path, uid: int) -> bool:
+    try:
+        acl = _read_acl(directory)
+    except OSError:
+        return False
+    mask = acl.get((_ACL_MASK, _ACL_UNDEFINED_ID), 7)
+    return bool(acl.get((_ACL_USER, uid), 0) & mask & 1)
+
+
+def _grant_search(directory: Path, uid: int) -> None:
+    try:
+        acl = _read_acl(directory)
+        acl[(_ACL_USER, uid)] = acl.get((_ACL_USER, uid), 0) | 1
+        # The mask caps named entries and the owning group; recompute it as setfacl does (their union).
+        acl[(_ACL_MASK, _ACL_UNDEFINED_ID)] = _union_of_group_class(acl)
+        raw = struct.pack("<I", _ACL_VERSION) + b"".join(
+            _ACL_ENTRY.pack(tag, perm, ident) for (tag, ident), perm in sorted(acl.items()))
+        os.setxattr(directory, _ACL_XATTR, raw)
+        _say(f"granted the {SERVICE_USER!r} user search permission on {directory} (POSIX ACL)")
+    except OSError:
+        os.chmod(directory, directory.stat().st_mode | stat.S_IXOTH)
+        _say(f"{directory} has no ACL support: made it searchable (o+x) "
+             f"so {SERVICE_USER!r} can reach the cluster")
+
+
+def _union_of_group_class(acl: dict[tuple[int, int], int]) -> int:
+    group_class = (_ACL_USER, _ACL_GROUP_OBJ, _ACL_GROUP)
+    union = 0
+    for (tag, _ident), perm in acl.items():
+        if tag in group_class:
+            union |= perm
+    return union
+
+
+# ------------------------------------------------------------------- messages
+
+def _say(message: str) -> None:
+    print(f"deribit-ts: {message}", file=sys.stderr)
+
+
+def _last_line(text: str | None) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def _last_server_error(log_path: Path) -> str | None:
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()[-50:]
+    except OSError:
+        return None
+    errors = [line for line in lines if re.search(r"\b(FATAL|PANIC|ERROR):", line)]
+    return errors[-1].strip() if errors else None
