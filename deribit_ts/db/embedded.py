@@ -83,6 +83,7 @@ class Cluster:
         self._clear_stale_pid_file(quiet)
         self._prepare_start(binaries, owner, port)
         self._start(binaries, owner)
+        self._save_state(port=port)  # only a port the server could listen on is remembered
         self._create_database()
         if not quiet:
             _say(f"embedded cluster running on 127.0.0.1:{port} "
@@ -141,6 +142,11 @@ class Cluster:
     def log_path(self) -> Path:
         return self.home / "cluster.log"
 
+    def bindir(self) -> Path | None:
+        """Where the cluster's PostgreSQL programs (psql, pg_dump, ...) are, once `up` has found them."""
+        remembered = self._state().get("bindir")
+        return Path(remembered) if remembered else None
+
     # ------------------------------------------------------------ state & checks
 
     def _state(self) -> dict:
@@ -190,7 +196,7 @@ class Cluster:
     def _postmaster_pid(self) -> int | None:
         """The server's PID when postmaster.pid names a live process working in our data directory."""
         pid = _pid_in_lock_file(self.data_dir / "postmaster.pid")
-        if pid is None or not _process_alive(pid):
+        if pid is None or not _process_alive(pid) or _process_name(pid) not in (None, "postgres"):
             return None
         cwd = _process_cwd(pid)
         # PostgreSQL chdir()s into its data directory: a live PID elsewhere is a recycled PID, not our server.
@@ -203,7 +209,7 @@ class Cluster:
         pid = _pid_in_lock_file(lock_file)
         if pid is None and not lock_file.exists():
             return
-        if pid is not None and _process_alive(pid) and _process_cwd(pid) is None:
+        if pid is not None and _process_alive(pid) and _process_name(pid) is None:
             raise UserError(
                 f"{lock_file} names PID {pid}, which is running but cannot be inspected; if it is not a "
                 f"PostgreSQL server for {self.data_dir}, delete {lock_file} and run `deribit-ts db up` again"
@@ -298,7 +304,6 @@ class Cluster:
         return password
 
     def _prepare_start(self, binaries: Binaries, owner: _ServerOwner, port: int) -> None:
-        self._save_state(port=port)
         conf = self.data_dir / "deribit_ts.conf"
         conf.write_text(_server_settings(port, self._socket_dir(port), _is_apache(binaries)))
         owner.take(conf, mode=0o600)
@@ -446,6 +451,14 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _process_name(pid: int) -> str | None:
+    """The command name (readable for any process, unlike its cwd)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return None
 
 
 def _process_cwd(pid: int) -> Path | None:

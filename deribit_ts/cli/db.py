@@ -1,0 +1,194 @@
+"""`deribit-ts db ...`: run the embedded TimescaleDB and report on whichever database is in use."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections import deque
+from typing import Annotated
+
+import psycopg
+import typer
+
+from deribit_ts.cli.common import DsnOption, JsonOption, settings
+from deribit_ts.config import Settings, mask_password
+from deribit_ts.db.connect import connect, server_info
+from deribit_ts.db.embedded import Cluster
+from deribit_ts.db.migrate import apply_all, migration_state
+from deribit_ts.errors import UserError
+
+app = typer.Typer(
+    help="Run the embedded PostgreSQL + TimescaleDB (up, down, psql, logs) and inspect the database in use.",
+    no_args_is_help=True,
+)
+
+
+def _embedded(ctx: typer.Context, dsn: str | None, command: str) -> Cluster:
+    """The embedded cluster, refusing politely when the user pointed us at another server."""
+    s = settings(ctx, dsn)
+    if s.dsn:
+        raise UserError(
+            f"`deribit-ts db {command}` manages only the embedded cluster, but a database is configured "
+            f"({mask_password(s.dsn)} via --dsn / DERIBIT_TS_DSN); unset it to use the embedded cluster"
+        )
+    return Cluster(s.home)
+
+
+@app.command()
+def up(
+    ctx: typer.Context,
+    dsn: DsnOption = None,
+    port: Annotated[int | None, typer.Option("--port", help="Listen on this port (remembered for next time).",
+                                             min=1, max=65535)] = None,
+) -> None:
+    """Create (first time), start the embedded cluster and bring its schema up to date. Safe to repeat."""
+    cluster = _embedded(ctx, dsn, "up")
+    was_running = cluster.is_running()
+    cluster.up(port=port)
+    if was_running:
+        typer.echo(f"deribit-ts: the embedded cluster is already running on port {cluster.status()['port']}",
+                   err=True)
+    steps = apply_all(cluster.url(), progress=lambda step: typer.echo(f"  {step.describe()}", err=True))
+    typer.echo(f"deribit-ts: schema: {len(steps)} migration step(s) applied" if steps
+               else "deribit-ts: schema up to date", err=True)
+
+
+@app.command()
+def down(ctx: typer.Context, dsn: DsnOption = None) -> None:
+    """Stop the embedded cluster (fast shutdown). Does nothing if it is not running."""
+    cluster = _embedded(ctx, dsn, "down")
+    if not cluster.is_running():
+        typer.echo("deribit-ts: the embedded cluster is not running", err=True)
+        return
+    cluster.down()
+    typer.echo("deribit-ts: the embedded cluster stopped", err=True)
+
+
+@app.command()
+def status(ctx: typer.Context, dsn: DsnOption = None, as_json: JsonOption = False) -> None:
+    """Show the server in use: versions, TimescaleDB edition, data size and migration state."""
+    s = settings(ctx, dsn)
+    report = _configured_status(s.dsn) if s.dsn else _embedded_status(s)
+    if as_json:
+        typer.echo(json.dumps(report, default=str))
+    else:
+        _print_status(report)
+
+
+def _configured_status(dsn: str) -> dict:
+    report: dict = {"server": "configured", "dsn": mask_password(dsn), "running": True}
+    with connect(dsn, autocommit=True) as conn:
+        report.update(_server_report(conn))
+    return report
+
+
+def _embedded_status(s: Settings) -> dict:
+    cluster = Cluster(s.home)
+    report = {"server": "embedded", **cluster.status(), "dsn": mask_password(cluster.url_if_known())}
+    if report["running"]:
+        with connect(cluster.url(), autocommit=True) as conn:
+            report["migrations"] = migration_state(conn)
+    return report
+
+
+def _server_report(conn: psycopg.Connection) -> dict:
+    info = server_info(conn)
+    size = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    return {
+        "postgres_version": info.postgres_version,
+        "timescaledb_version": info.timescaledb_version,
+        "edition": info.edition,
+        "data_size_bytes": size[0] if size else None,
+        "migrations": migration_state(conn),
+    }
+
+
+def _print_status(report: dict) -> None:
+    rows: list[tuple[str, object]] = [("server", report["server"]), ("dsn", report.get("dsn"))]
+    if report["server"] == "embedded":
+        state = f"running, pid {report['pid']}" if report["running"] else (
+            "stopped" if report["initialized"] else "not set up (run `deribit-ts db up`)")
+        rows += [("state", state), ("port", report.get("port")), ("data dir", report["data_dir"]),
+                 ("binaries", report.get("bindir")), ("log", report["log"])]
+    if report["running"]:
+        migrations = report["migrations"]
+        rows += [
+            ("postgresql", report["postgres_version"]),
+            ("timescaledb", report["timescaledb_version"] or "not installed in this database"),
+            ("edition", report["edition"] or "-"),
+            ("data size", _human_size(report["data_size_bytes"])),
+            ("migrations", f"{migrations['applied']} applied, {migrations['pending']} pending, "
+                           f"{migrations['skipped']} skipped (latest: {migrations['latest'] or '-'})"),
+        ]
+    for label, value in rows:
+        typer.echo(f"{label:12} {value if value is not None else '-'}")
+
+
+def _human_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"
+
+
+@app.command()
+def url(ctx: typer.Context, dsn: DsnOption = None) -> None:
+    """Print the DSN in use (with its password): the configured one, else the embedded cluster's."""
+    s = settings(ctx, dsn)
+    typer.echo(s.dsn or Cluster(s.home).url())
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def psql(ctx: typer.Context, dsn: DsnOption = None) -> None:
+    """Open psql on the embedded cluster; extra arguments go to psql (e.g. `db psql -- -c 'SELECT 1'`)."""
+    cluster = _embedded(ctx, dsn, "psql")
+    conninfo = psycopg.conninfo.conninfo_to_dict(cluster.url())
+    # The password travels in the environment, not on the command line where `ps` would show it.
+    env = {**os.environ, "PGPASSWORD": str(conninfo.pop("password"))}
+    executable = _psql_executable(cluster)
+    target = psycopg.conninfo.make_conninfo(**conninfo)
+    os.execve(executable, [executable, target, *ctx.args], env)
+
+
+def _psql_executable(cluster: Cluster) -> str:
+    bindir = cluster.bindir()
+    if bindir and (bindir / "psql").is_file():
+        return str(bindir / "psql")
+    system = shutil.which("psql")
+    if system is None:
+        raise UserError("psql not found; run `deribit-ts db up` first, which installs it with the server")
+    return system
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    dsn: DsnOption = None,
+    lines: Annotated[int, typer.Option("-n", "--lines", min=0, help="How many last lines to print.")] = 50,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Print new lines until Ctrl-C.")] = False,
+) -> None:
+    """Print the end of the embedded cluster's server log."""
+    log_path = _embedded(ctx, dsn, "logs").log_path()
+    if not log_path.is_file():
+        raise UserError(f"no server log yet at {log_path}; run `deribit-ts db up` first")
+    with open(log_path, errors="replace") as handle:
+        for line in deque(handle, maxlen=lines):
+            typer.echo(line, nl=False)
+        handle.seek(0, os.SEEK_END)
+        while follow:
+            chunk = handle.read()
+            if chunk:
+                typer.echo(chunk, nl=False)
+            else:
+                time.sleep(0.5)
+
+
+from deribit_ts.cli import db_migrate  # noqa: E402  (it registers `db migrate` on this app)
+
+db_migrate.register(app)
