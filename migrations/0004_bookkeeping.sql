@@ -10,7 +10,12 @@ CREATE TABLE deribit_ts.runs (
     started_at  timestamptz NOT NULL DEFAULT now(),
     finished_at timestamptz,
     status      text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'ok', 'failed', 'interrupted')),
-    error       text
+    error       text,
+    -- Exchange traffic of the whole run (per-task counts are in run_tasks).
+    requests    bigint NOT NULL DEFAULT 0,
+    retries     bigint NOT NULL DEFAULT 0,
+    throttled   bigint NOT NULL DEFAULT 0,   -- 10028 / HTTP 429 answers received
+    errors      bigint NOT NULL DEFAULT 0
 );
 
 -- The backfill plan: a task is one dataset for one key (instrument or index name) over [range_start, range_end).
@@ -50,7 +55,17 @@ CREATE TABLE deribit_ts.coverage (
 );
 CREATE INDEX coverage_key_idx ON deribit_ts.coverage (dataset, key, lower(fetched));
 
--- Per (dataset, key) high-water mark: everything before covered_until is complete.
+-- What the user asked to have, per dataset and key. A later request widens the target.
+CREATE TABLE deribit_ts.targets (
+    dataset    text NOT NULL,
+    key        text NOT NULL,
+    wanted     tstzmultirange NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (dataset, key)
+);
+
+-- Per (dataset, key) high-water mark: the newest point fetched so far (the collector continues from
+-- there; gaps before it, if any, are listed by deribit.coverage).
 CREATE TABLE deribit_ts.watermarks (
     dataset       text NOT NULL,
     key           text NOT NULL,

@@ -1,0 +1,165 @@
+-- The backfill plan and coverage, in SQL: what was asked for (targets), what was fetched (coverage),
+-- what remains (tasks). Python only asks these functions and writes rows; the range arithmetic lives
+-- here, on multiranges.
+
+-- Plan the fetches of `p_want` for one (dataset, key): everything in it that is neither fetched yet
+-- (coverage) nor already planned (an unfinished task), cut into tasks of at most `p_chunk`.
+-- Failed tasks in the range are retried. Returns the number of new tasks.
+CREATE OR REPLACE FUNCTION deribit_ts.plan_tasks(
+    p_dataset text, p_key text, p_want tstzrange, p_chunk interval, p_priority integer)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    created integer;
+BEGIN
+    IF isempty(p_want) THEN
+        RETURN 0;
+    END IF;
+    -- Planning is serialized per (dataset, key), so concurrent planners never cut overlapping tasks.
+    PERFORM pg_advisory_xact_lock(hashtext('deribit_ts.plan'), hashtext(p_dataset || '/' || p_key));
+
+    INSERT INTO deribit_ts.targets AS t (dataset, key, wanted)
+    VALUES (p_dataset, p_key, tstzmultirange(p_want))
+    ON CONFLICT (dataset, key) DO UPDATE SET wanted = t.wanted + EXCLUDED.wanted, updated_at = now();
+
+    UPDATE deribit_ts.tasks
+       SET state = 'pending', attempts = 0, last_error = NULL, updated_at = now()
+     WHERE dataset = p_dataset AND key = p_key AND state = 'failed'
+       AND tstzrange(range_start, range_end) && p_want;
+
+    WITH fetched AS (
+        SELECT coalesce(range_agg(fetched), '{}'::tstzmultirange) AS done
+          FROM deribit_ts.coverage
+         WHERE dataset = p_dataset AND key = p_key AND fetched && p_want
+    ), planned AS (
+        SELECT coalesce(range_agg(tstzrange(coalesce(cursor, range_start), range_end)), '{}'::tstzmultirange) AS todo
+          FROM deribit_ts.tasks
+         WHERE dataset = p_dataset AND key = p_key AND state IN ('pending', 'running')
+           AND coalesce(cursor, range_start) < range_end
+    ), gaps AS (
+        SELECT unnest(tstzmultirange(p_want) - fetched.done - planned.todo) AS gap FROM fetched, planned
+    ), pieces AS (
+        SELECT piece_start, least(piece_start + p_chunk, upper(gap)) AS piece_end
+          FROM gaps, generate_series(lower(gap), upper(gap) - interval '1 microsecond', p_chunk) AS piece_start
+    )
+    INSERT INTO deribit_ts.tasks (dataset, key, range_start, range_end, priority)
+    SELECT p_dataset, p_key, piece_start, piece_end, p_priority FROM pieces
+    ON CONFLICT (dataset, key, range_start, range_end) DO UPDATE
+        SET state = 'pending', cursor = NULL, attempts = 0, updated_at = now()
+        WHERE deribit_ts.tasks.state IN ('done', 'failed');
+    GET DIAGNOSTICS created = ROW_COUNT;
+    RETURN created;
+END;
+$$;
+
+-- Claim the next task for `p_owner`: a pending one, or a running one whose lease expired (its worker
+-- died). SKIP LOCKED lets any number of workers, in any number of processes, claim concurrently.
+CREATE OR REPLACE FUNCTION deribit_ts.claim_task(
+    p_owner text, p_lease interval, p_datasets text[], p_keys text[])
+RETURNS SETOF deribit_ts.tasks
+LANGUAGE sql AS $$
+    UPDATE deribit_ts.tasks t
+       SET state = 'running', lease_owner = p_owner, lease_expires = now() + p_lease,
+           attempts = t.attempts + 1, updated_at = now()
+     WHERE t.task_id = (
+            SELECT task_id FROM deribit_ts.tasks
+             WHERE (state = 'pending' OR (state = 'running' AND lease_expires < now()))
+               AND dataset = ANY (p_datasets)
+               AND (p_keys IS NULL OR key = ANY (p_keys))
+             ORDER BY priority, range_start DESC, task_id
+             LIMIT 1
+             FOR UPDATE SKIP LOCKED)
+    RETURNING t.*;
+$$;
+
+-- Coverage against the targets: for each (dataset, key) what was asked, what is still missing.
+-- "Never fetched" is in `missing`; "fetched, the exchange had nothing" is covered with rows = 0.
+DROP VIEW IF EXISTS deribit.coverage CASCADE;
+CREATE VIEW deribit.coverage AS
+SELECT t.dataset,
+       t.key,
+       lower(t.wanted)                                          AS wanted_from,
+       upper(t.wanted)                                          AS wanted_until,
+       t.wanted - coalesce(c.done, '{}'::tstzmultirange)        AS missing,
+       coalesce(c.fetched_rows, 0)                              AS rows,
+       coalesce(c.empty_ranges, 0)                              AS empty_ranges,
+       isempty(t.wanted - coalesce(c.done, '{}'::tstzmultirange)) AS complete,
+       c.last_fetched_at
+FROM deribit_ts.targets t
+LEFT JOIN LATERAL (
+    SELECT range_agg(fetched) AS done,
+           sum(rows)          AS fetched_rows,
+           count(*) FILTER (WHERE rows = 0) AS empty_ranges,
+           max(fetched_at)    AS last_fetched_at
+      FROM deribit_ts.coverage cv
+     WHERE cv.dataset = t.dataset AND cv.key = t.key
+) c ON true;
+COMMENT ON VIEW deribit.coverage IS 'Per dataset and key: the range asked for, what is still missing (never fetched), rows fetched';
+
+-- Record one committed window of a task, in the caller's transaction with the window's rows: the
+-- coverage it proves, the task's cursor (resume point), the lease extension, the watermark and the
+-- run's counters. Returns false, and changes nothing, when the caller no longer holds the task's lease.
+CREATE OR REPLACE FUNCTION deribit_ts.task_progress(
+    p_task_id bigint, p_owner text, p_lease interval, p_run_id bigint,
+    p_from timestamptz, p_to timestamptz, p_rows integer,
+    p_inserted integer, p_revised integer, p_requests integer)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    t deribit_ts.tasks;
+BEGIN
+    UPDATE deribit_ts.tasks
+       SET cursor = greatest(coalesce(cursor, range_start), p_to), lease_expires = now() + p_lease, updated_at = now()
+     WHERE task_id = p_task_id AND lease_owner = p_owner AND state = 'running'
+    RETURNING * INTO t;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO deribit_ts.coverage (dataset, key, fetched, rows, run_id)
+    VALUES (t.dataset, t.key, tstzrange(p_from, p_to), p_rows, p_run_id);
+    INSERT INTO deribit_ts.watermarks AS w (dataset, key, covered_until)
+    VALUES (t.dataset, t.key, p_to)
+    ON CONFLICT (dataset, key) DO UPDATE
+        SET covered_until = greatest(w.covered_until, EXCLUDED.covered_until), updated_at = now();
+    INSERT INTO deribit_ts.run_tasks AS r (run_id, task_id, rows_fetched, inserted, revised, requests)
+    VALUES (p_run_id, p_task_id, p_rows, p_inserted, p_revised, p_requests)
+    ON CONFLICT (run_id, task_id) DO UPDATE
+        SET rows_fetched = r.rows_fetched + EXCLUDED.rows_fetched, inserted = r.inserted + EXCLUDED.inserted,
+            revised = r.revised + EXCLUDED.revised, requests = r.requests + EXCLUDED.requests;
+    RETURN true;
+END;
+$$;
+
+-- Close a task: done, or failed with the exchange's message. Only the lease holder may.
+CREATE OR REPLACE FUNCTION deribit_ts.finish_task(
+    p_task_id bigint, p_owner text, p_run_id bigint, p_error text, p_duration interval)
+RETURNS boolean
+LANGUAGE sql AS $$
+    WITH closed AS (
+        UPDATE deribit_ts.tasks
+           SET state = CASE WHEN p_error IS NULL THEN 'done' ELSE 'failed' END,
+               last_error = p_error, lease_owner = NULL, lease_expires = NULL, updated_at = now()
+         WHERE task_id = p_task_id AND lease_owner = p_owner AND state = 'running'
+        RETURNING task_id
+    ), logged AS (
+        INSERT INTO deribit_ts.run_tasks AS r (run_id, task_id, errors, error, duration)
+        SELECT p_run_id, task_id, (p_error IS NOT NULL)::int, p_error, p_duration FROM closed
+        ON CONFLICT (run_id, task_id) DO UPDATE
+            SET errors = r.errors + EXCLUDED.errors, error = EXCLUDED.error, duration = r.duration + EXCLUDED.duration
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT 1 FROM closed);
+$$;
+
+-- Hand a worker's running tasks back to the pool (graceful stop, or the worker's process is known dead).
+CREATE OR REPLACE FUNCTION deribit_ts.release_tasks(p_owners text[])
+RETURNS integer
+LANGUAGE sql AS $$
+    WITH released AS (
+        UPDATE deribit_ts.tasks
+           SET state = 'pending', lease_owner = NULL, lease_expires = NULL, updated_at = now()
+         WHERE state = 'running' AND lease_owner = ANY (p_owners)
+        RETURNING 1
+    )
+    SELECT count(*)::int FROM released;
+$$;
