@@ -59,10 +59,47 @@ function emitWholeMessages(socket) {
   };
 }
 
+function frontendMessage(type, text = null) {
+  const body = text === null ? Buffer.alloc(0) : Buffer.from(`${text}\0`, 'utf8');
+  const message = Buffer.alloc(5 + body.length);
+  message.write(type, 0, 'ascii');
+  message.writeInt32BE(4 + body.length, 1);
+  body.copy(message, 5);
+  return new Uint8Array(message);
+}
+
+// All clients share PGlite's single backend, so what one connection leaves behind (an open transaction,
+// prepared statements such as psycopg's automatic `_pg3_0`, temp tables, SET values, advisory locks) would
+// leak into the next one. Reset the session when a client leaves, as a fresh backend would be.
+// Raw protocol, synchronously: the client's handler still holds PGlite's exclusive lock here.
+const SESSION_RESET = [
+  frontendMessage('S'), // ends an extended-query exchange the client abandoned mid-way
+  frontendMessage('Q', 'ROLLBACK'),
+  frontendMessage('Q', 'DISCARD ALL'),
+  // DISCARD ALL falls back to PGlite's boot search_path (pg_catalog); PGlite itself sets public at start.
+  frontendMessage('Q', 'SET search_path TO public'),
+];
+
+function resetSession(db) {
+  for (const message of SESSION_RESET) db.execProtocolRawSync(message);
+}
+
 const attachSocket = PGLiteSocketHandler.prototype.attach;
 PGLiteSocketHandler.prototype.attach = function attachFramed(socket) {
   emitWholeMessages(socket);
   return attachSocket.call(this, socket);
+};
+
+const detachSocket = PGLiteSocketHandler.prototype.detach;
+PGLiteSocketHandler.prototype.detach = function detachAndReset(close) {
+  if (this.isAttached) {
+    try {
+      resetSession(this.db);
+    } catch (error) {
+      log(`session reset failed: ${error?.message ?? error}`);
+    }
+  }
+  return detachSocket.call(this, close);
 };
 
 async function openDatabase(dataDir) {

@@ -39,3 +39,19 @@ def test_a_crashed_server_is_restarted_for_the_next_test(tsl_server, tsl_connect
     assert tsl_server.restarts == restarts_before + 1
     with tsl_connect() as conn:
         assert conn.execute("SHOW timescaledb.license").fetchone()[0] == "timescale"
+
+
+def test_each_connection_starts_a_clean_session(tsl_dsn) -> None:
+    # All clients share PGlite's one backend; the launcher resets the session when a client leaves.
+    conn = psycopg.connect(tsl_dsn)  # not autocommit, and closed without commit: a transaction left open
+    for value in range(8):  # psycopg prepares a statement after 5 executions: `_pg3_0`
+        conn.execute("SELECT %s::int", (value,))
+    conn.execute("SET search_path TO pg_catalog")
+    conn.execute("CREATE TABLE public.left_in_open_transaction (n int)")
+    conn.execute("SELECT pg_advisory_lock(4242)")
+    conn.close()
+    with psycopg.connect(tsl_dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
+        assert conn.execute("SELECT to_regclass('public.left_in_open_transaction')").fetchone() == (None,)
+        assert conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone() == (0,)
+        assert conn.execute("SHOW search_path").fetchone() == ("public",)
