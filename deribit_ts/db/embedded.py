@@ -19,6 +19,7 @@ no listing, no reading, nothing for anybody else. Only on a file system without 
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import pwd
@@ -30,6 +31,8 @@ import stat
 import struct
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +77,13 @@ class Cluster:
             self._refuse_port_change(port)
             return
         self.home.mkdir(parents=True, exist_ok=True)
+        with self._exclusive():
+            if self.is_running():  # another process started it while we waited for the lock
+                self._refuse_port_change(port)
+                return
+            self._start_cluster(quiet, port)
+
+    def _start_cluster(self, quiet: bool, port: int | None) -> None:
         binaries = self._binaries()
         owner = _ServerOwner.for_current_user()
         if not self._initialized():
@@ -93,6 +103,11 @@ class Cluster:
         """Stop the server with a fast shutdown (open transactions roll back); a no-op when stopped."""
         if not self.is_running():
             return
+        with self._exclusive():
+            if self.is_running():  # not stopped by another process meanwhile
+                self._stop()
+
+    def _stop(self) -> None:
         binaries = self._binaries(install=False)
         owner = _ServerOwner.for_current_user()
         result = owner.run([binaries.tool("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w",
@@ -148,6 +163,13 @@ class Cluster:
         return Path(remembered) if remembered else None
 
     # ------------------------------------------------------------ state & checks
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Serialize up/down of one home across processes (two commands may both start the cluster)."""
+        with open(self.home / "cluster.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     def _state(self) -> dict:
         try:
