@@ -163,3 +163,20 @@ LANGUAGE sql AS $$
     )
     SELECT count(*)::int FROM released;
 $$;
+
+-- Per run and dataset: what a run did (for `deribit-ts runs` and the backfill summary).
+DROP VIEW IF EXISTS deribit_ts.run_datasets CASCADE;
+CREATE VIEW deribit_ts.run_datasets AS
+SELECT r.run_id,
+       t.dataset,
+       count(*)                                  AS tasks,
+       count(*) FILTER (WHERE r.error IS NOT NULL) AS failed_tasks,
+       sum(r.rows_fetched)::bigint               AS rows_fetched,
+       sum(r.inserted)::bigint                   AS inserted,
+       sum(r.revised)::bigint                    AS revised,
+       sum(r.requests)::bigint                   AS requests,
+       sum(r.errors)::bigint                     AS errors,
+       sum(r.duration)                           AS task_time
+FROM deribit_ts.run_tasks r
+JOIN deribit_ts.tasks t USING (task_id)
+GROUP BY r.run_id, t.dataset;

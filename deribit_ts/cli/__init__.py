@@ -74,9 +74,11 @@ def config_cmd(ctx: typer.Context, dsn: DsnOption = None, api_url: ApiUrlOption 
 
 def _register_subcommands() -> None:
     # Each command module owns one noun of the CLI.
-    from deribit_ts.cli import db
+    from deribit_ts.cli import backfill, db, runs
 
     app.add_typer(db.app, name="db")
+    app.add_typer(backfill.app, name="backfill")
+    runs.register(app)
 
 
 _register_subcommands()

@@ -19,11 +19,26 @@ def connect(dsn: str, *, autocommit: bool = False, application_name: str = "deri
             dsn, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S, application_name=application_name
         )
     except psycopg.OperationalError as exc:
-        reason = " ".join(str(exc).split()) or exc.__class__.__name__
-        raise DatabaseUnavailable(
-            f"cannot connect to the database {mask_password(dsn)}: {reason} "
-            "(check --dsn / DERIBIT_TS_DSN, or run `deribit-ts db up` for the embedded cluster)"
-        ) from None
+        raise _unavailable(dsn, exc) from None
+
+
+def _unavailable(dsn: str, exc: Exception) -> DatabaseUnavailable:
+    reason = " ".join(str(exc).split()) or exc.__class__.__name__
+    return DatabaseUnavailable(
+        f"cannot connect to the database {mask_password(dsn)}: {reason} "
+        "(check --dsn / DERIBIT_TS_DSN, or run `deribit-ts db up` for the embedded cluster)"
+    )
+
+
+async def connect_async(dsn: str, *, autocommit: bool = True,
+                        application_name: str = "deribit-ts") -> psycopg.AsyncConnection:
+    """The asyncio twin of connect()."""
+    try:
+        return await psycopg.AsyncConnection.connect(
+            dsn, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S, application_name=application_name
+        )
+    except psycopg.OperationalError as exc:
+        raise _unavailable(dsn, exc) from None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,158 @@
+"""`deribit-ts backfill ...`: the complete history of instruments, candles, funding and index prices."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated
+
+import typer
+
+from deribit_ts.cli.common import ApiUrlOption, DsnOption, JsonOption, database_dsn, settings
+from deribit_ts.errors import UserError
+from deribit_ts.ingest.backfill import KINDS, BackfillRequest, run_backfill
+from deribit_ts.ingest.index import DEFAULT_INDEXES
+from deribit_ts.ingest.progress import Reporter, RichReporter
+from deribit_ts.timeutil import check_order, parse_utc
+
+app = typer.Typer(help="Backfill history from the exchange into TimescaleDB (resumable, idempotent).",
+                  no_args_is_help=True)
+
+CurrencyOption = Annotated[str, typer.Option("--currency", help="Comma-separated currencies.")]
+SinceOption = Annotated[str | None, typer.Option("--since", help="Start, inclusive (ISO-8601 date/datetime, UTC).")]
+UntilOption = Annotated[str | None, typer.Option("--until", help="End, exclusive (ISO-8601 date/datetime, UTC).")]
+WorkersOption = Annotated[int, typer.Option("--workers", min=1, max=256, envvar="DERIBIT_TS_WORKERS",
+                                            help="Concurrent tasks in this process.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def _split(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def _kinds(text: str) -> list[str]:
+    kinds = _split(text)
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or not kinds:
+        raise UserError(f"unknown --kind {', '.join(unknown) or text!r}: choose from {', '.join(KINDS)}")
+    return kinds
+
+
+def _run(ctx: typer.Context, dsn: str | None, api_url: str | None, request: BackfillRequest, command: str,
+         as_json: bool, quiet: bool, since: str | None, until: str | None) -> None:
+    request.since = parse_utc(since, flag="--since") if since else None
+    request.until = parse_utc(until, flag="--until") if until else None
+    check_order(request.since, request.until)
+    s = settings(ctx, dsn, api_url)
+    target = database_dsn(s)
+    reporter = Reporter() if quiet or as_json else RichReporter()
+    with reporter:
+        summary = asyncio.run(run_backfill(target, s.api_url, request, reporter, command))
+    if as_json:
+        typer.echo(json.dumps(summary, default=str))
+    elif not quiet:
+        _print_summary(summary)
+    if summary["status"] != "ok":
+        raise UserError(f"run {summary['run_id']}: {summary['error']} (see `deribit-ts runs --last 1`; "
+                        "re-run the same command to retry what failed)")
+
+
+def _print_summary(summary: dict) -> None:
+    for dataset, d in summary["datasets"].items():
+        cov = summary["coverage"].get(dataset, {})
+        typer.echo(f"{dataset:12} fetched {d['rows_fetched']:>10,}  inserted {d['inserted']:>10,}  "
+                   f"revised {d['revised']:>6,}  requests {d['requests']:>6,}  "
+                   f"coverage {cov.get('complete', 0)}/{cov.get('keys', 0)} complete", err=True)
+    ex = summary["exchange"]
+    typer.echo(f"run {summary['run_id']} {summary['status']}: {ex['requests']} requests, {ex['retries']} retries, "
+               f"{ex['throttled']} throttled", err=True)
+
+
+@app.command("instruments")
+def instruments_cmd(ctx: typer.Context, currency: CurrencyOption = "BTC,ETH", dsn: DsnOption = None,
+                    api_url: ApiUrlOption = None, workers: WorkersOption = 16, as_json: JsonOption = False,
+                    quiet: QuietOption = False) -> None:
+    """The whole instrument catalogue, active and expired, all kinds."""
+    request = BackfillRequest(datasets=["instruments"], currencies=_split(currency), workers=workers)
+    _run(ctx, dsn, api_url, request, "backfill instruments", as_json, quiet, None, None)
+
+
+@app.command("candles")
+def candles_cmd(
+    ctx: typer.Context,
+    currency: CurrencyOption = "BTC,ETH",
+    kind: Annotated[str, typer.Option("--kind", help="Comma-separated: perpetual, future, option.")] = "perpetual,future",
+    instrument: Annotated[list[str] | None, typer.Option("--instrument", help="Instrument name (repeatable).")] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    dsn: DsnOption = None,
+    api_url: ApiUrlOption = None,
+    workers: WorkersOption = 16,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """One-minute candles into deribit.ohlcv_1m (expired futures included)."""
+    names = [n for item in instrument or [] for n in _split(item)] or None
+    request = BackfillRequest(datasets=["candles"], currencies=_split(currency), kinds=_kinds(kind),
+                              instruments=names, workers=workers)
+    if names:  # the names choose; currencies only scope the catalogue refresh
+        request.currencies = sorted({n.split("-")[0].split("_")[0] for n in names})
+        request.kinds = list(KINDS)
+    _run(ctx, dsn, api_url, request, "backfill candles", as_json, quiet, since, until)
+
+
+@app.command("funding")
+def funding_cmd(
+    ctx: typer.Context,
+    currency: CurrencyOption = "BTC,ETH",
+    instrument: Annotated[list[str] | None, typer.Option("--instrument", help="Perpetual name (repeatable).")] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    dsn: DsnOption = None,
+    api_url: ApiUrlOption = None,
+    workers: WorkersOption = 16,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Hourly funding history of every perpetual into deribit.funding_rates."""
+    names = [n for item in instrument or [] for n in _split(item)] or None
+    request = BackfillRequest(datasets=["funding"], currencies=_split(currency), instruments=names, workers=workers)
+    if names:
+        request.currencies = sorted({n.split("-")[0].split("_")[0] for n in names})
+    _run(ctx, dsn, api_url, request, "backfill funding", as_json, quiet, since, until)
+
+
+@app.command("index")
+def index_cmd(
+    ctx: typer.Context,
+    index: Annotated[str, typer.Option("--index", help="Comma-separated index names.")] = ",".join(DEFAULT_INDEXES),
+    since: SinceOption = None,
+    until: UntilOption = None,
+    dsn: DsnOption = None,
+    api_url: ApiUrlOption = None,
+    workers: WorkersOption = 16,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Index price history at the finest resolution the API gives, into deribit.index_prices."""
+    request = BackfillRequest(datasets=["index"], indexes=_split(index), workers=workers)
+    _run(ctx, dsn, api_url, request, "backfill index", as_json, quiet, since, until)
+
+
+@app.command("all")
+def all_cmd(
+    ctx: typer.Context,
+    currency: CurrencyOption = "BTC,ETH",
+    since: SinceOption = None,
+    until: UntilOption = None,
+    dsn: DsnOption = None,
+    api_url: ApiUrlOption = None,
+    workers: WorkersOption = 16,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Instruments, then funding and index, then candles of perpetuals and futures (expiring soonest first)."""
+    currencies = _split(currency)
+    request = BackfillRequest(datasets=["instruments", "funding", "index", "candles"], currencies=currencies,
+                              indexes=[f"{c.lower()}_usd" for c in currencies], workers=workers)
+    _run(ctx, dsn, api_url, request, "backfill all", as_json, quiet, since, until)

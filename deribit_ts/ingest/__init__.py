@@ -1,0 +1,1 @@
+"""Ingest: fetch from the exchange, load into the hypertables. One module per dataset."""

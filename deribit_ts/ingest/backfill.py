@@ -1,0 +1,190 @@
+"""A backfill run: refresh the catalogue, plan what is missing, work the plan, log the run.
+
+What each dataset wants is computed in SQL from the catalogue and the exchange's clock: an instrument's
+candles from its creation to its expiry or to the last closed minute (the current minute is still
+forming and is never stored); a perpetual's funding to the last whole hour; an index's history to the
+last closed minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+from psycopg import AsyncConnection
+
+from deribit_ts.db.connect import connect_async
+from deribit_ts.errors import UserError
+from deribit_ts.exchange.client import DeribitClient
+from deribit_ts.exchange.limiter import CreditLimiter
+from deribit_ts.ingest import instruments, tasks
+from deribit_ts.ingest.engine import RANGED, Engine
+from deribit_ts.ingest.progress import Reporter
+from deribit_ts.timeutil import from_ms
+
+DATASETS = ("instruments", "funding", "index", "candles")  # the order `backfill all` plans them in
+KINDS = ("perpetual", "future", "option")
+INDEX_HISTORY_START = datetime(2010, 1, 1, tzinfo=UTC)  # before any Deribit index existed
+INDEX_TASK_SPAN = timedelta(days=100_000)  # one task per index: the API pages by range, not by time
+
+# Lower runs first. Expired instruments first (their data is what the exchange may stop serving), then
+# dated instruments by expiry, perpetuals last.
+_INSTRUMENT_WANTS = """
+SELECT instrument_name,
+       greatest(date_trunc(%(unit)s, coalesce(creation_ts, %(default_start)s)), %(since)s) AS want_from,
+       least(coalesce(expiry, 'infinity'), %(until)s, %(horizon)s) AS want_until,
+       CASE WHEN is_perpetual THEN 100000
+            WHEN expiry <= %(now)s THEN 10
+            ELSE 100 + extract(epoch FROM expiry - %(now)s)::bigint / 86400 END AS priority
+  FROM deribit.instruments
+ WHERE base_currency = ANY(%(currencies)s)
+   AND ((%(perpetual)s AND kind = 'future' AND is_perpetual)
+        OR (%(future)s AND kind = 'future' AND NOT is_perpetual)
+        OR (%(option)s AND kind = 'option'))
+   AND (%(names)s::text[] IS NULL OR instrument_name = ANY(%(names)s))
+ ORDER BY priority, instrument_name
+"""
+
+
+@dataclass
+class BackfillRequest:
+    datasets: list[str]
+    currencies: list[str] = field(default_factory=lambda: ["BTC", "ETH"])
+    kinds: list[str] = field(default_factory=lambda: ["perpetual", "future"])
+    instruments: list[str] | None = None
+    indexes: list[str] = field(default_factory=lambda: list(("btc_usd", "eth_usd")))
+    since: datetime | None = None
+    until: datetime | None = None
+    workers: int = 16
+
+
+@dataclass
+class Plan:
+    keys: dict[str, list[str]] = field(default_factory=dict)  # dataset -> keys planned
+    new_tasks: dict[str, int] = field(default_factory=dict)
+
+
+async def _start_run(conn: AsyncConnection, command: str, arguments: dict) -> int:
+    cur = await conn.execute(
+        "INSERT INTO deribit_ts.runs (command, arguments, host, pid) VALUES (%s, %s, %s, %s) RETURNING run_id",
+        (command, json.dumps(arguments, default=str), tasks.HOST, os.getpid()))
+    return (await cur.fetchone())[0]
+
+
+async def _finish_run(conn: AsyncConnection, run_id: int, status: str, error: str | None, stats) -> None:
+    await conn.execute(
+        """UPDATE deribit_ts.runs SET finished_at = now(), status = %s, error = %s,
+               requests = %s, retries = %s, throttled = %s, errors = %s WHERE run_id = %s""",
+        (status, error, stats.requests, stats.retries, stats.throttled, sum(stats.errors.values()), run_id))
+
+
+async def _wants(conn: AsyncConnection, req: BackfillRequest, kinds: list[str], unit: str, horizon: datetime,
+                 now: datetime) -> list[tuple]:
+    cur = await conn.execute(_INSTRUMENT_WANTS, {
+        "unit": unit, "default_start": datetime(2016, 1, 1, tzinfo=UTC),
+        "since": req.since or datetime.min.replace(tzinfo=UTC), "until": req.until or datetime.max.replace(tzinfo=UTC),
+        "horizon": horizon, "now": now, "currencies": [c.upper() for c in req.currencies],
+        "perpetual": "perpetual" in kinds, "future": "future" in kinds, "option": "option" in kinds,
+        "names": req.instruments,
+    })
+    return await cur.fetchall()
+
+
+async def make_plan(conn: AsyncConnection, req: BackfillRequest, now: datetime) -> Plan:
+    plan = Plan()
+    last_minute = now.replace(second=0, microsecond=0)
+    for dataset in req.datasets:
+        if dataset == "candles":
+            wants = await _wants(conn, req, req.kinds, "minute", last_minute, now)
+        elif dataset == "funding":
+            # A funding row at hh:00 is final at hh:00; ask up to the next whole hour (exclusive).
+            horizon = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+            wants = await _wants(conn, req, ["perpetual"], "hour", horizon, now)
+        elif dataset == "index":
+            until = min(req.until or last_minute, last_minute)
+            wants = [(name, req.since or INDEX_HISTORY_START, until, 10) for name in req.indexes]
+        else:
+            continue
+        span = RANGED[dataset].task_span if dataset in RANGED else INDEX_TASK_SPAN
+        plan.keys[dataset] = [key for key, *_ in wants]
+        plan.new_tasks[dataset] = 0
+        for key, start, end, priority in wants:
+            plan.new_tasks[dataset] += await tasks.plan(conn, dataset, key, start, end, span, priority)
+    return plan
+
+
+async def _check_instruments(conn: AsyncConnection, client: DeribitClient, req: BackfillRequest) -> None:
+    if req.instruments:
+        await instruments.resolve_unknown(client, conn, req.instruments)
+
+
+async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: Reporter, command: str) -> dict:
+    """Run one backfill; return its summary (the --json output)."""
+    if req.since and req.until and req.since >= req.until:
+        raise UserError("--since must be before --until")
+    control = await connect_async(dsn, application_name="deribit-ts backfill")
+    async with control, DeribitClient(api_url, limiter=CreditLimiter.from_env()) as client:
+        await tasks.recover_dead_local_workers(control)
+        run_id = await _start_run(control, command, req.__dict__)
+        status, error, summary = "failed", None, {}
+        try:
+            now = from_ms(await client.get_time())
+            if "instruments" in req.datasets or set(req.datasets) & {"candles", "funding"}:
+                catalogue = await instruments.fetch_catalogue(client, req.currencies)
+                stored = await instruments.store(control, catalogue)
+                reporter.message(f"instruments: {stored} in the catalogue for {', '.join(req.currencies)}")
+            await _check_instruments(control, client, req)
+            plan = await make_plan(control, req, now)
+            for dataset, keys in plan.keys.items():
+                reporter.planned(dataset, await _open_tasks(control, dataset, keys))
+            ids = await instruments.name_to_id(control)
+            engine = Engine(dsn, client, run_id, ids, now, reporter, req.workers)
+            work = [d for d in req.datasets if d in plan.keys]
+            all_keys = sorted({k for d in work for k in plan.keys[d]})
+            result = await engine.run(work, all_keys) if work and all_keys else None
+            failed = result.failed if result else []
+            status = "ok" if not failed else "failed"
+            error = f"{len(failed)} task(s) failed; first: {failed[0][1]}" if failed else None
+            summary = await summarize(control, run_id, plan)
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            status, error = "interrupted", "interrupted"
+            raise
+        except Exception as exc:
+            error = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+            raise
+        finally:
+            try:
+                await _finish_run(control, run_id, status, error, client.stats)
+            except psycopg.Error:
+                pass  # the run row stays 'running'; the next run on this host marks it interrupted
+        summary.update({"run_id": run_id, "status": status, "error": error, "exchange": client.stats.as_dict()})
+        return summary
+
+
+async def _open_tasks(conn: AsyncConnection, dataset: str, keys: list[str]) -> int:
+    cur = await conn.execute(
+        "SELECT count(*) FROM deribit_ts.tasks WHERE dataset = %s AND key = ANY(%s) AND state IN ('pending', 'running')",
+        (dataset, keys))
+    return (await cur.fetchone())[0]
+
+
+async def summarize(conn: AsyncConnection, run_id: int, plan: Plan) -> dict:
+    cur = await conn.execute(
+        """SELECT dataset, tasks, rows_fetched, inserted, revised, requests, errors
+             FROM deribit_ts.run_datasets WHERE run_id = %s ORDER BY dataset""", (run_id,))
+    datasets = {d: {"tasks": t, "rows_fetched": f, "inserted": i, "revised": r, "requests": q, "errors": e}
+                for d, t, f, i, r, q, e in await cur.fetchall()}
+    coverage = {}
+    for dataset, keys in plan.keys.items():
+        cur = await conn.execute(
+            """SELECT count(*), count(*) FILTER (WHERE complete), coalesce(sum(rows), 0)
+                 FROM deribit.coverage WHERE dataset = %s AND key = ANY(%s)""", (dataset, keys))
+        total, complete, rows = await cur.fetchone()
+        coverage[dataset] = {"keys": total, "complete": complete, "rows": int(rows)}
+        datasets.setdefault(dataset, {"tasks": 0, "rows_fetched": 0, "inserted": 0, "revised": 0, "requests": 0,
+                                      "errors": 0})
+    return {"datasets": datasets, "coverage": coverage}

@@ -1,0 +1,63 @@
+"""What every ranged dataset (candles, funding) shares: windows, exact fetching, loading with progress.
+
+A task covers [range_start, range_end) of one key. It is worked through in windows of at most one
+request's span; each window's rows, its coverage record and the task's cursor are committed in one
+transaction, so a killed worker resumes at the first window it had not committed, and never writes a row
+twice.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from psycopg import AsyncConnection
+
+from deribit_ts.exchange.client import DeribitClient
+from deribit_ts.ingest.load import LoadResult
+from deribit_ts.ingest.windows import WindowStats, fetch_exact
+from deribit_ts.timeutil import to_ms
+
+
+@dataclass
+class Window:
+    start_ms: int
+    end_ms: int
+    rows: list[Sequence]
+    stats: WindowStats = field(default_factory=WindowStats)
+
+
+class RangedDataset(ABC):
+    """A dataset fetched by time range, one key (instrument) at a time."""
+
+    name: str
+    step_ms: int  # spacing of the series' points
+    window_points: int  # points per request: the most one request is trusted to return
+    task_span: timedelta  # size of one task of the plan
+
+    @property
+    def window_ms(self) -> int:
+        return self.step_ms * self.window_points
+
+    @abstractmethod
+    async def fetch_once(self, client: DeribitClient, key: str, start_ms: int, end_ms: int) -> list[Sequence]:
+        """One request for [start_ms, end_ms): rows whose first element is the timestamp in ms."""
+
+    @abstractmethod
+    async def load(self, conn: AsyncConnection, key_id: int, window: Window) -> LoadResult:
+        """Write one window's rows (inside the caller's transaction)."""
+
+    def windows(self, start, end) -> list[tuple[int, int]]:
+        start_ms, end_ms = to_ms(start), to_ms(end)
+        return [(a, min(a + self.window_ms, end_ms)) for a in range(start_ms, end_ms, self.window_ms)]
+
+    async def fetch_window(self, client: DeribitClient, key: str, start_ms: int, end_ms: int) -> Window:
+        window = Window(start_ms, end_ms, [])
+
+        async def once(a: int, b: int) -> list[Sequence]:
+            return await self.fetch_once(client, key, a, b)
+
+        window.rows = await fetch_exact(once, start_ms, end_ms, self.step_ms, window.stats)
+        return window

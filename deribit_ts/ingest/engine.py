@@ -1,0 +1,134 @@
+"""The backfill workers: claim a task, fetch its windows, load them, repeat until the plan is done.
+
+One process runs `workers` coroutines sharing one exchange client (so one rate limiter), each with its
+own database connection. Any number of processes may work on the same plan: tasks are claimed with
+SKIP LOCKED under a lease, and every window commits its rows together with the task's cursor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from psycopg import AsyncConnection
+
+from deribit_ts.exchange.client import DeribitClient
+from deribit_ts.exchange.errors import ExchangeError
+from deribit_ts.ingest import candles, funding, index, tasks
+from deribit_ts.ingest.dataset import RangedDataset
+from deribit_ts.ingest.progress import Reporter
+from deribit_ts.ingest.tasks import Task
+from deribit_ts.timeutil import from_ms
+
+log = logging.getLogger(__name__)
+
+RANGED: dict[str, RangedDataset] = {"candles": candles.DATASET, "funding": funding.DATASET}
+IDLE_POLL_S = 1.0  # how often an idle worker looks for tasks released by dead workers
+
+
+class LeaseLost(Exception):
+    """Another worker took the task over (our lease had expired): drop it without writing."""
+
+
+@dataclass
+class EngineResult:
+    failed: list[tuple[Task, str]] = field(default_factory=list)
+
+
+class Engine:
+    def __init__(self, dsn: str, client: DeribitClient, run_id: int, instrument_ids: dict[str, int],
+                 now: datetime, reporter: Reporter, workers: int):
+        self.dsn = dsn
+        self.client = client
+        self.run_id = run_id
+        self.ids = instrument_ids
+        self.now = now
+        self.reporter = reporter
+        self.workers = workers
+        self.result = EngineResult()
+
+    async def run(self, datasets: list[str], keys: list[str] | None) -> EngineResult:
+        owners = [tasks.worker_id(n) for n in range(self.workers)]
+        jobs = [asyncio.create_task(self._worker(owner, datasets, keys)) for owner in owners]
+        try:
+            await asyncio.gather(*jobs)
+        finally:
+            for job in jobs:
+                job.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)
+            await self._release(owners)
+        return self.result
+
+    async def _release(self, owners: list[str]) -> None:
+        """Hand unfinished tasks back at once, so the next run need not wait for their leases."""
+        try:
+            async with await AsyncConnection.connect(self.dsn, autocommit=True) as conn:
+                await tasks.release(conn, owners)
+        except Exception as exc:  # the database may be what failed; leases then expire by themselves
+            log.warning("could not release leases: %s", exc)
+
+    async def _worker(self, owner: str, datasets: list[str], keys: list[str] | None) -> None:
+        async with await AsyncConnection.connect(self.dsn, autocommit=True,
+                                                 application_name="deribit-ts backfill") as conn:
+            while True:
+                task = await tasks.claim(conn, owner, datasets, keys)
+                if task is None:
+                    if await tasks.unfinished(conn, datasets, keys) == 0:
+                        return
+                    await asyncio.sleep(IDLE_POLL_S)  # others hold the rest; take over if they die
+                    continue
+                await self._process(conn, owner, task)
+
+    async def _process(self, conn: AsyncConnection, owner: str, task: Task) -> None:
+        started = time.monotonic()
+        error = None
+        try:
+            if task.dataset == "index":
+                await self._index_task(conn, owner, task)
+            else:
+                await self._ranged_task(conn, owner, task)
+        except LeaseLost:
+            log.warning("task %s (%s %s) was taken over by another worker", task.task_id, task.dataset, task.key)
+            return
+        except ExchangeError as exc:  # this task cannot succeed as asked; the others go on
+            error = str(exc)
+            self.result.failed.append((task, error))
+            log.error("task %s (%s %s) failed: %s", task.task_id, task.dataset, task.key, error)
+        await tasks.finish(conn, task, owner, self.run_id, error, timedelta(seconds=time.monotonic() - started))
+        self.reporter.task_done(task.dataset)
+
+    async def _ranged_task(self, conn: AsyncConnection, owner: str, task: Task) -> None:
+        dataset = RANGED[task.dataset]
+        key_id = self.ids[task.key]
+        windows = dataset.windows(task.resume_from, task.range_end)
+        ahead: asyncio.Task | None = None
+        try:
+            for i, (start_ms, end_ms) in enumerate(windows):
+                current = ahead or asyncio.create_task(dataset.fetch_window(self.client, task.key, start_ms, end_ms))
+                # Keep the next request in flight while this window is written.
+                ahead = (asyncio.create_task(dataset.fetch_window(self.client, task.key, *windows[i + 1]))
+                         if i + 1 < len(windows) else None)
+                window = await current
+                async with conn.transaction():
+                    loaded = await dataset.load(conn, key_id, window)
+                    if not await tasks.progress(conn, task, owner, self.run_id, from_ms(start_ms), from_ms(end_ms),
+                                                len(window.rows), loaded.inserted, loaded.revised,
+                                                window.stats.requests):
+                        raise LeaseLost
+                self.reporter.rows(task.dataset, len(window.rows))
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
+
+    async def _index_task(self, conn: AsyncConnection, owner: str, task: Task) -> None:
+        rows, requests = await index.fetch(self.client, task.key, task.resume_from, task.range_end, self.now)
+        async with conn.transaction():
+            loaded = await index.load(conn, rows)
+            if not await tasks.progress(conn, task, owner, self.run_id, task.resume_from, task.range_end,
+                                        len(rows), loaded.inserted, loaded.revised, requests):
+                raise LeaseLost
+        self.reporter.rows(task.dataset, len(rows))

@@ -1,0 +1,119 @@
+"""The instrument catalogue: active and expired instruments of every kind into deribit.instruments."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable
+from datetime import datetime
+
+from psycopg import AsyncConnection
+
+from deribit_ts.errors import UserError
+from deribit_ts.exchange.client import DeribitClient
+from deribit_ts.exchange.errors import ExchangeError
+from deribit_ts.timeutil import from_ms
+
+# Deribit marks perpetuals (and spot) with an expiration in the year 3000; we store NULL instead.
+_NO_EXPIRY_AFTER = datetime(2999, 1, 1).timestamp() * 1000
+
+_UPSERT = """
+INSERT INTO deribit.instruments AS i (
+    instrument_name, kind, is_perpetual, base_currency, quote_currency, counter_currency, settlement_currency,
+    settlement_period, instrument_type, price_index, deribit_instrument_id, creation_ts, expiry, strike,
+    option_type, tick_size, contract_size, min_trade_amount, maker_commission, taker_commission, max_leverage,
+    is_active, state, raw)
+VALUES (%(instrument_name)s, %(kind)s, %(is_perpetual)s, %(base_currency)s, %(quote_currency)s,
+    %(counter_currency)s, %(settlement_currency)s, %(settlement_period)s, %(instrument_type)s, %(price_index)s,
+    %(instrument_id)s, %(creation_ts)s, %(expiry)s, %(strike)s, %(option_type)s, %(tick_size)s,
+    %(contract_size)s, %(min_trade_amount)s, %(maker_commission)s, %(taker_commission)s, %(max_leverage)s,
+    %(is_active)s, %(state)s, %(raw)s)
+ON CONFLICT (instrument_name) DO UPDATE SET
+    kind = EXCLUDED.kind, is_perpetual = EXCLUDED.is_perpetual, base_currency = EXCLUDED.base_currency,
+    quote_currency = EXCLUDED.quote_currency, counter_currency = EXCLUDED.counter_currency,
+    settlement_currency = EXCLUDED.settlement_currency, settlement_period = EXCLUDED.settlement_period,
+    instrument_type = EXCLUDED.instrument_type, price_index = EXCLUDED.price_index,
+    deribit_instrument_id = coalesce(EXCLUDED.deribit_instrument_id, i.deribit_instrument_id),
+    creation_ts = coalesce(EXCLUDED.creation_ts, i.creation_ts), expiry = EXCLUDED.expiry,
+    strike = EXCLUDED.strike, option_type = EXCLUDED.option_type, tick_size = EXCLUDED.tick_size,
+    contract_size = EXCLUDED.contract_size, min_trade_amount = EXCLUDED.min_trade_amount,
+    maker_commission = EXCLUDED.maker_commission, taker_commission = EXCLUDED.taker_commission,
+    max_leverage = EXCLUDED.max_leverage, is_active = EXCLUDED.is_active, state = EXCLUDED.state,
+    raw = EXCLUDED.raw, last_seen = now()
+"""
+
+
+def _number(value):
+    return None if value in (None, "") else float(value)
+
+
+def to_record(raw: dict) -> dict:
+    """Deribit's instrument object as a row; unknown keys are kept in `raw`, unknown enum values as sent."""
+    expiration = raw.get("expiration_timestamp")
+    creation = raw.get("creation_timestamp")
+    return {
+        "instrument_name": raw["instrument_name"],
+        "kind": raw.get("kind") or "unknown",
+        "is_perpetual": raw.get("settlement_period") == "perpetual",
+        "base_currency": raw.get("base_currency"),
+        "quote_currency": raw.get("quote_currency"),
+        "counter_currency": raw.get("counter_currency"),
+        "settlement_currency": raw.get("settlement_currency"),
+        "settlement_period": raw.get("settlement_period"),
+        "instrument_type": raw.get("instrument_type"),
+        "price_index": raw.get("price_index"),
+        "instrument_id": raw.get("instrument_id"),
+        "creation_ts": from_ms(int(creation)) if creation not in (None, "") else None,
+        "expiry": from_ms(int(expiration)) if expiration and float(expiration) < _NO_EXPIRY_AFTER else None,
+        "strike": _number(raw.get("strike")),
+        "option_type": raw.get("option_type"),
+        "tick_size": _number(raw.get("tick_size")),
+        "contract_size": _number(raw.get("contract_size")),
+        "min_trade_amount": _number(raw.get("min_trade_amount")),
+        "maker_commission": _number(raw.get("maker_commission")),
+        "taker_commission": _number(raw.get("taker_commission")),
+        "max_leverage": _number(raw.get("max_leverage")),
+        "is_active": raw.get("is_active"),
+        "state": raw.get("state"),
+        "raw": json.dumps(raw, sort_keys=True),
+    }
+
+
+async def fetch_catalogue(client: DeribitClient, currencies: Iterable[str]) -> list[dict]:
+    """Active and (recently) expired instruments of every kind for each currency."""
+    instruments: dict[str, dict] = {}
+    for currency in currencies:
+        for expired in (True, False):  # active last, so a name in both lists keeps its active state
+            for raw in await client.get_instruments(currency=currency, expired=expired):
+                instruments[raw["instrument_name"]] = raw
+    return list(instruments.values())
+
+
+async def store(conn: AsyncConnection, instruments: list[dict]) -> int:
+    async with conn.transaction():
+        async with conn.cursor() as cur:
+            await cur.executemany(_UPSERT, [to_record(raw) for raw in instruments])
+    return len(instruments)
+
+
+async def name_to_id(conn: AsyncConnection) -> dict[str, int]:
+    cur = await conn.execute("SELECT instrument_name, id FROM deribit.instruments")
+    return dict(await cur.fetchall())
+
+
+async def resolve_unknown(client: DeribitClient, conn: AsyncConnection, names: Iterable[str]) -> None:
+    """Look up names missing from the catalogue (e.g. long-expired) one by one; refuse unknown ones."""
+    known = await name_to_id(conn)
+    missing = [n for n in names if n not in known]
+    found = []
+    for name in missing:
+        try:
+            found.append(await client.get_instrument(name))
+        except ExchangeError as exc:
+            if exc.code != -32602:
+                raise
+            nearest = difflib.get_close_matches(name, known.keys(), n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(nearest)}?" if nearest else "; `deribit-ts backfill instruments` lists the catalogue"
+            raise UserError(f"unknown instrument {name!r}: the exchange does not know it{hint}") from None
+    if found:
+        await store(conn, found)

@@ -1,0 +1,99 @@
+"""Loading rows into tables: binary COPY where no overlap is possible, staging plus upsert where it is.
+
+An upsert changes a stored row only when a value differs, so re-loading the same data changes nothing,
+and it reports how many rows were new and how many were revisions of rows already stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from psycopg import AsyncConnection, sql
+
+
+@dataclass(frozen=True)
+class Table:
+    """A target table: its columns (in COPY order), their PostgreSQL types, and its natural key."""
+
+    schema: str
+    name: str
+    columns: tuple[str, ...]
+    types: tuple[str, ...]
+    key: tuple[str, ...]
+    # Extra condition (SQL on `t` = stored row, `EXCLUDED` = new row) an update must also satisfy.
+    update_only_if: str | None = None
+
+    @property
+    def ident(self) -> sql.Composed:
+        return sql.Identifier(self.schema, self.name)
+
+    @property
+    def staging(self) -> sql.Identifier:
+        return sql.Identifier(f"staging_{self.name}")
+
+
+@dataclass
+class LoadResult:
+    inserted: int = 0
+    revised: int = 0
+
+    def __iadd__(self, other: LoadResult) -> LoadResult:
+        self.inserted += other.inserted
+        self.revised += other.revised
+        return self
+
+
+async def copy_rows(conn: AsyncConnection, table: Table, rows: Sequence[Sequence], *, into=None) -> None:
+    """Binary COPY of rows into `table` (or the given relation)."""
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        into or table.ident, sql.SQL(", ").join(map(sql.Identifier, table.columns))
+    )
+    async with conn.cursor() as cur:
+        async with cur.copy(statement) as copy:
+            copy.set_types(list(table.types))
+            for row in rows:
+                await copy.write_row(row)
+
+
+async def upsert_rows(conn: AsyncConnection, table: Table, rows: Sequence[Sequence]) -> LoadResult:
+    """Insert new rows and overwrite changed ones, through a per-session staging table."""
+    if not rows:
+        return LoadResult()
+    # ON COMMIT DELETE ROWS: the staging table empties itself at every commit and lives for the session.
+    await conn.execute(
+        sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS").format(
+            table.staging, table.ident
+        )
+    )
+    await copy_rows(conn, table, rows, into=table.staging)
+    cols = sql.SQL(", ").join(map(sql.Identifier, table.columns))
+    values = [c for c in table.columns if c not in table.key]
+    changed = sql.SQL("({}) IS DISTINCT FROM ({})").format(
+        sql.SQL(", ").join(sql.Identifier("t", c) for c in values),
+        sql.SQL(", ").join(sql.Identifier("excluded", c) for c in values),
+    )
+    if table.update_only_if:
+        changed = sql.SQL("{} AND {}").format(changed, sql.SQL(table.update_only_if))
+    statement = sql.SQL(
+        """INSERT INTO {table} AS t ({cols}) SELECT DISTINCT ON ({key}) {cols} FROM {staging}
+           ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE {changed}
+           RETURNING (xmax = 0) AS inserted"""
+    ).format(
+        table=table.ident,
+        cols=cols,
+        staging=table.staging,
+        key=sql.SQL(", ").join(map(sql.Identifier, table.key)),
+        sets=sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in values),
+        changed=changed,
+    )
+    result = LoadResult()
+    async with conn.cursor() as cur:
+        await cur.execute(statement)
+        for (was_inserted,) in await cur.fetchall():
+            if was_inserted:
+                result.inserted += 1
+            else:
+                result.revised += 1
+    await conn.execute(sql.SQL("TRUNCATE {}").format(table.staging))
+    return result

@@ -1,0 +1,112 @@
+"""The shared backfill plan: planning, claiming under a lease, progress, completion, recovery.
+
+The SQL lives in sql/20_backfill.sql; these are thin calls. Worker identities are `host/pid/wN`, so a
+process can recognise leases held by dead processes on its own host and take them back at once instead of
+waiting for them to expire.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from psycopg import AsyncConnection
+from psycopg.rows import class_row
+
+LEASE = timedelta(seconds=60)
+HOST = socket.gethostname()
+
+
+@dataclass
+class Task:
+    task_id: int
+    dataset: str
+    key: str
+    range_start: datetime
+    range_end: datetime
+    priority: int
+    state: str
+    cursor: datetime | None
+    lease_owner: str | None
+    lease_expires: datetime | None
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def resume_from(self) -> datetime:
+        return self.cursor or self.range_start
+
+
+def worker_id(n: int) -> str:
+    return f"{HOST}/{os.getpid()}/w{n}"
+
+
+async def plan(conn: AsyncConnection, dataset: str, key: str, start: datetime, end: datetime,
+               chunk: timedelta, priority: int) -> int:
+    if start >= end:
+        return 0
+    cur = await conn.execute(
+        "SELECT deribit_ts.plan_tasks(%s, %s, tstzrange(%s, %s), %s, %s)", (dataset, key, start, end, chunk, priority))
+    return (await cur.fetchone())[0]
+
+
+async def claim(conn: AsyncConnection, owner: str, datasets: list[str], keys: list[str] | None) -> Task | None:
+    async with conn.cursor(row_factory=class_row(Task)) as cur:
+        await cur.execute("SELECT * FROM deribit_ts.claim_task(%s, %s, %s, %s)", (owner, LEASE, datasets, keys))
+        return await cur.fetchone()
+
+
+async def progress(conn: AsyncConnection, task: Task, owner: str, run_id: int, start: datetime, end: datetime,
+                   rows: int, inserted: int, revised: int, requests: int) -> bool:
+    cur = await conn.execute(
+        "SELECT deribit_ts.task_progress(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (task.task_id, owner, LEASE, run_id, start, end, rows, inserted, revised, requests))
+    return (await cur.fetchone())[0]
+
+
+async def finish(conn: AsyncConnection, task: Task, owner: str, run_id: int, error: str | None,
+                 duration: timedelta) -> None:
+    await conn.execute("SELECT deribit_ts.finish_task(%s, %s, %s, %s, %s)",
+                       (task.task_id, owner, run_id, error, duration))
+
+
+async def release(conn: AsyncConnection, owners: list[str]) -> int:
+    cur = await conn.execute("SELECT deribit_ts.release_tasks(%s)", (owners,))
+    return (await cur.fetchone())[0]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def recover_dead_local_workers(conn: AsyncConnection) -> int:
+    """Release tasks leased by processes of this host that no longer exist (e.g. after kill -9),
+    and mark their runs interrupted. Returns the number of tasks released."""
+    cur = await conn.execute(
+        "SELECT DISTINCT lease_owner FROM deribit_ts.tasks WHERE state = 'running' AND lease_owner LIKE %s",
+        (f"{HOST}/%",))
+    dead_owners = [owner for (owner,) in await cur.fetchall() if not _pid_alive(int(owner.split("/")[1]))]
+    cur = await conn.execute("SELECT pid FROM deribit_ts.runs WHERE status = 'running' AND host = %s", (HOST,))
+    dead_pids = [pid for (pid,) in await cur.fetchall() if pid and not _pid_alive(pid)]
+    if dead_pids:
+        await conn.execute(
+            "UPDATE deribit_ts.runs SET status = 'interrupted', finished_at = now(), error = 'process died' "
+            "WHERE status = 'running' AND host = %s AND pid = ANY(%s)", (HOST, dead_pids))
+    return await release(conn, dead_owners) if dead_owners else 0
+
+
+async def unfinished(conn: AsyncConnection, datasets: list[str], keys: list[str] | None) -> int:
+    cur = await conn.execute(
+        "SELECT count(*) FROM deribit_ts.tasks WHERE state IN ('pending', 'running') AND dataset = ANY(%s) "
+        "AND (%s::text[] IS NULL OR key = ANY(%s))", (datasets, keys, keys))
+    return (await cur.fetchone())[0]

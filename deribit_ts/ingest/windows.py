@@ -1,0 +1,64 @@
+"""Fetching a time range exactly, whatever the endpoint does at the edges of a window.
+
+Deribit's history endpoints do not say how much they return: the chart endpoint silently cuts the old
+end of a window that is too wide (../shared/deribit_api.md 3.2), and whether another deployment cuts the
+new end instead, or caps at another count, is unconfirmed. So a response is never assumed to cover what
+was asked. When it holds every expected point, the window is complete. When its first point is later
+than the window's start (or its last earlier than the end), the uncovered edge is asked for again: an
+empty answer proves the edge empty; rows prove the server cut the window, and the edge is fetched
+recursively. Gaps in the middle are the exchange's own (outages, no trades) and are recorded as such.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from deribit_ts.timeutil import ceil_ms
+
+Row = Sequence  # a row's first element is its timestamp in ms
+FetchOnce = Callable[[int, int], Awaitable[list[Row]]]
+
+
+@dataclass
+class WindowStats:
+    requests: int = 0
+    truncations: int = 0  # edge re-fetches that found rows: the server had cut the window
+
+
+def expected_points(start_ms: int, end_ms: int, step_ms: int) -> int:
+    first = ceil_ms(start_ms, step_ms)
+    return max(0, -(-(end_ms - first) // step_ms))
+
+
+async def fetch_exact(fetch_once: FetchOnce, start_ms: int, end_ms: int, step_ms: int,
+                      stats: WindowStats | None = None) -> list[Row]:
+    """All rows with start_ms <= ts < end_ms, sorted, with both edges of the range verified."""
+    stats = stats if stats is not None else WindowStats()
+    if start_ms >= end_ms:
+        return []
+    stats.requests += 1
+    rows = sorted((r for r in await fetch_once(start_ms, end_ms) if start_ms <= r[0] < end_ms), key=lambda r: r[0])
+    rows = _dedupe(rows)
+    if not rows or len(rows) >= expected_points(start_ms, end_ms, step_ms):
+        return rows
+    head: list[Row] = []
+    tail: list[Row] = []
+    if rows[0][0] > ceil_ms(start_ms, step_ms):
+        head = await fetch_exact(fetch_once, start_ms, rows[0][0], step_ms, stats)
+        stats.truncations += bool(head)
+    if rows[-1][0] + step_ms < end_ms:
+        tail = await fetch_exact(fetch_once, rows[-1][0] + step_ms, end_ms, step_ms, stats)
+        stats.truncations += bool(tail)
+    return head + rows + tail
+
+
+def _dedupe(rows: list[Row]) -> list[Row]:
+    """Keep the last row of each timestamp (an exchange may repeat one, e.g. across a page edge)."""
+    out: list[Row] = []
+    for row in rows:
+        if out and out[-1][0] == row[0]:
+            out[-1] = row
+        else:
+            out.append(row)
+    return out
