@@ -200,10 +200,21 @@ write_marker() {
     log "installed $pg_version with TimescaleDB $tsdb_version (Apache-2 edition) in $PREFIX"
 }
 
+report_installed() { log "already installed in $PREFIX ($(grep '^postgres=' "$MARKER" | cut -d= -f2-))"; }
+
 main() {
     if already_installed; then
-        log "already installed in $PREFIX ($(grep '^postgres=' "$MARKER" | cut -d= -f2-))"
+        report_installed
         return 0
+    fi
+    # Two installs into one prefix at once (say, two test sessions) would unpack over each other: take turns.
+    exec 9>"$PREFIX/.install.lock"
+    if command -v flock >/dev/null; then
+        flock 9
+        if already_installed; then
+            report_installed
+            return 0
+        fi
     fi
     check_host
     configure_apt

@@ -119,6 +119,8 @@ def test_a_stale_pid_file_is_removed_with_a_message(stopped: Cluster, capsys: py
 def test_remembered_port_taken_by_someone_else(stopped: Cluster):
     port = json.loads(stopped.state_path.read_text())["port"]
     with socket.socket() as squatter:
+        # SO_REUSEADDR: the server just closed connections on this port, which may linger in TIME_WAIT.
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
         with pytest.raises(UserError, match=f"port {port} on 127.0.0.1 .* is in use by another program"):

@@ -7,7 +7,7 @@ import os
 import shutil
 import time
 from collections import deque
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import psycopg
 import typer
@@ -148,6 +148,8 @@ def url(ctx: typer.Context, dsn: DsnOption = None) -> None:
 def psql(ctx: typer.Context, dsn: DsnOption = None) -> None:
     """Open psql on the embedded cluster; extra arguments go to psql (e.g. `db psql -- -c 'SELECT 1'`)."""
     cluster = _embedded(ctx, dsn, "psql")
+    if not cluster.is_running():
+        raise UserError("the embedded cluster is not running; start it with `deribit-ts db up`")
     conninfo = psycopg.conninfo.conninfo_to_dict(cluster.url())
     # The password travels in the environment, not on the command line where `ps` would show it.
     env = {**os.environ, "PGPASSWORD": str(conninfo.pop("password"))}
@@ -181,12 +183,21 @@ def logs(
         for line in deque(handle, maxlen=lines):
             typer.echo(line, nl=False)
         handle.seek(0, os.SEEK_END)
-        while follow:
+        if follow:
+            _follow(handle)
+
+
+def _follow(handle: TextIO) -> None:
+    """Print what the server appends until Ctrl-C, which ends the command normally."""
+    try:
+        while True:
             chunk = handle.read()
             if chunk:
                 typer.echo(chunk, nl=False)
             else:
                 time.sleep(0.5)
+    except KeyboardInterrupt:
+        return
 
 
 from deribit_ts.cli import db_migrate  # noqa: E402  (it registers `db migrate` on this app)

@@ -338,10 +338,12 @@ class Cluster:
         return self.data_dir if len(str(socket_path)) <= MAX_SOCKET_PATH else None
 
     def _start(self, binaries: Binaries, owner: _ServerOwner) -> None:
+        log_offset = self.log_path().stat().st_size  # report this start's error, not an older one
         result = owner.run([binaries.tool("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_path()),
                             "-w", "-t", str(START_TIMEOUT_S), "start"])
         if result.returncode != 0:
-            reason = _last_server_error(self.log_path()) or _last_line(result.stderr or result.stdout)
+            reason = (_last_server_error(self.log_path(), log_offset)
+                      or _last_line(result.stderr or result.stdout))
             raise UserError(f"the embedded cluster did not start: {reason} (see {self.log_path()})")
 
     def _create_database(self) -> None:
@@ -642,9 +644,11 @@ def _last_line(text: str | None) -> str:
     return lines[-1] if lines else "no output"
 
 
-def _last_server_error(log_path: Path) -> str | None:
+def _last_server_error(log_path: Path, offset: int) -> str | None:
     try:
-        lines = log_path.read_text(errors="replace").splitlines()[-50:]
+        with open(log_path, errors="replace") as log:
+            log.seek(offset)
+            lines = log.read().splitlines()[-50:]
     except OSError:
         return None
     errors = [line for line in lines if re.search(r"\b(FATAL|PANIC|ERROR):", line)]
