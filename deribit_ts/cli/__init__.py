@@ -79,6 +79,7 @@ def _register_subcommands() -> None:
     app.add_typer(db.app, name="db")
     app.add_typer(backfill.app, name="backfill")
     runs.register(app)
+    from deribit_ts.cli import sim; app.add_typer(sim.app, name="sim")  # noqa: E702, I001
 
 
 _register_subcommands()

@@ -1,0 +1,98 @@
+"""Every setting of the simulator in one dataclass, so a test, the CLI and a benchmark describe a run the same way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from deribit_ts.errors import UserError
+
+FAULT_KINDS = ("http_502", "retry_10040", "maintenance_11051", "stall", "drop", "truncate")
+
+
+@dataclass(frozen=True)
+class Pathologies:
+    """The real data's blemishes; each can be switched off to get a clean market."""
+
+    filler_candles: bool = True  # minutes without trades still get a candle (o=h=l=c=prev close, volume 0)
+    outages: bool = True  # a few exchange-wide windows with no data at all
+    bad_ticks: bool = True  # rare spike trades far from the fair price
+    late_corrections: bool = True  # a recent candle is revised once it ages past `correction_window_minutes`
+    correction_window_minutes: int = 10
+    correction_probability: float = 0.05  # share of minutes inside the window that are served preliminary
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Settings of one simulated exchange. Same config (with a fixed `now`) => same bytes for the same request."""
+
+    seed: int = 42
+    start: datetime = datetime(2018, 8, 14, tzinfo=UTC)  # BTC-PERPETUAL's listing day; nothing exists before it
+    now: datetime | None = None  # None = wall-clock time; a datetime = the simulated "now" at server start
+    clock_speed: float = 0.0  # with a fixed `now`: 0 = frozen, X > 0 = advances X times faster than real time
+    host: str = "127.0.0.1"
+    port: int = 0  # 0 = any free port
+    latency_ms: float = 0.0  # added before every answer
+    rate_limit: str = "deribit"  # 'deribit' = credit buckets per client address, 'off' = unlimited
+    fault_rate: float = 0.0  # share of API requests answered with a fault (deterministic sequence by seed)
+    fault_kinds: tuple[str, ...] = FAULT_KINDS
+    stall_seconds: float = 2.0  # how long a 'stall' fault sleeps before answering normally
+    chart_max_candles: int = 5000  # get_tradingview_chart_data answers at most this many candles...
+    chart_truncate: str = "old"  # ...cutting the 'old' end (real, end-anchored) or the 'new' end
+    funding_max_rows: int = 744  # get_funding_rate_history rows per call (31 days of hours)...
+    funding_truncate: str = "new"  # ...keeping the oldest rows so a forward walk continues at the last row
+    trades_max_count: int = 1000  # `count` above this is a -32602 error, like the real API
+    dvol_max_rows: int = 1000  # get_volatility_index_data rows per call before `continuation` is set
+    index_chart_resolution: dict[str, int] = field(
+        default_factory=lambda: {"1h": 60, "1d": 60, "2d": 60, "1m": 3600, "1y": 86400, "all": 86400}
+    )  # seconds between points of get_index_chart_data per `range`
+    strikes_per_expiry: int = 10  # options: strikes per expiry (each as a call and a put)
+    option_expiries: tuple[str, ...] = ("day", "week", "month", "quarter")
+    option_listing_days: dict[str, int] = field(
+        default_factory=lambda: {"day": 2, "week": 14, "month": 56, "quarter": 182}
+    )  # options are listed this many days before their expiry
+    future_listing_days: dict[str, int] = field(
+        default_factory=lambda: {"week": 14, "month": 56, "quarter": 273}
+    )  # dated futures are listed this many days before their expiry
+    expired_options_days: int = 30  # get_instruments(expired=true) lists options expired within this many days
+    outage_count: int = 4  # exchange outages between `start` and 2030
+    cache_blocks: int = 2048  # day blocks (1440 minutes of one instrument) kept in memory
+    pathologies: Pathologies = field(default_factory=Pathologies)
+
+    def __post_init__(self) -> None:
+        if self.rate_limit not in ("deribit", "off"):
+            raise UserError(f"rate limit must be 'deribit' or 'off', not {self.rate_limit!r}")
+        if self.chart_truncate not in ("old", "new") or self.funding_truncate not in ("old", "new"):
+            raise UserError("chart_truncate and funding_truncate must be 'old' or 'new'")
+        if not 0.0 <= self.fault_rate <= 1.0:
+            raise UserError(f"fault rate must be between 0 and 1, not {self.fault_rate}")
+        if self.clock_speed < 0:
+            raise UserError("clock speed cannot be negative")
+        unknown = set(self.fault_kinds) - set(FAULT_KINDS)
+        if unknown:
+            raise UserError(f"unknown fault kinds {sorted(unknown)}; choose from {', '.join(FAULT_KINDS)}")
+        for name in ("start", "now"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                object.__setattr__(self, name, value.replace(tzinfo=UTC))
+
+    @property
+    def start_ms(self) -> int:
+        return int(self.start.timestamp() * 1000)
+
+    def with_(self, **changes) -> SimConfig:
+        """A copy with some settings changed."""
+        return replace(self, **changes)
+
+    def public_dict(self) -> dict:
+        """The settings as JSON-friendly values (for /_sim/config and logs)."""
+        out = {}
+        for key, value in self.__dict__.items():
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, Pathologies):
+                value = dict(value.__dict__)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[key] = value
+        return out

@@ -1,0 +1,312 @@
+"""SimMarket: the simulated exchange's truth, as pure functions of (config, instrument, time, now).
+
+The server only formats what this object answers, and tests compare a database with it row for row.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import threading
+from collections import OrderedDict
+from datetime import UTC, datetime
+
+from deribit_ts.sim import outages as _outages
+from deribit_ts.sim.blocks import Block, decimals_of, generate_block, option_fair
+from deribit_ts.sim.calendar import Catalogue, Instrument
+from deribit_ts.sim.chart import RESOLUTION_MINUTES, aggregate_block
+from deribit_ts.sim.clock import Clock
+from deribit_ts.sim.config import SimConfig
+from deribit_ts.sim.paths import DAY_MS, HOUR_MS, MINUTE_MS, UNDERLYINGS, UnderlyingPaths
+from deribit_ts.sim.pricing import smile_vol
+from deribit_ts.sim.recent import apply_recent, is_preliminary
+from deribit_ts.sim.trades import Trade, minute_trades
+
+CURRENCIES = tuple(UNDERLYINGS)
+COLUMNS = ("ticks", "open", "high", "low", "close", "volume", "cost")
+
+
+class SimMarket:
+    """Deterministic market of BTC and ETH derivatives for one SimConfig."""
+
+    def __init__(self, config: SimConfig | None = None, clock: Clock | None = None) -> None:
+        self.config = config or SimConfig()
+        self.clock = clock or Clock(self.config.now, self.config.clock_speed)
+        self.paths = {c: UnderlyingPaths(self.config.seed, c) for c in CURRENCIES}
+        self.catalogue = Catalogue(self.config, self.paths)
+        self._outages = _outages.windows(self.config)
+        self._blocks: OrderedDict[tuple, Block] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # ---- time ---------------------------------------------------------------------------------------------------
+    def now_ms(self) -> int:
+        return self.clock.now_ms()
+
+    def _now(self, now_ms: int | None) -> int:
+        return self.clock.now_ms() if now_ms is None else now_ms
+
+    # ---- instruments --------------------------------------------------------------------------------------------
+    def instrument(self, name: str, now_ms: int | None = None) -> Instrument | None:
+        """The instrument, or None if it does not exist (yet) at `now_ms`."""
+        return self.catalogue.get(name, self._now(now_ms))
+
+    def instruments(self, currency: str | None = None, kind: str | None = None, expired: bool = False,
+                    now_ms: int | None = None) -> list[Instrument]:
+        """What get_instruments lists: active ones, or the (recently) expired ones instead."""
+        now = self._now(now_ms)
+        currencies = CURRENCIES if currency in (None, "any") else (currency,)
+        out: list[Instrument] = []
+        for cur in currencies:
+            out.extend(self.catalogue.listed(cur, now, kind=kind, expired=expired))
+        return out
+
+    def outage_windows(self) -> list[tuple[int, int]]:
+        """Exchange outages [start_ms, end_ms): no candles, trades, funding rows or index points inside."""
+        return list(self._outages) if self.config.pathologies.outages else []
+
+    def in_outage(self, ms: int) -> bool:
+        return self.config.pathologies.outages and any(s <= ms < e for s, e in self._outages)
+
+    # ---- candles ------------------------------------------------------------------------------------------------
+    def block(self, inst: Instrument, day: int, resolution: str = "1") -> Block:
+        """The final (fully aged) candles of one UTC day at a resolution, cached."""
+        key = (inst.name, day, resolution)
+        with self._lock:
+            hit = self._blocks.get(key)
+            if hit is not None:
+                self._blocks.move_to_end(key)
+                return hit
+        if resolution == "1":
+            p = self.config.pathologies
+            made = generate_block(inst, self.paths[inst.currency], day, self.config.seed, self.outage_windows(),
+                                  p.filler_candles, p.bad_ticks)
+        else:
+            made = aggregate_block(self.block(inst, day, "1"), RESOLUTION_MINUTES[resolution], day * DAY_MS)
+        with self._lock:
+            self._blocks[key] = made
+            while len(self._blocks) > self.config.cache_blocks:
+                self._blocks.popitem(last=False)
+        return made
+
+    def candles(self, name: str, start_ms: int, end_ms: int, resolution: str = "1",
+                now_ms: int | None = None) -> dict[str, list]:
+        """Candles of the buckets that overlap [start_ms, end_ms] as served at `now_ms`, untruncated.
+
+        Columns: ticks, open, high, low, close, volume, cost. Nothing after `now`; the current bucket is still
+        forming; recent minutes may be preliminary (late corrections).
+        """
+        now = self._now(now_ms)
+        inst = self.instrument(name, now)
+        out: dict[str, list] = {c: [] for c in COLUMNS}
+        if inst is None:
+            return out
+        end_ms = min(end_ms, now, inst.expiry_ms - 1)
+        width = RESOLUTION_MINUTES[resolution] * MINUTE_MS
+        # The bucket containing start_timestamp counts (see docs/simulator.md): ccxt's since-less fetch_ohlcv
+        # asks for now - (limit-1) buckets and expects `limit` candles back.
+        start_ms = max(start_ms // width * width, self.config.start_ms)
+        if end_ms < start_ms:
+            return out
+        first_day, last_day = start_ms // DAY_MS, end_ms // DAY_MS
+        recent_from = now - (self.config.pathologies.correction_window_minutes + 2) * MINUTE_MS
+        recent_day = min(recent_from, now - RESOLUTION_MINUTES[resolution] * MINUTE_MS) // DAY_MS
+        for day in range(max(first_day, inst.creation_ms // DAY_MS), last_day + 1):
+            if day >= recent_day:
+                blk = apply_recent(self, inst, day, resolution, now)
+            else:
+                blk = self.block(inst, day, resolution)
+            ticks = blk.ticks
+            a = bisect.bisect_left(ticks, start_ms) if day == first_day else 0
+            b = bisect.bisect_right(ticks, end_ms) if day == last_day else len(ticks)
+            if a >= b:
+                continue
+            for column in COLUMNS:
+                out[column].extend(getattr(blk, column)[a:b])
+        return out
+
+    def truncate(self, columns: dict[str, list]) -> dict[str, list]:
+        """Keep chart_max_candles of a chart answer: the newest ('old' end cut) or the oldest ('new' end cut)."""
+        cap = self.config.chart_max_candles
+        if len(columns["ticks"]) <= cap:
+            return columns
+        keep = slice(-cap, None) if self.config.chart_truncate == "old" else slice(0, cap)
+        return {k: v[keep] for k, v in columns.items()}
+
+    # ---- index ----------------------------------------------------------------------------------------------------
+    def index(self, currency: str, ms: int) -> float | None:
+        """Index price at `ms` (None before the start, after now or during an outage)."""
+        if ms < self.config.start_ms or ms > self.now_ms() or self.in_outage(ms):
+            return None
+        return self.paths[currency].index_at(ms)
+
+    def index_series(self, currency: str, start_ms: int, end_ms: int, step_ms: int) -> list[list]:
+        """[[ts, price], ...] on a grid of `step_ms` (aligned to the epoch) within [start_ms, end_ms]."""
+        now = self.now_ms()
+        first = max(start_ms, self.config.start_ms)
+        first = -(-first // step_ms) * step_ms
+        last = min(end_ms, now)
+        paths = self.paths[currency]
+        out = []
+        for ts in range(first, last + 1, step_ms):
+            if self.in_outage(ts):
+                continue
+            out.append([ts, paths.index_at(ts)])
+        return out
+
+    # ---- funding --------------------------------------------------------------------------------------------------
+    def funding(self, name: str, start_ms: int, end_ms: int, now_ms: int | None = None) -> list[dict]:
+        """Hourly funding rows with timestamp in (start_ms, end_ms] (start exclusive, end inclusive)."""
+        now = self._now(now_ms)
+        inst = self.instrument(name, now)
+        if inst is None or not inst.is_perpetual:
+            return []
+        paths = self.paths[inst.currency]
+        first_hour = max(start_ms + 1, inst.creation_ms + HOUR_MS)
+        first_hour = -(-first_hour // HOUR_MS)
+        last_hour = min(end_ms, now) // HOUR_MS
+        rows = []
+        for hour in range(first_hour, last_hour + 1):
+            ts = hour * HOUR_MS
+            if self.in_outage(ts):
+                continue
+            rows.append({
+                "timestamp": ts,
+                "index_price": paths.index_at(ts),
+                "prev_index_price": paths.index_at(ts - HOUR_MS),
+                "interest_8h": sum(paths.interest_1h(h) for h in range(hour - 7, hour + 1)),
+                "interest_1h": paths.interest_1h(hour),
+            })
+        return rows
+
+    def funding_value(self, name: str, start_ms: int, end_ms: int, now_ms: int | None = None) -> float:
+        """Funding accrued over (start_ms, end_ms]: the sum of the hourly interest_1h in that period."""
+        return sum(row["interest_1h"] for row in self.funding(name, start_ms, end_ms, now_ms))
+
+    # ---- prices used by tickers ------------------------------------------------------------------------------------
+    def mark_price(self, inst: Instrument, ms: int) -> float:
+        paths = self.paths[inst.currency]
+        index = paths.index_at(ms)
+        if inst.is_perpetual:
+            return round(index * (1.0 + paths.premium_at(ms)), 2)
+        if inst.is_option:
+            return round(option_fair(inst, paths, ms, index), 8)
+        return round(self.forward(inst.currency, inst.expiry_ms, ms), 2)
+
+    def forward(self, currency: str, expiry_ms: int, ms: int) -> float:
+        paths = self.paths[currency]
+        return paths.index_at(ms) * math.exp(paths.basis_at(ms) * max(expiry_ms - ms, 0) / (365 * DAY_MS))
+
+    def round_price(self, inst: Instrument, price: float) -> float:
+        tick = inst.tick
+        return round(round(price / tick) * tick, decimals_of(tick))
+
+    # ---- trades ---------------------------------------------------------------------------------------------------
+    def trades(self, name: str, start_ms: int | None = None, end_ms: int | None = None, limit: int = 1000,
+               ascending: bool = True, now_ms: int | None = None, start_seq: int | None = None,
+               end_seq: int | None = None) -> list[Trade]:
+        """Up to `limit` trades with timestamp in [start_ms, end_ms], oldest first if `ascending` else newest
+        first, exactly as the candles served at `now_ms` aggregate them."""
+        now = self._now(now_ms)
+        inst = self.instrument(name, now)
+        if inst is None:
+            return []
+        lo = max(start_ms if start_ms is not None else 0, inst.creation_ms, self.config.start_ms)
+        hi = min(end_ms if end_ms is not None else now, now, inst.expiry_ms - 1)
+        if hi < lo:
+            return []
+        days = range(lo // DAY_MS, hi // DAY_MS + 1)
+        out: list[Trade] = []
+        for day in days if ascending else reversed(days):
+            blk = self.block(inst, day, "1")
+            found = []
+            for j in range(len(blk.ticks)):
+                tick = blk.ticks[j]
+                if tick + MINUTE_MS <= lo or tick > hi or blk.volume[j] == 0:
+                    continue
+                minute = minute_trades(inst, blk, j, self.config.seed)
+                if is_preliminary(self, inst, tick, now):
+                    minute = minute[:-1]
+                found.extend(t for t in minute if lo <= t.timestamp <= hi
+                             and (start_seq is None or t.trade_seq >= start_seq)
+                             and (end_seq is None or t.trade_seq <= end_seq))
+            out.extend(found if ascending else reversed(found))
+            if len(out) >= limit:
+                break
+        return out[:limit]
+
+    def trade_json(self, inst: Instrument, trade: Trade) -> dict:
+        """A trade as the API sends it (mark, index and IV at the trade's instant)."""
+        paths = self.paths[inst.currency]
+        mark = self.mark_price(inst, trade.timestamp)
+        direction = "buy" if trade.price >= mark else "sell"
+        out = {"trade_seq": trade.trade_seq, "trade_id": trade.trade_id, "timestamp": trade.timestamp,
+               "tick_direction": (0 if trade.price != mark else 1) if direction == "buy" else 2,
+               "price": trade.price, "mark_price": mark}
+        if inst.is_option:
+            years = max(inst.expiry_ms - trade.timestamp, 0) / (365 * DAY_MS)
+            forward = self.forward(inst.currency, inst.expiry_ms, trade.timestamp)
+            out["iv"] = round(smile_vol(paths.atm_vol_at(trade.timestamp), forward, inst.strike, years) * 100, 2)
+        out["instrument_name"] = inst.name
+        out["index_price"] = paths.index_at(trade.timestamp)
+        out["direction"] = direction
+        out["amount"] = trade.amount
+        out["contracts"] = round(trade.amount / inst.contract_size, 8)
+        return out
+
+    # ---- delivery, volatility ---------------------------------------------------------------------------------------
+    def delivery_price(self, currency: str, ms: int) -> float:
+        """Deribit settles on the index's 30-minute average before the 08:00 UTC expiry."""
+        day = ms // DAY_MS
+        levels = self.paths[currency].minute_levels(day)
+        minute = (ms - day * DAY_MS) // MINUTE_MS
+        window = levels[max(0, minute - 30):minute] or levels[minute:minute + 1]
+        return round(sum(window) / len(window), 8)
+
+    def delivery_prices(self, currency: str, offset: int, count: int, now_ms: int | None = None) -> dict:
+        """Daily 08:00 delivery prices, newest first."""
+        now = self._now(now_ms)
+        first = -(-(self.config.start_ms - 8 * HOUR_MS) // DAY_MS)
+        last = (now - 8 * HOUR_MS) // DAY_MS
+        total = max(0, last - first + 1)
+        data = []
+        for day in range(last - offset, max(first, last - offset - count + 1) - 1, -1):
+            when = day * DAY_MS + 8 * HOUR_MS
+            data.append({"date": datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%d"),
+                         "delivery_price": self.delivery_price(currency, when)})
+        return {"data": data, "records_total": total}
+
+    def dvol(self, currency: str, start_ms: int, end_ms: int, seconds: int, now_ms: int | None = None) -> dict:
+        """DVOL candles [ts, open, high, low, close] (percent); newest `dvol_max_rows` when more match, with
+        `continuation` = the end_timestamp that fetches the next older page."""
+        now = self._now(now_ms)
+        step = seconds * 1000
+        first = -(-max(start_ms, self.config.start_ms) // step) * step
+        last = min(end_ms, now) // step * step
+        if last < first:
+            return {"data": [], "continuation": None}
+        n = (last - first) // step + 1
+        cap = self.config.dvol_max_rows
+        continuation = None
+        if n > cap:
+            first = last - (cap - 1) * step
+            continuation = first - 1
+        paths = self.paths[currency]
+        samples = min(5, max(1, seconds // 60))
+        rows = []
+        for ts in range(first, last + 1, step):
+            values = [round(paths.atm_vol_at(ts + k * step // samples) * 100, 2) for k in range(samples)]
+            rows.append([ts, values[0], max(values), min(values), values[-1]])
+        return {"data": rows, "continuation": continuation}
+
+    def historical_volatility(self, currency: str, now_ms: int | None = None) -> list[list]:
+        """Hourly realised volatility (percent, trailing 24 hourly returns, annualised) for the last 15 days."""
+        now = self._now(now_ms)
+        paths = self.paths[currency]
+        last_hour = now // HOUR_MS
+        first_hour = max(last_hour - 15 * 24, self.config.start_ms // HOUR_MS + 25)
+        levels = {h: paths.index_at(h * HOUR_MS) for h in range(first_hour - 24, last_hour + 1)}
+        out = []
+        for h in range(first_hour, last_hour + 1):
+            var = sum(math.log(levels[k] / levels[k - 1]) ** 2 for k in range(h - 23, h + 1))
+            out.append([h * HOUR_MS, math.sqrt(var * 365) * 100])
+        return out

@@ -1,0 +1,60 @@
+"""Reading request parameters the way Deribit validates them (query strings arrive as text, JSON bodies typed)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from deribit_ts.sim.errors import invalid_params
+
+
+class Params:
+    def __init__(self, raw: Mapping) -> None:
+        self.raw = raw
+
+    def _get(self, name: str):
+        value = self.raw.get(name)
+        return None if value is None or value == "" else value
+
+    def text(self, name: str, default: str | None = None, *, required: bool = False,
+             choices: tuple[str, ...] | None = None, reason: str = "invalid value") -> str | None:
+        value = self._get(name)
+        if value is None:
+            if required:
+                raise invalid_params("value is required", name)
+            return default
+        value = str(value)
+        if choices is not None and value not in choices:
+            raise invalid_params(reason, name)
+        return value
+
+    def integer(self, name: str, default: int | None = None, *, required: bool = False) -> int | None:
+        value = self._get(name)
+        if value is None:
+            if required:
+                raise invalid_params("value is required", name)
+            return default
+        if isinstance(value, bool):
+            raise invalid_params("must be integer", name)
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            try:
+                as_float = float(value)
+            except (TypeError, ValueError):
+                raise invalid_params("must be integer", name) from None
+            if as_float != int(as_float):
+                raise invalid_params("must be integer", name) from None
+            return int(as_float)
+
+    def boolean(self, name: str, default: bool = False) -> bool:
+        value = self._get(name)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        text = str(value).lower()
+        if text in ("true", "1"):
+            return True
+        if text in ("false", "0"):
+            return False
+        raise invalid_params("must be boolean", name)

@@ -1,0 +1,38 @@
+"""Deterministic randomness: every random draw is a pure function of (seed, what, when)."""
+
+from __future__ import annotations
+
+import random
+import zlib
+
+_MASK = (1 << 64) - 1
+
+
+def _splitmix(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return x ^ (x >> 31)
+
+
+def text_key(text: str) -> int:
+    """A stable integer for a name (Python's hash() is salted per process, so never use it here)."""
+    return zlib.crc32(text.encode())
+
+
+def mix(*parts: int) -> int:
+    """Combine integers into one well-scrambled 64-bit key."""
+    x = 0
+    for part in parts:
+        x = _splitmix(x ^ (part & _MASK))
+    return x
+
+
+def unit(*parts: int) -> float:
+    """A uniform number in [0, 1) determined by the parts."""
+    return (mix(*parts) >> 11) / float(1 << 53)
+
+
+def rng(*parts: int) -> random.Random:
+    """A private generator for one (seed, subject, period) block."""
+    return random.Random(mix(*parts))

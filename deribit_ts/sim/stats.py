@@ -1,0 +1,47 @@
+"""Counters of everything the simulator served, readable from /_sim/stats and SimHandle.stats()."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+
+class Stats:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests = 0
+            self.by_method: Counter[str] = Counter()
+            self.errors_by_code: Counter[str] = Counter()
+            self.faults_by_kind: Counter[str] = Counter()
+            self.http_status: Counter[str] = Counter()
+            self.candles_served = 0
+            self.bytes_sent = 0
+
+    def record(self, method: str, status: int, *, error_code: int | None = None, fault: str | None = None,
+               candles: int = 0, size: int = 0) -> None:
+        with self._lock:
+            self.requests += 1
+            self.by_method[method] += 1
+            self.http_status[str(status)] += 1
+            if error_code is not None:
+                self.errors_by_code[str(error_code)] += 1
+            if fault is not None:
+                self.faults_by_kind[fault] += 1
+            self.candles_served += candles
+            self.bytes_sent += size
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {
+                "requests": self.requests,
+                "requests_by_method": dict(self.by_method),
+                "errors_by_code": dict(self.errors_by_code),
+                "faults_by_kind": dict(self.faults_by_kind),
+                "http_status": dict(self.http_status),
+                "candles_served": self.candles_served,
+                "bytes_sent": self.bytes_sent,
+            }
