@@ -109,8 +109,8 @@ def generate_block(inst: Instrument, paths: UnderlyingPaths, day: int, seed: int
     vol_minute = paths.regime_vol(day) / math.sqrt(525600.0)
     gen = rng(seed, text_key(inst.name), 20, day)
     r = gen.random
-    expo = gen.expovariate
     mean_lots = 40.0 if not inst.is_option else 5.0
+    log = math.log
     blocked = _outage_minutes(outages, day_ms)
     forced_last = hi == MINUTES and inst.expiry_ms > day_ms + DAY_MS
 
@@ -132,9 +132,14 @@ def generate_block(inst: Instrument, paths: UnderlyingPaths, day: int, seed: int
         def fair_at(i: int) -> float:
             return fair[i]
 
-    def rt(x: float) -> float:
-        v = round(round(x / tick) * tick, dec)
-        return v if v >= tick else tick
+    if _exact_tick(tick):  # multiples of 0.5, 2.5, 0.25 are exact binary floats: one rounding is enough
+        def rt(x: float) -> float:
+            v = round(x / tick) * tick
+            return v if v >= tick else tick
+    else:
+        def rt(x: float) -> float:
+            v = round(round(x / tick) * tick, dec)
+            return v if v >= tick else tick
 
     ticks = array("q")
     opens, highs, lows, closes, vols, costs = (array("d") for _ in range(6))
@@ -163,12 +168,12 @@ def generate_block(inst: Instrument, paths: UnderlyingPaths, day: int, seed: int
         c = rt(f1 + (r() - 0.5) * 2.0 * spread)
         if last_minute:
             c = rt(f1)
-        lot_o = 1 + int(expo(1.0 / mean_lots))
+        lot_o = 1 + int(-log(1.0 - r()) * mean_lots)
         if r() < p_single and not last_minute:
             c = h = low = o
             lot_h = lot_l = lot_c = 0
         else:
-            lot_c = 1 + int(expo(1.0 / mean_lots))
+            lot_c = 1 + int(-log(1.0 - r()) * mean_lots)
             top, bottom = (o, c) if o >= c else (c, o)
             h = rt(top + f0 * vol_minute * r() * 1.5)
             low = rt(bottom - f0 * vol_minute * r() * 1.5)
@@ -177,8 +182,8 @@ def generate_block(inst: Instrument, paths: UnderlyingPaths, day: int, seed: int
                     h = rt(top * (1.03 + 0.12 * r()))
                 else:
                     low = rt(bottom * (0.97 - 0.12 * r()))
-            lot_h = 1 + int(expo(1.0 / mean_lots)) if h > top else 0
-            lot_l = 1 + int(expo(1.0 / mean_lots)) if low < bottom else 0
+            lot_h = 1 + int(-log(1.0 - r()) * mean_lots) if h > top else 0
+            lot_l = 1 + int(-log(1.0 - r()) * mean_lots) if low < bottom else 0
             if h <= top:
                 h = top
             if low >= bottom:
@@ -199,6 +204,10 @@ def generate_block(inst: Instrument, paths: UnderlyingPaths, day: int, seed: int
         lots.extend((lot_o, lot_h, lot_l, lot_c))
         prev = c
     return Block(ticks, opens, highs, lows, closes, vols, costs, lots, anchor)
+
+
+def _exact_tick(tick: float) -> bool:
+    return (tick * 1024).is_integer()
 
 
 def _outage_minutes(outages: list[tuple[int, int]], day_ms: int) -> set[int]:

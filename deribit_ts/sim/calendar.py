@@ -25,6 +25,9 @@ _CONTRACT = {  # currency -> (future tick, perpetual tick, future lot/contract s
     "ETH": (0.25, 0.05, 1.0, 1.0),
 }
 OPTION_TICK = 0.0005
+_INDEX_IDS = {"BTC": 1000033, "ETH": 1000034}
+_UUIDS = {"BTC": "5b71fc48-3dd3-540c-809b-f8c94d0e68b5", "ETH": "d92a3d44-5e3b-5b6c-8a49-4f1f5a1e0c11",
+          "USD": "dc311642-e9fb-4ba9-a312-c75c1aef4ae1"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,15 @@ class Instrument:
         out["block_trade_commission"] = 0.00015 if self.is_option else 0.00025
         out["base_currency"] = self.currency
         out["state"] = "open" if active else "closed"
+        # Fields real 2026 payloads carry although the spec does not list them.
+        out["product_group"] = self.currency
+        out["underlying_type"] = "crypto"
+        out["lot_size"] = 1
+        out["index_id"] = _INDEX_IDS[self.currency]
+        out["base_currency_uuid"] = _UUIDS[self.currency]
+        out["quote_currency_uuid"] = _UUIDS[self.currency if self.is_option else "USD"]
+        if not self.is_option:
+            out["max_non_default_leverage"] = 5.0
         return out
 
 

@@ -64,7 +64,7 @@ def test(m: SimMarket, p: Params, now: int, note: dict) -> dict:
 
 @method("status")
 def status(m: SimMarket, p: Params, now: int, note: dict) -> dict:
-    return {"locked_currencies": [], "locked": "false"}
+    return {"locked_currencies": [], "locked": False}
 
 
 @method("get_currencies")
@@ -265,6 +265,38 @@ def get_mark_price_history(m: SimMarket, p: Params, now: int, note: dict) -> lis
     p.integer("start_timestamp", required=True)
     p.integer("end_timestamp", required=True)
     return []  # Deribit serves it only for a few DVOL options; the simulator for none
+
+
+@method("get_last_settlements_by_instrument")
+def get_last_settlements_by_instrument(m: SimMarket, p: Params, now: int, note: dict) -> dict:
+    """Daily 08:00 settlements (and the delivery at expiry), newest first; `continuation` pages further back."""
+    inst = _instrument(m, p, now)
+    p.text("type", choices=("settlement", "delivery", "bankruptcy"))
+    count = p.integer("count", 20)
+    if not 1 <= count <= 1000:
+        raise invalid_params("must be between 1 and 1000", "count")
+    before = p.integer("search_start_timestamp", now)
+    continuation = p.text("continuation")
+    if continuation is not None:
+        if not continuation.isdigit():
+            raise invalid_params("invalid continuation", "continuation")
+        before = min(before, int(continuation))
+    last = min(before, now, inst.expiry_ms)
+    day = (last - 8 * HOUR_MS) // DAY_MS
+    rows, nxt = [], None
+    while True:
+        ts = day * DAY_MS + 8 * HOUR_MS
+        if ts <= inst.creation_ms or ts < m.config.start_ms:
+            break
+        if len(rows) == count:
+            nxt = str(ts)
+            break
+        rows.append({"type": "delivery" if ts == inst.expiry_ms else "settlement", "timestamp": ts,
+                     "session_profit_loss": 0.0, "profit_loss": 0.0, "position": 0,
+                     "mark_price": m.mark_price(inst, min(ts, inst.expiry_ms - 1)), "instrument_name": inst.name,
+                     "index_price": m.paths[inst.currency].index_at(ts)})
+        day -= 1
+    return {"settlements": rows, "continuation": nxt}
 
 
 # ---- trades ----------------------------------------------------------------------------------------------------------

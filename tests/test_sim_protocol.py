@@ -1,0 +1,271 @@
+"""Every public REST sample of the real API has a simulator counterpart with the same keys and JSON types.
+
+Samples live in tests/data/deribit_samples (copied from the project's reference material). A sample's keys must all
+be present in the simulator's answer (recursively) and each value must have the same JSON type; numbers that ccxt's
+capture tooling stringified count as numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sim_fixtures import SIM_NOW_MS, sim_config
+
+from deribit_ts.sim import SimHandle, run_in_thread
+
+SAMPLES = Path(__file__).parent / "data" / "deribit_samples"
+# Values the simulator may leave null although the sample shows a value (no trade in 24 h, empty book side...).
+NULLABLE = {"price_change", "best_bid_price", "best_ask_price", "high", "low", "last", "last_price", "continuation"}
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimHandle]:
+    with run_in_thread(sim_config()) as handle:
+        yield handle
+
+
+def call(url: str, method: str, params: dict, request_id: int | None = None) -> tuple[int, dict]:
+    """GET with a query string (no id, like ccxt) or POST a JSON-RPC body (with id, like the official examples)."""
+    if request_id is None:
+        query = urllib.parse.urlencode({k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()})
+        req = urllib.request.Request(f"{url}/api/v2/public/{method}?{query}")
+    else:
+        body = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": f"public/{method}", "params": params})
+        req = urllib.request.Request(f"{url}/api/v2", data=body.encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _kind(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    return type(value).__name__
+
+
+def _sample_kinds(value) -> set[str]:
+    kind = _kind(value)
+    if kind == "str":
+        try:
+            float(value)
+            return {"str", "number"}  # ccxt pastes numbers as strings
+        except ValueError:
+            return {"str"}
+    return {kind}
+
+
+def assert_same_shape(sample, got, path: str = "$", ignore: frozenset[str] = frozenset()) -> None:
+    if sample is None:
+        return
+    if got is None and path.rsplit(".", 1)[-1] in NULLABLE:
+        return
+    assert _kind(got) in _sample_kinds(sample), f"{path}: sample {sample!r} but simulator sent {got!r}"
+    if isinstance(sample, dict):
+        for key, value in sample.items():
+            if key in ignore:
+                continue
+            assert key in got, f"{path}: key {key!r} missing (simulator keys: {sorted(got)})"
+            assert_same_shape(value, got[key], f"{path}.{key}", ignore)
+    elif isinstance(sample, list) and sample and got:
+        for item in got[:50]:
+            assert_same_shape(sample[0], item, f"{path}[]", ignore)
+
+
+def load(name: str) -> dict:
+    return json.loads((SAMPLES / name).read_text())
+
+
+@pytest.fixture(scope="module")
+def names(sim: SimHandle) -> dict[str, str]:
+    """Instruments alive at SIM_NOW that the requests below use."""
+    market = sim.market
+    alive = market.instruments("BTC") + market.instruments("ETH")
+    eth_option = next(i.name for i in alive if i.currency == "ETH" and i.is_option)
+    btc_option = next(i.name for i in alive if i.currency == "BTC" and i.is_option)
+    btc_future = next(i.name for i in alive if i.kind == "future" and not i.is_perpetual)
+    traded = market.trades(btc_option, limit=1, ascending=False) and btc_option
+    if not traded:
+        options = [i.name for i in alive if i.is_option]
+        traded = next(n for n in options if market.trades(n, SIM_NOW_MS - 86_400_000, limit=1))
+    return {"eth_option": eth_option, "btc_option": btc_option, "btc_future": btc_future, "traded_option": traded}
+
+
+H = 3_600_000
+CASES = [  # sample file, method, params (names filled in from the fixture), ignored keys
+    ("get_book_summary_by_currency.json", "get_book_summary_by_currency", {"currency": "ETH", "kind": "option"}, ()),
+    ("get_book_summary_by_instrument.json", "get_book_summary_by_instrument", {"instrument_name": "eth_option"}, ()),
+    ("ccxt_comment_book_summary_by_currency.json", "get_book_summary_by_currency",
+     {"currency": "BTC", "kind": "option"}, ()),
+    ("ccxt_comment_book_summary_by_currency_options.json", "get_book_summary_by_currency",
+     {"currency": "BTC", "kind": "option"}, ()),
+    ("ccxt_comment_book_summary_by_instrument_option.json", "get_book_summary_by_instrument",
+     {"instrument_name": "btc_option"}, ()),
+    ("ccxt_comment_book_summary_by_instrument_perp.json", "get_book_summary_by_instrument",
+     {"instrument_name": "BTC-PERPETUAL"}, ()),
+    ("get_currencies.json", "get_currencies", {}, ()),
+    ("ccxt_comment_get_currencies.json", "get_currencies", {}, ()),
+    ("get_delivery_prices.json", "get_delivery_prices", {"index_name": "btc_usd", "offset": 0, "count": 5}, ()),
+    ("get_expirations.json", "get_expirations", {"currency": "BTC", "kind": "any"}, ()),
+    ("get_funding_chart_data.CONSTRUCTED_from_schema.json", "get_funding_chart_data",
+     {"instrument_name": "BTC-PERPETUAL", "length": "8h"}, ()),
+    ("get_funding_rate_history.json", "get_funding_rate_history",
+     {"instrument_name": "BTC-PERPETUAL", "start_timestamp": SIM_NOW_MS - 5 * H, "end_timestamp": SIM_NOW_MS}, ()),
+    ("ccxt_comment_funding_rate_history.json", "get_funding_rate_history",
+     {"instrument_name": "BTC-PERPETUAL", "start_timestamp": SIM_NOW_MS - 5 * H, "end_timestamp": SIM_NOW_MS}, ()),
+    ("get_funding_rate_value.json", "get_funding_rate_value",
+     {"instrument_name": "BTC-PERPETUAL", "start_timestamp": SIM_NOW_MS - 8 * H, "end_timestamp": SIM_NOW_MS}, ()),
+    ("ccxt_comment_funding_rate_value.json", "get_funding_rate_value",
+     {"instrument_name": "BTC-PERPETUAL", "start_timestamp": SIM_NOW_MS - 8 * H, "end_timestamp": SIM_NOW_MS}, ()),
+    ("get_historical_volatility.json", "get_historical_volatility", {"currency": "BTC"}, ()),
+    ("ccxt_comment_historical_volatility.json", "get_historical_volatility", {"currency": "BTC"}, ()),
+    ("get_index_chart_data.json", "get_index_chart_data", {"index_name": "btc_usd", "range": "1d"}, ()),
+    ("get_index_price.CONSTRUCTED_from_schema.json", "get_index_price", {"index_name": "btc_usd"}, ()),
+    ("get_index_price_names.json", "get_index_price_names", {}, ()),
+    ("get_supported_index_names.json", "get_supported_index_names", {}, ()),
+    ("get_instrument.json", "get_instrument", {"instrument_name": "btc_option"}, ()),
+    ("get_instruments.json", "get_instruments", {"currency": "BTC", "kind": "future"}, ()),
+    ("get_last_settlements_by_instrument.json", "get_last_settlements_by_instrument",
+     {"instrument_name": "BTC-PERPETUAL", "count": 3}, ()),
+    ("get_last_trades_by_currency_and_time.json", "get_last_trades_by_currency_and_time",
+     {"currency": "BTC", "kind": "option", "start_timestamp": SIM_NOW_MS - 24 * H, "count": 5}, ()),
+    ("get_last_trades_by_instrument.json", "get_last_trades_by_instrument",
+     {"instrument_name": "traded_option", "count": 5}, ()),
+    ("get_last_trades_by_instrument_and_time.json", "get_last_trades_by_instrument_and_time",
+     {"instrument_name": "traded_option", "end_timestamp": SIM_NOW_MS, "count": 5}, ()),
+    ("ccxt_comment_last_trades_by_instrument.json", "get_last_trades_by_instrument",
+     {"instrument_name": "BTC-PERPETUAL"}, ()),
+    ("ccxt_fixture_fetchTrades_BTC_USDT.json", "get_last_trades_by_instrument",
+     {"instrument_name": "BTC-PERPETUAL"}, ()),
+    ("get_mark_price_history.json", "get_mark_price_history",
+     {"instrument_name": "btc_option", "start_timestamp": SIM_NOW_MS - H, "end_timestamp": SIM_NOW_MS}, ()),
+    ("get_order_book.json", "get_order_book", {"instrument_name": "BTC-PERPETUAL", "depth": 5}, ()),
+    ("ccxt_comment_order_book.json", "get_order_book", {"instrument_name": "BTC-PERPETUAL", "depth": 5}, ()),
+    ("get_time.json", "get_time", {}, ()),
+    ("ccxt_comment_get_time.json", "get_time", {}, ()),
+    ("status.json", "status", {}, ()),
+    ("ccxt_comment_status.json", "status", {}, ("locked",)),  # ccxt shows "false" (string), the spec a bool
+    ("test.json", "test", {}, ()),
+    ("get_tradingview_chart_data.json", "get_tradingview_chart_data",
+     {"instrument_name": "btc_future", "start_timestamp": SIM_NOW_MS - 2 * H, "end_timestamp": SIM_NOW_MS,
+      "resolution": "30"}, ()),
+    ("ccxt_comment_tradingview_chart_data.json", "get_tradingview_chart_data",
+     {"instrument_name": "BTC-PERPETUAL", "start_timestamp": SIM_NOW_MS - H, "end_timestamp": SIM_NOW_MS,
+      "resolution": "1"}, ()),
+    ("ccxt_fixture_fetchOHLCV_BTC_USDT_1h.json", "get_tradingview_chart_data",
+     {"instrument_name": "BTC-PERPETUAL", "start_timestamp": SIM_NOW_MS - H, "end_timestamp": SIM_NOW_MS,
+      "resolution": "60"}, ()),
+    ("vike_fixture_get_tradingview_chart_data_BTC-PERPETUAL_1m.json", "get_tradingview_chart_data",
+     {"instrument_name": "BTC-PERPETUAL", "start_timestamp": SIM_NOW_MS - 3 * 60_000, "end_timestamp": SIM_NOW_MS,
+      "resolution": "1"}, ()),
+    ("get_volatility_index_data.json", "get_volatility_index_data",
+     {"currency": "BTC", "start_timestamp": SIM_NOW_MS - H, "end_timestamp": SIM_NOW_MS, "resolution": "60"}, ()),
+    ("ticker.json", "ticker", {"instrument_name": "BTC-PERPETUAL"}, ()),
+    ("ccxt_comment_ticker_perp.json", "ticker", {"instrument_name": "BTC-PERPETUAL"}, ()),
+    ("ccxt_comment_ticker_option_greeks.json", "ticker", {"instrument_name": "btc_option"}, ()),
+    ("ccxt_fixture_fetchTicker_BTC_USDT.json", "ticker", {"instrument_name": "BTC-PERPETUAL"},
+     ("volume_notional",)),  # spot-only stat; the simulator has no spot pairs
+]
+
+
+@pytest.mark.parametrize(("sample", "method", "params", "ignore"), CASES, ids=[c[0] for c in CASES])
+def test_response_matches_sample(sim: SimHandle, names: dict, sample: str, method: str, params: dict,
+                                 ignore: tuple) -> None:
+    expected = load(sample)
+    params = {k: names.get(v, v) if isinstance(v, str) else v for k, v in params.items()}
+    status, got = call(sim.url, method, params, expected.get("id"))
+    assert status == 200, got
+    assert "error" not in got
+    if "id" in expected:
+        assert got["id"] == expected["id"]
+    else:
+        assert "id" not in got  # a plain GET carries no id, so the answer has none
+    assert_same_shape(expected, got, ignore=frozenset(ignore))
+    assert _kind(got["usIn"]) == _kind(got["usOut"]) == _kind(got["usDiff"]) == "number"
+    assert got["testnet"] is False
+
+
+def test_chart_keys_in_real_order(sim: SimHandle) -> None:
+    real = list(load("vike_fixture_get_tradingview_chart_data_BTC-PERPETUAL_1m.json")["result"])
+    _, got = call(sim.url, "get_tradingview_chart_data", {"instrument_name": "BTC-PERPETUAL", "resolution": "1",
+                                                          "start_timestamp": SIM_NOW_MS - H,
+                                                          "end_timestamp": SIM_NOW_MS})
+    assert list(got["result"]) == real
+
+
+def test_instruments_match_the_2026_shapes(sim: SimHandle) -> None:
+    """The live 2026 capture: perpetual, dated future and option objects (inverse ones) have our keys."""
+    rows = [r for r in load("vike_fixture_get_instruments_2026_subset.json")["result"]
+            if r["kind"] in ("future", "option") and r.get("settlement_currency") == r["base_currency"]]
+    assert rows
+    _, got = call(sim.url, "get_instruments", {})
+    ours = got["result"]
+    for row in rows:
+        period = "perpetual" if row["settlement_period"] == "perpetual" else None
+        match = next(i for i in ours if i["kind"] == row["kind"]
+                     and (period is None) == (i["settlement_period"] != "perpetual"))
+        assert_same_shape(row, match, f"$[{row['instrument_name']}]")
+
+
+def test_ccxt_comment_instruments_per_kind(sim: SimHandle) -> None:
+    _, got = call(sim.url, "get_instruments", {"currency": "BTC"})
+    for row in load("ccxt_comment_get_instruments.json")["result"]:
+        match = next(i for i in got["result"] if i["kind"] == row["kind"]
+                     and (i["settlement_period"] == "perpetual") == (row["settlement_period"] == "perpetual"))
+        assert_same_shape(row, match)
+
+
+ERROR_CASES = [
+    ("ccxt_comment_error_invalid_params.json", "get_book_summary_by_currency", {"currency": "NOPE"}, 400),
+    ("captured_error_instrument_not_found.json", "get_tradingview_chart_data",
+     {"instrument_name": "BTC-1JAN99", "start_timestamp": 0, "end_timestamp": 1, "resolution": "1"}, 400),
+]
+
+
+@pytest.mark.parametrize(("sample", "method", "params", "http_status"), ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
+def test_error_matches_sample(sim: SimHandle, sample: str, method: str, params: dict, http_status: int) -> None:
+    expected = load(sample)
+    status, got = call(sim.url, method, params)
+    assert status == http_status
+    assert "result" not in got and "id" not in got
+    assert got["error"] == expected["error"]
+    assert_same_shape(expected, got)
+
+
+@pytest.mark.parametrize(("method", "params", "code", "reason"), [
+    ("no_such_method", {}, -32601, None),
+    ("ticker", {}, -32602, "value is required"),
+    ("get_tradingview_chart_data", {"instrument_name": "BTC-PERPETUAL", "start_timestamp": 0,
+                                    "end_timestamp": 1, "resolution": "7"}, -32602, "unsupported resolution"),
+    ("get_funding_rate_history", {"instrument_name": "BTC-PERPETUAL", "start_timestamp": "x",
+                                  "end_timestamp": 1}, -32602, "must be integer"),
+    ("get_book_summary_by_currency", {"currency": "any"}, -32602, "invalid currency"),
+    ("test", {"expected_result": "exception"}, 11094, None),
+])
+def test_error_codes(sim: SimHandle, method: str, params: dict, code: int, reason: str | None) -> None:
+    status, got = call(sim.url, method, params)
+    assert status == 400
+    assert got["error"]["code"] == code
+    if reason is not None:
+        assert got["error"]["data"]["reason"] == reason
+
+
+def test_post_json_rpc_on_method_path_keeps_id(sim: SimHandle) -> None:
+    body = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "public/get_time", "params": {}}).encode()
+    req = urllib.request.Request(f"{sim.url}/api/v2/public/get_time", data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as resp:
+        got = json.loads(resp.read())
+    assert got["id"] == 7 and got["result"] == SIM_NOW_MS
