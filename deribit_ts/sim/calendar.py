@@ -211,8 +211,8 @@ class Catalogue:
         n = self.config.strikes_per_expiry
         step = _nice_step(max(spot * 0.8 * math.sqrt(years) * 2.5 / max(n, 1), spot * 0.001))
         atm = round(spot / step) * step
-        strikes = [atm + step * k for k in range(-(n // 2) + 1, n - n // 2 + 1)]
-        return [s for s in strikes if s > 0][:n]
+        lowest = max(step, atm - step * (n // 2 - 1))  # keep every strike positive, shifting the grid up
+        return [lowest + step * k for k in range(n)]
 
     # ---- queries --------------------------------------------------------------------------------------------
     def get(self, name: str, now_ms: int) -> Instrument | None:
