@@ -11,6 +11,11 @@ from pathlib import Path
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run the installed `deribit-ts` console script as a user would."""
-    exe = shutil.which("deribit-ts", path=str(Path(sys.executable).parent)) or "deribit-ts"
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([exe, *args], capture_output=True, text=True, env=full_env, timeout=timeout)
+    return subprocess.run(cli_command(*args), capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+def cli_command(*args: str) -> list[str]:
+    """The argv that runs `deribit-ts` with these arguments (for tests that manage the process themselves)."""
+    exe = shutil.which("deribit-ts", path=str(Path(sys.executable).parent)) or "deribit-ts"
+    return [exe, *args]

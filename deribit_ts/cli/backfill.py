@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from deribit_ts.cli.common import ApiUrlOption, DsnOption, JsonOption, database_dsn, settings
+from deribit_ts.db.migrate import apply_all
 from deribit_ts.errors import UserError
 from deribit_ts.ingest.backfill import KINDS, BackfillRequest, run_backfill
 from deribit_ts.ingest.index import DEFAULT_INDEXES
@@ -45,6 +46,7 @@ def _run(ctx: typer.Context, dsn: str | None, api_url: str | None, request: Back
     check_order(request.since, request.until)
     s = settings(ctx, dsn, api_url)
     target = database_dsn(s)
+    apply_all(target)  # the schema this version needs (a no-op when it is current)
     reporter = Reporter() if quiet or as_json else RichReporter()
     with reporter:
         summary = asyncio.run(run_backfill(target, s.api_url, request, reporter, command))

@@ -127,7 +127,8 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
     if req.since and req.until and req.since >= req.until:
         raise UserError("--since must be before --until")
     control = await connect_async(dsn, application_name="deribit-ts backfill")
-    async with control, DeribitClient(api_url, limiter=CreditLimiter.from_env()) as client:
+    retries = int(os.environ.get("DERIBIT_TS_MAX_RETRIES", "8"))
+    async with control, DeribitClient(api_url, limiter=CreditLimiter.from_env(), max_retries=retries) as client:
         await tasks.recover_dead_local_workers(control)
         run_id = await _start_run(control, command, req.__dict__)
         status, error, summary = "failed", None, {}

@@ -1,0 +1,266 @@
+"""The backfill engine end to end: the real CLI and ccxt, real HTTP to the simulator, a real TimescaleDB.
+
+Every test compares the database with the simulator's own market truth, row for row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from conftest import create_database, drop_database
+from helpers import cli_command, run_cli
+
+from deribit_ts.db.migrate import apply_all
+from deribit_ts.sim import SimConfig, run_in_thread
+from deribit_ts.timeutil import HOUR_MS, MINUTE_MS, from_ms, to_ms
+
+NOW = datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
+SINCE = datetime(2024, 2, 20, tzinfo=UTC)
+NO_LIMITER = {"DERIBIT_TS_RATE_LIMIT_SCALE": "off"}
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with run_in_thread(SimConfig(now=NOW, rate_limit="off")) as handle:
+        yield handle
+
+
+@pytest.fixture
+def new_db(pg_server):
+    """A fresh migrated database per test (these tests each need a virgin plan)."""
+    name = create_database(pg_server, "bf")
+    dsn = psycopg.conninfo.make_conninfo(pg_server, dbname=name)
+    apply_all(dsn)
+    yield dsn
+    drop_database(pg_server, name)
+
+
+def backfill(dsn: str, url: str, *args: str, env: dict | None = None) -> dict:
+    result = run_cli("backfill", *args, "--json", "--dsn", dsn, "--api-url", url, env={**NO_LIMITER, **(env or {})})
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def stored_candles(dsn: str, name: str) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            """SELECT ts, open, high, low, close, volume, cost FROM deribit.ohlcv_1m
+               WHERE instrument_name = %s ORDER BY ts""", (name,)).fetchall()
+
+
+def true_candles(sim, name: str, since: datetime, until: datetime) -> list[tuple]:
+    truth = sim.market.candles(name, to_ms(since), to_ms(until) - MINUTE_MS)
+    columns = [truth[c] for c in ("ticks", "open", "high", "low", "close", "volume", "cost")]
+    return [(from_ms(t), *values) for t, *values in zip(*columns, strict=True) if to_ms(since) <= t < to_ms(until)]
+
+
+def expected_futures(sim, since: datetime, until: datetime) -> dict[str, tuple[datetime, datetime]]:
+    """BTC perpetual and dated futures alive in [since, until) per the simulator's catalogue, with their ranges."""
+    wanted = {}
+    for expired in (False, True):
+        for inst in sim.market.instruments("BTC", "future", expired=expired):
+            created = from_ms(inst.creation_ms).replace(second=0, microsecond=0)
+            end = min(until, from_ms(inst.expiry_ms)) if not inst.is_perpetual else until
+            start = max(since, created)
+            if start < end:
+                wanted[inst.name] = (start, end)
+    return wanted
+
+
+def table_fingerprint(dsn: str) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            """SELECT i.instrument_name, count(*), sum(c.close), sum(c.volume), min(c.ts), max(c.ts)
+               FROM deribit.candles_1m c JOIN deribit.instruments i ON i.id = c.instrument_id
+               GROUP BY 1 ORDER BY 1""").fetchall()
+
+
+def test_backfill_all_equals_the_simulator_row_for_row(sim, new_db):
+    until = datetime(2024, 3, 1, tzinfo=UTC)
+    summary = backfill(new_db, sim.url, "all", "--currency", "BTC", "--since", SINCE.isoformat(),
+                       "--until", until.isoformat())
+    assert summary["status"] == "ok"
+    futures = expected_futures(sim, SINCE, until)
+    assert "BTC-PERPETUAL" in futures
+    assert any(from_ms(i.expiry_ms) < until for i in sim.market.instruments("BTC", "future", expired=True)
+               if i.name in futures), "the window should include an expired future"
+    for name, (start, end) in futures.items():
+        assert stored_candles(new_db, name) == true_candles(sim, name, start, end), name
+    assert summary["coverage"]["candles"]["complete"] == summary["coverage"]["candles"]["keys"] == len(futures)
+
+    with psycopg.connect(new_db) as conn:
+        funding = conn.execute(
+            """SELECT ts, interest_1h, interest_8h, index_price, prev_index_price FROM deribit.funding_rates
+               WHERE instrument_name = 'BTC-PERPETUAL' ORDER BY ts""").fetchall()
+        index_rows = conn.execute(
+            "SELECT ts, price, resolution FROM deribit.index_prices WHERE index_name = 'btc_usd' ORDER BY ts").fetchall()
+        incomplete = conn.execute("SELECT dataset, key FROM deribit.coverage WHERE NOT complete").fetchall()
+    truth = sim.market.funding("BTC-PERPETUAL", to_ms(SINCE) - 1, to_ms(until) - 1)
+    assert funding == [(from_ms(r["timestamp"]), r["interest_1h"], r["interest_8h"], r["index_price"],
+                        r["prev_index_price"]) for r in truth]
+    assert incomplete == []
+
+    # Index: every price is the simulator's index, at the finest resolution served for its period.
+    assert index_rows
+    assert all(price == sim.market.index("BTC", to_ms(ts)) for ts, price, _ in index_rows)
+    minute_rows = [ts for ts, _, res in index_rows if res == timedelta(minutes=1)]
+    assert minute_rows and min(minute_rows) >= until - timedelta(days=2, minutes=1)
+    assert all(res == timedelta(hours=1) for ts, _, res in index_rows if ts < min(minute_rows))
+
+
+def test_second_run_changes_nothing(sim, new_db):
+    args = ("candles", "--instrument", "BTC-PERPETUAL", "--since", "2024-02-01", "--until", "2024-02-08")
+    first = backfill(new_db, sim.url, *args)
+    assert first["datasets"]["candles"]["inserted"] == 7 * 1440 - outage_minutes(sim, "2024-02-01", "2024-02-08")
+    before = table_fingerprint(new_db)
+    second = backfill(new_db, sim.url, *args)
+    assert second["datasets"]["candles"]["inserted"] == 0
+    assert second["datasets"]["candles"]["revised"] == 0
+    assert table_fingerprint(new_db) == before
+    runs = json.loads(run_cli("runs", "--last", "2", "--json", "--dsn", new_db).stdout)
+    assert [r["status"] for r in runs] == ["ok", "ok"]
+    assert runs[1]["datasets"]["candles"]["inserted"] == first["datasets"]["candles"]["inserted"]
+
+
+def outage_minutes(sim, since: str, until: str) -> int:
+    a, b = to_ms(datetime.fromisoformat(since).replace(tzinfo=UTC)), to_ms(datetime.fromisoformat(until).replace(
+        tzinfo=UTC))
+    return sum(1 for t in range(a, b, MINUTE_MS) if sim.market.in_outage(t))
+
+
+def test_revised_candles_are_counted_and_the_newer_value_wins(sim, new_db):
+    args = ("candles", "--instrument", "BTC-PERPETUAL", "--since", "2024-02-10", "--until", "2024-02-11")
+    backfill(new_db, sim.url, *args)
+    with psycopg.connect(new_db, autocommit=True) as conn:
+        # Pretend an earlier fetch had a preliminary value and forget that the range was fetched.
+        conn.execute("""UPDATE deribit.candles_1m SET close = close + 1
+                        WHERE ts >= '2024-02-10 05:00+00' AND ts < '2024-02-10 05:03+00'""")
+        conn.execute("DELETE FROM deribit_ts.coverage")
+    summary = backfill(new_db, sim.url, *args)
+    assert summary["datasets"]["candles"]["revised"] == 3
+    assert summary["datasets"]["candles"]["inserted"] == 0
+    start, end = datetime(2024, 2, 10, tzinfo=UTC), datetime(2024, 2, 11, tzinfo=UTC)
+    assert stored_candles(new_db, "BTC-PERPETUAL") == true_candles(sim, "BTC-PERPETUAL", start, end)
+
+
+def test_with_ten_percent_faults_the_result_is_the_same(new_db):
+    config = SimConfig(now=NOW, rate_limit="off", fault_rate=0.1, stall_seconds=0.2)
+    with run_in_thread(config) as faulty:
+        summary = backfill(new_db, faulty.url, "candles", "--instrument", "BTC-PERPETUAL",
+                           "--since", "2023-09-01", "--until", "2024-02-01")
+        faults = sum(faulty.stats()["faults_by_kind"].values())
+        truth = true_candles(faulty, "BTC-PERPETUAL", datetime(2023, 9, 1, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC))
+    assert faults > 0 and summary["exchange"]["retries"] > 0
+    assert stored_candles(new_db, "BTC-PERPETUAL") == truth
+
+
+def test_deribit_default_limits_never_trigger_10028(new_db):
+    with run_in_thread(SimConfig(now=NOW, rate_limit="deribit")) as limited:
+        summary = run_cli("backfill", "candles", "--instrument", "BTC-PERPETUAL", "--since", "2023-09-01",
+                          "--until", "2024-03-01", "--json", "--dsn", new_db, "--api-url", limited.url)
+        assert summary.returncode == 0, summary.stderr
+        stats = limited.stats()
+    errors = {str(code): n for code, n in stats["errors_by_code"].items()}
+    assert errors.get("10028", 0) == 0
+    assert stats["requests_by_method"].get("get_tradingview_chart_data", 0) >= 50  # the limiter was exercised
+    assert json.loads(summary.stdout)["exchange"]["throttled"] == 0
+
+
+def test_two_concurrent_processes_share_one_plan(sim, new_db):
+    args = ["backfill", "candles", "--instrument", "BTC-PERPETUAL", "--since", "2023-06-01", "--until", "2024-02-01",
+            "--quiet", "--workers", "4", "--dsn", new_db, "--api-url", sim.url]
+    env = {**os.environ, **NO_LIMITER}
+    procs = [subprocess.Popen(cli_command(*args), env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    start, end = datetime(2023, 6, 1, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC)
+    assert stored_candles(new_db, "BTC-PERPETUAL") == true_candles(sim, "BTC-PERPETUAL", start, end)
+    with psycopg.connect(new_db) as conn:
+        overlapping = conn.execute(
+            """SELECT count(*) FROM deribit_ts.coverage a JOIN deribit_ts.coverage b
+                 ON a.ctid < b.ctid AND a.dataset = b.dataset AND a.key = b.key AND a.fetched && b.fetched""").fetchone()
+        workers = conn.execute("SELECT count(DISTINCT pid) FROM deribit_ts.runs").fetchone()
+    assert overlapping == (0,)  # no range was fetched twice
+    assert workers == (2,)
+
+
+def wait_for_first_rows(dsn: str, process: subprocess.Popen, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        with psycopg.connect(dsn) as conn:
+            if conn.execute("SELECT EXISTS (SELECT 1 FROM deribit.candles_1m)").fetchone()[0]:
+                return
+        time.sleep(0.05)
+
+
+def test_kill_9_at_random_points_then_resume_gives_the_same_table(pg_server):
+    rng = random.Random(20241124)
+    since, until = datetime(2023, 6, 1, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC)
+    config = SimConfig(now=NOW, rate_limit="off", latency_ms=40)
+    interrupted = 0
+    with run_in_thread(config) as slow:
+        truth = true_candles(slow, "BTC-PERPETUAL", since, until)
+        for trial in range(5):
+            name = create_database(pg_server, f"kill{trial}")
+            dsn = psycopg.conninfo.make_conninfo(pg_server, dbname=name)
+            try:
+                apply_all(dsn)
+                args = ["backfill", "candles", "--instrument", "BTC-PERPETUAL", "--since", since.isoformat(),
+                        "--until", until.isoformat(), "--quiet", "--workers", "3", "--dsn", dsn, "--api-url", slow.url]
+                env = {**os.environ, **NO_LIMITER}
+                victim = subprocess.Popen(cli_command(*args), env=env, stderr=subprocess.DEVNULL)
+                wait_for_first_rows(dsn, victim)
+                time.sleep(rng.uniform(0.0, 1.0))  # then kill at a random point of the load
+                victim.send_signal(signal.SIGKILL)
+                victim.wait()
+                partial = len(stored_candles(dsn, "BTC-PERPETUAL"))
+                interrupted += 0 < partial < len(truth)
+                resumed = subprocess.run(cli_command(*args), env=env, capture_output=True, text=True, timeout=300)
+                assert resumed.returncode == 0, resumed.stderr
+                assert stored_candles(dsn, "BTC-PERPETUAL") == truth, f"trial {trial}"
+            finally:
+                drop_database(pg_server, name)
+    assert interrupted >= 3, "most kills should land in the middle of the backfill"
+
+
+def test_unknown_instrument_and_bad_ranges_fail_in_one_line(sim, new_db):
+    result = run_cli("backfill", "candles", "--instrument", "BTC-PERPETUALL", "--dsn", new_db, "--api-url", sim.url,
+                     env=NO_LIMITER)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith("deribit-ts: error: unknown instrument 'BTC-PERPETUALL'")
+    assert "BTC-PERPETUAL" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli("backfill", "candles", "--since", "2024-02-01", "--until", "2024-01-01", "--dsn", new_db,
+                     "--api-url", sim.url)
+    assert result.returncode != 0 and result.stderr.count("\n") == 1 and "--since" in result.stderr
+    result = run_cli("backfill", "candles", "--since", "yesterday", "--dsn", new_db, "--api-url", sim.url)
+    assert result.returncode != 0 and "ISO-8601" in result.stderr
+
+
+def test_unreachable_exchange_fails_in_one_line_and_writes_nothing(new_db):
+    result = run_cli("backfill", "candles", "--dsn", new_db, "--api-url", "http://127.0.0.1:1",
+                     env={"DERIBIT_TS_MAX_RETRIES": "1"}, timeout=120)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot reach the exchange at http://127.0.0.1:1" in lines[0], result.stderr
+    with psycopg.connect(new_db) as conn:
+        assert conn.execute("SELECT count(*) FROM deribit.candles_1m").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM deribit_ts.tasks").fetchone() == (0,)
+
+
+def test_funding_windows_cover_hours_exactly(sim, new_db):
+    backfill(new_db, sim.url, "funding", "--instrument", "BTC-PERPETUAL", "--since", "2023-01-01",
+             "--until", "2023-04-01")
+    with psycopg.connect(new_db) as conn:
+        got = [r[0] for r in conn.execute(
+            "SELECT ts FROM deribit.funding_rates WHERE instrument_name = 'BTC-PERPETUAL' ORDER BY ts")]
+    start, end = to_ms(datetime(2023, 1, 1, tzinfo=UTC)), to_ms(datetime(2023, 4, 1, tzinfo=UTC))
+    assert got == [from_ms(t) for t in range(start, end, HOUR_MS) if not sim.market.in_outage(t)]
