@@ -74,11 +74,12 @@ def config_cmd(ctx: typer.Context, dsn: DsnOption = None, api_url: ApiUrlOption 
 
 def _register_subcommands() -> None:
     # Each command module owns one noun of the CLI.
-    from deribit_ts.cli import backfill, db, runs
+    from deribit_ts.cli import backfill, coverage, db, runs
 
     app.add_typer(db.app, name="db")
     app.add_typer(backfill.app, name="backfill")
     runs.register(app)
+    coverage.register(app)
     from deribit_ts.cli import sim; app.add_typer(sim.app, name="sim")  # noqa: E702, I001
 
 

@@ -1,0 +1,50 @@
+"""`deribit-ts coverage`: what was asked for, what is in the database, what is still missing."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from psycopg.rows import dict_row
+
+from deribit_ts.cli.common import DsnOption, JsonOption, database_dsn, settings
+from deribit_ts.db.connect import connect
+
+_COVERAGE = """
+SELECT dataset, key, wanted_from, wanted_until, rows, complete,
+       (SELECT coalesce(sum(upper(m) - lower(m)), interval '0') FROM unnest(missing) AS m) AS missing_time,
+       missing::text AS missing
+  FROM deribit.coverage
+ WHERE (%(dataset)s::text IS NULL OR dataset = %(dataset)s)
+ ORDER BY dataset, key
+"""
+
+
+def coverage(
+    ctx: typer.Context,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Only this dataset (candles, funding, index).")] = None,
+    incomplete: Annotated[bool, typer.Option("--incomplete", help="Only keys with missing ranges.")] = False,
+    dsn: DsnOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Coverage of every backfilled dataset and key (from the deribit.coverage view)."""
+    with connect(database_dsn(settings(ctx, dsn))) as conn, conn.cursor(row_factory=dict_row) as cur:
+        rows = [r for r in cur.execute(_COVERAGE, {"dataset": dataset}).fetchall() if not incomplete or not r["complete"]]
+    if as_json:
+        typer.echo(json.dumps(rows, default=str))
+        return
+    if not rows:
+        typer.echo("nothing backfilled yet (see `deribit-ts backfill --help`)")
+        return
+    typer.echo(f"{'dataset':<9} {'key':<22} {'from':<17} {'until':<17} {'rows':>10}  status")
+    for r in rows:
+        status = "complete" if r["complete"] else f"missing {r['missing_time']}: {r['missing']}"
+        typer.echo(f"{r['dataset']:<9} {r['key']:<22} {r['wanted_from']:%Y-%m-%d %H:%M} {r['wanted_until']:%Y-%m-%d %H:%M} "
+                   f"{r['rows']:>10,}  {status}")
+    done = sum(r["complete"] for r in rows)
+    typer.echo(f"{done}/{len(rows)} complete")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("coverage")(coverage)
