@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -47,6 +48,9 @@ def _root(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if verbose == 0:
+        # psycopg warns about every query it cancels when Ctrl-C stops the workers: expected, not news.
+        logging.getLogger("psycopg").setLevel(logging.ERROR)
     ctx.obj = Settings.from_env(dsn=dsn, api_url=api_url, home=home)
 
 
@@ -74,20 +78,26 @@ def config_cmd(ctx: typer.Context, dsn: DsnOption = None, api_url: ApiUrlOption 
 
 def _register_subcommands() -> None:
     # Each command module owns one noun of the CLI.
-    from deribit_ts.cli import backfill, coverage, db, runs
+    from deribit_ts.cli import backfill, coverage, db, runs, sim
 
     app.add_typer(db.app, name="db")
     app.add_typer(backfill.app, name="backfill")
+    app.add_typer(sim.app, name="sim")
     runs.register(app)
     coverage.register(app)
-    from deribit_ts.cli import sim; app.add_typer(sim.app, name="sim")  # noqa: E702, I001
 
 
 _register_subcommands()
 
 
+def _terminate(signum, frame) -> None:
+    # systemd and `kill` stop us with SIGTERM: wind down exactly as on Ctrl-C (leases released, run logged).
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console entry point: runs the app, turning expected failures into one line on stderr."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except UserError as exc:

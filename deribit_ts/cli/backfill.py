@@ -6,11 +6,12 @@ import asyncio
 import json
 from typing import Annotated
 
+import psycopg
 import typer
 
 from deribit_ts.cli.common import ApiUrlOption, DsnOption, JsonOption, database_dsn, settings
 from deribit_ts.db.migrate import apply_all
-from deribit_ts.errors import UserError
+from deribit_ts.errors import DatabaseUnavailable, UserError
 from deribit_ts.ingest.backfill import KINDS, BackfillRequest, run_backfill
 from deribit_ts.ingest.index import DEFAULT_INDEXES
 from deribit_ts.ingest.progress import Reporter, RichReporter
@@ -49,7 +50,12 @@ def _run(ctx: typer.Context, dsn: str | None, api_url: str | None, request: Back
     apply_all(target)  # the schema this version needs (a no-op when it is current)
     reporter = Reporter() if quiet or as_json else RichReporter()
     with reporter:
-        summary = asyncio.run(run_backfill(target, s.api_url, request, reporter, command))
+        try:
+            summary = asyncio.run(run_backfill(target, s.api_url, request, reporter, command))
+        except psycopg.OperationalError as exc:  # the connection dropped mid-run
+            reason = " ".join(str(exc).split()) or exc.__class__.__name__
+            raise DatabaseUnavailable(f"lost the database connection: {reason} (every committed window is kept; "
+                                      "re-run the same command to resume)") from None
     if as_json:
         typer.echo(json.dumps(summary, default=str))
     elif not quiet:
