@@ -264,3 +264,19 @@ def test_funding_windows_cover_hours_exactly(sim, new_db):
             "SELECT ts FROM deribit.funding_rates WHERE instrument_name = 'BTC-PERPETUAL' ORDER BY ts")]
     start, end = to_ms(datetime(2023, 1, 1, tzinfo=UTC)), to_ms(datetime(2023, 4, 1, tzinfo=UTC))
     assert got == [from_ms(t) for t in range(start, end, HOUR_MS) if not sim.market.in_outage(t)]
+
+
+def test_sigterm_stops_cleanly_and_releases_the_plan(new_db):
+    with run_in_thread(SimConfig(now=NOW, rate_limit="off", latency_ms=40)) as slow:
+        args = ["backfill", "candles", "--instrument", "BTC-PERPETUAL", "--since", "2023-01-01", "--until", "2024-02-01",
+                "--quiet", "--workers", "2", "--dsn", new_db, "--api-url", slow.url]
+        process = subprocess.Popen(cli_command(*args), env={**os.environ, **NO_LIMITER}, stderr=subprocess.PIPE,
+                                   text=True)
+        wait_for_first_rows(new_db, process)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    with psycopg.connect(new_db) as conn:
+        assert conn.execute("SELECT count(*) FROM deribit_ts.tasks WHERE state = 'running'").fetchone() == (0,)
+        assert conn.execute("SELECT status FROM deribit_ts.runs").fetchall() == [("interrupted",)]

@@ -52,6 +52,8 @@ def _run(ctx: typer.Context, dsn: str | None, api_url: str | None, request: Back
     with reporter:
         try:
             summary = asyncio.run(run_backfill(target, s.api_url, request, reporter, command))
+        except asyncio.CancelledError:  # SIGTERM
+            raise KeyboardInterrupt from None
         except psycopg.OperationalError as exc:  # the connection dropped mid-run
             reason = " ".join(str(exc).split()) or exc.__class__.__name__
             raise DatabaseUnavailable(f"lost the database connection: {reason} (every committed window is kept; "

@@ -9,8 +9,10 @@ last closed minute.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -126,6 +128,10 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
     """Run one backfill; return its summary (the --json output)."""
     if req.since and req.until and req.since >= req.until:
         raise UserError("--since must be before --until")
+    # SIGTERM (systemd, kill) cancels the run like Ctrl-C does: workers stop, leases are released, the run
+    # is logged as interrupted.
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
     control = await connect_async(dsn, application_name="deribit-ts backfill")
     retries = int(os.environ.get("DERIBIT_TS_MAX_RETRIES", "8"))
     async with control, DeribitClient(api_url, limiter=CreditLimiter.from_env(), max_retries=retries) as client:
