@@ -1,0 +1,493 @@
+"""Benchmark: BTC-PERPETUAL's one-minute candles from the simulator into TimescaleDB, three ways, one run.
+
+    (a) the pipeline's ceiling: `deribit-ts backfill candles` against the simulator with no latency and no
+        rate limit (the client's limiter off too);
+    (b) realistic: the same command against Deribit's default credit limits and 100 ms latency, with the
+        client's default limiter;
+    (c) the straightforward way under (b)'s conditions: ccxt's fetch_ohlcv one 5,000-candle window at a
+        time, each window written with psycopg's executemany.
+
+Every line runs in its own process (its peak RSS is that process's) against a fresh, migrated database. The
+simulator runs in another process, so it neither shares the pipeline's GIL nor, once warmed, its CPU: its
+candle cache is filled for the whole benchmarked range before any line starts, because the real exchange
+does not generate candles on our cores. (a) and (b) are timed as wall clock of the whole CLI process
+(start-up, catalogue refresh, planning, fetching, loading). (c) is timed from its first chart request to its
+last commit, which leaves out its start-up and so flatters the baseline, never the pipeline.
+
+    .venv/bin/python scripts/bench_backfill.py [--quick] [--json] [--dsn DSN] [--days-a N] [--days-b N] ...
+
+Without --dsn (or DERIBIT_TS_DSN) a private embedded cluster is started in a temporary home and stopped at
+the end. With one, the role needs CREATEDB; the benchmark's databases are dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+INSTRUMENT = "BTC-PERPETUAL"
+LISTED = "2018-08-14"  # BTC-PERPETUAL's first day, on the exchange and in the simulator
+CCXT_SYMBOL = "BTC/USD:BTC"
+MINUTE_MS = 60_000
+WINDOW_CANDLES = 5000
+TARGET_A = 150_000  # candles/s, end to end, no latency, no limit
+CEILING_B = 20 * WINDOW_CANDLES  # Deribit's default allowance: 20 requests/s of 5,000 candles
+TARGET_B_SHARE = 0.85
+TARGET_B_OVER_C = 3.0
+REPLACED_SYSTEM = 3_115  # candles/s of the system deribit-ts replaces
+FULL_HISTORY = 3_779_642  # BTC-PERPETUAL's one-minute candles on the real exchange
+TOO_MANY_REQUESTS = "10028"
+DEPLOYMENTS = {"a": "off", "b": "deribit", "c": "deribit"}  # which simulator each line talks to
+
+
+@dataclass
+class Line:
+    label: str
+    title: str
+    candles: int = 0  # rows in deribit.candles_1m afterwards
+    seconds: float = 0.0
+    requests: int = 0  # chart requests
+    peak_rss_mb: float = 0.0
+    reported: int = 0  # what the tool itself says it wrote
+    throttled: int = 0  # 10028 answers the simulator sent
+    details: dict = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.candles / self.seconds if self.seconds else 0.0
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Child role: the simulator host
+
+
+def serve_sim(options: dict) -> None:
+    """Serve one simulated market on two ports: unlimited (a), and Deribit's limits plus latency (b, c).
+
+    One market behind both means one cache to warm; the warm-up happens here, in-process, before the URLs
+    are printed, so it costs no HTTP and no credits.
+    """
+    from aiohttp import web
+
+    from deribit_ts.sim import SimConfig, SimMarket
+    from deribit_ts.sim.server import SimServer
+
+    warm_from, warm_until = options["warm_from_ms"], options["warm_until_ms"]
+    days = (warm_until - warm_from) // (1440 * MINUTE_MS) + 2
+    unlimited = SimConfig(now=datetime.fromisoformat(options["now"]), rate_limit="off", latency_ms=0,
+                          cache_blocks=max(2048, days + 64))
+    limited = unlimited.with_(rate_limit="deribit", latency_ms=options["latency_ms"])
+    market = SimMarket(unlimited)
+    began = time.perf_counter()
+    for start in range(warm_from, warm_until, 30 * 1440 * MINUTE_MS):
+        market.candles(INSTRUMENT, start, min(start + 30 * 1440 * MINUTE_MS, warm_until) - 1)
+    warm_s = time.perf_counter() - began
+
+    async def main() -> None:
+        urls = {}
+        runners = []
+        for name, config in (("off", unlimited), ("deribit", limited)):
+            runner = web.AppRunner(SimServer(config, market).app(), access_log=None, handle_signals=False)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            runners.append(runner)
+            urls[name] = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        print(json.dumps({"urls": urls, "warm_s": round(warm_s, 2)}), flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+@dataclass
+class SimHost:
+    process: subprocess.Popen
+    urls: dict[str, str]
+    warm_s: float
+
+    def reset(self, name: str) -> None:
+        """Zero the counters and refill the credit pools of one deployment."""
+        request = urllib.request.Request(f"{self.urls[name]}/_sim/reset", method="POST", data=b"")
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            reply.read()
+
+    def stats(self, name: str) -> dict:
+        with urllib.request.urlopen(f"{self.urls[name]}/_sim/stats", timeout=10) as reply:
+            return json.loads(reply.read())
+
+
+@contextmanager
+def sim_host(now: datetime, latency_ms: float, warm_from: datetime, warm_until: datetime) -> Iterator[SimHost]:
+    options = {"now": now.isoformat(), "latency_ms": latency_ms,
+               "warm_from_ms": _ms(warm_from), "warm_until_ms": _ms(warm_until)}
+    process = subprocess.Popen([sys.executable, __file__, "--role", "sim", "--role-options", json.dumps(options)],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        ready = process.stdout.readline()
+        if not ready:
+            raise SystemExit("the simulator host exited before it was ready (see its error above)")
+        info = json.loads(ready)
+        yield SimHost(process, info["urls"], info["warm_s"])
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Child role: the baseline (c)
+
+
+def run_baseline(options: dict) -> None:
+    """ccxt's fetch_ohlcv one 5,000-candle window at a time, each window written with executemany."""
+    import ccxt
+
+    exchange = ccxt.deribit({"urls": {"api": {"rest": options["url"]}}, "enableRateLimit": True})
+    exchange.load_markets()
+    since, until = options["since_ms"], options["until_ms"]
+    # ccxt's OHLCV has no `cost` column, which deribit.candles_1m requires; the straightforward way fills it
+    # with volume x close. The values are thrown away with the database, only the work counts.
+    insert = """INSERT INTO deribit.candles_1m (instrument_id, ts, open, high, low, close, volume, cost)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"""
+    with psycopg.connect(options["dsn"]) as conn:
+        row = conn.execute("SELECT id FROM deribit.instruments WHERE instrument_name = %s", (INSTRUMENT,)).fetchone()
+        instrument_id = row[0]
+        requests = written = 0
+        began = time.perf_counter()
+        while since < until:
+            limit = min(WINDOW_CANDLES, -(-(until - since) // MINUTE_MS))
+            candles = exchange.fetch_ohlcv(CCXT_SYMBOL, "1m", since=since, limit=limit)
+            requests += 1
+            rows = [(instrument_id, datetime.fromtimestamp(ts / 1000, UTC), o, h, low, c, v, v * c)
+                    for ts, o, h, low, c, v in candles if since <= ts < until]
+            with conn.cursor() as cur:
+                cur.executemany(insert, rows)
+            conn.commit()
+            written += len(rows)
+            # Walk on from the last candle; an empty window (an exchange outage) is skipped whole.
+            since = rows[-1][1].timestamp() * 1000 + MINUTE_MS if rows else since + limit * MINUTE_MS
+            since = int(since)
+        seconds = time.perf_counter() - began
+    print(json.dumps({"seconds": seconds, "requests": requests, "written": written}), flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The database server and the per-line databases
+
+
+@contextmanager
+def database_server(dsn: str | None) -> Iterator[tuple[str, str]]:
+    """(maintenance DSN, description): the given server, or a private embedded cluster for this run only."""
+    if dsn:
+        yield dsn, "given server"
+        return
+    from deribit_ts.config import default_home
+    from deribit_ts.db.embedded import Cluster
+
+    prefix = Path(os.environ.get("DERIBIT_TS_PG_PREFIX") or default_home() / "postgres")
+    home = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
+    cluster = Cluster(home, prefix=prefix)
+    try:
+        cluster.up(quiet=True)
+        yield cluster.url(), "embedded cluster"
+    finally:
+        cluster.down()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@contextmanager
+def fresh_database(server_dsn: str, label: str) -> Iterator[str]:
+    from deribit_ts.db.migrate import apply_all
+
+    name = f"bench_{label}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    dsn = psycopg.conninfo.make_conninfo(server_dsn, dbname=name)
+    try:
+        apply_all(dsn)
+        yield dsn
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def stored_candles(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            """SELECT count(*) FROM deribit.candles_1m c JOIN deribit.instruments i ON i.id = c.instrument_id
+                WHERE i.instrument_name = %s""", (INSTRUMENT,)).fetchone()[0]
+
+
+def server_version(server_dsn: str) -> str:
+    from deribit_ts.db.connect import connect, server_info
+
+    with connect(server_dsn) as conn:
+        info = server_info(conn)
+    return f"TimescaleDB {info.timescaledb_version or '?'} ({info.edition}) on PostgreSQL {info.postgres_version}"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Running a measured child process
+
+
+@dataclass
+class Finished:
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    cpu_s: float  # user + system time of the child itself
+    peak_rss_mb: float
+
+
+def run_measured(cmd: list[str], env: dict[str, str]) -> Finished:
+    """Run a child to completion: its wall clock and its own peak RSS (wait4, not RUSAGE_CHILDREN's maximum)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        began = time.perf_counter()
+        process = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - began
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return Finished(process.returncode, out.read(), err.read(), seconds, usage.ru_utime + usage.ru_stime,
+                        usage.ru_maxrss / 1024)
+
+
+def _cli() -> str:
+    return str(Path(sys.executable).with_name("deribit-ts"))
+
+
+def _env(rate_limit: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DERIBIT_TS_RATE_LIMIT_SCALE", "DERIBIT_TS_DSN")}
+    if rate_limit is not None:
+        env["DERIBIT_TS_RATE_LIMIT_SCALE"] = rate_limit
+    return env
+
+
+def _check(finished: Finished, what: str) -> None:
+    if finished.returncode != 0:
+        tail = finished.stderr.strip().splitlines()[-5:]
+        raise SystemExit(f"{what} failed with exit code {finished.returncode}:\n" + "\n".join(tail))
+
+
+def _ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The three lines
+
+
+def pipeline_line(line: Line, sim: SimHost, deployment: str, dsn: str, since: datetime, until: datetime,
+                  limiter: str | None) -> Line:
+    sim.reset(deployment)
+    finished = run_measured(
+        [_cli(), "backfill", "candles", "--instrument", INSTRUMENT, "--since", since.isoformat(),
+         "--until", until.isoformat(), "--quiet", "--json", "--dsn", dsn, "--api-url", sim.urls[deployment]],
+        _env(limiter))
+    _check(finished, f"line ({line.label}): deribit-ts backfill candles")
+    summary = json.loads(finished.stdout.strip().splitlines()[-1])
+    candles = summary["datasets"]["candles"]
+    served = sim.stats(deployment)
+    line.candles = stored_candles(dsn)
+    line.seconds = finished.seconds
+    line.requests = served["requests_by_method"].get("get_tradingview_chart_data", 0)
+    line.peak_rss_mb = finished.peak_rss_mb
+    line.reported = candles["inserted"]
+    line.throttled = served["errors_by_code"].get(TOO_MANY_REQUESTS, 0)
+    line.details = {"rows_fetched": candles["rows_fetched"], "inserted": candles["inserted"],
+                    "exchange": summary["exchange"], "status": summary["status"], "cpu_s": round(finished.cpu_s, 2),
+                    **run_phases(dsn, summary["run_id"])}
+    return line
+
+
+def run_phases(dsn: str, run_id: int) -> dict:
+    """Where the process's wall clock went, from the run log: time inside the run, and the loading phase
+    (first to last window commit) with its rate."""
+    with psycopg.connect(dsn) as conn:
+        started, finished = conn.execute(
+            "SELECT started_at, finished_at FROM deribit_ts.runs WHERE run_id = %s", (run_id,)).fetchone()
+        first, last, rows, first_rows = conn.execute(
+            """SELECT min(fetched_at), max(fetched_at), sum(rows),
+                      (array_agg(rows ORDER BY fetched_at))[1]
+                 FROM deribit_ts.coverage WHERE run_id = %s AND dataset = 'candles'""", (run_id,)).fetchone()
+    phases = {"run_s": round((finished - started).total_seconds(), 3)}
+    if first is not None and last > first:
+        span = (last - first).total_seconds()
+        phases.update(first_window_s=round((first - started).total_seconds(), 3), loading_s=round(span, 3),
+                      loading_rate=round((rows - first_rows) / span))
+    return phases
+
+
+def baseline_line(line: Line, sim: SimHost, dsn: str, since: datetime, until: datetime) -> Line:
+    # The catalogue first (not timed), so the baseline can look BTC-PERPETUAL's id up like a real script would.
+    catalogue = run_measured([_cli(), "backfill", "instruments", "--currency", "BTC", "--quiet", "--json",
+                              "--dsn", dsn, "--api-url", sim.urls["deribit"]], _env(None))
+    _check(catalogue, "loading the instrument catalogue for line (c)")
+    sim.reset("deribit")
+    options = {"url": sim.urls["deribit"], "dsn": dsn, "since_ms": _ms(since), "until_ms": _ms(until)}
+    finished = run_measured([sys.executable, __file__, "--role", "baseline", "--role-options", json.dumps(options)],
+                            _env(None))
+    _check(finished, "line (c): the ccxt + executemany baseline")
+    report = json.loads(finished.stdout.strip().splitlines()[-1])
+    served = sim.stats("deribit")
+    line.candles = stored_candles(dsn)
+    line.seconds = report["seconds"]
+    line.requests = served["requests_by_method"].get("get_tradingview_chart_data", 0)
+    line.peak_rss_mb = finished.peak_rss_mb
+    line.reported = report["written"]
+    line.throttled = served["errors_by_code"].get(TOO_MANY_REQUESTS, 0)
+    line.details = {"process_s": round(finished.seconds, 3), "cpu_s": round(finished.cpu_s, 2)}
+    return line
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Report
+
+
+def ratios(a: Line, b: Line, c: Line) -> dict:
+    return {
+        "a_over_target": a.rate / TARGET_A,
+        "b_over_ceiling": b.rate / CEILING_B,
+        "b_over_c": b.rate / c.rate if c.rate else 0.0,
+        "b_over_replaced": b.rate / REPLACED_SYSTEM,
+        "full_history_at_b_s": FULL_HISTORY / b.rate if b.rate else float("inf"),
+    }
+
+
+def checks(lines: list[Line], r: dict) -> dict[str, bool]:
+    a, b, c = lines
+    return {
+        "a >= 150,000 candles/s": a.rate >= TARGET_A,
+        "b >= 85% of the allowance's ceiling": r["b_over_ceiling"] >= TARGET_B_SHARE,
+        "b >= 3 x c": r["b_over_c"] >= TARGET_B_OVER_C,
+        "b: full history in under a minute": r["full_history_at_b_s"] < 60,
+        "no 10028 from the simulator in (b)": b.throttled == 0,
+        "every line stored what it reported": all(x.candles == x.reported for x in lines),
+    }
+
+
+def print_report(header: list[str], lines: list[Line], r: dict, verdicts: dict[str, bool]) -> None:
+    for text in header:
+        print(text)
+    print()
+    print(f"{'line':<46}{'candles':>11}{'seconds':>9}{'candles/s':>12}{'requests':>10}{'peak RSS':>11}")
+    for x in lines:
+        print(f"{'(' + x.label + ') ' + x.title:<46}{x.candles:>11,}{x.seconds:>9.2f}{x.rate:>12,.0f}"
+              f"{x.requests:>10,}{x.peak_rss_mb:>8.0f} MB")
+    a, b, _ = lines
+    for x in (a, b):
+        d = x.details
+        if "loading_rate" in d:
+            print(f"    ({x.label}) process {x.seconds:.2f} s (CPU {d['cpu_s']:.2f} s) = run {d['run_s']:.2f} s + "
+                  f"start-up/exit {x.seconds - d['run_s']:.2f} s; first window committed "
+                  f"{d['first_window_s']:.2f} s into the run, then {d['loading_rate']:,} candles/s")
+    print()
+    print(f"(a) / target 150,000 candles/s          {r['a_over_target']:.2f}x")
+    print(f"(b) / allowance ceiling 100,000 candles/s {r['b_over_ceiling']:.1%}  (target >= 85%)")
+    print(f"(b) / (c)                               {r['b_over_c']:.2f}x  (target >= 3x)")
+    print(f"(b) / replaced system 3,115 candles/s   {r['b_over_replaced']:.1f}x  (target > 25x)")
+    print(f"full BTC-PERPETUAL history ({FULL_HISTORY:,} candles) at (b)'s rate: {r['full_history_at_b_s']:.1f} s")
+    print(f"10028 answers in (b): {b.throttled}")
+    print()
+    for name, ok in verdicts.items():
+        print(f"{'PASS' if ok else 'MISS'}  {name}")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.splitlines()[2:]))
+    parser.add_argument("--since", default=LISTED, help="start of every line's range (UTC date; default: the "
+                        "day BTC-PERPETUAL was listed)")
+    parser.add_argument("--days-a", type=int, help="days of candles for (a) (default: the whole history up to --now)")
+    parser.add_argument("--days-b", type=int, help="days of candles for (b) (default: the whole history up to --now)")
+    parser.add_argument("--days-c", type=int, default=60, help="days of candles for (c), the slow baseline")
+    parser.add_argument("--now", default="2025-11-01", help="the simulator's frozen 'now' (UTC date)")
+    parser.add_argument("--latency-ms", type=float, default=100.0, help="simulator latency for (b) and (c)")
+    parser.add_argument("--quick", action="store_true", help="small ranges for a smoke run (< 30 s)")
+    parser.add_argument("--dsn", default=os.environ.get("DERIBIT_TS_DSN"),
+                        help="TimescaleDB server to create the benchmark's databases on (default: a private "
+                             "embedded cluster in a temporary home); also DERIBIT_TS_DSN")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--role", choices=("bench", "sim", "baseline"), default="bench", help=argparse.SUPPRESS)
+    parser.add_argument("--role-options", default="{}", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.days_a, args.days_b, args.days_c = 30, 10, 5
+    return args
+
+
+def _utc(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def bench(args: argparse.Namespace) -> int:
+    since, now = _utc(args.since), _utc(args.now)
+    last_day = now.replace(hour=0, minute=0, second=0, microsecond=0)  # ranges end at a whole day before `now`
+    until = {k: since + timedelta(days=days) if days else last_day
+             for k, days in (("a", args.days_a), ("b", args.days_b), ("c", args.days_c))}
+    if max(until.values()) > last_day or since < _utc(LISTED):
+        raise SystemExit(f"every range must lie between {LISTED} and --now {args.now}: adjust --since or --days-*")
+    began = time.perf_counter()
+    simulator = sim_host(now, args.latency_ms, since, max(until.values()))
+    with simulator as sim, database_server(args.dsn) as (server, where):
+        header = [f"deribit-ts backfill benchmark: {INSTRUMENT} 1-minute candles from {since:%Y-%m-%d}, "
+                  f"simulator --now {now:%Y-%m-%d} (own process, cache warmed in {sim.warm_s:.1f} s)",
+                  f"database: {server_version(server)}, {where}; {os.cpu_count()} CPUs"]
+        lines = []
+        with fresh_database(server, "a") as dsn:
+            lines.append(pipeline_line(Line("a", "pipeline, no latency, no rate limit"), sim, "off", dsn, since,
+                                       until["a"], "off"))
+        with fresh_database(server, "b") as dsn:
+            lines.append(pipeline_line(Line("b", f"pipeline, Deribit limits, {args.latency_ms:g} ms"), sim,
+                                       "deribit", dsn, since, until["b"], None))
+        with fresh_database(server, "c") as dsn:
+            lines.append(baseline_line(Line("c", "ccxt fetch_ohlcv + executemany, as (b)"), sim, dsn, since,
+                                       until["c"]))
+    r = ratios(*lines)
+    verdicts = checks(lines, r)
+    total = time.perf_counter() - began
+    if args.json:
+        print(json.dumps({"header": header, "lines": [{**asdict(x), "rate": x.rate} for x in lines],
+                          "ratios": r, "checks": verdicts, "total_s": total}, default=str))
+    else:
+        print_report(header, lines, r, verdicts)
+        print(f"\nbenchmark total {total:.0f} s")
+    return 0 if all(verdicts.values()) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.role == "sim":
+        serve_sim(json.loads(args.role_options))
+        return 0
+    if args.role == "baseline":
+        run_baseline(json.loads(args.role_options))
+        return 0
+    return bench(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
