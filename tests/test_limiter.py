@@ -66,13 +66,19 @@ class ServerBucket:
             self.level -= self.spec.cost
 
 
-async def grant_times(limiter: CreditLimiter, count: int, method: str = "get_tradingview_chart_data") -> list:
-    """Start `count` concurrent acquires at once; return the loop time at which each was granted."""
+async def grant_times(
+    limiter: CreditLimiter, count: int, method: str = "get_tradingview_chart_data", latency_s: float = 0.0
+) -> list:
+    """Start `count` concurrent requests at once, each answered `latency_s` after its grant, as DeribitClient
+    reports them; return the time (since the start) at which each was granted."""
     loop = asyncio.get_running_loop()
 
     async def one() -> float:
         await limiter.acquire(method)
-        return loop.time()
+        granted = loop.time()
+        await asyncio.sleep(latency_s)
+        limiter.request_done(method)
+        return granted
 
     t0 = loop.time()
     times = await asyncio.gather(*(one() for _ in range(count)))
@@ -134,6 +140,45 @@ def test_bursty_callers_never_overdraw_the_server_pool(server_starts_full):
     assert server.rejected == 0
 
 
+@pytest.mark.parametrize("report_replies", [True, False])
+def test_a_burst_after_an_idle_spell_survives_slow_connection_setup(report_replies):
+    """After idling, both pools are full. The next burst's first wave (32 requests, as many as the client
+    keeps in flight) reaches the server only 0.6 s after we grant it (new connections, TLS), and the
+    server's pool stays clipped at its ceiling meanwhile. Without replies reported, the refill hold has to
+    end by itself."""
+    limiter = CreditLimiter()
+    server = ServerBucket(DEFAULT_BUCKET, start_full=True, start_time=VirtualTimeLoop.START)
+
+    async def main() -> list[float]:
+        loop = asyncio.get_running_loop()
+        in_flight = asyncio.Semaphore(32)
+        arrivals: list[float] = []
+        connected = False
+
+        async def one() -> None:
+            async with in_flight:
+                await limiter.acquire("ticker")
+                travel_s = 0.05 if connected else 0.6
+                arrivals.append(loop.time() + travel_s)
+                await asyncio.sleep(travel_s + 0.05)
+                if report_replies:
+                    limiter.request_done("ticker")
+
+        await asyncio.gather(*(one() for _ in range(60)))  # warm-up on new connections
+        connected = True
+        await asyncio.sleep(30)  # idle: both pools refill to their ceilings, connections are dropped
+        connected = False
+        first_wave = [asyncio.ensure_future(one()) for _ in range(32)]
+        await asyncio.sleep(0)
+        connected = True  # requests sent after the first wave reuse its connections
+        await asyncio.gather(*first_wave, *(one() for _ in range(170)))
+        return arrivals
+
+    for t in sorted(run_virtual(main)):
+        server.arrive(t)
+    assert server.rejected == 0
+
+
 def test_get_instruments_has_its_own_bucket_at_1_per_second():
     limiter = CreditLimiter()
     server_default = ServerBucket(DEFAULT_BUCKET, start_full=False)
@@ -177,6 +222,7 @@ def test_penalty_drains_the_pool_halves_the_rate_and_recovers():
     async def main() -> dict:
         loop = asyncio.get_running_loop()
         await limiter.acquire("ticker")  # pool still nearly full
+        limiter.request_done("ticker")
         limiter.penalize("ticker")
         limiter.penalize("ticker")  # a second 10028 from the same in-flight wave does not halve again
         factor_after = limiter.rate_factor()

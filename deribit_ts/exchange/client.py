@@ -226,6 +226,7 @@ class DeribitClient:
             try:
                 envelope = await endpoint(dict(params))
             finally:
+                self.limiter.request_done(name)
                 self.stats.bytes_received += self._exchange.received_bytes - received_before
         return envelope["result"]
 

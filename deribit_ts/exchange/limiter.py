@@ -11,6 +11,13 @@ Two buckets matter for public market data:
 
 Waiters are served strictly first come, first served. Nobody polls: a single timer per bucket fires exactly
 when the request at the head of the queue can be paid for.
+
+The caller reports every finished request with :meth:`CreditLimiter.request_done` (DeribitClient does). That
+matters after an idle spell: the server's pool is full and stays clipped at its ceiling until the first
+request of the next burst *arrives*, while ours starts draining when we *grant* it. Every millisecond between
+the two (new connections, TLS handshakes, latency) is refill we would count and the server would not: with a
+few hundred ms of connection set-up, the whole headroom. So a grant made from a (nearly) full pool holds our
+refill until a reply proves the server has started counting too.
 """
 
 from __future__ import annotations
@@ -60,6 +67,10 @@ MIN_RATE_FACTOR = 1 / 16
 RECOVERY_PER_S = 0.02  # rate factor regained per second: from 0.5 back to 1.0 in 25 s
 PENALTY_COOLDOWN_S = 1.0
 
+# A refill hold ends at the first reply, or after this long if no reply is reported (a caller that never
+# calls request_done, a request stuck in a dead connection) so that a forgotten hold cannot stall everybody.
+MAX_HOLD_S = 2.0
+
 
 def method_key(method: str) -> str:
     """``public/get_instruments`` and ``get_instruments`` both name the same bucket."""
@@ -78,6 +89,8 @@ class _Bucket:
         # Penalty state: the rate factor was `factor_at_penalty` at `penalized_at`, then recovers linearly.
         self.factor_at_penalty = 1.0
         self.penalized_at: float | None = None
+        # Refill hold (module docstring): no credits accrue while `held_since` is set.
+        self.held_since: float | None = None
 
     def rate_factor(self, now: float) -> float:
         if self.penalized_at is None:
@@ -88,6 +101,12 @@ class _Bucket:
         if self.updated_at is None:
             self.updated_at = now
             return
+        if self.held_since is not None:
+            if now - self.held_since < MAX_HOLD_S:
+                self.updated_at = now
+                return
+            self.updated_at = max(self.updated_at, self.held_since + MAX_HOLD_S)
+            self.held_since = None
         elapsed = max(0.0, now - self.updated_at)
         # The factor only grows between penalties, so using its value at the start of the interval
         # under-counts the refill slightly: safe, and consistent with how the next wake-up is computed.
@@ -98,8 +117,22 @@ class _Bucket:
     def can_pay(self) -> bool:
         return self.level + _EPSILON_CREDITS >= self.cost
 
+    def take(self, now: float) -> None:
+        """Pay for one request (the caller checked can_pay)."""
+        if self.level + _EPSILON_CREDITS >= self.capacity - self.cost and self.held_since is None:
+            self.held_since = now
+        self.level -= self.cost
+
+    def release(self, now: float) -> None:
+        """A reply came back: the server is counting, our refill may run again (from now on)."""
+        if self.held_since is not None:
+            self.refill(now)
+            self.held_since = None
+            self.updated_at = now
+
     def seconds_until_payable(self, now: float) -> float:
-        return (self.cost - self.level) / (self.refill_per_s * self.rate_factor(now))
+        until_release = 0.0 if self.held_since is None else max(0.0, self.held_since + MAX_HOLD_S - now)
+        return until_release + (self.cost - self.level) / (self.refill_per_s * self.rate_factor(now))
 
 
 class CreditLimiter:
@@ -168,7 +201,7 @@ class CreditLimiter:
         started = loop.time()
         bucket.refill(started)
         if not bucket.waiters and bucket.can_pay():
-            bucket.level -= bucket.cost
+            bucket.take(started)
             return 0.0
         granted: asyncio.Future[None] = loop.create_future()
         bucket.waiters.append(granted)
@@ -207,7 +240,7 @@ class CreditLimiter:
             if not bucket.can_pay():
                 break
             bucket.waiters.popleft()
-            bucket.level -= bucket.cost
+            bucket.take(now)
             head.set_result(None)
         if bucket.waiters:
             bucket.timer = loop.call_later(bucket.seconds_until_payable(now), self._on_timer, bucket)
@@ -215,6 +248,16 @@ class CreditLimiter:
     def _on_timer(self, bucket: _Bucket) -> None:
         bucket.timer = None
         self._schedule(bucket)
+
+    def request_done(self, method: str) -> None:
+        """Report that a request granted by :meth:`acquire` got a reply (or failed): ends a refill hold."""
+        if not self.enabled:
+            return
+        bucket = self._bucket(method)
+        if bucket.held_since is not None:
+            bucket.release(asyncio.get_running_loop().time())
+            if bucket.waiters:
+                self._schedule(bucket)
 
     def penalize(self, method: str = "default") -> None:
         """The server said 10028 although our model allowed the request: its pool is smaller than we think.
