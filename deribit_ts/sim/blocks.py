@@ -1,10 +1,13 @@
-"""One instrument's 1-minute candles for one UTC day, generated in one pass and cached.
+"""One instrument's 1-minute candles for one UTC day, generated in one vectorised pass and cached.
 
 Each minute is built from at most four price levels (open, high, low, close) with a whole number of lots traded at
 each; a minute's trades are later derived from exactly these levels (see trades.py), so the candle is always the
 aggregate of that minute's trades. Minutes without trades are filler candles at the previous close. The last
 minute of each day trades at the fair price of the next midnight, which is where the next day's block starts: so a
 day can be generated without its predecessor and the chain of closes is still seamless.
+
+Every minute of the day gets the same fixed set of uniform draws (one row per use, below) whether it trades or
+not, so the whole day is computed with numpy array operations instead of a loop over minutes.
 """
 
 from __future__ import annotations
@@ -13,12 +16,18 @@ import math
 from array import array
 from dataclasses import dataclass
 
+import numpy as np
+
 from deribit_ts.sim.calendar import Instrument
 from deribit_ts.sim.paths import DAY_MS, MINUTE_MS, MINUTES, YEAR_MS, UnderlyingPaths
-from deribit_ts.sim.pricing import black76_usd, smile_vol
-from deribit_ts.sim.seeds import rng, text_key
+from deribit_ts.sim.pricing import black76_usd, black76_usd_array, smile_vol, smile_vol_array
+from deribit_ts.sim.seeds import text_key, uniforms
 
 _SPIKE_PROBABILITY = 2e-4  # per traded minute
+# rows of a day's uniform draws, one column per minute
+(_ACTIVE, _OPEN, _CLOSE, _SINGLE, _HIGH, _LOW, _LOT_O, _LOT_H, _LOT_L, _LOT_C, _SPIKE, _SPIKE_SIDE,
+ _SPIKE_SIZE) = range(13)
+_DRAWS = 13
 
 
 @dataclass(slots=True)
@@ -32,11 +41,16 @@ class Block:
     close: array
     volume: array
     cost: array
-    lots: array  # 'l', 4 per candle: lots traded at open, high, low, close levels (0 = level unused)
+    lots: array  # 'q', 4 per candle: lots traded at open, high, low, close levels (0 = level unused)
     anchor: float  # the close before the block's first minute (used by fillers and the forming minute)
 
     def __len__(self) -> int:
         return len(self.ticks)
+
+
+def empty_block(anchor: float) -> Block:
+    return Block(array("q"), array("d"), array("d"), array("d"), array("d"), array("d"), array("d"), array("q"),
+                 anchor)
 
 
 def decimals_of(tick: float) -> int:
@@ -44,28 +58,33 @@ def decimals_of(tick: float) -> int:
     return len(text.split(".")[1]) if "." in text else 0
 
 
-def fair_prices(inst: Instrument, paths: UnderlyingPaths, day: int, minutes: range | None = None) -> list[float]:
-    """Fair (mark) price at minute boundaries of `day` (1441 values, or only those in `minutes`, others 0)."""
-    index = paths.minute_levels(day)
-    day_ms = day * DAY_MS
-    wanted = minutes if minutes is not None else range(MINUTES + 1)
-    out = [0.0] * (MINUTES + 1)
+def tick_rounder(tick: float):
+    """Rounds an array to whole ticks (at least one tick), as floats that print as the decimal price.
+
+    A price is n ticks = n·k / 10^d with integers n·k and 10^d: one correctly rounded division gives the double
+    nearest to the decimal, so JSON shows 0.0155, never 0.015500000000000002.
+    """
+    scale = 10.0 ** decimals_of(tick)
+    k = round(tick * scale)
+
+    def rt(x: np.ndarray) -> np.ndarray:
+        return np.maximum(np.rint(x / tick), 1.0) * k / scale
+    return rt
+
+
+def fair_prices(inst: Instrument, paths: UnderlyingPaths, day: int, minutes: np.ndarray | None = None) -> np.ndarray:
+    """Fair (mark) price at the minute boundaries `minutes` of `day` (default: all 1441)."""
+    if minutes is None:
+        minutes = np.arange(MINUTES + 1)
+    index = paths.minute_levels(day)[minutes]
     if inst.is_perpetual:
-        premium = paths.premium_minutes(day)
-        for i in wanted:
-            out[i] = index[i] * (1.0 + premium[i])
-        return out
+        return index * (1.0 + paths.premium_minutes(day)[minutes])
+    years = np.maximum(inst.expiry_ms - (day * DAY_MS + minutes * MINUTE_MS), 0) / YEAR_MS
+    forward = index * np.exp(paths.basis_minutes(day)[minutes] * years)
     if not inst.is_option:
-        basis = paths.basis_minutes(day)
-        exp = math.exp
-        for i in wanted:
-            out[i] = index[i] * exp(basis[i] * max(inst.expiry_ms - day_ms - i * MINUTE_MS, 0) / YEAR_MS)
-        return out
-    call = inst.option_type == "call"
-    for i in wanted:
-        t = day_ms + i * MINUTE_MS
-        out[i] = option_fair(inst, paths, t, index[i], call)
-    return out
+        return forward
+    vol = smile_vol_array(paths.atm_vol_minutes(day)[minutes], forward, inst.strike, years)
+    return black76_usd_array(inst.option_type == "call", forward, inst.strike, years, vol) / forward
 
 
 def option_fair(inst: Instrument, paths: UnderlyingPaths, t: int, index: float, call: bool | None = None) -> float:
@@ -100,122 +119,114 @@ def _activity(inst: Instrument, paths: UnderlyingPaths, day: int) -> tuple[float
 def generate_block(inst: Instrument, paths: UnderlyingPaths, day: int, seed: int,
                    outages: list[tuple[int, int]], fillers: bool, spikes: bool) -> Block:
     lo, hi = minute_bounds(inst, day)
-    day_ms = day * DAY_MS
-    tick = inst.tick
-    dec = decimals_of(tick)
-    inverse_volume = not inst.is_option  # futures amounts are USD; volume is in coin
-    lot = inst.lot
+    if lo >= hi:
+        return empty_block(0.0)
+    n = hi - lo
+    rt = tick_rounder(inst.tick)
     p_active, p_single, half_spread = _activity(inst, paths, day)
-    vol_minute = paths.regime_vol(day) / math.sqrt(525600.0)
-    gen = rng(seed, text_key(inst.name), 20, day)
-    r = gen.random
-    mean_lots = 40.0 if not inst.is_option else 5.0
-    log = math.log
-    blocked = _outage_minutes(outages, day_ms)
-    forced_last = hi == MINUTES and inst.expiry_ms > day_ms + DAY_MS
-
-    option = inst.is_option
-    if option:
-        fair = [0.0] * (MINUTES + 1)
-        computed = [False] * (MINUTES + 1)
-        index = paths.minute_levels(day)
-        call = inst.option_type == "call"
-
-        def fair_at(i: int) -> float:
-            if not computed[i]:
-                fair[i] = option_fair(inst, paths, day_ms + i * MINUTE_MS, index[i], call)
-                computed[i] = True
-            return fair[i]
-    else:
-        fair = fair_prices(inst, paths, day, range(lo, min(hi + 1, MINUTES + 1)))
-
-        def fair_at(i: int) -> float:
-            return fair[i]
-
-    if _exact_tick(tick):  # multiples of 0.5, 2.5, 0.25 are exact binary floats: one rounding is enough
-        def rt(x: float) -> float:
-            v = round(x / tick) * tick
-            return v if v >= tick else tick
-    else:
-        def rt(x: float) -> float:
-            v = round(round(x / tick) * tick, dec)
-            return v if v >= tick else tick
-
-    ticks = array("q")
-    opens, highs, lows, closes, vols, costs = (array("d") for _ in range(6))
-    lots = array("l")
-    prev = rt(fair_at(lo)) if lo < hi else 0.0
-    anchor = prev
-    for i in range(lo, hi):
-        if blocked and i in blocked:
-            continue
-        last_minute = forced_last and i == MINUTES - 1
-        if r() >= p_active and not last_minute:
-            if fillers:
-                ticks.append(day_ms + i * MINUTE_MS)
-                opens.append(prev)
-                highs.append(prev)
-                lows.append(prev)
-                closes.append(prev)
-                vols.append(0.0)
-                costs.append(0.0)
-                lots.extend((0, 0, 0, 0))
-            continue
-        f0 = fair_at(i)
-        f1 = fair_at(i + 1)
-        spread = f0 * half_spread + tick
-        o = rt(f0 + (r() - 0.5) * 2.0 * spread)
-        c = rt(f1 + (r() - 0.5) * 2.0 * spread)
-        if last_minute:
-            c = rt(f1)
-        lot_o = 1 + int(-log(1.0 - r()) * mean_lots)
-        if r() < p_single and not last_minute:
-            c = h = low = o
-            lot_h = lot_l = lot_c = 0
-        else:
-            lot_c = 1 + int(-log(1.0 - r()) * mean_lots)
-            top, bottom = (o, c) if o >= c else (c, o)
-            h = rt(top + f0 * vol_minute * r() * 1.5)
-            low = rt(bottom - f0 * vol_minute * r() * 1.5)
-            if spikes and r() < _SPIKE_PROBABILITY:
-                if r() < 0.5:
-                    h = rt(top * (1.03 + 0.12 * r()))
-                else:
-                    low = rt(bottom * (0.97 - 0.12 * r()))
-            lot_h = 1 + int(-log(1.0 - r()) * mean_lots) if h > top else 0
-            lot_l = 1 + int(-log(1.0 - r()) * mean_lots) if low < bottom else 0
-            if h <= top:
-                h = top
-            if low >= bottom:
-                low = bottom
-        if inverse_volume:
-            volume = lot * (lot_o / o + lot_h / h + lot_l / low + lot_c / c)
-            cost = lot * (lot_o + lot_h + lot_l + lot_c)
-        else:
-            volume = lot * (lot_o + lot_h + lot_l + lot_c)
-            cost = lot * (lot_o * o + lot_h * h + lot_l * low + lot_c * c)
-        ticks.append(day_ms + i * MINUTE_MS)
-        opens.append(o)
-        highs.append(h)
-        lows.append(low)
-        closes.append(c)
-        vols.append(round(volume, 8))
-        costs.append(round(cost, 8))
-        lots.extend((lot_o, lot_h, lot_l, lot_c))
-        prev = c
-    return Block(ticks, opens, highs, lows, closes, vols, costs, lots, anchor)
+    u = uniforms(seed, text_key(inst.name), 20, day, shape=(_DRAWS, n))
+    tradable = _outside_outages(outages, day * DAY_MS, lo, hi)
+    last = np.zeros(n, dtype=bool)
+    last[-1] = hi == MINUTES and inst.expiry_ms > (day + 1) * DAY_MS  # trades at the next midnight's fair price
+    traded = ((u[_ACTIVE] < p_active) | last) & tradable
+    t = np.flatnonzero(traded)
+    # options price only the minutes they need (they trade rarely); futures have cheap whole-day fair arrays
+    needed = np.concatenate(([lo], lo + t, lo + t + 1)) if inst.is_option else None
+    fair = _fair_lookup(inst, paths, day, needed)
+    levels = _traded_levels(inst, rt, u[:, t], fair[lo + t], fair[lo + t + 1], last[t], p_single, half_spread,
+                            paths.regime_vol(day) / math.sqrt(525600.0), spikes)
+    anchor = float(rt(fair[lo:lo + 1])[0])
+    return _assemble(day * DAY_MS, lo, n, t, traded, tradable if fillers else traded, levels, anchor)
 
 
-def _exact_tick(tick: float) -> bool:
-    return (tick * 1024).is_integer()
+def _fair_lookup(inst: Instrument, paths: UnderlyingPaths, day: int, needed: np.ndarray | None) -> np.ndarray:
+    """Fair prices indexable by minute boundary (only `needed` ones filled in when given)."""
+    if needed is None:
+        return fair_prices(inst, paths, day)
+    wanted = np.unique(needed)
+    fair = np.zeros(MINUTES + 1)
+    fair[wanted] = fair_prices(inst, paths, day, wanted)
+    return fair
 
 
-def _outage_minutes(outages: list[tuple[int, int]], day_ms: int) -> set[int]:
-    blocked: set[int] = set()
+def _lots(u: np.ndarray, mean: float) -> np.ndarray:
+    """Whole lots, 1 + an exponential with the given mean."""
+    return 1 + (-np.log1p(-u) * mean).astype(np.int64)
+
+
+def _traded_levels(inst: Instrument, rt, u: np.ndarray, f0: np.ndarray, f1: np.ndarray, last: np.ndarray,
+                   p_single: float, half_spread: float, vol_minute: float, spikes: bool) -> tuple[np.ndarray, ...]:
+    """(open, high, low, close, lots[k, 4], volume, cost) of the traded minutes; `u` holds their draws."""
+    mean_lots = 5.0 if inst.is_option else 40.0
+    spread = f0 * half_spread + inst.tick
+    o = rt(f0 + (u[_OPEN] - 0.5) * 2.0 * spread)
+    c = np.where(last, rt(f1), rt(f1 + (u[_CLOSE] - 0.5) * 2.0 * spread))
+    top, bottom = np.maximum(o, c), np.minimum(o, c)
+    h = rt(top + f0 * vol_minute * u[_HIGH] * 1.5)
+    low = rt(bottom - f0 * vol_minute * u[_LOW] * 1.5)
+    if spikes:  # a bad tick: one level far off the fair price
+        spike = u[_SPIKE] < _SPIKE_PROBABILITY
+        up = u[_SPIKE_SIDE] < 0.5
+        h = np.where(spike & up, rt(top * (1.03 + 0.12 * u[_SPIKE_SIZE])), h)
+        low = np.where(spike & ~up, rt(bottom * (0.97 - 0.12 * u[_SPIKE_SIZE])), low)
+    single = (u[_SINGLE] < p_single) & ~last  # one price level only: open = high = low = close
+    lots = np.zeros((len(o), 4), dtype=np.int64)
+    lots[:, 0] = _lots(u[_LOT_O], mean_lots)
+    lots[:, 1] = np.where((h > top) & ~single, _lots(u[_LOT_H], mean_lots), 0)
+    lots[:, 2] = np.where((low < bottom) & ~single, _lots(u[_LOT_L], mean_lots), 0)
+    lots[:, 3] = np.where(single, 0, _lots(u[_LOT_C], mean_lots))
+    h = np.where(single, o, np.maximum(h, top))
+    low = np.where(single, o, np.minimum(low, bottom))
+    c = np.where(single, o, c)
+    prices = np.stack((o, h, low, c), axis=1)
+    if inst.is_option:  # amounts in coin, cost in coin
+        volume = inst.lot * lots.sum(axis=1)
+        cost = inst.lot * (lots * prices).sum(axis=1)
+    else:  # amounts in USD, volume in coin
+        volume = inst.lot * (lots / prices).sum(axis=1)
+        cost = inst.lot * lots.sum(axis=1)
+    return o, h, low, c, lots, np.round(volume, 8), np.round(cost, 8)
+
+
+def _assemble(day_ms: int, lo: int, n: int, t: np.ndarray, traded: np.ndarray, rows: np.ndarray,
+              levels: tuple[np.ndarray, ...], anchor: float) -> Block:
+    """The block's columns: traded minutes from `levels`, the other `rows` as fillers at the previous close."""
+    o, h, low, c, lots, volume, cost = levels
+    # index of the last traded minute at or before each minute (-1: none yet, the anchor applies)
+    last_traded = np.maximum.accumulate(np.where(traded, np.arange(n), -1))
+    closes = np.full(n + 1, anchor)  # slot n holds the anchor for last_traded == -1
+    closes[t] = c
+    prev = closes[last_traded]
+    columns = []
+    for traded_values in (o, h, low, c):
+        full = prev.copy()
+        full[t] = traded_values
+        columns.append(full)
+    for traded_values in (volume, cost):
+        full = np.zeros(n)
+        full[t] = traded_values
+        columns.append(full)
+    all_lots = np.zeros((n, 4), dtype=np.int64)
+    all_lots[t] = lots
+    keep = np.flatnonzero(rows)
+    ticks = day_ms + (lo + keep).astype(np.int64) * MINUTE_MS
+    return Block(as_array("q", ticks), *(as_array("d", col[keep]) for col in columns), as_array("q", all_lots[keep]),
+                 anchor)
+
+
+def as_array(typecode: str, values: np.ndarray) -> array:
+    out = array(typecode)
+    out.frombytes(np.ascontiguousarray(values, dtype=np.int64 if typecode == "q" else np.float64).tobytes())
+    return out
+
+
+def _outside_outages(outages: list[tuple[int, int]], day_ms: int, lo: int, hi: int) -> np.ndarray:
+    """Mask of the minutes lo..hi-1 of the day that are not inside an exchange outage."""
+    ok = np.ones(hi - lo, dtype=bool)
     for start, end in outages:
         if end <= day_ms or start >= day_ms + DAY_MS:
             continue
         first = max(0, (start - day_ms) // MINUTE_MS)
-        last = min(MINUTES, -((day_ms - end) // MINUTE_MS))
-        blocked.update(range(first, last))
-    return blocked
+        stop = min(MINUTES, -((day_ms - end) // MINUTE_MS))
+        ok[max(first - lo, 0):max(stop - lo, 0)] = False
+    return ok

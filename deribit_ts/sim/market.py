@@ -259,7 +259,7 @@ class SimMarket:
         day = ms // DAY_MS
         levels = self.paths[currency].minute_levels(day)
         minute = (ms - day * DAY_MS) // MINUTE_MS
-        window = levels[max(0, minute - 30):minute] or levels[minute:minute + 1]
+        window = levels[max(0, minute - 30):minute].tolist() or [float(levels[minute])]
         return round(sum(window) / len(window), 8)
 
     def delivery_prices(self, currency: str, offset: int, count: int, now_ms: int | None = None) -> dict:

@@ -13,7 +13,9 @@ from array import array
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from deribit_ts.sim.seeds import rng, text_key, unit
+import numpy as np
+
+from deribit_ts.sim.seeds import gaussians, text_key, unit
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -24,6 +26,8 @@ _REGIME_VOLS = (0.35, 0.55, 0.8, 1.2)  # annualised; picked per ISO week
 _REGIME_WEIGHTS = (0.25, 0.4, 0.25, 0.1)
 _JUMP_PROBABILITY = 0.03  # per day
 _MEAN_REVERSION = 0.002  # per day, towards the long-run trend, so paths stay believable for a decade
+_STEPS = np.arange(MINUTES + 1, dtype=np.float64)  # minute boundaries of a day
+_MINUTE_OF_HOUR = np.arange(60, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class UnderlyingPaths:
         self.seed = seed
         self._key = text_key(currency)
         self._levels = array("d", [math.log(self.spec.first_price)])  # log level at 00:00 of _ANCHOR_DAY + i
-        self._minutes: OrderedDict[int, array] = OrderedDict()
+        self._minutes: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_days = cache_days
         self._lock = threading.Lock()
 
@@ -93,8 +97,8 @@ class UnderlyingPaths:
         """Index level at 00:00 UTC of `day` (days since the epoch)."""
         return math.exp(self._log_level(day))
 
-    def minute_levels(self, day: int) -> array:
-        """Index at the 1441 minute boundaries of `day` (00:00 ... next 00:00), rounded to cents."""
+    def minute_levels(self, day: int) -> np.ndarray:
+        """Index at the 1441 minute boundaries of `day` (00:00 ... next 00:00), rounded to cents (read-only)."""
         with self._lock:
             hit = self._minutes.get(day)
             if hit is not None:
@@ -102,21 +106,16 @@ class UnderlyingPaths:
                 return hit
         start, end = self._log_level(day), self._log_level(day + 1)
         _, jump, jump_minute = self._day_shock(day)
-        gen = rng(self.seed, self._key, 8, day)
-        gauss = gen.gauss
-        step = self.regime_vol(day) / math.sqrt(365.0 * MINUTES)
-        walk = [0.0] * (MINUTES + 1)
-        x = 0.0
-        for i in range(1, MINUTES + 1):
-            x += step * gauss(0.0, 1.0)
-            if i == jump_minute + 1:
-                x += jump
-            walk[i] = x
-        drift = (end - start - x) / MINUTES
-        exp = math.exp
-        levels = array("d", (round(exp(start + walk[i] + drift * i), 2) for i in range(MINUTES + 1)))
-        levels[0] = round(exp(start), 2)
-        levels[MINUTES] = round(exp(end), 2)
+        steps = gaussians(self.seed, self._key, 8, day, count=MINUTES)
+        steps *= self.regime_vol(day) / math.sqrt(365.0 * MINUTES)
+        steps[jump_minute] += jump  # the jump lands between minute boundaries jump_minute and jump_minute + 1
+        walk = np.zeros(MINUTES + 1)
+        np.cumsum(steps, out=walk[1:])
+        drift = (end - start - walk[MINUTES]) / MINUTES  # pins the bridge to the next day's level
+        levels = np.round(np.exp(start + walk + drift * _STEPS), 2)
+        levels[0] = round(math.exp(start), 2)
+        levels[MINUTES] = round(math.exp(end), 2)
+        levels.flags.writeable = False  # shared through the cache
         with self._lock:
             self._minutes[day] = levels
             if len(self._minutes) > self._cache_days:
@@ -128,8 +127,8 @@ class UnderlyingPaths:
         day, offset = divmod(ms, DAY_MS)
         minute, frac = divmod(offset, MINUTE_MS)
         levels = self.minute_levels(day)
-        a = levels[minute]
-        return round(a + (levels[minute + 1] - a) * frac / MINUTE_MS, 2)
+        a = float(levels[minute])
+        return round(a + (float(levels[minute + 1]) - a) * frac / MINUTE_MS, 2)
 
     # ---- perpetual premium and funding ------------------------------------------------------------------------
     def _premium_knot(self, hour: int) -> float:
@@ -143,17 +142,10 @@ class UnderlyingPaths:
         a = self._premium_knot(hour)
         return a + (self._premium_knot(hour + 1) - a) * rest / HOUR_MS
 
-    def premium_minutes(self, day: int) -> list[float]:
+    def premium_minutes(self, day: int) -> np.ndarray:
         """premium_at() for the 1441 minute boundaries of `day`, from the day's 25 hourly knots."""
         first_hour = day * 24
-        knots = [self._premium_knot(first_hour + h) for h in range(25)]
-        out = []
-        for h in range(24):
-            a = knots[h]
-            slope = (knots[h + 1] - a) / 60.0
-            out.extend(a + slope * m for m in range(60))
-        out.append(knots[24])
-        return out
+        return _hourly_interpolation([self._premium_knot(first_hour + h) for h in range(25)])
 
     def interest_1h(self, hour_end: int) -> float:
         """Funding paid for the hour ending at hour index `hour_end` (Deribit: 8h rate with a ±0.025% dead band)."""
@@ -173,21 +165,35 @@ class UnderlyingPaths:
         a = self._basis_knot(day)
         return a + (self._basis_knot(day + 1) - a) * rest / DAY_MS
 
-    def basis_minutes(self, day: int) -> list[float]:
+    def basis_minutes(self, day: int) -> np.ndarray:
         """basis_at() for the 1441 minute boundaries of `day`."""
         a, b = self._basis_knot(day), self._basis_knot(day + 1)
-        slope = (b - a) / MINUTES
-        return [a + slope * i for i in range(MINUTES + 1)]
+        return a + (b - a) / MINUTES * _STEPS
 
     def _vol_knot(self, hour: int) -> float:
         base = self.regime_vol(hour // 24)
         return base * (1.05 + 0.2 * (unit(self.seed, self._key, 13, hour) - 0.5))
+
+    def atm_vol_minutes(self, day: int) -> np.ndarray:
+        """atm_vol_at() for the 1441 minute boundaries of `day`."""
+        first_hour = day * 24
+        return _hourly_interpolation([self._vol_knot(first_hour + h) for h in range(25)])
 
     def atm_vol_at(self, ms: int) -> float:
         """At-the-money implied volatility (annualised fraction); DVOL is this times 100."""
         hour, rest = divmod(ms, HOUR_MS)
         a = self._vol_knot(hour)
         return a + (self._vol_knot(hour + 1) - a) * rest / HOUR_MS
+
+
+def _hourly_interpolation(knots: list[float]) -> np.ndarray:
+    """Values at the 1441 minute boundaries of a day, linear between its 25 hourly knots."""
+    k = np.asarray(knots)
+    slopes = np.diff(k) / 60.0
+    out = np.empty(MINUTES + 1)
+    out[:MINUTES] = (k[:24, None] + slopes[:, None] * _MINUTE_OF_HOUR).ravel()
+    out[MINUTES] = k[24]
+    return out
 
 
 def _gauss_from(u1: float, u2: float) -> float:

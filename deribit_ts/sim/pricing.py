@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 _SQRT2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 MIN_T = 1.0 / (365.0 * 1440.0)  # one minute, so prices stay finite at the expiry instant
@@ -35,6 +37,31 @@ def black76_usd(call: bool, forward: float, strike: float, t_years: float, vol: 
     if call:
         return forward * norm_cdf(d1) - strike * norm_cdf(d2)
     return strike * norm_cdf(-d2) - forward * norm_cdf(-d1)
+
+
+def norm_cdf_array(x: np.ndarray) -> np.ndarray:
+    # numpy has no erf; math.erf per element keeps candles and the scalar marks on the same function
+    erf = math.erf
+    return 0.5 * (1.0 + np.array([erf(v) for v in (x / _SQRT2).tolist()], dtype=np.float64))
+
+
+def smile_vol_array(atm_vol: np.ndarray, forward: np.ndarray, strike: float, t_years: np.ndarray) -> np.ndarray:
+    """smile_vol() over arrays."""
+    t = np.maximum(t_years, MIN_T)
+    k = np.clip(np.log(strike / forward) / np.sqrt(t), -3.0, 3.0)
+    return np.maximum(0.05, atm_vol * (1.0 - 0.06 * k + 0.045 * k * k))
+
+
+def black76_usd_array(call: bool, forward: np.ndarray, strike: float, t_years: np.ndarray,
+                      vol: np.ndarray) -> np.ndarray:
+    """black76_usd() over arrays."""
+    t = np.maximum(t_years, MIN_T)
+    sd = vol * np.sqrt(t)
+    d1 = (np.log(forward / strike) + 0.5 * sd * sd) / sd
+    d2 = d1 - sd
+    if call:
+        return forward * norm_cdf_array(d1) - strike * norm_cdf_array(d2)
+    return strike * norm_cdf_array(-d2) - forward * norm_cdf_array(-d1)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from array import array
 from typing import TYPE_CHECKING
 
-from deribit_ts.sim.blocks import Block
+from deribit_ts.sim.blocks import Block, empty_block
 from deribit_ts.sim.calendar import Instrument
 from deribit_ts.sim.chart import RESOLUTION_MINUTES, aggregate_block
 from deribit_ts.sim.paths import DAY_MS, MINUTE_MS
@@ -30,8 +30,7 @@ def is_preliminary(market: SimMarket, inst: Instrument, tick: int, now: int) -> 
 def apply_recent(market: SimMarket, inst: Instrument, day: int, resolution: str, now: int) -> Block:
     """The day's block as seen at `now` (uncached: it changes as the clock moves)."""
     final = market.block(inst, day, "1")
-    out = Block(array("q"), array("d"), array("d"), array("d"), array("d"), array("d"), array("d"), array("l"),
-                final.anchor)
+    out = empty_block(final.anchor)
     fillers = market.config.pathologies.filler_candles
     prev = final.anchor
     for j in range(len(final.ticks)):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 import zlib
 
+import numpy as np
+
 _MASK = (1 << 64) - 1
 
 
@@ -36,3 +38,21 @@ def unit(*parts: int) -> float:
 def rng(*parts: int) -> random.Random:
     """A private generator for one (seed, subject, period) block."""
     return random.Random(mix(*parts))
+
+
+def uniforms(*parts: int, shape: int | tuple[int, ...]) -> np.ndarray:
+    """Uniform numbers in [0, 1) for one (seed, subject, period) block, vectorised.
+
+    Only PCG64's raw stream and Generator.random() are used: both are fixed across numpy versions (NEP 19 lets
+    numpy change its other distributions), so the market does not move when numpy is upgraded.
+    """
+    return np.random.Generator(np.random.PCG64(mix(*parts))).random(shape)
+
+
+def gaussians(*parts: int, count: int) -> np.ndarray:
+    """Standard normal numbers (Box-Muller on uniforms(), for the same version stability)."""
+    pairs = (count + 1) // 2
+    u = uniforms(*parts, shape=(2, pairs))
+    radius = np.sqrt(-2.0 * np.log1p(-u[0]))
+    angle = (2.0 * np.pi) * u[1]
+    return np.concatenate((radius * np.cos(angle), radius * np.sin(angle)))[:count]
