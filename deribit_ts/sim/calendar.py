@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import calendar as _cal
 import math
+import re
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from deribit_ts.sim.config import SimConfig
 from deribit_ts.sim.paths import DAY_MS, HOUR_MS, UnderlyingPaths
@@ -25,6 +26,7 @@ _CONTRACT = {  # currency -> (future tick, perpetual tick, future lot/contract s
     "ETH": (0.25, 0.05, 1.0, 1.0),
 }
 OPTION_TICK = 0.0005
+_EPOCH = date(1970, 1, 1)
 _INDEX_IDS = {"BTC": 1000033, "ETH": 1000034}
 _UUIDS = {"BTC": "5b71fc48-3dd3-540c-809b-f8c94d0e68b5", "ETH": "d92a3d44-5e3b-5b6c-8a49-4f1f5a1e0c11",
           "USD": "dc311642-e9fb-4ba9-a312-c75c1aef4ae1"}
@@ -138,42 +140,46 @@ def format_strike(strike: float) -> str:
 
 
 class Catalogue:
-    """All instruments of the simulated exchange, built up to a horizon and filtered by the clock."""
+    """All instruments of the simulated exchange, filtered by the clock.
+
+    Instruments are built lazily, one (currency, expiry day) at a time: a name tells its expiry day, and listings
+    only look at the expiry days that can matter. Building all ~90,000 options since 2018 up front took a second.
+    """
 
     def __init__(self, config: SimConfig, paths: dict[str, UnderlyingPaths]) -> None:
         self.config = config
         self.paths = paths
         self._lock = threading.Lock()
-        self._built_to_day = -1
-        self._by_currency: dict[str, list[Instrument]] = {c: [] for c in paths}
-        self._by_name: dict[str, Instrument] = {}
+        self._perpetuals = {c: self._perpetual(c) for c in paths}
+        self._futures: dict[tuple[str, int], list[Instrument]] = {}  # (currency, expiry day) -> 0 or 1 future
+        self._options: dict[tuple[str, int], list[Instrument]] = {}
+        self._by_name: dict[str, Instrument] = {p.name: p for p in self._perpetuals.values()}
         self._start_day = config.start_ms // DAY_MS
+        self._max_lead = max(*config.future_listing_days.values(), *config.option_listing_days.values()) + 1
 
-    def _max_lead(self) -> int:
-        leads = list(self.config.future_listing_days.values()) + list(self.config.option_listing_days.values())
-        return max(leads) + 1
+    def _horizon(self, now_ms: int) -> int:
+        """The last expiry day whose instruments may be listed by `now_ms`."""
+        return now_ms // DAY_MS + self._max_lead
 
-    def ensure(self, now_ms: int) -> None:
-        """Build every instrument listed up to `now_ms` (expiries up to now + the longest listing lead)."""
-        horizon = now_ms // DAY_MS + self._max_lead()
-        if horizon <= self._built_to_day:
-            return
+    def _day(self, table: dict, build, currency: str, day: int) -> list[Instrument]:
+        key = (currency, day)
+        hit = table.get(key)
+        if hit is not None:
+            return hit
         with self._lock:
-            if horizon <= self._built_to_day:
-                return
-            first = max(self._built_to_day + 1, self._start_day + 1)
-            if self._built_to_day < 0:
-                for currency in self.paths:
-                    self._add(self._perpetual(currency))
-            for day in range(first, horizon + 1):
-                for currency in self.paths:
-                    for instrument in self._expiring_on(currency, day):
-                        self._add(instrument)
-            self._built_to_day = horizon
+            hit = table.get(key)
+            if hit is None:
+                hit = build(currency, day) if day > self._start_day else []
+                for instrument in hit:
+                    self._by_name[instrument.name] = instrument
+                table[key] = hit
+        return hit
 
-    def _add(self, instrument: Instrument) -> None:
-        self._by_currency[instrument.currency].append(instrument)
-        self._by_name[instrument.name] = instrument
+    def futures_on(self, currency: str, day: int) -> list[Instrument]:
+        return self._day(self._futures, self._build_futures, currency, day)
+
+    def options_on(self, currency: str, day: int) -> list[Instrument]:
+        return self._day(self._options, self._build_options, currency, day)
 
     def _perpetual(self, currency: str) -> Instrument:
         fut_tick, perp_tick, size, _ = _CONTRACT[currency]
@@ -181,28 +187,37 @@ class Catalogue:
                           self.config.start_ms, PERPETUAL_EXPIRY_MS, perp_tick, size, size,
                           _CURRENCY_CODE[currency] * 100_000_000)
 
-    def _expiring_on(self, currency: str, day: int) -> list[Instrument]:
+    def _build_futures(self, currency: str, day: int) -> list[Instrument]:
         kind = expiry_kind(day)
+        if kind not in self.config.future_listing_days:
+            return []
         expiry_ms = day * DAY_MS + 8 * HOUR_MS
+        fut_tick, _, size, _ = _CONTRACT[currency]
+        created = max(self.config.start_ms, expiry_ms - self.config.future_listing_days[kind] * DAY_MS)
+        if created >= expiry_ms:
+            return []
+        return [Instrument(f"{currency}-{expiry_label(day)}", currency, "future",
+                           "month" if kind == "quarter" else kind, kind, created, expiry_ms, fut_tick, size, size,
+                           _CURRENCY_CODE[currency] * 100_000_000 + day * 1000)]
+
+    def _build_options(self, currency: str, day: int) -> list[Instrument]:
+        kind = expiry_kind(day)
+        if kind not in self.config.option_expiries or kind not in self.config.option_listing_days:
+            return []
+        expiry_ms = day * DAY_MS + 8 * HOUR_MS
+        created = max(self.config.start_ms, expiry_ms - self.config.option_listing_days[kind] * DAY_MS)
+        if created >= expiry_ms:
+            return []
         label = f"{currency}-{expiry_label(day)}"
-        fut_tick, _, size, option_lot = _CONTRACT[currency]
+        option_lot = _CONTRACT[currency][3]
         base_id = _CURRENCY_CODE[currency] * 100_000_000 + day * 1000
+        period = {"quarter": "month"}.get(kind, kind)
         out: list[Instrument] = []
-        if kind in self.config.future_listing_days:
-            created = max(self.config.start_ms, expiry_ms - self.config.future_listing_days[kind] * DAY_MS)
-            if created < expiry_ms:
-                out.append(Instrument(label, currency, "future", "month" if kind == "quarter" else kind, kind,
-                                      created, expiry_ms, fut_tick, size, size, base_id))
-        if kind in self.config.option_expiries and kind in self.config.option_listing_days:
-            listed = expiry_ms - self.config.option_listing_days[kind] * DAY_MS
-            created = max(self.config.start_ms, listed)
-            if created < expiry_ms:
-                period = {"quarter": "month"}.get(kind, kind)
-                for i, strike in enumerate(self._strikes(currency, created, expiry_ms)):
-                    for j, (letter, option_type) in enumerate((("C", "call"), ("P", "put"))):
-                        out.append(Instrument(f"{label}-{format_strike(strike)}-{letter}", currency, "option",
-                                              period, kind, created, expiry_ms, OPTION_TICK, option_lot, 1.0,
-                                              base_id + 1 + 2 * i + j, strike, option_type, label))
+        for i, strike in enumerate(self._strikes(currency, created, expiry_ms)):
+            for j, (letter, option_type) in enumerate((("C", "call"), ("P", "put"))):
+                out.append(Instrument(f"{label}-{format_strike(strike)}-{letter}", currency, "option", period, kind,
+                                      created, expiry_ms, OPTION_TICK, option_lot, 1.0, base_id + 1 + 2 * i + j,
+                                      strike, option_type, label))
         return out
 
     def _strikes(self, currency: str, created_ms: int, expiry_ms: int) -> list[float]:
@@ -214,37 +229,85 @@ class Catalogue:
         lowest = max(step, atm - step * (n // 2 - 1))  # keep every strike positive, shifting the grid up
         return [lowest + step * k for k in range(n)]
 
+    def _on_day(self, currency: str, day: int, kind: str | None) -> list[Instrument]:
+        """Instruments expiring on `day`, the future first (the order get_instruments lists them in)."""
+        futures = self.futures_on(currency, day) if kind in (None, "future") else []
+        options = self.options_on(currency, day) if kind in (None, "option") else []
+        return futures + options if futures and options else futures or options
+
     # ---- queries --------------------------------------------------------------------------------------------
     def get(self, name: str, now_ms: int) -> Instrument | None:
         """The instrument if it has been listed by `now_ms` (expired ones included)."""
-        self.ensure(now_ms)
-        instrument = self._by_name.get(name)
+        instrument = self.named(name)
         if instrument is None or instrument.creation_ms > now_ms:
             return None
         return instrument
 
+    def named(self, name: str) -> Instrument | None:
+        """The instrument with this name, whatever the clock."""
+        hit = self._by_name.get(name)
+        if hit is None:
+            parsed = parse_name(name)
+            if parsed is None or parsed[0] not in self.paths:
+                return None
+            currency, day, is_option = parsed
+            (self.options_on if is_option else self.futures_on)(currency, day)
+            hit = self._by_name.get(name)
+        return hit
+
     def listed(self, currency: str, now_ms: int, *, kind: str | None = None, expired: bool = False) -> list[Instrument]:
         """Active instruments, or (expired=True) the expired ones get_instruments shows instead."""
-        self.ensure(now_ms)
+        if currency not in self.paths:
+            return []
         option_cutoff = now_ms - self.config.expired_options_days * DAY_MS
+        now_day = now_ms // DAY_MS
         out = []
-        for inst in self._by_currency.get(currency, ()):
-            if kind is not None and inst.kind != kind:
+        if not expired and kind in (None, "future"):
+            out.append(self._perpetuals[currency])
+        if expired:  # every expired future since the start; options only recently expired
+            days = range(self._start_day + 1, now_day + 1)
+            option_days = range(option_cutoff // DAY_MS, now_day + 1)
+        else:
+            days = option_days = range(max(self._start_day + 1, now_day - 1), self._horizon(now_ms) + 1)
+        for day in days:
+            day_kind = kind if day in option_days else "future"
+            if kind == "option" and day_kind == "future":
                 continue
-            if inst.creation_ms > now_ms:
-                continue
-            if expired:
-                if inst.expiry_ms > now_ms or (inst.is_option and inst.expiry_ms < option_cutoff):
+            for inst in self._on_day(currency, day, day_kind):
+                if inst.creation_ms > now_ms:
                     continue
-            elif inst.expiry_ms <= now_ms:
-                continue
-            out.append(inst)
+                if expired:
+                    if inst.expiry_ms > now_ms or (inst.is_option and inst.expiry_ms < option_cutoff):
+                        continue
+                elif inst.expiry_ms <= now_ms:
+                    continue
+                out.append(inst)
         return out
 
     def alive(self, currency: str, ms: int) -> list[Instrument]:
         """Instruments trading at instant `ms`."""
-        self.ensure(ms)
-        return [i for i in self._by_currency.get(currency, ()) if i.alive_at(ms)]
+        out = [self._perpetuals[currency]] if self._perpetuals[currency].alive_at(ms) else []
+        for day in range(max(self._start_day + 1, ms // DAY_MS - 1), self._horizon(ms) + 1):
+            out.extend(i for i in self._on_day(currency, day, None) if i.alive_at(ms))
+        return out
 
     def future_named(self, name: str) -> Instrument | None:
-        return self._by_name.get(name)
+        return self.named(name)
+
+
+_LABEL = re.compile(r"(\d{1,2})([A-Z]{3})(\d{2})")
+
+
+def parse_name(name: str) -> tuple[str, int, bool] | None:
+    """(currency, expiry day, is_option) of a dated instrument name like BTC-29MAR24 or BTC-29MAR24-60000-C."""
+    parts = name.split("-")
+    if len(parts) not in (2, 4):
+        return None
+    match = _LABEL.fullmatch(parts[1])
+    if match is None or match.group(2) not in _MONTHS:
+        return None
+    try:
+        expiry = date(2000 + int(match.group(3)), _MONTHS.index(match.group(2)) + 1, int(match.group(1)))
+    except ValueError:
+        return None
+    return parts[0], (expiry - _EPOCH).days, len(parts) == 4
