@@ -11,6 +11,8 @@ import threading
 from collections import OrderedDict
 from datetime import UTC, datetime
 
+import numpy as np
+
 from deribit_ts.sim import outages as _outages
 from deribit_ts.sim.blocks import Block, decimals_of, generate_block, option_fair
 from deribit_ts.sim.calendar import Catalogue, Instrument
@@ -24,6 +26,11 @@ from deribit_ts.sim.trades import Trade, minute_trades
 
 CURRENCIES = tuple(UNDERLYINGS)
 COLUMNS = ("ticks", "open", "high", "low", "close", "volume", "cost")
+_DTYPES = {c: np.int64 if c == "ticks" else np.float64 for c in COLUMNS}
+
+
+def _joined(pieces: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
+    return {c: np.concatenate(p) if p else np.empty(0, dtype=_DTYPES[c]) for c, p in pieces.items()}
 
 
 class SimMarket:
@@ -95,18 +102,24 @@ class SimMarket:
         Columns: ticks, open, high, low, close, volume, cost. Nothing after `now`; the current bucket is still
         forming; recent minutes may be preliminary (late corrections).
         """
+        arrays = self.candle_arrays(name, start_ms, end_ms, resolution, now_ms)
+        return {column: values.tolist() for column, values in arrays.items()}
+
+    def candle_arrays(self, name: str, start_ms: int, end_ms: int, resolution: str = "1",
+                      now_ms: int | None = None) -> dict[str, np.ndarray]:
+        """candles() as numpy columns (ticks int64, the others float64): what the server encodes."""
         now = self._now(now_ms)
         inst = self.instrument(name, now)
-        out: dict[str, list] = {c: [] for c in COLUMNS}
+        pieces: dict[str, list[np.ndarray]] = {c: [] for c in COLUMNS}
         if inst is None:
-            return out
+            return _joined(pieces)
         end_ms = min(end_ms, now, inst.expiry_ms - 1)
         width = RESOLUTION_MINUTES[resolution] * MINUTE_MS
         # The bucket containing start_timestamp counts (see docs/simulator.md): ccxt's since-less fetch_ohlcv
         # asks for now - (limit-1) buckets and expects `limit` candles back.
         start_ms = max(start_ms // width * width, self.config.start_ms)
         if end_ms < start_ms:
-            return out
+            return _joined(pieces)
         first_day, last_day = start_ms // DAY_MS, end_ms // DAY_MS
         recent_from = now - (self.config.pathologies.correction_window_minutes + 2) * MINUTE_MS
         recent_day = min(recent_from, now - RESOLUTION_MINUTES[resolution] * MINUTE_MS) // DAY_MS
@@ -120,11 +133,11 @@ class SimMarket:
             b = bisect.bisect_right(ticks, end_ms) if day == last_day else len(ticks)
             if a >= b:
                 continue
-            for column in COLUMNS:
-                out[column].extend(getattr(blk, column)[a:b])
-        return out
+            for column in COLUMNS:  # zero-copy views of the block's columns
+                pieces[column].append(np.frombuffer(getattr(blk, column), dtype=_DTYPES[column])[a:b])
+        return _joined(pieces)
 
-    def truncate(self, columns: dict[str, list]) -> dict[str, list]:
+    def truncate(self, columns: dict) -> dict:
         """Keep chart_max_candles of a chart answer: the newest ('old' end cut) or the oldest ('new' end cut)."""
         cap = self.config.chart_max_candles
         if len(columns["ticks"]) <= cap:

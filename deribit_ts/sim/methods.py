@@ -126,9 +126,9 @@ def get_tradingview_chart_data(m: SimMarket, p: Params, now: int, note: dict) ->
     resolution = RESOLUTION_ALIASES.get(resolution, resolution)
     if resolution not in RESOLUTION_MINUTES:
         raise invalid_params("unsupported resolution", "resolution")
-    c = m.truncate(m.candles(inst.name, start, end, resolution, now_ms=now))
+    c = m.truncate(m.candle_arrays(inst.name, start, end, resolution, now_ms=now))  # numpy: see server._send
     note["candles"] = len(c["ticks"])
-    return {"volume": c["volume"], "ticks": c["ticks"], "status": "ok" if c["ticks"] else "no_data",
+    return {"volume": c["volume"], "ticks": c["ticks"], "status": "ok" if len(c["ticks"]) else "no_data",
             "open": c["open"], "low": c["low"], "high": c["high"], "cost": c["cost"], "close": c["close"]}
 
 

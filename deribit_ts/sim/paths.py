@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deribit_ts.sim.seeds import gaussians, text_key, unit
+from deribit_ts.sim.seeds import gaussians, text_key, unit, units
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -28,6 +28,7 @@ _JUMP_PROBABILITY = 0.03  # per day
 _MEAN_REVERSION = 0.002  # per day, towards the long-run trend, so paths stay believable for a decade
 _STEPS = np.arange(MINUTES + 1, dtype=np.float64)  # minute boundaries of a day
 _MINUTE_OF_HOUR = np.arange(60, dtype=np.float64)
+_KNOT_HOURS = np.arange(25, dtype=np.int64)  # the hourly knots of a day, 00:00 ... next 00:00
 
 
 @dataclass(frozen=True)
@@ -144,8 +145,10 @@ class UnderlyingPaths:
 
     def premium_minutes(self, day: int) -> np.ndarray:
         """premium_at() for the 1441 minute boundaries of `day`, from the day's 25 hourly knots."""
-        first_hour = day * 24
-        return _hourly_interpolation([self._premium_knot(first_hour + h) for h in range(25)])
+        hours = day * 24 + _KNOT_HOURS
+        slow = (units(self.seed, self._key, 9, last=hours // 168) - 0.35) * 0.003
+        fast = (units(self.seed, self._key, 10, last=hours) - 0.5) * 0.0012
+        return _hourly_interpolation(slow + fast)  # the same values as _premium_knot(), vectorised
 
     def interest_1h(self, hour_end: int) -> float:
         """Funding paid for the hour ending at hour index `hour_end` (Deribit: 8h rate with a ±0.025% dead band)."""
@@ -176,8 +179,9 @@ class UnderlyingPaths:
 
     def atm_vol_minutes(self, day: int) -> np.ndarray:
         """atm_vol_at() for the 1441 minute boundaries of `day`."""
-        first_hour = day * 24
-        return _hourly_interpolation([self._vol_knot(first_hour + h) for h in range(25)])
+        base = np.where(_KNOT_HOURS < 24, self.regime_vol(day), self.regime_vol(day + 1))
+        fast = units(self.seed, self._key, 13, last=day * 24 + _KNOT_HOURS)
+        return _hourly_interpolation(base * (1.05 + 0.2 * (fast - 0.5)))  # as _vol_knot(), vectorised
 
     def atm_vol_at(self, ms: int) -> float:
         """At-the-money implied volatility (annualised fraction); DVOL is this times 100."""
@@ -186,9 +190,8 @@ class UnderlyingPaths:
         return a + (self._vol_knot(hour + 1) - a) * rest / HOUR_MS
 
 
-def _hourly_interpolation(knots: list[float]) -> np.ndarray:
+def _hourly_interpolation(k: np.ndarray) -> np.ndarray:
     """Values at the 1441 minute boundaries of a day, linear between its 25 hourly knots."""
-    k = np.asarray(knots)
     slopes = np.diff(k) / 60.0
     out = np.empty(MINUTES + 1)
     out[:MINUTES] = (k[:24, None] + slopes[:, None] * _MINUTE_OF_HOUR).ravel()

@@ -35,6 +35,16 @@ def unit(*parts: int) -> float:
     return (mix(*parts) >> 11) / float(1 << 53)
 
 
+def units(*parts: int, last: np.ndarray) -> np.ndarray:
+    """unit(*parts, p) for every p in `last` (same values, computed with numpy's wrapping uint64 arithmetic)."""
+    x = np.uint64(mix(*parts)) ^ np.asarray(last).astype(np.uint64)
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    x = x ^ (x >> np.uint64(31))
+    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
 def rng(*parts: int) -> random.Random:
     """A private generator for one (seed, subject, period) block."""
     return random.Random(mix(*parts))

@@ -123,7 +123,8 @@ class SimServer:
         envelope["usOut"] = us_out
         envelope["usDiff"] = us_out - us_in
         envelope["testnet"] = False
-        body = orjson.dumps(envelope)
+        # numpy columns (chart data) are encoded straight from their buffers: the same JSON as lists of floats
+        body = orjson.dumps(envelope, option=orjson.OPT_SERIALIZE_NUMPY)
         self.stats.record(name, status, error_code=outcome.code if isinstance(outcome, ApiError) else None,
                           candles=candles, size=len(body), fault=fault)
         return web.Response(body=body, status=status, content_type=_JSON)
