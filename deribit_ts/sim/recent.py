@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 from array import array
 from typing import TYPE_CHECKING
 
-from deribit_ts.sim.blocks import Block, empty_block
+from deribit_ts.sim.blocks import Block
 from deribit_ts.sim.calendar import Instrument
 from deribit_ts.sim.chart import RESOLUTION_MINUTES, aggregate_block
 from deribit_ts.sim.paths import DAY_MS, MINUTE_MS
@@ -30,10 +31,14 @@ def is_preliminary(market: SimMarket, inst: Instrument, tick: int, now: int) -> 
 def apply_recent(market: SimMarket, inst: Instrument, day: int, resolution: str, now: int) -> Block:
     """The day's block as seen at `now` (uncached: it changes as the clock moves)."""
     final = market.block(inst, day, "1")
-    out = empty_block(final.anchor)
     fillers = market.config.pathologies.filler_candles
-    prev = final.anchor
-    for j in range(len(final.ticks)):
+    # minutes older than the correction window are final: copied in bulk, only the last few are rebuilt
+    settled = now - (market.config.pathologies.correction_window_minutes + 1) * MINUTE_MS
+    j0 = bisect.bisect_right(final.ticks, settled)
+    out = Block(final.ticks[:j0], final.open[:j0], final.high[:j0], final.low[:j0], final.close[:j0],
+                final.volume[:j0], final.cost[:j0], final.lots[:4 * j0], final.anchor)
+    prev = final.close[j0 - 1] if j0 else final.anchor
+    for j in range(j0, len(final.ticks)):
         tick = final.ticks[j]
         if tick > now:
             break
