@@ -14,6 +14,12 @@ does not generate candles on our cores. (a) and (b) are timed as wall clock of t
 (start-up, catalogue refresh, planning, fetching, loading). (c) is timed from its first chart request to its
 last commit, which leaves out its start-up and so flatters the baseline, never the pipeline.
 
+By default (a) and (b) backfill BTC-PERPETUAL's whole simulated history, 2018-08-14 up to --now 2025-11-01
+(3.8 million candles, the size of the real one), so the claim "a full history in under a minute" is measured,
+not extrapolated; (c) does 60 days. About 1.5 minutes on 2 cores; --quick takes under 30 s. The exit status
+is 0 when every target is met, 1 otherwise. Figures depend on what else the machine runs: each line prints
+how busy all CPUs were meanwhile.
+
     .venv/bin/python scripts/bench_backfill.py [--quick] [--json] [--dsn DSN] [--days-a N] [--days-b N] ...
 
 Without --dsn (or DERIBIT_TS_DSN) a private embedded cluster is started in a temporary home and stopped at
