@@ -28,6 +28,7 @@ _JUMP_PROBABILITY = 0.03  # per day
 _MEAN_REVERSION = 0.002  # per day, towards the long-run trend, so paths stay believable for a decade
 _STEPS = np.arange(MINUTES + 1, dtype=np.float64)  # minute boundaries of a day
 _MINUTE_OF_HOUR = np.arange(60, dtype=np.float64)
+_WALK_CHUNK = 256  # days of the daily walk computed at once, ahead of need
 _KNOT_HOURS = np.arange(25, dtype=np.int64)  # the hourly knots of a day, 00:00 ... next 00:00
 
 
@@ -84,15 +85,27 @@ class UnderlyingPaths:
         i = day - _ANCHOR_DAY
         if i < 0:
             return self._levels[0]
-        with self._lock:
-            while len(self._levels) <= i:
-                d = _ANCHOR_DAY + len(self._levels) - 1
-                prev = self._levels[-1]
-                trend = math.log(self.spec.first_price) + self.spec.trend_per_year * (d - _ANCHOR_DAY) / 365.0
-                z, jump, _ = self._day_shock(d)
-                sigma = self.regime_vol(d) / math.sqrt(365.0)
-                self._levels.append(prev + _MEAN_REVERSION * (trend - prev) - 0.5 * sigma * sigma + sigma * z + jump)
-            return self._levels[i]
+        if len(self._levels) <= i:
+            with self._lock:
+                if len(self._levels) <= i:
+                    self._extend_walk(i + _WALK_CHUNK)
+        return self._levels[i]
+
+    def _extend_walk(self, size: int) -> None:
+        """Extend the daily log levels to `size` entries (the days' draws vectorised, the recursion in floats)."""
+        days = np.arange(_ANCHOR_DAY + len(self._levels) - 1, _ANCHOR_DAY + size - 1, dtype=np.int64)
+        seed, key = self.seed, self._key
+        u_jump, u_size, u_sign = (units(seed, key, what, last=days) for what in (2, 5, 6))
+        jumps = np.where(u_jump < _JUMP_PROBABILITY, (0.04 + 0.1 * u_size) * np.where(u_sign < 0.45, 1.0, -1.0), 0.0)
+        weekly = units(seed, key, 1, last=(days + 3) // 7)  # as regime_vol()
+        regime = np.searchsorted(np.cumsum(_REGIME_WEIGHTS), weekly, side="right").clip(max=len(_REGIME_VOLS) - 1)
+        sigmas = (np.asarray(_REGIME_VOLS)[regime] * self.spec.vol_scale / math.sqrt(365.0)).tolist()
+        trends = (math.log(self.spec.first_price) + self.spec.trend_per_year * (days - _ANCHOR_DAY) / 365.0).tolist()
+        u1, u2 = units(seed, key, 3, last=days).tolist(), units(seed, key, 4, last=days).tolist()
+        prev = self._levels[-1]
+        for trend, sigma, a, b, jump in zip(trends, sigmas, u1, u2, jumps.tolist(), strict=True):
+            prev = prev + _MEAN_REVERSION * (trend - prev) - 0.5 * sigma * sigma + sigma * _gauss_from(a, b) + jump
+            self._levels.append(prev)
 
     def day_open(self, day: int) -> float:
         """Index level at 00:00 UTC of `day` (days since the epoch)."""
