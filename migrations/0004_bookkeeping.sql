@@ -44,11 +44,15 @@ CREATE INDEX tasks_claim_idx ON deribit_ts.tasks (priority, task_id) WHERE state
 
 -- What was fetched: every range the exchange was asked about and answered, with how many rows it had.
 -- "Never fetched" (no covering range) and "fetched, the exchange had nothing" (rows = 0) are different facts.
+-- The exchange may still revise its newest data for a while (a late correction of a recent candle), so a
+-- fetch is final only up to `final_until` (the exchange's clock at the fetch, less that settling time);
+-- the planner fetches the unsettled tail again, and the loader counts what changed as revisions.
 CREATE TABLE deribit_ts.coverage (
     dataset     text NOT NULL,
     key         text NOT NULL,
     fetched     tstzrange NOT NULL,
     rows        integer NOT NULL,
+    final_until timestamptz NOT NULL,
     fetched_at  timestamptz NOT NULL DEFAULT now(),
     run_id      bigint REFERENCES deribit_ts.runs (run_id) ON DELETE SET NULL,
     CHECK (NOT isempty(fetched))

@@ -28,7 +28,9 @@ BEGIN
        AND tstzrange(range_start, range_end) && p_want;
 
     WITH fetched AS (
-        SELECT coalesce(range_agg(fetched), '{}'::tstzmultirange) AS done
+        SELECT coalesce(range_agg(tstzrange(lower(fetched),
+                                            greatest(lower(fetched), least(upper(fetched), final_until)))),
+                        '{}'::tstzmultirange) AS done
           FROM deribit_ts.coverage
          WHERE dataset = p_dataset AND key = p_key AND fetched && p_want
     ), planned AS (
@@ -97,11 +99,11 @@ LEFT JOIN LATERAL (
 COMMENT ON VIEW deribit.coverage IS 'Per dataset and key: the range asked for, what is still missing (never fetched), rows fetched';
 
 -- Record one committed window of a task, in the caller's transaction with the window's rows: the
--- coverage it proves, the task's cursor (resume point), the lease extension, the watermark and the
+-- coverage it proves (final up to p_final_until), the task's cursor (resume point), the lease extension, the watermark and the
 -- run's counters. Returns false, and changes nothing, when the caller no longer holds the task's lease.
 CREATE OR REPLACE FUNCTION deribit_ts.task_progress(
     p_task_id bigint, p_owner text, p_lease interval, p_run_id bigint,
-    p_from timestamptz, p_to timestamptz, p_rows integer,
+    p_from timestamptz, p_to timestamptz, p_final_until timestamptz, p_rows integer,
     p_inserted integer, p_revised integer, p_requests integer)
 RETURNS boolean
 LANGUAGE plpgsql AS $$
@@ -115,8 +117,8 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    INSERT INTO deribit_ts.coverage (dataset, key, fetched, rows, run_id)
-    VALUES (t.dataset, t.key, tstzrange(p_from, p_to), p_rows, p_run_id);
+    INSERT INTO deribit_ts.coverage (dataset, key, fetched, rows, final_until, run_id)
+    VALUES (t.dataset, t.key, tstzrange(p_from, p_to), p_rows, least(p_to, p_final_until), p_run_id);
     INSERT INTO deribit_ts.watermarks AS w (dataset, key, covered_until)
     VALUES (t.dataset, t.key, p_to)
     ON CONFLICT (dataset, key) DO UPDATE

@@ -280,3 +280,23 @@ def test_sigterm_stops_cleanly_and_releases_the_plan(new_db):
     with psycopg.connect(new_db) as conn:
         assert conn.execute("SELECT count(*) FROM deribit_ts.tasks WHERE state = 'running'").fetchone() == (0,)
         assert conn.execute("SELECT status FROM deribit_ts.runs").fetchall() == [("interrupted",)]
+
+
+def test_recent_candles_are_fetched_again_and_revisions_win(new_db):
+    """The exchange may still correct its newest candles: a later run re-fetches the unsettled tail."""
+    with run_in_thread(SimConfig(now=NOW, rate_limit="off")) as live:
+        args = ("candles", "--instrument", "BTC-PERPETUAL", "--since", "2024-03-01T06:00")
+        first = backfill(new_db, live.url, *args)
+        since = datetime(2024, 3, 1, 6, tzinfo=UTC)
+        before = true_candles(live, "BTC-PERPETUAL", since, NOW.replace(second=0))
+        assert stored_candles(new_db, "BTC-PERPETUAL") == before
+        live.set_now(to_ms(NOW + timedelta(minutes=20)))
+        second = backfill(new_db, live.url, *args)
+        after = true_candles(live, "BTC-PERPETUAL", since, (NOW + timedelta(minutes=20)).replace(second=0))
+    assert stored_candles(new_db, "BTC-PERPETUAL") == after
+    revised = sum(1 for old, new in zip(before, after, strict=False) if old != new)
+    assert second["datasets"]["candles"]["revised"] == revised
+    assert second["datasets"]["candles"]["inserted"] == len(after) - len(before) == 20
+    # Only the unsettled tail (30 minutes) and the new minutes were fetched again, not the whole range.
+    assert second["datasets"]["candles"]["rows_fetched"] == 30 + 20
+    assert first["datasets"]["candles"]["inserted"] == len(before)

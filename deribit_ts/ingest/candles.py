@@ -34,6 +34,9 @@ class Candles(RangedDataset):
     # Five full requests a task: small enough that many workers share one instrument's history,
     # large enough that the plan of BTC-PERPETUAL's whole history is ~150 tasks.
     task_span = timedelta(minutes=25_000)
+    # Deribit may correct a recent candle after the fact (a late trade, a busted one); candles younger than
+    # this at fetch time are fetched again by the next run, and changes are counted as revisions.
+    settle = timedelta(minutes=30)
 
     async def fetch_once(self, client: DeribitClient, key: str, start_ms: int, end_ms: int) -> list[Sequence]:
         # The chart endpoint includes both ends: ask for the buckets opening in [start, end - 1 minute].

@@ -36,6 +36,7 @@ class RangedDataset(ABC):
     step_ms: int  # spacing of the series' points
     window_points: int  # points per request: the most one request is trusted to return
     task_span: timedelta  # size of one task of the plan
+    settle: timedelta = timedelta(0)  # how long the exchange may still revise its newest points
 
     @property
     def window_ms(self) -> int:

@@ -115,8 +115,8 @@ class Engine:
                 async with conn.transaction():
                     loaded = await dataset.load(conn, key_id, window)
                     if not await tasks.progress(conn, task, owner, self.run_id, from_ms(start_ms), from_ms(end_ms),
-                                                len(window.rows), loaded.inserted, loaded.revised,
-                                                window.stats.requests):
+                                                self.now - dataset.settle, len(window.rows), loaded.inserted,
+                                                loaded.revised, window.stats.requests):
                         raise LeaseLost
                 self.reporter.rows(task.dataset, len(window.rows))
         finally:
@@ -129,6 +129,6 @@ class Engine:
         async with conn.transaction():
             loaded = await index.load(conn, rows)
             if not await tasks.progress(conn, task, owner, self.run_id, task.resume_from, task.range_end,
-                                        len(rows), loaded.inserted, loaded.revised, requests):
+                                        self.now, len(rows), loaded.inserted, loaded.revised, requests):
                 raise LeaseLost
         self.reporter.rows(task.dataset, len(rows))

@@ -61,10 +61,10 @@ async def claim(conn: AsyncConnection, owner: str, datasets: list[str], keys: li
 
 
 async def progress(conn: AsyncConnection, task: Task, owner: str, run_id: int, start: datetime, end: datetime,
-                   rows: int, inserted: int, revised: int, requests: int) -> bool:
+                   final_until: datetime, rows: int, inserted: int, revised: int, requests: int) -> bool:
     cur = await conn.execute(
-        "SELECT deribit_ts.task_progress(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (task.task_id, owner, LEASE, run_id, start, end, rows, inserted, revised, requests))
+        "SELECT deribit_ts.task_progress(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (task.task_id, owner, LEASE, run_id, start, end, final_until, rows, inserted, revised, requests))
     return (await cur.fetchone())[0]
 
 
