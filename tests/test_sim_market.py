@@ -5,10 +5,12 @@ from __future__ import annotations
 import urllib.request
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 from sim_fixtures import SIM_NOW_MS, sim_config
 
 from deribit_ts.sim import Pathologies, SimMarket, run_in_thread
+from deribit_ts.sim.seeds import unit, units
 from deribit_ts.sim.trades import candle_of
 
 MINUTE = 60_000
@@ -161,3 +163,26 @@ def test_funding_rows_are_hourly_start_exclusive_end_inclusive() -> None:
     assert rows[1]["prev_index_price"] == rows[0]["index_price"]
     assert rows[3]["interest_8h"] == pytest.approx(sum(r["interest_1h"] for r in m.funding(
         "BTC-PERPETUAL", base - 4 * 3_600_000, base + 4 * 3_600_000)))
+
+
+def test_vectorised_paths_agree_with_the_scalar_ones() -> None:
+    periods = np.array([0, 1, 7, 123_456, 2**40], dtype=np.int64)
+    assert units(42, 9, 10, last=periods).tolist() == [unit(42, 9, 10, int(p)) for p in periods]
+    paths = market().paths["BTC"]
+    day = SIM_NOW_MS // DAY - 3
+    minutes = paths.premium_minutes(day)
+    for i in (0, 1, 59, 60, 61, 777, 1440):  # the curves tickers and funding read, minute by minute
+        assert minutes[i] == pytest.approx(paths.premium_at(day * DAY + i * MINUTE), abs=1e-15)
+        assert paths.atm_vol_minutes(day)[i] == pytest.approx(paths.atm_vol_at(day * DAY + i * MINUTE), abs=1e-15)
+    assert paths.index_at(day * DAY + DAY) == paths.minute_levels(day + 1)[0]  # days join seamlessly
+
+
+def test_prices_are_whole_ticks_that_print_as_decimals() -> None:
+    m = market()
+    for inst in (m.instrument("ETH-PERPETUAL"), *m.instruments("BTC", "option")[:20]):
+        c = m.candles(inst.name, SIM_NOW_MS - 2 * DAY, SIM_NOW_MS - DAY)
+        decimals = len(repr(inst.tick).split(".")[1])
+        for price in c["open"] + c["high"] + c["low"] + c["close"]:
+            assert type(price) is float and price >= inst.tick
+            assert abs(price / inst.tick - round(price / inst.tick)) < 1e-9
+            assert len(repr(price).split(".")[1]) <= decimals
