@@ -16,7 +16,8 @@ def parse_utc(text: str, *, flag: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise UserError(f"{flag} {text!r} is not an ISO-8601 date or datetime (e.g. 2024-01-01 or 2024-01-01T08:00)") from None
+        raise UserError(
+            f"{flag} {text!r} is not an ISO-8601 date or datetime (e.g. 2024-01-01 or 2024-01-01T08:00)") from None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 

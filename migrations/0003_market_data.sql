@@ -26,7 +26,10 @@ CREATE TABLE deribit.candles_1m (
     cost          double precision NOT NULL, -- quote currency, USD for inverse instruments (Deribit's `cost`)
     PRIMARY KEY (instrument_id, ts)
 );
-SELECT create_hypertable('deribit.candles_1m', by_range('ts', INTERVAL '7 days'));
+-- No default (ts DESC) index: the primary key serves per-instrument ranges, chunk exclusion serves scans
+-- across instruments by time, and the extra index costs a third of the load time (measured with COPY:
+-- 2.65 us/row with it, 1.75 us/row without).
+SELECT create_hypertable('deribit.candles_1m', by_range('ts', INTERVAL '7 days'), create_default_indexes => false);
 COMMENT ON TABLE deribit.candles_1m IS 'One-minute OHLCV candles of perpetuals, futures and options, keyed by the minute they open';
 
 CREATE TABLE deribit.funding_rate_history (

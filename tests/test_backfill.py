@@ -101,7 +101,8 @@ def test_backfill_all_equals_the_simulator_row_for_row(sim, new_db):
             """SELECT ts, interest_1h, interest_8h, index_price, prev_index_price FROM deribit.funding_rates
                WHERE instrument_name = 'BTC-PERPETUAL' ORDER BY ts""").fetchall()
         index_rows = conn.execute(
-            "SELECT ts, price, resolution FROM deribit.index_prices WHERE index_name = 'btc_usd' ORDER BY ts").fetchall()
+            "SELECT ts, price, resolution FROM deribit.index_prices WHERE index_name = 'btc_usd' ORDER BY ts"
+        ).fetchall()
         incomplete = conn.execute("SELECT dataset, key FROM deribit.coverage WHERE NOT complete").fetchall()
     truth = sim.market.funding("BTC-PERPETUAL", to_ms(SINCE) - 1, to_ms(until) - 1)
     assert funding == [(from_ms(r["timestamp"]), r["interest_1h"], r["interest_8h"], r["index_price"],
@@ -157,7 +158,8 @@ def test_with_ten_percent_faults_the_result_is_the_same(new_db):
         summary = backfill(new_db, faulty.url, "candles", "--instrument", "BTC-PERPETUAL",
                            "--since", "2023-09-01", "--until", "2024-02-01")
         faults = sum(faulty.stats()["faults_by_kind"].values())
-        truth = true_candles(faulty, "BTC-PERPETUAL", datetime(2023, 9, 1, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC))
+        truth = true_candles(faulty, "BTC-PERPETUAL", datetime(2023, 9, 1, tzinfo=UTC),
+                             datetime(2024, 2, 1, tzinfo=UTC))
     assert faults > 0 and summary["exchange"]["retries"] > 0
     assert stored_candles(new_db, "BTC-PERPETUAL") == truth
 
@@ -187,7 +189,8 @@ def test_two_concurrent_processes_share_one_plan(sim, new_db):
     with psycopg.connect(new_db) as conn:
         overlapping = conn.execute(
             """SELECT count(*) FROM deribit_ts.coverage a JOIN deribit_ts.coverage b
-                 ON a.ctid < b.ctid AND a.dataset = b.dataset AND a.key = b.key AND a.fetched && b.fetched""").fetchone()
+                 ON a.ctid < b.ctid AND a.dataset = b.dataset AND a.key = b.key AND a.fetched && b.fetched"""
+        ).fetchone()
         workers = conn.execute("SELECT count(DISTINCT pid) FROM deribit_ts.runs").fetchone()
     assert overlapping == (0,)  # no range was fetched twice
     assert workers == (2,)
@@ -268,7 +271,8 @@ def test_funding_windows_cover_hours_exactly(sim, new_db):
 
 def test_sigterm_stops_cleanly_and_releases_the_plan(new_db):
     with run_in_thread(SimConfig(now=NOW, rate_limit="off", latency_ms=40)) as slow:
-        args = ["backfill", "candles", "--instrument", "BTC-PERPETUAL", "--since", "2023-01-01", "--until", "2024-02-01",
+        args = ["backfill", "candles", "--instrument", "BTC-PERPETUAL", "--since", "2023-01-01",
+                "--until", "2024-02-01",
                 "--quiet", "--workers", "2", "--dsn", new_db, "--api-url", slow.url]
         process = subprocess.Popen(cli_command(*args), env={**os.environ, **NO_LIMITER}, stderr=subprocess.PIPE,
                                    text=True)

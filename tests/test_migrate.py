@@ -17,7 +17,8 @@ from deribit_ts.resources import migrations_dir
 
 def ledger(dsn: str) -> list[tuple[int, str, str]]:
     with psycopg.connect(dsn) as conn:
-        return conn.execute("SELECT version, name, status FROM deribit_ts.schema_migrations ORDER BY version").fetchall()
+        return conn.execute(
+            "SELECT version, name, status FROM deribit_ts.schema_migrations ORDER BY version").fetchall()
 
 
 def server_edition(dsn: str) -> str:

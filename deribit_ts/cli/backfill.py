@@ -91,7 +91,8 @@ def instruments_cmd(ctx: typer.Context, currency: CurrencyOption = "BTC,ETH", ds
 def candles_cmd(
     ctx: typer.Context,
     currency: CurrencyOption = "BTC,ETH",
-    kind: Annotated[str, typer.Option("--kind", help="Comma-separated: perpetual, future, option.")] = "perpetual,future",
+    kind: Annotated[str, typer.Option("--kind", help="Comma-separated: perpetual, future, option.")] = (
+        "perpetual,future"),
     instrument: Annotated[list[str] | None, typer.Option("--instrument", help="Instrument name (repeatable).")] = None,
     since: SinceOption = None,
     until: UntilOption = None,

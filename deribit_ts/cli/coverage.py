@@ -23,14 +23,16 @@ SELECT dataset, key, wanted_from, wanted_until, rows, complete,
 
 def coverage(
     ctx: typer.Context,
-    dataset: Annotated[str | None, typer.Option("--dataset", help="Only this dataset (candles, funding, index).")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Only this dataset (candles, funding, index).")] = (
+        None),
     incomplete: Annotated[bool, typer.Option("--incomplete", help="Only keys with missing ranges.")] = False,
     dsn: DsnOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Coverage of every backfilled dataset and key (from the deribit.coverage view)."""
     with connect(database_dsn(settings(ctx, dsn))) as conn, conn.cursor(row_factory=dict_row) as cur:
-        rows = [r for r in cur.execute(_COVERAGE, {"dataset": dataset}).fetchall() if not incomplete or not r["complete"]]
+        rows = cur.execute(_COVERAGE, {"dataset": dataset}).fetchall()
+    rows = [r for r in rows if not incomplete or not r["complete"]]
     if as_json:
         typer.echo(json.dumps(rows, default=str))
         return
@@ -40,8 +42,8 @@ def coverage(
     typer.echo(f"{'dataset':<9} {'key':<22} {'from':<17} {'until':<17} {'rows':>10}  status")
     for r in rows:
         status = "complete" if r["complete"] else f"missing {r['missing_time']}: {r['missing']}"
-        typer.echo(f"{r['dataset']:<9} {r['key']:<22} {r['wanted_from']:%Y-%m-%d %H:%M} {r['wanted_until']:%Y-%m-%d %H:%M} "
-                   f"{r['rows']:>10,}  {status}")
+        typer.echo(f"{r['dataset']:<9} {r['key']:<22} {r['wanted_from']:%Y-%m-%d %H:%M} "
+                   f"{r['wanted_until']:%Y-%m-%d %H:%M} {r['rows']:>10,}  {status}")
     done = sum(r["complete"] for r in rows)
     typer.echo(f"{done}/{len(rows)} complete")
 

@@ -192,7 +192,8 @@ def _ledger(conn: psycopg.Connection) -> tuple[dict[int, tuple[str, str, str]], 
         return {}, {}
     migrations = {
         v: (name, sha, status)
-        for v, name, sha, status in conn.execute("SELECT version, name, sha256, status FROM deribit_ts.schema_migrations")
+        for v, name, sha, status in conn.execute(
+            "SELECT version, name, sha256, status FROM deribit_ts.schema_migrations")
     }
     repeatables = dict(conn.execute("SELECT name, sha256 FROM deribit_ts.schema_repeatables").fetchall())
     return migrations, repeatables
@@ -257,7 +258,8 @@ def _record(conn: psycopg.Connection, step: Step, edition: str, seconds: float) 
         """INSERT INTO deribit_ts.schema_migrations (version, name, sha256, status, edition, applied_at, duration)
            VALUES (%s, %s, %s, %s, %s, now(), make_interval(secs => %s))
            ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, sha256 = EXCLUDED.sha256,
-               status = EXCLUDED.status, edition = EXCLUDED.edition, applied_at = now(), duration = EXCLUDED.duration""",
+               status = EXCLUDED.status, edition = EXCLUDED.edition, applied_at = now(),
+               duration = EXCLUDED.duration""",
         (f.version, f.name, f.sha256, "skipped" if step.action == "skip" else "applied", edition, seconds),
     )
 

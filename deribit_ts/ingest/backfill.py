@@ -119,6 +119,19 @@ async def make_plan(conn: AsyncConnection, req: BackfillRequest, now: datetime) 
     return plan
 
 
+async def _catalogue_needed(conn: AsyncConnection, req: BackfillRequest) -> bool:
+    """Refresh the catalogue unless the run names instruments that are all known already (get_instruments
+    is the exchange's most expensive call: 1 a second)."""
+    if "instruments" in req.datasets:
+        return True
+    if not set(req.datasets) & {"candles", "funding"}:
+        return False
+    if not req.instruments:
+        return True
+    known = await instruments.name_to_id(conn)
+    return not all(name in known for name in req.instruments)
+
+
 async def _check_instruments(conn: AsyncConnection, client: DeribitClient, req: BackfillRequest) -> None:
     if req.instruments:
         await instruments.resolve_unknown(client, conn, req.instruments)
@@ -140,7 +153,7 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
         status, error, summary = "failed", None, {}
         try:
             now = from_ms(await client.get_time())
-            if "instruments" in req.datasets or set(req.datasets) & {"candles", "funding"}:
+            if await _catalogue_needed(control, req):
                 catalogue = await instruments.fetch_catalogue(client, req.currencies)
                 stored = await instruments.store(control, catalogue)
                 reporter.message(f"instruments: {stored} in the catalogue for {', '.join(req.currencies)}")
@@ -174,7 +187,8 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
 
 async def _open_tasks(conn: AsyncConnection, dataset: str, keys: list[str]) -> int:
     cur = await conn.execute(
-        "SELECT count(*) FROM deribit_ts.tasks WHERE dataset = %s AND key = ANY(%s) AND state IN ('pending', 'running')",
+        "SELECT count(*) FROM deribit_ts.tasks "
+        "WHERE dataset = %s AND key = ANY(%s) AND state IN ('pending', 'running')",
         (dataset, keys))
     return (await cur.fetchone())[0]
 

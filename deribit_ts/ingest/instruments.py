@@ -113,7 +113,8 @@ async def resolve_unknown(client: DeribitClient, conn: AsyncConnection, names: I
             if exc.code != -32602:
                 raise
             nearest = difflib.get_close_matches(name, known.keys(), n=3, cutoff=0.6)
-            hint = f"; did you mean {', '.join(nearest)}?" if nearest else "; `deribit-ts backfill instruments` lists the catalogue"
+            hint = (f"; did you mean {', '.join(nearest)}?" if nearest
+                    else "; `deribit-ts backfill instruments` loads the catalogue")
             raise UserError(f"unknown instrument {name!r}: the exchange does not know it{hint}") from None
     if found:
         await store(conn, found)

@@ -38,8 +38,7 @@ async def fetch_exact(fetch_once: FetchOnce, start_ms: int, end_ms: int, step_ms
     if start_ms >= end_ms:
         return []
     stats.requests += 1
-    rows = sorted((r for r in await fetch_once(start_ms, end_ms) if start_ms <= r[0] < end_ms), key=lambda r: r[0])
-    rows = _dedupe(rows)
+    rows = _in_order(await fetch_once(start_ms, end_ms), start_ms, end_ms)
     if not rows or len(rows) >= expected_points(start_ms, end_ms, step_ms):
         return rows
     head: list[Row] = []
@@ -51,6 +50,14 @@ async def fetch_exact(fetch_once: FetchOnce, start_ms: int, end_ms: int, step_ms
         tail = await fetch_exact(fetch_once, rows[-1][0] + step_ms, end_ms, step_ms, stats)
         stats.truncations += bool(tail)
     return head + rows + tail
+
+
+def _in_order(rows: list[Row], start_ms: int, end_ms: int) -> list[Row]:
+    """Rows inside [start_ms, end_ms), ascending, one per timestamp. Exchanges normally send exactly that,
+    so check it first and only sort and dedupe when they did not (the check is cheap, the fix is not)."""
+    if rows and start_ms <= rows[0][0] and rows[-1][0] < end_ms and all(a[0] < b[0] for a, b in zip(rows, rows[1:], strict=False)):
+        return rows
+    return _dedupe(sorted((r for r in rows if start_ms <= r[0] < end_ms), key=lambda r: r[0]))
 
 
 def _dedupe(rows: list[Row]) -> list[Row]:
