@@ -55,7 +55,8 @@ async def fetch_exact(fetch_once: FetchOnce, start_ms: int, end_ms: int, step_ms
 def _in_order(rows: list[Row], start_ms: int, end_ms: int) -> list[Row]:
     """Rows inside [start_ms, end_ms), ascending, one per timestamp. Exchanges normally send exactly that,
     so check it first and only sort and dedupe when they did not (the check is cheap, the fix is not)."""
-    if rows and start_ms <= rows[0][0] and rows[-1][0] < end_ms and all(a[0] < b[0] for a, b in zip(rows, rows[1:], strict=False)):
+    inside = bool(rows) and start_ms <= rows[0][0] and rows[-1][0] < end_ms
+    if inside and all(a[0] < b[0] for a, b in zip(rows, rows[1:], strict=False)):
         return rows
     return _dedupe(sorted((r for r in rows if start_ms <= r[0] < end_ms), key=lambda r: r[0]))
 
