@@ -38,6 +38,7 @@ from pathlib import Path
 
 from deribit_ts.db.connect import connect, server_info
 from deribit_ts.errors import UserError
+from deribit_ts.processes import process_alive
 
 SUPERUSER = "deribit_ts"
 DATABASE = "deribit"
@@ -218,7 +219,7 @@ class Cluster:
     def _postmaster_pid(self) -> int | None:
         """The server's PID when postmaster.pid names a live process working in our data directory."""
         pid = _pid_in_lock_file(self.data_dir / "postmaster.pid")
-        if pid is None or not _process_alive(pid) or _process_name(pid) not in (None, "postgres"):
+        if pid is None or not process_alive(pid) or _process_name(pid) not in (None, "postgres"):
             return None
         cwd = _process_cwd(pid)
         # PostgreSQL chdir()s into its data directory: a live PID elsewhere is a recycled PID, not our server.
@@ -231,7 +232,7 @@ class Cluster:
         pid = _pid_in_lock_file(lock_file)
         if pid is None and not lock_file.exists():
             return
-        if pid is not None and _process_alive(pid) and _process_name(pid) is None:
+        if pid is not None and process_alive(pid) and _process_name(pid) is None:
             raise UserError(
                 f"{lock_file} names PID {pid}, which is running but cannot be inspected; if it is not a "
                 f"PostgreSQL server for {self.data_dir}, delete {lock_file} and run `deribit-ts db up` again"
@@ -465,16 +466,6 @@ def _pid_in_lock_file(lock_file: Path) -> int | None:
     except (FileNotFoundError, PermissionError):
         return None
     return int(first_line) if first_line.isdigit() else None
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _process_name(pid: int) -> str | None:

@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
+from deribit_ts.processes import process_alive
+
 LEASE = timedelta(seconds=60)
 HOST = socket.gethostname()
 
@@ -79,25 +81,15 @@ async def release(conn: AsyncConnection, owners: list[str]) -> int:
     return (await cur.fetchone())[0]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 async def recover_dead_local_workers(conn: AsyncConnection) -> int:
     """Release tasks leased by processes of this host that no longer exist (e.g. after kill -9),
     and mark their runs interrupted. Returns the number of tasks released."""
     cur = await conn.execute(
         "SELECT DISTINCT lease_owner FROM deribit_ts.tasks WHERE state = 'running' AND lease_owner LIKE %s",
         (f"{HOST}/%",))
-    dead_owners = [owner for (owner,) in await cur.fetchall() if not _pid_alive(int(owner.split("/")[1]))]
+    dead_owners = [owner for (owner,) in await cur.fetchall() if not process_alive(int(owner.split("/")[1]))]
     cur = await conn.execute("SELECT pid FROM deribit_ts.runs WHERE status = 'running' AND host = %s", (HOST,))
-    dead_pids = [pid for (pid,) in await cur.fetchall() if pid and not _pid_alive(pid)]
+    dead_pids = [pid for (pid,) in await cur.fetchall() if pid and not process_alive(pid)]
     if dead_pids:
         await conn.execute(
             "UPDATE deribit_ts.runs SET status = 'interrupted', finished_at = now(), error = 'process died' "
