@@ -20,13 +20,12 @@ import psycopg
 from psycopg import AsyncConnection
 
 from deribit_ts.db.connect import connect_async
-from deribit_ts.errors import UserError
 from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.exchange.limiter import CreditLimiter
 from deribit_ts.ingest import instruments, tasks
 from deribit_ts.ingest.engine import RANGED, Engine
 from deribit_ts.ingest.progress import Reporter
-from deribit_ts.timeutil import from_ms
+from deribit_ts.timeutil import check_order, from_ms
 
 DATASETS = ("instruments", "funding", "index", "candles")  # the order `backfill all` plans them in
 KINDS = ("perpetual", "future", "option")
@@ -139,8 +138,7 @@ async def _check_instruments(conn: AsyncConnection, client: DeribitClient, req: 
 
 async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: Reporter, command: str) -> dict:
     """Run one backfill; return its summary (the --json output)."""
-    if req.since and req.until and req.since >= req.until:
-        raise UserError("--since must be before --until")
+    check_order(req.since, req.until)
     # SIGTERM (systemd, kill) cancels the run like Ctrl-C does: workers stop, leases are released, the run
     # is logged as interrupted.
     with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -150,13 +148,13 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
     async with control, DeribitClient(api_url, limiter=CreditLimiter.from_env(), max_retries=retries) as client:
         await tasks.recover_dead_local_workers(control)
         run_id = await _start_run(control, command, req.__dict__)
-        status, error, summary = "failed", None, {}
+        status, error, summary, catalogued = "failed", None, {}, 0
         try:
             now = from_ms(await client.get_time())
             if await _catalogue_needed(control, req):
                 catalogue = await instruments.fetch_catalogue(client, req.currencies)
-                stored = await instruments.store(control, catalogue)
-                reporter.message(f"instruments: {stored} in the catalogue for {', '.join(req.currencies)}")
+                catalogued = await instruments.store(control, catalogue)
+                reporter.message(f"instruments: {catalogued} in the catalogue for {', '.join(req.currencies)}")
             await _check_instruments(control, client, req)
             plan = await make_plan(control, req, now)
             for dataset, keys in plan.keys.items():
@@ -181,7 +179,8 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
                 await _finish_run(control, run_id, status, error, client.stats)
             except psycopg.Error:
                 pass  # the run row stays 'running'; the next run on this host marks it interrupted
-        summary.update({"run_id": run_id, "status": status, "error": error, "exchange": client.stats.as_dict()})
+        summary.update({"run_id": run_id, "status": status, "error": error, "instruments_catalogued": catalogued,
+                        "exchange": client.stats.as_dict()})
         return summary
 
 
