@@ -184,12 +184,12 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
         return summary
 
 
-async def _open_tasks(conn: AsyncConnection, dataset: str, keys: list[str]) -> int:
+async def _open_tasks(conn: AsyncConnection, dataset: str, keys: list[str]) -> dict[str, int]:
     cur = await conn.execute(
-        "SELECT count(*) FROM deribit_ts.tasks "
-        "WHERE dataset = %s AND key = ANY(%s) AND state IN ('pending', 'running')",
+        "SELECT key, count(*) FROM deribit_ts.tasks "
+        "WHERE dataset = %s AND key = ANY(%s) AND state IN ('pending', 'running') GROUP BY key",
         (dataset, keys))
-    return (await cur.fetchone())[0]
+    return dict(await cur.fetchall())
 
 
 async def summarize(conn: AsyncConnection, run_id: int, plan: Plan) -> dict:

@@ -98,7 +98,7 @@ class Engine:
             self.result.failed.append((task, error))
             log.error("task %s (%s %s) failed: %s", task.task_id, task.dataset, task.key, error)
         await tasks.finish(conn, task, owner, self.run_id, error, timedelta(seconds=time.monotonic() - started))
-        self.reporter.task_done(task.dataset)
+        self.reporter.task_done(task.dataset, task.key)
 
     async def _ranged_task(self, conn: AsyncConnection, owner: str, task: Task) -> None:
         dataset = RANGED[task.dataset]

@@ -17,13 +17,13 @@ class Reporter:
     def __exit__(self, *exc: object) -> None:
         pass
 
-    def planned(self, dataset: str, tasks: int) -> None:
-        pass
+    def planned(self, dataset: str, open_tasks: dict[str, int]) -> None:
+        """Open tasks per key (instrument or index) of a dataset."""
 
     def rows(self, dataset: str, rows: int) -> None:
         pass
 
-    def task_done(self, dataset: str) -> None:
+    def task_done(self, dataset: str, key: str) -> None:
         pass
 
     def message(self, text: str) -> None:
@@ -34,16 +34,18 @@ class RichReporter(Reporter):
     def __init__(self) -> None:
         self.console = Console(stderr=True)
         self.progress = Progress(
-            TextColumn("{task.description:<12}"),
-            BarColumn(),
+            TextColumn("{task.description:<9}"),
+            BarColumn(bar_width=16),
             MofNCompleteColumn(),
-            TextColumn("tasks  {task.fields[rows]:>12,} rows  {task.fields[rate]:>9,.0f} rows/s"),
+            TextColumn("tasks {task.fields[keys]:>7} keys {task.fields[rows]:>11,} rows {task.fields[rate]:>8,.0f}/s"),
             TimeRemainingColumn(),
             console=self.console,
             transient=False,
         )
         self.bars: dict[str, int] = {}
         self.counts: dict[str, int] = {}
+        self.open: dict[str, dict[str, int]] = {}  # dataset -> key -> tasks left
+        self.key_totals: dict[str, int] = {}
         self.started = time.monotonic()
 
     def __enter__(self) -> RichReporter:
@@ -53,11 +55,17 @@ class RichReporter(Reporter):
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
-    def planned(self, dataset: str, tasks: int) -> None:
-        if dataset not in self.bars:
-            self.bars[dataset] = self.progress.add_task(dataset, total=0, rows=0, rate=0.0)
-            self.counts[dataset] = 0
-        self.progress.update(self.bars[dataset], total=tasks)
+    def planned(self, dataset: str, open_tasks: dict[str, int]) -> None:
+        self.open[dataset] = {key: n for key, n in open_tasks.items() if n}
+        self.key_totals[dataset] = len(self.open[dataset])
+        self.counts[dataset] = 0
+        self.bars[dataset] = self.progress.add_task(dataset, total=sum(open_tasks.values()), rows=0, rate=0.0,
+                                                    keys=self._keys(dataset))
+
+    def _keys(self, dataset: str) -> str:
+        """Keys (instruments, indexes) finished out of those with work to do."""
+        total = self.key_totals[dataset]
+        return f"{total - len(self.open[dataset])}/{total}"
 
     def rows(self, dataset: str, rows: int) -> None:
         self.counts[dataset] = self.counts.get(dataset, 0) + rows
@@ -65,9 +73,15 @@ class RichReporter(Reporter):
         if dataset in self.bars:
             self.progress.update(self.bars[dataset], rows=self.counts[dataset], rate=self.counts[dataset] / elapsed)
 
-    def task_done(self, dataset: str) -> None:
-        if dataset in self.bars:
-            self.progress.advance(self.bars[dataset])
+    def task_done(self, dataset: str, key: str) -> None:
+        if dataset not in self.bars:
+            return
+        left = self.open[dataset]
+        if key in left:
+            left[key] -= 1
+            if left[key] <= 0:
+                del left[key]
+        self.progress.update(self.bars[dataset], advance=1, keys=self._keys(dataset))
 
     def message(self, text: str) -> None:
         self.console.print(text)
