@@ -22,7 +22,7 @@ from psycopg import AsyncConnection
 from deribit_ts.db.connect import connect_async
 from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.exchange.limiter import CreditLimiter
-from deribit_ts.ingest import instruments, tasks
+from deribit_ts.ingest import instruments, rollups, tasks
 from deribit_ts.ingest.engine import RANGED, Engine
 from deribit_ts.ingest.progress import Reporter
 from deribit_ts.timeutil import check_order, from_ms
@@ -165,6 +165,7 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
             all_keys = sorted({k for d in work for k in plan.keys[d]})
             result = await engine.run(work, all_keys) if work and all_keys else None
             failed = result.failed if result else []
+            await rollups.refresh_after_run(control, run_id)
             status = "ok" if not failed else "failed"
             error = f"{len(failed)} task(s) failed; first: {failed[0][1]}" if failed else None
             summary = await summarize(control, run_id, plan)
