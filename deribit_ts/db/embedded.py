@@ -36,6 +36,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from psycopg import sql
+
 from deribit_ts.db.connect import connect, server_info
 from deribit_ts.errors import UserError
 from deribit_ts.processes import process_alive
@@ -352,7 +354,7 @@ class Cluster:
         with connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
             if not exists:
-                conn.execute(f'CREATE DATABASE "{DATABASE}"')  # constant identifier, not user input
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
         with connect(url, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
 

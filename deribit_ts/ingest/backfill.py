@@ -9,7 +9,6 @@ last closed minute.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
@@ -141,7 +140,7 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
     check_order(req.since, req.until)
     # SIGTERM (systemd, kill) cancels the run like Ctrl-C does: workers stop, leases are released, the run
     # is logged as interrupted.
-    with contextlib.suppress(NotImplementedError, RuntimeError):
+    if os.name == "posix":  # event loops elsewhere cannot watch signals
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
     control = await connect_async(dsn, application_name="deribit-ts backfill")
     retries = int(os.environ.get("DERIBIT_TS_MAX_RETRIES", "8"))

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from deribit_ts.db.migrate import apply_all
 from deribit_ts.ingest.rollups import refresh_after_run
@@ -27,7 +28,7 @@ def materialized(conn, view_name: str) -> list[tuple]:
         """SELECT materialization_hypertable_schema, materialization_hypertable_name
              FROM timescaledb_information.continuous_aggregates
             WHERE view_schema = 'deribit' AND view_name = %s""", (view_name,)).fetchone()
-    return conn.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchall()  # noqa: S608 - catalog names
+    return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))).fetchall()
 
 
 def test_refresh_after_run_materializes_the_loaded_span(tsl_fresh_schema, tsl_connect, tsl_candles):
