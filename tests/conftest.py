@@ -10,13 +10,12 @@ Each test module gets its own freshly created and migrated database on it.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
+from helpers import create_database, drop_database
 
 from deribit_ts.config import default_home
 from deribit_ts.db.migrate import apply_all
@@ -61,18 +60,6 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield cluster.url()
     finally:
         cluster.down()
-
-
-def create_database(server_dsn: str, label: str) -> str:
-    name = f"test_{label}_{uuid.uuid4().hex[:8]}".lower()
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return name
-
-
-def drop_database(server_dsn: str, name: str) -> None:
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,11 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
+
+import psycopg
+from psycopg import sql
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -19,3 +23,15 @@ def cli_command(*args: str) -> list[str]:
     """The argv that runs `deribit-ts` with these arguments (for tests that manage the process themselves)."""
     exe = shutil.which("deribit-ts", path=str(Path(sys.executable).parent)) or "deribit-ts"
     return [exe, *args]
+
+
+def create_database(server_dsn: str, label: str) -> str:
+    name = f"test_{label}_{uuid.uuid4().hex[:8]}".lower()
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return name
+
+
+def drop_database(server_dsn: str, name: str) -> None:
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -15,8 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from conftest import create_database, drop_database
-from helpers import cli_command, run_cli
+from helpers import cli_command, create_database, drop_database, run_cli
 
 from deribit_ts.db.migrate import apply_all
 from deribit_ts.sim import SimConfig, run_in_thread
