@@ -381,7 +381,8 @@ max_worker_processes = 16
 jit = off
 timezone = 'UTC'
 log_timezone = 'UTC'
-max_connections = 50
+# Each backfill process holds a connection per worker (16 by default) plus one: room for several processes.
+max_connections = 200
 
 # Sized for bulk ingest of market data on a small machine (2 cores, a few GB of RAM).
 shared_buffers = 512MB
