@@ -56,3 +56,9 @@ def test_migrate_dry_run_prints_the_plan(fresh_db):
     assert applied.returncode == 0, applied.stderr
     again = run_cli("db", "migrate", "--dry-run", "--json", "--dsn", fresh_db)
     assert json.loads(again.stdout) == []
+
+
+def test_unmigrated_database_is_one_line_with_the_fix(fresh_db):
+    for command in (["runs"], ["coverage"]):
+        result = run_cli(*command, "--dsn", fresh_db)
+        assert_one_line_failure(result, "run `deribit-ts db migrate`")

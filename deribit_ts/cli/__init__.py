@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import psycopg
 import typer
 
 from deribit_ts import __version__
@@ -106,3 +107,14 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("deribit-ts: interrupted", err=True)
         sys.exit(130)
+    except psycopg.errors.UndefinedTable as exc:
+        typer.echo(f"deribit-ts: error: {_first_line(exc)} (this database has no deribit-ts schema, or an older "
+                   "one: run `deribit-ts db migrate`)", err=True)
+        sys.exit(2)
+    except psycopg.Error as exc:  # the last net: whatever the database refused, one line and no traceback
+        typer.echo(f"deribit-ts: error: database error: {_first_line(exc)}", err=True)
+        sys.exit(2)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
