@@ -104,7 +104,7 @@ COMMENT ON VIEW deribit.coverage IS 'Per dataset and key: the range asked for, w
 CREATE OR REPLACE FUNCTION deribit_ts.task_progress(
     p_task_id bigint, p_owner text, p_lease interval, p_run_id bigint,
     p_from timestamptz, p_to timestamptz, p_final_until timestamptz, p_rows integer,
-    p_inserted integer, p_revised integer, p_requests integer)
+    p_inserted integer, p_revised integer, p_requests integer, p_retries integer)
 RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -123,11 +123,12 @@ BEGIN
     VALUES (t.dataset, t.key, p_to)
     ON CONFLICT (dataset, key) DO UPDATE
         SET covered_until = greatest(w.covered_until, EXCLUDED.covered_until), updated_at = now();
-    INSERT INTO deribit_ts.run_tasks AS r (run_id, task_id, rows_fetched, inserted, revised, requests)
-    VALUES (p_run_id, p_task_id, p_rows, p_inserted, p_revised, p_requests)
+    INSERT INTO deribit_ts.run_tasks AS r (run_id, task_id, rows_fetched, inserted, revised, requests, retries)
+    VALUES (p_run_id, p_task_id, p_rows, p_inserted, p_revised, p_requests, p_retries)
     ON CONFLICT (run_id, task_id) DO UPDATE
         SET rows_fetched = r.rows_fetched + EXCLUDED.rows_fetched, inserted = r.inserted + EXCLUDED.inserted,
-            revised = r.revised + EXCLUDED.revised, requests = r.requests + EXCLUDED.requests;
+            revised = r.revised + EXCLUDED.revised, requests = r.requests + EXCLUDED.requests,
+            retries = r.retries + EXCLUDED.retries;
     RETURN true;
 END;
 $$;
@@ -177,6 +178,7 @@ SELECT r.run_id,
        sum(r.inserted)::bigint                   AS inserted,
        sum(r.revised)::bigint                    AS revised,
        sum(r.requests)::bigint                   AS requests,
+       sum(r.retries)::bigint                    AS retries,
        sum(r.errors)::bigint                     AS errors,
        sum(r.duration)                           AS task_time
 FROM deribit_ts.run_tasks r

@@ -160,6 +160,8 @@ def test_with_ten_percent_faults_the_result_is_the_same(new_db):
         truth = true_candles(faulty, "BTC-PERPETUAL", datetime(2023, 9, 1, tzinfo=UTC),
                              datetime(2024, 2, 1, tzinfo=UTC))
     assert faults > 0 and summary["exchange"]["retries"] > 0
+    # Retries are accounted to the task whose request it was (the rest: catalogue and clock requests).
+    assert 0 < summary["datasets"]["candles"]["retries"] <= summary["exchange"]["retries"]
     assert stored_candles(new_db, "BTC-PERPETUAL") == truth
 
 

@@ -17,7 +17,8 @@ SELECT r.run_id, r.command, r.status, r.started_at, r.finished_at,
        r.requests, r.retries, r.throttled, r.errors, r.error,
        coalesce(jsonb_object_agg(d.dataset, jsonb_build_object(
            'tasks', d.tasks, 'failed_tasks', d.failed_tasks, 'rows_fetched', d.rows_fetched,
-           'inserted', d.inserted, 'revised', d.revised, 'requests', d.requests, 'errors', d.errors))
+           'inserted', d.inserted, 'revised', d.revised, 'requests', d.requests, 'retries', d.retries,
+           'errors', d.errors, 'task_seconds', extract(epoch FROM d.task_time)))
            FILTER (WHERE d.dataset IS NOT NULL), '{}') AS datasets
   FROM deribit_ts.runs r
   LEFT JOIN deribit_ts.run_datasets d USING (run_id)
@@ -48,7 +49,7 @@ def runs(
         for dataset, d in sorted(r["datasets"].items()):
             typer.echo(f"    {dataset:<12} tasks {d['tasks']:<5} fetched {d['rows_fetched']:<10} "
                        f"inserted {d['inserted']:<10} revised {d['revised']:<6} requests {d['requests']:<6} "
-                       f"failed {d['failed_tasks']}")
+                       f"retries {d['retries']:<4} failed {d['failed_tasks']}")
 
 
 def register(app: typer.Typer) -> None:

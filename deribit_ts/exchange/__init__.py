@@ -1,6 +1,6 @@
 """Talking to Deribit: the REST client (ccxt underneath), its credit limiter and its errors."""
 
-from deribit_ts.exchange.client import ClientStats, DeribitClient
+from deribit_ts.exchange.client import ClientStats, DeribitClient, Tally, current_tally
 from deribit_ts.exchange.errors import RETRYABLE_CODES, ExchangeError, ExchangeUnavailableError
 from deribit_ts.exchange.limiter import RATE_LIMIT_SCALE_ENV, CreditLimiter
 
@@ -12,4 +12,6 @@ __all__ = [
     "DeribitClient",
     "ExchangeError",
     "ExchangeUnavailableError",
+    "Tally",
+    "current_tally",
 ]

@@ -6,6 +6,7 @@ All methods return plain Python data exactly as Deribit sends it in ``result`` (
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 import ssl
@@ -31,6 +32,19 @@ log = logging.getLogger(__name__)
 # Deribit allows 32 simultaneous connections per IP (deribit_api.md section 1).
 DEFAULT_MAX_IN_FLIGHT = 32
 CHART_COLUMNS = ("ticks", "open", "high", "low", "close", "volume", "cost")
+
+
+@dataclass
+class Tally:
+    """HTTP requests and retries of one unit of work (e.g. one window of a backfill task)."""
+
+    requests: int = 0
+    retries: int = 0
+
+
+# The tally of the work the current asyncio task is doing: the ingest engine sets one per window, so the run
+# log can say per task how many requests and retries it took, although every task shares this client.
+current_tally: contextvars.ContextVar[Tally | None] = contextvars.ContextVar("deribit_ts_tally", default=None)
 
 
 class _ErrorReply(Exception):
@@ -205,9 +219,14 @@ class DeribitClient:
         self._open()
         failure: _Failure | None = None
         for attempt in range(self.max_retries + 1):
+            tally = current_tally.get()
             if attempt:
                 self.stats.retries += 1
+                if tally is not None:
+                    tally.retries += 1
                 await asyncio.sleep(self._backoff_s(attempt))
+            if tally is not None:
+                tally.requests += 1
             try:
                 return await self._attempt(name, endpoint, params)
             except (_ErrorReply, _MalformedReply, ccxt.NetworkError, ccxt.ExchangeError) as exc:

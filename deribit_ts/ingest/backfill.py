@@ -194,10 +194,10 @@ async def _open_tasks(conn: AsyncConnection, dataset: str, keys: list[str]) -> d
 
 async def summarize(conn: AsyncConnection, run_id: int, plan: Plan) -> dict:
     cur = await conn.execute(
-        """SELECT dataset, tasks, rows_fetched, inserted, revised, requests, errors
+        """SELECT dataset, tasks, rows_fetched, inserted, revised, requests, retries, errors
              FROM deribit_ts.run_datasets WHERE run_id = %s ORDER BY dataset""", (run_id,))
-    datasets = {d: {"tasks": t, "rows_fetched": f, "inserted": i, "revised": r, "requests": q, "errors": e}
-                for d, t, f, i, r, q, e in await cur.fetchall()}
+    datasets = {d: {"tasks": t, "rows_fetched": f, "inserted": i, "revised": r, "requests": q, "retries": rt,
+                    "errors": e} for d, t, f, i, r, q, rt, e in await cur.fetchall()}
     coverage = {}
     for dataset, keys in plan.keys.items():
         cur = await conn.execute(
@@ -206,5 +206,5 @@ async def summarize(conn: AsyncConnection, run_id: int, plan: Plan) -> dict:
         total, complete, rows = await cur.fetchone()
         coverage[dataset] = {"keys": total, "complete": complete, "rows": int(rows)}
         datasets.setdefault(dataset, {"tasks": 0, "rows_fetched": 0, "inserted": 0, "revised": 0, "requests": 0,
-                                      "errors": 0})
+                                      "retries": 0, "errors": 0})
     return {"datasets": datasets, "coverage": coverage}

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from psycopg import AsyncConnection
 
-from deribit_ts.exchange.client import DeribitClient
+from deribit_ts.exchange.client import DeribitClient, Tally, current_tally
 from deribit_ts.ingest.load import LoadResult
 from deribit_ts.ingest.windows import WindowStats, fetch_exact
 from deribit_ts.timeutil import to_ms
@@ -27,6 +27,7 @@ class Window:
     end_ms: int
     rows: list[Sequence]
     stats: WindowStats = field(default_factory=WindowStats)
+    tally: Tally = field(default_factory=Tally)  # HTTP requests and retries it took
 
 
 class RangedDataset(ABC):
@@ -56,6 +57,7 @@ class RangedDataset(ABC):
 
     async def fetch_window(self, client: DeribitClient, key: str, start_ms: int, end_ms: int) -> Window:
         window = Window(start_ms, end_ms, [])
+        current_tally.set(window.tally)  # this runs in its own asyncio task: the tally is the window's
 
         async def once(a: int, b: int) -> list[Sequence]:
             return await self.fetch_once(client, key, a, b)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from psycopg import AsyncConnection
 
-from deribit_ts.exchange.client import DeribitClient
+from deribit_ts.exchange.client import DeribitClient, Tally, current_tally
 from deribit_ts.exchange.errors import ExchangeError
 from deribit_ts.ingest import candles, funding, index, tasks
 from deribit_ts.ingest.dataset import RangedDataset
@@ -116,7 +116,7 @@ class Engine:
                     loaded = await dataset.load(conn, key_id, window)
                     if not await tasks.progress(conn, task, owner, self.run_id, from_ms(start_ms), from_ms(end_ms),
                                                 self.now - dataset.settle, len(window.rows), loaded.inserted,
-                                                loaded.revised, window.stats.requests):
+                                                loaded.revised, window.tally):
                         raise LeaseLost
                 self.reporter.rows(task.dataset, len(window.rows))
         finally:
@@ -125,10 +125,12 @@ class Engine:
                 await asyncio.gather(ahead, return_exceptions=True)
 
     async def _index_task(self, conn: AsyncConnection, owner: str, task: Task) -> None:
-        rows, requests = await index.fetch(self.client, task.key, task.resume_from, task.range_end, self.now)
+        tally = Tally()
+        current_tally.set(tally)
+        rows = await index.fetch(self.client, task.key, task.resume_from, task.range_end, self.now)
         async with conn.transaction():
             loaded = await index.load(conn, rows)
             if not await tasks.progress(conn, task, owner, self.run_id, task.resume_from, task.range_end,
-                                        self.now, len(rows), loaded.inserted, loaded.revised, requests):
+                                        self.now, len(rows), loaded.inserted, loaded.revised, tally):
                 raise LeaseLost
         self.reporter.rows(task.dataset, len(rows))

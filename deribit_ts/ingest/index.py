@@ -49,7 +49,7 @@ def resolution_of(points: list[list]) -> timedelta:
 
 
 async def fetch(client: DeribitClient, index_name: str, start: datetime, end: datetime, now: datetime):
-    """Rows (index_name, ts, price, resolution) for start <= ts < end, and the number of requests made."""
+    """Rows (index_name, ts, price, resolution) for start <= ts < end."""
     best: dict[int, tuple[float, timedelta]] = {}
     ranges = ranges_reaching(start, now)
     for range_ in ranges:
@@ -58,8 +58,7 @@ async def fetch(client: DeribitClient, index_name: str, start: datetime, end: da
         for ts_ms, price in ((int(p[0]), float(p[1])) for p in points):
             if to_ms(start) <= ts_ms < to_ms(end) and (ts_ms not in best or resolution <= best[ts_ms][1]):
                 best[ts_ms] = (price, resolution)
-    rows = [(index_name, from_ms(ts), price, res) for ts, (price, res) in sorted(best.items())]
-    return rows, len(ranges)
+    return [(index_name, from_ms(ts), price, res) for ts, (price, res) in sorted(best.items())]
 
 
 async def load(conn: AsyncConnection, rows: list[tuple]) -> LoadResult:

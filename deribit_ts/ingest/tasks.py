@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
+from deribit_ts.exchange.client import Tally
 from deribit_ts.processes import process_alive
 
 LEASE = timedelta(seconds=60)
@@ -63,10 +64,11 @@ async def claim(conn: AsyncConnection, owner: str, datasets: list[str], keys: li
 
 
 async def progress(conn: AsyncConnection, task: Task, owner: str, run_id: int, start: datetime, end: datetime,
-                   final_until: datetime, rows: int, inserted: int, revised: int, requests: int) -> bool:
+                   final_until: datetime, rows: int, inserted: int, revised: int, tally: Tally) -> bool:
     cur = await conn.execute(
-        "SELECT deribit_ts.task_progress(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (task.task_id, owner, LEASE, run_id, start, end, final_until, rows, inserted, revised, requests))
+        "SELECT deribit_ts.task_progress(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (task.task_id, owner, LEASE, run_id, start, end, final_until, rows, inserted, revised, tally.requests,
+         tally.retries))
     return (await cur.fetchone())[0]
 
 

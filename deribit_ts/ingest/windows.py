@@ -22,7 +22,6 @@ FetchOnce = Callable[[int, int], Awaitable[list[Row]]]
 
 @dataclass
 class WindowStats:
-    requests: int = 0
     truncations: int = 0  # edge re-fetches that found rows: the server had cut the window
 
 
@@ -37,7 +36,6 @@ async def fetch_exact(fetch_once: FetchOnce, start_ms: int, end_ms: int, step_ms
     stats = stats if stats is not None else WindowStats()
     if start_ms >= end_ms:
         return []
-    stats.requests += 1
     rows = _in_order(await fetch_once(start_ms, end_ms), start_ms, end_ms)
     if not rows or len(rows) >= expected_points(start_ms, end_ms, step_ms):
         return rows
