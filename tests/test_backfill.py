@@ -305,3 +305,16 @@ def test_recent_candles_are_fetched_again_and_revisions_win(new_db):
     # Only the unsettled tail (30 minutes) and the new minutes were fetched again, not the whole range.
     assert second["datasets"]["candles"]["rows_fetched"] == 30 + 20
     assert first["datasets"]["candles"]["inserted"] == len(before)
+
+
+@pytest.mark.parametrize("cap,cut", [(1000, "old"), (1000, "new"), (2999, "new")])
+def test_exact_whatever_the_chart_endpoint_truncates(new_db, cap, cut):
+    """Deribit's per-request cap and which end it cuts are unconfirmed: any variant gives the same table."""
+    config = SimConfig(now=NOW, rate_limit="off", chart_max_candles=cap, chart_truncate=cut)
+    since, until = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 15, tzinfo=UTC)
+    with run_in_thread(config) as odd:
+        summary = backfill(new_db, odd.url, "candles", "--instrument", "BTC-PERPETUAL",
+                           "--since", since.isoformat(), "--until", until.isoformat())
+        truth = true_candles(odd, "BTC-PERPETUAL", since, until)
+    assert stored_candles(new_db, "BTC-PERPETUAL") == truth
+    assert summary["coverage"]["candles"]["complete"] == 1
