@@ -207,4 +207,4 @@ async def summarize(conn: AsyncConnection, run_id: int, plan: Plan) -> dict:
         coverage[dataset] = {"keys": total, "complete": complete, "rows": int(rows)}
         datasets.setdefault(dataset, {"tasks": 0, "rows_fetched": 0, "inserted": 0, "revised": 0, "requests": 0,
                                       "retries": 0, "errors": 0})
-    return {"datasets": datasets, "coverage": coverage}
+    return {"datasets": datasets, "coverage": coverage, "new_tasks": plan.new_tasks}
