@@ -17,6 +17,7 @@ SELECT instrument_id,
 FROM deribit.candles_1m
 GROUP BY 1, 2;
 
+-- Built on the hourly view, as the continuous aggregates are (1m -> 1h -> 1d).
 CREATE VIEW deribit.candles_1d AS
 SELECT instrument_id,
        time_bucket(INTERVAL '1 day', ts) AS ts,
@@ -26,6 +27,6 @@ SELECT instrument_id,
        last(close, ts)  AS close,
        sum(volume)      AS volume,
        sum(cost)        AS cost,
-       count(*)         AS candles
-FROM deribit.candles_1m
+       sum(candles)::bigint AS candles
+FROM deribit.candles_1h
 GROUP BY 1, 2;

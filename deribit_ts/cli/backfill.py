@@ -26,10 +26,20 @@ UntilOption = Annotated[str | None, typer.Option("--until", help="End, exclusive
 WorkersOption = Annotated[int, typer.Option("--workers", min=1, max=256, envvar="DERIBIT_TS_WORKERS",
                                             help="Concurrent tasks in this process.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+InstrumentOption = Annotated[list[str] | None, typer.Option("--instrument", help="Instrument name (repeatable).")]
 
 
 def _split(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def _name_instruments(request: BackfillRequest, instrument: list[str] | None) -> bool:
+    """Narrow the request to the named instruments (if any); their currencies scope the catalogue refresh."""
+    names = [n for item in instrument or [] for n in _split(item)]
+    if names:
+        request.instruments = names
+        request.currencies = sorted({n.split("-")[0].split("_")[0] for n in names})
+    return bool(names)
 
 
 def _kinds(text: str) -> list[str]:
@@ -93,7 +103,7 @@ def candles_cmd(
     currency: CurrencyOption = "BTC,ETH",
     kind: Annotated[str, typer.Option("--kind", help="Comma-separated: perpetual, future, option.")] = (
         "perpetual,future"),
-    instrument: Annotated[list[str] | None, typer.Option("--instrument", help="Instrument name (repeatable).")] = None,
+    instrument: InstrumentOption = None,
     since: SinceOption = None,
     until: UntilOption = None,
     dsn: DsnOption = None,
@@ -103,12 +113,9 @@ def candles_cmd(
     quiet: QuietOption = False,
 ) -> None:
     """One-minute candles into deribit.ohlcv_1m (expired futures included)."""
-    names = [n for item in instrument or [] for n in _split(item)] or None
-    request = BackfillRequest(datasets=["candles"], currencies=_split(currency), kinds=_kinds(kind),
-                              instruments=names, workers=workers)
-    if names:  # the names choose; currencies only scope the catalogue refresh
-        request.currencies = sorted({n.split("-")[0].split("_")[0] for n in names})
-        request.kinds = list(KINDS)
+    request = BackfillRequest(datasets=["candles"], currencies=_split(currency), kinds=_kinds(kind), workers=workers)
+    if _name_instruments(request, instrument):
+        request.kinds = list(KINDS)  # the names choose, whatever their kind
     _run(ctx, dsn, api_url, request, "backfill candles", as_json, quiet, since, until)
 
 
@@ -116,7 +123,7 @@ def candles_cmd(
 def funding_cmd(
     ctx: typer.Context,
     currency: CurrencyOption = "BTC,ETH",
-    instrument: Annotated[list[str] | None, typer.Option("--instrument", help="Perpetual name (repeatable).")] = None,
+    instrument: InstrumentOption = None,
     since: SinceOption = None,
     until: UntilOption = None,
     dsn: DsnOption = None,
@@ -126,10 +133,8 @@ def funding_cmd(
     quiet: QuietOption = False,
 ) -> None:
     """Hourly funding history of every perpetual into deribit.funding_rates."""
-    names = [n for item in instrument or [] for n in _split(item)] or None
-    request = BackfillRequest(datasets=["funding"], currencies=_split(currency), instruments=names, workers=workers)
-    if names:
-        request.currencies = sorted({n.split("-")[0].split("_")[0] for n in names})
+    request = BackfillRequest(datasets=["funding"], currencies=_split(currency), workers=workers)
+    _name_instruments(request, instrument)
     _run(ctx, dsn, api_url, request, "backfill funding", as_json, quiet, since, until)
 
 

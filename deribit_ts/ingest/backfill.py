@@ -130,11 +130,6 @@ async def _catalogue_needed(conn: AsyncConnection, req: BackfillRequest) -> bool
     return not all(name in known for name in req.instruments)
 
 
-async def _check_instruments(conn: AsyncConnection, client: DeribitClient, req: BackfillRequest) -> None:
-    if req.instruments:
-        await instruments.resolve_unknown(client, conn, req.instruments)
-
-
 async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: Reporter, command: str) -> dict:
     """Run one backfill; return its summary (the --json output)."""
     check_order(req.since, req.until)
@@ -154,7 +149,8 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
                 catalogue = await instruments.fetch_catalogue(client, req.currencies)
                 catalogued = await instruments.store(control, catalogue)
                 reporter.message(f"instruments: {catalogued} in the catalogue for {', '.join(req.currencies)}")
-            await _check_instruments(control, client, req)
+            if req.instruments:
+                await instruments.resolve_unknown(client, control, req.instruments)
             plan = await make_plan(control, req, now)
             for dataset, keys in plan.keys.items():
                 reporter.planned(dataset, await _open_tasks(control, dataset, keys))

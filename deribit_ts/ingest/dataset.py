@@ -17,7 +17,7 @@ from psycopg import AsyncConnection
 
 from deribit_ts.exchange.client import DeribitClient, Tally, current_tally
 from deribit_ts.ingest.load import LoadResult
-from deribit_ts.ingest.windows import WindowStats, fetch_exact
+from deribit_ts.ingest.windows import fetch_exact
 from deribit_ts.timeutil import to_ms
 
 
@@ -26,7 +26,6 @@ class Window:
     start_ms: int
     end_ms: int
     rows: list[Sequence]
-    stats: WindowStats = field(default_factory=WindowStats)
     tally: Tally = field(default_factory=Tally)  # HTTP requests and retries it took
 
 
@@ -62,5 +61,5 @@ class RangedDataset(ABC):
         async def once(a: int, b: int) -> list[Sequence]:
             return await self.fetch_once(client, key, a, b)
 
-        window.rows = await fetch_exact(once, start_ms, end_ms, self.step_ms, window.stats)
+        window.rows = await fetch_exact(once, start_ms, end_ms, self.step_ms)
         return window

@@ -38,11 +38,6 @@ class LoadResult:
     inserted: int = 0
     revised: int = 0
 
-    def __iadd__(self, other: LoadResult) -> LoadResult:
-        self.inserted += other.inserted
-        self.revised += other.revised
-        return self
-
 
 async def copy_rows(conn: AsyncConnection, table: Table, rows: Sequence[Sequence], *, into=None) -> None:
     """Binary COPY of rows into `table` (or the given relation)."""

@@ -12,7 +12,6 @@ recursively. Gaps in the middle are the exchange's own (outages, no trades) and 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
 from deribit_ts.timeutil import ceil_ms
 
@@ -20,20 +19,13 @@ Row = Sequence  # a row's first element is its timestamp in ms
 FetchOnce = Callable[[int, int], Awaitable[list[Row]]]
 
 
-@dataclass
-class WindowStats:
-    truncations: int = 0  # edge re-fetches that found rows: the server had cut the window
-
-
 def expected_points(start_ms: int, end_ms: int, step_ms: int) -> int:
     first = ceil_ms(start_ms, step_ms)
     return max(0, -(-(end_ms - first) // step_ms))
 
 
-async def fetch_exact(fetch_once: FetchOnce, start_ms: int, end_ms: int, step_ms: int,
-                      stats: WindowStats | None = None) -> list[Row]:
+async def fetch_exact(fetch_once: FetchOnce, start_ms: int, end_ms: int, step_ms: int) -> list[Row]:
     """All rows with start_ms <= ts < end_ms, sorted, with both edges of the range verified."""
-    stats = stats if stats is not None else WindowStats()
     if start_ms >= end_ms:
         return []
     rows = _in_order(await fetch_once(start_ms, end_ms), start_ms, end_ms)
@@ -42,11 +34,9 @@ async def fetch_exact(fetch_once: FetchOnce, start_ms: int, end_ms: int, step_ms
     head: list[Row] = []
     tail: list[Row] = []
     if rows[0][0] > ceil_ms(start_ms, step_ms):
-        head = await fetch_exact(fetch_once, start_ms, rows[0][0], step_ms, stats)
-        stats.truncations += bool(head)
+        head = await fetch_exact(fetch_once, start_ms, rows[0][0], step_ms)
     if rows[-1][0] + step_ms < end_ms:
-        tail = await fetch_exact(fetch_once, rows[-1][0] + step_ms, end_ms, step_ms, stats)
-        stats.truncations += bool(tail)
+        tail = await fetch_exact(fetch_once, rows[-1][0] + step_ms, end_ms, step_ms)
     return head + rows + tail
 
 
