@@ -17,7 +17,6 @@ SELECT instrument_id,
 FROM deribit.candles_1m
 GROUP BY 1, 2;
 
--- Built on the hourly view, as the continuous aggregates are (1m -> 1h -> 1d).
 CREATE VIEW deribit.candles_1d AS
 SELECT instrument_id,
        time_bucket(INTERVAL '1 day', ts) AS ts,
@@ -27,6 +26,6 @@ SELECT instrument_id,
        last(close, ts)  AS close,
        sum(volume)      AS volume,
        sum(cost)        AS cost,
-       sum(candles)::bigint AS candles
-FROM deribit.candles_1h
+       count(*)         AS candles
+FROM deribit.candles_1m
 GROUP BY 1, 2;

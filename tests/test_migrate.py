@@ -157,3 +157,20 @@ def test_dry_run_changes_nothing(fresh_db):
     assert steps and all(s.action in ("apply", "skip", "reapply") for s in steps)
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("SELECT to_regnamespace('deribit_ts')").fetchone() == (None,)
+
+
+def test_released_migrations_are_unchanged():
+    """A migration that has reached any database is immutable: users' ledgers refuse a changed file.
+
+    New migrations are added to tests/data/released_migrations.sha256 when they are committed; a change to a
+    listed file belongs in a new migration instead (the runner would refuse it on every existing install).
+    """
+    import hashlib
+
+    manifest = Path(__file__).parent / "data" / "released_migrations.sha256"
+    recorded = dict(reversed(line.split()) for line in manifest.read_text().splitlines() if line.strip())
+    on_disk = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in migrations_dir().glob("*.sql")}
+    changed = sorted(name for name, digest in recorded.items() if on_disk.get(name) != digest)
+    unlisted = sorted(set(on_disk) - set(recorded))
+    assert not changed, f"released migrations changed or removed: {changed}; put the change in a new migration"
+    assert not unlisted, f"add the new migrations to {manifest.name}: {unlisted}"
