@@ -318,3 +318,51 @@ def test_exact_whatever_the_chart_endpoint_truncates(new_db, cap, cut):
         truth = true_candles(odd, "BTC-PERPETUAL", since, until)
     assert stored_candles(new_db, "BTC-PERPETUAL") == truth
     assert summary["coverage"]["candles"]["complete"] == 1
+
+
+def interrupt_then_resume(dsn: str, interrupt, env: dict | None = None) -> tuple[subprocess.CompletedProcess, list]:
+    """Start a BTC-PERPETUAL backfill against a slow simulator, call `interrupt(sim)` once rows arrive, wait for
+    the process to end, then resume the same command against a fresh simulator of the same market."""
+    since, until = datetime(2023, 1, 1, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC)
+
+    def args(url: str) -> list[str]:
+        return ["backfill", "candles", "--instrument", "BTC-PERPETUAL", "--since", since.isoformat(),
+                "--until", until.isoformat(), "--quiet", "--workers", "3", "--dsn", dsn, "--api-url", url]
+
+    full_env = {**os.environ, **NO_LIMITER, **(env or {})}
+    with run_in_thread(SimConfig(now=NOW, rate_limit="off", latency_ms=40)) as slow:
+        process = subprocess.Popen(cli_command(*args(slow.url)), env=full_env, stderr=subprocess.PIPE, text=True)
+        wait_for_first_rows(dsn, process)
+        interrupt(slow)
+    _, err = process.communicate(timeout=180)
+    first = subprocess.CompletedProcess(process.args, process.returncode, "", err)
+    with run_in_thread(SimConfig(now=NOW, rate_limit="off")) as again:
+        resumed = subprocess.run(cli_command(*args(again.url)), env=full_env, capture_output=True, text=True,
+                                 timeout=300)
+        assert resumed.returncode == 0, resumed.stderr
+        truth = true_candles(again, "BTC-PERPETUAL", since, until)
+    assert stored_candles(dsn, "BTC-PERPETUAL") == truth
+    return first, truth
+
+
+def test_lost_database_connection_fails_in_one_line_and_resumes_exactly(new_db):
+    def terminate_backends(_sim) -> None:
+        time.sleep(0.5)
+        with psycopg.connect(new_db, autocommit=True) as conn:
+            conn.execute("""SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                            WHERE datname = current_database() AND application_name = 'deribit-ts backfill'""")
+
+    first, _ = interrupt_then_resume(new_db, terminate_backends)
+    assert first.returncode != 0
+    lines = [line for line in first.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "lost the database connection" in lines[0] and "re-run" in lines[0], first.stderr
+    with psycopg.connect(new_db) as conn:
+        assert conn.execute("SELECT count(*) FROM deribit_ts.tasks WHERE state <> 'done'").fetchone() == (0,)
+
+
+def test_lost_network_fails_in_one_line_and_resumes_exactly(new_db):
+    # Leaving the simulator's block stops it: every request in flight and every retry finds nobody listening.
+    first, _ = interrupt_then_resume(new_db, lambda _sim: time.sleep(0.5), env={"DERIBIT_TS_MAX_RETRIES": "2"})
+    assert first.returncode != 0
+    lines = [line for line in first.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot reach the exchange" in lines[0], first.stderr
