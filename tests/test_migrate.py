@@ -12,7 +12,7 @@ import pytest
 from deribit_ts.db.connect import server_info
 from deribit_ts.db.migrate import apply_all, edition_of, load_migrations, load_repeatables, plan
 from deribit_ts.errors import UserError
-from deribit_ts.resources import migrations_dir
+from deribit_ts.resources import migrations_dir, sql_dir
 
 
 def ledger(dsn: str) -> list[tuple[int, str, str]]:
@@ -174,3 +174,23 @@ def test_released_migrations_are_unchanged():
     unlisted = sorted(set(on_disk) - set(recorded))
     assert not changed, f"released migrations changed or removed: {changed}; put the change in a new migration"
     assert not unlisted, f"add the new migrations to {manifest.name}: {unlisted}"
+
+
+def test_status_counts_pending_migrations_changed_views_and_refusals(fresh_db, tmp_path):
+    from deribit_ts.db.migrate import migration_state
+
+    apply_all(fresh_db)
+    with psycopg.connect(fresh_db) as conn:
+        state = migration_state(conn)
+        assert (state["pending"], state["views_changed"], state["problem"]) == (0, 0, None)
+        changed = copy_migrations(tmp_path)
+        (changed / "0900_extra.sql").write_text("CREATE TABLE deribit_ts.extra (x int);\n")
+        views = tmp_path / "sql"
+        shutil.copytree(sql_dir(), views)
+        first_view = sorted(views.glob("*.sql"))[0]
+        first_view.write_text(first_view.read_text() + "\n-- edited\n")
+        state = migration_state(conn, load_migrations(changed), load_repeatables(views))
+        assert (state["pending"], state["views_changed"]) == (1, 1)
+        (changed / "0002_instruments.sql").write_text("-- rewritten\n")
+        state = migration_state(conn, load_migrations(changed), load_repeatables(views))
+        assert state["pending"] is None and "0002_instruments.sql was changed" in state["problem"]

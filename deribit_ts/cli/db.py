@@ -119,11 +119,21 @@ def _print_status(report: dict) -> None:
             ("timescaledb", report["timescaledb_version"] or "not installed in this database"),
             ("edition", report["edition"] or "-"),
             ("data size", _human_size(report["data_size_bytes"])),
-            ("migrations", f"{migrations['applied']} applied, {migrations['pending']} pending, "
-                           f"{migrations['skipped']} skipped (latest: {migrations['latest'] or '-'})"),
+            ("migrations", _describe_migrations(migrations)),
         ]
     for label, value in rows:
         typer.echo(f"{label:12} {value if value is not None else '-'}")
+
+
+def _describe_migrations(state: dict) -> str:
+    applied = f"{state['applied']} applied, {state['skipped']} skipped (latest: {state['latest'] or '-'})"
+    if state["problem"]:
+        return f"{applied}; {state['problem']}"
+    todo = [f"{state['pending']} pending"]
+    if state["views_changed"]:
+        todo.append(f"{state['views_changed']} view file(s) changed")
+    hint = " - run `deribit-ts db migrate`" if state["pending"] or state["views_changed"] else ""
+    return f"{applied}, {', '.join(todo)}{hint}"
 
 
 def _human_size(size: int | None) -> str:

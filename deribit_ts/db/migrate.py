@@ -320,16 +320,28 @@ def apply_all(
             conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
 
 
-def migration_state(conn: psycopg.Connection) -> dict:
-    """Summary for `db status`: applied, skipped and pending counts and the latest applied migration."""
-    migrations = load_migrations()
-    ledger, _ = _ledger(conn)
+def migration_state(conn: psycopg.Connection, migrations: list[SqlFile] | None = None,
+                    repeatables: list[SqlFile] | None = None) -> dict:
+    """Summary for `db status`: applied and skipped migrations, the latest applied, and what `db migrate` would
+    do now (pending migrations, changed view files), or why it would refuse."""
+    migrations = load_migrations() if migrations is None else migrations
+    repeatables = load_repeatables() if repeatables is None else repeatables
+    ledger, applied_repeatables = _ledger(conn)
     applied = [v for v, (_, _, status) in ledger.items() if status == "applied"]
     skipped = [v for v, (_, _, status) in ledger.items() if status == "skipped"]
-    latest = ledger[max(applied)][0] if applied else None
-    return {
+    state: dict = {
         "applied": len(applied),
         "skipped": len(skipped),
-        "pending": len([f for f in migrations if f.version not in ledger]),
-        "latest": latest,
+        "latest": ledger[max(applied)][0] if applied else None,
+        "problem": None,
     }
+    edition = edition_of(server_info(conn))
+    try:
+        steps = plan(conn, edition, migrations, repeatables)
+    except UserError as exc:
+        state.update(pending=None, views_changed=None, problem=str(exc))
+        return state
+    state["pending"] = len([s for s in steps if s.action == "apply"])
+    state["views_changed"] = len([f for f in repeatables
+                                  if f.runs_on(edition) and applied_repeatables.get(f.name) != f.sha256])
+    return state
