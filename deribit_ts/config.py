@@ -8,6 +8,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_API_URL = "https://www.deribit.com"
+DEFAULT_WORKERS = 16  # concurrent backfill tasks per process (DERIBIT_TS_WORKERS)
+DEFAULT_MAX_RETRIES = 8  # attempts after the first, per exchange request (DERIBIT_TS_MAX_RETRIES)
+
+
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    """A whole-number setting from the environment, refused in one line when it is not one."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        from deribit_ts.errors import UserError
+
+        raise UserError(f"{name}={raw!r} is not a whole number >= {minimum}: fix or unset it")
+    return value
 
 
 def default_home() -> Path:

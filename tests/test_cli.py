@@ -19,7 +19,31 @@ def assert_one_line_failure(result, *fragments: str) -> None:
         assert fragment in lines[0]
 
 
-@pytest.mark.parametrize("command", [[], ["db"], ["db", "status"], ["db", "migrate"], ["config"]])
+def every_command() -> list[list[str]]:
+    """Every group and command of the CLI, walked from the Typer app (a new command is covered by itself)."""
+    import typer
+
+    from deribit_ts.cli import app
+
+    def walk(command, path: list[str]) -> list[list[str]]:
+        found = [path]
+        if hasattr(command, "commands"):  # a group (Typer vendors click, so no isinstance against click)
+            for name, sub in sorted(command.commands.items()):
+                found += walk(sub, [*path, name])
+        return found
+
+    return walk(typer.main.get_command(app), [])
+
+
+ALL_COMMANDS = every_command()
+
+
+def test_the_walk_finds_the_whole_cli():
+    assert {("backfill", "all"), ("db", "up"), ("sim", "serve"), ("runs",), ("coverage",)} <= set(
+        map(tuple, ALL_COMMANDS))
+
+
+@pytest.mark.parametrize("command", ALL_COMMANDS, ids=lambda c: " ".join(c) or "deribit-ts")
 def test_help_everywhere(command):
     result = run_cli(*command, "--help")
     assert result.returncode == 0, result.stderr
@@ -62,3 +86,21 @@ def test_unmigrated_database_is_one_line_with_the_fix(fresh_db):
     for command in (["runs"], ["coverage"]):
         result = run_cli(*command, "--dsn", fresh_db)
         assert_one_line_failure(result, "run `deribit-ts db migrate`")
+
+
+def test_config_shows_every_setting_and_refuses_bad_numbers(tmp_path):
+    env = {"DERIBIT_TS_HOME": str(tmp_path), "DERIBIT_TS_WORKERS": "4", "DERIBIT_TS_RATE_LIMIT_SCALE": "0.5",
+           "DERIBIT_TS_MAX_RETRIES": "3", "DERIBIT_TS_PG_PREFIX": str(tmp_path / "pg")}
+    shown = json.loads(run_cli("config", "--json", env=env).stdout)
+    assert (shown["workers"], shown["max_retries"], shown["pg_prefix"]) == (4, 3, str(tmp_path / "pg"))
+    assert "10 req/s" in shown["rate_limit"]
+    assert_one_line_failure(run_cli("config", env={**env, "DERIBIT_TS_MAX_RETRIES": "many"}),
+                            "DERIBIT_TS_MAX_RETRIES='many' is not a whole number")
+
+
+@pytest.mark.parametrize("command", [("db", "up"), ("db", "status"), ("config",)])
+def test_unusable_home_is_one_line(tmp_path, command):
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    result = run_cli(*command, env={"DERIBIT_TS_HOME": str(not_a_directory)})
+    assert_one_line_failure(result, "is not a directory", "DERIBIT_TS_HOME")

@@ -14,7 +14,7 @@ import typer
 
 from deribit_ts import __version__
 from deribit_ts.cli.common import ApiUrlOption, DsnOption, JsonOption, settings
-from deribit_ts.config import Settings, mask_password
+from deribit_ts.config import DEFAULT_MAX_RETRIES, DEFAULT_WORKERS, Settings, env_int, mask_password
 from deribit_ts.errors import UserError
 
 app = typer.Typer(
@@ -66,10 +66,16 @@ def config_cmd(ctx: typer.Context, dsn: DsnOption = None, api_url: ApiUrlOption 
         "api_url": s.api_url,
         "home": str(s.home),
     }
-    if s.dsn is None:
-        from deribit_ts.db.embedded import Cluster
+    from deribit_ts.db.embedded import Cluster
+    from deribit_ts.exchange.limiter import CreditLimiter
 
-        effective["embedded_dsn"] = mask_password(Cluster(s.home).url_if_known())
+    cluster = Cluster(s.home)
+    if s.dsn is None:
+        effective["embedded_dsn"] = mask_password(cluster.url_if_known())
+    effective["pg_prefix"] = str(cluster.prefix)
+    effective["workers"] = env_int("DERIBIT_TS_WORKERS", DEFAULT_WORKERS, minimum=1)
+    effective["rate_limit"] = CreditLimiter.from_env().describe()
+    effective["max_retries"] = env_int("DERIBIT_TS_MAX_RETRIES", DEFAULT_MAX_RETRIES)
     if as_json:
         typer.echo(json.dumps(effective))
     else:
@@ -113,6 +119,11 @@ def main() -> None:
         sys.exit(2)
     except psycopg.Error as exc:  # the last net: whatever the database refused, one line and no traceback
         typer.echo(f"deribit-ts: error: database error: {_first_line(exc)}", err=True)
+        sys.exit(2)
+    except OSError as exc:  # a file or directory the user pointed at is unusable (permissions, full disk, ...)
+        where = f": {exc.filename}" if exc.filename else ""
+        typer.echo(f"deribit-ts: error: {exc.strerror or _first_line(exc)}{where} (check the path and its "
+                   "permissions, e.g. DERIBIT_TS_HOME)", err=True)
         sys.exit(2)
 
 

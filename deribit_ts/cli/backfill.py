@@ -10,6 +10,7 @@ import psycopg
 import typer
 
 from deribit_ts.cli.common import ApiUrlOption, DsnOption, JsonOption, database_dsn, settings
+from deribit_ts.config import DEFAULT_WORKERS
 from deribit_ts.db.migrate import apply_all
 from deribit_ts.errors import DatabaseUnavailable, UserError
 from deribit_ts.ingest.backfill import KINDS, BackfillRequest, run_backfill
@@ -90,7 +91,7 @@ def _print_summary(summary: dict) -> None:
 
 @app.command("instruments")
 def instruments_cmd(ctx: typer.Context, currency: CurrencyOption = "BTC,ETH", dsn: DsnOption = None,
-                    api_url: ApiUrlOption = None, workers: WorkersOption = 16, as_json: JsonOption = False,
+                    api_url: ApiUrlOption = None, workers: WorkersOption = DEFAULT_WORKERS, as_json: JsonOption = False,
                     quiet: QuietOption = False) -> None:
     """The whole instrument catalogue, active and expired, all kinds."""
     request = BackfillRequest(datasets=["instruments"], currencies=_split(currency), workers=workers)
@@ -108,7 +109,7 @@ def candles_cmd(
     until: UntilOption = None,
     dsn: DsnOption = None,
     api_url: ApiUrlOption = None,
-    workers: WorkersOption = 16,
+    workers: WorkersOption = DEFAULT_WORKERS,
     as_json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -128,7 +129,7 @@ def funding_cmd(
     until: UntilOption = None,
     dsn: DsnOption = None,
     api_url: ApiUrlOption = None,
-    workers: WorkersOption = 16,
+    workers: WorkersOption = DEFAULT_WORKERS,
     as_json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -146,7 +147,7 @@ def index_cmd(
     until: UntilOption = None,
     dsn: DsnOption = None,
     api_url: ApiUrlOption = None,
-    workers: WorkersOption = 16,
+    workers: WorkersOption = DEFAULT_WORKERS,
     as_json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -163,7 +164,7 @@ def all_cmd(
     until: UntilOption = None,
     dsn: DsnOption = None,
     api_url: ApiUrlOption = None,
-    workers: WorkersOption = 16,
+    workers: WorkersOption = DEFAULT_WORKERS,
     as_json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:

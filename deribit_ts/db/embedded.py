@@ -76,10 +76,10 @@ class Cluster:
 
     def up(self, quiet: bool = False, *, port: int | None = None) -> None:
         """Create (once) and start the cluster; a no-op when it already runs."""
+        self._make_home()
         if self.is_running():
             self._refuse_port_change(port)
             return
-        self.home.mkdir(parents=True, exist_ok=True)
         with self._exclusive():
             if self.is_running():  # another process started it while we waited for the lock
                 self._refuse_port_change(port)
@@ -167,6 +167,13 @@ class Cluster:
 
     # ------------------------------------------------------------ state & checks
 
+    def _make_home(self) -> None:
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot use {self.home} as the deribit-ts home ({exc.strerror}): set DERIBIT_TS_HOME "
+                            "to a writable directory") from None
+
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
         """Serialize up/down of one home across processes (two commands may both start the cluster)."""
@@ -174,7 +181,12 @@ class Cluster:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
+    def _check_home(self) -> None:
+        if self.home.exists() and not self.home.is_dir():
+            raise UserError(f"{self.home} is not a directory: set DERIBIT_TS_HOME to a directory")
+
     def _state(self) -> dict:
+        self._check_home()
         try:
             return json.loads(self.state_path.read_text())
         except FileNotFoundError:
@@ -220,6 +232,7 @@ class Cluster:
 
     def _postmaster_pid(self) -> int | None:
         """The server's PID when postmaster.pid names a live process working in our data directory."""
+        self._check_home()
         pid = _pid_in_lock_file(self.data_dir / "postmaster.pid")
         if pid is None or not process_alive(pid) or _process_name(pid) not in (None, "postgres"):
             return None

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg import AsyncConnection
 
+from deribit_ts.config import DEFAULT_MAX_RETRIES, env_int
 from deribit_ts.db.connect import connect_async
 from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.exchange.limiter import CreditLimiter
@@ -138,7 +139,7 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
     if os.name == "posix":  # event loops elsewhere cannot watch signals
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
     control = await connect_async(dsn, application_name="deribit-ts backfill")
-    retries = int(os.environ.get("DERIBIT_TS_MAX_RETRIES", "8"))
+    retries = env_int("DERIBIT_TS_MAX_RETRIES", DEFAULT_MAX_RETRIES)
     async with control, DeribitClient(api_url, limiter=CreditLimiter.from_env(), max_retries=retries) as client:
         await tasks.recover_dead_local_workers(control)
         run_id = await _start_run(control, command, req.__dict__)
