@@ -12,6 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -269,3 +270,33 @@ def test_post_json_rpc_on_method_path_keeps_id(sim: SimHandle) -> None:
     with urllib.request.urlopen(req) as resp:
         got = json.loads(resp.read())
     assert got["id"] == 7 and got["result"] == SIM_NOW_MS
+
+
+@pytest.mark.parametrize(("params", "param"), [
+    ({"offset": -1}, "offset"), ({"offset": -1000, "count": 5}, "offset"), ({"count": 0}, "count"),
+    ({"count": 1001}, "count"), ({"offset": "x"}, "offset"),
+])
+def test_delivery_prices_reject_bad_paging(sim: SimHandle, params: dict, param: str) -> None:
+    status, got = call(sim.url, "get_delivery_prices", {"index_name": "btc_usd", **params})
+    assert status == 400 and "result" not in got
+    assert got["error"]["code"] == -32602 and got["error"]["data"]["param"] == param
+
+
+def test_delivery_prices_never_serve_the_future(sim: SimHandle) -> None:
+    """Every page, from every offset, holds only deliveries (08:00 UTC) at or before the simulated now."""
+    _, newest = call(sim.url, "get_delivery_prices", {"index_name": "btc_usd", "count": 1})
+    assert newest["result"]["data"][0]["date"] == "2024-03-01"  # now is 12:00:30 that day: today's 08:00 is past
+    total = newest["result"]["records_total"]
+    seen = []
+    for offset in range(0, total + 10, 1000):
+        _, page = call(sim.url, "get_delivery_prices", {"index_name": "eth_usd", "offset": offset, "count": 1000})
+        seen += [row["date"] for row in page["result"]["data"]]
+    assert len(seen) == len(set(seen)) == total
+    delivered = [datetime.fromisoformat(d).replace(hour=8, tzinfo=UTC).timestamp() * 1000 for d in seen]
+    assert max(delivered) <= SIM_NOW_MS and delivered == sorted(delivered, reverse=True)
+
+
+def test_delivery_before_eight_is_yesterdays() -> None:
+    with run_in_thread(sim_config(now=datetime(2024, 3, 1, 7, 59, 59, tzinfo=UTC))) as early:
+        _, got = call(early.url, "get_delivery_prices", {"index_name": "btc_usd", "count": 3})
+    assert [row["date"] for row in got["result"]["data"]] == ["2024-02-29", "2024-02-28", "2024-02-27"]

@@ -276,7 +276,9 @@ class SimMarket:
         return round(sum(window) / len(window), 8)
 
     def delivery_prices(self, currency: str, offset: int, count: int, now_ms: int | None = None) -> dict:
-        """Daily 08:00 delivery prices, newest first."""
+        """Daily 08:00 delivery prices up to now, newest first, skipping the newest `offset` (>= 0) of them."""
+        if offset < 0:
+            raise ValueError(f"offset must not be negative, got {offset}")
         now = self._now(now_ms)
         first = -(-(self.config.start_ms - 8 * HOUR_MS) // DAY_MS)
         last = (now - 8 * HOUR_MS) // DAY_MS

@@ -203,6 +203,8 @@ def get_index_chart_data(m: SimMarket, p: Params, now: int, note: dict) -> list[
 def get_delivery_prices(m: SimMarket, p: Params, now: int, note: dict) -> dict:
     currency = _index_currency(p)
     offset = p.integer("offset", 0)
+    if offset < 0:  # a negative offset would page past the newest delivery, into the simulated future
+        raise invalid_params("must not be negative", "offset")
     count = p.integer("count", 10)
     if not 1 <= count <= 1000:
         raise invalid_params("must be between 1 and 1000", "count")
