@@ -8,6 +8,7 @@ capture tooling stringified count as numbers.
 from __future__ import annotations
 
 import json
+import logging
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -300,3 +301,67 @@ def test_delivery_before_eight_is_yesterdays() -> None:
     with run_in_thread(sim_config(now=datetime(2024, 3, 1, 7, 59, 59, tzinfo=UTC))) as early:
         _, got = call(early.url, "get_delivery_prices", {"index_name": "btc_usd", "count": 3})
     assert [row["date"] for row in got["result"]["data"]] == ["2024-02-29", "2024-02-28", "2024-02-27"]
+
+
+def _raw(url: str, path: str, body: bytes | None, method: str = "POST") -> tuple[int, str, bytes]:
+    req = urllib.request.Request(f"{url}{path}", data=body, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.headers.get_content_type(), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get_content_type(), exc.read()
+
+
+CHART = "/api/v2/public/get_tradingview_chart_data?instrument_name=BTC-PERPETUAL&resolution=1&end_timestamp=1"
+MALFORMED = [  # path, body, HTTP method, expected HTTP status, code, data.param (or None), id echoed (or None)
+    ("/api/v2/public/get_time", b'{"params":"x"}', "GET", 400, -32602, "params", None),
+    ("/api/v2/public/get_time", b'{"id":4,"params":[1,2]}', "GET", 400, -32602, "params", 4),
+    ("/api/v2/public/get_time", b"[1,2]", "GET", 400, 11050, None, None),
+    ("/api/v2/public/get_time", b"garbage", "GET", 400, -32700, None, None),
+    ("/api/v2", b'{"jsonrpc":"2.0","id":3,"method":"public/get_time","params":[1,2]}', "POST", 400, -32602,
+     "params", 3),
+    ("/api/v2", b'{"jsonrpc":"2.0","id":5,"method":"public/get_time","params":"x"}', "POST", 400, -32602,
+     "params", 5),
+    ("/api/v2", b"garbage", "POST", 400, -32700, None, None),
+    ("/api/v2", b"[1]", "POST", 400, 11050, None, None),
+    ("/api/v2", b'{"jsonrpc":"2.0","id":6,"method":5}', "POST", 400, 11050, None, 6),
+    ("/api/v2", b'{"id":7,"method":"public/get_index_price","params":{"index_name":["btc_usd"]}}', "POST", 400,
+     -32602, "index_name", 7),
+    (CHART + "&start_timestamp=1e400", None, "GET", 400, -32602, "start_timestamp", None),
+    (CHART + "&start_timestamp=nan", None, "GET", 400, -32602, "start_timestamp", None),
+    (CHART + "&start_timestamp=" + "9" * 40, None, "GET", 400, -32602, "start_timestamp", None),
+    ("/api/v2", b'{"method":"public/get_time","params":{},"pad":"' + b"x" * 40_000 + b'"}', "POST", 413, 11050,
+     None, None),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "verb", "http_status", "code", "param", "request_id"), MALFORMED,
+                         ids=[f"{m[2]} {m[0][-30:]} {(m[1] or b'')[:30]!r}" for m in MALFORMED])
+def test_malformed_requests_get_json_rpc_errors(sim: SimHandle, caplog: pytest.LogCaptureFixture, path: str,
+                                                body: bytes | None, verb: str, http_status: int, code: int,
+                                                param: str | None, request_id: int | None) -> None:
+    caplog.set_level(logging.ERROR)
+    status, content_type, raw = _raw(sim.url, path, body, verb)
+    assert (status, content_type) == (http_status, "application/json"), raw[:200]
+    got = json.loads(raw)
+    assert got["jsonrpc"] == "2.0" and "result" not in got and got["testnet"] is False
+    assert isinstance(got["error"]["message"], str) and got["error"]["code"] == code
+    if param is not None:
+        assert got["error"]["data"]["param"] == param
+    assert got.get("id") == request_id
+    assert not caplog.records  # no traceback in the server's log either
+
+
+@pytest.mark.parametrize("body", [b"garbage", b"[1]", b'{"now_ms":"x"}', b'{"now_ms":-5}', b'{"now_ms":true}',
+                                  b'{"now_ms":1e300}'])
+def test_admin_clock_rejects_bad_bodies(caplog: pytest.LogCaptureFixture, body: bytes) -> None:
+    caplog.set_level(logging.ERROR)
+    with run_in_thread(sim_config()) as sim:
+        status, content_type, raw = _raw(sim.url, "/_sim/clock", body)
+        assert (status, content_type) == (400, "application/json")
+        assert "now_ms" in json.loads(raw)["error"]
+        assert sim.market.now_ms() == SIM_NOW_MS  # the clock did not move
+        status, _, raw = _raw(sim.url, "/_sim/clock", b'{"now_ms": 1709300000000}')
+        assert status == 200 and json.loads(raw) == {"now_ms": 1709300000000}
+    assert not caplog.records

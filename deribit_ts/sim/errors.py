@@ -34,3 +34,5 @@ TOO_MANY_REQUESTS = ApiError(10028, "too_many_requests", http_status=429)
 RETRY = ApiError(10040, "retry")
 SYSTEM_MAINTENANCE = ApiError(11051, "system_maintenance")
 PARSE_ERROR = ApiError(-32700, "Parse error")
+BAD_REQUEST = ApiError(11050, "bad_request")  # a body that is not a JSON-RPC request object
+INTERNAL_ERROR = ApiError(11094, "internal_server_error")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from deribit_ts.sim.errors import invalid_params
@@ -33,18 +34,12 @@ class Params:
             if required:
                 raise invalid_params("value is required", name)
             return default
-        if isinstance(value, bool):
+        number = _as_integer(value)
+        if number is None:
             raise invalid_params("must be integer", name)
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            try:
-                as_float = float(value)
-            except (TypeError, ValueError):
-                raise invalid_params("must be integer", name) from None
-            if as_float != int(as_float):
-                raise invalid_params("must be integer", name) from None
-            return int(as_float)
+        if not _INT64_MIN <= number <= _INT64_MAX:  # what a 64-bit server accepts; keeps numpy arithmetic exact
+            raise invalid_params("out of range", name)
+        return number
 
     def boolean(self, name: str, default: bool = False) -> bool:
         value = self._get(name)
@@ -58,3 +53,25 @@ class Params:
         if text in ("false", "0"):
             return False
         raise invalid_params("must be boolean", name)
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _as_integer(value) -> int | None:
+    """An integer from a JSON number or query text ("5", "5.0", 5.0), or None if it is not one (bool, 5.5, nan)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        pass
+    try:
+        as_float = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(as_float) or not as_float.is_integer():
+        return None
+    return int(as_float)

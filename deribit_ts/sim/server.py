@@ -10,7 +10,17 @@ import orjson
 from aiohttp import web
 
 from deribit_ts.sim.config import SimConfig
-from deribit_ts.sim.errors import METHOD_NOT_FOUND, PARSE_ERROR, RETRY, SYSTEM_MAINTENANCE, TOO_MANY_REQUESTS, ApiError
+from deribit_ts.sim.errors import (
+    BAD_REQUEST,
+    INTERNAL_ERROR,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    RETRY,
+    SYSTEM_MAINTENANCE,
+    TOO_MANY_REQUESTS,
+    ApiError,
+    invalid_params,
+)
 from deribit_ts.sim.faults import BAD_GATEWAY_HTML, FaultPlan
 from deribit_ts.sim.market import SimMarket
 from deribit_ts.sim.methods import METHODS
@@ -20,6 +30,7 @@ from deribit_ts.sim.stats import Stats
 
 log = logging.getLogger(__name__)
 _JSON = "application/json"
+_YEAR_10000_MS = 253_402_300_800_000
 
 
 class SimServer:
@@ -58,28 +69,45 @@ class SimServer:
         params: dict = dict(request.rel_url.query)
         request_id = None
         if request.can_read_body:
-            try:
-                body = orjson.loads(await request.read())
-            except orjson.JSONDecodeError:
-                return self._send(request, name, None, PARSE_ERROR, us_in)
-            if isinstance(body, dict):
-                request_id = body.get("id")
-                params.update(body.get("params") or {})
+            body = await self._json_body(request)
+            if isinstance(body, ApiError):
+                return self._send(request, name, None, body, us_in)
+            if not isinstance(body, dict):
+                return self._send(request, name, None, BAD_REQUEST, us_in)
+            request_id = body.get("id")
+            body_params = _params_of(body)
+            if isinstance(body_params, ApiError):
+                return self._send(request, name, request_id, body_params, us_in)
+            params.update(body_params)
         return await self._answer(request, name, params, request_id, us_in)
 
     async def _rpc(self, request: web.Request) -> web.StreamResponse:
         us_in = time.time_ns() // 1000
-        try:
-            body = orjson.loads(await request.read())
-        except orjson.JSONDecodeError:
-            return self._send(request, "?", None, PARSE_ERROR, us_in)
-        if not isinstance(body, dict) or not isinstance(body.get("method"), str):
-            return self._send(request, "?", None, ApiError(11050, "bad_request"), us_in)
-        full = body["method"]
+        body = await self._json_body(request)
+        if isinstance(body, ApiError):
+            return self._send(request, "?", None, body, us_in)
+        if not isinstance(body, dict):
+            return self._send(request, "?", None, BAD_REQUEST, us_in)
         request_id = body.get("id")
+        if not isinstance(body.get("method"), str):
+            return self._send(request, "?", request_id, BAD_REQUEST, us_in)
+        full = body["method"]
         if not full.startswith("public/"):
             return self._send(request, full, request_id, METHOD_NOT_FOUND, us_in)
-        return await self._answer(request, full[len("public/"):], body.get("params") or {}, request_id, us_in)
+        params = _params_of(body)
+        if isinstance(params, ApiError):
+            return self._send(request, full[len("public/"):], request_id, params, us_in)
+        return await self._answer(request, full[len("public/"):], params, request_id, us_in)
+
+    @staticmethod
+    async def _json_body(request: web.Request):
+        """The parsed body, or the ApiError to answer (unparsable JSON, or a body over the size limit)."""
+        try:
+            return orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return PARSE_ERROR
+        except web.HTTPRequestEntityTooLarge:
+            return ApiError(11050, "bad_request", {"reason": "request body too large"}, http_status=413)
 
     async def _private(self, request: web.Request) -> web.StreamResponse:
         us_in = time.time_ns() // 1000
@@ -105,6 +133,9 @@ class SimServer:
             result = fn(self.market, Params(params), self.market.now_ms(), note)
         except ApiError as exc:
             return self._send(request, name, request_id, exc, us_in)
+        except Exception:  # a simulator bug: answer like the exchange does, keep the traceback for the developer
+            log.exception("simulator error in public/%s with %s", name, params)
+            return self._send(request, name, request_id, INTERNAL_ERROR, us_in)
         return self._send(request, name, request_id, result, us_in, candles=note.get("candles", 0), fault=fault)
 
     def _send(self, request: web.Request, name: str, request_id, outcome, us_in: int, *, candles: int = 0,
@@ -168,7 +199,30 @@ class SimServer:
         return web.json_response([list(w) for w in self.market.outage_windows()])
 
     async def _admin_clock(self, request: web.Request) -> web.Response:
-        body = orjson.loads(await request.read() or b"{}")
+        raw = await request.read()
+        try:
+            body = orjson.loads(raw) if raw.strip() else {}
+        except orjson.JSONDecodeError:
+            return _admin_error('body must be JSON like {"now_ms": 1709294400000}')
+        if not isinstance(body, dict):
+            return _admin_error('body must be a JSON object like {"now_ms": 1709294400000}')
         if "now_ms" in body:
-            self.market.clock.set_ms(int(body["now_ms"]))
+            now_ms = body["now_ms"]
+            if isinstance(now_ms, bool) or not isinstance(now_ms, int) or not 0 <= now_ms < _YEAR_10000_MS:
+                return _admin_error("now_ms must be an integer of milliseconds since 1970 (before year 10000)")
+            self.market.clock.set_ms(now_ms)
         return web.json_response({"now_ms": self.market.now_ms()})
+
+
+def _params_of(body: dict):
+    """A JSON-RPC body's params: an object (absent or null = none), else the -32602 error to answer."""
+    params = body.get("params")
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        return invalid_params("must be an object", "params")
+    return params
+
+
+def _admin_error(reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=400)
