@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import urllib.request
 from datetime import UTC, datetime
 
@@ -186,3 +187,39 @@ def test_prices_are_whole_ticks_that_print_as_decimals() -> None:
             assert type(price) is float and price >= inst.tick
             assert abs(price / inst.tick - round(price / inst.tick)) < 1e-9
             assert len(repr(price).split(".")[1]) <= decimals
+
+
+def test_funding_value_over_all_history_is_the_sum_of_every_hour() -> None:
+    """The widest request (what blocked the server for seconds) against an independent hour-by-hour sum."""
+    m = market()
+    paths, now = m.paths["BTC"], m.now_ms()
+    listed = m.instrument("BTC-PERPETUAL").creation_ms
+    outages = m.outage_windows()
+    assert any(listed < begin < now for begin, _ in outages)  # the sum must skip them
+    expected = 0.0
+    for hour in range(listed // 3_600_000 + 1, now // 3_600_000 + 1):
+        if not any(begin <= hour * 3_600_000 < end for begin, end in outages):
+            expected += paths.interest_1h(hour)
+    assert m.funding_value("BTC-PERPETUAL", 0, 99_999_999_999_999) == expected
+    some = m.funding("BTC-PERPETUAL", now - 30 * DAY, now)
+    assert m.funding_value("BTC-PERPETUAL", now - 30 * DAY, now) == sum(r["interest_1h"] for r in some)
+    assert m.funding_value("BTC-PERPETUAL", now, now + DAY) == 0
+
+
+@pytest.mark.parametrize("cut", ["old", "new"])
+def test_wide_capped_answers_equal_the_cut_full_answers(cut: str) -> None:
+    """Capped answers read only the end they keep; they must be exactly the full answer, cut (half a year of
+    history keeps the full answer cheap to compute here)."""
+    short = {"start": datetime(2023, 9, 1, tzinfo=UTC), "chart_truncate": cut, "funding_truncate": cut}
+    m = market(**short)
+    for resolution in ("1", "30"):
+        full = m.truncate(m.candle_arrays("BTC-PERPETUAL", 0, 99_999_999_999_999, resolution))
+        capped = m.chart("BTC-PERPETUAL", 0, 99_999_999_999_999, resolution)
+        assert len(capped["ticks"]) == m.config.chart_max_candles
+        assert all(np.array_equal(capped[c], full[c]) for c in full)
+    rows = m.funding("BTC-PERPETUAL", 0, 99_999_999_999_999)
+    with run_in_thread(sim_config(**short)) as sim:
+        query = "instrument_name=BTC-PERPETUAL&start_timestamp=0&end_timestamp=99999999999999"
+        with urllib.request.urlopen(f"{sim.url}/api/v2/public/get_funding_rate_history?{query}") as resp:
+            served = json.loads(resp.read())["result"]
+    assert served == (rows[:744] if cut == "new" else rows[-744:])

@@ -106,8 +106,13 @@ class SimMarket:
         return {column: values.tolist() for column, values in arrays.items()}
 
     def candle_arrays(self, name: str, start_ms: int, end_ms: int, resolution: str = "1",
-                      now_ms: int | None = None) -> dict[str, np.ndarray]:
-        """candles() as numpy columns (ticks int64, the others float64): what the server encodes."""
+                      now_ms: int | None = None, at_least: int | None = None,
+                      newest: bool = True) -> dict[str, np.ndarray]:
+        """candles() as numpy columns (ticks int64, the others float64): what the server encodes.
+
+        With `at_least`, day blocks are read from the newest (or the oldest if not `newest`) end only until that
+        many candles are in hand: a capped chart answer over years then reads a few days, not all of them.
+        """
         now = self._now(now_ms)
         inst = self.instrument(name, now)
         pieces: dict[str, list[np.ndarray]] = {c: [] for c in COLUMNS}
@@ -123,7 +128,9 @@ class SimMarket:
         first_day, last_day = start_ms // DAY_MS, end_ms // DAY_MS
         recent_from = now - (self.config.pathologies.correction_window_minutes + 2) * MINUTE_MS
         recent_day = min(recent_from, now - RESOLUTION_MINUTES[resolution] * MINUTE_MS) // DAY_MS
-        for day in range(max(first_day, inst.creation_ms // DAY_MS), last_day + 1):
+        days = range(max(first_day, inst.creation_ms // DAY_MS), last_day + 1)
+        found = 0
+        for day in reversed(days) if newest and at_least is not None else days:
             if day >= recent_day:
                 blk = apply_recent(self, inst, day, resolution, now)
             else:
@@ -135,7 +142,18 @@ class SimMarket:
                 continue
             for column in COLUMNS:  # zero-copy views of the block's columns
                 pieces[column].append(np.frombuffer(getattr(blk, column), dtype=_DTYPES[column])[a:b])
+            found += b - a
+            if at_least is not None and found >= at_least:
+                break
+        if newest and at_least is not None:
+            pieces = {column: parts[::-1] for column, parts in pieces.items()}
         return _joined(pieces)
+
+    def chart(self, name: str, start_ms: int, end_ms: int, resolution: str, now_ms: int | None = None) -> dict:
+        """What get_tradingview_chart_data answers: candle_arrays() cut to `chart_max_candles`."""
+        cap = self.config.chart_max_candles
+        return self.truncate(self.candle_arrays(name, start_ms, end_ms, resolution, now_ms, at_least=cap,
+                                                newest=self.config.chart_truncate == "old"))
 
     def truncate(self, columns: dict) -> dict:
         """Keep chart_max_candles of a chart answer: the newest ('old' end cut) or the oldest ('new' end cut)."""
@@ -167,18 +185,33 @@ class SimMarket:
         return out
 
     # ---- funding --------------------------------------------------------------------------------------------------
-    def funding(self, name: str, start_ms: int, end_ms: int, now_ms: int | None = None) -> list[dict]:
-        """Hourly funding rows with timestamp in (start_ms, end_ms] (start exclusive, end inclusive)."""
+    def _funding_hours(self, name: str, start_ms: int, end_ms: int, now_ms: int | None):
+        """(paths, first hour, last hour) of the funding rows in (start_ms, end_ms], or None if there are none."""
         now = self._now(now_ms)
         inst = self.instrument(name, now)
         if inst is None or not inst.is_perpetual:
-            return []
-        paths = self.paths[inst.currency]
+            return None
         first_hour = max(start_ms + 1, inst.creation_ms + HOUR_MS)
         first_hour = -(-first_hour // HOUR_MS)
         last_hour = min(end_ms, now) // HOUR_MS
+        return self.paths[inst.currency], first_hour, last_hour
+
+    def funding(self, name: str, start_ms: int, end_ms: int, now_ms: int | None = None,
+                limit: int | None = None, newest: bool = False) -> list[dict]:
+        """Hourly funding rows with timestamp in (start_ms, end_ms] (start exclusive, end inclusive), ascending.
+
+        With `limit`, only the oldest `limit` rows (the newest if `newest`): a capped answer over years of hours
+        then costs `limit` rows, not the whole range.
+        """
+        span = self._funding_hours(name, start_ms, end_ms, now_ms)
+        if span is None:
+            return []
+        paths, first_hour, last_hour = span
+        hours = range(last_hour, first_hour - 1, -1) if newest else range(first_hour, last_hour + 1)
         rows = []
-        for hour in range(first_hour, last_hour + 1):
+        for hour in hours:
+            if limit is not None and len(rows) == limit:
+                break
             ts = hour * HOUR_MS
             if self.in_outage(ts):
                 continue
@@ -189,11 +222,24 @@ class SimMarket:
                 "interest_8h": sum(paths.interest_1h(h) for h in range(hour - 7, hour + 1)),
                 "interest_1h": paths.interest_1h(hour),
             })
-        return rows
+        return rows[::-1] if newest else rows
 
     def funding_value(self, name: str, start_ms: int, end_ms: int, now_ms: int | None = None) -> float:
-        """Funding accrued over (start_ms, end_ms]: the sum of the hourly interest_1h in that period."""
-        return sum(row["interest_1h"] for row in self.funding(name, start_ms, end_ms, now_ms))
+        """Funding accrued over (start_ms, end_ms]: the sum of the hourly interest_1h in that period.
+
+        Vectorised over the hours (years of them answer in milliseconds), summed left to right like the rows.
+        """
+        span = self._funding_hours(name, start_ms, end_ms, now_ms)
+        if span is None or span[2] < span[1]:
+            return 0
+        paths, first_hour, last_hour = span
+        hours = np.arange(first_hour, last_hour + 1, dtype=np.int64)
+        if self.config.pathologies.outages:
+            ts = hours * HOUR_MS
+            for begin, end in self._outages:
+                hours = hours[(ts < begin) | (ts >= end)]
+                ts = hours * HOUR_MS
+        return sum(paths.interest_1h_many(hours).tolist())
 
     # ---- prices used by tickers ------------------------------------------------------------------------------------
     def mark_price(self, inst: Instrument, ms: int) -> float:

@@ -130,7 +130,9 @@ class SimServer:
             return self._send(request, name, request_id, METHOD_NOT_FOUND, us_in)
         note: dict = {}
         try:
-            result = fn(self.market, Params(params), self.market.now_ms(), note)
+            # In a worker thread (SimMarket is thread-safe): a heavy request must not stall every other client.
+            result = await asyncio.get_running_loop().run_in_executor(
+                None, fn, self.market, Params(params), self.market.now_ms(), note)
         except ApiError as exc:
             return self._send(request, name, request_id, exc, us_in)
         except Exception:  # a simulator bug: answer like the exchange does, keep the traceback for the developer
