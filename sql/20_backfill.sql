@@ -86,17 +86,20 @@ SELECT t.dataset,
        coalesce(c.fetched_rows, 0)                              AS rows,
        coalesce(c.empty_ranges, 0)                              AS empty_ranges,
        isempty(t.wanted - coalesce(c.done, '{}'::tstzmultirange)) AS complete,
-       c.last_fetched_at
+       c.last_fetched_at,
+       -- Fetched but still inside the exchange's settling time when fetched: the next run fetches it again.
+       (t.wanted * coalesce(c.done, '{}'::tstzmultirange)) - coalesce(c.final, '{}'::tstzmultirange) AS unsettled
 FROM deribit_ts.targets t
 LEFT JOIN LATERAL (
     SELECT range_agg(fetched) AS done,
+           range_agg(tstzrange(lower(fetched), greatest(lower(fetched), least(upper(fetched), final_until)))) AS final,
            sum(rows)          AS fetched_rows,
            count(*) FILTER (WHERE rows = 0) AS empty_ranges,
            max(fetched_at)    AS last_fetched_at
       FROM deribit_ts.coverage cv
      WHERE cv.dataset = t.dataset AND cv.key = t.key
 ) c ON true;
-COMMENT ON VIEW deribit.coverage IS 'Per dataset and key: the range asked for, what is still missing (never fetched), rows fetched';
+COMMENT ON VIEW deribit.coverage IS 'Per dataset and key: the range asked for, what is still missing (never fetched), rows fetched, what is fetched but not yet settled';
 
 -- Record one committed window of a task, in the caller's transaction with the window's rows: the
 -- coverage it proves (final up to p_final_until), the task's cursor (resume point), the lease extension, the watermark and the

@@ -63,8 +63,10 @@ def _run(ctx: typer.Context, dsn: str | None, api_url: str | None, request: Back
     with reporter:
         try:
             summary = asyncio.run(run_backfill(target, s.api_url, request, reporter, command))
-        except asyncio.CancelledError:  # SIGTERM
-            raise KeyboardInterrupt from None
+        except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, or SIGTERM (which cancels the run)
+            # Said here because Typer turns a KeyboardInterrupt into a silent exit 130.
+            raise UserError("interrupted: every committed window is kept and the plan released; re-run the same "
+                            "command to resume", exit_code=130) from None
         except psycopg.OperationalError as exc:  # the connection dropped mid-run
             reason = " ".join(str(exc).split()) or exc.__class__.__name__
             raise DatabaseUnavailable(f"lost the database connection: {reason} (every committed window is kept; "

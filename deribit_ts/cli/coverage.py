@@ -13,8 +13,11 @@ from deribit_ts.db.connect import connect
 
 _COVERAGE = """
 SELECT dataset, key, wanted_from, wanted_until, rows, complete,
-       (SELECT coalesce(sum(upper(m) - lower(m)), interval '0') FROM unnest(missing) AS m) AS missing_time,
-       missing::text AS missing
+       date_trunc('minute', (SELECT coalesce(sum(upper(m) - lower(m)), interval '0') FROM unnest(missing) AS m))
+           AS missing_time,
+       missing::text AS missing,
+       date_trunc('minute', (SELECT coalesce(sum(upper(u) - lower(u)), interval '0') FROM unnest(unsettled) AS u))
+           AS unsettled_time
   FROM deribit.coverage
  WHERE (%(dataset)s::text IS NULL OR dataset = %(dataset)s)
  ORDER BY dataset, key
@@ -32,16 +35,20 @@ def coverage(
     """Coverage of every backfilled dataset and key (from the deribit.coverage view)."""
     with connect(database_dsn(settings(ctx, dsn))) as conn, conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(_COVERAGE, {"dataset": dataset}).fetchall()
+    shown = len(rows)
     rows = [r for r in rows if not incomplete or not r["complete"]]
     if as_json:
         typer.echo(json.dumps(rows, default=str))
         return
     if not rows:
-        typer.echo("nothing backfilled yet (see `deribit-ts backfill --help`)")
+        typer.echo("every backfilled range is complete" if incomplete and shown
+                   else "nothing backfilled yet (see `deribit-ts backfill --help`)")
         return
     typer.echo(f"{'dataset':<9} {'key':<22} {'from':<17} {'until':<17} {'rows':>10}  status")
     for r in rows:
         status = "complete" if r["complete"] else f"missing {r['missing_time']}: {r['missing']}"
+        if r["unsettled_time"]:
+            status += f" ({r['unsettled_time']} still settling, fetched again by the next run)"
         typer.echo(f"{r['dataset']:<9} {r['key']:<22} {r['wanted_from']:%Y-%m-%d %H:%M} "
                    f"{r['wanted_until']:%Y-%m-%d %H:%M} {r['rows']:>10,}  {status}")
     done = sum(r["complete"] for r in rows)
