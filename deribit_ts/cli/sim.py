@@ -25,15 +25,17 @@ def _parse_date(value: str, option: str) -> datetime:
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on (0 = any free port).")] = 8765,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0 = any free port).")] = 8765,
     seed: Annotated[int, typer.Option(help="Market seed: same seed, same market.")] = 42,
     start: Annotated[str, typer.Option(help="First day of market history (UTC).")] = "2018-08-14",
     now: Annotated[str, typer.Option(help="Simulated 'now': an ISO date/time, or 'real' for the wall clock.")] = "real",
-    clock_speed: Annotated[float, typer.Option(help="With a fixed --now: 0 = frozen, X = X times real speed.")] = 0.0,
-    latency_ms: Annotated[float, typer.Option(help="Delay added to every answer, in milliseconds.")] = 0.0,
+    clock_speed: Annotated[float, typer.Option(
+        min=0.0, help="With a fixed --now: 0 = frozen, X = X times real speed.")] = 0.0,
+    latency_ms: Annotated[float, typer.Option(min=0.0, help="Delay added to every answer, in milliseconds.")] = 0.0,
     rate_limit: Annotated[str, typer.Option(help="'deribit' (credit pools per client address) or 'off'.")] = "deribit",
-    fault_rate: Annotated[float, typer.Option(help="Share of requests answered with an injected fault (0-1).")] = 0.0,
-    chart_max_candles: Annotated[int, typer.Option(help="Candles per chart answer before truncation.")] = 5000,
+    fault_rate: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Share of requests answered with an injected fault (0-1).")] = 0.0,
+    chart_max_candles: Annotated[int, typer.Option(min=1, help="Candles per chart answer before truncation.")] = 5000,
     chart_truncate: Annotated[str, typer.Option(help="End a too-long chart answer loses: 'old' or 'new'.")] = "old",
     no_pathologies: Annotated[bool, typer.Option(
         "--no-pathologies", help="Clean market: no fillers, outages, spikes or revisions.")] = False,

@@ -68,6 +68,16 @@ class SimConfig:
             raise UserError(f"fault rate must be between 0 and 1, not {self.fault_rate}")
         if self.clock_speed < 0:
             raise UserError("clock speed cannot be negative")
+        if self.clock_speed and self.now is None:
+            raise UserError("a faster clock needs a fixed start: give --now DATE with --clock-speed "
+                            "(with --now real the simulator follows the wall clock)")
+        if not 0 <= self.port <= 65535:
+            raise UserError(f"port must be between 0 and 65535, not {self.port}")
+        if self.latency_ms < 0 or self.stall_seconds < 0:
+            raise UserError("latency_ms and stall_seconds cannot be negative")
+        for name in ("chart_max_candles", "funding_max_rows", "trades_max_count", "dvol_max_rows", "cache_blocks"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be at least 1, not {getattr(self, name)}")
         unknown = set(self.fault_kinds) - set(FAULT_KINDS)
         if unknown:
             raise UserError(f"unknown fault kinds {sorted(unknown)}; choose from {', '.join(FAULT_KINDS)}")
