@@ -28,14 +28,30 @@ SELECT r.run_id, r.command, r.status, r.started_at, r.finished_at,
 """
 
 
+_RUN_TASKS = """
+SELECT t.task_id, t.dataset, t.key, t.range_start, t.range_end, t.state, rt.rows_fetched, rt.inserted,
+       rt.revised, rt.requests, rt.retries, rt.errors, extract(epoch FROM rt.duration)::float AS seconds,
+       coalesce(rt.error, t.last_error) AS error
+  FROM deribit_ts.run_tasks rt
+  JOIN deribit_ts.tasks t USING (task_id)
+ WHERE rt.run_id = %s
+ ORDER BY rt.errors > 0 DESC, t.dataset, t.key, t.range_start
+"""
+
+
 def runs(
     ctx: typer.Context,
     last: Annotated[int, typer.Option("--last", "-n", min=1, help="How many recent runs.")] = 10,
+    run: Annotated[int | None, typer.Option("--run", min=1, help="Show this run's tasks, one line each.")] = None,
     dsn: DsnOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show the run log: per run and dataset, rows fetched, inserted, revised, requests, retries, errors."""
+    """Show the run log: per run and dataset, rows fetched, inserted, revised, requests, retries, errors;
+    with --run, per task of that run (failed tasks first, with the exchange's message)."""
     with connect(database_dsn(settings(ctx, dsn))) as conn, conn.cursor(row_factory=dict_row) as cur:
+        if run is not None:
+            _show_tasks(run, cur.execute(_RUN_TASKS, (run,)).fetchall(), as_json)
+            return
         rows = cur.execute(_RUNS, (last,)).fetchall()
     if as_json:
         typer.echo(json.dumps(rows, default=str))
@@ -50,6 +66,20 @@ def runs(
             typer.echo(f"    {dataset:<12} tasks {d['tasks']:<5} fetched {d['rows_fetched']:<10} "
                        f"inserted {d['inserted']:<10} revised {d['revised']:<6} requests {d['requests']:<6} "
                        f"retries {d['retries']:<4} failed {d['failed_tasks']}")
+
+
+def _show_tasks(run_id: int, tasks: list[dict], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(tasks, default=str))
+        return
+    if not tasks:
+        typer.echo(f"run {run_id} worked on no tasks (or there is no such run: see `deribit-ts runs`)")
+    for t in tasks:
+        typer.echo(f"task {t['task_id']:<6} {t['dataset']:<8} {t['key']:<24} {t['range_start']:%Y-%m-%d %H:%M} "
+                   f"{t['range_end']:%Y-%m-%d %H:%M}  {t['state']:<8} fetched {t['rows_fetched']:<9} "
+                   f"inserted {t['inserted']:<9} revised {t['revised']:<5} requests {t['requests']:<5} "
+                   f"retries {t['retries']:<3} errors {t['errors']:<3} {t['seconds']:7.1f}s"
+                   + (f"  error: {t['error']}" if t["error"] else ""))
 
 
 def register(app: typer.Typer) -> None:
