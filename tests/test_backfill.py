@@ -19,7 +19,7 @@ from helpers import cli_command, create_database, drop_database, run_cli
 
 from deribit_ts.db.migrate import apply_all
 from deribit_ts.sim import SimConfig, run_in_thread
-from deribit_ts.timeutil import HOUR_MS, MINUTE_MS, from_ms, to_ms
+from deribit_ts.timeutil import HOUR_MS, MINUTE_MS, ceil_ms, from_ms, to_ms
 
 NOW = datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
 SINCE = datetime(2024, 2, 20, tzinfo=UTC)
@@ -56,7 +56,8 @@ def stored_candles(dsn: str, name: str) -> list[tuple]:
 
 
 def true_candles(sim, name: str, since: datetime, until: datetime) -> list[tuple]:
-    truth = sim.market.candles(name, to_ms(since), to_ms(until) - MINUTE_MS)
+    # The chart endpoint includes both ends: ask for the buckets opening before `until`.
+    truth = sim.market.candles(name, to_ms(since), ceil_ms(to_ms(until), MINUTE_MS) - MINUTE_MS)
     columns = [truth[c] for c in ("ticks", "open", "high", "low", "close", "volume", "cost")]
     return [(from_ms(t), *values) for t, *values in zip(*columns, strict=True) if to_ms(since) <= t < to_ms(until)]
 
@@ -103,10 +104,15 @@ def test_backfill_all_equals_the_simulator_row_for_row(sim, new_db):
             "SELECT ts, price, resolution FROM deribit.index_prices WHERE index_name = 'btc_usd' ORDER BY ts"
         ).fetchall()
         incomplete = conn.execute("SELECT dataset, key FROM deribit.coverage WHERE NOT complete").fetchall()
+        priorities = dict(conn.execute(
+            "SELECT dataset, int4range(min(priority), max(priority), '[]') FROM deribit_ts.tasks GROUP BY 1"))
     truth = sim.market.funding("BTC-PERPETUAL", to_ms(SINCE) - 1, to_ms(until) - 1)
     assert funding == [(from_ms(r["timestamp"]), r["interest_1h"], r["interest_8h"], r["index_price"],
                         r["prev_index_price"]) for r in truth]
     assert incomplete == []
+    # `backfill all` works in its documented order: funding and index (cheap) before any candles.
+    assert priorities["funding"].upper <= priorities["index"].lower < priorities["index"].upper <= \
+        priorities["candles"].lower
 
     # Index: every price is the simulator's index, at the finest resolution served for its period.
     assert index_rows
@@ -366,3 +372,52 @@ def test_lost_network_fails_in_one_line_and_resumes_exactly(new_db):
     assert first.returncode != 0
     lines = [line for line in first.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "cannot reach the exchange" in lines[0], first.stderr
+
+
+def true_funding(sim, name: str, since: datetime, until: datetime) -> list[tuple]:
+    return [(from_ms(r["timestamp"]), r["interest_1h"], r["interest_8h"], r["index_price"], r["prev_index_price"])
+            for r in sim.market.funding(name, to_ms(since) - 1, to_ms(until) - 1)
+            if to_ms(since) <= r["timestamp"] < to_ms(until)]
+
+
+def stored_funding(dsn: str, name: str) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            """SELECT ts, interest_1h, interest_8h, index_price, prev_index_price FROM deribit.funding_rates
+               WHERE instrument_name = %s ORDER BY ts""", (name,)).fetchall()
+
+
+def test_bounds_off_the_minute_keep_the_straddling_candle(sim, new_db):
+    """A row belongs to a request when since <= ts < until: an --until at 11:00:30 takes the 11:00 candle, and
+    coverage records whole minutes only, so the next range starting at 11:00 loses nothing."""
+    first = backfill(new_db, sim.url, "candles", "--instrument", "BTC-PERPETUAL",
+                     "--since", "2024-02-01T10:00", "--until", "2024-02-01T11:00:30")
+    start, straddle = datetime(2024, 2, 1, 10, tzinfo=UTC), datetime(2024, 2, 1, 11, 0, 30, tzinfo=UTC)
+    assert stored_candles(new_db, "BTC-PERPETUAL") == true_candles(sim, "BTC-PERPETUAL", start, straddle)
+    assert first["datasets"]["candles"]["inserted"] == 61
+    backfill(new_db, sim.url, "candles", "--instrument", "BTC-PERPETUAL",
+             "--since", "2024-02-01T11:00", "--until", "2024-02-01T12:00")
+    end = datetime(2024, 2, 1, 12, tzinfo=UTC)
+    assert stored_candles(new_db, "BTC-PERPETUAL") == true_candles(sim, "BTC-PERPETUAL", start, end)
+    assert len(stored_candles(new_db, "BTC-PERPETUAL")) == 120
+    with psycopg.connect(new_db) as conn:
+        bounds = conn.execute("SELECT lower(fetched), upper(fetched) FROM deribit_ts.coverage").fetchall()
+        complete = conn.execute("SELECT bool_and(complete) FROM deribit.coverage").fetchone()
+    assert all(a.second == b.second == 0 and a.microsecond == b.microsecond == 0 for a, b in bounds), bounds
+    assert complete == (True,)
+
+
+def test_funding_bounds_off_the_hour_keep_the_straddling_row(sim, new_db):
+    since, straddle = datetime(2023, 1, 1, 0, 30, tzinfo=UTC), datetime(2023, 1, 2, 5, 30, tzinfo=UTC)
+    backfill(new_db, sim.url, "funding", "--instrument", "BTC-PERPETUAL",
+             "--since", since.isoformat(), "--until", straddle.isoformat())
+    got = stored_funding(new_db, "BTC-PERPETUAL")
+    assert got == true_funding(sim, "BTC-PERPETUAL", since, straddle)
+    assert got[0][0] == datetime(2023, 1, 1, 1, tzinfo=UTC) and got[-1][0] == datetime(2023, 1, 2, 5, tzinfo=UTC)
+    end = datetime(2023, 1, 2, 10, tzinfo=UTC)
+    backfill(new_db, sim.url, "funding", "--instrument", "BTC-PERPETUAL",
+             "--since", "2023-01-02T05:00", "--until", end.isoformat())
+    assert stored_funding(new_db, "BTC-PERPETUAL") == true_funding(sim, "BTC-PERPETUAL", since, end)
+    with psycopg.connect(new_db) as conn:
+        bounds = conn.execute("SELECT lower(fetched), upper(fetched) FROM deribit_ts.coverage").fetchall()
+    assert all(a.minute == b.minute == a.second == b.second == 0 for a, b in bounds), bounds

@@ -50,6 +50,13 @@ class ExchangeError(UserError):
         return f"{self.method}({_short_params(self.params)}) failed: {detail}"
 
 
+class UnexpectedReplyError(UserError):
+    """Deribit answered, but not in the shape its API documents (e.g. chart columns of different lengths).
+
+    The task that asked fails with this message; retrying the same request would get the same answer.
+    """
+
+
 class ExchangeUnavailableError(ExchangeUnavailable):
     """The exchange could not be reached, or kept failing, within the retry budget."""
 

@@ -12,7 +12,7 @@ import asyncio
 import json
 import os
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -25,15 +25,23 @@ from deribit_ts.exchange.limiter import CreditLimiter
 from deribit_ts.ingest import instruments, rollups, tasks
 from deribit_ts.ingest.engine import RANGED, Engine
 from deribit_ts.ingest.progress import Reporter
-from deribit_ts.timeutil import check_order, from_ms
+from deribit_ts.timeutil import EPOCH, check_order, from_ms
 
 DATASETS = ("instruments", "funding", "index", "candles")  # the order `backfill all` plans them in
 KINDS = ("perpetual", "future", "option")
 INDEX_HISTORY_START = datetime(2010, 1, 1, tzinfo=UTC)  # before any Deribit index existed
 INDEX_TASK_SPAN = timedelta(days=100_000)  # one task per index: the API pages by range, not by time
 
-# Lower runs first. Expired instruments first (their data is what the exchange may stop serving), then
-# dated instruments by expiry, perpetuals last.
+# Rows are keyed by their open time, one per step (the row step of each dataset); a row belongs to a request
+# when since <= ts < until. Bounds are aligned UP to the step before planning, so coverage only ever records
+# whole steps: [10:00, 11:00:30) holds the 11:00 candle, and is planned as [10:00, 11:01).
+STEPS = {"candles": timedelta(minutes=1), "funding": timedelta(hours=1), "index": timedelta(minutes=1)}
+
+# Lower runs first, following `backfill all`'s documented order: funding and the index (a few cheap requests
+# per key) before any candles. Among candles, expired instruments first (their data is what the exchange may
+# stop serving), then dated instruments by expiry, perpetuals last.
+FUNDING_PRIORITY = 1
+INDEX_PRIORITY = 2
 _INSTRUMENT_WANTS = """
 SELECT instrument_name,
        greatest(date_trunc(%(unit)s, coalesce(creation_ts, %(default_start)s)), %(since)s) AS want_from,
@@ -95,25 +103,40 @@ async def _wants(conn: AsyncConnection, req: BackfillRequest, kinds: list[str], 
     return await cur.fetchall()
 
 
+def align_up(value: datetime, step: timedelta) -> datetime:
+    """The first multiple of `step` (counted from the epoch) at or after `value`."""
+    return EPOCH + -((EPOCH - value) // step) * step
+
+
+def _aligned(req: BackfillRequest, step: timedelta) -> BackfillRequest:
+    return replace(req, since=req.since and align_up(req.since, step), until=req.until and align_up(req.until, step))
+
+
 async def make_plan(conn: AsyncConnection, req: BackfillRequest, now: datetime) -> Plan:
     plan = Plan()
     last_minute = now.replace(second=0, microsecond=0)
     for dataset in req.datasets:
+        if dataset not in STEPS:
+            continue
+        step = STEPS[dataset]
+        aligned = _aligned(req, step)
         if dataset == "candles":
-            wants = await _wants(conn, req, req.kinds, "minute", last_minute, now)
+            wants = await _wants(conn, aligned, req.kinds, "minute", last_minute, now)
         elif dataset == "funding":
             # A funding row at hh:00 is final at hh:00; ask up to the next whole hour (exclusive).
             horizon = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-            wants = await _wants(conn, req, ["perpetual"], "hour", horizon, now)
-        elif dataset == "index":
-            until = min(req.until or last_minute, last_minute)
-            wants = [(name, req.since or INDEX_HISTORY_START, until, 10) for name in req.indexes]
+            wants = [(key, start, end, FUNDING_PRIORITY)
+                     for key, start, end, _ in await _wants(conn, aligned, ["perpetual"], "hour", horizon, now)]
         else:
-            continue
+            until = min(aligned.until or last_minute, last_minute)
+            wants = [(name, aligned.since or INDEX_HISTORY_START, until, INDEX_PRIORITY) for name in req.indexes]
         span = RANGED[dataset].task_span if dataset in RANGED else INDEX_TASK_SPAN
         plan.keys[dataset] = [key for key, *_ in wants]
         plan.new_tasks[dataset] = 0
         for key, start, end, priority in wants:
+            # An expiry off the step (none known so far) still ends on a whole step: its last row is in.
+            # (Every horizon is a whole step already, so this never reaches past it.)
+            start, end = align_up(start, step), align_up(end, step)
             plan.new_tasks[dataset] += await tasks.plan(conn, dataset, key, start, end, span, priority)
     return plan
 

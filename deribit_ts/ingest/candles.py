@@ -9,9 +9,10 @@ import psycopg
 from psycopg import AsyncConnection
 
 from deribit_ts.exchange.client import DeribitClient
+from deribit_ts.exchange.errors import UnexpectedReplyError
 from deribit_ts.ingest.dataset import RangedDataset, Window
 from deribit_ts.ingest.load import LoadResult, Table, copy_rows, upsert_rows
-from deribit_ts.timeutil import MINUTE_MS
+from deribit_ts.timeutil import MINUTE_MS, ceil_ms, from_ms
 
 fromtimestamp = datetime.fromtimestamp
 
@@ -23,6 +24,7 @@ CANDLES = Table(
     key=("instrument_id", "ts"),
 )
 
+_COLUMNS = ("ticks", "open", "high", "low", "close", "volume", "cost")  # a row: the timestamp, then the values
 # An index probe: does this instrument already have a row in the window? Only then is an upsert needed.
 _ANY_ROW = "SELECT EXISTS (SELECT 1 FROM deribit.candles_1m WHERE instrument_id = %s AND ts >= %s AND ts < %s)"
 
@@ -41,13 +43,23 @@ class Candles(RangedDataset):
     settle = timedelta(minutes=30)
 
     async def fetch_once(self, client: DeribitClient, key: str, start_ms: int, end_ms: int) -> list[Sequence]:
-        # The chart endpoint includes both ends: ask for the buckets opening in [start, end - 1 minute].
-        chart = await client.get_chart(key, start_ms, end_ms - MINUTE_MS, "1")
+        # The chart endpoint includes both ends: ask for the buckets opening in [start, end), i.e. from the
+        # first whole minute at or after start to the last whole minute before end (a range that is not on
+        # whole minutes must neither lose its last bucket nor send a start after the end).
+        first, last = ceil_ms(start_ms, MINUTE_MS), ceil_ms(end_ms, MINUTE_MS) - MINUTE_MS
+        if first > last:
+            return []
+        chart = await client.get_chart(key, first, last, "1")
         ticks = chart.get("ticks") or []
         if chart.get("status") == "no_data" or not ticks:
             return []
-        return list(zip(ticks, chart["open"], chart["high"], chart["low"], chart["close"], chart["volume"],
-                        chart["cost"], strict=True))
+        columns = [chart[name] for name in _COLUMNS]
+        lengths = {name: len(column) for name, column in zip(_COLUMNS, columns, strict=True)}
+        if len(set(lengths.values())) > 1:
+            raise UnexpectedReplyError(
+                f"get_tradingview_chart_data({key}, {from_ms(first):%Y-%m-%d %H:%M}..{from_ms(last):%Y-%m-%d %H:%M}) "
+                f"returned columns of different lengths ({', '.join(f'{k} {n}' for k, n in lengths.items())})")
+        return list(zip(*columns, strict=True))
 
     async def load(self, conn: AsyncConnection, key_id: int, window: Window) -> LoadResult:
         if not window.rows:
