@@ -5,13 +5,19 @@ Every test compares the database with the simulator's own market truth, row for 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import signal
 import subprocess
+import threading
 import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
 
 import psycopg
 import pytest
@@ -421,3 +427,87 @@ def test_funding_bounds_off_the_hour_keep_the_straddling_row(sim, new_db):
     with psycopg.connect(new_db) as conn:
         bounds = conn.execute("SELECT lower(fetched), upper(fetched) FROM deribit_ts.coverage").fetchall()
     assert all(a.minute == b.minute == a.second == b.second == 0 for a, b in bounds), bounds
+
+
+@contextlib.contextmanager
+def tampering_proxy(upstream: str, tamper):
+    """A real HTTP server in front of the simulator that forwards every request and lets `tamper(method, params,
+    reply)` rewrite a JSON-RPC reply (return None to send it unchanged, or (status, body), or 'drop' to close the
+    connection without answering): an exchange that misbehaves on chosen requests only."""
+
+    class Forward(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the stdlib's name)
+            parts = urlsplit(self.path)
+            try:
+                with urllib.request.urlopen(upstream + self.path, timeout=30) as reply:
+                    status, body = reply.status, reply.read()
+            except urllib.error.HTTPError as exc:
+                status, body = exc.code, exc.read()
+            changed = tamper(parts.path.rsplit("/", 1)[-1], dict(parse_qsl(parts.query)), json.loads(body))
+            if changed == "drop":
+                self.close_connection = True
+                return
+            if changed is not None:
+                status, body = changed[0], json.dumps(changed[1]).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_failing_tasks_are_recorded_and_the_others_go_on(sim, new_db):
+    """One task's window answered 11094 on every try, one with chart columns of different lengths, one with the
+    connection dropped every time while the rest of the exchange answers: those three tasks fail with their reason
+    recorded, every other task completes, the run exits non-zero in one line; a re-run completes the table."""
+    poisoned = {"11094": datetime(2023, 7, 1, tzinfo=UTC), "columns": datetime(2023, 10, 1, tzinfo=UTC),
+                "drop": datetime(2024, 1, 25, tzinfo=UTC)}
+
+    def hit(params: dict, day: datetime) -> bool:
+        return int(params["start_timestamp"]) <= to_ms(day) <= int(params["end_timestamp"])
+
+    def tamper(method: str, params: dict, reply: dict):
+        if method != "get_tradingview_chart_data":
+            return None
+        if hit(params, poisoned["11094"]):
+            return 400, {"jsonrpc": "2.0", "error": {"code": 11094, "message": "internal_server_error"}}
+        if hit(params, poisoned["columns"]):
+            reply["result"]["open"] = reply["result"]["open"][:-1]
+            return 200, reply
+        return "drop" if hit(params, poisoned["drop"]) else None
+
+    since, until = datetime(2023, 6, 1, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC)
+    args = ("candles", "--instrument", "BTC-PERPETUAL", "--since", since.isoformat(), "--until", until.isoformat(),
+            "--workers", "4")
+    with tampering_proxy(sim.url, tamper) as url:
+        result = run_cli("backfill", *args, "--quiet", "--dsn", new_db, "--api-url", url,
+                         env={**NO_LIMITER, "DERIBIT_TS_MAX_RETRIES": "2"})
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "3 task(s) failed" in lines[0] and "deribit-ts runs" in lines[0], result.stderr
+    with psycopg.connect(new_db) as conn:
+        states = conn.execute("SELECT state, range_start, range_end, last_error FROM deribit_ts.tasks").fetchall()
+        run = conn.execute("SELECT status, error FROM deribit_ts.runs").fetchone()
+    failed = {next(kind for kind, day in poisoned.items() if a <= day < b): error
+              for state, a, b, error in states if state == "failed"}
+    assert set(failed) == set(poisoned), states
+    assert "Deribit error 11094 internal_server_error (gave up after 3 attempts)" in failed["11094"]
+    assert "columns of different lengths (ticks 5000, open 4999" in failed["columns"]
+    assert "get_tradingview_chart_data" in failed["drop"] and "gave up after 3 attempts" in failed["drop"]
+    assert all(state == "done" for state, *_ in states if state != "failed")
+    assert run[0] == "failed" and run[1].startswith("3 task(s) failed")
+
+    backfill(new_db, sim.url, *args)  # the exchange behaves again: the failed tasks are planned anew
+    assert stored_candles(new_db, "BTC-PERPETUAL") == true_candles(sim, "BTC-PERPETUAL", since, until)

@@ -11,7 +11,13 @@ from datetime import UTC, datetime
 import pytest
 
 from deribit_ts.errors import ExchangeUnavailable
-from deribit_ts.exchange import CreditLimiter, DeribitClient, ExchangeError, ExchangeUnavailableError
+from deribit_ts.exchange import (
+    CreditLimiter,
+    DeribitClient,
+    ExchangeError,
+    ExchangeUnavailableError,
+    RetriesExhaustedError,
+)
 from deribit_ts.sim import SimConfig, SimHandle, run_in_thread
 
 NOW = datetime(2024, 3, 1, 12, 0, 30, tzinfo=UTC)
@@ -266,3 +272,22 @@ def test_api_url_may_carry_the_api_v2_suffix(sim):
             return await client.get_time()
 
     assert asyncio.run(main()) == sim.market.now_ms()
+
+
+def test_a_call_the_exchange_keeps_answering_with_a_retryable_code_fails_alone():
+    """Retries exhausted on a Deribit code: the exchange is reachable, so only this call fails (its caller's task),
+    with the exchange's code and message, not as 'cannot reach the exchange'."""
+    with run_in_thread(config(fault_rate=1.0, fault_kinds=("retry_10040",))) as sim:
+
+        async def main() -> RetriesExhaustedError:
+            async with DeribitClient(sim.url, max_retries=2, backoff_base_s=0.01, backoff_cap_s=0.02) as client:
+                with pytest.raises(RetriesExhaustedError) as caught:
+                    await client.get_chart("BTC-PERPETUAL", CHART_START, CHART_START + 3_600_000)
+                return caught.value
+
+        error = asyncio.run(main())
+    assert isinstance(error, ExchangeError) and not isinstance(error, ExchangeUnavailable)
+    assert error.code == 10040 and error.attempts == 3
+    message = str(error)
+    assert message.startswith("public/get_tradingview_chart_data(instrument_name=BTC-PERPETUAL")
+    assert message.endswith("failed: Deribit error 10040 retry (gave up after 3 attempts)") and "\n" not in message

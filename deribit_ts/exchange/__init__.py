@@ -1,7 +1,13 @@
 """Talking to Deribit: the REST client (ccxt underneath), its credit limiter and its errors."""
 
 from deribit_ts.exchange.client import ClientStats, DeribitClient, Tally, current_tally
-from deribit_ts.exchange.errors import RETRYABLE_CODES, ExchangeError, ExchangeUnavailableError
+from deribit_ts.exchange.errors import (
+    RETRYABLE_CODES,
+    ExchangeError,
+    ExchangeUnavailableError,
+    RetriesExhaustedError,
+    UnexpectedReplyError,
+)
 from deribit_ts.exchange.limiter import RATE_LIMIT_SCALE_ENV, CreditLimiter
 
 __all__ = [
@@ -12,6 +18,8 @@ __all__ = [
     "DeribitClient",
     "ExchangeError",
     "ExchangeUnavailableError",
+    "RetriesExhaustedError",
     "Tally",
+    "UnexpectedReplyError",
     "current_tally",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import math
 import random
 import ssl
 from collections import Counter
@@ -24,6 +25,7 @@ from deribit_ts.exchange.errors import (
     TOO_MANY_REQUESTS,
     ExchangeError,
     ExchangeUnavailableError,
+    RetriesExhaustedError,
 )
 from deribit_ts.exchange.limiter import CreditLimiter, method_key
 
@@ -110,6 +112,11 @@ class _Failure:
     detail: str
     throttled: bool = False
 
+    @property
+    def answered(self) -> bool:
+        """Deribit itself answered (with an error code): the exchange is reachable."""
+        return self.kind.lstrip("-").isdigit()
+
 
 @dataclass
 class ClientStats:
@@ -173,6 +180,7 @@ class DeribitClient:
         # which would bunch requests up on the server's side of the bucket.
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._random = random.Random()
+        self._last_success_at = -math.inf  # loop time of the latest reply that carried a result
         self._session: aiohttp.ClientSession | None = None
         # 'session': None tells ccxt the session is ours (created lazily inside the event loop, with a
         # connection pool as large as our in-flight limit), and ccxt's own throttler stays off: the
@@ -217,6 +225,7 @@ class DeribitClient:
         params = _clean_params(params)
         endpoint = self._endpoint(name)
         self._open()
+        started = asyncio.get_running_loop().time()
         failure: _Failure | None = None
         for attempt in range(self.max_retries + 1):
             tally = current_tally.get()
@@ -233,9 +242,12 @@ class DeribitClient:
                 failure = self._classify(exc, name, params)
             self._record(failure, name, attempt, final=attempt == self.max_retries)
         assert failure is not None
-        raise ExchangeUnavailableError(
-            self.api_url, failure.detail, method=f"public/{name}", attempts=self.max_retries + 1
-        )
+        attempts = self.max_retries + 1
+        if failure.answered or self._last_success_at > started:
+            # The exchange is there (it answered this call, or others meanwhile): only this call failed.
+            code = int(failure.kind) if failure.answered else None
+            raise RetriesExhaustedError(code, failure.detail, f"public/{name}", params, attempts)
+        raise ExchangeUnavailableError(self.api_url, failure.detail, method=f"public/{name}", attempts=attempts)
 
     async def _attempt(self, name: str, endpoint: Any, params: dict[str, Any]) -> Any:
         async with self._in_flight:
@@ -247,6 +259,7 @@ class DeribitClient:
             finally:
                 self.limiter.request_done(name)
                 self.stats.bytes_received += self._exchange.received_bytes - received_before
+        self._last_success_at = asyncio.get_running_loop().time()
         return envelope["result"]
 
     def _endpoint(self, name: str) -> Any:

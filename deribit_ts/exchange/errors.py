@@ -50,6 +50,22 @@ class ExchangeError(UserError):
         return f"{self.method}({_short_params(self.params)}) failed: {detail}"
 
 
+class RetriesExhaustedError(ExchangeError):
+    """A call kept failing with retryable errors while the exchange as a whole was reachable: it answered this
+    call with Deribit error codes, or answered other calls meanwhile. Only the work that made this call fails
+    (e.g. one backfill task); ExchangeUnavailableError is for an exchange that answers nobody.
+    """
+
+    def __init__(self, code: int | None, detail: str, method: str, params: dict[str, Any], attempts: int):
+        self.detail = detail
+        self.attempts = attempts
+        super().__init__(code, detail, None, method, params)
+
+    def _describe(self) -> str:
+        params = _short_params(self.params)
+        return f"{self.method}({params}) failed: {self.detail} (gave up after {self.attempts} attempts)"
+
+
 class UnexpectedReplyError(UserError):
     """Deribit answered, but not in the shape its API documents (e.g. chart columns of different lengths).
 

@@ -186,7 +186,8 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
             failed = result.failed if result else []
             await rollups.refresh_after_run(control, run_id)
             status = "ok" if not failed else "failed"
-            error = f"{len(failed)} task(s) failed; first: {failed[0][1]}" if failed else None
+            error = (f"{len(failed)} task(s) failed, the first: {failed[0][0].dataset} {failed[0][0].key}: "
+                     f"{failed[0][1]}") if failed else None
             summary = await summarize(control, run_id, plan)
         except (KeyboardInterrupt, asyncio.CancelledError):
             status, error = "interrupted", "interrupted"

@@ -16,9 +16,10 @@ from datetime import timedelta
 from psycopg import AsyncConnection
 
 from deribit_ts.exchange.client import DeribitClient, Tally, current_tally
+from deribit_ts.exchange.errors import UnexpectedReplyError
 from deribit_ts.ingest.load import LoadResult
 from deribit_ts.ingest.windows import fetch_exact
-from deribit_ts.timeutil import to_ms
+from deribit_ts.timeutil import from_ms, to_ms
 
 
 @dataclass
@@ -61,5 +62,10 @@ class RangedDataset(ABC):
         async def once(a: int, b: int) -> list[Sequence]:
             return await self.fetch_once(client, key, a, b)
 
-        window.rows = await fetch_exact(once, start_ms, end_ms, self.step_ms)
+        try:
+            window.rows = await fetch_exact(once, start_ms, end_ms, self.step_ms)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:  # a reply not shaped as documented
+            raise UnexpectedReplyError(
+                f"{self.name} of {key} from {from_ms(start_ms):%Y-%m-%d %H:%M}: the exchange's reply is not as "
+                f"documented ({exc.__class__.__name__}: {exc})") from None
         return window

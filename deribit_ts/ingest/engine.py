@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from psycopg import AsyncConnection
 
 from deribit_ts.exchange.client import DeribitClient, Tally, current_tally
-from deribit_ts.exchange.errors import ExchangeError
+from deribit_ts.exchange.errors import ExchangeError, UnexpectedReplyError
 from deribit_ts.ingest import candles, funding, index, tasks
 from deribit_ts.ingest.dataset import RangedDataset
 from deribit_ts.ingest.progress import Reporter
@@ -93,10 +93,14 @@ class Engine:
         except LeaseLost:
             log.warning("task %s (%s %s) was taken over by another worker", task.task_id, task.dataset, task.key)
             return
-        except ExchangeError as exc:  # this task cannot succeed as asked; the others go on
+        except (ExchangeError, UnexpectedReplyError) as exc:
+            # This task cannot succeed now (the exchange refused it, kept failing it while answering others,
+            # or answered out of shape): record why and let the others go on. Only an exchange that answers
+            # nobody (ExchangeUnavailableError) stops the run. The run log keeps the message (one line at the end
+            # says how many failed), so stderr is not flooded when many tasks fail.
             error = str(exc)
             self.result.failed.append((task, error))
-            log.error("task %s (%s %s) failed: %s", task.task_id, task.dataset, task.key, error)
+            log.info("task %s (%s %s) failed: %s", task.task_id, task.dataset, task.key, error)
         await tasks.finish(conn, task, owner, self.run_id, error, timedelta(seconds=time.monotonic() - started))
         self.reporter.task_done(task.dataset, task.key)
 

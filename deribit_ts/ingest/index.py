@@ -15,6 +15,7 @@ from statistics import median
 from psycopg import AsyncConnection
 
 from deribit_ts.exchange.client import DeribitClient
+from deribit_ts.exchange.errors import UnexpectedReplyError
 from deribit_ts.ingest.load import LoadResult, Table, upsert_rows
 from deribit_ts.timeutil import from_ms, to_ms
 
@@ -53,9 +54,14 @@ async def fetch(client: DeribitClient, index_name: str, start: datetime, end: da
     best: dict[int, tuple[float, timedelta]] = {}
     ranges = ranges_reaching(start, now)
     for range_ in ranges:
-        points = sorted(p for p in await client.get_index_chart_data(index_name, range_) if p and p[1] is not None)
+        reply = await client.get_index_chart_data(index_name, range_)
+        try:
+            points = sorted((int(p[0]), float(p[1])) for p in reply if p and p[1] is not None)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise UnexpectedReplyError(f"get_index_chart_data({index_name}, {range_}): the exchange's reply is not "
+                                       f"as documented ({exc.__class__.__name__}: {exc})") from None
         resolution = resolution_of(points)
-        for ts_ms, price in ((int(p[0]), float(p[1])) for p in points):
+        for ts_ms, price in points:
             if to_ms(start) <= ts_ms < to_ms(end) and (ts_ms not in best or resolution <= best[ts_ms][1]):
                 best[ts_ms] = (price, resolution)
     return [(index_name, from_ms(ts), price, res) for ts, (price, res) in sorted(best.items())]
