@@ -150,7 +150,7 @@ def test_filler_candles_switch() -> None:
 def test_chart_truncation_keeps_the_configured_end() -> None:
     start, end = SIM_NOW_MS - 10 * DAY, SIM_NOW_MS
     newest = market().truncate(market().candles("BTC-PERPETUAL", start, end))
-    assert len(newest["ticks"]) == 5000 and newest["ticks"][-1] == end // MINUTE * MINUTE
+    assert len(newest["ticks"]) == 5001 and newest["ticks"][-1] == end // MINUTE * MINUTE
     oldest = market(chart_truncate="new", chart_max_candles=100)
     got = oldest.truncate(oldest.candles("BTC-PERPETUAL", start, end))
     assert len(got["ticks"]) == 100 and got["ticks"][0] == start // MINUTE * MINUTE

@@ -35,7 +35,7 @@ def serve(
     rate_limit: Annotated[str, typer.Option(help="'deribit' (credit pools per client address) or 'off'.")] = "deribit",
     fault_rate: Annotated[float, typer.Option(
         min=0.0, max=1.0, help="Share of requests answered with an injected fault (0-1).")] = 0.0,
-    chart_max_candles: Annotated[int, typer.Option(min=1, help="Candles per chart answer before truncation.")] = 5000,
+    chart_max_candles: Annotated[int, typer.Option(min=1, help="Candles per chart answer before truncation.")] = 5001,
     chart_truncate: Annotated[str, typer.Option(help="End a too-long chart answer loses: 'old' or 'new'.")] = "old",
     no_pathologies: Annotated[bool, typer.Option(
         "--no-pathologies", help="Clean market: no fillers, outages, spikes or revisions.")] = False,
