@@ -511,3 +511,44 @@ def test_failing_tasks_are_recorded_and_the_others_go_on(sim, new_db):
 
     backfill(new_db, sim.url, *args)  # the exchange behaves again: the failed tasks are planned anew
     assert stored_candles(new_db, "BTC-PERPETUAL") == true_candles(sim, "BTC-PERPETUAL", since, until)
+
+
+@contextlib.contextmanager
+def connection_slots_left(dsn: str, free: int):
+    """Occupy the server's connections until only `free` are left (the cap is max_connections for everyone,
+    superusers included once the reserved slots are gone)."""
+    held: list[psycopg.Connection] = []
+    try:
+        while True:
+            try:
+                held.append(psycopg.connect(dsn, autocommit=True))
+            except psycopg.OperationalError as exc:
+                assert "too many clients" in str(exc), exc
+                break
+        for conn in held[len(held) - free:]:
+            conn.close()
+        del held[len(held) - free:]
+        time.sleep(0.3)  # the server frees a slot when the backend has exited
+        yield
+    finally:
+        for conn in held:
+            conn.close()
+
+
+def test_workers_are_capped_at_the_tasks_there_are(sim, new_db):
+    """--workers 64 for one task opens one worker connection, not 64: with 3 slots left the run still fits."""
+    with connection_slots_left(new_db, 3):
+        summary = backfill(new_db, sim.url, "candles", "--instrument", "BTC-PERPETUAL", "--since", "2024-02-01",
+                           "--until", "2024-02-02", "--workers", "64")
+    assert summary["status"] == "ok" and summary["datasets"]["candles"]["tasks"] == 1
+
+
+def test_too_many_workers_for_the_database_fail_in_one_line(sim, new_db):
+    with connection_slots_left(new_db, 2):
+        result = run_cli("backfill", "candles", "--instrument", "BTC-PERPETUAL", "--since", "2023-06-01",
+                         "--until", "2024-02-01", "--workers", "8", "--quiet", "--dsn", new_db, "--api-url", sim.url,
+                         env=NO_LIMITER)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode != 0
+    assert lines == ["deribit-ts: error: the database refused more connections (max_connections): lower --workers "
+                     "/ DERIBIT_TS_WORKERS"], result.stderr

@@ -179,10 +179,12 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
             for dataset, keys in plan.keys.items():
                 reporter.planned(dataset, await _open_tasks(control, dataset, keys))
             ids = await instruments.name_to_id(control)
-            engine = Engine(dsn, client, run_id, ids, now, reporter, req.workers)
             work = [d for d in req.datasets if d in plan.keys]
             all_keys = sorted({k for d in work for k in plan.keys[d]})
-            result = await engine.run(work, all_keys) if work and all_keys else None
+            # One connection per worker: start no more workers than there are tasks to work on.
+            workers = min(req.workers, await tasks.unfinished(control, work, all_keys)) if work and all_keys else 0
+            engine = Engine(dsn, client, run_id, ids, now, reporter, workers)
+            result = await engine.run(work, all_keys) if workers else None
             failed = result.failed if result else []
             await rollups.refresh_after_run(control, run_id)
             status = "ok" if not failed else "failed"
