@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,6 +21,7 @@ import pytest
 from sim_fixtures import SIM_NOW_MS, sim_config
 
 from deribit_ts.sim import SimHandle, run_in_thread
+from deribit_ts.sim.methods import METHODS
 
 SAMPLES = Path(__file__).parent / "data" / "deribit_samples"
 # Values the simulator may leave null although the sample shows a value (no trade in 24 h, empty book side...).
@@ -69,7 +71,10 @@ def _sample_kinds(value) -> set[str]:
     return {kind}
 
 
-def assert_same_shape(sample, got, path: str = "$", ignore: frozenset[str] = frozenset()) -> None:
+def assert_same_shape(sample, got, path: str = "$", ignore: frozenset[str] = frozenset(),
+                      empty_ok: frozenset[str] = frozenset()) -> None:
+    """`got` has the sample's keys and JSON types, recursively. A list the sample fills must not come back empty
+    (an always-empty answer would otherwise pass) unless its key is in `empty_ok`."""
     if sample is None:
         return
     if got is None and path.rsplit(".", 1)[-1] in NULLABLE:
@@ -80,10 +85,11 @@ def assert_same_shape(sample, got, path: str = "$", ignore: frozenset[str] = fro
             if key in ignore:
                 continue
             assert key in got, f"{path}: key {key!r} missing (simulator keys: {sorted(got)})"
-            assert_same_shape(value, got[key], f"{path}.{key}", ignore)
-    elif isinstance(sample, list) and sample and got:
+            assert_same_shape(value, got[key], f"{path}.{key}", ignore, empty_ok)
+    elif isinstance(sample, list) and sample:
+        assert got or path.rsplit(".", 1)[-1] in empty_ok, f"{path}: the sample has items but the simulator sent []"
         for item in got[:50]:
-            assert_same_shape(sample[0], item, f"{path}[]", ignore)
+            assert_same_shape(sample[0], item, f"{path}[]", ignore, empty_ok)
 
 
 def load(name: str) -> dict:
@@ -182,6 +188,13 @@ CASES = [  # sample file, method, params (names filled in from the fixture), ign
 ]
 
 
+# Lists a sample fills that the simulator may rightly answer empty, per sample, with why.
+EMPTY_OK = {
+    "get_instrument.json": {"tick_size_steps"},  # the simulator's options have a single tick size (futures: [])
+    "status.json": {"locked_currencies"},  # nothing is ever locked in the simulator
+}
+
+
 @pytest.mark.parametrize(("sample", "method", "params", "ignore"), CASES, ids=[c[0] for c in CASES])
 def test_response_matches_sample(sim: SimHandle, names: dict, sample: str, method: str, params: dict,
                                  ignore: tuple) -> None:
@@ -194,7 +207,7 @@ def test_response_matches_sample(sim: SimHandle, names: dict, sample: str, metho
         assert got["id"] == expected["id"]
     else:
         assert "id" not in got  # a plain GET carries no id, so the answer has none
-    assert_same_shape(expected, got, ignore=frozenset(ignore))
+    assert_same_shape(expected, got, ignore=frozenset(ignore), empty_ok=frozenset(EMPTY_OK.get(sample, ())))
     assert _kind(got["usIn"]) == _kind(got["usOut"]) == _kind(got["usDiff"]) == "number"
     assert got["testnet"] is False
 
@@ -218,7 +231,7 @@ def test_instruments_match_the_2026_shapes(sim: SimHandle) -> None:
         period = "perpetual" if row["settlement_period"] == "perpetual" else None
         match = next(i for i in ours if i["kind"] == row["kind"]
                      and (period is None) == (i["settlement_period"] != "perpetual"))
-        assert_same_shape(row, match, f"$[{row['instrument_name']}]")
+        assert_same_shape(row, match, f"$[{row['instrument_name']}]", empty_ok=frozenset({"tick_size_steps"}))
 
 
 def test_ccxt_comment_instruments_per_kind(sim: SimHandle) -> None:
@@ -365,3 +378,81 @@ def test_admin_clock_rejects_bad_bodies(caplog: pytest.LogCaptureFixture, body: 
         status, _, raw = _raw(sim.url, "/_sim/clock", b'{"now_ms": 1709300000000}')
         assert status == 200 and json.loads(raw) == {"now_ms": 1709300000000}
     assert not caplog.records
+
+
+def test_bad_request_matches_sample(sim: SimHandle) -> None:
+    """A JSON-RPC object without a method is 11050 bad_request, with the request's id (docs example)."""
+    expected = load("docs_error_response_bad_request.json")
+    status, _, raw = _raw(sim.url, "/api/v2", json.dumps({"jsonrpc": "2.0", "id": expected["id"]}).encode())
+    got = json.loads(raw)
+    assert status == 400 and "result" not in got
+    assert got["error"] == expected["error"] and got["id"] == expected["id"]
+    assert_same_shape(expected, got)
+
+
+def test_every_official_request_example_is_understood(sim: SimHandle) -> None:
+    """Each request body of the spec, posted as is: an answer with its id; the only error allowed is an instrument
+    the simulated market does not have (the examples name instruments of other years)."""
+    for name, body in load("_official_request_examples.json").items():
+        status, _, raw = _raw(sim.url, "/api/v2", json.dumps(body).encode())
+        got = json.loads(raw)
+        assert got["id"] == body["id"], name
+        if status != 200:
+            assert got["error"]["data"] == {"reason": "instrument not found", "param": "instrument_name"}, name
+
+
+def test_every_method_ccxt_was_seen_calling_exists() -> None:
+    text = (SAMPLES / "ccxt_4.5.90_observed_requests.txt").read_text()
+    called = set(re.findall(r"/api/v2/public/(\w+)", text))
+    assert called and called <= set(METHODS)
+
+
+# Samples no test compares, each with the reason. With the tested ones this must be every file in SAMPLES, so a
+# sample added to the folder fails test_every_sample_is_tested_or_excluded until it is tested or listed here.
+_WEBSOCKET = "WebSocket subscription traffic: the simulator serves REST only (deribit-ts collects over REST)"
+EXCLUDED = {
+    "SOURCES.md": "provenance of the samples, not a payload",
+    "docs_error_response_invalid_token.json": "private API (an expired access_token): the simulator serves the "
+                                              "public API only and answers private/* with 13009 unauthorized",
+    "docs_account_summary_limits_example.json": "private/get_account_summary: private API, out of scope",
+    "ccxt_pro_ws_chart_trades_notification.json": _WEBSOCKET,
+    "ccxt_pro_ws_error_response.json": _WEBSOCKET,
+    "ccxt_pro_ws_subscribe_response.json": _WEBSOCKET,
+    "ccxt_pro_ws_ticker_notification.json": _WEBSOCKET,
+    "ccxt_pro_ws_trades_notification.json": _WEBSOCKET,
+    "docs_ws_chart_trades_notification_data.json": _WEBSOCKET,
+    "docs_ws_subscribe_request_examples.json": _WEBSOCKET,
+    "docs_ws_ticker_notification_data.json": _WEBSOCKET,
+}
+TESTED_ELSEWHERE = {  # samples the dedicated tests above read
+    "vike_fixture_get_instruments_2026_subset.json", "ccxt_comment_get_instruments.json",
+    "docs_error_response_bad_request.json", "_official_request_examples.json", "ccxt_4.5.90_observed_requests.txt",
+}
+
+
+def test_every_sample_is_tested_or_excluded() -> None:
+    present = {path.name for path in SAMPLES.iterdir()}
+    tested = {c[0] for c in CASES} | {c[0] for c in ERROR_CASES} | TESTED_ELSEWHERE
+    assert not tested & set(EXCLUDED)
+    assert present == tested | set(EXCLUDED), (f"untested, unexcluded: {sorted(present - tested - set(EXCLUDED))}; "
+                                               f"listed but absent: {sorted((tested | set(EXCLUDED)) - present)}")
+
+
+def test_mark_price_history_is_the_options_five_minute_marks(sim: SimHandle, names: dict) -> None:
+    option = sim.market.instrument(names["btc_option"])
+    _, got = call(sim.url, "get_mark_price_history", {"instrument_name": option.name,
+                                                      "start_timestamp": SIM_NOW_MS - 6 * H,
+                                                      "end_timestamp": SIM_NOW_MS})
+    points = got["result"]
+    stamps = [ts for ts, _ in points]
+    step = 300_000
+    newest = SIM_NOW_MS // step * step
+    assert stamps == list(range(newest, SIM_NOW_MS - 6 * H - 1, -step))  # newest first, like the example
+    assert all(mark == sim.market.mark_price(option, ts) for ts, mark in points)
+    _, perp = call(sim.url, "get_mark_price_history", {"instrument_name": "BTC-PERPETUAL",
+                                                       "start_timestamp": SIM_NOW_MS - H, "end_timestamp": SIM_NOW_MS})
+    assert perp["result"] == []  # Deribit: futures and perpetuals have none
+    _, wide = call(sim.url, "get_mark_price_history", {"instrument_name": option.name, "start_timestamp": 0,
+                                                       "end_timestamp": 99_999_999_999_999})
+    assert wide["result"][0] == points[0] and len(wide["result"]) <= sim.config.mark_history_max_rows
+    assert wide["result"][-1][0] >= option.creation_ms

@@ -43,6 +43,8 @@ class SimConfig:
     funding_truncate: str = "new"  # ...keeping the oldest rows so a forward walk continues at the last row
     trades_max_count: int = 1000  # `count` above this is a -32602 error, like the real API
     dvol_max_rows: int = 1000  # get_volatility_index_data rows per call before `continuation` is set
+    mark_history_step_seconds: int = 300  # get_mark_price_history: Deribit documents 5-minute data...
+    mark_history_max_rows: int = 1000  # ...and this many (the newest) per answer (a cap Deribit does not document)
     index_chart_resolution: dict[str, int] = field(
         default_factory=lambda: {"1h": 60, "1d": 60, "2d": 60, "1m": 3600, "1y": 86400, "all": 86400}
     )  # seconds between points of get_index_chart_data per `range`
@@ -75,7 +77,8 @@ class SimConfig:
             raise UserError(f"port must be between 0 and 65535, not {self.port}")
         if self.latency_ms < 0 or self.stall_seconds < 0:
             raise UserError("latency_ms and stall_seconds cannot be negative")
-        for name in ("chart_max_candles", "funding_max_rows", "trades_max_count", "dvol_max_rows", "cache_blocks"):
+        for name in ("chart_max_candles", "funding_max_rows", "trades_max_count", "dvol_max_rows", "cache_blocks",
+                     "mark_history_step_seconds", "mark_history_max_rows"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be at least 1, not {getattr(self, name)}")
         unknown = set(self.fault_kinds) - set(FAULT_KINDS)

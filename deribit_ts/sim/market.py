@@ -251,6 +251,23 @@ class SimMarket:
             return round(option_fair(inst, paths, ms, index), 8)
         return round(self.forward(inst.currency, inst.expiry_ms, ms), 2)
 
+    def mark_price_history(self, inst: Instrument, start_ms: int, end_ms: int, now_ms: int | None = None) -> list:
+        """[[ts, mark], ...] every `mark_history_step_seconds` (aligned to the epoch) in [start_ms, end_ms], newest
+        first like the example, at most `mark_history_max_rows` (the newest). Options only: Deribit keeps it for
+        the options in its volatility index and answers [] for futures and perpetuals."""
+        if not inst.is_option:
+            return []
+        step = self.config.mark_history_step_seconds * 1000
+        first = -(-max(start_ms, inst.creation_ms, self.config.start_ms) // step) * step
+        last = min(end_ms, self._now(now_ms), inst.expiry_ms - 1) // step * step
+        out: list[list] = []
+        ts = last
+        while ts >= first and len(out) < self.config.mark_history_max_rows:
+            if not self.in_outage(ts):
+                out.append([ts, self.mark_price(inst, ts)])
+            ts -= step
+        return out
+
     def forward(self, currency: str, expiry_ms: int, ms: int) -> float:
         paths = self.paths[currency]
         return paths.index_at(ms) * math.exp(paths.basis_at(ms) * max(expiry_ms - ms, 0) / (365 * DAY_MS))

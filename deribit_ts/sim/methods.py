@@ -259,11 +259,11 @@ def get_order_book(m: SimMarket, p: Params, now: int, note: dict) -> dict:
 
 
 @method("get_mark_price_history")
-def get_mark_price_history(m: SimMarket, p: Params, now: int, note: dict) -> list:
-    _instrument(m, p, now)
-    p.integer("start_timestamp", required=True)
-    p.integer("end_timestamp", required=True)
-    return []  # Deribit serves it only for a few DVOL options; the simulator for none
+def get_mark_price_history(m: SimMarket, p: Params, now: int, note: dict) -> list[list]:
+    inst = _instrument(m, p, now)
+    start = p.integer("start_timestamp", required=True)
+    end = p.integer("end_timestamp", required=True)
+    return m.mark_price_history(inst, start, end, now)
 
 
 @method("get_last_settlements_by_instrument")
