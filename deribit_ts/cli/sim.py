@@ -37,13 +37,19 @@ def serve(
         min=0.0, max=1.0, help="Share of requests answered with an injected fault (0-1).")] = 0.0,
     chart_max_candles: Annotated[int, typer.Option(min=1, help="Candles per chart answer before truncation.")] = 5001,
     chart_truncate: Annotated[str, typer.Option(help="End a too-long chart answer loses: 'old' or 'new'.")] = "old",
+    pathologies_on: Annotated[str | None, typer.Option(
+        "--pathologies", help="Only these pathologies, comma-separated: filler-candles, outages, bad-ticks, "
+                              "late-corrections; or all / none.", show_default="all")] = None,
     no_pathologies: Annotated[bool, typer.Option(
-        "--no-pathologies", help="Clean market: no fillers, outages, spikes or revisions.")] = False,
+        "--no-pathologies",
+        help="Clean market: no fillers, outages, spikes or revisions (= --pathologies none).")] = False,
 ) -> None:
     """Serve the simulated Deribit public API until stopped (Ctrl-C). Prints the base URL first."""
     from deribit_ts.sim import Pathologies, SimConfig, serve_forever
 
-    pathologies = Pathologies(False, False, False, False) if no_pathologies else Pathologies()
+    if no_pathologies and pathologies_on is not None:
+        raise UserError("give either --pathologies or --no-pathologies, not both")
+    pathologies = Pathologies.from_names("none" if no_pathologies else pathologies_on or "all")
     config = SimConfig(
         seed=seed, start=_parse_date(start, "--start"),
         now=None if now == "real" else _parse_date(now, "--now"), clock_speed=clock_speed,

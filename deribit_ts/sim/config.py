@@ -21,6 +21,32 @@ class Pathologies:
     correction_window_minutes: int = 10
     correction_probability: float = 0.05  # share of minutes inside the window that are served preliminary
 
+    @classmethod
+    def from_names(cls, text: str) -> Pathologies:
+        """Only the named pathologies on: 'filler-candles,outages' ('_' or '-'; 'fillers' and 'corrections' are
+        accepted short forms), 'all' or 'none'."""
+        words = [w.strip().lower().replace("_", "-") for w in text.split(",") if w.strip()]
+        if words == ["all"]:
+            return cls()
+        if words == ["none"]:
+            return cls(False, False, False, False)
+        chosen = set()
+        for word in words:
+            field_name = PATHOLOGY_NAMES.get(word)
+            if field_name is None:
+                raise UserError(f"unknown pathology {word!r}; choose from {', '.join(PATHOLOGY_CHOICES)}, "
+                                "or all / none")
+            chosen.add(field_name)
+        if not chosen:
+            raise UserError(f"name at least one pathology ({', '.join(PATHOLOGY_CHOICES)}), or all / none")
+        return cls(**{name: name in chosen for name in _SWITCHES})
+
+
+_SWITCHES = ("filler_candles", "outages", "bad_ticks", "late_corrections")
+PATHOLOGY_CHOICES = tuple(name.replace("_", "-") for name in _SWITCHES)
+PATHOLOGY_NAMES = {**{c: c.replace("-", "_") for c in PATHOLOGY_CHOICES},
+                   "fillers": "filler_candles", "corrections": "late_corrections"}
+
 
 @dataclass(frozen=True)
 class SimConfig:
