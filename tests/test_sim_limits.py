@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import ccxt
@@ -107,3 +109,24 @@ def test_admin_endpoints() -> None:
         assert sim.stats()["requests"] == 0
         with urllib.request.urlopen(f"{sim.url}/_sim/outages") as resp:
             assert json.loads(resp.read()) == [list(w) for w in sim.market.outage_windows()]
+
+
+def _get_from(url: str, source: str, method: str) -> int:
+    """GET from a chosen loopback source address (the whole 127.0.0.0/8 reaches the server on Linux)."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10, source_address=(source, 0))
+    try:
+        conn.request("GET", f"/api/v2/public/{method}")
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_credit_pools_are_per_client_address() -> None:
+    with run_in_thread(sim_config(rate_limit="deribit")) as sim:
+        first = [_get_from(sim.url, "127.0.0.1", "get_time") for _ in range(110)]
+        assert first[:100] == [200] * 100 and 429 in first[100:]
+        # Another address right after 127.0.0.1 ran dry: a full burst of its own (a shared pool would refuse it
+        # within a few requests).
+        assert [_get_from(sim.url, "127.0.0.2", "get_time") for _ in range(100)] == [200] * 100
+        assert sim.stats()["errors_by_code"]["10028"] == first.count(429)
