@@ -51,7 +51,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _skip_reason() -> str | None:
-    """Why the tier cannot run on this machine (None: it can)."""
+    """Why the tier cannot run on this machine (None: it can). Only a missing or unusable Node.js is a
+    reason to skip: with Node present, missing packages fail the tier (see _missing_packages_error)."""
     node = shutil.which("node")
     if node is None:
         return f"Node.js not found: the tsl tier needs node >= {MIN_NODE_MAJOR}; {INSTALL_HINT}"
@@ -59,10 +60,15 @@ def _skip_reason() -> str | None:
     major = int(version.lstrip("v").split(".")[0] or 0)
     if major < MIN_NODE_MAJOR:
         return f"Node.js {version} is too old: the tsl tier needs node >= {MIN_NODE_MAJOR}"
-    missing = [name for name in NODE_PACKAGES if not (TIER_DIR / "node_modules" / name).is_dir()]
-    if missing:
-        return f"node packages not installed ({', '.join(missing)}): {INSTALL_HINT}"
     return None
+
+
+def _missing_packages_error() -> str | None:
+    """Node is here but the tier's packages are not: a setup step was missed, which must not pass as a skip."""
+    missing = [name for name in NODE_PACKAGES if not (TIER_DIR / "node_modules" / name).is_dir()]
+    if not missing:
+        return None
+    return f"Node.js is installed but the tsl tier's node packages are not ({', '.join(missing)}): {INSTALL_HINT}"
 
 
 class PgliteServer:
@@ -149,6 +155,9 @@ def tsl_server() -> Iterator[PgliteServer]:
     reason = _skip_reason()
     if reason is not None:
         pytest.skip(reason)
+    error = _missing_packages_error()
+    if error is not None:
+        pytest.fail(error, pytrace=False)
     log_dir = Path(tempfile.mkdtemp(prefix="deribit-ts-tsl-"))
     server = PgliteServer(log_dir / "server.log")
     server.start()

