@@ -552,3 +552,25 @@ def test_too_many_workers_for_the_database_fail_in_one_line(sim, new_db):
     assert result.returncode != 0
     assert lines == ["deribit-ts: error: the database refused more connections (max_connections): lower --workers "
                      "/ DERIBIT_TS_WORKERS"], result.stderr
+
+
+def test_two_processes_on_one_host_share_deribits_limit(new_db):
+    """Deribit limits public requests per IP: two backfills on one host split the allowance between them, so the
+    simulator, enforcing Deribit's default limits per client address, answers none of them with 10028."""
+    since, until = datetime(2020, 1, 1, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC)
+    with run_in_thread(SimConfig(now=NOW, rate_limit="deribit")) as limited:
+        args = ["backfill", "candles", "--instrument", "BTC-PERPETUAL", "--since", since.isoformat(),
+                "--until", until.isoformat(), "--quiet", "--workers", "4", "--dsn", new_db, "--api-url", limited.url]
+        procs = [subprocess.Popen(cli_command(*args), env=dict(os.environ), stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        for p in procs:
+            _, err = p.communicate(timeout=300)
+            assert p.returncode == 0, err
+        stats = limited.stats()
+        truth = true_candles(limited, "BTC-PERPETUAL", since, until)
+    assert stats["requests_by_method"].get("get_tradingview_chart_data", 0) >= 300  # > the server's burst of 100
+    errors = {str(code): n for code, n in stats["errors_by_code"].items()}
+    assert errors.get("10028", 0) == 0, errors
+    assert stored_candles(new_db, "BTC-PERPETUAL") == truth
+    with psycopg.connect(new_db) as conn:
+        assert conn.execute("SELECT count(DISTINCT pid), sum(throttled) FROM deribit_ts.runs").fetchone() == (2, 0)

@@ -304,3 +304,71 @@ def test_from_env_rejects_nonsense_with_a_user_error(value):
 def test_from_env_reads_the_environment(monkeypatch):
     monkeypatch.setenv("DERIBIT_TS_RATE_LIMIT_SCALE", "0.25")
     assert CreditLimiter.from_env().scale == 0.25
+
+
+def test_set_share_keeps_the_credits_in_hand_and_changes_the_rate_at_once():
+    limiter = CreditLimiter(initial_fill=1.0)  # 90 requests in hand
+
+    async def main() -> list[float]:
+        await grant_times(limiter, 10)  # 80 left
+        limiter.set_share(0.5)  # the pool is 45 requests now: 45 in hand, then 10 req/s
+        return await grant_times(limiter, 100)
+
+    times = run_virtual(main)
+    assert times[:45] == [0.0] * 45 and times[45] > 0
+    gaps = [b - a for a, b in zip(times[45:], times[46:], strict=False)]
+    assert all(gap == pytest.approx(0.1, abs=1e-9) for gap in gaps)
+    assert limiter.describe() == "rate limit 10 req/s (scale 1, share 0.5, burst 45)"
+
+
+def test_set_share_retimes_queued_waiters():
+    limiter = CreditLimiter()
+
+    async def main() -> list[float]:
+        loop = asyncio.get_running_loop()
+        loop.call_later(1.0, limiter.set_share, 0.25)  # 20 -> 5 req/s while 40 requests wait
+        return await grant_times(limiter, 40)
+
+    times = run_virtual(main)
+    assert times[19] == pytest.approx(1.0)  # 20 in the first second
+    assert times[-1] == pytest.approx(1.0 + 20 * 0.2)  # the other 20 at 5 req/s
+
+
+@pytest.mark.parametrize("joiner_pauses", [True, False])
+def test_two_processes_splitting_one_ip_never_overdraw_it(joiner_pauses):
+    """Process A runs flat out; B joins at t=10 with half the allowance; A sees B only at its next poll, 1.9 s
+    later, and halves its share then. B's pause covers that delay: the server, whose pool A had drained, never
+    rejects a request. Without the pause, the two together overdraw it."""
+    a, b = CreditLimiter(), CreditLimiter()
+    server = ServerBucket(DEFAULT_BUCKET, start_full=False, start_time=VirtualTimeLoop.START)
+    poll_s = 2.0
+
+    async def main() -> list[float]:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 30
+        arrivals: list[float] = []
+
+        async def flat_out(limiter: CreditLimiter, start_at: float) -> None:
+            await asyncio.sleep(start_at)
+            while loop.time() < end:
+                await limiter.acquire("get_tradingview_chart_data")
+                arrivals.append(loop.time())
+                limiter.request_done("get_tradingview_chart_data")
+
+        def b_joins() -> None:
+            b.set_share(0.5, pause_s=poll_s if joiner_pauses else 0.0)
+
+        loop.call_later(10.0, b_joins)
+        loop.call_later(11.9, a.set_share, 0.5)
+        await asyncio.gather(flat_out(a, 0.0), flat_out(b, 10.0))
+        return sorted(arrivals)
+
+    arrivals = run_virtual(main)
+    for t in arrivals:
+        server.arrive(t)
+    if joiner_pauses:
+        assert server.rejected == 0
+        late = [t for t in arrivals if t >= VirtualTimeLoop.START + 14]
+        assert len(late) == pytest.approx(16 * 20, abs=3)  # together they still use the whole allowance
+    else:
+        assert server.rejected > 0

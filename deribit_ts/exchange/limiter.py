@@ -79,11 +79,14 @@ def method_key(method: str) -> str:
 
 class _Bucket:
     def __init__(self, spec: BucketSpec, scale: float, headroom: float, initial_fill: float):
+        self.spec = spec
+        self.headroom = headroom
         self.cost = spec.cost
-        self.capacity = max(spec.cost, spec.pool * scale * (1.0 - headroom))
-        self.refill_per_s = spec.refill_per_s * scale
+        self.level = 0.0
+        self.resize(scale)
         self.level = self.capacity * initial_fill
         self.updated_at: float | None = None
+        self.paused_until = -math.inf  # no refill before this time (set_share's pause)
         self.waiters: deque[asyncio.Future[None]] = deque()
         self.timer: asyncio.TimerHandle | None = None
         # Penalty state: the rate factor was `factor_at_penalty` at `penalized_at`, then recovers linearly.
@@ -97,10 +100,19 @@ class _Bucket:
             return 1.0
         return min(1.0, self.factor_at_penalty + RECOVERY_PER_S * (now - self.penalized_at))
 
+    def resize(self, scale: float) -> None:
+        """Pool and refill for `scale` of Deribit's bucket; the credits already in hand are kept (up to the new
+        pool), so a smaller share neither forgets what was spent nor, later, invents credits."""
+        self.capacity = max(self.spec.cost, self.spec.pool * scale * (1.0 - self.headroom))
+        self.refill_per_s = self.spec.refill_per_s * scale
+        self.level = min(self.level, self.capacity)
+
     def refill(self, now: float) -> None:
         if self.updated_at is None:
             self.updated_at = now
             return
+        if self.paused_until > self.updated_at:
+            self.updated_at = min(now, self.paused_until)  # the paused span refills nothing
         if self.held_since is not None:
             if now - self.held_since < MAX_HOLD_S:
                 self.updated_at = now
@@ -132,6 +144,7 @@ class _Bucket:
 
     def seconds_until_payable(self, now: float) -> float:
         until_release = 0.0 if self.held_since is None else max(0.0, self.held_since + MAX_HOLD_S - now)
+        until_release = max(until_release, self.paused_until - now)
         return until_release + (self.cost - self.level) / (self.refill_per_s * self.rate_factor(now))
 
 
@@ -156,6 +169,7 @@ class CreditLimiter:
         if not 0.0 <= headroom < 1.0 or not 0.0 <= initial_fill <= 1.0:
             raise ValueError("headroom must be in [0, 1) and initial_fill in [0, 1]")
         self.scale = scale
+        self.share = 1.0  # the part of `scale` this process may use (set_share: processes sharing one IP)
         self.enabled = enabled
         # The pool starts EMPTY by default. Deribit's pool starts full for a fresh client, but we cannot know
         # whether a previous process (a restarted backfill, a parallel command) drained it a moment ago; a
@@ -277,6 +291,26 @@ class CreditLimiter:
         if bucket.waiters:
             self._schedule(bucket)
 
+    def set_share(self, share: float, *, pause_s: float = 0.0) -> None:
+        """Use `share` (0 < share <= 1) of the configured allowance from now on, e.g. 1/n when n processes on
+        this host split Deribit's per-IP limit. Credits accrued so far are kept (clipped to the new pool) and
+        later refill runs at the new rate; waiters are re-timed. `pause_s` refills nothing for that long: a
+        process joining others waits until they have seen it and shrunk their own share.
+        """
+        if not (0.0 < share <= 1.0):
+            raise ValueError(f"share must be in (0, 1], got {share!r}")
+        if not self.enabled:
+            return
+        now = asyncio.get_running_loop().time()
+        for bucket in self._buckets.values():
+            bucket.refill(now)  # what accrued so far accrued at the old rate
+            bucket.resize(self.scale * share)
+            if pause_s > 0:
+                bucket.paused_until = max(bucket.paused_until, now + pause_s)
+            if bucket.waiters:
+                self._schedule(bucket)
+        self.share = share
+
     def rate_factor(self, method: str = "default") -> float:
         """Current refill speed relative to the configured one (1.0 unless recently penalized)."""
         return self._bucket(method).rate_factor(asyncio.get_running_loop().time())
@@ -285,7 +319,8 @@ class CreditLimiter:
         if not self.enabled:
             return "rate limit off"
         default = self._buckets["default"]
+        share = f", share {self.share:g}" if self.share != 1.0 else ""
         return (
             f"rate limit {default.refill_per_s / default.cost:g} req/s "
-            f"(scale {self.scale:g}, burst {int(default.capacity // default.cost)})"
+            f"(scale {self.scale:g}{share}, burst {int(default.capacity // default.cost)})"
         )

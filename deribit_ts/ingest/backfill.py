@@ -9,7 +9,9 @@ last closed minute.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import signal
 from dataclasses import dataclass, field, replace
@@ -26,6 +28,8 @@ from deribit_ts.ingest import instruments, rollups, tasks
 from deribit_ts.ingest.engine import RANGED, Engine
 from deribit_ts.ingest.progress import Reporter
 from deribit_ts.timeutil import EPOCH, check_order, from_ms
+
+log = logging.getLogger(__name__)
 
 DATASETS = ("instruments", "funding", "index", "candles")  # the order `backfill all` plans them in
 KINDS = ("perpetual", "future", "option")
@@ -141,6 +145,41 @@ async def make_plan(conn: AsyncConnection, req: BackfillRequest, now: datetime) 
     return plan
 
 
+# Deribit limits unauthenticated public requests per IP (deribit_api.md section 2), so the backfill processes of
+# one host split the allowance: each counts the live runs of its host this often and uses 1/n of its scale.
+SHARE_POLL_S = 2.0
+
+
+async def share_allowance(conn: AsyncConnection, limiter: CreditLimiter, stop: asyncio.Event) -> asyncio.Task:
+    """Set this process's limiter to 1/n of its allowance, n = live backfill runs on this host, and return the
+    task that keeps it so until `stop` is set. A process that finds others already running refills nothing for
+    a poll period first: the time they need to see it and shrink their own share."""
+    runs = max(1, await tasks.live_local_runs(conn))
+    limiter.set_share(1 / runs, pause_s=SHARE_POLL_S * 1.25 if runs > 1 else 0.0)
+    _log_share(runs)
+    return asyncio.create_task(_keep_sharing(conn, limiter, stop))
+
+
+async def _keep_sharing(conn: AsyncConnection, limiter: CreditLimiter, stop: asyncio.Event) -> None:
+    # Stopped by an event, not cancelled: a cancelled query could leave the run's own connection unusable.
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), SHARE_POLL_S)
+            return
+        try:
+            runs = max(1, await tasks.live_local_runs(conn))
+        except psycopg.Error:  # the run's own work reports a lost database; keep the last share meanwhile
+            continue
+        if 1 / runs != limiter.share:
+            limiter.set_share(1 / runs)
+            _log_share(runs)
+
+
+def _log_share(runs: int) -> None:
+    if runs > 1:
+        log.info("%d backfill processes on this host share the rate limit: this one uses 1/%d", runs, runs)
+
+
 async def _catalogue_needed(conn: AsyncConnection, req: BackfillRequest) -> bool:
     """Refresh the catalogue unless the run names instruments that are all known already (get_instruments
     is the exchange's most expensive call: 1 a second)."""
@@ -166,6 +205,8 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
     async with control, DeribitClient(api_url, limiter=CreditLimiter.from_env(), max_retries=retries) as client:
         await tasks.recover_dead_local_workers(control)
         run_id = await _start_run(control, command, req.__dict__)
+        stop_sharing = asyncio.Event()
+        sharing = await share_allowance(control, client.limiter, stop_sharing) if client.limiter.enabled else None
         status, error, summary, catalogued = "failed", None, {}, 0
         try:
             now = from_ms(await client.get_time())
@@ -198,6 +239,9 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
             error = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
             raise
         finally:
+            stop_sharing.set()
+            if sharing is not None:
+                await asyncio.gather(sharing, return_exceptions=True)
             try:
                 await _finish_run(control, run_id, status, error, client.stats)
             except psycopg.Error:

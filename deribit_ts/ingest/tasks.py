@@ -99,6 +99,12 @@ async def recover_dead_local_workers(conn: AsyncConnection) -> int:
     return await release(conn, dead_owners) if dead_owners else 0
 
 
+async def live_local_runs(conn: AsyncConnection) -> int:
+    """Backfill runs in progress on this host whose process is alive (this one included once it is logged)."""
+    cur = await conn.execute("SELECT pid FROM deribit_ts.runs WHERE status = 'running' AND host = %s", (HOST,))
+    return sum(1 for (pid,) in await cur.fetchall() if pid and process_alive(pid))
+
+
 async def unfinished(conn: AsyncConnection, datasets: list[str], keys: list[str] | None) -> int:
     cur = await conn.execute(
         "SELECT count(*) FROM deribit_ts.tasks WHERE state IN ('pending', 'running') AND dataset = ANY(%s) "
