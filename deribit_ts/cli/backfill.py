@@ -21,7 +21,7 @@ from deribit_ts.timeutil import check_order, parse_utc
 app = typer.Typer(help="Backfill history from the exchange into TimescaleDB (resumable, idempotent).",
                   no_args_is_help=True)
 
-CurrencyOption = Annotated[str, typer.Option("--currency", help="Comma-separated currencies.")]
+CurrencyOption = Annotated[str, typer.Option("--currency", help="Comma-separated currencies, or all.")]
 SinceOption = Annotated[str | None, typer.Option("--since", help="Start, inclusive (ISO-8601 date/datetime, UTC).")]
 UntilOption = Annotated[str | None, typer.Option("--until", help="End, exclusive (ISO-8601 date/datetime, UTC).")]
 WorkersOption = Annotated[int, typer.Option("--workers", min=1, max=256, envvar="DERIBIT_TS_WORKERS",
@@ -76,7 +76,8 @@ def _run(ctx: typer.Context, dsn: str | None, api_url: str | None, request: Back
     elif not quiet:
         _print_summary(summary)
     if summary["status"] != "ok":
-        raise UserError(f"run {summary['run_id']}: {summary['error']} (see `deribit-ts runs --last 1`; "
+        run_id = summary["run_id"]
+        raise UserError(f"run {run_id}: {summary['error']} (see `deribit-ts runs --run {run_id}`; "
                         "re-run the same command to retry what failed)")
 
 
@@ -92,10 +93,10 @@ def _print_summary(summary: dict) -> None:
 
 
 @app.command("instruments")
-def instruments_cmd(ctx: typer.Context, currency: CurrencyOption = "BTC,ETH", dsn: DsnOption = None,
+def instruments_cmd(ctx: typer.Context, currency: CurrencyOption = "all", dsn: DsnOption = None,
                     api_url: ApiUrlOption = None, workers: WorkersOption = DEFAULT_WORKERS, as_json: JsonOption = False,
                     quiet: QuietOption = False) -> None:
-    """The whole instrument catalogue, active and expired, all kinds."""
+    """The whole instrument catalogue, active and expired, all kinds (--currency all: every currency listed)."""
     request = BackfillRequest(datasets=["instruments"], currencies=_split(currency), workers=workers)
     _run(ctx, dsn, api_url, request, "backfill instruments", as_json, quiet, None, None)
 
@@ -173,5 +174,5 @@ def all_cmd(
     """Instruments, then funding and index, then candles of perpetuals and futures (expiring soonest first)."""
     currencies = _split(currency)
     request = BackfillRequest(datasets=["instruments", "funding", "index", "candles"], currencies=currencies,
-                              indexes=[f"{c.lower()}_usd" for c in currencies], workers=workers)
+                              indexes_named=False, workers=workers)
     _run(ctx, dsn, api_url, request, "backfill all", as_json, quiet, since, until)

@@ -70,6 +70,7 @@ class BackfillRequest:
     kinds: list[str] = field(default_factory=lambda: ["perpetual", "future"])
     instruments: list[str] | None = None
     indexes: list[str] = field(default_factory=lambda: list(("btc_usd", "eth_usd")))
+    indexes_named: bool = True  # False: <currency>_usd of each currency, those the exchange lacks dropped
     since: datetime | None = None
     until: datetime | None = None
     workers: int = 16
@@ -193,6 +194,15 @@ async def _catalogue_needed(conn: AsyncConnection, req: BackfillRequest) -> bool
     return not all(name in known for name in req.instruments)
 
 
+async def _check_names(client: DeribitClient, req: BackfillRequest) -> None:
+    """Refuse unknown currencies and index names in one line, before the run is logged or anything planned."""
+    req.currencies = await instruments.resolve_currencies(client, req.currencies)
+    if not req.indexes_named:
+        req.indexes = [f"{currency.lower()}_usd" for currency in req.currencies]
+    if "index" in req.datasets:
+        req.indexes = await instruments.check_indexes(client, req.indexes, keep_unlisted=req.indexes_named)
+
+
 async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: Reporter, command: str) -> dict:
     """Run one backfill; return its summary (the --json output)."""
     check_order(req.since, req.until)
@@ -204,6 +214,7 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
     retries = env_int("DERIBIT_TS_MAX_RETRIES", DEFAULT_MAX_RETRIES)
     async with control, DeribitClient(api_url, limiter=CreditLimiter.from_env(), max_retries=retries) as client:
         await tasks.recover_dead_local_workers(control)
+        await _check_names(client, req)
         run_id = await _start_run(control, command, req.__dict__)
         stop_sharing = asyncio.Event()
         sharing = await share_allowance(control, client.limiter, stop_sharing) if client.limiter.enabled else None
@@ -216,6 +227,8 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
                 reporter.message(f"instruments: {catalogued} in the catalogue for {', '.join(req.currencies)}")
             if req.instruments:
                 await instruments.resolve_unknown(client, control, req.instruments)
+                if "funding" in req.datasets:
+                    await instruments.check_perpetuals(control, req.instruments)
             plan = await make_plan(control, req, now)
             for dataset, keys in plan.keys.items():
                 reporter.planned(dataset, await _open_tasks(control, dataset, keys))

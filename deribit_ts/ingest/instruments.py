@@ -79,6 +79,25 @@ def to_record(raw: dict) -> dict:
     }
 
 
+ALL_CURRENCIES = "ALL"  # --currency all: every currency the exchange lists (get_currencies)
+
+
+async def resolve_currencies(client: DeribitClient, currencies: Iterable[str]) -> list[str]:
+    """The currencies asked for, upper-cased; `all` expands to the exchange's list. Unknown ones are refused
+    with the exchange's list, before anything is written."""
+    asked = [c.strip().upper() for c in currencies if c.strip()]
+    if not asked:
+        return []
+    listed = sorted({c["currency"] for c in await client.get_currencies() if c.get("currency")})
+    if ALL_CURRENCIES in asked:
+        return listed
+    unknown = [c for c in asked if c not in listed]
+    if unknown:
+        raise UserError(f"unknown currency {', '.join(unknown)}: the exchange lists {', '.join(listed)} "
+                        "(or use --currency all)")
+    return asked
+
+
 async def fetch_catalogue(client: DeribitClient, currencies: Iterable[str]) -> list[dict]:
     """Active and (recently) expired instruments of every kind for each currency."""
     instruments: dict[str, dict] = {}
@@ -118,3 +137,28 @@ async def resolve_unknown(client: DeribitClient, conn: AsyncConnection, names: I
             raise UserError(f"unknown instrument {name!r}: the exchange does not know it{hint}") from None
     if found:
         await store(conn, found)
+
+
+async def check_perpetuals(conn: AsyncConnection, names: Iterable[str]) -> None:
+    """Funding exists only for perpetuals: refuse any other named instrument before anything is planned."""
+    cur = await conn.execute(
+        "SELECT instrument_name FROM deribit.instruments WHERE instrument_name = ANY(%s) AND NOT is_perpetual "
+        "ORDER BY 1", (list(names),))
+    others = [row[0] for row in await cur.fetchall()]
+    if others:
+        raise UserError(f"{', '.join(others)}: not a perpetual, and funding rates exist only for perpetuals "
+                        "(e.g. BTC-PERPETUAL)")
+
+
+async def check_indexes(client: DeribitClient, names: Iterable[str], *, keep_unlisted: bool = True) -> list[str]:
+    """The index names asked for, lower-cased. A name the exchange does not list is refused in one line with the
+    nearest names, or, with keep_unlisted=False (names derived from currencies), dropped. get_index_price_names
+    answers plain names, or objects with a `name` in newer API versions."""
+    asked = [n.strip().lower() for n in names if n.strip()]
+    listed = [item["name"] if isinstance(item, dict) else str(item) for item in await client.get_index_price_names()]
+    unlisted = [name for name in asked if name not in listed]
+    if unlisted and keep_unlisted:
+        nearest = difflib.get_close_matches(unlisted[0], listed, n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(nearest)}?" if nearest else f"the exchange lists {', '.join(listed)}"
+        raise UserError(f"unknown index {unlisted[0]!r}: {hint}")
+    return [name for name in asked if name in listed]
