@@ -81,6 +81,18 @@ def db(empty_db: str) -> str:
 
 
 @pytest.fixture
+def new_db(pg_server: str) -> Iterator[str]:
+    """A fresh migrated database of its own for one test (backfill tests each need a virgin plan)."""
+    name = create_database(pg_server, "nd")
+    try:
+        dsn = _with_database(pg_server, name)
+        apply_all(dsn)
+        yield dsn
+    finally:
+        drop_database(pg_server, name)
+
+
+@pytest.fixture
 def fresh_db(pg_server: str) -> Iterator[str]:
     """An empty database of its own for one test (for tests that need a virgin ledger)."""
     name = create_database(pg_server, "fn")

@@ -38,16 +38,6 @@ def sim():
         yield handle
 
 
-@pytest.fixture
-def new_db(pg_server):
-    """A fresh migrated database per test (these tests each need a virgin plan)."""
-    name = create_database(pg_server, "bf")
-    dsn = psycopg.conninfo.make_conninfo(pg_server, dbname=name)
-    apply_all(dsn)
-    yield dsn
-    drop_database(pg_server, name)
-
-
 def backfill(dsn: str, url: str, *args: str, env: dict | None = None) -> dict:
     result = run_cli("backfill", *args, "--json", "--dsn", dsn, "--api-url", url, env={**NO_LIMITER, **(env or {})})
     assert result.returncode == 0, result.stderr

@@ -8,9 +8,8 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from helpers import create_database, drop_database, run_cli
+from helpers import run_cli
 
-from deribit_ts.db.migrate import apply_all
 from deribit_ts.sim import SimConfig, run_in_thread
 
 NOW = datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
@@ -21,15 +20,6 @@ NO_LIMITER = {"DERIBIT_TS_RATE_LIMIT_SCALE": "off"}
 def sim():
     with run_in_thread(SimConfig(now=NOW, rate_limit="off")) as handle:
         yield handle
-
-
-@pytest.fixture
-def new_db(pg_server):
-    name = create_database(pg_server, "names")
-    dsn = psycopg.conninfo.make_conninfo(pg_server, dbname=name)
-    apply_all(dsn)
-    yield dsn
-    drop_database(pg_server, name)
 
 
 def backfill(dsn: str, url: str, *args: str):
