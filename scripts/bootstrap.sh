@@ -28,4 +28,12 @@ if ! bash scripts/install-tsl-tier.sh; then
 fi
 
 .venv/bin/deribit-ts db up
+# `psql "$(deribit-ts db url)"` (README) on a machine with no psql: the private prefix's own, in .venv/bin.
+if ! command -v psql >/dev/null 2>&1 && [ ! -e .venv/bin/psql ]; then
+    bindir=$(.venv/bin/deribit-ts db status --json | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin).get("bindir") or "")')
+    if [ -x "$bindir/psql" ]; then
+        ln -s "$bindir/psql" .venv/bin/psql
+        echo "bootstrap: no psql on PATH: linked the private prefix's psql into .venv/bin" >&2
+    fi
+fi
 .venv/bin/deribit-ts db status
