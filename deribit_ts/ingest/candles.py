@@ -35,6 +35,9 @@ class Candles(RangedDataset):
     # Deribit returns at most ~5,000 candles a request (../shared/deribit_api.md 3.2); fetch_exact copes
     # if a server returns fewer.
     window_points = 5000
+    # The cap counts buckets from the window's end, so no_data proves a window empty only up to what answers
+    # are known to span: 1,000 (the conservative size deribit_api.md names) until a wider answer is seen.
+    empty_proof_floor = 1000
     # Five full requests a task: small enough that many workers share one instrument's history,
     # large enough that the plan of BTC-PERPETUAL's whole history is ~150 tasks.
     task_span = timedelta(minutes=25_000)

@@ -12,13 +12,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 
 from psycopg import AsyncConnection
 
 from deribit_ts.exchange.client import DeribitClient, Tally, current_tally
 from deribit_ts.exchange.errors import UnexpectedReplyError
 from deribit_ts.ingest.load import LoadResult
-from deribit_ts.ingest.windows import fetch_exact
+from deribit_ts.ingest.windows import Reach, fetch_exact
 from deribit_ts.timeutil import from_ms, to_ms
 
 
@@ -36,8 +37,16 @@ class RangedDataset(ABC):
     name: str
     step_ms: int  # spacing of the series' points
     window_points: int  # points per request: the most one request is trusted to return
+    # An empty answer proves a window empty only up to what answers are known to span (windows.Reach); this is
+    # the floor before any answer has shown more. None: the endpoint's cap counts rows, empty is always proof.
+    empty_proof_floor: int | None = None
     task_span: timedelta  # size of one task of the plan
     settle: timedelta = timedelta(0)  # how long the exchange may still revise its newest points
+
+    @cached_property
+    def reach(self) -> Reach | None:
+        """What this dataset's answers are known to span, shared by the tasks of this process."""
+        return None if self.empty_proof_floor is None else Reach(self.empty_proof_floor)
 
     @property
     def window_ms(self) -> int:
@@ -63,7 +72,7 @@ class RangedDataset(ABC):
             return await self.fetch_once(client, key, a, b)
 
         try:
-            window.rows = await fetch_exact(once, start_ms, end_ms, self.step_ms)
+            window.rows = await fetch_exact(once, start_ms, end_ms, self.step_ms, self.reach)
         except (KeyError, TypeError, ValueError, IndexError) as exc:  # a reply not shaped as documented
             raise UnexpectedReplyError(
                 f"{self.name} of {key} from {from_ms(start_ms):%Y-%m-%d %H:%M}: the exchange's reply is not as "

@@ -150,8 +150,19 @@ class SimMarket:
         return _joined(pieces)
 
     def chart(self, name: str, start_ms: int, end_ms: int, resolution: str, now_ms: int | None = None) -> dict:
-        """What get_tradingview_chart_data answers: candle_arrays() cut to `chart_max_candles`."""
+        """What get_tradingview_chart_data answers: the candles of at most `chart_max_candles` buckets.
+
+        The cap counts buckets, not rows, as measured (deribit_api.md 3.2: a wide window answers the newest
+        5,001 buckets, first tick = end - 5000 * resolution, start ignored), so a window whose newest buckets
+        are all empty (an outage) answers no_data even when older buckets of it have candles. The buckets are
+        counted from min(end, now): the measurement asked for a past end. chart_truncate='new' (a variant
+        nobody measured) keeps the oldest `chart_max_candles` rows instead.
+        """
         cap = self.config.chart_max_candles
+        if self.config.chart_truncate == "old":
+            width = RESOLUTION_MINUTES[resolution] * MINUTE_MS
+            newest_bucket = min(end_ms, self._now(now_ms)) // width * width
+            start_ms = max(start_ms, newest_bucket - (cap - 1) * width)
         return self.truncate(self.candle_arrays(name, start_ms, end_ms, resolution, now_ms, at_least=cap,
                                                 newest=self.config.chart_truncate == "old"))
 
