@@ -104,3 +104,16 @@ def test_unusable_home_is_one_line(tmp_path, command):
     not_a_directory.write_text("")
     result = run_cli(*command, env={"DERIBIT_TS_HOME": str(not_a_directory)})
     assert_one_line_failure(result, "is not a directory", "DERIBIT_TS_HOME")
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["backfill", "candles", "--workers", "0"], "Invalid value for '--workers'"),
+    (["backfill", "candles", "--bogus"], "No such option: --bogus"),
+    (["nosuch"], "No such command 'nosuch'"),
+    (["sim", "serve", "--port", "99999"], "Invalid value for '--port'"),
+    (["runs", "--last", "x"], "Invalid value for '--last'"),
+])
+def test_bad_cli_input_is_one_line_with_where_to_look(tmp_path, args, fragment):
+    result = run_cli(*args, env={"DERIBIT_TS_HOME": str(tmp_path)})
+    assert result.returncode == 2
+    assert_one_line_failure(result, "deribit-ts: error: ", fragment, "--help`)")

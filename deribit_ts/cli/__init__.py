@@ -106,7 +106,13 @@ def main() -> None:
     """Console entry point: runs the app, turning expected failures into one line on stderr."""
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        app()
+        # Not standalone: Typer would print usage errors as a framed box; they get our one line instead.
+        status = app(standalone_mode=False)
+    except typer.TyperException as exc:  # bad CLI input: an unknown option, a value out of range, ...
+        message = _usage_message(exc)
+        if message:  # (a group called without a command has printed its help and has nothing to add)
+            typer.echo(f"deribit-ts: error: {message}", err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
     except UserError as exc:
         typer.echo(f"deribit-ts: error: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -125,6 +131,15 @@ def main() -> None:
         typer.echo(f"deribit-ts: error: {exc.strerror or _first_line(exc)}{where} (check the path and its "
                    "permissions, e.g. DERIBIT_TS_HOME)", err=True)
         sys.exit(2)
+    if isinstance(status, int) and status:  # a command's typer.Exit(code), or Ctrl-C (130)
+        sys.exit(status)
+
+
+def _usage_message(exc: typer.TyperException) -> str:
+    format_message = getattr(exc, "format_message", None)
+    message = " ".join((format_message() if format_message else str(exc)).split())
+    ctx = getattr(exc, "ctx", None)
+    return f"{message} (see `{ctx.command_path} --help`)" if message and ctx is not None else message
 
 
 def _first_line(exc: Exception) -> str:
