@@ -22,8 +22,17 @@ def connect(dsn: str, *, autocommit: bool = False, application_name: str = "deri
         raise _unavailable(dsn, exc) from None
 
 
-def _unavailable(dsn: str, exc: Exception) -> DatabaseUnavailable:
+TOO_MANY_CONNECTIONS = "53300"  # SQLSTATE too_many_connections: max_connections or a role/database limit
+# A refusal at connection time carries no SQLSTATE in psycopg (the server's FATAL comes as the message only).
+_REFUSALS = ("too many clients", "too many connections")
+
+
+def _unavailable(dsn: str, exc: psycopg.OperationalError) -> DatabaseUnavailable:
     reason = " ".join(str(exc).split()) or exc.__class__.__name__
+    if exc.sqlstate == TOO_MANY_CONNECTIONS or any(refusal in reason for refusal in _REFUSALS):
+        # The server is up but out of connection slots: the backfill's workers are what the user can lower.
+        return DatabaseUnavailable("the database refused more connections (max_connections): lower --workers / "
+                                   "DERIBIT_TS_WORKERS")
     return DatabaseUnavailable(
         f"cannot connect to the database {mask_password(dsn)}: {reason} "
         "(check --dsn / DERIBIT_TS_DSN, or run `deribit-ts db up` for the embedded cluster)"

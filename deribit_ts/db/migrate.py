@@ -225,12 +225,17 @@ def plan(conn: psycopg.Connection, edition: str, migrations: list[SqlFile], repe
             steps.append(Step("apply", f, "previously skipped for the edition" if entry else ""))
         elif not entry:
             steps.append(Step("skip", f, f"needs the {f.edition} edition, server is {edition}"))
-    changed = [f for f in repeatables if f.runs_on(edition) and applied_repeatables.get(f.name) != f.sha256]
+    changed = _changed_repeatables(edition, repeatables, applied_repeatables)
     if any(s.action == "apply" for s in steps) or changed:
         # Views may depend on one another and on migrated tables: re-create all of them, in order.
         reason = "changed" if changed else "after migrations"
         steps += [Step("reapply", f, reason) for f in repeatables if f.runs_on(edition)]
     return steps
+
+
+def _changed_repeatables(edition: str, repeatables: list[SqlFile], applied: dict[str, str]) -> list[SqlFile]:
+    """The sql/ files for this edition whose content differs from what the database last applied."""
+    return [f for f in repeatables if f.runs_on(edition) and applied.get(f.name) != f.sha256]
 
 
 def _run_statements(conn: psycopg.Connection, f: SqlFile) -> None:
@@ -342,6 +347,5 @@ def migration_state(conn: psycopg.Connection, migrations: list[SqlFile] | None =
         state.update(pending=None, views_changed=None, problem=str(exc))
         return state
     state["pending"] = len([s for s in steps if s.action == "apply"])
-    state["views_changed"] = len([f for f in repeatables
-                                  if f.runs_on(edition) and applied_repeatables.get(f.name) != f.sha256])
+    state["views_changed"] = len(_changed_repeatables(edition, repeatables, applied_repeatables))
     return state

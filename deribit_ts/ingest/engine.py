@@ -13,10 +13,9 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import psycopg
 from psycopg import AsyncConnection
 
-from deribit_ts.errors import DatabaseUnavailable
+from deribit_ts.db.connect import connect_async
 from deribit_ts.exchange.client import DeribitClient, Tally, current_tally
 from deribit_ts.exchange.errors import ExchangeError, UnexpectedReplyError
 from deribit_ts.ingest import candles, funding, index, tasks
@@ -29,22 +28,6 @@ log = logging.getLogger(__name__)
 
 RANGED: dict[str, RangedDataset] = {"candles": candles.DATASET, "funding": funding.DATASET}
 IDLE_POLL_S = 1.0  # how often an idle worker looks for tasks released by dead workers
-
-
-TOO_MANY_CONNECTIONS = "53300"  # SQLSTATE too_many_connections: max_connections or a role/database limit
-# A refusal at connection time carries no SQLSTATE in psycopg (the server's FATAL comes as the message only).
-_REFUSALS = ("too many clients", "too many connections")
-
-
-async def worker_connection(dsn: str) -> AsyncConnection:
-    """A worker's own connection; a server out of connection slots is something the user can fix."""
-    try:
-        return await AsyncConnection.connect(dsn, autocommit=True, application_name="deribit-ts backfill")
-    except psycopg.OperationalError as exc:
-        if exc.sqlstate == TOO_MANY_CONNECTIONS or any(refusal in str(exc) for refusal in _REFUSALS):
-            raise DatabaseUnavailable("the database refused more connections (max_connections): lower --workers / "
-                                      "DERIBIT_TS_WORKERS") from None
-        raise
 
 
 class LeaseLost(Exception):
@@ -83,14 +66,14 @@ class Engine:
     async def _release(self, owners: list[str]) -> None:
         """Hand unfinished tasks back at once, so the next run need not wait for their leases."""
         try:
-            async with await AsyncConnection.connect(self.dsn, autocommit=True) as conn:
+            async with await connect_async(self.dsn, application_name="deribit-ts backfill") as conn:
                 await tasks.release(conn, owners)
         except Exception as exc:  # the database may be what failed; the error that stopped the run says so
             # Nothing is lost: the leases expire, and the next run on this host takes them back at once.
             log.info("could not release leases: %s", exc)
 
     async def _worker(self, owner: str, datasets: list[str], keys: list[str] | None) -> None:
-        async with await worker_connection(self.dsn) as conn:
+        async with await connect_async(self.dsn, application_name="deribit-ts backfill") as conn:
             while True:
                 task = await tasks.claim(conn, owner, datasets, keys)
                 if task is None:
