@@ -10,13 +10,14 @@ import json
 import os
 import socket
 import stat
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from helpers import run_cli
+from helpers import cli_command, run_cli
 
 from deribit_ts.config import default_home
 from deribit_ts.db.embedded import NOT_SET_UP, Cluster
@@ -164,3 +165,102 @@ def test_cli_up_with_a_dsn_manages_only_the_embedded_cluster(tmp_path: Path):
     assert result.returncode != 0
     assert "manages only the embedded cluster" in result.stderr
     assert not (tmp_path / "cluster").exists()
+
+
+# ------------------------------------------------ a first `db up` killed part-way (issue 9.1)
+
+def _initdb_processes(home: Path) -> list[int]:
+    """PIDs of initdb (or the bootstrap postgres it runs) working under ``home``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        text = b" ".join(argv).decode(errors="replace")
+        if str(home) in text and ("initdb" in text or "--boot" in text or "--single" in text):
+            found.append(int(proc.name))
+    return found
+
+
+def _wait_for(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def _kill_first_up(home: Path, when) -> None:
+    """Start a first `db up` in ``home`` and kill -9 it when ``when(home)`` holds (or after a delay)."""
+    env = {**os.environ, "DERIBIT_TS_HOME": str(home), "DERIBIT_TS_PG_PREFIX": str(_prefix()),
+           "DERIBIT_TS_DSN": ""}
+    proc = subprocess.Popen(cli_command("db", "up"), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        if isinstance(when, float):
+            time.sleep(when)
+        else:
+            _wait_for(lambda: when(home) or proc.poll() is not None, 30)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+KILL_POINTS = {
+    "0.3s": 0.3,
+    "1.0s": 1.0,
+    "1.5s": 1.5,
+    "2.0s": 2.0,
+    "initdb-running": lambda home: (home / "cluster.initdb" / "data" / "PG_VERSION").is_file(),
+    "initdb-done": lambda home: (home / "cluster" / "PG_VERSION").is_file(),
+    "server-started": lambda home: (home / "cluster" / "postmaster.pid").is_file(),
+}
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_a_first_up_killed_part_way_leaves_a_home_the_next_up_completes(point: str, tmp_path: Path):
+    home = tmp_path / "home"
+    _kill_first_up(home, KILL_POINTS[point])
+    # No orphan: the initdb of the killed `up` dies with it.
+    assert _wait_for(lambda: not _initdb_processes(home), 5), _initdb_processes(home)
+    assert not (home / "cluster.password.initdb").exists()
+    if (home / "cluster").exists():  # all or nothing: a data directory is a complete one
+        assert "include_if_exists = 'deribit_ts.conf'" in (home / "cluster" / "postgresql.conf").read_text()
+    env = {"DERIBIT_TS_HOME": str(home), "DERIBIT_TS_PG_PREFIX": str(_prefix()), "DERIBIT_TS_DSN": ""}
+    try:
+        result = run_cli("db", "up", env=env)
+        assert result.returncode == 0, result.stderr
+        cluster = Cluster(home, prefix=_prefix())
+        with psycopg.connect(cluster.url(), connect_timeout=5) as conn:
+            assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'").fetchone() == (1,)
+        # No copy of the superuser password anywhere but cluster.password.
+        leftovers = {p.name for p in home.iterdir()} - {"cluster", "cluster.json", "cluster.lock", "cluster.log",
+                                                          "cluster.password"}
+        assert not leftovers
+    finally:
+        run_cli("db", "down", env=env)
+
+
+def test_a_cluster_left_half_initialised_by_an_earlier_version_is_created_again(tmp_path: Path):
+    """The reported state: PG_VERSION exists, the include line never got written, no port remembered."""
+    home = tmp_path / "home"
+    cluster = Cluster(home, prefix=_prefix())
+    cluster.up(quiet=True)
+    cluster.down()
+    conf = cluster.data_dir / "postgresql.conf"
+    conf.write_text(conf.read_text().replace("include_if_exists = 'deribit_ts.conf'", ""))
+    state = json.loads(cluster.state_path.read_text())
+    state.pop("port"), state.pop("ready")
+    cluster.state_path.write_text(json.dumps(state))
+    (home / "cluster.password.initdb").write_text("secret\n")
+    try:
+        cluster.up(quiet=True)
+        assert cluster.is_running()
+        assert not (home / "cluster.password.initdb").exists()
+        assert [p.name for p in home.glob("cluster.incomplete-*")]  # moved aside, never deleted
+    finally:
+        cluster.down()

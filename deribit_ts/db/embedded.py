@@ -3,6 +3,9 @@
 Files under ``home`` (default ~/.local/share/deribit-ts):
 
 - ``cluster/``          the data directory (initdb'd once; also holds the unix socket)
+- ``cluster.initdb/``   only while a first `up` initialises: initdb works here (with its short-lived password
+                        copy) and the finished data directory is renamed to ``cluster/``, so a first `up` killed
+                        part-way leaves no half-made cluster, only this directory, which the next `up` removes
 - ``cluster.json``      what to remember between runs: port, binaries, major version
 - ``cluster.password``  the generated password of the ``deribit_ts`` superuser (mode 0600)
 - ``cluster.log``       the server log
@@ -71,17 +74,20 @@ class Cluster:
         self.data_dir = self.home / "cluster"
         self.state_path = self.home / "cluster.json"
         self.password_path = self.home / "cluster.password"
+        self.init_dir = self.home / "cluster.initdb"  # scratch space of a first initialisation
+        self._lock_fds: tuple[int, ...] = ()  # the home's lock while held, for initdb to inherit
 
     # ----------------------------------------------------------------- public API
 
     def up(self, quiet: bool = False, *, port: int | None = None) -> None:
         """Create (once) and start the cluster; a no-op when it already runs."""
         self._make_home()
-        if self.is_running():
+        if self.is_running() and self._state().get("ready"):
             self._refuse_port_change(port)
             return
         with self._exclusive():
             if self.is_running():  # another process started it while we waited for the lock
+                self._finish_first_start()
                 self._refuse_port_change(port)
                 return
             self._start_cluster(quiet, port)
@@ -89,6 +95,7 @@ class Cluster:
     def _start_cluster(self, quiet: bool, port: int | None) -> None:
         binaries = self._binaries()
         owner = _ServerOwner.for_current_user()
+        self._discard_interrupted_init(quiet)
         if not self._initialized():
             self._initdb(binaries, owner, quiet)
         self._check_major(binaries)
@@ -98,6 +105,7 @@ class Cluster:
         self._start(binaries, owner)
         self._save_state(port=port)  # only a port the server could listen on is remembered
         self._create_database()
+        self._save_state(ready=True)
         if not quiet:
             _say(f"embedded cluster running on 127.0.0.1:{port} "
                  f"(data: {self.data_dir}, log: {self.log_path()})")
@@ -179,7 +187,25 @@ class Cluster:
         """Serialize up/down of one home across processes (two commands may both start the cluster)."""
         with open(self.home / "cluster.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
+            self._lock_fds = (lock.fileno(),)
+            try:
+                yield
+            finally:
+                self._lock_fds = ()
+
+    def _finish_first_start(self) -> None:
+        """A server that runs, but whose first `up` was killed before the port was remembered or the
+        database created: finish that now (called under the home's lock)."""
+        if self._state().get("ready"):
+            return
+        if not self._state().get("port"):
+            port = _port_in_lock_file(self.data_dir / "postmaster.pid")
+            if port is None:
+                raise UserError("the embedded cluster runs but its port is unknown; run `deribit-ts db down` "
+                                "and `deribit-ts db up` again")
+            self._save_state(port=port)
+        self._create_database()
+        self._save_state(ready=True)
 
     def _check_home(self) -> None:
         if self.home.exists() and not self.home.is_dir():
@@ -304,35 +330,72 @@ class Cluster:
 
     # ------------------------------------------------------------ init and start
 
+    def _discard_interrupted_init(self, quiet: bool) -> None:
+        """Remove what a first `up` killed part-way left behind (called under the home's lock).
+
+        The lock is also held by the initdb a killed `up` started (it inherits the lock's descriptor), so by
+        the time we get here no initdb of ours still writes into the scratch directory.
+        """
+        if self.init_dir.exists():
+            shutil.rmtree(self.init_dir)
+            if not quiet:
+                _say(f"removed {self.init_dir}, left by a first `deribit-ts db up` that was interrupted")
+        self._legacy_password_copy().unlink(missing_ok=True)
+        if self._initialized() and not _has_include_line(self.data_dir) and not self._state().get("port"):
+            # Left by a version that initialised in place and was killed: it never started, so holds no data.
+            aside = self.home / f"cluster.incomplete-{os.getpid()}"
+            self.data_dir.rename(aside)
+            _say(f"{self.data_dir} was never completely initialised (an earlier `db up` was interrupted): "
+                 f"moved it to {aside} and creating the cluster again; delete {aside} when you like")
+
+    def _legacy_password_copy(self) -> Path:
+        return self.home / "cluster.password.initdb"  # where earlier versions kept initdb's password copy
+
     def _initdb(self, binaries: Binaries, owner: _ServerOwner, quiet: bool) -> None:
+        """Initialise in a scratch directory and rename it into place once complete: all or nothing."""
         if self.data_dir.exists() and any(self.data_dir.iterdir()):
             raise UserError(f"{self.data_dir} exists but is not a PostgreSQL data directory; "
                             "move it away and run `deribit-ts db up` again")
         password = self._password()
         if not quiet:
             _say(f"creating the embedded cluster in {self.data_dir} (PostgreSQL {binaries.major})")
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        owner.take(self.data_dir, mode=0o700)
-        owner.reach(self.data_dir, binaries.bindir)
+        self.init_dir.mkdir(mode=0o700)
+        owner.take(self.init_dir, mode=0o700)
+        try:
+            self._initdb_in(self.init_dir, password, binaries, owner)
+            if self.data_dir.exists():
+                self.data_dir.rmdir()  # empty (checked above)
+            (self.init_dir / "data").rename(self.data_dir)
+        finally:
+            shutil.rmtree(self.init_dir, ignore_errors=True)  # with the password copy, on every path
+
+    def _initdb_in(self, scratch: Path, password: str, binaries: Binaries, owner: _ServerOwner) -> None:
+        data = scratch / "data"
+        data.mkdir(mode=0o700)
+        owner.take(data, mode=0o700)
+        owner.reach(data, binaries.bindir)
         # initdb reads the password from a file: a short-lived copy the server's user can read.
-        pwfile = self.home / "cluster.password.initdb"
+        pwfile = scratch / "password"
         _write_private(pwfile, password + "\n")
         owner.take(pwfile, mode=0o600)
-        result = owner.run(
-            [binaries.tool("initdb"), "-D", str(self.data_dir), "-U", SUPERUSER, f"--pwfile={pwfile}",
-             # scram everywhere: no trust, not even over the unix socket.
-             "--auth=scram-sha-256", "--encoding=UTF8",
-             # The builtin provider (PG 17) sorts and classifies without the host's libc locales, which the
-             # private glibc may not be able to read.
-             "--locale=C", "--locale-provider=builtin", "--builtin-locale=C.UTF-8", "--no-instructions"],
-        )
-        pwfile.unlink()
+        try:
+            result = owner.run(
+                [binaries.tool("initdb"), "-D", str(data), "-U", SUPERUSER, f"--pwfile={pwfile}",
+                 # scram everywhere: no trust, not even over the unix socket.
+                 "--auth=scram-sha-256", "--encoding=UTF8",
+                 # The builtin provider (PG 17) sorts and classifies without the host's libc locales, which the
+                 # private glibc may not be able to read.
+                 "--locale=C", "--locale-provider=builtin", "--builtin-locale=C.UTF-8", "--no-instructions"],
+                # Our lock stays held while initdb (or its postgres child) lives, even if we are killed,
+                # and initdb dies with us instead of running on as an orphan.
+                pass_fds=self._lock_fds, die_with_parent=True,
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
         if result.returncode != 0:
-            shutil.rmtree(self.data_dir, ignore_errors=True)  # so that the next `db up` starts from scratch
             raise UserError(f"initdb failed: {_last_line(result.stderr or result.stdout)}")
-        with open(self.data_dir / "postgresql.conf", "a") as conf:
-            conf.write("\n# Settings managed by deribit-ts (rewritten by every `deribit-ts db up`)\n"
-                       "include_if_exists = 'deribit_ts.conf'\n")
+        with open(data / "postgresql.conf", "a") as conf:
+            conf.write(_INCLUDE_BLOCK)
 
     def _password(self) -> str:
         if self.password_path.is_file():
@@ -416,6 +479,17 @@ synchronous_commit = off
 """
 
 
+_INCLUDE_BLOCK = ("\n# Settings managed by deribit-ts (rewritten by every `deribit-ts db up`)\n"
+                  "include_if_exists = 'deribit_ts.conf'\n")
+
+
+def _has_include_line(data_dir: Path) -> bool:
+    try:
+        return "include_if_exists = 'deribit_ts.conf'" in (data_dir / "postgresql.conf").read_text()
+    except OSError:
+        return False
+
+
 def _write_private(path: Path, text: str) -> None:
     """Write a file only its owner can read, without a moment of wider permissions."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -484,6 +558,15 @@ def _pid_in_lock_file(lock_file: Path) -> int | None:
     return int(first_line) if first_line.isdigit() else None
 
 
+def _port_in_lock_file(lock_file: Path) -> int | None:
+    """postmaster.pid's fourth line is the port the server listens on."""
+    try:
+        lines = lock_file.read_text().split("\n")
+    except (FileNotFoundError, PermissionError):
+        return None
+    return int(lines[3]) if len(lines) > 3 and lines[3].strip().isdigit() else None
+
+
 def _process_name(pid: int) -> str | None:
     """The command name (readable for any process, unlike its cwd)."""
     try:
@@ -532,12 +615,17 @@ class _ServerOwner:
         entry = _ensure_service_user()
         return cls(entry.pw_uid, entry.pw_gid)
 
-    def run(self, cmd: list[str], input: str | None = None) -> subprocess.CompletedProcess:
+    def run(self, cmd: list[str], input: str | None = None, *, pass_fds: tuple[int, ...] = (),
+            die_with_parent: bool = False) -> subprocess.CompletedProcess:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
+        # Runs in the child after the switch of user (a change of credentials clears the death signal).
+        preexec = _die_with_parent if die_with_parent else None
         if self.uid is None:
-            return subprocess.run(cmd, input=input, capture_output=True, text=True, env=env)
+            return subprocess.run(cmd, input=input, capture_output=True, text=True, env=env,
+                                  pass_fds=pass_fds, preexec_fn=preexec)
         return subprocess.run(cmd, input=input, capture_output=True, text=True, env=env, cwd="/",
-                              user=self.uid, group=self.gid, extra_groups=[])
+                              user=self.uid, group=self.gid, extra_groups=[], pass_fds=pass_fds,
+                              preexec_fn=preexec)
 
     def take(self, path: Path, mode: int) -> None:
         if self.uid is not None:
@@ -552,6 +640,17 @@ class _ServerOwner:
             for directory in reversed(path.resolve().parents):
                 if not _can_search(directory, self.uid, self.gid):
                     _grant_search(directory, self.uid)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """prctl(PR_SET_PDEATHSIG, SIGKILL): the kernel kills this child when the process that started it dies."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _ensure_service_user() -> pwd.struct_passwd:
