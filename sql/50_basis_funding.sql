@@ -8,116 +8,157 @@
 
 DROP VIEW IF EXISTS deribit.basis_term_structure CASCADE;
 DROP VIEW IF EXISTS deribit.basis_1m CASCADE;
-DROP FUNCTION IF EXISTS deribit_ts.index_at(text, text, timestamptz) CASCADE;
+DROP FUNCTION IF EXISTS deribit_ts.basis_at(timestamptz) CASCADE;
+DROP FUNCTION IF EXISTS deribit_ts.index_before(text, integer, timestamptz) CASCADE;
+DROP VIEW IF EXISTS deribit_ts.dated_futures CASCADE;
+-- An earlier version's per-row index lookup, replaced by the union below.
+DROP FUNCTION IF EXISTS deribit_ts.index_at(text, text, timestamptz);
 
--- The index price of `p_index` at minute `p_ts`, and where it came from, best source first:
---   index          the index history has a sample at that minute (one-minute history covers the last
---                  days only: Deribit serves older index history hourly or daily)
---   funding_index  the perpetual's funding history has a row at that minute (hourly, on the hour): the
---                  exchange's own index at that instant
---   perpetual      the perpetual's one-minute close: a price at the same minute, but it carries the
---                  perpetual's premium over the index (the funding rate's driver, typically a few bp)
---   index_prev_hour the newest index sample (index or funding history) of the hour before: the index
---                  itself, up to 59 minutes stale
--- The perpetual is the one of the same price index (BTC-PERPETUAL for btc_usd); where several share an
--- index, the one settled in the future's currency wins, then the oldest. Nothing when no source has a
--- price. Each branch is one primary-key probe.
-CREATE FUNCTION deribit_ts.index_at(p_index text, p_settlement text, p_ts timestamptz)
-RETURNS TABLE (index_price double precision, index_source text)
-LANGUAGE sql STABLE AS $$
-    WITH perp AS (
-        SELECT p.id
-          FROM deribit.instruments p
-         WHERE p.is_perpetual AND p.price_index = p_index
-         ORDER BY p.settlement_currency IS NOT DISTINCT FROM p_settlement DESC, p.id
-         LIMIT 1
-    )
-    SELECT found.price, found.source
-      FROM (
-        SELECT x.price, 'index' AS source, 1 AS rank
-          FROM deribit.index_price_history x
-         WHERE x.index_name = p_index AND x.ts = p_ts
-        UNION ALL
-        SELECT fr.index_price, 'funding_index', 2
-          FROM deribit.funding_rate_history fr, perp
-         WHERE fr.instrument_id = perp.id AND fr.ts = p_ts AND fr.index_price > 0
-        UNION ALL
-        SELECT pc.close, 'perpetual', 3
-          FROM deribit.candles_1m pc, perp
-         WHERE pc.instrument_id = perp.id AND pc.ts = p_ts
-        UNION ALL
-        (SELECT prev.price, 'index_prev_hour', 4
-           FROM (SELECT x.ts, x.price
-                   FROM deribit.index_price_history x
-                  WHERE x.index_name = p_index AND x.ts < p_ts AND x.ts > p_ts - interval '1 hour'
-                 UNION ALL
-                 SELECT fr.ts, fr.index_price
-                   FROM deribit.funding_rate_history fr, perp
-                  WHERE fr.instrument_id = perp.id AND fr.ts < p_ts AND fr.ts > p_ts - interval '1 hour'
-                    AND fr.index_price > 0) prev
-          ORDER BY prev.ts DESC
-          LIMIT 1)
-      ) found
-     ORDER BY found.rank
-     LIMIT 1
-$$;
-COMMENT ON FUNCTION deribit_ts.index_at(text, text, timestamptz) IS
-    'Index price of an index at a minute, from the best source that has it (index, funding_index, perpetual, index_prev_hour)';
-
--- Every dated future's one-minute close against its index at that minute.
-CREATE VIEW deribit.basis_1m AS
-SELECT f.instrument_name,
-       c.ts,
-       c.close                                                        AS future_price,
-       ix.index_price,
-       c.close - ix.index_price                                       AS basis,
-       100 * (c.close / ix.index_price - 1)                           AS basis_pct,
-       100 * (c.close / ix.index_price - 1) * 365
-           / (extract(epoch FROM f.expiry - c.ts) / 86400)            AS annualized_basis_pct,
-       extract(epoch FROM f.expiry - c.ts)::double precision / 86400  AS days_to_expiry,
-       ix.index_source,
-       f.base_currency                                                AS currency,
-       f.expiry
+-- Every dated future with its index and the perpetual of that index (BTC-PERPETUAL for btc_usd), whose
+-- candles and funding history are the fallbacks where the index has no sample at a minute. Where several
+-- perpetuals share an index, the one settled in the future's currency wins, then the oldest.
+CREATE VIEW deribit_ts.dated_futures AS
+SELECT f.id, f.instrument_name, f.base_currency AS currency, f.price_index, f.creation_ts, f.expiry,
+       perp.id AS perpetual_id
 FROM deribit.instruments f
-JOIN deribit.candles_1m c ON c.instrument_id = f.id AND c.ts < f.expiry
-LEFT JOIN LATERAL deribit_ts.index_at(f.price_index, f.settlement_currency, c.ts) ix ON true
+LEFT JOIN LATERAL (
+    SELECT p.id
+      FROM deribit.instruments p
+     WHERE p.is_perpetual AND p.price_index = f.price_index
+     ORDER BY p.settlement_currency IS NOT DISTINCT FROM f.settlement_currency DESC, p.id
+     LIMIT 1) perp ON true
 WHERE f.kind = 'future' AND NOT f.is_perpetual AND f.expiry IS NOT NULL;
+
+-- The newest index sample (index or funding history) in the hour before `p_ts`: the last fallback of
+-- basis_1m. PL/pgSQL so that its plan is made once per session, and only when a row needs it.
+CREATE FUNCTION deribit_ts.index_before(p_index text, p_perpetual_id integer, p_ts timestamptz)
+RETURNS double precision
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT newest.price
+              FROM (SELECT x.ts, x.price
+                      FROM deribit.index_price_history x
+                     WHERE x.index_name = p_index AND x.ts < p_ts AND x.ts > p_ts - interval '1 hour'
+                    UNION ALL
+                    SELECT fr.ts, fr.index_price
+                      FROM deribit.funding_rate_history fr
+                     WHERE fr.instrument_id = p_perpetual_id AND fr.ts < p_ts AND fr.ts > p_ts - interval '1 hour'
+                       AND fr.index_price > 0) newest
+             ORDER BY newest.ts DESC
+             LIMIT 1);
+END;
+$$;
+
+-- Every dated future's one-minute close against its index at that minute. index_source says which price
+-- stood for the index, best first:
+--   index           the index history has a sample at that minute (Deribit serves one-minute index history
+--                   for the last days only; older history is hourly or daily, so older minutes fall back)
+--   funding_index   the perpetual's funding history has a row at that minute (hourly, on the hour): the
+--                   exchange's own index at that instant
+--   perpetual       the perpetual's one-minute close: the same minute, but it carries the perpetual's premium
+--                   over the index (what drives funding; typically a few basis points)
+--   index_prev_hour the newest index sample (index or funding history) of the hour before: the index itself,
+--                   up to 59 minutes stale (where no perpetual candles were loaded)
+-- and NULL where none exists.
+--
+-- Why a union: every source is a hypertable, and a filter on ts (and instrument_name) reaches each branch of
+-- the UNION ALL as a constant, so each reads only the chunks of that range through its primary key. A join
+-- or a per-row lookup would either read every chunk or pay TimescaleDB's per-row chunk exclusion (about 1 ms
+-- a row at a few hundred chunks). The stale fallback is a per-row lookup, taken only by rows without any other.
+CREATE VIEW deribit.basis_1m AS
+SELECT m.instrument_name,
+       m.ts,
+       m.future_price,
+       coalesce(m.index_price, prev.price)                                      AS index_price,
+       m.future_price - coalesce(m.index_price, prev.price)                     AS basis,
+       100 * (m.future_price / coalesce(m.index_price, prev.price) - 1)         AS basis_pct,
+       100 * (m.future_price / coalesce(m.index_price, prev.price) - 1) * 365
+           / (extract(epoch FROM m.expiry - m.ts) / 86400)                      AS annualized_basis_pct,
+       extract(epoch FROM m.expiry - m.ts)::double precision / 86400            AS days_to_expiry,
+       CASE m.source WHEN 1 THEN 'index' WHEN 2 THEN 'funding_index' WHEN 3 THEN 'perpetual'
+           ELSE CASE WHEN prev.price IS NOT NULL THEN 'index_prev_hour' END END AS index_source,
+       m.currency,
+       m.expiry
+FROM (
+    SELECT s.instrument_name, s.ts, s.currency, s.expiry,
+           max(s.price) FILTER (WHERE s.source = 0)                                     AS future_price,
+           (array_agg(s.price ORDER BY s.source) FILTER (WHERE s.source > 0))[1]       AS index_price,
+           min(s.source) FILTER (WHERE s.source > 0)                                    AS source,
+           max(s.price_index) AS price_index, max(s.perpetual_id) AS perpetual_id
+      FROM (
+        SELECT f.instrument_name, c.ts, f.currency, f.expiry, c.close AS price, 0 AS source,
+               f.price_index, f.perpetual_id
+          FROM deribit_ts.dated_futures f
+          JOIN deribit.candles_1m c ON c.instrument_id = f.id AND c.ts < f.expiry
+        UNION ALL
+        SELECT f.instrument_name, x.ts, f.currency, f.expiry, x.price, 1, NULL, NULL
+          FROM deribit_ts.dated_futures f
+          JOIN deribit.index_price_history x ON x.index_name = f.price_index AND x.ts < f.expiry
+        UNION ALL
+        SELECT f.instrument_name, fr.ts, f.currency, f.expiry, fr.index_price, 2, NULL, NULL
+          FROM deribit_ts.dated_futures f
+          JOIN deribit.funding_rate_history fr ON fr.instrument_id = f.perpetual_id AND fr.ts < f.expiry
+         WHERE fr.index_price > 0
+        UNION ALL
+        SELECT f.instrument_name, pc.ts, f.currency, f.expiry, pc.close, 3, NULL, NULL
+          FROM deribit_ts.dated_futures f
+          JOIN deribit.candles_1m pc ON pc.instrument_id = f.perpetual_id AND pc.ts < f.expiry
+      ) s
+     GROUP BY s.instrument_name, s.ts, s.currency, s.expiry
+    HAVING count(*) FILTER (WHERE s.source = 0) > 0
+) m
+LEFT JOIN LATERAL (
+    SELECT deribit_ts.index_before(m.price_index, m.perpetual_id, m.ts) AS price
+     WHERE m.source IS NULL
+    OFFSET 0  -- evaluated once per row, not once per use of prev.price
+) prev ON true;
 COMMENT ON VIEW deribit.basis_1m IS
     'Per dated future and minute: close vs index (basis, basis_pct, simple annualized on 365 days); index_source names the index used: index, funding_index, perpetual (its close, premium included) or index_prev_hour; NULL where none exists';
 
--- The term structure once an hour: at every full hour, each future of the currency live then, with its
--- basis at that minute (from basis_1m). On the hour is where the funding history gives the exchange's own
--- index, so the term structure uses the index itself over the whole history, not a fallback.
+-- basis_1m at one minute, for every future live then: the term structure calls it once per hour it walks
+-- through. A PL/pgSQL function keeps one plan per session, in which TimescaleDB picks each hypertable's
+-- chunk for the minute when the plan starts (startup exclusion) instead of planning every hour anew.
+CREATE FUNCTION deribit_ts.basis_at(p_ts timestamptz)
+RETURNS TABLE (instrument_name text, ts timestamptz, future_price double precision, index_price double precision,
+               basis double precision, basis_pct double precision, annualized_basis_pct double precision,
+               days_to_expiry double precision, index_source text, currency text, expiry timestamptz)
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY SELECT * FROM deribit.basis_1m b WHERE b.ts = p_ts AND b.expiry > p_ts;
+END;
+$$;
+
+-- The term structure once an hour: at every full hour, each dated future live then with a candle at that
+-- minute, and its basis (from basis_1m). On the hour is where the funding history gives the exchange's own
+-- index, so the term structure rests on the index itself over the whole history, not on a fallback.
 --
--- The hours run newest first from the newest candle fetched (deribit_ts.watermarks, else now) back to the
--- first future's listing; they are sorted in a subquery so that `ORDER BY ts DESC LIMIT n` walks back from
--- the newest hour and stops after n rows instead of computing all history.
+-- The hours run newest first, from the newest candle fetched (deribit_ts.watermarks; without any, the
+-- latest expiry or now) back to the first future's listing. They are sorted in a subquery so that
+-- `ORDER BY ts DESC LIMIT n` walks back from the newest hour and stops after n rows.
 CREATE VIEW deribit.basis_term_structure AS
-SELECT f.base_currency                                                AS currency,
+SELECT b.currency,
        h.ts,
-       f.expiry,
-       extract(epoch FROM f.expiry - h.ts)::double precision / 86400  AS days_to_expiry,
-       100 * (c.close / ix.index_price - 1) * 365
-           / (extract(epoch FROM f.expiry - h.ts) / 86400)            AS annualized_basis_pct,
-       f.instrument_name,
-       c.close                                                        AS future_price,
-       ix.index_price,
-       100 * (c.close / ix.index_price - 1)                           AS basis_pct,
-       ix.index_source
+       b.expiry,
+       b.days_to_expiry,
+       b.annualized_basis_pct,
+       b.instrument_name,
+       b.future_price,
+       b.index_price,
+       b.basis_pct,
+       b.index_source
 FROM (SELECT hours.ts
         FROM generate_series(
-                 (SELECT date_trunc('hour', least(now(), coalesce(max(w.covered_until), now())))
-                    FROM deribit_ts.watermarks w WHERE w.dataset = 'candles'),
-                 (SELECT date_trunc('hour', min(i.creation_ts))
-                    FROM deribit.instruments i WHERE i.kind = 'future' AND NOT i.is_perpetual),
+                 (SELECT date_trunc('hour', least(now(), coalesce(
+                             (SELECT max(w.covered_until) FROM deribit_ts.watermarks w WHERE w.dataset = 'candles'),
+                             max(f.expiry))))
+                    FROM deribit_ts.dated_futures f),
+                 (SELECT date_trunc('hour', min(f.creation_ts)) FROM deribit_ts.dated_futures f),
                  interval '-1 hour') AS hours (ts)
        ORDER BY hours.ts DESC) h
-JOIN deribit.instruments f
-  ON f.kind = 'future' AND NOT f.is_perpetual AND f.expiry > h.ts AND f.creation_ts <= h.ts
-JOIN deribit.candles_1m c ON c.instrument_id = f.id AND c.ts = h.ts
-LEFT JOIN LATERAL deribit_ts.index_at(f.price_index, f.settlement_currency, h.ts) ix ON true;
+CROSS JOIN LATERAL deribit_ts.basis_at(h.ts) b;
 COMMENT ON VIEW deribit.basis_term_structure IS
-    'Hourly (on the hour) annualized basis of every live dated future per currency, newest first with ORDER BY ts DESC LIMIT n';
+    'Hourly (on the hour) annualized basis of every live dated future per currency; ORDER BY ts DESC LIMIT n reads only the newest hours';
 
 -- Funding of perpetuals as an annual rate, in percent: interest_1h (the funding of one hour, a fraction)
 -- * 24 * 365 * 100, simple. apr_1d and apr_7d average the hourly rows of the trailing 24 hours and
