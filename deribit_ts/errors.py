@@ -27,3 +27,12 @@ class ExchangeUnavailable(UserError):
     """The exchange (or the simulator standing in for it) could not be reached."""
 
     exit_code = 3
+
+
+class UsageError(UserError):
+    """A flag or environment variable with a value that cannot be right (empty, malformed, out of range).
+
+    Raised before anything is written; exits 2 like every other usage error of the command line.
+    """
+
+    exit_code = 2

@@ -13,9 +13,9 @@ import psycopg
 from psycopg import sql
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run the installed `deribit-ts` console script as a user would."""
-    full_env = {**os.environ, **(env or {})}
+def run_cli(*args: str, env: dict[str, str | None] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the installed `deribit-ts` console script as a user would (an env value of None unsets the variable)."""
+    full_env = {key: value for key, value in {**os.environ, **(env or {})}.items() if value is not None}
     return subprocess.run(cli_command(*args), capture_output=True, text=True, env=full_env, timeout=timeout)
 
 

@@ -142,7 +142,7 @@ def test_data_dir_of_another_major_version(stopped: Cluster):
 
 
 def test_cli_status_and_psql_on_the_embedded_cluster(cluster: Cluster, home: Path):
-    env = {"DERIBIT_TS_HOME": str(home), "DERIBIT_TS_DSN": ""}
+    env = {"DERIBIT_TS_HOME": str(home), "DERIBIT_TS_DSN": None}
     status = run_cli("db", "status", "--json", env=env)
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)

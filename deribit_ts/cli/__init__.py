@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
+import threading
+import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -14,8 +17,9 @@ import typer
 
 from deribit_ts import __version__
 from deribit_ts.cli.common import ApiUrlOption, DsnOption, JsonOption, settings
-from deribit_ts.config import DEFAULT_MAX_RETRIES, DEFAULT_WORKERS, Settings, env_int, mask_password
+from deribit_ts.config import MAX_RETRIES, WORKERS, MaskingFormatter, Settings, install_log_masking, mask_password
 from deribit_ts.errors import UserError
+from deribit_ts.validate import CONTROL_CHARS, shown, text
 
 app = typer.Typer(
     name="deribit-ts",
@@ -37,22 +41,27 @@ def _root(
     ctx: typer.Context,
     dsn: DsnOption = None,
     api_url: ApiUrlOption = None,
-    home: Annotated[Path | None, typer.Option("--home", envvar="DERIBIT_TS_HOME",
-                                              help="Where the embedded cluster lives.",
-                                              show_default="~/.local/share/deribit-ts")] = None,
+    home: Annotated[str | None, typer.Option("--home", envvar="DERIBIT_TS_HOME",
+                                             help="Where the embedded cluster lives.",
+                                             show_default="~/.local/share/deribit-ts")] = None,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output on stderr.")] = 0,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(verbose, 2),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if verbose == 0:
-        # psycopg warns about every query it cancels when Ctrl-C stops the workers: expected, not news.
-        logging.getLogger("psycopg").setLevel(logging.ERROR)
-    ctx.obj = Settings.from_env(dsn=dsn, api_url=api_url, home=home)
+    _setup_logging(verbose)
+    ctx.obj = Settings.from_env(dsn=dsn, api_url=api_url,
+                                home=Path(text(home, "--home / DERIBIT_TS_HOME")).expanduser() if home else None)
+
+
+def _setup_logging(verbose: int) -> None:
+    """Logs go to stderr, every record masked (install_log_masking) whichever handler writes it."""
+    install_log_masking()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # force: a second invocation in one process (tests run main() in-process) logs to its own stderr.
+    logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2), handlers=[handler], force=True)
+    # psycopg warns about every query it cancels when Ctrl-C stops the workers: expected, not news.
+    logging.getLogger("psycopg").setLevel(logging.ERROR if verbose == 0 else logging.NOTSET)
 
 
 @app.command("config")
@@ -61,9 +70,9 @@ def config_cmd(ctx: typer.Context, dsn: DsnOption = None, api_url: ApiUrlOption 
     """Print the effective settings (passwords masked)."""
     s = settings(ctx, dsn, api_url)
     effective = {
-        "dsn": mask_password(s.dsn) if s.dsn else None,
+        "dsn": mask_password(s.dsn),
         "dsn_source": "configured" if s.dsn else "embedded cluster",
-        "api_url": s.api_url,
+        "api_url": mask_password(s.api_url),
         "home": str(s.home),
     }
     from deribit_ts.db.embedded import Cluster
@@ -73,9 +82,9 @@ def config_cmd(ctx: typer.Context, dsn: DsnOption = None, api_url: ApiUrlOption 
     if s.dsn is None:
         effective["embedded_dsn"] = mask_password(cluster.url_if_known())
     effective["pg_prefix"] = str(cluster.prefix)
-    effective["workers"] = env_int("DERIBIT_TS_WORKERS", DEFAULT_WORKERS, minimum=1)
+    effective["workers"] = WORKERS.from_env()
     effective["rate_limit"] = CreditLimiter.from_env().describe()
-    effective["max_retries"] = env_int("DERIBIT_TS_MAX_RETRIES", DEFAULT_MAX_RETRIES)
+    effective["max_retries"] = MAX_RETRIES.from_env()
     if as_json:
         typer.echo(json.dumps(effective))
     else:
@@ -102,37 +111,110 @@ def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the app, turning expected failures into one line on stderr."""
-    signal.signal(signal.SIGTERM, _terminate)
+    sys.exit(run(argv))
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run one command line (default: sys.argv) and return its exit status. Every failure leaves as ONE line
+    on stderr, cut short and with every secret masked: this is the one exit of every error message."""
+    install_log_masking()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         # Not standalone: Typer would print usage errors as a framed box; they get our one line instead.
-        status = app(standalone_mode=False)
+        status = _command().main(args=argv, prog_name="deribit-ts", standalone_mode=False)
     except typer.TyperException as exc:  # bad CLI input: an unknown option, a value out of range, ...
         message = _usage_message(exc)
         if message:  # (a group called without a command has printed its help and has nothing to add)
-            typer.echo(f"deribit-ts: error: {message}", err=True)
-        sys.exit(getattr(exc, "exit_code", 2))
+            _error(message)
+        return getattr(exc, "exit_code", 2)
     except UserError as exc:
-        typer.echo(f"deribit-ts: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _error(str(exc))
+        return exc.exit_code
     except KeyboardInterrupt:
-        typer.echo("deribit-ts: interrupted", err=True)
-        sys.exit(130)
+        _say("interrupted")
+        return 130
     except psycopg.errors.UndefinedTable as exc:
-        typer.echo(f"deribit-ts: error: {_first_line(exc)} (this database has no deribit-ts schema, or an older "
-                   "one: run `deribit-ts db migrate`)", err=True)
-        sys.exit(2)
+        _error(f"{_first_line(exc)} (this database has no deribit-ts schema, or an older one: run "
+               "`deribit-ts db migrate`)")
+        return 2
     except psycopg.Error as exc:  # the last net: whatever the database refused, one line and no traceback
-        typer.echo(f"deribit-ts: error: database error: {_first_line(exc)}", err=True)
-        sys.exit(2)
+        _error(f"database error: {_first_line(exc)}")
+        return 2
     except OSError as exc:  # a file or directory the user pointed at is unusable (permissions, full disk, ...)
         where = f": {exc.filename}" if exc.filename else ""
-        typer.echo(f"deribit-ts: error: {exc.strerror or _first_line(exc)}{where} (check the path and its "
-                   "permissions, e.g. DERIBIT_TS_HOME)", err=True)
-        sys.exit(2)
-    if isinstance(status, int) and status:  # a command's typer.Exit(code), or Ctrl-C (130)
-        sys.exit(status)
+        _error(f"{exc.strerror or _first_line(exc)}{where} (check the path and its permissions, e.g. "
+               "DERIBIT_TS_HOME)")
+        return 2
+    except Exception as exc:  # a bug: still one line (masked), the traceback only on request
+        if os.environ.get("DERIBIT_TS_DEBUG"):
+            traceback.print_exc(file=_MaskedStream(sys.stderr))
+        _error(f"internal error: {exc.__class__.__name__}: {_first_line(exc)} (a bug in deribit-ts: please "
+               "report it; DERIBIT_TS_DEBUG=1 shows the traceback)")
+        return 70  # EX_SOFTWARE
+    return status if isinstance(status, int) else 0  # a command's typer.Exit(code), or Ctrl-C (130)
+
+
+ERROR_LINE_MAX_CHARS = 500  # an error line quotes input: cut what it echoes
+
+
+def _error(message: str) -> None:
+    _say(f"error: {message}")
+
+
+def _say(message: str) -> None:
+    line = " ".join((mask_password(message) or "").split())
+    if len(line) > ERROR_LINE_MAX_CHARS:
+        line = line[:ERROR_LINE_MAX_CHARS] + f"... ({len(line):,} characters, cut)"
+    typer.echo(f"deribit-ts: {line}", err=True)
+
+
+class _MaskedStream:
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> None:
+        self._stream.write(mask_password(text) or "")
+
+
+def _command():
+    """The click command of the app, every parameter checked for blank values (see _refuse_blank)."""
+    command = typer.main.get_command(app)
+    _harden(command)
+    return command
+
+
+def _harden(command) -> None:
+    for param in getattr(command, "params", []):
+        _refuse_blank(param)
+    for sub in getattr(command, "commands", {}).values():  # a group (Typer vendors click: no isinstance)
+        _harden(sub)
+
+
+def _refuse_blank(param) -> None:
+    """An empty or blank value (from the command line or the parameter's environment variable) is a usage error
+    for every option and argument of every command, and so are control characters: none means anything here,
+    and taking "" as "the default" widened runs (issue 9.2)."""
+    process_value = param.process_value
+
+    def checked(ctx, value):
+        source = getattr(ctx.get_parameter_source(param.name), "name", "")
+        envvar = param.envvar if isinstance(param.envvar, str) else None
+        if source == "DEFAULT" and envvar and envvar in os.environ and not os.environ[envvar].strip():
+            raise typer.BadParameter("set but empty: give it a value or unset it", ctx=ctx,
+                                     param=param)
+        if source in ("COMMANDLINE", "ENVIRONMENT"):
+            for item in value if isinstance(value, list | tuple) else [value]:
+                if isinstance(item, str) and not item.strip():
+                    raise typer.BadParameter("an empty value is not allowed: give one, or leave the option out",
+                                             ctx=ctx, param=param)
+                if isinstance(item, str) and CONTROL_CHARS.search(item):
+                    raise typer.BadParameter(f"{shown(item)} contains control characters", ctx=ctx, param=param)
+        return process_value(ctx, value)
+
+    param.process_value = checked
 
 
 def _usage_message(exc: typer.TyperException) -> str:

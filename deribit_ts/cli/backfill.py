@@ -9,14 +9,22 @@ from typing import Annotated
 import psycopg
 import typer
 
-from deribit_ts.cli.common import ApiUrlOption, DsnOption, JsonOption, database_dsn, settings
+from deribit_ts.cli.common import (
+    ApiUrlOption,
+    DsnOption,
+    JsonOption,
+    WorkersOption,
+    database_dsn,
+    names,
+    settings,
+    since_until,
+)
 from deribit_ts.config import DEFAULT_WORKERS
 from deribit_ts.db.migrate import apply_all
 from deribit_ts.errors import DatabaseUnavailable, UserError
 from deribit_ts.ingest.backfill import KINDS, BackfillRequest, run_backfill
 from deribit_ts.ingest.index import DEFAULT_INDEXES
 from deribit_ts.ingest.progress import Reporter, RichReporter
-from deribit_ts.timeutil import check_order, parse_utc
 
 app = typer.Typer(help="Backfill history from the exchange into TimescaleDB (resumable, idempotent).",
                   no_args_is_help=True)
@@ -24,38 +32,34 @@ app = typer.Typer(help="Backfill history from the exchange into TimescaleDB (res
 CurrencyOption = Annotated[str, typer.Option("--currency", help="Comma-separated currencies, or all.")]
 SinceOption = Annotated[str | None, typer.Option("--since", help="Start, inclusive (ISO-8601 date/datetime, UTC).")]
 UntilOption = Annotated[str | None, typer.Option("--until", help="End, exclusive (ISO-8601 date/datetime, UTC).")]
-WorkersOption = Annotated[int, typer.Option("--workers", min=1, max=256, envvar="DERIBIT_TS_WORKERS",
-                                            help="Concurrent tasks in this process.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 InstrumentOption = Annotated[list[str] | None, typer.Option("--instrument", help="Instrument name (repeatable).")]
 
 
-def _split(text: str | None) -> list[str]:
-    return [part.strip() for part in (text or "").split(",") if part.strip()]
+def _split(text: str, flag: str) -> list[str]:
+    return names(text, flag) or []
 
 
 def _name_instruments(request: BackfillRequest, instrument: list[str] | None) -> bool:
     """Narrow the request to the named instruments (if any); their currencies scope the catalogue refresh."""
-    names = [n for item in instrument or [] for n in _split(item)]
-    if names:
-        request.instruments = names
-        request.currencies = sorted({n.split("-")[0].split("_")[0] for n in names})
-    return bool(names)
+    named = names(instrument, "--instrument")
+    if named:
+        request.instruments = named
+        request.currencies = sorted({n.split("-")[0].split("_")[0] for n in named})
+    return bool(named)
 
 
 def _kinds(text: str) -> list[str]:
-    kinds = _split(text)
+    kinds = names(text, "--kind", case="lower") or []
     unknown = [k for k in kinds if k not in KINDS]
-    if unknown or not kinds:
-        raise UserError(f"unknown --kind {', '.join(unknown) or text!r}: choose from {', '.join(KINDS)}")
+    if unknown:
+        raise UserError(f"unknown --kind {', '.join(unknown)}: choose from {', '.join(KINDS)}", exit_code=2)
     return kinds
 
 
 def _run(ctx: typer.Context, dsn: str | None, api_url: str | None, request: BackfillRequest, command: str,
          as_json: bool, quiet: bool, since: str | None, until: str | None) -> None:
-    request.since = parse_utc(since, flag="--since") if since else None
-    request.until = parse_utc(until, flag="--until") if until else None
-    check_order(request.since, request.until)
+    request.since, request.until = since_until(since, until)
     s = settings(ctx, dsn, api_url)
     target = database_dsn(s)
     apply_all(target)  # the schema this version needs (a no-op when it is current)
@@ -97,7 +101,7 @@ def instruments_cmd(ctx: typer.Context, currency: CurrencyOption = "all", dsn: D
                     api_url: ApiUrlOption = None, workers: WorkersOption = DEFAULT_WORKERS, as_json: JsonOption = False,
                     quiet: QuietOption = False) -> None:
     """The whole instrument catalogue, active and expired, all kinds (--currency all: every currency listed)."""
-    request = BackfillRequest(datasets=["instruments"], currencies=_split(currency), workers=workers)
+    request = BackfillRequest(datasets=["instruments"], currencies=_split(currency, "--currency"), workers=workers)
     _run(ctx, dsn, api_url, request, "backfill instruments", as_json, quiet, None, None)
 
 
@@ -117,7 +121,8 @@ def candles_cmd(
     quiet: QuietOption = False,
 ) -> None:
     """One-minute candles into deribit.ohlcv_1m (expired futures included)."""
-    request = BackfillRequest(datasets=["candles"], currencies=_split(currency), kinds=_kinds(kind), workers=workers)
+    request = BackfillRequest(datasets=["candles"], currencies=_split(currency, "--currency"), kinds=_kinds(kind),
+                              workers=workers)
     if _name_instruments(request, instrument):
         request.kinds = list(KINDS)  # the names choose, whatever their kind
     _run(ctx, dsn, api_url, request, "backfill candles", as_json, quiet, since, until)
@@ -137,7 +142,7 @@ def funding_cmd(
     quiet: QuietOption = False,
 ) -> None:
     """Hourly funding history of every perpetual into deribit.funding_rates."""
-    request = BackfillRequest(datasets=["funding"], currencies=_split(currency), workers=workers)
+    request = BackfillRequest(datasets=["funding"], currencies=_split(currency, "--currency"), workers=workers)
     _name_instruments(request, instrument)
     _run(ctx, dsn, api_url, request, "backfill funding", as_json, quiet, since, until)
 
@@ -155,7 +160,7 @@ def index_cmd(
     quiet: QuietOption = False,
 ) -> None:
     """Index price history at the finest resolution the API gives, into deribit.index_prices."""
-    request = BackfillRequest(datasets=["index"], indexes=_split(index), workers=workers)
+    request = BackfillRequest(datasets=["index"], indexes=_split(index, "--index"), workers=workers)
     _run(ctx, dsn, api_url, request, "backfill index", as_json, quiet, since, until)
 
 
@@ -172,7 +177,7 @@ def all_cmd(
     quiet: QuietOption = False,
 ) -> None:
     """Instruments, then funding and index, then candles of perpetuals and futures (expiring soonest first)."""
-    currencies = _split(currency)
+    currencies = _split(currency, "--currency")
     request = BackfillRequest(datasets=["instruments", "funding", "index", "candles"], currencies=currencies,
                               indexes_named=False, workers=workers)
     _run(ctx, dsn, api_url, request, "backfill all", as_json, quiet, since, until)

@@ -182,7 +182,8 @@ def _psql_executable(cluster: Cluster) -> str:
 def logs(
     ctx: typer.Context,
     dsn: DsnOption = None,
-    lines: Annotated[int, typer.Option("-n", "--lines", min=0, help="How many last lines to print.")] = 50,
+    lines: Annotated[int, typer.Option("-n", "--lines", min=0, max=1_000_000,
+                                        help="How many last lines to print.")] = 50,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Print new lines until Ctrl-C.")] = False,
 ) -> None:
     """Print the end of the embedded cluster's server log."""

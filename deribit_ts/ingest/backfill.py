@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg import AsyncConnection
 
-from deribit_ts.config import DEFAULT_MAX_RETRIES, env_int
+from deribit_ts.config import DEFAULT_MAX_RETRIES, env_int, mask_password
 from deribit_ts.db.connect import connect_async
 from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.exchange.limiter import CreditLimiter
@@ -93,7 +93,8 @@ async def _finish_run(conn: AsyncConnection, run_id: int, status: str, error: st
     await conn.execute(
         """UPDATE deribit_ts.runs SET finished_at = now(), status = %s, error = %s,
                requests = %s, retries = %s, throttled = %s, errors = %s WHERE run_id = %s""",
-        (status, error, stats.requests, stats.retries, stats.throttled, sum(stats.errors.values()), run_id))
+        (status, mask_password(error), stats.requests, stats.retries, stats.throttled, sum(stats.errors.values()),
+         run_id))
 
 
 async def _wants(conn: AsyncConnection, req: BackfillRequest, kinds: list[str], unit: str, horizon: datetime,
