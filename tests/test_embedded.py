@@ -196,8 +196,8 @@ def _wait_for(condition, timeout: float) -> bool:
 
 def _kill_first_up(home: Path, when) -> None:
     """Start a first `db up` in ``home`` and kill -9 it when ``when(home)`` holds (or after a delay)."""
-    env = {**os.environ, "DERIBIT_TS_HOME": str(home), "DERIBIT_TS_PG_PREFIX": str(_prefix()),
-           "DERIBIT_TS_DSN": ""}
+    env = {key: value for key, value in os.environ.items() if key != "DERIBIT_TS_DSN"}  # (blank is refused)
+    env.update({"DERIBIT_TS_HOME": str(home), "DERIBIT_TS_PG_PREFIX": str(_prefix())})
     proc = subprocess.Popen(cli_command("db", "up"), env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
@@ -230,7 +230,7 @@ def test_a_first_up_killed_part_way_leaves_a_home_the_next_up_completes(point: s
     assert not (home / "cluster.password.initdb").exists()
     if (home / "cluster").exists():  # all or nothing: a data directory is a complete one
         assert "include_if_exists = 'deribit_ts.conf'" in (home / "cluster" / "postgresql.conf").read_text()
-    env = {"DERIBIT_TS_HOME": str(home), "DERIBIT_TS_PG_PREFIX": str(_prefix()), "DERIBIT_TS_DSN": ""}
+    env = {"DERIBIT_TS_HOME": str(home), "DERIBIT_TS_PG_PREFIX": str(_prefix()), "DERIBIT_TS_DSN": None}
     try:
         result = run_cli("db", "up", env=env)
         assert result.returncode == 0, result.stderr
