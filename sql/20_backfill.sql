@@ -74,8 +74,120 @@ LANGUAGE sql AS $$
     RETURNING t.*;
 $$;
 
+-- How many rows of a dataset are stored for `p_key` in `p_range`, counted on the table (primary-key range scan).
+-- NULL for a dataset this file does not know (its coverage records are then left as they are).
+CREATE OR REPLACE FUNCTION deribit_ts.stored_rows(p_dataset text, p_key text, p_range tstzrange)
+RETURNS bigint
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN CASE p_dataset
+        WHEN 'candles' THEN (SELECT count(*) FROM deribit.candles_1m c JOIN deribit.instruments i ON i.id = c.instrument_id
+                              WHERE i.instrument_name = p_key AND c.ts >= lower(p_range) AND c.ts < upper(p_range))
+        WHEN 'funding' THEN (SELECT count(*) FROM deribit.funding_rate_history f
+                               JOIN deribit.instruments i ON i.id = f.instrument_id
+                              WHERE i.instrument_name = p_key AND f.ts >= lower(p_range) AND f.ts < upper(p_range))
+        WHEN 'index' THEN (SELECT count(*) FROM deribit.index_price_history p
+                            WHERE p.index_name = p_key AND p.ts >= lower(p_range) AND p.ts < upper(p_range))
+    END;
+END;
+$$;
+
+-- Record that `p_fetched` of (dataset, key) was fetched and held `p_rows` rows. A range fetched again (the
+-- settling tail, a re-planned task) supersedes the older records over it: they are cut back to what the new
+-- fetch does not cover, and their rows recounted on the table. So coverage records never overlap, and the rows
+-- they add up to are the rows stored (deribit.coverage.rows = count(*)). Anything that writes rows of a dataset
+-- records them here.
+CREATE OR REPLACE FUNCTION deribit_ts.record_coverage(
+    p_dataset text, p_key text, p_fetched tstzrange, p_rows integer, p_final_until timestamptz, p_run_id bigint)
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    old deribit_ts.coverage;
+    pieces tstzrange[];
+BEGIN
+    FOR old IN SELECT * FROM deribit_ts.coverage
+                WHERE dataset = p_dataset AND key = p_key AND lower(fetched) < upper(p_fetched)
+                  AND fetched && p_fetched
+                  AND deribit_ts.stored_rows(p_dataset, p_key, 'empty') IS NOT NULL
+                FOR UPDATE
+    LOOP
+        pieces := ARRAY(SELECT unnest(tstzmultirange(old.fetched) - tstzmultirange(p_fetched)) ORDER BY 1);
+        IF cardinality(pieces) = 0 THEN
+            DELETE FROM deribit_ts.coverage WHERE coverage_id = old.coverage_id;
+            CONTINUE;
+        END IF;
+        -- The first piece keeps the record (its id and rollup mark); a second one (the new fetch inside the old) is
+        -- a copy of it.
+        UPDATE deribit_ts.coverage
+           SET fetched = pieces[1], rows = deribit_ts.stored_rows(p_dataset, p_key, pieces[1])
+         WHERE coverage_id = old.coverage_id;
+        IF cardinality(pieces) > 1 THEN
+            INSERT INTO deribit_ts.coverage (dataset, key, fetched, rows, final_until, fetched_at, run_id, rolled_up_at)
+            VALUES (p_dataset, p_key, pieces[2], deribit_ts.stored_rows(p_dataset, p_key, pieces[2]), old.final_until,
+                    old.fetched_at, old.run_id, old.rolled_up_at);
+        END IF;
+    END LOOP;
+    INSERT INTO deribit_ts.coverage (dataset, key, fetched, rows, final_until, run_id)
+    VALUES (p_dataset, p_key, p_fetched, p_rows, p_final_until, p_run_id);
+END;
+$$;
+
+-- What is stored of (dataset, key) inside `p_wanted`: the first and last row, how many rows a gapless series
+-- would hold there, and the resolution each span is held at. Candles are held at one minute and funding at one
+-- hour; the index comes at the resolution the exchange still serves for each period (one minute only for about
+-- the last two days, hourly for a month, daily before: deribit_api.md), so its expected rows follow the
+-- resolutions it is held at, span by span.
+CREATE OR REPLACE FUNCTION deribit_ts.held(p_dataset text, p_key text, p_wanted tstzmultirange)
+RETURNS TABLE (first_ts timestamptz, last_ts timestamptz, expected_rows bigint, resolution text)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    lo timestamptz := lower(p_wanted);
+    hi timestamptz := upper(p_wanted);
+BEGIN
+    IF p_dataset = 'candles' THEN
+        RETURN QUERY
+        SELECT (SELECT min(c.ts) FROM deribit.candles_1m c WHERE c.instrument_id = i.id AND c.ts >= lo AND c.ts < hi),
+               (SELECT max(c.ts) FROM deribit.candles_1m c WHERE c.instrument_id = i.id AND c.ts >= lo AND c.ts < hi),
+               (SELECT sum(ceil(extract(epoch FROM upper(r) - lower(r)) / 60))::bigint FROM unnest(p_wanted) r),
+               '1 minute'::text
+          FROM deribit.instruments i WHERE i.instrument_name = p_key;
+    ELSIF p_dataset = 'funding' THEN
+        RETURN QUERY
+        SELECT (SELECT min(f.ts) FROM deribit.funding_rate_history f
+                 WHERE f.instrument_id = i.id AND f.ts >= lo AND f.ts < hi),
+               (SELECT max(f.ts) FROM deribit.funding_rate_history f
+                 WHERE f.instrument_id = i.id AND f.ts >= lo AND f.ts < hi),
+               (SELECT sum(ceil(extract(epoch FROM upper(r) - date_trunc('hour', lower(r))) / 3600)
+                           - CASE WHEN lower(r) > date_trunc('hour', lower(r)) THEN 1 ELSE 0 END)::bigint
+                  FROM unnest(p_wanted) r),
+               '1 hour'::text
+          FROM deribit.instruments i WHERE i.instrument_name = p_key;
+    ELSIF p_dataset = 'index' THEN
+        RETURN QUERY
+        WITH spans AS (
+            SELECT p.resolution AS res, min(p.ts) AS first, max(p.ts) AS last
+              FROM deribit.index_price_history p
+             WHERE p.index_name = p_key AND p.ts >= lo AND p.ts < hi
+             GROUP BY p.resolution
+        )
+        SELECT min(first), max(last),
+               coalesce(sum(floor(extract(epoch FROM last - first) / extract(epoch FROM res)) + 1), 0)::bigint,
+               string_agg(format('%s %s..%s', CASE res WHEN interval '1 minute' THEN '1 minute'
+                                                       WHEN interval '1 hour' THEN '1 hour'
+                                                       WHEN interval '1 day' THEN '1 day' ELSE res::text END,
+                                 to_char(first AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
+                                 to_char(last AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')), ', ' ORDER BY first)
+          FROM spans;
+    END IF;
+END;
+$$;
+
 -- Coverage against the targets: for each (dataset, key) what was asked, what is still missing.
 -- "Never fetched" is in `missing`; "fetched, the exchange had nothing" is covered with rows = 0.
+-- `rows` adds up coverage records, which never overlap (deribit_ts.record_coverage): it is the number of rows
+-- stored for the key inside what was wanted. `expected_rows` is what a gapless series would hold there (for the
+-- index, at the resolutions it is held at: `resolution` lists them span by span), `completeness_pct` the share
+-- of it that is stored (below 100 where the exchange had no data, e.g. an outage, or where nothing was fetched).
 DROP VIEW IF EXISTS deribit.coverage CASCADE;
 CREATE VIEW deribit.coverage AS
 SELECT t.dataset,
@@ -88,7 +200,12 @@ SELECT t.dataset,
        isempty(t.wanted - coalesce(c.done, '{}'::tstzmultirange)) AS complete,
        c.last_fetched_at,
        -- Fetched but still inside the exchange's settling time when fetched: the next run fetches it again.
-       (t.wanted * coalesce(c.done, '{}'::tstzmultirange)) - coalesce(c.final, '{}'::tstzmultirange) AS unsettled
+       (t.wanted * coalesce(c.done, '{}'::tstzmultirange)) - coalesce(c.final, '{}'::tstzmultirange) AS unsettled,
+       h.first_ts,
+       h.last_ts,
+       h.expected_rows,
+       round(100.0 * coalesce(c.fetched_rows, 0) / nullif(h.expected_rows, 0), 2) AS completeness_pct,
+       h.resolution
 FROM deribit_ts.targets t
 LEFT JOIN LATERAL (
     SELECT range_agg(fetched) AS done,
@@ -98,8 +215,9 @@ LEFT JOIN LATERAL (
            max(fetched_at)    AS last_fetched_at
       FROM deribit_ts.coverage cv
      WHERE cv.dataset = t.dataset AND cv.key = t.key
-) c ON true;
-COMMENT ON VIEW deribit.coverage IS 'Per dataset and key: the range asked for, what is still missing (never fetched), rows fetched, what is fetched but not yet settled';
+) c ON true
+LEFT JOIN LATERAL deribit_ts.held(t.dataset, t.key, t.wanted) h ON true;
+COMMENT ON VIEW deribit.coverage IS 'Per dataset and key: the range asked for, what is still missing (never fetched), rows stored (= count(*) inside it), what is fetched but not yet settled, the first and last row, expected rows, completeness and the resolution each span is held at';
 
 -- Record one committed window of a task, in the caller's transaction with the window's rows: the
 -- coverage it proves (final up to p_final_until), the task's cursor (resume point), the lease extension, the watermark and the
@@ -120,8 +238,8 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    INSERT INTO deribit_ts.coverage (dataset, key, fetched, rows, final_until, run_id)
-    VALUES (t.dataset, t.key, tstzrange(p_from, p_to), p_rows, least(p_to, p_final_until), p_run_id);
+    PERFORM deribit_ts.record_coverage(t.dataset, t.key, tstzrange(p_from, p_to), p_rows, least(p_to, p_final_until),
+                                       p_run_id);
     INSERT INTO deribit_ts.watermarks AS w (dataset, key, covered_until)
     VALUES (t.dataset, t.key, p_to)
     ON CONFLICT (dataset, key) DO UPDATE

@@ -1,0 +1,240 @@
+"""Data quality in SQL: deribit.gap_report, deribit.sanity_violations and the coverage columns.
+
+Planted cases give every cause and every rule with exact expected rows; a backfill from the simulator must give
+exactly the simulator's outage windows as gaps and exactly its planted bad ticks as spikes.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import psycopg
+import pytest
+from helpers import run_cli
+
+from deribit_ts.sim import Pathologies, SimConfig, SimMarket, run_in_thread
+from deribit_ts.timeutil import MINUTE_MS, from_ms, to_ms
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+M = timedelta(minutes=1)
+H = timedelta(hours=1)
+
+
+def add_instrument(conn, name: str, *, perpetual: bool = False, created: datetime | None = None,
+                   expiry: datetime | None = None, tick: float = 0.01) -> int:
+    return conn.execute(
+        """INSERT INTO deribit.instruments (instrument_name, kind, is_perpetual, base_currency, creation_ts, expiry,
+                                            tick_size, raw)
+           VALUES (%s, 'future', %s, 'TST', %s, %s, %s, '{}') RETURNING id""",
+        (name, perpetual, created, expiry, tick)).fetchone()[0]
+
+
+def add_candles(conn, instrument_id: int, rows: list[tuple]) -> None:
+    """rows: (ts, open, high, low, close, volume, cost)"""
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO deribit.candles_1m VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                        [(instrument_id, *r) for r in rows])
+
+
+def want_and_fetch(conn, dataset: str, key: str, wanted: list[tuple[datetime, datetime]],
+                   fetched: list[tuple[datetime, datetime, int]]) -> None:
+    conn.execute("INSERT INTO deribit_ts.targets (dataset, key, wanted) VALUES (%s, %s, %s::tstzmultirange)",
+                 (dataset, key, "{" + ",".join(f"[{a.isoformat()},{b.isoformat()})" for a, b in wanted) + "}"))
+    for a, b, rows in fetched:
+        conn.execute("SELECT deribit_ts.record_coverage(%s, %s, tstzrange(%s, %s), %s, %s, NULL)",
+                     (dataset, key, a, b, rows, b))
+
+
+def candle(ts: datetime, price: float = 100.0, *, volume: float = 1.0) -> tuple:
+    return (ts, price, price + 0.3, price - 0.3, price, volume, volume * price)
+
+
+@pytest.fixture(scope="module")
+def planted(db):
+    with psycopg.connect(db) as conn:
+        # Gaps: minutes 0-9 and 20-54 stored (30-39 as zero-volume fillers), 0-59 fetched, 0-99 and 200-209 wanted.
+        fut = add_instrument(conn, "GAP-FUT", created=T0, expiry=T0 + 10 * H)
+        rows = [candle(T0 + m * M) for m in range(10)] + [candle(T0 + m * M) for m in range(20, 30)]
+        rows += [(T0 + m * M, 100.0, 100.0, 100.0, 100.0, 0.0, 0.0) for m in range(30, 40)]
+        rows += [candle(T0 + m * M) for m in range(40, 55)]
+        add_candles(conn, fut, rows)
+        want_and_fetch(conn, "candles", "GAP-FUT", [(T0, T0 + 100 * M), (T0 + 200 * M, T0 + 210 * M)],
+                       [(T0, T0 + 30 * M, 20), (T0 + 30 * M, T0 + 60 * M, 25)])
+        # Funding: hourly rows 0-5 but hour 2; everything fetched.
+        perp = add_instrument(conn, "GAP-PERPETUAL", perpetual=True, created=T0 - 24 * H)
+        for h in (0, 1, 3, 4, 5):
+            conn.execute("INSERT INTO deribit.funding_rate_history (instrument_id, ts, interest_1h) VALUES (%s, %s, 0)",
+                         (perp, T0 + h * H))
+        want_and_fetch(conn, "funding", "GAP-PERPETUAL", [(T0, T0 + 6 * H)], [(T0, T0 + 6 * H, 5)])
+
+        # Sanity: 100 clean minutes at 100 (range 0.6) with one planted case per rule.
+        bad = add_instrument(conn, "BAD-FUT", created=T0, expiry=T0 + 100 * M)
+        clean = {m: candle(T0 + m * M) for m in range(100)}
+        clean[70] = (T0 + 70 * M, 100.0, 99.8, 99.5, 100.0, 1.0, 100.0)     # high below open/close
+        clean[71] = (T0 + 71 * M, 100.0, 100.3, 100.2, 100.0, 1.0, 100.0)   # low above open/close
+        clean[72] = (T0 + 72 * M, 100.0, 100.0, 100.1, 100.0, 1.0, 100.0)   # high below low (and low above o/c)
+        clean[73] = (T0 + 73 * M, -1.0, -1.0, -1.0, -1.0, 1.0, 1.0)         # non-positive prices
+        clean[74] = (T0 + 74 * M, 100.0, 100.3, 99.7, 100.0, -1.0, -100.0)  # negative volume and cost
+        clean[75] = (T0 + 75 * M, 100.0, 100.3, 99.7, 100.0, 1.0, 0.0)      # volume without cost
+        clean[76] = (T0 + 76 * M, 100.0, 100.3, 99.7, 100.0, 0.0, 5.0)      # cost without volume
+        clean[60] = (T0 + 60 * M, 100.0, 120.3, 99.7, 120.0, 1.0, 110.0)    # a close the next minute gives back
+        clean[80] = (T0 + 80 * M, 100.0, 115.0, 99.7, 100.0, 1.0, 100.0)    # a wick: bad tick
+        clean[50] = (T0 + 50 * M, 100.0, 100.3, 85.0, 100.0, 1.0, 100.0)    # a wick down
+        # A real jump (a body that stays where it went) is no spike.
+        clean[85] = (T0 + 85 * M, 100.0, 110.3, 99.7, 110.0, 1.0, 105.0)
+        for m in range(86, 100):
+            clean[m] = candle(T0 + m * M, 110.0)
+        rows = list(clean.values())
+        rows += [candle(T0 - M), candle(T0 + 100 * M, 110.0)]          # before the listing, at the expiry
+        rows += [candle(T0 + 77 * M + timedelta(seconds=30))]           # off the minute grid
+        add_candles(conn, bad, rows)
+    return db
+
+
+def test_gap_report_gives_each_cause_exactly(planted):
+    with psycopg.connect(planted) as conn:
+        rows = conn.execute(
+            """SELECT dataset, instrument_name, gap_start, gap_end, missing_minutes, cause FROM deribit.gap_report
+                WHERE instrument_name IN ('GAP-FUT', 'GAP-PERPETUAL') ORDER BY 2, 3""").fetchall()
+    assert rows == [
+        ("candles", "GAP-FUT", T0 + 10 * M, T0 + 20 * M, 10, "exchange_empty"),
+        ("candles", "GAP-FUT", T0 + 55 * M, T0 + 60 * M, 5, "exchange_empty"),
+        ("candles", "GAP-FUT", T0 + 60 * M, T0 + 100 * M, 40, "not_fetched"),
+        ("candles", "GAP-FUT", T0 + 200 * M, T0 + 210 * M, 10, "not_fetched"),
+        ("funding", "GAP-PERPETUAL", T0 + 2 * H, T0 + 3 * H, 60, "exchange_empty"),
+    ]
+
+
+def test_gap_report_for_one_instrument_reads_only_that_instrument(planted):
+    with psycopg.connect(planted) as conn:
+        plan = "\n".join(r[0] for r in conn.execute(
+            "EXPLAIN ANALYZE SELECT * FROM deribit.gap_report WHERE instrument_name = 'GAP-FUT'"))
+    assert "targets_pkey" in plan and "loops=1" in plan.split("gaps_of")[1].split("\n")[0], plan
+
+
+def test_coverage_counts_first_last_expected_and_completeness(planted):
+    with psycopg.connect(planted) as conn:
+        row = conn.execute(
+            """SELECT rows, first_ts, last_ts, expected_rows, completeness_pct, resolution, complete
+                 FROM deribit.coverage WHERE key = 'GAP-FUT'""").fetchone()
+        stored = conn.execute("SELECT count(*) FROM deribit.ohlcv_1m WHERE instrument_name = 'GAP-FUT'").fetchone()[0]
+        funding = conn.execute(
+            "SELECT rows, expected_rows, completeness_pct, resolution FROM deribit.coverage WHERE key = 'GAP-PERPETUAL'"
+        ).fetchone()
+    assert row == (45, T0, T0 + 54 * M, 110, Decimal("40.91"), "1 minute", False)
+    assert stored == 45
+    assert funding == (5, 6, Decimal("83.33"), "1 hour")
+
+
+def test_every_sanity_rule_finds_its_planted_candle(planted):
+    with psycopg.connect(planted) as conn:
+        found = conn.execute(
+            """SELECT ts, rule FROM deribit.sanity_violations WHERE instrument_name = 'BAD-FUT'
+                ORDER BY ts, rule""").fetchall()
+        spikes = dict(conn.execute(
+            "SELECT ts, detail FROM deribit.sanity_violations WHERE instrument_name = 'BAD-FUT' AND rule = 'spike'"))
+    assert found == [
+        (T0 - M, "outside_instrument_life"),
+        (T0 + 50 * M, "spike"),
+        (T0 + 60 * M, "spike"),
+        (T0 + 70 * M, "high_below_open_close"),
+        (T0 + 71 * M, "low_above_open_close"),
+        (T0 + 72 * M, "high_below_low"),
+        (T0 + 72 * M, "low_above_open_close"),
+        (T0 + 73 * M, "non_positive_price"),
+        (T0 + 74 * M, "negative_volume_or_cost"),
+        (T0 + 75 * M, "volume_without_cost"),
+        (T0 + 76 * M, "cost_without_volume"),
+        (T0 + 77 * M + timedelta(seconds=30), "off_minute_grid"),
+        (T0 + 80 * M, "spike"),
+        (T0 + 100 * M, "outside_instrument_life"),
+    ]
+    assert spikes[T0 + 80 * M].startswith("high 115 is 15 beyond the body")
+    assert spikes[T0 + 50 * M].startswith("low 85 is 15 beyond the body")
+    assert spikes[T0 + 60 * M].startswith("close 120 is 20 beyond the body")
+
+
+def test_sanity_violations_filtered_by_instrument_and_time_read_only_those_rows(planted):
+    with psycopg.connect(planted) as conn:
+        plan = "\n".join(r[0] for r in conn.execute(
+            """EXPLAIN SELECT * FROM deribit.sanity_violations
+                WHERE instrument_name = 'BAD-FUT' AND ts >= %s AND ts < %s""", (T0, T0 + H)))
+        rows = conn.execute(
+            """SELECT ts, rule FROM deribit.sanity_violations
+                WHERE instrument_name = 'BAD-FUT' AND ts >= %s AND ts < %s ORDER BY ts""", (T0, T0 + H)).fetchall()
+    # The time range reaches the candle scan as an index condition (not a filter above a full scan).
+    assert "Index Cond: ((instrument_id = i.id) AND (ts >=" in plan, plan
+    assert rows == [(T0 + 50 * M, "spike")]
+
+
+# ---- against the simulator ---------------------------------------------------------------------------------------
+
+SIM_NOW = datetime(2018, 11, 1, 0, 0, 30, tzinfo=UTC)
+SINCE, UNTIL = datetime(2018, 9, 1, tzinfo=UTC), datetime(2018, 10, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def simulated(pg_server):
+    from helpers import create_database, drop_database
+
+    from deribit_ts.db.migrate import apply_all
+
+    name = create_database(pg_server, "qsim")
+    dsn = psycopg.conninfo.make_conninfo(pg_server, dbname=name)
+    try:
+        apply_all(dsn)
+        config = SimConfig(now=SIM_NOW, rate_limit="off")
+        with run_in_thread(config) as sim:
+            result = run_cli("backfill", "candles", "--currency", "BTC", "--since", SINCE.isoformat(),
+                             "--until", UNTIL.isoformat(), "--json", "--dsn", dsn, "--api-url", sim.url,
+                             env={"DERIBIT_TS_RATE_LIMIT_SCALE": "off"}, timeout=300)
+            assert result.returncode == 0, result.stderr
+            assert json.loads(result.stdout)["status"] == "ok"
+            yield dsn, sim
+    finally:
+        drop_database(pg_server, name)
+
+
+def _wanted(dsn: str) -> dict[str, tuple[datetime, datetime]]:
+    with psycopg.connect(dsn) as conn:
+        return {key: (lo, hi) for key, lo, hi in conn.execute(
+            "SELECT key, lower(wanted), upper(wanted) FROM deribit_ts.targets WHERE dataset = 'candles'")}
+
+
+def test_gap_report_after_a_backfill_is_exactly_the_outages(simulated):
+    dsn, sim = simulated
+    wanted = _wanted(dsn)
+    outages = sim.market.outage_windows()
+    expected = sorted(
+        ("candles", key, max(lo, from_ms(a)), min(hi, from_ms(b)),
+         (min(to_ms(hi), b) - max(to_ms(lo), a)) // MINUTE_MS, "exchange_empty")
+        for key, (lo, hi) in wanted.items() for a, b in outages if a < to_ms(hi) and b > to_ms(lo))
+    with psycopg.connect(dsn) as conn:
+        report = conn.execute("SELECT * FROM deribit.gap_report ORDER BY instrument_name, gap_start").fetchall()
+    assert len(wanted) >= 4 and len(expected) >= 4  # the perpetual and dated futures, each through the outage
+    assert sorted(report) == expected
+
+
+def planted_bad_ticks(sim, wanted: dict[str, tuple[datetime, datetime]]) -> set[tuple[str, datetime]]:
+    """Minutes whose high or low differs from the same market without bad ticks."""
+    clean = SimMarket(SimConfig(now=SIM_NOW, rate_limit="off", pathologies=Pathologies(bad_ticks=False)))
+    out = set()
+    for key, (lo, hi) in wanted.items():
+        a, b = to_ms(lo), to_ms(hi) - MINUTE_MS
+        dirty, pure = sim.market.candles(key, a, b), clean.candles(key, a, b)
+        assert dirty["ticks"] == pure["ticks"]
+        for i, t in enumerate(dirty["ticks"]):
+            if (dirty["high"][i], dirty["low"][i]) != (pure["high"][i], pure["low"][i]):
+                out.add((key, from_ms(t)))
+    return out
+
+
+def test_sanity_violations_after_a_backfill_are_exactly_the_planted_bad_ticks(simulated):
+    dsn, sim = simulated
+    planted = planted_bad_ticks(sim, _wanted(dsn))
+    with psycopg.connect(dsn) as conn:
+        found = conn.execute("SELECT instrument_name, ts, rule FROM deribit.sanity_violations").fetchall()
+    assert len(planted) >= 5
+    assert sorted(found) == sorted((key, ts, "spike") for key, ts in planted)
