@@ -14,7 +14,11 @@ from deribit_ts.db.connect import connect
 _RUNS = """
 SELECT r.run_id, r.command, r.status, r.started_at, r.finished_at,
        extract(epoch FROM coalesce(r.finished_at, now()) - r.started_at)::float AS seconds,
-       r.requests, r.retries, r.throttled, r.errors, r.error,
+       -- A run's traffic is logged every few seconds and at its end; a killed run's last seconds are still in its
+       -- tasks' counts, so the run line is never less than the sum of its dataset lines.
+       greatest(r.requests, sum(d.requests))::bigint AS requests,
+       greatest(r.retries, sum(d.retries))::bigint AS retries,
+       r.throttled, r.errors, r.error,
        coalesce(jsonb_object_agg(d.dataset, jsonb_build_object(
            'tasks', d.tasks, 'failed_tasks', d.failed_tasks, 'rows_fetched', d.rows_fetched,
            'inserted', d.inserted, 'revised', d.revised, 'requests', d.requests, 'retries', d.retries,

@@ -97,6 +97,28 @@ async def _finish_run(conn: AsyncConnection, run_id: int, status: str, error: st
          run_id))
 
 
+async def _log_traffic(conn: AsyncConnection, run_id: int, stats) -> None:
+    await conn.execute(
+        "UPDATE deribit_ts.runs SET requests = %s, retries = %s, throttled = %s, errors = %s WHERE run_id = %s",
+        (stats.requests, stats.retries, stats.throttled, sum(stats.errors.values()), run_id))
+
+
+# How often a running backfill writes its exchange traffic to its run row, so a run that is killed (kill -9, a
+# lost host) still shows what it sent instead of 0 (`deribit-ts runs` never shows less than its tasks' sum).
+TRAFFIC_LOG_S = 2.0
+
+
+async def _keep_logging_traffic(conn: AsyncConnection, run_id: int, client: DeribitClient,
+                                stop: asyncio.Event) -> None:
+    # Stopped by an event, not cancelled: a cancelled query could leave the run's own connection unusable.
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), TRAFFIC_LOG_S)
+            return
+        with contextlib.suppress(psycopg.Error):  # the run's own work reports a lost database
+            await _log_traffic(conn, run_id, client.stats)
+
+
 async def _wants(conn: AsyncConnection, req: BackfillRequest, kinds: list[str], unit: str, horizon: datetime,
                  now: datetime) -> list[tuple]:
     cur = await conn.execute(_INSTRUMENT_WANTS, {
@@ -219,6 +241,7 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
         run_id = await _start_run(control, command, req.__dict__)
         stop_sharing = asyncio.Event()
         sharing = await share_allowance(control, client.limiter, stop_sharing) if client.limiter.enabled else None
+        logging_traffic = asyncio.create_task(_keep_logging_traffic(control, run_id, client, stop_sharing))
         status, error, summary, catalogued = "failed", None, {}, 0
         try:
             now = from_ms(await client.get_time())
@@ -254,8 +277,7 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
             raise
         finally:
             stop_sharing.set()
-            if sharing is not None:
-                await asyncio.gather(sharing, return_exceptions=True)
+            await asyncio.gather(*(t for t in (sharing, logging_traffic) if t is not None), return_exceptions=True)
             try:
                 await _finish_run(control, run_id, status, error, client.stats)
             except psycopg.Error:
@@ -266,9 +288,13 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
 
 
 async def _open_tasks(conn: AsyncConnection, dataset: str, keys: list[str]) -> dict[str, int]:
+    """Open tasks of every planned key that has a target, 0 for those with nothing left to do: the same keys
+    the summary's coverage counts, so the progress bar's "done/total keys" ends where the summary starts."""
     cur = await conn.execute(
-        "SELECT key, count(*) FROM deribit_ts.tasks "
-        "WHERE dataset = %s AND key = ANY(%s) AND state IN ('pending', 'running') GROUP BY key",
+        """SELECT t.key, count(k.task_id) FROM deribit_ts.targets t
+             LEFT JOIN deribit_ts.tasks k
+               ON k.dataset = t.dataset AND k.key = t.key AND k.state IN ('pending', 'running')
+            WHERE t.dataset = %s AND t.key = ANY(%s) GROUP BY t.key""",
         (dataset, keys))
     return dict(await cur.fetchall())
 

@@ -18,7 +18,7 @@ class Reporter:
         pass
 
     def planned(self, dataset: str, open_tasks: dict[str, int]) -> None:
-        """Open tasks per key (instrument or index) of a dataset."""
+        """Open tasks per key (instrument or index) of a dataset, 0 for a key with nothing left to do."""
 
     def rows(self, dataset: str, rows: int) -> None:
         pass
@@ -57,13 +57,13 @@ class RichReporter(Reporter):
 
     def planned(self, dataset: str, open_tasks: dict[str, int]) -> None:
         self.open[dataset] = {key: n for key, n in open_tasks.items() if n}
-        self.key_totals[dataset] = len(self.open[dataset])
+        self.key_totals[dataset] = len(open_tasks)  # every key planned; those without open tasks count as done
         self.counts[dataset] = 0
         self.bars[dataset] = self.progress.add_task(dataset, total=sum(open_tasks.values()), rows=0, rate=0.0,
                                                     keys=self._keys(dataset))
 
     def _keys(self, dataset: str) -> str:
-        """Keys (instruments, indexes) finished out of those with work to do."""
+        """Keys (instruments, indexes) with nothing left to do, out of every key planned (what coverage counts)."""
         total = self.key_totals[dataset]
         return f"{total - len(self.open[dataset])}/{total}"
 
