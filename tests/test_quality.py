@@ -238,3 +238,35 @@ def test_sanity_violations_after_a_backfill_are_exactly_the_planted_bad_ticks(si
         found = conn.execute("SELECT instrument_name, ts, rule FROM deribit.sanity_violations").fetchall()
     assert len(planted) >= 5
     assert sorted(found) == sorted((key, ts, "spike") for key, ts in planted)
+
+
+def test_index_coverage_starts_with_the_index_and_says_its_resolutions(new_db):
+    """get_index_chart_data serves one-minute points for about two days, hourly for a month, daily before: without
+    --since the index is wanted from its first point (not 2010), and coverage says which span is held how."""
+    now = datetime(2024, 3, 1, 12, 0, 30, tzinfo=UTC)
+    with run_in_thread(SimConfig(now=now, rate_limit="off")) as sim:
+        result = run_cli("backfill", "index", "--index", "btc_usd", "--json", "--dsn", new_db, "--api-url", sim.url,
+                         env={"DERIBIT_TS_RATE_LIMIT_SCALE": "off"})
+        assert result.returncode == 0, result.stderr
+        text = run_cli("coverage", "--dataset", "index", "--dsn", new_db).stdout
+    with psycopg.connect(new_db) as conn:
+        row = conn.execute(
+            """SELECT wanted_from, first_ts, rows, expected_rows, completeness_pct, resolution
+                 FROM deribit.coverage WHERE dataset = 'index' AND key = 'btc_usd'""").fetchone()
+        spans = conn.execute(
+            """SELECT resolution, min(ts), max(ts), count(*) FROM deribit.index_prices WHERE index_name = 'btc_usd'
+                GROUP BY 1 ORDER BY 2""").fetchall()
+        stored = conn.execute("SELECT count(*) FROM deribit.index_prices").fetchone()[0]
+    wanted_from, first_ts, rows, expected, pct, resolution = row
+    assert wanted_from == first_ts == SimConfig().start  # the simulated index starts with BTC-PERPETUAL's listing
+    assert [s[0] for s in spans] == [timedelta(days=1), H, M]
+    assert resolution == ", ".join(f"{name} {a:%Y-%m-%d %H:%M}..{b:%Y-%m-%d %H:%M}"
+                                   for name, (_, a, b, _) in zip(("1 day", "1 hour", "1 minute"), spans, strict=True))
+    assert rows == stored == sum(s[3] for s in spans)
+    # Every span is gapless at its resolution, but for the outages inside it.
+    outage_points = sum(1 for res, a, b, _ in spans
+                        for t in range(to_ms(a), to_ms(b) + 1, int(res.total_seconds()) * 1000)
+                        if sim.market.in_outage(t))
+    assert expected == rows + outage_points
+    assert pct == round(Decimal(100 * rows) / expected, 2)
+    assert f"at {resolution}" in text

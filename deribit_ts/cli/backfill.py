@@ -151,7 +151,9 @@ def funding_cmd(
 def index_cmd(
     ctx: typer.Context,
     index: Annotated[str, typer.Option("--index", help="Comma-separated index names.")] = ",".join(DEFAULT_INDEXES),
-    since: SinceOption = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Start, inclusive (ISO-8601 date/datetime, UTC); default: where the exchange's history of "
+        "the index starts.")] = None,
     until: UntilOption = None,
     dsn: DsnOption = None,
     api_url: ApiUrlOption = None,
@@ -159,7 +161,9 @@ def index_cmd(
     as_json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
-    """Index price history at the finest resolution the API gives, into deribit.index_prices."""
+    """Index price history at the finest resolution the API gives, into deribit.index_prices: one minute only for
+    about the last two days, hourly for a month, daily before (`deribit-ts coverage` shows which span is held at
+    which resolution)."""
     request = BackfillRequest(datasets=["index"], indexes=_split(index, "--index"), workers=workers)
     _run(ctx, dsn, api_url, request, "backfill index", as_json, quiet, since, until)
 

@@ -17,7 +17,8 @@ SELECT dataset, key, wanted_from, wanted_until, rows, complete,
            AS missing_time,
        missing::text AS missing,
        date_trunc('minute', (SELECT coalesce(sum(upper(u) - lower(u)), interval '0') FROM unnest(unsettled) AS u))
-           AS unsettled_time
+           AS unsettled_time,
+       first_ts, last_ts, expected_rows, completeness_pct, resolution
   FROM deribit.coverage
  WHERE (%(dataset)s::text IS NULL OR dataset = %(dataset)s)
  ORDER BY dataset, key
@@ -32,7 +33,9 @@ def coverage(
     dsn: DsnOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Coverage of every backfilled dataset and key (from the deribit.coverage view)."""
+    """Coverage of every backfilled dataset and key (from the deribit.coverage view): rows stored, the share of a
+    gapless series they are ("held"; below 100 % where the exchange had no data, see deribit.gap_report), and for
+    the index the resolution each span is held at."""
     with connect(database_dsn(settings(ctx, dsn))) as conn, conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(_COVERAGE, {"dataset": dataset}).fetchall()
     shown = len(rows)
@@ -44,13 +47,17 @@ def coverage(
         typer.echo("every backfilled range is complete" if incomplete and shown
                    else "nothing backfilled yet (see `deribit-ts backfill --help`)")
         return
-    typer.echo(f"{'dataset':<9} {'key':<22} {'from':<17} {'until':<17} {'rows':>10}  status")
+    typer.echo(f"{'dataset':<9} {'key':<22} {'from':<17} {'until':<17} {'rows':>10} {'held':>8}  status")
     for r in rows:
         status = "complete" if r["complete"] else f"missing {r['missing_time']}: {r['missing']}"
         if r["unsettled_time"]:
             status += f" ({r['unsettled_time']} still settling, fetched again by the next run)"
+        if r["dataset"] == "index" and r["resolution"]:
+            # The exchange serves old index history coarser than one minute: say at which resolution each span is.
+            status += f" at {r['resolution']}"
+        held = "" if r["completeness_pct"] is None else f"{r['completeness_pct']:.2f}%"
         typer.echo(f"{r['dataset']:<9} {r['key']:<22} {r['wanted_from']:%Y-%m-%d %H:%M} "
-                   f"{r['wanted_until']:%Y-%m-%d %H:%M} {r['rows']:>10,}  {status}")
+                   f"{r['wanted_until']:%Y-%m-%d %H:%M} {r['rows']:>10,} {held:>8}  {status}")
     done = sum(r["complete"] for r in rows)
     typer.echo(f"{done}/{len(rows)} complete")
 

@@ -24,7 +24,7 @@ from deribit_ts.config import DEFAULT_MAX_RETRIES, env_int, mask_password
 from deribit_ts.db.connect import connect_async
 from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.exchange.limiter import CreditLimiter
-from deribit_ts.ingest import instruments, rollups, tasks
+from deribit_ts.ingest import index, instruments, rollups, tasks
 from deribit_ts.ingest.engine import RANGED, Engine
 from deribit_ts.ingest.progress import Reporter
 from deribit_ts.timeutil import EPOCH, check_order, from_ms
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 DATASETS = ("instruments", "funding", "index", "candles")  # the order `backfill all` plans them in
 KINDS = ("perpetual", "future", "option")
-INDEX_HISTORY_START = datetime(2010, 1, 1, tzinfo=UTC)  # before any Deribit index existed
 INDEX_TASK_SPAN = timedelta(days=100_000)  # one task per index: the API pages by range, not by time
 
 # Rows are keyed by their open time, one per step (the row step of each dataset); a row belongs to a request
@@ -140,7 +139,10 @@ def _aligned(req: BackfillRequest, step: timedelta) -> BackfillRequest:
     return replace(req, since=req.since and align_up(req.since, step), until=req.until and align_up(req.until, step))
 
 
-async def make_plan(conn: AsyncConnection, req: BackfillRequest, now: datetime) -> Plan:
+async def make_plan(conn: AsyncConnection, req: BackfillRequest, now: datetime,
+                    index_starts: dict[str, datetime | None] | None = None) -> Plan:
+    """The tasks of a request. Without --since an index is wanted from where the exchange's history of it starts
+    (`index_starts`; an index the exchange has no history of is not planned)."""
     plan = Plan()
     last_minute = now.replace(second=0, microsecond=0)
     for dataset in req.datasets:
@@ -157,7 +159,8 @@ async def make_plan(conn: AsyncConnection, req: BackfillRequest, now: datetime) 
                      for key, start, end, _ in await _wants(conn, aligned, ["perpetual"], "hour", horizon, now)]
         else:
             until = min(aligned.until or last_minute, last_minute)
-            wants = [(name, aligned.since or INDEX_HISTORY_START, until, INDEX_PRIORITY) for name in req.indexes]
+            starts = {name: aligned.since or (index_starts or {}).get(name) for name in req.indexes}
+            wants = [(name, start, until, INDEX_PRIORITY) for name, start in starts.items() if start is not None]
         span = RANGED[dataset].task_span if dataset in RANGED else INDEX_TASK_SPAN
         plan.keys[dataset] = [key for key, *_ in wants]
         plan.new_tasks[dataset] = 0
@@ -253,7 +256,9 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
                 await instruments.resolve_unknown(client, control, req.instruments)
                 if "funding" in req.datasets:
                     await instruments.check_perpetuals(control, req.instruments)
-            plan = await make_plan(control, req, now)
+            index_starts = ({name: await index.first_point(client, name) for name in req.indexes}
+                            if "index" in req.datasets and req.since is None else None)
+            plan = await make_plan(control, req, now, index_starts)
             for dataset, keys in plan.keys.items():
                 reporter.planned(dataset, await _open_tasks(control, dataset, keys))
             ids = await instruments.name_to_id(control)

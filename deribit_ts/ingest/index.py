@@ -67,5 +67,17 @@ async def fetch(client: DeribitClient, index_name: str, start: datetime, end: da
     return [(index_name, from_ms(ts), price, res) for ts, (price, res) in sorted(best.items())]
 
 
+async def first_point(client: DeribitClient, index_name: str) -> datetime | None:
+    """When the exchange's history of an index starts: the first point of its whole-history (`all`) series,
+    None when it has none. What `backfill index` wants when no --since is given."""
+    reply = await client.get_index_chart_data(index_name, "all")
+    try:
+        stamps = [int(p[0]) for p in reply if p and p[1] is not None]
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise UnexpectedReplyError(f"get_index_chart_data({index_name}, all): the exchange's reply is not as "
+                                   f"documented ({exc.__class__.__name__}: {exc})") from None
+    return from_ms(min(stamps)) if stamps else None
+
+
 async def load(conn: AsyncConnection, rows: list[tuple]) -> LoadResult:
     return await upsert_rows(conn, INDEX_PRICES, rows)
