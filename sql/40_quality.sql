@@ -46,6 +46,8 @@ $$;
 
 -- The gaps of one (dataset, key): what was wanted and is not stored, split by whether it was ever fetched.
 -- Minutes the exchange answered with a row (zero-volume filler candles included) are stored, so never gaps.
+-- Option fillers are not stored: their minutes are in the coverage records' `filled` (options backfill), and
+-- are no gaps either. (`filled` is read only where the column exists, so this file does not depend on it.)
 CREATE OR REPLACE FUNCTION deribit_ts.gaps_of(p_dataset text, p_key text, p_instrument_id integer,
                                               p_wanted tstzmultirange)
 RETURNS TABLE (gap tstzrange, cause text)
@@ -53,12 +55,20 @@ LANGUAGE plpgsql STABLE AS $$
 DECLARE
     missing tstzmultirange := p_wanted * deribit_ts.row_holes(p_dataset, p_instrument_id);
     fetched tstzmultirange;
+    filled tstzmultirange := '{}';
 BEGIN
     IF missing IS NULL OR isempty(missing) THEN
         RETURN;
     END IF;
     SELECT coalesce(range_agg(c.fetched), '{}') INTO fetched
       FROM deribit_ts.coverage c WHERE c.dataset = p_dataset AND c.key = p_key;
+    IF EXISTS (SELECT 1 FROM pg_attribute
+                WHERE attrelid = 'deribit_ts.coverage'::regclass AND attname = 'filled' AND NOT attisdropped) THEN
+        EXECUTE 'SELECT coalesce(range_agg(f), ''{}'') FROM deribit_ts.coverage c, unnest(c.filled) f
+                  WHERE c.dataset = $1 AND c.key = $2'
+           INTO filled USING p_dataset, p_key;
+        missing := missing - filled;
+    END IF;
     RETURN QUERY
         SELECT g, 'not_fetched' FROM unnest(missing - fetched) AS g
         UNION ALL

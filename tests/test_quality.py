@@ -270,3 +270,21 @@ def test_index_coverage_starts_with_the_index_and_says_its_resolutions(new_db):
     assert expected == rows + outage_points
     assert pct == round(Decimal(100 * rows) / expected, 2)
     assert f"at {resolution}" in text
+
+
+def test_option_fillers_recorded_as_filled_are_no_gaps(db):
+    """Option filler candles are not stored; the minutes the exchange answered with fillers are recorded in the
+    coverage records' `filled` (options backfill) and are not gaps: only the rest of an empty stretch is."""
+    with psycopg.connect(db) as conn:
+        conn.execute("ALTER TABLE deribit_ts.coverage ADD COLUMN IF NOT EXISTS filled tstzmultirange")
+        opt = add_instrument(conn, "GAP-OPT-C", created=T0, expiry=T0 + 10 * H)
+        add_candles(conn, opt, [candle(T0 + m * M) for m in (0, 5, 40)])
+        want_and_fetch(conn, "candles", "GAP-OPT-C", [(T0, T0 + 60 * M)], [(T0, T0 + 60 * M, 3)])
+        conn.execute("""UPDATE deribit_ts.coverage SET filled = tstzmultirange(tstzrange(%s, %s), tstzrange(%s, %s))
+                         WHERE key = 'GAP-OPT-C'""", (T0 + M, T0 + 5 * M, T0 + 6 * M, T0 + 20 * M))
+        rows = conn.execute(
+            """SELECT gap_start, gap_end, missing_minutes, cause FROM deribit.gap_report
+                WHERE instrument_name = 'GAP-OPT-C' ORDER BY gap_start""").fetchall()
+        conn.rollback()
+    assert rows == [(T0 + 20 * M, T0 + 40 * M, 20, "exchange_empty"),
+                    (T0 + 41 * M, T0 + 60 * M, 19, "exchange_empty")]
