@@ -164,15 +164,24 @@ COMMENT ON VIEW deribit.basis_term_structure IS
 -- * 24 * 365 * 100, simple. apr_1d and apr_7d average the hourly rows of the trailing 24 hours and
 -- 7 days (ending with this row) and annualize the same way; an hour missing from the history (an
 -- outage) is left out of the average, not counted as zero.
+--
+-- The trailing means are window aggregates over each perpetual's whole history (a filter on ts cannot
+-- reach below a window that looks back). They average interest_1h in fixed point (units of 1e-15, far
+-- below Deribit's precision): avg(bigint) can remove the row leaving the frame, so each row costs O(1),
+-- where avg(double precision) re-adds the whole 168-row frame for every row (4x slower, measured).
 DROP VIEW IF EXISTS deribit.funding_apr CASCADE;
 CREATE VIEW deribit.funding_apr AS
 SELECT i.instrument_name,
        f.ts,
        f.interest_1h * 24 * 365 * 100 AS apr,
-       avg(f.interest_1h) OVER (PARTITION BY i.instrument_name ORDER BY f.ts
-                                RANGE BETWEEN interval '23 hours' PRECEDING AND CURRENT ROW) * 24 * 365 * 100 AS apr_1d,
-       avg(f.interest_1h) OVER (PARTITION BY i.instrument_name ORDER BY f.ts
-                                RANGE BETWEEN interval '167 hours' PRECEDING AND CURRENT ROW) * 24 * 365 * 100 AS apr_7d
+       (avg(round(f.interest_1h * 1e15)::bigint)
+            OVER (PARTITION BY i.instrument_name ORDER BY f.ts
+                  RANGE BETWEEN interval '23 hours' PRECEDING AND CURRENT ROW) * 24 * 365 * 100 / 1e15)::float8
+           AS apr_1d,
+       (avg(round(f.interest_1h * 1e15)::bigint)
+            OVER (PARTITION BY i.instrument_name ORDER BY f.ts
+                  RANGE BETWEEN interval '167 hours' PRECEDING AND CURRENT ROW) * 24 * 365 * 100 / 1e15)::float8
+           AS apr_7d
 FROM deribit.funding_rate_history f
 JOIN deribit.instruments i ON i.id = f.instrument_id;
 COMMENT ON VIEW deribit.funding_apr IS

@@ -94,13 +94,14 @@ def config_cmd(ctx: typer.Context, dsn: DsnOption = None, api_url: ApiUrlOption 
 
 def _register_subcommands() -> None:
     # Each command module owns one noun of the CLI.
-    from deribit_ts.cli import backfill, coverage, db, runs, sim
+    from deribit_ts.cli import backfill, coverage, db, report, runs, sim
 
     app.add_typer(db.app, name="db")
     app.add_typer(backfill.app, name="backfill")
     app.add_typer(sim.app, name="sim")
     runs.register(app)
     coverage.register(app)
+    report.register(app)
 
 
 _register_subcommands()
