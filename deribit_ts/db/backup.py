@@ -1,0 +1,373 @@
+"""Backups the way TimescaleDB requires: `pg_dump --format=custom` plus a manifest, and restores that check it.
+
+A backup is two files in the backup directory:
+
+- ``deribit-<UTC time>.dump``           pg_dump's custom format (compressed; pg_restore reads it)
+- ``deribit-<UTC time>.manifest.json``  versions, the dump's sha256, and per table of the schemas ``deribit``
+                                        and ``deribit_ts`` its row count and a checksum computed in SQL
+
+The manifest describes exactly what the dump holds: it is computed inside a REPEATABLE READ transaction whose
+snapshot pg_dump imports (``--snapshot``), so rows the collector writes meanwhile are in neither.
+
+Backups never block the collector: pg_dump and the manifest's queries take only ACCESS SHARE locks, which
+conflict with nothing the collector or a backfill does (INSERT/UPDATE/DELETE take ROW EXCLUSIVE); only DDL
+(a migration, dropping chunks) waits for the dump. The exporting transaction lives exactly as long as the dump.
+
+Restore follows TimescaleDB's procedure: into an EMPTY database, create the extension at the backup's version,
+``SELECT timescaledb_pre_restore()``, pg_restore, ``SELECT timescaledb_post_restore()``; then every table's
+row count and checksum are compared with the manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from deribit_ts.config import mask_password
+from deribit_ts.db.connect import connect, server_info
+from deribit_ts.errors import UserError
+
+SCHEMAS = ("deribit", "deribit_ts")
+MANIFEST_FORMAT = 1
+_NAME = re.compile(r"^deribit-(\d{8}T\d{6}(?:\.\d+)?Z)\.dump$")
+
+# The row text the checksums hash must not depend on session settings the two ends may differ in.
+_STABLE_TEXT = ("SET TIME ZONE 'UTC'", "SET DateStyle = 'ISO, MDY'", "SET IntervalStyle = 'postgres'",
+                "SET extra_float_digits = 1", "SET bytea_output = 'hex'")
+
+# Tables (plain, partitioned, hypertables) and materialized views of our schemas. A hypertable is queried
+# through its root, which reads every chunk.
+_TABLES = """
+SELECT n.nspname, c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY(%s) AND c.relkind IN ('r', 'p', 'm') AND NOT c.relispartition
+ORDER BY 1, 2
+"""
+
+# Order-independent and streaming (no giant string_agg): the sum of each row's md5 as two 64-bit halves,
+# hashed once more. Equal multisets of rows give equal checksums; the row count rules out pairs cancelling.
+_CHECKSUM = """
+SELECT count(*),
+       md5(coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint::numeric), 0)::text || ':' ||
+           coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint::numeric), 0)::text)
+FROM (SELECT md5(t::text) AS h FROM {} AS t) AS rows
+"""
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    dump: Path
+    manifest: Path
+    tables: int
+    rows: int
+    pruned: list[Path]
+
+
+# ------------------------------------------------------------------------------------------ manifest
+
+def table_checksums(conn: psycopg.Connection) -> dict[str, dict]:
+    """{"schema.table": {"rows": n, "checksum": hex}} for every table of our schemas, as this session sees them."""
+    for statement in _STABLE_TEXT:
+        conn.execute(statement)
+    result = {}
+    for schema, table in conn.execute(_TABLES, (list(SCHEMAS),)).fetchall():
+        query = sql.SQL(_CHECKSUM).format(sql.Identifier(schema, table))
+        rows, checksum = conn.execute(query).fetchone()
+        result[f"{schema}.{table}"] = {"rows": rows, "checksum": checksum}
+    return result
+
+
+def compare(expected: dict[str, dict], actual: dict[str, dict]) -> list[str]:
+    """One line per table whose count or checksum differs (or that is missing on one side)."""
+    problems = []
+    for name in sorted(expected.keys() | actual.keys()):
+        want, got = expected.get(name), actual.get(name)
+        if want is None:
+            problems.append(f"{name}: not in the backup's manifest")
+        elif got is None:
+            problems.append(f"{name}: missing after the restore")
+        elif want != got:
+            problems.append(f"{name}: {got['rows']} rows (checksum {got['checksum'][:8]}), "
+                            f"the manifest says {want['rows']} (checksum {want['checksum'][:8]})")
+    return problems
+
+
+def manifest_path(dump: Path) -> Path:
+    return dump.with_name(dump.name.removesuffix(".dump") + ".manifest.json")
+
+
+# -------------------------------------------------------------------------------------- PostgreSQL tools
+
+def pg_tool(name: str, server_major: int, extra_bindirs: list[Path]) -> str:
+    """The path of pg_dump/pg_restore of the server's major version: the private prefix's, else PATH's."""
+    candidates = [d / name for d in extra_bindirs]
+    on_path = shutil.which(name)
+    if on_path:
+        candidates.append(Path(on_path))
+    seen = []
+    for candidate in candidates:
+        major = _tool_major(candidate)
+        if major == server_major:
+            return str(candidate)
+        if major is not None:
+            seen.append(f"{candidate} is {major}")
+    found = f" ({'; '.join(seen)})" if seen else ""
+    raise UserError(f"no {name} of PostgreSQL {server_major} found{found}: install the client programs of "
+                    f"PostgreSQL {server_major} or put them on PATH")
+
+
+def client_bindirs(home: Path) -> list[Path]:
+    """Where the private prefix's pg_dump/pg_restore are (the one of the server's major version is picked later)."""
+    from deribit_ts.db.embedded import Cluster
+
+    cluster = Cluster(home)
+    remembered = cluster.bindir()
+    return ([remembered] if remembered else []) + sorted(cluster.prefix.glob("usr/lib/postgresql/*/bin"),
+                                                         reverse=True)
+
+
+def _tool_major(path: Path) -> int | None:
+    if not path.is_file():
+        return None
+    try:
+        out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"\) (\d+)", out)
+    return int(match.group(1)) if match else None
+
+
+def _server_major(conn: psycopg.Connection) -> int:
+    return int(conn.execute("SHOW server_version_num").fetchone()[0]) // 10000
+
+
+def _client_args(dsn: str) -> tuple[str, dict[str, str]]:
+    """The DSN without its password (argv is visible in `ps`) and an environment carrying it."""
+    params = conninfo_to_dict(dsn)
+    password = params.pop("password", None)
+    env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
+    if password is not None:
+        env["PGPASSWORD"] = str(password)
+    return make_conninfo(**params), env
+
+
+def _tool_error(result: subprocess.CompletedProcess, what: str) -> UserError:
+    lines = [line.strip() for line in (result.stderr or "").splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()] or lines
+    return UserError(f"{what} failed: {mask_password(errors[0] if errors else 'no output')}")
+
+
+# ---------------------------------------------------------------------------------------------- backup
+
+def backup(dsn: str, to: Path, *, keep: int | None = None, bindirs: list[Path] | None = None,
+           now: datetime | None = None) -> BackupResult:
+    """Dump the database into ``to`` with its manifest; then keep only the newest ``keep`` backups."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S.%fZ")
+    dump = to / f"deribit-{stamp}.dump"
+    partial = dump.with_name(dump.name + ".partial")
+    with connect(dsn) as conn:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        info = server_info(conn)
+        extension_schema = _extension_schema(conn)
+        if info.timescaledb_version is None:
+            raise UserError(f"the database {mask_password(dsn)} has no TimescaleDB extension: nothing of "
+                            "deribit-ts to back up (run `deribit-ts db migrate` first)")
+        pg_dump = pg_tool("pg_dump", _server_major(conn), bindirs or [])
+        to.mkdir(parents=True, exist_ok=True)
+        snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+        conninfo, env = _client_args(dsn)
+        # pg_dump reads the very snapshot the manifest is computed in, while this transaction stays open.
+        with subprocess.Popen([pg_dump, "--format=custom", f"--snapshot={snapshot}", "--no-password",
+                               f"--file={partial}", f"--dbname={conninfo}"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
+            try:
+                tables = table_checksums(conn)
+                stderr = proc.communicate()[1]
+            except BaseException:
+                proc.kill()
+                partial.unlink(missing_ok=True)
+                raise
+        conn.rollback()  # read only: nothing to keep; ends the snapshot right after the dump
+    if proc.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise _tool_error(subprocess.CompletedProcess([], proc.returncode, "", stderr), "pg_dump")
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "created_at": datetime.now(UTC).isoformat(),
+        "dump": dump.name,
+        "dump_sha256": _sha256(partial),
+        "postgres_version": info.postgres_version,
+        "timescaledb_version": info.timescaledb_version,
+        "timescaledb_edition": info.edition,
+        "timescaledb_schema": extension_schema,
+        "tables": tables,
+    }
+    _write_atomically(manifest_path(dump), json.dumps(manifest, indent=2) + "\n")
+    partial.replace(dump)  # the dump appears last: a backup listed is a complete one
+    pruned = prune(to, keep) if keep is not None else []
+    return BackupResult(dump, manifest_path(dump), len(tables), sum(t["rows"] for t in tables.values()), pruned)
+
+
+def list_backups(directory: Path) -> list[Path]:
+    """Complete backups in ``directory``, oldest first (the names sort by time)."""
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if _NAME.match(p.name) and manifest_path(p).is_file())
+
+
+def prune(directory: Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` backups (dump and manifest) and leftovers of interrupted ones."""
+    old = list_backups(directory)[:-keep] if keep > 0 else list_backups(directory)
+    for dump in old:
+        dump.unlink()
+        manifest_path(dump).unlink(missing_ok=True)
+    for partial in directory.glob("deribit-*.dump.partial"):
+        partial.unlink(missing_ok=True)
+    return old
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+# --------------------------------------------------------------------------------------------- restore
+
+def read_manifest(dump: Path) -> dict:
+    if not dump.is_file():
+        raise UserError(f"{dump} does not exist or is not a file: give the .dump file `deribit-ts backup` wrote")
+    path = manifest_path(dump)
+    try:
+        manifest = json.loads(path.read_text())
+        manifest["tables"], manifest["timescaledb_version"]  # noqa: B018 (the keys we rely on)
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing: a backup is the .dump and its .manifest.json side by side") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path} is not a deribit-ts backup manifest ({exc.__class__.__name__})") from None
+    if manifest.get("dump_sha256") and manifest["dump_sha256"] != _sha256(dump):
+        raise UserError(f"{dump} does not match its manifest (sha256 differs): the file is damaged or was replaced")
+    return manifest
+
+
+def restore(dump: Path, dsn: str, *, bindirs: list[Path] | None = None) -> dict[str, dict]:
+    """Restore ``dump`` into the empty database ``dsn`` and check it against the manifest; returns the tables."""
+    manifest = read_manifest(dump)
+    version = manifest["timescaledb_version"]
+    with connect(dsn, autocommit=True) as conn:
+        _refuse_non_empty(conn, dsn)
+        pg_restore = pg_tool("pg_restore", _server_major(conn), bindirs or [])
+        conninfo, env = _client_args(dsn)
+        schema = manifest.get("timescaledb_schema") or "public"
+        contents = _contents_without_extension(pg_restore, dump, schema, env)
+        _create_extension(conn, version, schema)
+        conn.execute(sql.SQL("SELECT {}.timescaledb_pre_restore()").format(sql.Identifier(schema)))
+        try:
+            # --no-owner: the restoring role owns everything (the backup's roles may not exist here).
+            result = subprocess.run([pg_restore, "--no-owner", "--exit-on-error", "--no-password",
+                                     f"--use-list={contents}", f"--dbname={conninfo}", str(dump)],
+                                    env=env, capture_output=True, text=True)
+        finally:
+            conn.execute(sql.SQL("SELECT {}.timescaledb_post_restore()").format(sql.Identifier(schema)))
+            contents.unlink(missing_ok=True)
+        if result.returncode != 0:
+            error = _tool_error(result, "pg_restore")
+            raise UserError(f"{error}; the target database is incomplete: drop it and restore into a new one")
+    with connect(dsn) as conn:
+        tables = table_checksums(conn)
+    problems = compare(manifest["tables"], tables)
+    if problems:
+        raise UserError(f"the restored database differs from the backup's manifest: {problems[0]}"
+                        + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    return tables
+
+
+def _contents_without_extension(pg_restore: str, dump: Path, schema: str, env: dict[str, str]) -> Path:
+    """The dump's table of contents minus the extension (and its schema): created beforehand at the right
+    version, as TimescaleDB requires, so pg_restore must not create them again."""
+    listed = subprocess.run([pg_restore, "--list", str(dump)], env=env, capture_output=True, text=True)
+    if listed.returncode != 0:
+        raise _tool_error(listed, f"reading {dump.name} (pg_restore --list)")
+    ours = re.compile(rf"^\d+; \d+ \d+ (EXTENSION - timescaledb|SCHEMA - {re.escape(schema)}) ")
+    kept = [line for line in listed.stdout.splitlines() if not ours.match(line + " ")]
+    path = dump.with_name(f".{dump.name}.{os.getpid()}.list")
+    path.write_text("\n".join(kept) + "\n")
+    return path
+
+
+def _refuse_non_empty(conn: psycopg.Connection, dsn: str) -> None:
+    """An empty database: no schema but public, nothing in public, no extension but plpgsql and timescaledb."""
+    row = conn.execute(
+        """
+        SELECT (SELECT count(*) FROM pg_namespace
+                WHERE nspname NOT IN ('public', 'information_schema') AND nspname NOT LIKE 'pg\\_%%'
+                  AND nspname NOT LIKE '\\_timescaledb%%' AND nspname NOT IN ('timescaledb_information',
+                      'timescaledb_experimental', 'toolkit_experimental')),
+               (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = 'public' AND NOT EXISTS (
+                    SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')),
+               (SELECT count(*) FROM _timescaledb_catalog.hypertable)
+        """ if _has_timescaledb(conn) else
+        """
+        SELECT (SELECT count(*) FROM pg_namespace
+                WHERE nspname NOT IN ('public', 'information_schema') AND nspname NOT LIKE 'pg\\_%%'),
+               (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = 'public'),
+               0
+        """).fetchone()
+    if any(row):
+        raise UserError(f"the target database {mask_password(dsn)} is not empty: restore into a new, empty "
+                        "database (e.g. createdb) so nothing is overwritten or mixed")
+
+
+def _extension_schema(conn: psycopg.Connection) -> str | None:
+    row = conn.execute("""SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+                          WHERE e.extname = 'timescaledb'""").fetchone()
+    return row[0] if row else None
+
+
+def _has_timescaledb(conn: psycopg.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is not None
+
+
+def _create_extension(conn: psycopg.Connection, version: str, schema: str) -> None:
+    """TimescaleDB at the backup's version, in the schema it had there (objects refer to it by name)."""
+    installed = conn.execute("""SELECT e.extversion, n.nspname FROM pg_extension e
+                                JOIN pg_namespace n ON n.oid = e.extnamespace
+                                WHERE e.extname = 'timescaledb'""").fetchone()
+    if installed:
+        if installed[0] != version:
+            raise UserError(f"the target database has TimescaleDB {installed[0]}, the backup was taken with "
+                            f"{version}: restore into a database of a server with TimescaleDB {version}")
+        if installed[1] != schema:
+            raise UserError(f"the target database has TimescaleDB in schema {installed[1]}, the backup in "
+                            f"{schema}: restore into a new database without the extension")
+        return
+    available = {r[0] for r in conn.execute(
+        "SELECT version FROM pg_available_extension_versions WHERE name = 'timescaledb'").fetchall()}
+    if version not in available:
+        offered = ", ".join(sorted(available)) or "none"
+        raise UserError(f"the backup needs TimescaleDB {version}, the target server offers {offered}: restore on "
+                        f"a server with TimescaleDB {version} (then upgrade with ALTER EXTENSION if you like)")
+    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+    conn.execute(sql.SQL("CREATE EXTENSION timescaledb SCHEMA {} VERSION {}").format(
+        sql.Identifier(schema), sql.Literal(version)))
