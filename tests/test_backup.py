@@ -196,7 +196,7 @@ def test_a_pg_dump_of_another_major_version_is_refused(tmp_path: Path, monkeypat
 def test_restore_needs_a_target_and_the_manifest(tmp_path: Path):
     dump = tmp_path / "deribit-20240101T000000.000000Z.dump"
     dump.write_bytes(b"PGDMP")
-    env = {"DERIBIT_TS_DSN": "", "DERIBIT_TS_HOME": str(tmp_path)}
+    env = {"DERIBIT_TS_DSN": None, "DERIBIT_TS_HOME": str(tmp_path)}
     no_target = run_cli("restore", str(dump), env=env)
     assert no_target.returncode != 0 and "say where to restore: --dsn" in no_target.stderr
     no_manifest = run_cli("restore", str(dump), "--dsn", "postgresql://u:secret@127.0.0.1:1/x", env=env)

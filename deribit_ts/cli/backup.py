@@ -23,7 +23,7 @@ def backup_cmd(
     to: Annotated[Path | None, typer.Option("--to", envvar="DERIBIT_TS_BACKUP_DIR",
                                             help="Directory for the backups.",
                                             show_default="<home>/backups")] = None,
-    keep: Annotated[int | None, typer.Option("--keep", min=1, max=100_000,
+    keep: Annotated[int | None, typer.Option("--keep", envvar="DERIBIT_TS_BACKUP_KEEP", min=1, max=100_000,
                                              help="Afterwards keep only the newest N backups in that directory.")
                     ] = None,
     dsn: DsnOption = None,
