@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from deribit_ts.errors import UserError
+from deribit_ts.sim.config import MAX_CLOCK_SPEED, MAX_LATENCY_MS
 
 app = typer.Typer(help="The Deribit simulator: a deterministic local exchange for tests, demos and benchmarks.",
                   no_args_is_help=True)
@@ -27,11 +28,13 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0 = any free port).")] = 8765,
     seed: Annotated[int, typer.Option(help="Market seed: same seed, same market.")] = 42,
-    start: Annotated[str, typer.Option(help="First day of market history (UTC).")] = "2018-08-14",
-    now: Annotated[str, typer.Option(help="Simulated 'now': an ISO date/time, or 'real' for the wall clock.")] = "real",
+    start: Annotated[str, typer.Option(help="First day of market history (UTC), before --now.")] = "2018-08-14",
+    now: Annotated[str, typer.Option(help="Simulated 'now': an ISO date/time (2000-2099), or 'real' for the wall "
+                                          "clock.")] = "real",
     clock_speed: Annotated[float, typer.Option(
-        min=0.0, help="With a fixed --now: 0 = frozen, X = X times real speed.")] = 0.0,
-    latency_ms: Annotated[float, typer.Option(min=0.0, help="Delay added to every answer, in milliseconds.")] = 0.0,
+        min=0.0, max=MAX_CLOCK_SPEED, help="With a fixed --now: 0 = frozen, X = X times real speed.")] = 0.0,
+    latency_ms: Annotated[float, typer.Option(
+        min=0.0, max=MAX_LATENCY_MS, help="Delay added to every answer, in milliseconds.")] = 0.0,
     rate_limit: Annotated[str, typer.Option(help="'deribit' (credit pools per client address) or 'off'.")] = "deribit",
     fault_rate: Annotated[float, typer.Option(
         min=0.0, max=1.0, help="Share of requests answered with an injected fault (0-1).")] = 0.0,

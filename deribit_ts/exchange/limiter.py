@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from deribit_ts.errors import UserError
 
 RATE_LIMIT_SCALE_ENV = "DERIBIT_TS_RATE_LIMIT_SCALE"
+MIN_RATE_LIMIT_SCALE = 0.01  # 0.2 requests/s: slower than this, a backfill of any size never ends
 
 # Rounding slack when comparing credit levels: without it, a timer that fires a few nanoseconds early would
 # reschedule itself for a delay shorter than the clock's resolution, over and over.
@@ -200,6 +201,13 @@ class CreditLimiter:
             raise UserError(
                 f"{RATE_LIMIT_SCALE_ENV}={raw!r} is not valid: use a positive number such as 0.5 "
                 "(half of Deribit's allowance) or 'off'"
+            )
+        if scale < MIN_RATE_LIMIT_SCALE:
+            # Smaller scales are no limit but a stall: at 1e-300 the first request would wait for ages.
+            raise UserError(
+                f"{RATE_LIMIT_SCALE_ENV}={raw!r} is below {MIN_RATE_LIMIT_SCALE:g} (one request every "
+                f"{DEFAULT_BUCKET.cost / (DEFAULT_BUCKET.refill_per_s * MIN_RATE_LIMIT_SCALE):g} s), so a run "
+                "would hang: use a scale from 0.01 (e.g. 0.5 = half of Deribit's allowance) or 'off'"
             )
         return cls(scale)
 

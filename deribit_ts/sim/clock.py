@@ -6,6 +6,8 @@ import threading
 import time
 from datetime import datetime
 
+from deribit_ts.sim.config import LATEST_MS
+
 
 class Clock:
     """Answers now_ms(). Nothing after it exists in the simulated market."""
@@ -29,7 +31,9 @@ class Clock:
             return int(time.time() * 1000)
         if self._speed == 0:
             return self._anchor_ms
-        return self._anchor_ms + int((time.monotonic() - self._anchor_real) * 1000 * self._speed)
+        elapsed_ms = (time.monotonic() - self._anchor_real) * 1000 * self._speed
+        # A fast clock stops at the end of the simulated years instead of running off them.
+        return min(self._anchor_ms + int(elapsed_ms), max(self._anchor_ms, LATEST_MS - 1))
 
     def set_ms(self, now_ms: int) -> None:
         """Move the simulated clock (tests use it to let a forming candle complete)."""

@@ -9,6 +9,17 @@ from deribit_ts.errors import UserError
 
 FAULT_KINDS = ("http_502", "retry_10040", "maintenance_11051", "stall", "drop", "truncate")
 
+# The simulated market is modelled for these years: before, timestamps turn negative; after, its random walks
+# leave any meaningful range (and near year 9999 every date computation overflows).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+LATEST_MS = int(LATEST.timestamp() * 1000)
+# A simulated day per 86 ms of real time at most: faster clocks only reach the end of the modelled years
+# at once (and 1e308 overflows at the first request).
+MAX_CLOCK_SPEED = 1_000_000.0
+# Clients give up long before this; a larger delay only keeps requests hanging at shutdown.
+MAX_LATENCY_MS = 600_000.0
+
 
 @dataclass(frozen=True)
 class Pathologies:
@@ -94,15 +105,19 @@ class SimConfig:
             raise UserError("chart_truncate and funding_truncate must be 'old' or 'new'")
         if not 0.0 <= self.fault_rate <= 1.0:
             raise UserError(f"fault rate must be between 0 and 1, not {self.fault_rate}")
-        if self.clock_speed < 0:
-            raise UserError("clock speed cannot be negative")
+        if not 0 <= self.clock_speed <= MAX_CLOCK_SPEED:
+            raise UserError(f"clock speed must be between 0 and {MAX_CLOCK_SPEED:,.0f} (times real time), "
+                            f"not {self.clock_speed:g}")
         if self.clock_speed and self.now is None:
             raise UserError("a faster clock needs a fixed start: give --now DATE with --clock-speed "
                             "(with --now real the simulator follows the wall clock)")
         if not 0 <= self.port <= 65535:
             raise UserError(f"port must be between 0 and 65535, not {self.port}")
-        if self.latency_ms < 0 or self.stall_seconds < 0:
-            raise UserError("latency_ms and stall_seconds cannot be negative")
+        if not 0 <= self.latency_ms <= MAX_LATENCY_MS:
+            raise UserError(f"latency must be between 0 and {MAX_LATENCY_MS:,.0f} ms (10 minutes), "
+                            f"not {self.latency_ms:g}")
+        if not 0 <= self.stall_seconds <= MAX_LATENCY_MS / 1000:
+            raise UserError(f"stall_seconds must be between 0 and {MAX_LATENCY_MS / 1000:,.0f}")
         for name in ("chart_max_candles", "funding_max_rows", "trades_max_count", "dvol_max_rows", "cache_blocks",
                      "mark_history_step_seconds", "mark_history_max_rows"):
             if getattr(self, name) < 1:
@@ -114,6 +129,20 @@ class SimConfig:
             value = getattr(self, name)
             if value is not None and value.tzinfo is None:
                 object.__setattr__(self, name, value.replace(tzinfo=UTC))
+        self._check_times()
+
+    def _check_times(self) -> None:
+        """A market whose history starts before its 'now', inside the years the model covers."""
+        for name in ("start", "now"):
+            value = getattr(self, name)
+            if value is not None and not EARLIEST <= value < LATEST:
+                raise UserError(f"--{name} {value:%Y-%m-%d} is outside the simulated years: give a date from "
+                                f"{EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}")
+        now = self.now or datetime.now(UTC)
+        if self.start >= now:
+            said = f"--now {now:%Y-%m-%d %H:%M}" if self.now else f"now ({now:%Y-%m-%d}, --now real)"
+            raise UserError(f"--start {self.start:%Y-%m-%d %H:%M} is not before {said}: the market's history "
+                            "must begin before its present; give an earlier --start or a later --now")
 
     @property
     def start_ms(self) -> int:

@@ -42,8 +42,18 @@ class SimHandle:
         self.server.market.clock.set_ms(now_ms)
 
 
+SHUTDOWN_GRACE_S = 1.0
+
+
+def base_url(host: str, port: int) -> str:
+    """http://HOST:PORT, with an IPv6 address in brackets (http://[::1]:8765) as URLs require."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 async def _start(server: SimServer, host: str, port: int) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    # On Ctrl-C/SIGTERM, requests still inside their --latency (or a stall fault) get this long to finish before
+    # they are cancelled: the default 60 s grace made a slow simulator look as if it ignored the signal.
+    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     try:
@@ -83,7 +93,7 @@ def run_in_thread(config: SimConfig | None = None) -> Iterator[SimHandle]:
     if "error" in box:
         raise box["error"]
     try:
-        yield SimHandle(f"http://{config.host}:{box['port']}", config, server)
+        yield SimHandle(base_url(config.host, box["port"]), config, server)
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
@@ -96,7 +106,7 @@ def serve_forever(config: SimConfig, on_ready=None) -> None:
     async def main() -> None:
         runner, port = await _start(server, config.host, config.port)
         if on_ready is not None:
-            on_ready(f"http://{config.host}:{port}")
+            on_ready(base_url(config.host, port))
         try:
             await asyncio.Event().wait()
         finally:
