@@ -94,7 +94,7 @@ def config_cmd(ctx: typer.Context, dsn: DsnOption = None, api_url: ApiUrlOption 
 
 def _register_subcommands() -> None:
     # Each command module owns one noun of the CLI.
-    from deribit_ts.cli import backfill, backup, coverage, db, report, runs, sim
+    from deribit_ts.cli import backfill, backup, collect, coverage, db, report, runs, sim, status
 
     app.add_typer(db.app, name="db")
     app.add_typer(backfill.app, name="backfill")
@@ -103,6 +103,8 @@ def _register_subcommands() -> None:
     coverage.register(app)
     report.register(app)
     backup.register(app)
+    collect.register(app)
+    status.register(app)
 
 
 _register_subcommands()

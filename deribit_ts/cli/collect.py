@@ -1,0 +1,76 @@
+"""`deribit-ts collect`: keep every dataset current, 24/7 (leader election, catch-up, heartbeat)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from deribit_ts.cli.common import ApiUrlOption, DsnOption, database_dsn, settings
+from deribit_ts.collect.collector import CollectSettings, run_collector
+from deribit_ts.db.migrate import apply_all
+from deribit_ts.errors import UserError
+from deribit_ts.timeutil import parse_utc
+
+KINDS = ("perpetual", "future", "option")
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _kinds(text: str) -> list[str]:
+    kinds = [k.lower() for k in _split(text)]
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or not kinds:
+        raise UserError(f"unknown --kinds {', '.join(unknown) or text!r}: choose from {', '.join(KINDS)}")
+    return kinds
+
+
+def _seconds(value: float, flag: str) -> float:
+    if not value > 0:
+        raise UserError(f"{flag} must be a positive number of seconds, not {value}")
+    return value
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("collect")
+    def collect_cmd(
+        ctx: typer.Context,
+        currency: Annotated[str, typer.Option("--currency", envvar="DERIBIT_TS_COLLECT_CURRENCY",
+                                              help="Comma-separated currencies, or all.")] = "BTC,ETH",
+        kinds: Annotated[str, typer.Option("--kinds", envvar="DERIBIT_TS_COLLECT_KINDS",
+                                           help="Comma-separated: perpetual, future, option.")] = "perpetual,future",
+        since: Annotated[str | None, typer.Option(
+            "--since", help="Collect from here where nothing was collected yet (ISO-8601, UTC); default: the first "
+                            "start's now. Later starts continue from each dataset's watermark.")] = None,
+        healthcheck_url: Annotated[str | None, typer.Option(
+            "--healthcheck-url", envvar="DERIBIT_TS_HEALTHCHECK_URL",
+            help="healthchecks.io-style URL: pinged at URL/start, URL while healthy, URL/fail with the reason.")] = None,
+        catalogue_every: Annotated[float, typer.Option("--catalogue-every", help="Seconds between catalogue "
+                                                       "refreshes (exchange clock).")] = 300,
+        funding_every: Annotated[float, typer.Option("--funding-every", help="Seconds between funding fetches "
+                                                     "(exchange clock).")] = 3600,
+        workers: Annotated[int, typer.Option("--workers", min=2, max=32, envvar="DERIBIT_TS_COLLECT_WORKERS",
+                                             help="Concurrent tasks (two are kept for the newest data).")] = 4,
+        dsn: DsnOption = None,
+        api_url: ApiUrlOption = None,
+    ) -> None:
+        """Keep every dataset current until stopped (SIGTERM/SIGINT): candles within 90 s of the minute's close,
+        index every minute, funding hourly, the catalogue every few minutes; gaps after any outage are filled
+        through the backfill engine. Any number may run on one database: one leads, the others stand by."""
+        from datetime import timedelta
+
+        request = CollectSettings(currencies=_split(currency), kinds=_kinds(kinds), healthcheck_url=healthcheck_url,
+                                  catalogue_every=timedelta(seconds=_seconds(catalogue_every, "--catalogue-every")),
+                                  funding_every=timedelta(seconds=_seconds(funding_every, "--funding-every")),
+                                  workers=workers)
+        if since:
+            request.since = parse_utc(since, flag="--since")
+        if "option" in request.kinds:
+            raise UserError("--kinds option: option candles are not collected yet (perpetual, future)")
+        s = settings(ctx, dsn, api_url)
+        target = database_dsn(s)
+        apply_all(target)
+        asyncio.run(run_collector(target, s.api_url, request))

@@ -1,0 +1,128 @@
+"""What the collector's jobs want fetched, planned as backfill tasks (the SQL is in sql/70_collector.sql).
+
+Each plan asks for everything between a key's watermark and the exchange's latest closed step; plan_tasks
+subtracts what coverage already holds as final, so after an outage of any length the same call plans the whole
+gap. The newest part of each key's want is planned at a fresh priority, anything older (a gap, a new listing's
+history) at the catch-up priority, so the newest minute is always fetched first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from psycopg import AsyncConnection
+
+from deribit_ts.collect.budget import CATCH_UP, FRESH, FUNDING
+from deribit_ts.ingest import candles, funding, tasks
+from deribit_ts.ingest.backfill import INDEX_TASK_SPAN
+
+# How long after its expiry an instrument is still planned: the settling time of its last candles and a margin.
+KEEP_AFTER_EXPIRY = candles.DATASET.settle + timedelta(minutes=10)
+# A full check (from the origin, not only from the watermarks) also looks at instruments expired this recently.
+FULL_KEEP_AFTER_EXPIRY = timedelta(days=2)
+FRESH_SPAN = candles.DATASET.settle + timedelta(minutes=2)  # the part of a want planned at the fresh priority
+
+
+@dataclass
+class Planned:
+    keys: list[str] = field(default_factory=list)
+    new_tasks: int = 0
+
+
+async def _plan_split(conn: AsyncConnection, dataset: str, key: str, start: datetime, end: datetime,
+                      span: timedelta, fresh_from: datetime, fresh_priority: int) -> int:
+    """Plan [start, end): the part from fresh_from at the fresh priority, the older part as catch-up."""
+    if start >= end:
+        return 0
+    cut = min(max(start, fresh_from), end)
+    n = await tasks.plan(conn, dataset, key, cut, end, span, fresh_priority)
+    return n + await tasks.plan(conn, dataset, key, start, cut, span, CATCH_UP)
+
+
+async def retry_failed(conn: AsyncConnection, dataset: str) -> int:
+    """Failed collector tasks are tried again by the next plan: a range that failed while later ones succeeded lies
+    behind the watermark, where the regular plan no longer looks (each failure is counted in collector_jobs)."""
+    cur = await conn.execute(
+        """UPDATE deribit_ts.tasks SET state = 'pending', attempts = 0, updated_at = now()
+            WHERE dataset = %s AND state = 'failed' AND priority < 0""", (dataset,))
+    return cur.rowcount
+
+
+async def plan_candles(conn: AsyncConnection, now: datetime, origin: datetime, full: bool, currencies: list[str],
+                       kinds: list[str]) -> Planned:
+    out = Planned()
+    if not {"perpetual", "future"} & set(kinds):
+        return out
+    cur = await conn.execute(
+        "SELECT * FROM deribit_ts.collector_candle_wants(%s, %s, %s, %s, %s, %s, %s, %s)",
+        (now, origin, full, currencies, "perpetual" in kinds, "future" in kinds, candles.DATASET.settle,
+         FULL_KEEP_AFTER_EXPIRY if full else KEEP_AFTER_EXPIRY))
+    fresh_from = now.replace(second=0, microsecond=0) - FRESH_SPAN
+    for name, start, end, _perpetual in await cur.fetchall():
+        out.keys.append(name)
+        out.new_tasks += await _plan_split(conn, "candles", name, start, end, candles.DATASET.task_span,
+                                           fresh_from, FRESH)
+    return out
+
+
+async def plan_funding(conn: AsyncConnection, now: datetime, origin: datetime, full: bool,
+                       currencies: list[str]) -> Planned:
+    out = Planned()
+    cur = await conn.execute("SELECT * FROM deribit_ts.collector_funding_wants(%s, %s, %s, %s)",
+                             (now, origin, full, currencies))
+    fresh_from = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    for name, start, end in await cur.fetchall():
+        out.keys.append(name)
+        out.new_tasks += await _plan_split(conn, "funding", name, start, end, funding.DATASET.task_span,
+                                           fresh_from, FUNDING)
+    return out
+
+
+async def plan_index(conn: AsyncConnection, now: datetime, origin: datetime, full: bool,
+                     indexes: list[str]) -> Planned:
+    """One task per index and gap: the index endpoint answers whole ranges back from now, not windows."""
+    out = Planned()
+    cur = await conn.execute("SELECT * FROM deribit_ts.collector_index_wants(%s, %s, %s, %s)",
+                             (now, origin, full, indexes))
+    for name, start, end in await cur.fetchall():
+        out.keys.append(name)
+        if start < end:
+            out.new_tasks += await tasks.plan(conn, "index", name, start, end, INDEX_TASK_SPAN, FRESH)
+    return out
+
+
+async def ensure_origin(conn: AsyncConnection, since: datetime | None, now: datetime) -> datetime:
+    """The collector's origin: set on the first start (now, or --since); an earlier --since moves it back."""
+    start = since or now.replace(second=0, microsecond=0)
+    cur = await conn.execute(
+        """INSERT INTO deribit_ts.collector_origin AS o (origin) VALUES (%s)
+           ON CONFLICT (singleton) DO UPDATE
+               SET origin = CASE WHEN %s THEN least(o.origin, EXCLUDED.origin) ELSE o.origin END,
+                   updated_at = now()
+           RETURNING origin""", (start, since is not None))
+    return (await cur.fetchone())[0]
+
+
+async def record_job(conn: AsyncConnection, job: str, exchange_now: datetime | None, error: str | None = None,
+                     errors: int = 0) -> None:
+    """One run of a job (error None: it succeeded), or `errors` failures of its tasks (exchange_now None)."""
+    if exchange_now is None:
+        await conn.execute(
+            """INSERT INTO deribit_ts.collector_jobs AS j (job, errors, last_error, last_error_at)
+               VALUES (%s, %s, %s, now())
+               ON CONFLICT (job) DO UPDATE SET errors = j.errors + EXCLUDED.errors,
+                   last_error = EXCLUDED.last_error, last_error_at = now()""", (job, errors, error))
+        return
+    await conn.execute(
+        """INSERT INTO deribit_ts.collector_jobs AS j (job, runs, errors, last_run_at, last_ok_at, last_ok_exchange,
+                                                       last_error, last_error_at)
+           VALUES (%(job)s, 1, %(failed)s::boolean::int, now(), CASE WHEN NOT %(failed)s::boolean THEN now() END,
+                   CASE WHEN NOT %(failed)s::boolean THEN %(now)s::timestamptz END, %(error)s::text,
+                   CASE WHEN %(failed)s::boolean THEN now() END)
+           ON CONFLICT (job) DO UPDATE SET runs = j.runs + 1, errors = j.errors + EXCLUDED.errors,
+               last_run_at = now(), last_ok_at = coalesce(EXCLUDED.last_ok_at, j.last_ok_at),
+               last_ok_exchange = coalesce(EXCLUDED.last_ok_exchange, j.last_ok_exchange),
+               last_error = coalesce(EXCLUDED.last_error, j.last_error),
+               last_error_at = coalesce(EXCLUDED.last_error_at, j.last_error_at)""",
+        {"job": job, "failed": error is not None, "now": exchange_now, "error": error})

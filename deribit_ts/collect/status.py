@@ -1,0 +1,136 @@
+"""What `deribit-ts status` reports: per dataset the newest data, its lag and errors; who leads, its heartbeat.
+
+Lags are measured on the exchange's clock as the leader last reported it (its heartbeat carries the exchange's
+time), so a simulator running faster than real time is judged by its own clock; without any heartbeat, the
+database's clock. The SQL is in sql/70_collector.sql (deribit_ts.collector_freshness, deribit_ts.collector_status).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import psycopg
+
+from deribit_ts.errors import UserError
+
+# Seconds of lag after which a dataset is stale. Candles: a minute closes, it must be stored within 90 s; the
+# lag counts from the end of the newest stored minute, so it is up to 60 s while the next minute forms.
+DEFAULT_MAX_LAG = {
+    "candles.perpetual": 150.0,
+    "candles.future": 150.0,
+    "index": 150.0,
+    "funding": 7200.0,
+    "instruments": 900.0,
+}
+DEFAULT_MAX_LAG_OTHER = 900.0  # datasets added later (snapshots, DVOL, ...) unless set
+DEFAULT_MAX_HEARTBEAT_AGE = 60.0
+MAX_LAG_ENV = "DERIBIT_TS_STATUS_MAX_LAG"
+MAX_HEARTBEAT_AGE_ENV = "DERIBIT_TS_STATUS_MAX_HEARTBEAT_AGE"
+# Which job's error counts belong to a dataset.
+_JOB_OF = {"candles.perpetual": "candles", "candles.future": "candles", "instruments": "catalogue"}
+
+
+@dataclass
+class Thresholds:
+    max_lag: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MAX_LAG))
+    max_heartbeat_age: float = DEFAULT_MAX_HEARTBEAT_AGE
+
+    def lag_of(self, dataset: str) -> float:
+        return self.max_lag.get(dataset, DEFAULT_MAX_LAG_OTHER)
+
+    @classmethod
+    def parse(cls, items: list[str], heartbeat_age: float | None) -> Thresholds:
+        """DATASET=SECONDS items from DERIBIT_TS_STATUS_MAX_LAG (comma-separated), then from the flags."""
+        out = cls()
+        env_items = [i for i in os.environ.get(MAX_LAG_ENV, "").split(",") if i.strip()]
+        for item in [*env_items, *items]:
+            name, sep, value = item.partition("=")
+            try:
+                seconds = float(value)
+            except ValueError:
+                seconds = -1.0
+            if not sep or not name.strip() or not seconds > 0:
+                raise UserError(f"--max-lag {item!r}: write DATASET=SECONDS, e.g. candles.perpetual=120 "
+                                f"(datasets: {', '.join(DEFAULT_MAX_LAG)}, ...)")
+            out.max_lag[name.strip()] = seconds
+        raw_age = os.environ.get(MAX_HEARTBEAT_AGE_ENV, "").strip()
+        if heartbeat_age is None and raw_age:
+            try:
+                heartbeat_age = float(raw_age)
+            except ValueError:
+                raise UserError(f"{MAX_HEARTBEAT_AGE_ENV}={raw_age!r} is not a number of seconds") from None
+        if heartbeat_age is not None:
+            if not heartbeat_age > 0:
+                raise UserError("--max-heartbeat-age must be a positive number of seconds")
+            out.max_heartbeat_age = heartbeat_age
+        return out
+
+
+def _seconds(value: timedelta | None) -> float | None:
+    return None if value is None else round(value.total_seconds(), 3)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def collect_status(conn: psycopg.Connection, thresholds: Thresholds) -> dict:
+    processes = conn.execute(
+        """SELECT process_id, host, pid, role, state, started_at, leader_since, beat_at, beat_age, exchange_now,
+                  run_id, settings, last_error, last_error_at, holds_lock
+             FROM deribit_ts.collector_status ORDER BY holds_lock DESC, beat_at DESC""").fetchall()
+    names = ("process_id", "host", "pid", "role", "state", "started_at", "leader_since", "beat_at", "beat_age",
+             "exchange_now", "run_id", "settings", "last_error", "last_error_at", "holds_lock")
+    rows = [dict(zip(names, row, strict=True)) for row in processes]
+    live = [r for r in rows if r["role"] != "stopped"]
+    leader = next((r for r in rows if r["holds_lock"]), None)
+    problems: list[str] = []
+    reference = conn.execute(
+        """SELECT coalesce((SELECT exchange_now + (now() - beat_at) FROM deribit_ts.collector_status
+                             WHERE exchange_now IS NOT NULL ORDER BY holds_lock DESC, beat_at DESC LIMIT 1), now())"""
+    ).fetchone()[0]
+    if not rows:
+        problems.append("no collector has run on this database (start `deribit-ts collect`)")
+    elif leader is None:
+        problems.append("no collector leads: none holds the leader lock")
+    elif leader["beat_age"].total_seconds() > thresholds.max_heartbeat_age:
+        problems.append(f"the leader's last heartbeat is {leader['beat_age'].total_seconds():.0f} s old "
+                        f"(threshold {thresholds.max_heartbeat_age:g} s)")
+    basis = leader or (rows[0] if rows else None)
+    datasets = []
+    if basis is not None:
+        settings = basis["settings"] or {}
+        wanted = settings.get("datasets") or []
+        jobs = {job: (errors, last_error) for job, errors, last_error in
+                conn.execute("SELECT job, errors, last_error FROM deribit_ts.collector_jobs").fetchall()}
+        fresh = conn.execute("SELECT * FROM deribit_ts.collector_freshness(%s, %s, %s)",
+                             (reference, settings.get("currencies") or [], settings.get("kinds") or [])).fetchall()
+        found = {row[0]: row for row in fresh}
+        for dataset in wanted:
+            _, keys, newest, covered, lag, stalest = found.get(dataset, (dataset, 0, None, None, None, None))
+            limit = thresholds.lag_of(dataset)
+            errors, last_error = jobs.get(_JOB_OF.get(dataset, dataset), (0, None))
+            stale = lag is None or lag.total_seconds() > limit
+            if keys and stale:
+                what = f"lag {lag.total_seconds():.0f} s" if lag is not None else f"nothing collected yet for {stalest}"
+                problems.append(f"{dataset} is stale: {what} (threshold {limit:g} s)")
+            datasets.append({"dataset": dataset, "keys": keys, "newest": _iso(newest), "covered_until": _iso(covered),
+                             "lag_s": _seconds(lag), "threshold_s": limit, "stale": bool(keys and stale),
+                             "stalest_key": stalest, "errors": errors, "last_error": last_error})
+    return {
+        "ok": not problems,
+        "reference_time": _iso(reference),
+        "leader": _process(leader) if leader else None,
+        "processes": [_process(r) for r in live],
+        "datasets": datasets,
+        "problems": problems,
+    }
+
+
+def _process(r: dict) -> dict:
+    return {"process_id": r["process_id"], "host": r["host"], "pid": r["pid"], "role": r["role"], "state": r["state"],
+            "holds_lock": r["holds_lock"], "leader_since": _iso(r["leader_since"]), "last_heartbeat": _iso(r["beat_at"]),
+            "heartbeat_age_s": _seconds(r["beat_age"]), "exchange_time": _iso(r["exchange_now"]),
+            "last_error": r["last_error"], "last_error_at": _iso(r["last_error_at"])}

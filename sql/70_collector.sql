@@ -1,0 +1,154 @@
+-- The 24/7 collector (deribit-ts collect) in SQL: what to fetch next, which tasks it claims, who leads, and how
+-- fresh every dataset is. Python schedules and calls these; the range arithmetic stays here.
+--
+-- Leadership: the leader holds the session advisory lock (1685222515, 1) ("drts", 1) on its own connection;
+-- deribit_ts.collector_status reads pg_locks to say which process holds it.
+
+-- Candles the collector wants now, per instrument: from its watermark (less the settling time, so the newest
+-- candles are fetched again until final) or, for an instrument never collected, from its listing or the
+-- collector's origin, whichever is later; up to the last closed minute or the expiry. p_full also plans from
+-- the origin (a check for holes behind the watermark). Instruments expired longer ago than p_keep_after_expiry
+-- are retired: no longer planned.
+CREATE OR REPLACE FUNCTION deribit_ts.collector_candle_wants(
+    p_now timestamptz, p_origin timestamptz, p_full boolean, p_currencies text[],
+    p_perpetual boolean, p_future boolean, p_settle interval, p_keep_after_expiry interval)
+RETURNS TABLE (instrument_name text, want_from timestamptz, want_until timestamptz, is_perpetual boolean)
+LANGUAGE sql STABLE AS $$
+    SELECT i.instrument_name,
+           CASE WHEN p_full OR w.covered_until IS NULL
+                THEN least(w.covered_until,
+                           greatest(date_trunc('minute', coalesce(i.creation_ts, p_origin)),
+                                    date_trunc('minute', p_origin)))
+                -- never before the origin (or an older watermark): the tail is fetched again, not the past
+                ELSE greatest(least(w.covered_until, date_trunc('minute', p_now)) - p_settle,
+                              date_trunc('minute', coalesce(i.creation_ts, p_origin)),
+                              least(date_trunc('minute', p_origin), w.covered_until))
+           END AS want_from,
+           least(coalesce(i.expiry, 'infinity'), date_trunc('minute', p_now)) AS want_until,
+           i.is_perpetual
+      FROM deribit.instruments i
+      LEFT JOIN deribit_ts.watermarks w ON w.dataset = 'candles' AND w.key = i.instrument_name
+     WHERE i.base_currency = ANY (p_currencies)
+       AND i.kind = 'future'
+       AND ((p_perpetual AND i.is_perpetual) OR (p_future AND NOT i.is_perpetual))
+       AND coalesce(i.creation_ts, '-infinity') <= p_now
+       AND (i.expiry IS NULL OR i.expiry > p_now - p_keep_after_expiry)
+     ORDER BY i.is_perpetual DESC, i.expiry, i.instrument_name
+$$;
+
+-- Hourly funding of the perpetuals: from the hour before the watermark (the row of the current hour may be
+-- fetched before it exists) or from the origin's hour, up to the next whole hour (exclusive).
+CREATE OR REPLACE FUNCTION deribit_ts.collector_funding_wants(
+    p_now timestamptz, p_origin timestamptz, p_full boolean, p_currencies text[])
+RETURNS TABLE (instrument_name text, want_from timestamptz, want_until timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT i.instrument_name,
+           CASE WHEN p_full OR w.covered_until IS NULL
+                THEN least(w.covered_until,
+                           greatest(date_trunc('hour', coalesce(i.creation_ts, p_origin)), date_trunc('hour', p_origin)))
+                ELSE greatest(least(w.covered_until, date_trunc('hour', p_now)) - interval '1 hour',
+                              least(date_trunc('hour', p_origin), w.covered_until))
+           END AS want_from,
+           date_trunc('hour', p_now) + interval '1 hour' AS want_until
+      FROM deribit.instruments i
+      LEFT JOIN deribit_ts.watermarks w ON w.dataset = 'funding' AND w.key = i.instrument_name
+     WHERE i.base_currency = ANY (p_currencies) AND i.kind = 'future' AND i.is_perpetual
+       AND coalesce(i.creation_ts, '-infinity') <= p_now
+     ORDER BY i.instrument_name
+$$;
+
+-- Index prices: from the watermark (or the origin) to the last closed minute.
+CREATE OR REPLACE FUNCTION deribit_ts.collector_index_wants(
+    p_now timestamptz, p_origin timestamptz, p_full boolean, p_indexes text[])
+RETURNS TABLE (index_name text, want_from timestamptz, want_until timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT n.name,
+           CASE WHEN p_full OR w.covered_until IS NULL
+                THEN least(w.covered_until, date_trunc('minute', p_origin))
+                ELSE least(w.covered_until, date_trunc('minute', p_now))
+           END,
+           date_trunc('minute', p_now)
+      FROM unnest(p_indexes) AS n(name)
+      LEFT JOIN deribit_ts.watermarks w ON w.dataset = 'index' AND w.key = n.name
+     ORDER BY n.name
+$$;
+
+-- deribit_ts.claim_task restricted to tasks at or above a priority (lower numbers run first): the collector's
+-- fresh-data workers take only fresh tasks, so a long catch-up never delays the newest minute.
+CREATE OR REPLACE FUNCTION deribit_ts.collector_claim_task(
+    p_owner text, p_lease interval, p_datasets text[], p_keys text[], p_max_priority integer)
+RETURNS SETOF deribit_ts.tasks
+LANGUAGE sql AS $$
+    UPDATE deribit_ts.tasks t
+       SET state = 'running', lease_owner = p_owner, lease_expires = now() + p_lease,
+           attempts = t.attempts + 1, updated_at = now()
+     WHERE t.task_id = (
+            SELECT task_id FROM deribit_ts.tasks
+             WHERE (state = 'pending' OR (state = 'running' AND lease_expires < now()))
+               AND dataset = ANY (p_datasets)
+               AND (p_keys IS NULL OR key = ANY (p_keys))
+               AND priority <= p_max_priority
+             ORDER BY priority, range_start DESC, task_id
+             LIMIT 1
+             FOR UPDATE SKIP LOCKED)
+    RETURNING t.*;
+$$;
+
+-- Every collect process with its heartbeat, and whether it holds the leader lock right now.
+DROP VIEW IF EXISTS deribit_ts.collector_status CASCADE;
+CREATE VIEW deribit_ts.collector_status AS
+SELECT p.process_id, p.host, p.pid, p.role, p.state, p.started_at, p.leader_since, p.beat_at,
+       now() - p.beat_at AS beat_age, p.exchange_now, p.run_id, p.settings, p.last_error, p.last_error_at,
+       EXISTS (SELECT 1 FROM pg_locks l
+                WHERE l.locktype = 'advisory' AND l.granted AND l.pid = p.backend_pid
+                  AND l.classid = 1685222515::oid AND l.objid = 1::oid AND l.objsubid = 2
+                  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS holds_lock
+  FROM deribit_ts.collector_processes p;
+COMMENT ON VIEW deribit_ts.collector_status IS
+    'deribit-ts collect processes: role, heartbeat and its age, state, last error, whether it holds the leader lock';
+
+-- How fresh each dataset the collector keeps is, as of p_now (the exchange's clock): per dataset the number of
+-- live keys, the newest and the stalest point covered (a key never covered makes it NULL) and the lag of the
+-- stalest. Watermark datasets: candles of live perpetuals and futures, funding, index. Job datasets (the
+-- catalogue and the others a job refreshes as a whole): the exchange's clock at the job's last success.
+CREATE OR REPLACE FUNCTION deribit_ts.collector_freshness(p_now timestamptz, p_currencies text[], p_kinds text[])
+RETURNS TABLE (dataset text, keys integer, newest timestamptz, covered_until timestamptz, lag interval,
+               stalest_key text)
+LANGUAGE sql STABLE AS $$
+    WITH live AS (
+        SELECT CASE WHEN i.is_perpetual THEN 'candles.perpetual' ELSE 'candles.future' END AS dataset,
+               'candles' AS source, i.instrument_name AS key
+          FROM deribit.instruments i
+         WHERE i.kind = 'future' AND i.base_currency = ANY (p_currencies)
+           AND ((i.is_perpetual AND 'perpetual' = ANY (p_kinds)) OR (NOT i.is_perpetual AND 'future' = ANY (p_kinds)))
+           AND coalesce(i.creation_ts, '-infinity') <= p_now - interval '5 minutes'  -- a new listing's first cycle
+           AND (i.expiry IS NULL OR i.expiry > p_now)
+        UNION ALL
+        SELECT 'funding', 'funding', i.instrument_name
+          FROM deribit.instruments i
+         WHERE i.kind = 'future' AND i.is_perpetual AND i.base_currency = ANY (p_currencies)
+           AND 'perpetual' = ANY (p_kinds)
+        UNION ALL
+        SELECT 'index', 'index', lower(c) || '_usd' FROM unnest(p_currencies) AS c
+    ), marks AS (
+        SELECT l.dataset, l.key, w.covered_until
+          FROM live l
+          LEFT JOIN deribit_ts.watermarks w ON w.dataset = l.source AND w.key = l.key
+    ), by_watermark AS (
+        SELECT m.dataset, count(*)::integer AS keys, max(m.covered_until) AS newest,
+               CASE WHEN bool_or(m.covered_until IS NULL) THEN NULL ELSE min(m.covered_until) END AS covered_until,
+               (array_agg(m.key ORDER BY m.covered_until NULLS FIRST, m.key))[1] AS stalest_key
+          FROM marks m
+         GROUP BY m.dataset
+    )
+    SELECT b.dataset, b.keys, b.newest, b.covered_until,
+           CASE WHEN b.covered_until IS NOT NULL THEN greatest(p_now - b.covered_until, interval '0') END, b.stalest_key
+      FROM by_watermark b
+    UNION ALL
+    SELECT CASE j.job WHEN 'catalogue' THEN 'instruments' ELSE j.job END, 1, j.last_ok_exchange,
+           j.last_ok_exchange,
+           CASE WHEN j.last_ok_exchange IS NOT NULL THEN greatest(p_now - j.last_ok_exchange, interval '0') END, NULL
+      FROM deribit_ts.collector_jobs j
+     WHERE j.job NOT IN ('candles', 'candles.full', 'funding', 'index', 'rollups')
+     ORDER BY 1
+$$;
