@@ -10,18 +10,14 @@ import typer
 from deribit_ts.cli.common import ApiUrlOption, DsnOption, database_dsn, settings
 from deribit_ts.collect.collector import CollectSettings, run_collector
 from deribit_ts.db.migrate import apply_all
+from deribit_ts import validate
 from deribit_ts.errors import UserError
-from deribit_ts.timeutil import parse_utc
 
 KINDS = ("perpetual", "future", "option")
 
 
-def _split(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
 def _kinds(text: str) -> list[str]:
-    kinds = [k.lower() for k in _split(text)]
+    kinds = validate.names(text, "--kinds", case="lower") or []
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
         raise UserError(f"unknown --kinds {', '.join(unknown) or text!r}: choose from {', '.join(KINDS)}")
@@ -62,12 +58,14 @@ def register(app: typer.Typer) -> None:
         through the backfill engine. Any number may run on one database: one leads, the others stand by."""
         from datetime import timedelta
 
-        request = CollectSettings(currencies=_split(currency), kinds=_kinds(kinds), healthcheck_url=healthcheck_url,
+        if healthcheck_url is not None:
+            healthcheck_url = validate.api_url(healthcheck_url, "--healthcheck-url / DERIBIT_TS_HEALTHCHECK_URL")
+        request = CollectSettings(currencies=validate.names(currency, "--currency", case="upper") or [],
+                                  kinds=_kinds(kinds), healthcheck_url=healthcheck_url,
                                   catalogue_every=timedelta(seconds=_seconds(catalogue_every, "--catalogue-every")),
                                   funding_every=timedelta(seconds=_seconds(funding_every, "--funding-every")),
                                   workers=workers)
-        if since:
-            request.since = parse_utc(since, flag="--since")
+        request.since = validate.timestamp(since, "--since")
         if "option" in request.kinds:
             raise UserError("--kinds option: option candles are not collected yet (perpetual, future)")
         s = settings(ctx, dsn, api_url)

@@ -30,6 +30,7 @@ from deribit_ts.collect.clock import ExchangeClock
 from deribit_ts.collect.engine import CollectorEngine
 from deribit_ts.collect.health import Healthcheck
 from deribit_ts.collect.leader import APPLICATION, Leadership, new_process_id
+from deribit_ts.collect.systemd import notify
 from deribit_ts.config import DEFAULT_MAX_RETRIES, env_int
 from deribit_ts.db.connect import connect_async
 from deribit_ts.errors import DatabaseUnavailable
@@ -107,6 +108,7 @@ async def run_collector(dsn: str, api_url: str, settings: CollectSettings, stop:
     retries = env_int("DERIBIT_TS_MAX_RETRIES", DEFAULT_MAX_RETRIES)
     async with DeribitClient(api_url, limiter=PriorityLimiter.from_env(), max_retries=retries) as client:
         await _check_names(client, settings, stop, health)
+        notify("READY=1\nSTATUS=connecting to the database")
         clock = ExchangeClock(client)  # kept across leaderships: a takeover needs one sample, not a new rate
         backoff = 1.0
         while not stop.is_set():
@@ -122,8 +124,10 @@ async def run_collector(dsn: str, api_url: str, settings: CollectSettings, stop:
                 reason = "database unavailable: " + " ".join(str(exc).split())[:300]
                 log.warning("%s; retrying in %.0f s", reason, backoff)
                 health.fail(reason)
+                health.watchdog.progress(reason)  # retrying is working as designed
                 await stop.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
+    notify("STOPPING=1")
     await health.drain()
 
 
@@ -152,6 +156,7 @@ async def _stand_by(lead: Leadership, stop: Stop, health: Healthcheck) -> None:
             leader = await lead.leader_name()
             await lead.beat(f"standing by; {leader or 'another process'} leads")
             health.success()
+            health.watchdog.progress("standing by")
             next_beat = loop.time() + HEARTBEAT_S
         await stop.sleep(STANDBY_POLL_S)
 
@@ -265,6 +270,7 @@ class Leader:
             except (psycopg.Error, TimeoutError):
                 self.ending.set()  # the lock connection is gone, so is the lock: stop leading at once
                 raise
+            self.health.watchdog.progress(self.state)
             if error:
                 self.health.fail(error)
             elif self.state == "collecting":

@@ -1,4 +1,4 @@
-"""Pings of a healthchecks.io-style endpoint: `URL/start` on start, `URL` while healthy, `URL/fail` with a one-line
+"""Pings of a healthchecks.io-style endpoint (and systemd's watchdog, fed from the same events): `URL/start` on start, `URL` while healthy, `URL/fail` with a one-line
 reason on errors. Pings never block collecting: each is sent in the background with a short timeout, and a ping
 that fails is logged and forgotten (the monitoring side alerts on missing pings anyway)."""
 
@@ -9,6 +9,8 @@ import logging
 import time
 
 import aiohttp
+
+from deribit_ts.collect.systemd import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +26,7 @@ class Healthcheck:
         self._last_fail = -float("inf")
         self._last_reason: str | None = None
         self._pending: set[asyncio.Task] = set()
-        self.sent: list[tuple[str, str]] = []  # (path suffix, body) of pings sent, for logs and tests
+        self.watchdog = Watchdog()  # systemd's, fed by the same events (a no-op outside a Type=notify unit)
 
     def start(self) -> None:
         self._send("/start", "")
