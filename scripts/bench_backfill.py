@@ -17,7 +17,8 @@ last commit, which leaves out its start-up and so flatters the baseline, never t
 By default (a) and (b) backfill BTC-PERPETUAL's whole simulated history, 2018-08-14 up to --now 2025-11-01
 (3.8 million candles, the size of the real one), so the claim "a full history in under a minute" is measured,
 not extrapolated; (c) does 60 days. About 1.5 minutes on 2 cores; --quick takes under 30 s. The exit status
-is 0 when every target is met, 1 otherwise. Figures depend on what else the machine runs: each line prints
+is 0 when every target is met, 1 otherwise; --quick is a smoke run that judges only what a few days can show
+(no 10028, every line stored what it reported), its rates are printed but marked "n/a". Figures depend on what else the machine runs: each line prints
 how busy all CPUs were meanwhile.
 
     .venv/bin/python scripts/bench_backfill.py [--quick] [--json] [--dsn DSN] [--days-a N] [--days-b N] ...
@@ -399,14 +400,20 @@ def ratios(a: Line, b: Line, c: Line, b_is_full_history: bool) -> dict:
     }
 
 
-def checks(lines: list[Line], r: dict) -> dict[str, bool]:
+def checks(lines: list[Line], r: dict, *, smoke: bool = False) -> dict[str, bool | None]:
+    """Each target met (True), missed (False), or not judged (None): a smoke run's few days are dominated by
+    start-up and the limiter's first empty pool, so its rates say nothing about the targets; what it can
+    judge (no 10028, every line stored what it reported) it still judges."""
     a, b, c = lines
-    return {
+    rates = {
         "a >= 150,000 candles/s": a.rate >= TARGET_A,
         "b >= 85% of the allowance's ceiling": r["b_over_ceiling"] >= TARGET_B_SHARE,
         "b >= 3 x c": r["b_over_c"] >= TARGET_B_OVER_C,
         "b: full history in under a minute": r["full_history_at_b_s"] < 60,
         "b > 25 x the replaced system": r["b_over_replaced"] > 25,
+    }
+    return {
+        **{name: None if smoke else ok for name, ok in rates.items()},
         "no 10028 from the simulator in (b)": b.throttled == 0,
         "every line stored what it reported": all(x.candles == x.reported for x in lines),
     }
@@ -438,7 +445,8 @@ def print_report(header: list[str], lines: list[Line], r: dict, verdicts: dict[s
     print(f"10028 answers in (b): {b.throttled}")
     print()
     for name, ok in verdicts.items():
-        print(f"{'PASS' if ok else 'MISS'}  {name}")
+        print(f"{'n/a ' if ok is None else 'PASS' if ok else 'MISS'}  {name}"
+              + ("  (not judged by a --quick smoke run)" if ok is None else ""))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -499,7 +507,7 @@ def bench(args: argparse.Namespace) -> int:
             lines.append(baseline_line(Line("c", "ccxt fetch_ohlcv + executemany, as (b)"), sim, dsn, since,
                                        until["c"]))
     r = ratios(*lines, b_is_full_history=args.days_b is None and since == _utc(LISTED))
-    verdicts = checks(lines, r)
+    verdicts = checks(lines, r, smoke=args.quick)
     total = time.perf_counter() - began
     if args.json:
         print(json.dumps({"header": header, "lines": [{**asdict(x), "rate": x.rate} for x in lines],
@@ -507,7 +515,7 @@ def bench(args: argparse.Namespace) -> int:
     else:
         print_report(header, lines, r, verdicts)
         print(f"\nbenchmark total {total:.0f} s")
-    return 0 if all(verdicts.values()) else 1
+    return 0 if all(ok is not False for ok in verdicts.values()) else 1
 
 
 def main(argv: list[str] | None = None) -> int:

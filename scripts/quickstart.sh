@@ -31,3 +31,12 @@ fi
 echo "quickstart: backfilling BTC and ETH since $since from $DERIBIT_TS_API_URL" >&2
 "$cli" backfill all --since "$since"
 "$cli" coverage
+
+# A new shell has no `deribit-ts` on PATH: everything lives in this checkout's .venv.
+venv="$(pwd)/.venv"
+cat >&2 <<EOF
+
+quickstart: done. deribit-ts and its Python (with ccxt and psycopg) are installed in $venv:
+    source $venv/bin/activate     # then: deribit-ts --help, deribit-ts db status, python -c "import ccxt"
+or call them by path: $venv/bin/deribit-ts, $venv/bin/python
+EOF
