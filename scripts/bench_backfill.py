@@ -17,9 +17,9 @@ last commit, which leaves out its start-up and so flatters the baseline, never t
 By default (a) and (b) backfill BTC-PERPETUAL's whole simulated history, 2018-08-14 up to --now 2025-11-01
 (3.8 million candles, the size of the real one), so the claim "a full history in under a minute" is measured,
 not extrapolated; (c) does 60 days. About 1.5 minutes on 2 cores; --quick takes under 30 s. The exit status
-is 0 when every target is met, 1 otherwise; --quick is a smoke run that judges only what a few days can show
-(no 10028, every line stored what it reported), its rates are printed but marked "n/a". Figures depend on what else the machine runs: each line prints
-how busy all CPUs were meanwhile.
+is 0 when every target is met, 1 otherwise; --quick is a smoke run that judges only what a few days can
+show (no 10028, every line stored what it reported), its rates are printed but marked "n/a". Figures depend
+on what else the machine runs: each line prints how busy all CPUs were meanwhile.
 
     .venv/bin/python scripts/bench_backfill.py [--quick] [--json] [--dsn DSN] [--days-a N] [--days-b N] ...
 

@@ -9,10 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import typer
 from helpers import run_cli
-
-from deribit_ts.cli import app
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 CLI = str(Path(sys.executable).parent / "deribit-ts")
@@ -32,6 +29,10 @@ def test_the_collector_restarts_forever_and_stops_gracefully():
     assert collect["Service"]["Restart"] == "always"
     assert int(collect["Service"]["RestartSec"]) >= 5
     assert collect["Service"]["KillSignal"] == "SIGTERM"
+    # The collector's sd_notify: READY once running, WATCHDOG=1 with each heartbeat (every 5 s).
+    assert (collect["Service"]["Type"], collect["Service"]["NotifyAccess"]) == ("notify", "main")
+    assert int(collect["Service"]["WatchdogSec"]) >= 4 * 5
+    assert collect["Service"]["TimeoutStartSec"] == "infinity"  # READY waits for the exchange
     assert collect["Service"]["ExecStart"].split()[1:] == ["collect", "$DERIBIT_TS_COLLECT_ARGS"]
     assert collect["Service"]["EnvironmentFile"] == "/etc/deribit-ts/deribit-ts.env"
 
@@ -52,16 +53,18 @@ def test_the_environment_example_sets_only_settings_the_cli_reads():
         if "=" in line and line.split("=", 1)[0].isupper():
             key, value = line.split("=", 1)
             settings[key] = value
-    assert set(settings) >= {"DERIBIT_TS_HOME", "DERIBIT_TS_DSN", "DERIBIT_TS_BACKUP_DIR", "DERIBIT_TS_BACKUP_KEEP"}
+    assert set(settings) >= {"DERIBIT_TS_HOME", "DERIBIT_TS_DSN", "DERIBIT_TS_BACKUP_DIR", "DERIBIT_TS_BACKUP_KEEP",
+                             "DERIBIT_TS_COLLECT_CURRENCY", "DERIBIT_TS_COLLECT_ARGS"}
     assert all(value for value in settings.values()), "an empty value is a usage error: leave the line out"
     backup_help = run_cli("backup", "--help", env={"COLUMNS": "300"}).stdout
     assert "DERIBIT_TS_BACKUP_DIR" in backup_help and "DERIBIT_TS_BACKUP_KEEP" in backup_help
+    collect_help = run_cli("collect", "--help", env={"COLUMNS": "300"}).stdout
+    for name in ("DERIBIT_TS_COLLECT_CURRENCY", "DERIBIT_TS_COLLECT_KINDS", "DERIBIT_TS_HEALTHCHECK_URL"):
+        assert name in collect_help, name
 
 
 def test_every_command_the_units_run_exists():
-    commands = {("db", "up"), ("db", "down"), ("backup",)}
-    if "collect" in typer.main.get_command(app).commands:  # `collect` is the collector workstream's
-        commands.add(("collect",))
+    commands = {("db", "up"), ("db", "down"), ("backup",), ("collect",)}
     for command in commands:
         result = run_cli(*command, "--help")
         assert result.returncode == 0, (command, result.stderr)
