@@ -36,6 +36,26 @@ LANGUAGE sql STABLE AS $$
      ORDER BY i.is_perpetual DESC, i.expiry, i.instrument_name
 $$;
 
+-- Candles of the options that traded (collect/options.py finds them): the same range rule as the futures above,
+-- for the named options only.
+CREATE OR REPLACE FUNCTION deribit_ts.collector_option_wants(
+    p_now timestamptz, p_origin timestamptz, p_names text[], p_settle interval)
+RETURNS TABLE (instrument_name text, want_from timestamptz, want_until timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT i.instrument_name,
+           CASE WHEN w.covered_until IS NULL
+                THEN greatest(date_trunc('minute', coalesce(i.creation_ts, p_origin)), date_trunc('minute', p_origin))
+                ELSE greatest(least(w.covered_until, date_trunc('minute', p_now)) - p_settle,
+                              date_trunc('minute', coalesce(i.creation_ts, p_origin)),
+                              least(date_trunc('minute', p_origin), w.covered_until))
+           END,
+           least(coalesce(i.expiry, 'infinity'), date_trunc('minute', p_now))
+      FROM deribit.instruments i
+      LEFT JOIN deribit_ts.watermarks w ON w.dataset = 'candles' AND w.key = i.instrument_name
+     WHERE i.instrument_name = ANY (p_names) AND i.kind = 'option'
+     ORDER BY i.expiry, i.instrument_name
+$$;
+
 -- Hourly funding of the perpetuals: from the hour before the watermark (the row of the current hour may be
 -- fetched before it exists) or from the origin's hour, up to the next whole hour (exclusive).
 CREATE OR REPLACE FUNCTION deribit_ts.collector_funding_wants(
@@ -130,6 +150,8 @@ LANGUAGE sql STABLE AS $$
            AND 'perpetual' = ANY (p_kinds)
         UNION ALL
         SELECT 'index', 'index', lower(c) || '_usd' FROM unnest(p_currencies) AS c
+        UNION ALL  -- options: how far the scan for traded options has come (their candles follow within a cycle)
+        SELECT 'candles.option', 'option_trades', c FROM unnest(p_currencies) AS c WHERE 'option' = ANY (p_kinds)
     ), marks AS (
         SELECT l.dataset, l.key, w.covered_until
           FROM live l
@@ -149,6 +171,6 @@ LANGUAGE sql STABLE AS $$
            j.last_ok_exchange,
            CASE WHEN j.last_ok_exchange IS NOT NULL THEN greatest(p_now - j.last_ok_exchange, interval '0') END, NULL
       FROM deribit_ts.collector_jobs j
-     WHERE j.job NOT IN ('candles', 'candles.full', 'funding', 'index', 'rollups')
+     WHERE j.job NOT IN ('candles', 'candles.full', 'funding', 'index', 'options', 'rollups')
      ORDER BY 1
 $$;

@@ -292,3 +292,44 @@ def test_an_exchange_outage_a_killed_database_connection_and_a_kill_9_each_end_w
     fails = [body for path, body in pings if path.endswith("/fail")]
     assert any("exchange unavailable" in body for body in fails), pings
     assert any("database unavailable" in body for body in fails), pings
+
+
+def test_options_that_traded_get_their_candles_within_5_minutes(new_db):
+    """A small option chain: one bulk trades request per scan finds the options that traded; each gets its candles
+    from the origin, within 5 simulated minutes of trading, equal to the market's; options that never traded cost
+    no chart request."""
+    config = sim_config(strikes_per_expiry=4, option_expiries=("day", "week"))
+    with run_in_thread(config) as sim:
+        collector = start_collector(new_db, sim.url, "--kinds", "perpetual,option")
+        wait_for(lambda: collecting(new_db), 30, "collecting")
+        sim_minutes(sim, 20)
+        checked_at = sim.market.now_ms()
+        elapsed, err = stop(collector)
+        stats = sim.stats()
+        with psycopg.connect(new_db) as conn:
+            origin = conn.execute("SELECT origin FROM deribit_ts.collector_origin").fetchone()[0]
+            marks = dict(conn.execute("SELECT key, covered_until FROM deribit_ts.watermarks WHERE dataset = 'candles'"))
+            stored = {name: rows for name, rows in conn.execute(
+                """SELECT instrument_name, array_agg(ARRAY[extract(epoch FROM ts) * 1000, open, close, volume]
+                                                     ORDER BY ts)
+                     FROM deribit.ohlcv_1m WHERE instrument_name LIKE 'BTC-%%-%%-%%' GROUP BY 1""")}
+        options = [i for i in sim.market.instruments("BTC", "option", now_ms=checked_at)]
+        traded = {}
+        for inst in options:
+            truth = sim.market.candles(inst.name, to_ms(origin), checked_at - 5 * MINUTE_MS)
+            minutes = [t for t, v in zip(truth["ticks"], truth["volume"], strict=True) if v > 0 and t >= to_ms(origin)]
+            if minutes:
+                traded[inst.name] = minutes[-1]
+    assert elapsed < 10 and "Traceback" not in err, err
+    assert len(traded) >= 3, "the chain should trade a few options in 20 minutes"
+    for name, last_trade in traded.items():
+        assert marks.get(name) is not None and to_ms(marks[name]) > last_trade, f"{name} traded but was not collected"
+        truth = sim.market.candles(name, to_ms(origin), to_ms(marks[name]) - MINUTE_MS, now_ms=checked_at)
+        want = [[float(t), o, c, v] for t, o, c, v in zip(truth["ticks"], truth["open"], truth["close"],
+                                                          truth["volume"], strict=True) if t >= to_ms(origin)]
+        assert [[float(x) for x in row] for row in stored[name]] == want, name
+    never = [i.name for i in options if i.name not in marks]
+    assert never, "some options never traded: those cost no chart request"
+    charts = stats["requests_by_method"].get("get_tradingview_chart_data", 0)
+    scans = stats["requests_by_method"].get("get_last_trades_by_currency_and_time", 0)
+    assert scans >= 5 and charts < 40 * 22, stats  # far from a chart request per option per minute

@@ -66,8 +66,6 @@ def register(app: typer.Typer) -> None:
                                   funding_every=timedelta(seconds=_seconds(funding_every, "--funding-every")),
                                   workers=workers)
         request.since = validate.timestamp(since, "--since")
-        if "option" in request.kinds:
-            raise UserError("--kinds option: option candles are not collected yet (perpetual, future)")
         s = settings(ctx, dsn, api_url)
         target = database_dsn(s)
         apply_all(target)

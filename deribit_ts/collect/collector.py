@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 import psycopg
 from psycopg import AsyncConnection
 
-from deribit_ts.collect import plan
+from deribit_ts.collect import options, plan
 from deribit_ts.collect.budget import BACKGROUND, PriorityLimiter, request_priority
 from deribit_ts.collect.clock import ExchangeClock
 from deribit_ts.collect.engine import CollectorEngine
@@ -36,8 +36,9 @@ from deribit_ts.db.connect import connect_async
 from deribit_ts.errors import DatabaseUnavailable
 from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.exchange.errors import ExchangeUnavailableError
-from deribit_ts.ingest import instruments, rollups, tasks
+from deribit_ts.ingest import candles, instruments, rollups, tasks
 from deribit_ts.ingest.backfill import _finish_run, _start_run, share_allowance
+from deribit_ts.timeutil import to_ms
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class CollectSettings:
     catalogue_every: timedelta = timedelta(minutes=5)
     full_check_every: timedelta = timedelta(hours=1)
     rollups_every: timedelta = timedelta(minutes=5)
+    options_every: timedelta = timedelta(minutes=2)  # option candles within 5 minutes: a scan every 2
     workers: int = 4
     fresh_workers: int = 2
 
@@ -77,6 +79,8 @@ class CollectSettings:
             out += ["candles.perpetual", "funding"]
         if "future" in self.kinds:
             out.append("candles.future")
+        if "option" in self.kinds:
+            out.append("candles.option")
         return [*out, "index"]
 
 
@@ -208,6 +212,7 @@ class Leader:
         self.indexes: list[str] = []
         self.engine: CollectorEngine | None = None
         self.live: set[str] = set()  # instruments whose candles are planned
+        self.options_seen: dict[str, datetime] = {}  # option -> when a scan last found it traded
         self.keys: dict[str, list[str]] = {}  # per job, the keys it planned: what the engine may claim
         self.reported_errors: dict[str, int] = {}
         self.ending = asyncio.Event()  # this leadership ends (stop, or the lock connection is gone)
@@ -358,6 +363,9 @@ class Leader:
             Job("catalogue", s.catalogue_every, lambda now, f: self._catalogue(catalogue, now, f), full_every=full),
             Job("rollups", s.rollups_every, lambda now, f: self._rollups(control)),
         ]
+        if "option" in s.kinds:
+            jobs.insert(1, Job("options", s.options_every, lambda now, f: self._plan_options(control, now),
+                               timedelta(seconds=5), full))
         if "perpetual" not in s.kinds:
             jobs = [j for j in jobs if j.name != "funding"]
         for job in jobs:  # the catalogue was just refreshed, with the expired instruments: next due in a period
@@ -417,6 +425,22 @@ class Leader:
             log.info("retired %s: collected up to its expiry", name)
         self.live = keys
         self._keys("candles", planned.keys)
+
+    async def _plan_options(self, control: AsyncConnection, now: datetime) -> None:
+        """Scan each currency's option trades since its scan watermark (trailing by the settling time), plan the
+        candles of the options that traded. An option's keys stay claimable for two settling times."""
+        settle = candles.DATASET.settle
+        traded: set[str] = set()
+        for currency in self.s.currencies:
+            since = min(await options.scan_watermark(control, currency) or self.origin, now - settle)
+            traded |= await options.traded_options(self.client, currency, to_ms(since), to_ms(now))
+        planned = await plan.plan_options(control, now, self.origin, sorted(traded))
+        for currency in self.s.currencies:
+            await options.set_scan_watermark(control, currency, now)
+        for name in planned.keys:
+            self.options_seen[name] = now
+        self.options_seen = {k: t for k, t in self.options_seen.items() if t > now - 2 * settle}
+        self._keys("options", sorted(self.options_seen))
 
     async def _plan_index(self, control: AsyncConnection, now: datetime, full: bool) -> None:
         await plan.retry_failed(control, "index")

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from psycopg import AsyncConnection
 
-from deribit_ts.collect.budget import CATCH_UP, FRESH, FUNDING
+from deribit_ts.collect.budget import CATCH_UP, FRESH, FUNDING, OPTIONS
 from deribit_ts.ingest import candles, funding, tasks
 from deribit_ts.ingest.backfill import INDEX_TASK_SPAN
 
@@ -63,6 +63,21 @@ async def plan_candles(conn: AsyncConnection, now: datetime, origin: datetime, f
         out.keys.append(name)
         out.new_tasks += await _plan_split(conn, "candles", name, start, end, candles.DATASET.task_span,
                                            fresh_from, FRESH)
+    return out
+
+
+async def plan_options(conn: AsyncConnection, now: datetime, origin: datetime, names: list[str]) -> Planned:
+    """Candles of the options that traded; the newest part at the options' priority, anything older as catch-up."""
+    out = Planned()
+    if not names:
+        return out
+    cur = await conn.execute("SELECT * FROM deribit_ts.collector_option_wants(%s, %s, %s, %s)",
+                             (now, origin, names, candles.DATASET.settle))
+    fresh_from = now.replace(second=0, microsecond=0) - FRESH_SPAN
+    for name, start, end in await cur.fetchall():
+        out.keys.append(name)
+        out.new_tasks += await _plan_split(conn, "candles", name, start, end, candles.DATASET.task_span,
+                                           fresh_from, OPTIONS)
     return out
 
 

@@ -20,6 +20,7 @@ from deribit_ts.errors import UserError
 DEFAULT_MAX_LAG = {
     "candles.perpetual": 150.0,
     "candles.future": 150.0,
+    "candles.option": 300.0,  # the scan for traded options: their candles within 5 minutes
     "index": 150.0,
     "funding": 7200.0,
     "instruments": 900.0,
@@ -29,7 +30,8 @@ DEFAULT_MAX_HEARTBEAT_AGE = 60.0
 MAX_LAG_ENV = "DERIBIT_TS_STATUS_MAX_LAG"
 MAX_HEARTBEAT_AGE_ENV = "DERIBIT_TS_STATUS_MAX_HEARTBEAT_AGE"
 # Which job's error counts belong to a dataset.
-_JOB_OF = {"candles.perpetual": "candles", "candles.future": "candles", "instruments": "catalogue"}
+_JOB_OF = {"candles.perpetual": "candles", "candles.future": "candles", "candles.option": "options",
+           "instruments": "catalogue"}
 
 
 @dataclass
