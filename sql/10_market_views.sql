@@ -43,7 +43,7 @@ CREATE VIEW deribit.option_snapshots AS
 SELECT i.instrument_name, s.ts, s.underlying_price, s.mark_price, s.mark_iv, s.bid_iv, s.ask_iv,
        s.delta, s.gamma, s.vega, s.theta, s.rho, s.open_interest,
        s.underlying_index, s.index_price, s.best_bid_price, s.best_ask_price, s.interest_rate,
-       i.expiry, i.strike, i.option_type
+       i.expiry, i.strike, i.option_type, s.quote_ts, s.greeks_source
 FROM deribit.option_ticker_snapshots s
 JOIN deribit.instruments i ON i.id = s.instrument_id;
-COMMENT ON VIEW deribit.option_snapshots IS 'Option ticker snapshots with greeks and implied volatilities (IVs in percent, as Deribit quotes them)';
+COMMENT ON VIEW deribit.option_snapshots IS 'Option snapshots with greeks and implied volatilities (IVs in percent, as Deribit quotes them); ts = the round''s exchange time shared by all its rows, quote_ts = each quote''s own';

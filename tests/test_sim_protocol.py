@@ -25,7 +25,9 @@ from deribit_ts.sim.methods import METHODS
 
 SAMPLES = Path(__file__).parent / "data" / "deribit_samples"
 # Values the simulator may leave null although the sample shows a value (no trade in 24 h, empty book side...).
-NULLABLE = {"price_change", "best_bid_price", "best_ask_price", "high", "low", "last", "last_price", "continuation"}
+# An option's far wing may have no bid: its book summary then has no bid_price and no mid_price (null).
+NULLABLE = {"price_change", "best_bid_price", "best_ask_price", "high", "low", "last", "last_price", "continuation",
+            "bid_price", "mid_price"}
 
 
 @pytest.fixture(scope="module")

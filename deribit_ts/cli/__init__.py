@@ -94,11 +94,12 @@ def config_cmd(ctx: typer.Context, dsn: DsnOption = None, api_url: ApiUrlOption 
 
 def _register_subcommands() -> None:
     # Each command module owns one noun of the CLI.
-    from deribit_ts.cli import backfill, backup, collect, coverage, db, report, runs, sim, status
+    from deribit_ts.cli import backfill, backup, collect, coverage, db, report, runs, sim, snapshot, status
 
     app.add_typer(db.app, name="db")
     app.add_typer(backfill.app, name="backfill")
     app.add_typer(sim.app, name="sim")
+    app.add_typer(snapshot.app, name="snapshot")
     runs.register(app)
     coverage.register(app)
     report.register(app)

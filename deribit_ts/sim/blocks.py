@@ -20,7 +20,7 @@ import numpy as np
 
 from deribit_ts.sim.calendar import Instrument
 from deribit_ts.sim.paths import DAY_MS, MINUTE_MS, MINUTES, YEAR_MS, UnderlyingPaths
-from deribit_ts.sim.pricing import black76_usd, black76_usd_array, smile_vol, smile_vol_array
+from deribit_ts.sim.pricing import black76_usd_array, smile_vol_array
 from deribit_ts.sim.seeds import text_key, uniforms
 
 _SPIKE_PROBABILITY = 2e-4  # per traded minute
@@ -85,15 +85,6 @@ def fair_prices(inst: Instrument, paths: UnderlyingPaths, day: int, minutes: np.
         return forward
     vol = smile_vol_array(paths.atm_vol_minutes(day)[minutes], forward, inst.strike, years)
     return black76_usd_array(inst.option_type == "call", forward, inst.strike, years, vol) / forward
-
-
-def option_fair(inst: Instrument, paths: UnderlyingPaths, t: int, index: float, call: bool | None = None) -> float:
-    """Option mark in coin (USD value / forward), as Deribit quotes inverse options."""
-    years = max(inst.expiry_ms - t, 0) / YEAR_MS
-    forward = index * math.exp(paths.basis_at(t) * years)
-    vol = smile_vol(paths.atm_vol_at(t), forward, inst.strike, years)
-    usd = black76_usd(inst.option_type == "call" if call is None else call, forward, inst.strike, years, vol)
-    return usd / forward
 
 
 def minute_bounds(inst: Instrument, day: int) -> tuple[int, int]:

@@ -135,6 +135,33 @@ def _nice_step(raw: float) -> float:
     return 10.0 * power
 
 
+# Strikes at listing cover calls of delta 0.9 down to 0.1 (|d1| <= 1.2816), with a little margin: Deribit lists a
+# fine grid near the money and a coarser one in the wings.
+_DELTA_Z = 1.35
+_NEAR_SD = 0.5  # the fine grid covers the forward +- half a standard deviation
+_NEAR_STRIKES = 23  # strikes in the fine band at density 1 (a real-sized chain: ~800 options per currency)
+_MAX_STRIKES = 240  # instrument ids leave room for 500 options per expiry
+
+
+def delta_strikes(forward: float, years: float, vol: float, density: float = 1.0) -> list[float]:
+    """Strikes of one expiry at listing: multiples of a fine step within half a standard deviation of the
+    forward, of twice that step out to delta 0.1 / 0.9; `density` scales how many (0.25 = a quarter)."""
+    sd = max(vol * math.sqrt(years), 0.01)
+    centre = forward * math.exp(0.5 * sd * sd)  # the strike where d1 = 0 (call delta 0.5)
+    fine = _nice_step(forward * 2 * _NEAR_SD * sd / max(_NEAR_STRIKES * density, 1.0))
+    coarse = 2 * fine
+    near_lo, near_hi = centre * math.exp(-_NEAR_SD * sd), centre * math.exp(_NEAR_SD * sd)
+    wide_lo, wide_hi = centre * math.exp(-_DELTA_Z * sd), centre * math.exp(_DELTA_Z * sd)
+    strikes = {k * fine for k in range(math.ceil(near_lo / fine), math.floor(near_hi / fine) + 1)}
+    strikes |= {k * coarse for k in range(max(1, math.ceil(wide_lo / coarse)), math.floor(wide_hi / coarse) + 1)}
+    if not strikes:  # a tiny density: at least the strike nearest the money
+        strikes = {max(fine, round(centre / fine) * fine)}
+    ordered = sorted(round(k, 10) for k in strikes if k > 0)
+    if len(ordered) > _MAX_STRIKES:  # keep those nearest the money
+        ordered = sorted(sorted(ordered, key=lambda k: abs(math.log(k / centre)))[:_MAX_STRIKES])
+    return ordered
+
+
 def format_strike(strike: float) -> str:
     return str(int(strike)) if strike == int(strike) else f"{strike:g}".replace(".", "d")
 
@@ -223,11 +250,14 @@ class Catalogue:
     def _strikes(self, currency: str, created_ms: int, expiry_ms: int) -> list[float]:
         spot = self.paths[currency].day_open(created_ms // DAY_MS)
         years = (expiry_ms - created_ms) / (365.0 * DAY_MS)
-        n = self.config.strikes_per_expiry
-        step = _nice_step(max(spot * 0.8 * math.sqrt(years) * 2.5 / max(n, 1), spot * 0.001))
-        atm = round(spot / step) * step
-        lowest = max(step, atm - step * (n // 2 - 1))  # keep every strike positive, shifting the grid up
-        return [lowest + step * k for k in range(n)]
+        if self.config.strikes_per_expiry is not None:  # a fixed grid of n strikes (small test chains)
+            n = self.config.strikes_per_expiry
+            step = _nice_step(max(spot * 0.8 * math.sqrt(years) * 2.5 / max(n, 1), spot * 0.001))
+            atm = round(spot / step) * step
+            lowest = max(step, atm - step * (n // 2 - 1))  # keep every strike positive, shifting the grid up
+            return [lowest + step * k for k in range(n)]
+        return delta_strikes(spot, years, self.paths[currency].atm_vol_at(created_ms),
+                             self.config.option_strike_density)
 
     def _on_day(self, currency: str, day: int, kind: str | None) -> list[Instrument]:
         """Instruments expiring on `day`, the future first (the order get_instruments lists them in)."""

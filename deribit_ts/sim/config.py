@@ -85,11 +85,17 @@ class SimConfig:
     index_chart_resolution: dict[str, int] = field(
         default_factory=lambda: {"1h": 60, "1d": 60, "2d": 60, "1m": 3600, "1y": 86400, "all": 86400}
     )  # seconds between points of get_index_chart_data per `range`
-    strikes_per_expiry: int = 10  # options: strikes per expiry (each as a call and a put)
+    # Options (deribit_api.md 3.10a): strikes from call delta 0.9 to 0.1 at listing, a fine grid near the money and
+    # a coarser one in the wings, each strike as a call and a put: ~700-900 live options per currency. A density
+    # below 1 thins the grid (0.25: about a quarter of the options, for fast tests); `strikes_per_expiry` instead
+    # gives every expiry that many strikes on an even grid.
+    option_strike_density: float = 1.0
+    strikes_per_expiry: int | None = None
     option_expiries: tuple[str, ...] = ("day", "week", "month", "quarter")
     option_listing_days: dict[str, int] = field(
-        default_factory=lambda: {"day": 2, "week": 14, "month": 56, "quarter": 182}
-    )  # options are listed this many days before their expiry
+        default_factory=lambda: {"day": 3, "week": 21, "month": 92, "quarter": 365}
+    )  # options are listed this many days before their expiry: 1-3 dailies, 1-3 weeklies (Fridays), 1-3
+    # monthlies (last Fridays), the quarterlies up to a year out
     future_listing_days: dict[str, int] = field(
         default_factory=lambda: {"week": 14, "month": 56, "quarter": 273}
     )  # dated futures are listed this many days before their expiry
@@ -122,6 +128,9 @@ class SimConfig:
                      "mark_history_step_seconds", "mark_history_max_rows"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if not 0 < self.option_strike_density <= 10 or (self.strikes_per_expiry is not None
+                                                         and not 1 <= self.strikes_per_expiry <= 240):
+            raise UserError("option_strike_density must be in (0, 10] and strikes_per_expiry in 1..240")
         unknown = set(self.fault_kinds) - set(FAULT_KINDS)
         if unknown:
             raise UserError(f"unknown fault kinds {sorted(unknown)}; choose from {', '.join(FAULT_KINDS)}")

@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 import numpy as np
 
 from deribit_ts.sim import outages as _outages
-from deribit_ts.sim.blocks import Block, decimals_of, generate_block, option_fair
+from deribit_ts.sim import snapshots
+from deribit_ts.sim.blocks import Block, decimals_of, generate_block
 from deribit_ts.sim.calendar import Catalogue, Instrument
 from deribit_ts.sim.chart import RESOLUTION_MINUTES, aggregate_block
 from deribit_ts.sim.clock import Clock
@@ -43,6 +44,8 @@ class SimMarket:
         self.catalogue = Catalogue(self.config, self.paths)
         self._outages = _outages.windows(self.config)
         self._blocks: OrderedDict[tuple, Block] = OrderedDict()
+        self.stats_memo: OrderedDict[tuple[str, int], dict] = OrderedDict()  # see snapshots._stats
+        self.memo_lock = threading.Lock()
         self._lock = threading.Lock()
 
     # ---- time ---------------------------------------------------------------------------------------------------
@@ -258,8 +261,8 @@ class SimMarket:
         index = paths.index_at(ms)
         if inst.is_perpetual:
             return round(index * (1.0 + paths.premium_at(ms)), 2)
-        if inst.is_option:
-            return round(option_fair(inst, paths, ms, index), 8)
+        if inst.is_option:  # as its ticker reports it: from the rounded forward and mark_iv
+            return float(snapshots.chain_view(self, [inst], min(ms, inst.expiry_ms)).mark[0])
         return round(self.forward(inst.currency, inst.expiry_ms, ms), 2)
 
     def mark_price_history(self, inst: Instrument, start_ms: int, end_ms: int, now_ms: int | None = None) -> list:

@@ -246,7 +246,7 @@ def get_book_summary_by_currency(m: SimMarket, p: Params, now: int, note: dict) 
     kind = p.text("kind", choices=KINDS, reason="invalid kind")
     if currency not in CURRENCIES or kind not in (None, "future", "option"):
         return []
-    return [snapshots.book_summary(m, i, now) for i in m.instruments(currency, kind, False, now)]
+    return snapshots.book_summaries(m, m.instruments(currency, kind, False, now), now)
 
 
 @method("get_order_book")

@@ -64,26 +64,69 @@ def black76_usd_array(call: bool, forward: np.ndarray, strike: float, t_years: n
     return strike * norm_cdf_array(-d2) - forward * norm_cdf_array(-d1)
 
 
+# ---- Deribit's option conventions (deribit_api.md 3.10a), vectorised over a chain ----------------------------------
+def _norm_cdf_exact(x: np.ndarray) -> np.ndarray:
+    """N(x) through erfc, accurate in both tails (deep wings' prices and rho)."""
+    erfc = math.erfc
+    return 0.5 * np.array([erfc(-v / _SQRT2) for v in np.asarray(x, dtype=np.float64).tolist()], dtype=np.float64)
+
+
 @dataclass(frozen=True)
-class Greeks:
-    delta: float
-    gamma: float
-    vega: float
-    theta: float
-    rho: float
+class ChainQuotes:
+    """Black-76 values and greeks of many options, in Deribit's units (arrays, one entry per option)."""
+
+    price_usd: np.ndarray  # undiscounted Black-76 value in USD (r = 0)
+    delta: np.ndarray  # N(d1) or N(d1) - 1: not premium-adjusted
+    gamma: np.ndarray  # per 1 USD of the forward, unrounded
+    vega: np.ndarray  # USD per vol point
+    theta: np.ndarray  # USD per day, capped at the time value left (min of 1-day and lifetime theta)
+    rho: np.ndarray  # spot-style: K T N(d2) / 100 (call), -K T N(-d2) / 100 (put)
 
 
-def greeks(call: bool, forward: float, strike: float, t_years: float, vol: float) -> Greeks:
-    """Black-Scholes greeks in Deribit's units: vega per vol point, theta per day (USD), rho per 1% rate."""
-    t = max(t_years, MIN_T)
-    sq = math.sqrt(t)
-    sd = vol * sq
-    d1 = (math.log(forward / strike) + 0.5 * sd * sd) / sd
+def chain_quotes(call: np.ndarray, forward: np.ndarray, strike: np.ndarray, years: np.ndarray,
+                 vol: np.ndarray) -> ChainQuotes:
+    """Deribit's ticker numbers (before rounding) for options with the given inputs, as the exchange computes
+    them: Black-76 on the forward, r = 0, T in 365-day years, sigma = mark_iv / 100. deribit.black76_greeks in SQL
+    is the same formula."""
+    call = np.asarray(call, dtype=bool)
+    f, k = np.asarray(forward, dtype=np.float64), np.asarray(strike, dtype=np.float64)
+    t = np.maximum(np.asarray(years, dtype=np.float64), MIN_T)
+    s = np.asarray(vol, dtype=np.float64)
+    sq = np.sqrt(t)
+    sd = s * sq
+    d1 = (np.log(f / k) + 0.5 * sd * sd) / sd
     d2 = d1 - sd
-    pdf = norm_pdf(d1)
-    delta = norm_cdf(d1) if call else norm_cdf(d1) - 1.0
-    gamma = pdf / (forward * sd)
-    vega = forward * pdf * sq / 100.0
-    theta = -forward * pdf * vol / (2.0 * sq) / 365.0
-    rho = (strike * t * norm_cdf(d2) if call else -strike * t * norm_cdf(-d2)) / 100.0
-    return Greeks(round(delta, 5), round(gamma, 5), round(vega, 5), round(theta, 5), round(rho, 5))
+    nd1, nd2 = _norm_cdf_exact(d1), _norm_cdf_exact(d2)
+    n_d1, n_d2 = _norm_cdf_exact(-d1), _norm_cdf_exact(-d2)
+    pdf = _INV_SQRT_2PI * np.exp(-0.5 * d1 * d1)
+    price = np.where(call, f * nd1 - k * nd2, k * n_d2 - f * n_d1)
+    intrinsic = np.where(call, np.maximum(f - k, 0.0), np.maximum(k - f, 0.0))
+    theta = np.maximum(-f * pdf * s / (2.0 * sq) / 365.0, intrinsic - price)
+    return ChainQuotes(price, np.where(call, nd1, nd1 - 1.0), pdf / (f * sd), f * pdf * sq / 100.0, theta,
+                       np.where(call, k * t * nd2, -k * t * n_d2) / 100.0)
+
+
+def implied_vol(call: bool, forward: float, strike: float, years: float, price_usd: float, low: float = 0.01,
+                high: float = 10.0) -> float:
+    """The Black-76 vol (fraction) that prices the option at `price_usd`, by bisection in [low, high]: 0 where the
+    price is at or below intrinsic (no vol fits), `high` where even that vol is too cheap. Scalar: a ticker
+    inverts two prices (bid and ask), where numpy's per-call overhead would cost more than the arithmetic."""
+    intrinsic = max(forward - strike, 0.0) if call else max(strike - forward, 0.0)
+    if price_usd <= intrinsic:
+        return 0.0
+    t = max(years, MIN_T)
+    sq = math.sqrt(t)
+    log_fk = math.log(forward / strike)
+    for _ in range(30):  # 10 / 2^30: far below the 0.01 vol point Deribit prints
+        mid = 0.5 * (low + high)
+        sd = mid * sq
+        d1 = (log_fk + 0.5 * sd * sd) / sd
+        if call:
+            value = forward * 0.5 * math.erfc(-d1 / _SQRT2) - strike * 0.5 * math.erfc(-(d1 - sd) / _SQRT2)
+        else:
+            value = strike * 0.5 * math.erfc((d1 - sd) / _SQRT2) - forward * 0.5 * math.erfc(d1 / _SQRT2)
+        if value < price_usd:
+            low = mid
+        else:
+            high = mid
+    return 0.5 * (low + high)

@@ -1,0 +1,162 @@
+-- Options research in SQL: Deribit's greeks (black76_greeks), the latest chain, the smile, the ATM term
+-- structure and the 25-delta skew. Conventions (../shared/deribit_api.md 3.10a, checked against exchange
+-- records): Black-76 on the forward F = underlying_price, r = 0, T in years of 365 days, IVs in percent.
+-- Every view reads snapshot rounds (deribit-ts snapshot options): all rows of a round share one `ts`.
+
+-- Deribit's greeks of one option: price in USD (divide by the forward for the coin price of an inverse option),
+-- delta not premium-adjusted, gamma per 1 USD of the forward (unrounded; the exchange prints 5 decimals), vega in
+-- USD per vol point, theta in USD per day capped at the time value left (the exchange's "min(1-day theta,
+-- lifetime theta)"), spot-style rho (K T N(d2) / 100, not Black-76's -T * price). At or after expiry (years <= 0)
+-- or with no vol the intrinsic value and its delta, other greeks 0; NULL for a non-positive forward or strike or
+-- an option_type other than call/put (c/p accepted). PostgreSQL 16+ has erf/erfc built in: N(x) =
+-- erfc(-x / sqrt 2) / 2 is exact to double precision in both tails.
+CREATE OR REPLACE FUNCTION deribit.black76_greeks(
+    option_type text, forward double precision, strike double precision, years double precision,
+    iv_pct double precision)
+RETURNS TABLE (price double precision, delta double precision, gamma double precision, vega double precision,
+               theta double precision, rho double precision)
+IMMUTABLE PARALLEL SAFE
+LANGUAGE sql AS $$
+SELECT CASE WHEN g.live THEN g.value ELSE g.intrinsic END,
+       CASE WHEN g.live THEN g.delta_live
+            WHEN g.is_call THEN (g.f > g.k)::int::double precision
+            ELSE -((g.f < g.k)::int)::double precision END,
+       CASE WHEN g.live THEN g.pdf1 / (g.f * g.sd) ELSE 0 END,
+       CASE WHEN g.live THEN g.f * g.pdf1 * sqrt(g.t) / 100 ELSE 0 END,
+       CASE WHEN g.live THEN greatest(-g.f * g.pdf1 * g.s / (2 * sqrt(g.t)) / 365, g.intrinsic - g.value)
+            ELSE 0 END,
+       CASE WHEN g.live AND g.is_call THEN g.k * g.t * g.nd2 / 100
+            WHEN g.live THEN -g.k * g.t * g.n_minus_d2 / 100 ELSE 0 END
+  FROM (
+    SELECT d.*,
+           CASE WHEN d.is_call THEN d.f * d.nd1 - d.k * d.nd2 ELSE d.k * d.n_minus_d2 - d.f * d.n_minus_d1 END
+               AS value,
+           CASE WHEN d.is_call THEN d.nd1 ELSE d.nd1 - 1 END AS delta_live,
+           exp(-0.5 * d.d1 * d.d1) / sqrt(2 * pi()) AS pdf1
+      FROM (
+        SELECT x.*,
+               0.5 * erfc(-x.d1 / sqrt(2.0)) AS nd1,
+               0.5 * erfc(-(x.d1 - x.sd) / sqrt(2.0)) AS nd2,
+               0.5 * erfc(x.d1 / sqrt(2.0)) AS n_minus_d1,
+               0.5 * erfc((x.d1 - x.sd) / sqrt(2.0)) AS n_minus_d2
+          FROM (
+            SELECT i.*, CASE WHEN i.live THEN (ln(i.f / i.k) + 0.5 * i.sd * i.sd) / i.sd END AS d1
+              FROM (
+                SELECT lower(option_type) IN ('call', 'c') AS is_call, forward AS f, strike AS k, years AS t,
+                       iv_pct / 100 AS s, iv_pct / 100 * sqrt(greatest(years, 0)) AS sd,
+                       -- (the validity test repeated here: the planner may compute ln() before the WHERE)
+                       years > 0 AND iv_pct > 0 AND forward > 0 AND strike > 0 AS live,
+                       CASE WHEN lower(option_type) IN ('call', 'c') THEN greatest(forward - strike, 0)
+                            ELSE greatest(strike - forward, 0) END AS intrinsic
+                 WHERE forward > 0 AND strike > 0 AND lower(option_type) IN ('call', 'c', 'put', 'p')
+              ) i
+          ) x
+      ) d
+  ) g
+$$;
+COMMENT ON FUNCTION deribit.black76_greeks(text, double precision, double precision, double precision, double precision) IS
+    'Deribit''s option value and greeks (Black-76 on the forward, r = 0, 365-day years, iv in percent): price USD, delta, gamma per USD, vega per vol point, theta per day (capped at the time value), spot-style rho';
+
+-- The latest round of each currency: every option it holds (those live at that instant), with its contract terms.
+DROP VIEW IF EXISTS deribit.option_chain_latest CASCADE;
+CREATE VIEW deribit.option_chain_latest AS
+SELECT r.currency, i.instrument_name, s.ts, i.expiry, i.strike, i.option_type,
+       extract(epoch FROM i.expiry - s.ts) / 86400 AS days_to_expiry,
+       s.underlying_price, s.underlying_index, s.index_price,
+       i.strike / s.underlying_price AS moneyness,
+       ln(i.strike / s.underlying_price) AS log_moneyness,
+       s.mark_price, s.mark_iv, s.bid_iv, s.ask_iv, s.best_bid_price, s.best_ask_price,
+       s.delta, s.gamma, s.vega, s.theta, s.rho, s.open_interest, s.greeks_source, s.quote_ts
+  FROM (SELECT DISTINCT base_currency AS currency FROM deribit.instruments WHERE kind = 'option') c
+ CROSS JOIN LATERAL (SELECT sr.currency, sr.ts FROM deribit_ts.snapshot_rounds sr
+                      WHERE sr.currency = c.currency ORDER BY sr.ts DESC LIMIT 1) r
+  JOIN deribit.option_ticker_snapshots s ON s.ts = r.ts
+  JOIN deribit.instruments i ON i.id = s.instrument_id AND i.base_currency = r.currency
+ WHERE i.expiry > s.ts;
+COMMENT ON VIEW deribit.option_chain_latest IS
+    'The latest snapshot round of each currency: every live option with strike, expiry, days to expiry, moneyness (K/F, ln K/F), IVs (percent) and greeks';
+
+-- Out-of-the-money options of every round: calls at or above the forward, puts below it.
+DROP VIEW IF EXISTS deribit.iv_smile CASCADE;
+CREATE VIEW deribit.iv_smile AS
+SELECT i.base_currency AS currency, s.ts, i.expiry, i.strike, i.option_type,
+       ln(i.strike / s.underlying_price) AS log_moneyness, s.mark_iv, s.delta
+  FROM deribit.option_ticker_snapshots s
+  JOIN deribit.instruments i ON i.id = s.instrument_id
+ WHERE i.expiry > s.ts
+   AND s.underlying_price > 0 AND s.mark_iv > 0
+   AND ((i.option_type = 'call' AND i.strike >= s.underlying_price)
+        OR (i.option_type = 'put' AND i.strike < s.underlying_price));
+COMMENT ON VIEW deribit.iv_smile IS
+    'The smile of every snapshot round: out-of-the-money options per expiry (calls at or above the forward, puts below), log-moneyness ln(K/F), mark IV in percent';
+
+-- ATM IV per round and expiry: the smile's mark IV interpolated linearly in log-moneyness between the two strikes
+-- around the expiry's forward (the round's mean underlying_price of that expiry). None when the forward is
+-- outside the listed strikes (no extrapolation).
+DROP VIEW IF EXISTS deribit.iv_term_structure CASCADE;
+CREATE VIEW deribit.iv_term_structure AS
+SELECT r.currency, r.ts, e.expiry, extract(epoch FROM e.expiry - r.ts) / 86400 AS days_to_expiry,
+       e.iv_below + (e.iv_above - e.iv_below)
+                    * CASE WHEN e.k_above = e.k_below THEN 0 ELSE ln(e.forward / e.k_below) / ln(e.k_above / e.k_below) END
+           AS atm_iv
+  FROM deribit_ts.snapshot_rounds r
+ CROSS JOIN LATERAL (
+    SELECT b.expiry, b.forward,
+           (array_agg(b.strike ORDER BY b.strike DESC) FILTER (WHERE b.strike <= b.forward))[1] AS k_below,
+           (array_agg(b.iv ORDER BY b.strike DESC) FILTER (WHERE b.strike <= b.forward))[1] AS iv_below,
+           (array_agg(b.strike ORDER BY b.strike) FILTER (WHERE b.strike >= b.forward))[1] AS k_above,
+           (array_agg(b.iv ORDER BY b.strike) FILTER (WHERE b.strike >= b.forward))[1] AS iv_above
+      FROM (
+        SELECT i.expiry, i.strike, avg(s.mark_iv) AS iv,
+               sum(sum(s.underlying_price)) OVER w / sum(count(*)) OVER w AS forward
+          FROM deribit.option_ticker_snapshots s
+          JOIN deribit.instruments i ON i.id = s.instrument_id
+         WHERE s.ts = r.ts AND i.base_currency = r.currency AND i.expiry > s.ts
+           AND s.mark_iv > 0 AND s.underlying_price > 0
+         GROUP BY i.expiry, i.strike
+        WINDOW w AS (PARTITION BY i.expiry)
+      ) b
+     GROUP BY b.expiry, b.forward
+ ) e
+ WHERE e.k_below IS NOT NULL AND e.k_above IS NOT NULL;
+COMMENT ON VIEW deribit.iv_term_structure IS
+    'ATM implied volatility (percent) per snapshot round and expiry, interpolated in log-moneyness between the strikes around the forward';
+
+-- 25-delta risk reversal and butterfly per round and expiry: the call IV at delta 0.25 and the put IV at delta
+-- -0.25, each interpolated linearly in delta between the two options that bracket it; rr25 = call - put,
+-- bf25 = (call + put) / 2 - ATM (iv_term_structure). None where the wings are too thin: no option on one side of
+-- 25 delta, or the bracketing pair more than 0.25 delta apart.
+DROP VIEW IF EXISTS deribit.iv_skew CASCADE;
+CREATE VIEW deribit.iv_skew AS
+SELECT t.currency, t.ts, t.expiry, w.call25 - w.put25 AS rr25, (w.call25 + w.put25) / 2 - t.atm_iv AS bf25
+  FROM deribit.iv_term_structure t
+ CROSS JOIN LATERAL (
+    SELECT max(CASE WHEN p.option_type = 'call' THEN p.iv END) AS call25,
+           max(CASE WHEN p.option_type = 'put' THEN p.iv END) AS put25
+      FROM (
+        SELECT a.option_type,
+               a.iv_in + (a.iv_out - a.iv_in) * (a.target - a.d_in) / nullif(a.d_out - a.d_in, 0) AS iv,
+               abs(a.d_out - a.d_in) AS gap
+          FROM (
+            SELECT q.option_type, q.target,
+                   (array_agg(q.delta ORDER BY abs(q.delta) ASC) FILTER (WHERE abs(q.delta) >= 0.25))[1] AS d_in,
+                   (array_agg(q.iv ORDER BY abs(q.delta) ASC) FILTER (WHERE abs(q.delta) >= 0.25))[1] AS iv_in,
+                   (array_agg(q.delta ORDER BY abs(q.delta) DESC) FILTER (WHERE abs(q.delta) < 0.25))[1] AS d_out,
+                   (array_agg(q.iv ORDER BY abs(q.delta) DESC) FILTER (WHERE abs(q.delta) < 0.25))[1] AS iv_out
+              FROM (
+                SELECT i.option_type, s.delta, s.mark_iv AS iv,
+                       CASE WHEN i.option_type = 'call' THEN 0.25 ELSE -0.25 END AS target
+                  FROM deribit.option_ticker_snapshots s
+                  JOIN deribit.instruments i ON i.id = s.instrument_id
+                 WHERE s.ts = t.ts AND i.base_currency = t.currency AND i.expiry = t.expiry
+                   AND s.mark_iv > 0 AND s.delta IS NOT NULL
+              ) q
+             GROUP BY q.option_type, q.target
+          ) a
+         WHERE a.d_in IS NOT NULL AND a.d_out IS NOT NULL
+      ) p
+     WHERE p.gap <= 0.25
+ ) w
+ WHERE w.call25 IS NOT NULL AND w.put25 IS NOT NULL;
+COMMENT ON VIEW deribit.iv_skew IS
+    '25-delta risk reversal (call IV - put IV) and butterfly ((call + put) / 2 - ATM IV), percent, per snapshot round and expiry, interpolated in delta; no row where the wings are too thin';
