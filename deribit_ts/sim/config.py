@@ -71,6 +71,7 @@ class SimConfig:
     port: int = 0  # 0 = any free port
     latency_ms: float = 0.0  # added before every answer
     rate_limit: str = "deribit"  # 'deribit' = credit buckets per client address, 'off' = unlimited
+    rate_limit_scale: float = 1.0  # pools and refill times this (with DERIBIT_TS_RATE_LIMIT_SCALE on the client)
     fault_rate: float = 0.0  # share of API requests answered with a fault (deterministic sequence by seed)
     fault_kinds: tuple[str, ...] = FAULT_KINDS
     stall_seconds: float = 2.0  # how long a 'stall' fault sleeps before answering normally
@@ -111,6 +112,8 @@ class SimConfig:
             raise UserError("chart_truncate and funding_truncate must be 'old' or 'new'")
         if not 0.0 <= self.fault_rate <= 1.0:
             raise UserError(f"fault rate must be between 0 and 1, not {self.fault_rate}")
+        if not 0 < self.rate_limit_scale <= 1000:
+            raise UserError(f"rate limit scale must be in (0, 1000], not {self.rate_limit_scale}")
         if not 0 <= self.clock_speed <= MAX_CLOCK_SPEED:
             raise UserError(f"clock speed must be between 0 and {MAX_CLOCK_SPEED:,.0f} (times real time), "
                             f"not {self.clock_speed:g}")

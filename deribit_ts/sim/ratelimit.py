@@ -21,8 +21,9 @@ METHOD_RULES = {"get_instruments": CreditRule(10_000, 500_000, 10_000)}  # 1 req
 class CreditLimiter:
     """Answers allow(client, method): False when the client's pool for that method is short of the cost."""
 
-    def __init__(self, enabled: bool = True, clock=time.monotonic) -> None:
+    def __init__(self, enabled: bool = True, clock=time.monotonic, scale: float = 1.0) -> None:
         self.enabled = enabled
+        self.scale = scale  # pools and refill times this (Deribit's allowance scaled, e.g. for fast tests)
         self._clock = clock
         self._pools: dict[tuple[str, str], list[float]] = {}  # (client, pool name) -> [credits, last refill]
         self._lock = threading.Lock()
@@ -35,9 +36,10 @@ class CreditLimiter:
         now = self._clock()
         with self._lock:
             state = self._pools.get((client, pool_name))
+            pool = rule.pool * self.scale
             if state is None:
-                state = self._pools[(client, pool_name)] = [float(rule.pool), now]
-            credits = min(rule.pool, state[0] + (now - state[1]) * rule.refill_per_s)
+                state = self._pools[(client, pool_name)] = [pool, now]
+            credits = min(pool, state[0] + (now - state[1]) * rule.refill_per_s * self.scale)
             state[1] = now
             if credits < rule.cost:
                 state[0] = credits

@@ -40,7 +40,7 @@ class SimServer:
         self.config = config
         self.market = market or SimMarket(config)
         self.stats = Stats()
-        self.limiter = CreditLimiter(config.rate_limit == "deribit")
+        self.limiter = CreditLimiter(config.rate_limit == "deribit", scale=config.rate_limit_scale)
         self.faults = FaultPlan(config)
 
     def reset(self) -> None:
