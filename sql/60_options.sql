@@ -57,6 +57,15 @@ $$;
 COMMENT ON FUNCTION deribit.black76_greeks(text, double precision, double precision, double precision, double precision) IS
     'Deribit''s option value and greeks (Black-76 on the forward, r = 0, 365-day years, iv in percent): price USD, delta, gamma per USD, vega per vol point, theta per day (capped at the time value), spot-style rho';
 
+-- The snapshot rounds: which instants have a whole chain. The cheap way to find the newest round
+-- (`SELECT currency, max(ts) FROM deribit.option_snapshot_rounds GROUP BY currency`) before reading a view at it.
+DROP VIEW IF EXISTS deribit.option_snapshot_rounds CASCADE;
+CREATE VIEW deribit.option_snapshot_rounds AS
+SELECT r.currency, r.ts, r.options, r.bulk_only, r.seconds, r.run_id
+  FROM deribit_ts.snapshot_rounds r;
+COMMENT ON VIEW deribit.option_snapshot_rounds IS
+    'One row per currency and snapshot round (deribit-ts snapshot options): its instant, options stored, whether greeks came from SQL (bulk_only), seconds taken';
+
 -- The latest round of each currency: every option it holds (those live at that instant), with its contract terms.
 DROP VIEW IF EXISTS deribit.option_chain_latest CASCADE;
 CREATE VIEW deribit.option_chain_latest AS
