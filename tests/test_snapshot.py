@@ -24,7 +24,7 @@ from deribit_ts.sim import snapshots as sim_snapshots
 
 NO_LIMITER = {"DERIBIT_TS_RATE_LIMIT_SCALE": "off"}
 # The allowance check runs at SCALE times Deribit's allowance on both sides (the simulator's credit pools and
-# refill, and the client's limiter), so a 1,690-option round takes ~21 s instead of ~85 s. The check scales the
+# refill, and the client's limiter), so a 1,732-option round takes ~21 s instead of ~85 s. The check scales the
 # same way: the round may take at most 1.2 x its requests / (20 x SCALE) seconds.
 SCALE = 4.0
 

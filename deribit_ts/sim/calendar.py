@@ -137,7 +137,7 @@ def _nice_step(raw: float) -> float:
 
 # Strikes at listing cover calls of delta 0.9 down to 0.1 (|d1| <= 1.2816), with a little margin: Deribit lists a
 # fine grid near the money and a coarser one in the wings.
-_DELTA_Z = 1.35
+_DELTA_Z = 1.3
 _NEAR_SD = 0.5  # the fine grid covers the forward +- half a standard deviation
 _NEAR_STRIKES = 23  # strikes in the fine band at density 1 (a real-sized chain: ~800 options per currency)
 _MAX_STRIKES = 240  # instrument ids leave room for 500 options per expiry
@@ -153,7 +153,8 @@ def delta_strikes(forward: float, years: float, vol: float, density: float = 1.0
     near_lo, near_hi = centre * math.exp(-_NEAR_SD * sd), centre * math.exp(_NEAR_SD * sd)
     wide_lo, wide_hi = centre * math.exp(-_DELTA_Z * sd), centre * math.exp(_DELTA_Z * sd)
     strikes = {k * fine for k in range(math.ceil(near_lo / fine), math.floor(near_hi / fine) + 1)}
-    strikes |= {k * coarse for k in range(max(1, math.ceil(wide_lo / coarse)), math.floor(wide_hi / coarse) + 1)}
+    # the coarse grid reaches the first strike at or beyond each end, so delta 0.9 and 0.1 are always covered
+    strikes |= {k * coarse for k in range(max(1, math.floor(wide_lo / coarse)), math.ceil(wide_hi / coarse) + 1)}
     if not strikes:  # a tiny density: at least the strike nearest the money
         strikes = {max(fine, round(centre / fine) * fine)}
     ordered = sorted(round(k, 10) for k in strikes if k > 0)
