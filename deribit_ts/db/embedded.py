@@ -34,7 +34,7 @@ import stat
 import struct
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -619,7 +619,7 @@ class _ServerOwner:
             die_with_parent: bool = False) -> subprocess.CompletedProcess:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
         # Runs in the child after the switch of user (a change of credentials clears the death signal).
-        preexec = _die_with_parent if die_with_parent else None
+        preexec = _die_with_parent_hook() if die_with_parent else None
         if self.uid is None:
             return subprocess.run(cmd, input=input, capture_output=True, text=True, env=env,
                                   pass_fds=pass_fds, preexec_fn=preexec)
@@ -645,12 +645,23 @@ class _ServerOwner:
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    """prctl(PR_SET_PDEATHSIG, SIGKILL): the kernel kills this child when the process that started it dies."""
+def _die_with_parent_hook() -> Callable[[], None]:
+    """A preexec_fn: prctl(PR_SET_PDEATHSIG, SIGKILL), so the kernel kills the child when we die.
+
+    Resolved here, in the parent: a child between fork and exec must not import anything.
+    """
     import ctypes
     import signal
 
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # we died before the death signal was armed
+            os._exit(1)
+
+    return hook
 
 
 def _ensure_service_user() -> pwd.struct_passwd:
