@@ -25,13 +25,17 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 @pytest.fixture(scope="module")
 def loaded(pg_server):
-    """BTC's instruments, and its perpetual's and live futures' candles, funding and index of the last three days."""
+    """BTC's instruments, its perpetual's and live futures' candles, funding and index of the last three days, and
+    one snapshot round of its option chain."""
     name = create_database(pg_server, "report")
     dsn = psycopg.conninfo.make_conninfo(pg_server, dbname=name)
     apply_all(dsn)
     with run_in_thread(SimConfig(now=NOW, rate_limit="off")) as sim:
         result = run_cli("backfill", "all", "--currency", "BTC", "--since", "2024-02-27", "--quiet", "--dsn", dsn,
                          "--api-url", sim.url, env=NO_LIMITER, timeout=300)
+        assert result.returncode == 0, result.stderr
+        result = run_cli("snapshot", "options", "--currency", "BTC", "--bulk-only", "--quiet", "--dsn", dsn,
+                         "--api-url", sim.url, env=NO_LIMITER)
         assert result.returncode == 0, result.stderr
     yield dsn
     drop_database(pg_server, name)
@@ -114,13 +118,17 @@ def test_quality_sections_list_what_their_view_says(loaded, section, view, colum
         json.dumps([v.isoformat() if isinstance(v, datetime) else v for v in row]) for row in expected)
 
 
-def test_smile_says_what_it_needs(loaded):
-    result = report(loaded, "smile")
-    assert result.returncode == 0, result.stderr
-    if not has_view(loaded, "deribit.iv_smile"):
-        assert "not available: deribit.iv_smile does not exist" in result.stdout
-    else:
-        assert "no option snapshots yet" in result.stdout or "IV smile" in result.stdout
+def test_smile_is_the_newest_snapshot_round(loaded):
+    (newest,) = query(loaded, "SELECT max(ts) FROM deribit.option_snapshot_rounds WHERE currency = 'BTC'")[0]
+    smile = query(loaded, "SELECT expiry, strike, option_type, mark_iv FROM deribit.iv_smile "
+                          "WHERE currency = 'BTC' AND ts = %s ORDER BY expiry, strike", (newest,))
+    term = query(loaded, "SELECT expiry, atm_iv FROM deribit.iv_term_structure WHERE currency = 'BTC' AND ts = %s "
+                         "ORDER BY expiry", (newest,))
+    rows = json.loads(report(loaded, "smile", "--json").stdout)
+    assert len(smile) > 50 and len(term) >= 4  # a whole chain: dailies to quarterlies
+    assert [(datetime.fromisoformat(r["expiry"]), r["strike"], r["option_type"], r["mark_iv"]) for r in rows] == smile
+    text = report(loaded, "smile").stdout
+    assert "ATM IV term structure" in text and f"({len(term)} rows)" in text
 
 
 def test_all_sections_at_once(loaded):
@@ -225,7 +233,8 @@ def test_html_page_renders_offline_with_every_plot_drawn(loaded, tmp_path):
 
     assert errors == [] and requests == [] and external_scripts == 0  # all inlined, nothing fetched
     titles = " | ".join(p["title"] for p in plots)
-    for expected in ("Coverage", "Basis term structure", "Annualized basis", "Funding APR"):
+    for expected in ("Coverage", "Basis term structure", "Annualized basis", "Funding APR", "IV smile",
+                     "ATM implied volatility"):
         assert expected in titles, titles
     for plot in plots:  # no empty plot: every trace drawn has points
         assert plot["drawn"] >= 1 and plot["points"] and all(n > 0 for n in plot["points"]), plot

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psycopg
 
@@ -19,7 +19,7 @@ SECTIONS = ("coverage", "gaps", "sanity", "basis", "funding", "smile")
 # A currency from an instrument or index name: BTC-PERPETUAL, BTC_USDC-PERPETUAL and btc_usd are all BTC.
 _CURRENCY_OF = "upper(split_part(replace({col}, '_', '-'), '-', 1))"
 # How far back the time-series plots reach when --since is not given (from the newest data).
-DEFAULT_DAYS = {"coverage": 30, "basis": 90, "funding": 90}
+DEFAULT_DAYS = {"coverage": 30, "basis": 90, "funding": 90, "sanity": 30}
 
 
 @dataclass(frozen=True)
@@ -85,12 +85,16 @@ class _Asker:
                                  "WHERE table_schema = %s AND table_name = %s", (schema, name))
         return {r[0] for r in rows}
 
-    def table(self, name: str, title: str, needs: tuple[str, ...], query: str, params: dict, **kwargs) -> Table:
+    def absent(self, needs: tuple[str, ...]) -> str | None:
+        """Why a table needing these relations cannot be shown, or None when they all exist."""
         absent = [rel for rel in needs if not self.has(rel)]
-        if absent:
-            return Table(name, title, missing=f"{', '.join(absent)} does not exist in this database yet "
-                                              "(a newer deribit-ts adds it: upgrade, then `deribit-ts db migrate`)",
-                         **kwargs)
+        return (f"{', '.join(absent)} does not exist in this database yet (a newer deribit-ts adds it: upgrade, "
+                "then `deribit-ts db migrate`)") if absent else None
+
+    def table(self, name: str, title: str, needs: tuple[str, ...], query: str, params: dict, **kwargs) -> Table:
+        missing = self.absent(needs)
+        if missing:
+            return Table(name, title, missing=missing, **kwargs)
         with self.conn.cursor() as cur:
             cur.execute(query, params)
             return Table(name, title, [d.name for d in cur.description], cur.fetchall(), **kwargs)
@@ -159,16 +163,6 @@ SELECT dataset, label, day::date AS day, round(100 * sum(fetched_s) / sum(wanted
 """
 
 
-# Per dataset: how many keys, how many complete, rows and minutes still missing (the page's summary).
-_COVERAGE_SUMMARY = f"""
-SELECT dataset, count(*) AS keys, count(*) FILTER (WHERE complete) AS complete_keys, sum(rows)::bigint AS rows,
-       sum(missing_minutes)::bigint AS missing_minutes
-  FROM ({_COVERAGE.format(extra="", currency=_CURRENCY_OF.format(col="key"))}) per_key
- GROUP BY dataset
- ORDER BY dataset
-"""
-
-
 def coverage(ask: _Asker, f: Filters) -> Section:
     present = ask.columns_of("deribit.coverage") if ask.has("deribit.coverage") else set()
     extra = "".join(f"{c}, " for c in _COVERAGE_EXTRA if c in present)
@@ -177,9 +171,22 @@ def coverage(ask: _Asker, f: Filters) -> Section:
     days = ask.table("coverage_days", "Share of each day's wanted minutes fetched (%)", ("deribit.coverage",),
                      _COVERAGE_DAYS.format(currency=_CURRENCY_OF.format(col="t.key")),
                      f.params(days=DEFAULT_DAYS["coverage"]), chart_only=True)
-    summary = ask.table("coverage_summary", "Coverage per dataset", ("deribit.coverage",), _COVERAGE_SUMMARY,
-                        f.params(), chart_only=True)
-    return Section("coverage", "Coverage", [main, summary, days])
+    return Section("coverage", "Coverage", [main, _coverage_summary(main), days])
+
+
+def _coverage_summary(main: Table) -> Table:
+    """Per dataset: keys, complete keys, rows, minutes never fetched. Added up from the rows already read,
+    because deribit.coverage costs a pass over every key's history (seconds at full history)."""
+    summary = Table("coverage_summary", "Coverage per dataset",
+                    ["dataset", "keys", "complete_keys", "rows", "missing_minutes"], missing=main.missing,
+                    chart_only=True)
+    at = {name: main.columns.index(name) for name in ("dataset", "complete", "rows", "missing_minutes")} \
+        if not main.missing else {}
+    for dataset, rows in itertools.groupby(main.rows, key=lambda r: r[at["dataset"]]):
+        rows = list(rows)
+        summary.rows.append((dataset, len(rows), sum(bool(r[at["complete"]]) for r in rows),
+                             sum(r[at["rows"]] or 0 for r in rows), sum(r[at["missing_minutes"]] or 0 for r in rows)))
+    return summary
 
 
 # --- gaps and sanity (issue 7 part 4's views) ---------------------------------------------------------------
@@ -214,8 +221,23 @@ SELECT dataset, instrument_name, ts, rule, detail
 """
 
 
+# Checking every candle takes minutes at full history (the spike rule reads each instrument's recent range), so
+# without --since the sanity section looks at the last days of data: a window the user can widen.
+_NEWEST_CANDLE = "SELECT max(covered_until) FROM deribit_ts.watermarks WHERE dataset = 'candles'"
+
+
 def sanity(ask: _Asker, f: Filters) -> Section:
-    main = _cut(ask.table("sanity", "Sanity violations", ("deribit.sanity_violations",), _SANITY, f.params()), f)
+    since, note = f.since, None
+    if since is None:
+        newest = ask.conn.execute(_NEWEST_CANDLE).fetchone()[0]
+        if newest is not None:
+            since = newest - timedelta(days=DEFAULT_DAYS["sanity"])
+            note = (f"since {since:%Y-%m-%d %H:%M} (the last {DEFAULT_DAYS['sanity']} days of data; "
+                    "--since to look further back)")
+    main = _cut(ask.table("sanity", "Sanity violations", ("deribit.sanity_violations",), _SANITY,
+                          f.params(since=since)), f)
+    if note and not main.missing:
+        main.note = "; ".join(n for n in (note, main.note) if n)
     by_rule = Table("sanity_by_rule", "Violations by rule", ["rule", "violations"], chart_only=True,
                     missing=main.missing)
     if not main.missing:
@@ -330,34 +352,38 @@ def _round2(value: float | None) -> float | None:
 
 # --- smile (issue 8's views) ------------------------------------------------------------------------------
 
-_SMILE = f"""
-WITH latest AS (
-    SELECT currency, max(ts) AS ts FROM deribit.iv_smile
-     WHERE {_CURRENCY_IS} AND (%(until)s::timestamptz IS NULL OR ts < %(until)s)
-     GROUP BY currency
-)
-SELECT s.currency, s.ts, s.expiry, s.strike, s.option_type, s.log_moneyness, s.mark_iv, s.delta
-  FROM deribit.iv_smile s JOIN latest USING (currency, ts)
- ORDER BY s.currency, s.expiry, s.strike
+# The newest snapshot round of each currency (as of --until). deribit.option_snapshot_rounds is the indexed way
+# (issue 8); without it, the smile view itself.
+_ROUNDS = f"""
+SELECT currency, max(ts) FROM {{source}}
+ WHERE {_CURRENCY_IS} AND (%(until)s::timestamptz IS NULL OR ts < %(until)s)
+ GROUP BY currency ORDER BY currency
 """
 
-_IV_TERM = f"""
-WITH latest AS (
-    SELECT currency, max(ts) AS ts FROM deribit.iv_term_structure
-     WHERE {_CURRENCY_IS} AND (%(until)s::timestamptz IS NULL OR ts < %(until)s)
-     GROUP BY currency
-)
-SELECT t.currency, t.ts, t.expiry, t.days_to_expiry, t.atm_iv
-  FROM deribit.iv_term_structure t JOIN latest USING (currency, ts)
- ORDER BY t.currency, t.expiry
+_SMILE = """
+SELECT currency, ts, expiry, strike, option_type, log_moneyness, mark_iv, delta
+  FROM deribit.iv_smile WHERE currency = %(round_currency)s AND ts = %(round_ts)s
+ ORDER BY expiry, strike
+"""
+
+_IV_TERM = """
+SELECT currency, ts, expiry, days_to_expiry, atm_iv
+  FROM deribit.iv_term_structure WHERE currency = %(round_currency)s AND ts = %(round_ts)s
+ ORDER BY expiry
 """
 
 
 def smile(ask: _Asker, f: Filters) -> Section:
-    smile_ = ask.table("smile", "IV smile (newest snapshot; out-of-the-money options)", ("deribit.iv_smile",),
-                       _SMILE, f.params())
-    term = ask.table("iv_term_structure", "ATM IV term structure (newest snapshot)",
-                     ("deribit.iv_term_structure",), _IV_TERM, f.params())
+    smile_ = Table("smile", "IV smile (newest snapshot; out-of-the-money options)")
+    term = Table("iv_term_structure", "ATM IV term structure (newest snapshot)")
+    for table, view, query in ((smile_, "deribit.iv_smile", _SMILE), (term, "deribit.iv_term_structure", _IV_TERM)):
+        table.missing = ask.absent((view,))
+        if table.missing:
+            continue
+        source = "deribit.option_snapshot_rounds" if ask.has("deribit.option_snapshot_rounds") else view
+        for currency, ts in ask.conn.execute(_ROUNDS.format(source=source), f.params()).fetchall():
+            part = ask.table(table.name, table.title, (view,), query, f.params(round_currency=currency, round_ts=ts))
+            table.columns, table.rows = part.columns, table.rows + part.rows
     return Section("smile", "Implied volatility", [smile_, term])
 
 

@@ -65,7 +65,8 @@ def _section(section: Section) -> str:
                          f'{html.escape(table.missing)}</p>')
         elif not table.rows:
             parts.append(f'<p class="note"><b>{html.escape(table.title)}</b>: '
-                         f'{html.escape(EMPTY_MEANS.get(table.name, "no rows"))}</p>')
+                         f'{html.escape(EMPTY_MEANS.get(table.name, "no rows"))}'
+                         f'{html.escape("; " + table.note) if table.note else ""}</p>')
         else:
             parts.append(_html_table(table))
     parts.append("</section>")

@@ -42,8 +42,8 @@ def print_sections(sections: list[Section], out: TextIO) -> None:
                 console.print(f"[bold]{table.title}[/bold]: {EMPTY_MEANS.get(table.name, 'no rows')}")
             else:
                 console.print(_rich_table(table))
-                if table.note:
-                    console.print(table.note)
+            if table.note and not table.missing:
+                console.print(table.note)
             console.print()
 
 
