@@ -11,19 +11,7 @@ FROM deribit.candles_1m c
 JOIN deribit.instruments i ON i.id = c.instrument_id;
 COMMENT ON VIEW deribit.ohlcv_1m IS 'One-minute OHLCV by instrument name; volume in base currency, cost in quote (USD for inverse)';
 
-DROP VIEW IF EXISTS deribit.ohlcv_1h CASCADE;
-CREATE VIEW deribit.ohlcv_1h AS
-SELECT i.instrument_name, c.ts, c.open, c.high, c.low, c.close, c.volume, c.cost, c.candles
-FROM deribit.candles_1h c
-JOIN deribit.instruments i ON i.id = c.instrument_id;
-COMMENT ON VIEW deribit.ohlcv_1h IS 'Hourly OHLCV rolled up from ohlcv_1m (continuous aggregate where the edition allows); candles = one-minute rows in the hour';
-
-DROP VIEW IF EXISTS deribit.ohlcv_1d CASCADE;
-CREATE VIEW deribit.ohlcv_1d AS
-SELECT i.instrument_name, c.ts, c.open, c.high, c.low, c.close, c.volume, c.cost, c.candles
-FROM deribit.candles_1d c
-JOIN deribit.instruments i ON i.id = c.instrument_id;
-COMMENT ON VIEW deribit.ohlcv_1d IS 'Daily OHLCV (UTC days) rolled up from ohlcv_1h';
+-- deribit.ohlcv_5m/15m/1h/1d (the rollups) are defined in 30_rollups.sql, after the edition's rollup relations.
 
 DROP VIEW IF EXISTS deribit.funding_rates CASCADE;
 CREATE VIEW deribit.funding_rates AS

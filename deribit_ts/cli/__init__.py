@@ -94,7 +94,7 @@ def config_cmd(ctx: typer.Context, dsn: DsnOption = None, api_url: ApiUrlOption 
 
 def _register_subcommands() -> None:
     # Each command module owns one noun of the CLI.
-    from deribit_ts.cli import backfill, backup, collect, coverage, db, report, runs, sim, snapshot, status
+    from deribit_ts.cli import backfill, backup, collect, coverage, db, refresh, report, runs, sim, snapshot, status
 
     app.add_typer(db.app, name="db")
     app.add_typer(backfill.app, name="backfill")
@@ -106,6 +106,7 @@ def _register_subcommands() -> None:
     backup.register(app)
     collect.register(app)
     status.register(app)
+    refresh.register(app)
 
 
 _register_subcommands()

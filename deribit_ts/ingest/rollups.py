@@ -1,88 +1,72 @@
-"""Refreshing the continuous aggregates over loaded history (Community edition only).
+"""Bringing the rollups (deribit.ohlcv_5m/15m/1h/1d) up to date, on either edition.
 
-The refresh policies of 0006_rollups_continuous.sql only look at the last few days; older history a
-backfill loads is refreshed here. A run that is killed or interrupted never gets to its own refresh, so
-each refresh covers every candle range loaded and not yet rolled up (`deribit_ts.coverage.rolled_up_at`,
-0008_coverage_rollups.sql), whichever run loaded it, and marks those ranges afterwards.
-`refresh_continuous_aggregate` cannot run inside a transaction: this needs an autocommit connection.
-Where the rollups are plain views (Apache edition) there is nothing to refresh and nothing is marked, so a
-server that later gains the Community license refreshes that history on its first run.
+The work is SQL: `CALL deribit_ts.refresh_rollups()` (sql/30_rollups.sql). On the Apache edition it recomputes
+the days whose one-minute candles changed (marked by a trigger in the writer's transaction, migration 0009); on
+the Community edition it refreshes the continuous aggregates, which recompute only what Timescale's invalidation
+log says changed. Either way, what a killed or interrupted run loaded is included: the marks and the
+invalidations were committed with its candles.
+
+This module is the Python entry point for the CLI (`deribit-ts refresh`), the backfill (after every run) and
+the collector: `refresh(conn_or_dsn)`, or `refresh_async(aconn)` from asyncio code. The connection must not
+be inside a transaction (the Community edition's refresh commits as it goes): an autocommit connection.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from datetime import datetime
 
+import psycopg
 from psycopg import AsyncConnection
+
+from deribit_ts.db.connect import connect
 
 log = logging.getLogger(__name__)
 
-# Lower layers first: candles_1d is built from candles_1h.
-ROLLUPS = (("candles_1h", "1 hour"), ("candles_1d", "1 day"))
-# Ranges are widened to whole buckets of the coarsest rollup: a refresh only recomputes buckets that lie
-# entirely inside its window, and widened ranges that touch merge into one refresh.
-WIDEST_BUCKET = ROLLUPS[-1][1]
-
-# The coverage rows this refresh covers, read BEFORE refreshing (their candles were committed with them):
-# only these are marked afterwards, so a range loaded while the refresh ran stays pending. A session temp
-# table rather than a list sent back and forth: the first refresh after an upgrade may cover years of rows.
-_COLLECT_PENDING = (
-    "CREATE TEMP TABLE IF NOT EXISTS rollup_pending (coverage_id bigint PRIMARY KEY, fetched tstzrange NOT NULL)",
-    "TRUNCATE rollup_pending",
-    """INSERT INTO rollup_pending (coverage_id, fetched)
-       SELECT coverage_id, fetched FROM deribit_ts.coverage
-        WHERE dataset = 'candles' AND rows > 0 AND rolled_up_at IS NULL""",
-)
-_MERGED_RANGES = """
-    WITH widened AS (
-        SELECT time_bucket(%(bucket)s::interval, lower(fetched)) AS start,
-               -- upper(fetched) is exclusive: the last bucket is the one holding the instant before it
-               time_bucket(%(bucket)s::interval, upper(fetched) - interval '1 microsecond')
-                   + %(bucket)s::interval AS stop
-          FROM rollup_pending)
-    SELECT lower(r), upper(r)
-      FROM unnest((SELECT range_agg(tstzrange(start, stop)) FROM widened)) AS r
-     ORDER BY 1"""
-_MARK_ROLLED_UP = """
-    UPDATE deribit_ts.coverage c SET rolled_up_at = now()
-      FROM rollup_pending p
-     WHERE c.coverage_id = p.coverage_id AND c.rolled_up_at IS NULL"""
+ROLLUPS = ("deribit.candles_5m", "deribit.candles_15m", "deribit.candles_1h", "deribit.candles_1d")
+_REFRESH = "CALL deribit_ts.refresh_rollups(%s, NULL)"
 
 
-async def continuous_rollups(conn: AsyncConnection) -> list[str]:
-    """The rollups that are continuous aggregates in this database, lower layers first (none on Apache)."""
-    cur = await conn.execute(
-        """SELECT view_name FROM timescaledb_information.continuous_aggregates
-            WHERE view_schema = 'deribit' AND view_name = ANY(%s)""", ([name for name, _ in ROLLUPS],))
-    present = {name for (name,) in await cur.fetchall()}
-    return [name for name, _ in ROLLUPS if name in present]
+def _summary(row) -> dict:
+    value = row[0] if row else None
+    return json.loads(value) if isinstance(value, str) else dict(value or {})
 
 
-async def pending_ranges(conn: AsyncConnection) -> list[tuple[datetime, datetime]]:
-    """Collect the candle coverage not yet rolled up; return it merged into day-aligned ranges."""
-    for statement in _COLLECT_PENDING:
-        await conn.execute(statement)
-    cur = await conn.execute(_MERGED_RANGES, {"bucket": WIDEST_BUCKET})
-    return await cur.fetchall()
+def refresh(conn_or_dsn: psycopg.Connection | str, *, full: bool = False) -> dict:
+    """Bring every rollup up to date; return the summary (edition, rollups refreshed, days, rows, seconds).
+
+    `conn_or_dsn`: a DSN, or an open connection in autocommit mode. `full` (Apache): rebuild every rollup from
+    the one-minute rows instead of only the days that changed."""
+    if isinstance(conn_or_dsn, str):
+        with connect(conn_or_dsn, autocommit=True, application_name="deribit-ts refresh") as conn:
+            return refresh(conn, full=full)
+    conn = conn_or_dsn
+    if not conn.autocommit:
+        raise ValueError("rollups.refresh needs an autocommit connection (the Community refresh commits as it goes)")
+    summary = _summary(conn.execute(_REFRESH, (full,)).fetchone())
+    _log(summary)
+    return summary
+
+
+async def refresh_async(conn: AsyncConnection, *, full: bool = False) -> dict:
+    """refresh() for asyncio code, on an open autocommit AsyncConnection."""
+    if not conn.autocommit:
+        raise ValueError("rollups.refresh_async needs an autocommit connection")
+    cur = await conn.execute(_REFRESH, (full,))
+    summary = _summary(await cur.fetchone())
+    _log(summary)
+    return summary
 
 
 async def refresh_after_run(conn: AsyncConnection, run_id: int) -> list[str]:
-    """Refresh every rollup over all candles loaded and not yet rolled up (by run `run_id` or by an earlier
-    run that never got to refresh), then mark them; returns the rollups refreshed."""
-    views = await continuous_rollups(conn)
-    if not views:
-        return []
-    ranges = await pending_ranges(conn)
-    for view in views:
-        for start, end in ranges:
-            await conn.execute(
-                "CALL refresh_continuous_aggregate(%s::regclass, %s::timestamptz, %s::timestamptz)",
-                (f"deribit.{view}", start, end))
-    await conn.execute(_MARK_ROLLED_UP)
-    await conn.execute("DROP TABLE rollup_pending")
-    if not ranges:
-        return []
-    log.info("run %s: refreshed %s over %d range(s) from %s to %s",
-             run_id, ", ".join(views), len(ranges), ranges[0][0], ranges[-1][1])
-    return [f"deribit.{view}" for view in views]
+    """The backfill's refresh at the end of run `run_id`: every rollup over everything written and not yet rolled
+    up (by this run or by an earlier one that never got to refresh). Returns the rollups refreshed."""
+    summary = await refresh_async(conn)
+    if summary.get("rollups"):
+        log.info("run %s: rollups refreshed in %.3f s (%s day(s) recomputed)", run_id, summary.get("seconds", 0),
+                 summary.get("days") if summary.get("days") is not None else "invalidated")
+    return list(summary.get("rollups") or [])
+
+
+def _log(summary: dict) -> None:
+    log.debug("refresh_rollups: %s", summary)

@@ -1,7 +1,8 @@
 """On the Community edition, the continuous aggregates hold every candle loaded, whichever run loaded it.
 
-The refresh policies only look at the last days; `deribit_ts.ingest.rollups.refresh_after_run` refreshes the
-history loaded and not yet rolled up, including what a killed or interrupted run loaded and never refreshed.
+The refresh policies only look at the last days; `deribit_ts.ingest.rollups.refresh_after_run` (the SQL procedure
+deribit_ts.refresh_rollups) refreshes every continuous aggregate over what Timescale's invalidation log says
+changed, including what a killed or interrupted run loaded and never refreshed.
 A "run" here writes what the engine writes in one window: candles (INSERT, since COPY kills PGlite) and the
 coverage row that proves them.
 """
@@ -18,7 +19,8 @@ from deribit_ts.ingest.rollups import refresh_after_run
 
 pytestmark = pytest.mark.tsl
 
-ROLLUPS = ["deribit.candles_1h", "deribit.candles_1d"]
+ROLLUPS = ["deribit.candles_5m", "deribit.candles_15m", "deribit.candles_1h", "deribit.candles_1d"]
+LEVELS = (("candles_5m", "5 minutes"), ("candles_15m", "15 minutes"), ("candles_1h", "1 hour"), ("candles_1d", "1 day"))
 # Far outside the policies' windows, so only refresh_after_run can materialize them.
 KILLED_RUN_START = datetime(2023, 3, 1, 10, tzinfo=UTC)
 LATER_RUN_START = datetime(2023, 6, 1, 22, tzinfo=UTC)
@@ -66,7 +68,7 @@ def refresh(dsn: str, run_id: int) -> list[str]:
 
 def assert_rollups_match_candles(conn, candles) -> None:
     """The materialized rollups and the views agree with the rollup computed straight from candles_1m."""
-    for view, bucket in (("candles_1h", "1 hour"), ("candles_1d", "1 day")):
+    for view, bucket in LEVELS:
         expected = candles.direct_rollup(conn, "deribit.candles_1m", bucket)
         assert candles.mismatches(candles.rollup_rows(conn, materialization(conn, view)), expected) == []
         assert candles.mismatches(candles.rollup_rows(conn, f"deribit.{view}"), expected) == []
@@ -104,7 +106,12 @@ def test_refresh_covers_what_a_killed_run_loaded(tsl_migrated, tsl_connect, tsl_
     assert marks == [(False, False), (True, True), (True, True)]
     with tsl_connect() as conn:
         next_run = start_run(conn)
-    assert refresh(tsl_migrated, next_run) == []  # nothing pending: the next run refreshes nothing
+    with tsl_connect() as conn:
+        before = tsl_candles.rollup_rows(conn, materialization(conn, "candles_1h"))
+    # Nothing changed: the refresh is a no-op (Timescale's invalidation log is empty) and changes nothing.
+    assert refresh(tsl_migrated, next_run) == ROLLUPS
+    with tsl_connect() as conn:
+        assert tsl_candles.rollup_rows(conn, materialization(conn, "candles_1h")) == before
 
 
 def test_a_later_revision_of_rolled_up_history_is_refreshed(tsl_migrated, tsl_connect, tsl_candles):

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.tsl
 START = datetime(2023, 6, 1, 22, tzinfo=UTC)  # far outside the refresh policies' windows
 MINUTES = 600
 INSTRUMENT = "BTC-PERPETUAL"
+ALL_ROLLUPS = ["deribit.candles_5m", "deribit.candles_15m", "deribit.candles_1h", "deribit.candles_1d"]
 
 
 def migrate_as_apache(dsn: str) -> None:
@@ -108,8 +109,13 @@ def test_the_apache_state_has_fallback_views_and_skipped_tsl_migrations(apache_d
         assert status["0007_columnstore.sql"] == ("skipped", "apache")
         assert continuous_aggregates(conn) == {}
         assert ohlcv(conn, "ohlcv_1h") == expected_ohlcv(conn, tsl_candles, "1 hour")  # plain views, on read
-    # Nothing to refresh where the rollups are views, and nothing is marked: the upgrade needs that history.
-    assert refresh(dsn, run_id) == []
+        assert status["0009_rollups_materialized.sql"] == ("applied", "apache")
+        assert status["0010_rollups_continuous_fine.sql"] == ("skipped", "apache")
+    # The Apache rollups are materialized tables, refreshed from the days the trigger marked.
+    assert refresh(dsn, run_id) == ALL_ROLLUPS
+    with tsl_connect() as conn:
+        assert conn.execute("SELECT count(*) FROM deribit_ts.rollup_1h").fetchone()[0] == MINUTES // 60
+        assert ohlcv(conn, "ohlcv_1h") == expected_ohlcv(conn, tsl_candles, "1 hour")
 
 
 def test_apply_all_on_the_community_server_applies_what_was_skipped(apache_database, tsl_connect, tsl_candles):
@@ -117,14 +123,21 @@ def test_apply_all_on_the_community_server_applies_what_was_skipped(apache_datab
     steps = apply_all(dsn)
     applied = {s.file.name: s.reason for s in steps if s.action == "apply"}
     assert applied == {"0006_rollups_continuous.sql": "previously skipped for the edition",
-                       "0007_columnstore.sql": "previously skipped for the edition"}
+                       "0007_columnstore.sql": "previously skipped for the edition",
+                       "0010_rollups_continuous_fine.sql": "previously skipped for the edition"}
     assert {s.file.name for s in steps if s.action == "reapply"} == {f.name for f in load_repeatables()}
     with tsl_connect() as conn:
         status = ledger(conn)
         assert status["0006_rollups_continuous.sql"] == ("applied", "timescale")
         assert status["0007_columnstore.sql"] == ("applied", "timescale")
         assert status["0005_rollups_fallback.sql"] == ("applied", "apache")
-        assert continuous_aggregates(conn) == {"candles_1h": "candles_1m", "candles_1d": "candles_1h"}
+        assert continuous_aggregates(conn) == {"candles_1h": "candles_1m", "candles_1d": "candles_1h",
+                                               "candles_5m": "candles_1m", "candles_15m": "candles_5m"}
+        # The Apache machinery is gone: no marking trigger, no materialized tables.
+        assert conn.execute("SELECT to_regclass('deribit_ts.rollup_dirty'), to_regclass('deribit_ts.rollup_1h')"
+                            ).fetchone() == (None, None)
+        assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'candles_1m_mark_rollups%'"
+                            ).fetchone()[0] == 0
         jobs = set(conn.execute(
             "SELECT proc_name, hypertable_name FROM timescaledb_information.jobs WHERE hypertable_schema = 'deribit'"))
         assert {("policy_refresh_continuous_aggregate", "candles_1h"),
@@ -137,7 +150,7 @@ def test_apply_all_on_the_community_server_applies_what_was_skipped(apache_datab
     assert apply_all(dsn) == []  # upgraded: nothing left to do
 
     # The first refresh on the Community server materializes the history loaded under Apache.
-    assert refresh(dsn, run_id) == ["deribit.candles_1h", "deribit.candles_1d"]
+    assert refresh(dsn, run_id) == ALL_ROLLUPS
     with tsl_connect() as conn:
         hourly_table = conn.execute(
             """SELECT materialization_hypertable_schema || '.' || materialization_hypertable_name

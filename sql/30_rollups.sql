@@ -1,0 +1,233 @@
+-- Rollups of the one-minute candles: 5-minute, 15-minute, hourly and daily, on both editions.
+--
+-- Community (TSL): deribit.candles_5m/15m/1h/1d are hierarchical continuous aggregates (migrations 0006 and
+-- 0010), kept by refresh policies (Timescale jobs). Apache: they are views over the tables of
+-- 0009_rollups_materialized.sql, created below. Either way the public views are deribit.ohlcv_5m/15m/1h/1d,
+-- and deribit_ts.refresh_rollups() brings the rollups up to date: the same procedure for the CLI
+-- (`deribit-ts refresh`), the end of every backfill, the collector and the Timescale job.
+
+-- Apache: the id-keyed rollup view of one level. Clean days come from the materialized table; days marked in
+-- rollup_dirty (written since the last refresh) are aggregated from the one-minute rows on read, so the view
+-- is exact at any time and only as slow as what is not yet refreshed.
+CREATE OR REPLACE FUNCTION deribit_ts.create_materialized_rollup_view(p_level text, p_bucket interval)
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('DROP VIEW IF EXISTS deribit.%I CASCADE', 'candles_' || p_level);
+    EXECUTE format(
+        $view$
+        CREATE VIEW deribit.%1$I AS
+        SELECT m.instrument_id, m.ts, m.open, m.high, m.low, m.close, m.volume, m.cost, m.candles
+          FROM deribit_ts.%2$I m
+         WHERE NOT EXISTS (SELECT 1 FROM deribit_ts.rollup_dirty d
+                            WHERE d.instrument_id = m.instrument_id AND d.day = time_bucket(INTERVAL '1 day', m.ts))
+        UNION ALL
+        SELECT c.instrument_id, time_bucket(%3$L::interval, c.ts) AS ts, first(c.open, c.ts), max(c.high),
+               min(c.low), last(c.close, c.ts), sum(c.volume), sum(c.cost), count(*)
+          FROM (SELECT DISTINCT instrument_id, day FROM deribit_ts.rollup_dirty) d
+          JOIN deribit.candles_1m c
+            ON c.instrument_id = d.instrument_id AND c.ts >= d.day AND c.ts < d.day + INTERVAL '1 day'
+         GROUP BY 1, 2
+        $view$, 'candles_' || p_level, 'rollup_' || p_level, p_bucket);
+END
+$$;
+
+-- The Apache views exist where the materialized tables do (0009 creates them on Apache only; 0010 drops them
+-- when a server gains the Community license). Elsewhere this does nothing.
+CREATE OR REPLACE FUNCTION deribit_ts.create_materialized_rollup_views()
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    level record;
+    created integer := 0;
+BEGIN
+    FOR level IN SELECT * FROM (VALUES ('5m', INTERVAL '5 minutes'), ('15m', INTERVAL '15 minutes'),
+                                       ('1h', INTERVAL '1 hour'), ('1d', INTERVAL '1 day')) AS l (name, bucket)
+    LOOP
+        IF to_regclass('deribit_ts.rollup_' || level.name) IS NOT NULL THEN
+            PERFORM deribit_ts.create_materialized_rollup_view(level.name, level.bucket);
+            created := created + 1;
+        END IF;
+    END LOOP;
+    RETURN created;
+END
+$$;
+
+SELECT deribit_ts.create_materialized_rollup_views();
+
+-- The public views. The instrument's rows are read in a LATERAL subquery so a filter on instrument_name reaches
+-- the rollup as `instrument_id = <that id>` (index scan of one instrument on both editions) instead of joining
+-- the whole rollup; ORDER BY keeps the planner from flattening the subquery, and filters on ts still reach it.
+DROP VIEW IF EXISTS deribit.ohlcv_5m CASCADE;
+CREATE VIEW deribit.ohlcv_5m AS
+SELECT i.instrument_name, c.ts, c.open, c.high, c.low, c.close, c.volume, c.cost, c.candles
+FROM deribit.instruments i
+CROSS JOIN LATERAL (SELECT * FROM deribit.candles_5m r WHERE r.instrument_id = i.id ORDER BY r.ts) c;
+COMMENT ON VIEW deribit.ohlcv_5m IS '5-minute OHLCV rolled up from ohlcv_1m; candles = one-minute rows in the bucket';
+
+DROP VIEW IF EXISTS deribit.ohlcv_15m CASCADE;
+CREATE VIEW deribit.ohlcv_15m AS
+SELECT i.instrument_name, c.ts, c.open, c.high, c.low, c.close, c.volume, c.cost, c.candles
+FROM deribit.instruments i
+CROSS JOIN LATERAL (SELECT * FROM deribit.candles_15m r WHERE r.instrument_id = i.id ORDER BY r.ts) c;
+COMMENT ON VIEW deribit.ohlcv_15m IS '15-minute OHLCV rolled up from ohlcv_1m; candles = one-minute rows in the bucket';
+
+DROP VIEW IF EXISTS deribit.ohlcv_1h CASCADE;
+CREATE VIEW deribit.ohlcv_1h AS
+SELECT i.instrument_name, c.ts, c.open, c.high, c.low, c.close, c.volume, c.cost, c.candles
+FROM deribit.instruments i
+CROSS JOIN LATERAL (SELECT * FROM deribit.candles_1h r WHERE r.instrument_id = i.id ORDER BY r.ts) c;
+COMMENT ON VIEW deribit.ohlcv_1h IS 'Hourly OHLCV rolled up from ohlcv_1m (continuous aggregate or materialized table, by edition); candles = one-minute rows in the hour';
+
+DROP VIEW IF EXISTS deribit.ohlcv_1d CASCADE;
+CREATE VIEW deribit.ohlcv_1d AS
+SELECT i.instrument_name, c.ts, c.open, c.high, c.low, c.close, c.volume, c.cost, c.candles
+FROM deribit.instruments i
+CROSS JOIN LATERAL (SELECT * FROM deribit.candles_1d r WHERE r.instrument_id = i.id ORDER BY r.ts) c;
+COMMENT ON VIEW deribit.ohlcv_1d IS 'Daily OHLCV (UTC days) rolled up from ohlcv_1m; candles = one-minute rows in the day';
+
+-- Apache: recompute the rollups of every marked day, and consume the marks. One transaction: readers see the
+-- marks and the old rows, or neither. The marks deleted are those committed before this statement began, whose
+-- candles the following statements (later snapshots) therefore see; a mark committed meanwhile stays for the
+-- next refresh. Each level is rebuilt from the level below it (5m from the one-minute rows), touching only the
+-- marked days; a bucket whose value is unchanged is not rewritten, a bucket whose candles are gone is deleted
+-- (looked for only on days that lost rows).
+-- Days are worked in batches in time order, each statement bounded by literal times, so the planner reads only
+-- the chunks of that batch (a join parameter would probe every chunk of the hypertable) and the aggregation of
+-- a batch fits in memory however much is marked (the first refresh after an upgrade covers all history).
+-- Returns {"days": n, "rows": {level: bucket rows written or deleted}}.
+CREATE OR REPLACE FUNCTION deribit_ts.refresh_materialized_rollups(p_full boolean DEFAULT false,
+                                                                    p_batch_days integer DEFAULT 200)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    level record;
+    days integer;
+    batch integer;
+    lo timestamptz;
+    hi timestamptz;
+    changed integer;
+    written jsonb := '{"5m": 0, "15m": 0, "1h": 0, "1d": 0}';
+BEGIN
+    -- One refresh at a time: two would each upsert the same buckets.
+    PERFORM pg_advisory_xact_lock(hashtext('deribit_ts.refresh_rollups'));
+    PERFORM set_config('work_mem', '64MB', true);
+    IF p_full THEN
+        -- Rebuild: every day that has candles, whatever the marks say (after manual surgery on the tables).
+        TRUNCATE deribit_ts.rollup_5m, deribit_ts.rollup_15m, deribit_ts.rollup_1h, deribit_ts.rollup_1d;
+        INSERT INTO deribit_ts.rollup_dirty (instrument_id, day)
+        SELECT DISTINCT instrument_id, time_bucket(INTERVAL '1 day', ts) FROM deribit.candles_1m;
+    END IF;
+    CREATE TEMP TABLE IF NOT EXISTS rollup_refresh_days (
+        n integer NOT NULL, instrument_id integer NOT NULL, day timestamptz NOT NULL, removed boolean NOT NULL
+    ) ON COMMIT DELETE ROWS;
+    CREATE TEMP TABLE IF NOT EXISTS rollup_refresh_batch (
+        instrument_id integer NOT NULL, day timestamptz NOT NULL, removed boolean NOT NULL,
+        PRIMARY KEY (instrument_id, day)
+    ) ON COMMIT DELETE ROWS;
+    TRUNCATE rollup_refresh_days;
+    WITH consumed AS (DELETE FROM deribit_ts.rollup_dirty RETURNING instrument_id, day, removed),
+         distinct_days AS (SELECT instrument_id, day, bool_or(removed) AS removed FROM consumed GROUP BY 1, 2)
+    INSERT INTO rollup_refresh_days
+    SELECT (row_number() OVER (ORDER BY day, instrument_id) - 1)::integer, instrument_id, day, removed
+      FROM distinct_days;
+    GET DIAGNOSTICS days = ROW_COUNT;
+    IF days = 0 THEN
+        RETURN jsonb_build_object('days', 0, 'rows', written);
+    END IF;
+    FOR batch IN 0 .. (days - 1) / p_batch_days LOOP
+        TRUNCATE rollup_refresh_batch;
+        INSERT INTO rollup_refresh_batch
+        SELECT instrument_id, day, removed FROM rollup_refresh_days WHERE n / p_batch_days = batch;
+        SELECT min(day), max(day) + INTERVAL '1 day' INTO lo, hi FROM rollup_refresh_batch;
+        ANALYZE rollup_refresh_batch;
+        FOR level IN SELECT * FROM (VALUES
+                ('5m', INTERVAL '5 minutes', 'deribit', 'candles_1m', 'count(*)'),
+                ('15m', INTERVAL '15 minutes', 'deribit_ts', 'rollup_5m', 'sum(s.candles)::bigint'),
+                ('1h', INTERVAL '1 hour', 'deribit_ts', 'rollup_15m', 'sum(s.candles)::bigint'),
+                ('1d', INTERVAL '1 day', 'deribit_ts', 'rollup_1h', 'sum(s.candles)::bigint'))
+            AS l (name, bucket, source_schema, source, candles)
+        LOOP
+            EXECUTE format(
+                $upsert$
+                INSERT INTO deribit_ts.%1$I AS m (instrument_id, ts, open, high, low, close, volume, cost, candles)
+                SELECT s.instrument_id, time_bucket(%2$L::interval, s.ts), first(s.open, s.ts), max(s.high),
+                       min(s.low), last(s.close, s.ts), sum(s.volume), sum(s.cost), %5$s
+                  FROM rollup_refresh_batch d
+                  JOIN %3$I.%4$I s
+                    ON s.instrument_id = d.instrument_id AND s.ts >= d.day AND s.ts < d.day + INTERVAL '1 day'
+                 WHERE s.ts >= %6$L::timestamptz AND s.ts < %7$L::timestamptz
+                 GROUP BY 1, 2
+                ON CONFLICT (instrument_id, ts) DO UPDATE
+                   SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
+                       volume = EXCLUDED.volume, cost = EXCLUDED.cost, candles = EXCLUDED.candles
+                 WHERE (m.open, m.high, m.low, m.close, m.volume, m.cost, m.candles)
+                       IS DISTINCT FROM (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume,
+                                         EXCLUDED.cost, EXCLUDED.candles)
+                $upsert$, 'rollup_' || level.name, level.bucket, level.source_schema, level.source, level.candles,
+                lo, hi);
+            GET DIAGNOSTICS changed = ROW_COUNT;
+            written := jsonb_set(written, ARRAY[level.name], to_jsonb((written ->> level.name)::integer + changed));
+            CONTINUE WHEN NOT EXISTS (SELECT 1 FROM rollup_refresh_batch WHERE removed);
+            EXECUTE format(
+                $delete$
+                DELETE FROM deribit_ts.%1$I m
+                 USING rollup_refresh_batch d
+                 WHERE d.removed AND m.instrument_id = d.instrument_id
+                   AND m.ts >= d.day AND m.ts < d.day + INTERVAL '1 day' AND m.ts >= %5$L::timestamptz AND m.ts < %6$L::timestamptz
+                   AND NOT EXISTS (SELECT 1 FROM %3$I.%4$I s
+                                    WHERE s.instrument_id = m.instrument_id AND s.ts >= m.ts
+                                      AND s.ts < m.ts + %2$L::interval
+                                      AND s.ts >= %5$L::timestamptz AND s.ts < %6$L::timestamptz)
+                $delete$, 'rollup_' || level.name, level.bucket, level.source_schema, level.source, lo, hi);
+            GET DIAGNOSTICS changed = ROW_COUNT;
+            written := jsonb_set(written, ARRAY[level.name], to_jsonb((written ->> level.name)::integer + changed));
+        END LOOP;
+    END LOOP;
+    RETURN jsonb_build_object('days', days, 'rows', written);
+END
+$$;
+
+-- Bring every rollup up to date; the one entry point (CLI, backfill, collector, Timescale job). Call it with
+-- CALL outside a transaction block: on the Community edition refresh_continuous_aggregate commits as it goes.
+--   Apache: recompute the marked days (above).
+--   Community: refresh each continuous aggregate over its whole range, lower layers first. Timescale keeps an
+--   invalidation log of every write below the aggregates' thresholds, so this recomputes only the buckets that
+--   changed (history a backfill loaded, revisions, a killed run's windows) and is a no-op when none did.
+-- Either way, the candle coverage rows read at the start are then marked rolled up (0008).
+-- p_full: Apache rebuilds every rollup from the one-minute rows; Community forces nothing (the invalidation
+-- log is authoritative). summary: {"edition", "rollups", "days", "rows", "coverage_rows", "seconds"}.
+CREATE OR REPLACE PROCEDURE deribit_ts.refresh_rollups(p_full boolean DEFAULT false, INOUT summary jsonb DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    pending bigint[];
+    materialized jsonb;
+    cagg text;
+    refreshed text[] := '{}';
+BEGIN
+    SELECT coalesce(array_agg(coverage_id), '{}') INTO pending
+      FROM deribit_ts.coverage WHERE dataset = 'candles' AND rows > 0 AND rolled_up_at IS NULL;
+    IF to_regclass('deribit_ts.rollup_dirty') IS NOT NULL THEN
+        materialized := deribit_ts.refresh_materialized_rollups(p_full);
+        IF (materialized ->> 'days')::integer > 0 THEN
+            refreshed := ARRAY['deribit.candles_5m', 'deribit.candles_15m', 'deribit.candles_1h', 'deribit.candles_1d'];
+        END IF;
+        summary := jsonb_build_object('edition', 'apache') || materialized;
+    ELSE
+        FOR cagg IN
+            SELECT 'deribit.' || view_name FROM timescaledb_information.continuous_aggregates
+             WHERE view_schema = 'deribit' AND view_name IN ('candles_5m', 'candles_15m', 'candles_1h', 'candles_1d')
+             ORDER BY array_position(ARRAY['candles_5m', 'candles_15m', 'candles_1h', 'candles_1d'], view_name::text)
+        LOOP
+            CALL refresh_continuous_aggregate(cagg::regclass, NULL, NULL);
+            refreshed := refreshed || cagg;
+        END LOOP;
+        summary := jsonb_build_object('edition', 'timescale', 'days', NULL, 'rows', NULL);
+    END IF;
+    UPDATE deribit_ts.coverage SET rolled_up_at = now() WHERE coverage_id = ANY (pending) AND rolled_up_at IS NULL;
+    summary := summary || jsonb_build_object(
+        'rollups', to_jsonb(refreshed), 'coverage_rows', cardinality(pending),
+        'seconds', round(extract(epoch FROM clock_timestamp() - started)::numeric, 3));
+END
+$$;
