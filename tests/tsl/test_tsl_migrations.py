@@ -88,7 +88,8 @@ def test_migrations_define_hierarchical_aggregates_and_policies(migrated, tsl_co
                 "WHERE hypertable_schema = 'deribit' AND compression_enabled"
             )
         }
-    assert caggs == {"candles_1h": "candles_1m", "candles_1d": "candles_1h"}
+    assert caggs == {"candles_1h": "candles_1m", "candles_1d": "candles_1h",
+                     "candles_5m": "candles_1m", "candles_15m": "candles_5m"}
     assert {("policy_refresh_continuous_aggregate", view) for view in caggs} <= jobs
     assert "candles_1m" in hypertables
     assert {("policy_compression", name) for name in hypertables} <= jobs
