@@ -76,12 +76,21 @@ SELECT r.currency, i.instrument_name, s.ts, i.expiry, i.strike, i.option_type,
        ln(i.strike / s.underlying_price) AS log_moneyness,
        s.mark_price, s.mark_iv, s.bid_iv, s.ask_iv, s.best_bid_price, s.best_ask_price,
        s.delta, s.gamma, s.vega, s.theta, s.rho, s.open_interest, s.greeks_source, s.quote_ts
-  FROM (SELECT DISTINCT base_currency AS currency FROM deribit.instruments WHERE kind = 'option') c
+  -- the currencies that have rounds, by a skip scan of the rounds' primary key (a few index probes, however many
+  -- rounds or expired options there are)
+  FROM (WITH RECURSIVE found (currency) AS (
+            SELECT min(currency) FROM deribit_ts.snapshot_rounds
+            UNION ALL
+            SELECT (SELECT min(n.currency) FROM deribit_ts.snapshot_rounds n WHERE n.currency > found.currency)
+              FROM found WHERE found.currency IS NOT NULL)
+        SELECT currency FROM found WHERE currency IS NOT NULL) c
  CROSS JOIN LATERAL (SELECT sr.currency, sr.ts FROM deribit_ts.snapshot_rounds sr
                       WHERE sr.currency = c.currency ORDER BY sr.ts DESC LIMIT 1) r
   JOIN deribit.option_ticker_snapshots s ON s.ts = r.ts
-  JOIN deribit.instruments i ON i.id = s.instrument_id AND i.base_currency = r.currency
- WHERE i.expiry > s.ts;
+  -- each row's instrument by primary key (OFFSET 0 keeps the planner from hashing the whole catalogue, which
+  -- grows with every expired option, once per round): the work stays the size of the round
+ CROSS JOIN LATERAL (SELECT * FROM deribit.instruments i WHERE i.id = s.instrument_id OFFSET 0) i
+ WHERE i.base_currency = r.currency AND i.expiry > s.ts;
 COMMENT ON VIEW deribit.option_chain_latest IS
     'The latest snapshot round of each currency: every live option with strike, expiry, days to expiry, moneyness (K/F, ln K/F), IVs (percent) and greeks';
 
@@ -119,7 +128,7 @@ SELECT r.currency, r.ts, e.expiry, extract(epoch FROM e.expiry - r.ts) / 86400 A
         SELECT i.expiry, i.strike, avg(s.mark_iv) AS iv,
                sum(sum(s.underlying_price)) OVER w / sum(count(*)) OVER w AS forward
           FROM deribit.option_ticker_snapshots s
-          JOIN deribit.instruments i ON i.id = s.instrument_id
+         CROSS JOIN LATERAL (SELECT * FROM deribit.instruments i WHERE i.id = s.instrument_id OFFSET 0) i
          WHERE s.ts = r.ts AND i.base_currency = r.currency AND i.expiry > s.ts
            AND s.mark_iv > 0 AND s.underlying_price > 0
          GROUP BY i.expiry, i.strike
@@ -155,9 +164,10 @@ SELECT t.currency, t.ts, t.expiry, w.call25 - w.put25 AS rr25, (w.call25 + w.put
               FROM (
                 SELECT i.option_type, s.delta, s.mark_iv AS iv,
                        CASE WHEN i.option_type = 'call' THEN 0.25 ELSE -0.25 END AS target
-                  FROM deribit.option_ticker_snapshots s
-                  JOIN deribit.instruments i ON i.id = s.instrument_id
-                 WHERE s.ts = t.ts AND i.base_currency = t.currency AND i.expiry = t.expiry
+                  FROM deribit.instruments i  -- the options of this expiry, then their row of the round
+                 CROSS JOIN LATERAL (SELECT * FROM deribit.option_ticker_snapshots s
+                                      WHERE s.instrument_id = i.id AND s.ts = t.ts OFFSET 0) s
+                 WHERE i.base_currency = t.currency AND i.kind = 'option' AND i.expiry = t.expiry
                    AND s.mark_iv > 0 AND s.delta IS NOT NULL
               ) q
              GROUP BY q.option_type, q.target

@@ -11,7 +11,7 @@ from typing import Annotated
 import psycopg
 import typer
 
-from deribit_ts.cli.common import ApiUrlOption, DsnOption, JsonOption, database_dsn, settings
+from deribit_ts.cli.common import ApiUrlOption, DsnOption, JsonOption, database_dsn, names, settings
 from deribit_ts.db.migrate import apply_all
 from deribit_ts.errors import DatabaseUnavailable, UserError
 from deribit_ts.ingest.snapshots import run_snapshot
@@ -72,9 +72,7 @@ def options_cmd(
     Every row of the round shares one ts (the exchange's time at its start); the whole round is one transaction.
     A round of ~800 options per currency takes about 40 s per currency at Deribit's 20 requests/s.
     """
-    currencies = [part.strip() for part in currency.split(",") if part.strip()]
-    if not currencies:
-        raise UserError("--currency needs at least one currency, e.g. BTC,ETH (or all)")
+    currencies = names(currency, "--currency", case="upper")  # checked before anything is opened
     s = settings(ctx, dsn, api_url)
     target = database_dsn(s)
     apply_all(target)  # the schema this version needs (a no-op when it is current)
