@@ -53,7 +53,13 @@ def candle(ts: datetime, price: float = 100.0, *, volume: float = 1.0) -> tuple:
 
 @pytest.fixture(scope="module")
 def planted(db):
-    with psycopg.connect(db) as conn:
+    plant(db)
+    return db
+
+
+def plant(dsn: str) -> None:
+    """A gap of each cause, and a candle breaking each sanity rule (GAP_ROWS and SANITY_ROWS are what they give)."""
+    with psycopg.connect(dsn) as conn:
         # Gaps: minutes 0-9 and 20-54 stored (30-39 as zero-volume fillers), 0-59 fetched, 0-99 and 200-209 wanted.
         fut = add_instrument(conn, "GAP-FUT", created=T0, expiry=T0 + 10 * H)
         rows = [candle(T0 + m * M) for m in range(10)] + [candle(T0 + m * M) for m in range(20, 30)]
@@ -90,21 +96,40 @@ def planted(db):
         rows += [candle(T0 - M), candle(T0 + 100 * M, 110.0)]          # before the listing, at the expiry
         rows += [candle(T0 + 77 * M + timedelta(seconds=30))]           # off the minute grid
         add_candles(conn, bad, rows)
-    return db
+
+
+GAP_ROWS = [
+    ("candles", "GAP-FUT", T0 + 10 * M, T0 + 20 * M, 10, "exchange_empty"),
+    ("candles", "GAP-FUT", T0 + 55 * M, T0 + 60 * M, 5, "exchange_empty"),
+    ("candles", "GAP-FUT", T0 + 60 * M, T0 + 100 * M, 40, "not_fetched"),
+    ("candles", "GAP-FUT", T0 + 200 * M, T0 + 210 * M, 10, "not_fetched"),
+    ("funding", "GAP-PERPETUAL", T0 + 2 * H, T0 + 3 * H, 60, "exchange_empty"),
+]
+GAPS = """SELECT dataset, instrument_name, gap_start, gap_end, missing_minutes, cause FROM deribit.gap_report
+           WHERE instrument_name IN ('GAP-FUT', 'GAP-PERPETUAL') ORDER BY 2, 3"""
+
+SANITY_ROWS = [
+    (T0 - M, "outside_instrument_life"),
+    (T0 + 50 * M, "spike"),
+    (T0 + 60 * M, "spike"),
+    (T0 + 70 * M, "high_below_open_close"),
+    (T0 + 71 * M, "low_above_open_close"),
+    (T0 + 72 * M, "high_below_low"),
+    (T0 + 72 * M, "low_above_open_close"),
+    (T0 + 73 * M, "non_positive_price"),
+    (T0 + 74 * M, "negative_volume_or_cost"),
+    (T0 + 75 * M, "volume_without_cost"),
+    (T0 + 76 * M, "cost_without_volume"),
+    (T0 + 77 * M + timedelta(seconds=30), "off_minute_grid"),
+    (T0 + 80 * M, "spike"),
+    (T0 + 100 * M, "outside_instrument_life"),
+]
+SANITY = "SELECT ts, rule FROM deribit.sanity_violations WHERE instrument_name = 'BAD-FUT' ORDER BY ts, rule"
 
 
 def test_gap_report_gives_each_cause_exactly(planted):
     with psycopg.connect(planted) as conn:
-        rows = conn.execute(
-            """SELECT dataset, instrument_name, gap_start, gap_end, missing_minutes, cause FROM deribit.gap_report
-                WHERE instrument_name IN ('GAP-FUT', 'GAP-PERPETUAL') ORDER BY 2, 3""").fetchall()
-    assert rows == [
-        ("candles", "GAP-FUT", T0 + 10 * M, T0 + 20 * M, 10, "exchange_empty"),
-        ("candles", "GAP-FUT", T0 + 55 * M, T0 + 60 * M, 5, "exchange_empty"),
-        ("candles", "GAP-FUT", T0 + 60 * M, T0 + 100 * M, 40, "not_fetched"),
-        ("candles", "GAP-FUT", T0 + 200 * M, T0 + 210 * M, 10, "not_fetched"),
-        ("funding", "GAP-PERPETUAL", T0 + 2 * H, T0 + 3 * H, 60, "exchange_empty"),
-    ]
+        assert conn.execute(GAPS).fetchall() == GAP_ROWS
 
 
 def test_gap_report_for_one_instrument_reads_only_that_instrument(planted):
@@ -130,27 +155,10 @@ def test_coverage_counts_first_last_expected_and_completeness(planted):
 
 def test_every_sanity_rule_finds_its_planted_candle(planted):
     with psycopg.connect(planted) as conn:
-        found = conn.execute(
-            """SELECT ts, rule FROM deribit.sanity_violations WHERE instrument_name = 'BAD-FUT'
-                ORDER BY ts, rule""").fetchall()
+        found = conn.execute(SANITY).fetchall()
         spikes = dict(conn.execute(
             "SELECT ts, detail FROM deribit.sanity_violations WHERE instrument_name = 'BAD-FUT' AND rule = 'spike'"))
-    assert found == [
-        (T0 - M, "outside_instrument_life"),
-        (T0 + 50 * M, "spike"),
-        (T0 + 60 * M, "spike"),
-        (T0 + 70 * M, "high_below_open_close"),
-        (T0 + 71 * M, "low_above_open_close"),
-        (T0 + 72 * M, "high_below_low"),
-        (T0 + 72 * M, "low_above_open_close"),
-        (T0 + 73 * M, "non_positive_price"),
-        (T0 + 74 * M, "negative_volume_or_cost"),
-        (T0 + 75 * M, "volume_without_cost"),
-        (T0 + 76 * M, "cost_without_volume"),
-        (T0 + 77 * M + timedelta(seconds=30), "off_minute_grid"),
-        (T0 + 80 * M, "spike"),
-        (T0 + 100 * M, "outside_instrument_life"),
-    ]
+    assert found == SANITY_ROWS
     assert spikes[T0 + 80 * M].startswith("high 115 is 15 beyond the body")
     assert spikes[T0 + 50 * M].startswith("low 85 is 15 beyond the body")
     assert spikes[T0 + 60 * M].startswith("close 120 is 20 beyond the body")
