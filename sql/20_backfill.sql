@@ -5,8 +5,32 @@
 -- Plan the fetches of `p_want` for one (dataset, key): everything in it that is neither fetched yet
 -- (coverage) nor already planned (an unfinished task), cut into tasks of at most `p_chunk`.
 -- Failed tasks in the range are retried. Returns the number of new tasks.
+-- Urgency tiers of an instrument's candles (issue 8): the data most at risk first. An expired instrument soon
+-- drops out of what the exchange lists; one expiring within a week is about to.
+CREATE OR REPLACE FUNCTION deribit_ts.option_tier(p_expiry timestamptz, p_now timestamptz)
+RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_expiry IS NULL THEN NULL
+                WHEN p_expiry < p_now + interval '7 days' THEN 'critical'
+                WHEN p_expiry < p_now + interval '30 days' THEN 'high'
+                WHEN p_expiry < p_now + interval '90 days' THEN 'medium'
+                ELSE 'low' END;
+$$;
+
+-- The priority of an instrument's candle tasks (lower runs first; funding 1 and index 2 go before any candles).
+-- Critical (expired, or expiring within 7 days) is one priority, ordered inside by the tasks' `due` (expiry);
+-- then one priority per day to expiry, so the high, medium and low tiers follow in order; perpetuals last.
+CREATE OR REPLACE FUNCTION deribit_ts.candle_priority(p_perpetual boolean, p_expiry timestamptz, p_now timestamptz)
+RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_perpetual OR p_expiry IS NULL THEN 100000
+                WHEN deribit_ts.option_tier(p_expiry, p_now) = 'critical' THEN 10
+                ELSE 100 + (extract(epoch FROM p_expiry - p_now)::bigint / 86400)::integer END;
+$$;
+
+DROP FUNCTION IF EXISTS deribit_ts.plan_tasks(text, text, tstzrange, interval, integer);
 CREATE OR REPLACE FUNCTION deribit_ts.plan_tasks(
-    p_dataset text, p_key text, p_want tstzrange, p_chunk interval, p_priority integer)
+    p_dataset text, p_key text, p_want tstzrange, p_chunk interval, p_priority integer, p_due timestamptz DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -27,6 +51,13 @@ BEGIN
      WHERE dataset = p_dataset AND key = p_key AND state = 'failed'
        AND tstzrange(range_start, range_end) && p_want;
 
+    -- Urgency changes with time (an option moves to a more urgent tier as it nears expiry): the newest plan's
+    -- priority holds for every task of the key still waiting.
+    UPDATE deribit_ts.tasks
+       SET priority = p_priority, due = p_due, updated_at = now()
+     WHERE dataset = p_dataset AND key = p_key AND state = 'pending'
+       AND (priority, due) IS DISTINCT FROM (p_priority, p_due);
+
     WITH fetched AS (
         SELECT coalesce(range_agg(tstzrange(lower(fetched),
                                             greatest(lower(fetched), least(upper(fetched), final_until)))),
@@ -44,10 +75,11 @@ BEGIN
         SELECT piece_start, least(piece_start + p_chunk, upper(gap)) AS piece_end
           FROM gaps, generate_series(lower(gap), upper(gap) - interval '1 microsecond', p_chunk) AS piece_start
     )
-    INSERT INTO deribit_ts.tasks (dataset, key, range_start, range_end, priority)
-    SELECT p_dataset, p_key, piece_start, piece_end, p_priority FROM pieces
+    INSERT INTO deribit_ts.tasks (dataset, key, range_start, range_end, priority, due)
+    SELECT p_dataset, p_key, piece_start, piece_end, p_priority, p_due FROM pieces
     ON CONFLICT (dataset, key, range_start, range_end) DO UPDATE
-        SET state = 'pending', cursor = NULL, attempts = 0, updated_at = now()
+        SET state = 'pending', cursor = NULL, attempts = 0, priority = EXCLUDED.priority, due = EXCLUDED.due,
+            updated_at = now()
         WHERE deribit_ts.tasks.state IN ('done', 'failed');
     GET DIAGNOSTICS created = ROW_COUNT;
     RETURN created;
@@ -55,7 +87,8 @@ END;
 $$;
 
 -- Claim the next task for `p_owner`: a pending one, or a running one whose lease expired (its worker
--- died). SKIP LOCKED lets any number of workers, in any number of processes, claim concurrently.
+-- died). SKIP LOCKED lets any number of workers, in any number of processes, claim concurrently. Order: priority
+-- (urgency tier), then the soonest expiry, then a key's newest range first.
 CREATE OR REPLACE FUNCTION deribit_ts.claim_task(
     p_owner text, p_lease interval, p_datasets text[], p_keys text[])
 RETURNS SETOF deribit_ts.tasks
@@ -68,7 +101,7 @@ LANGUAGE sql AS $$
              WHERE (state = 'pending' OR (state = 'running' AND lease_expires < now()))
                AND dataset = ANY (p_datasets)
                AND (p_keys IS NULL OR key = ANY (p_keys))
-             ORDER BY priority, range_start DESC, task_id
+             ORDER BY priority, due, range_start DESC, task_id
              LIMIT 1
              FOR UPDATE SKIP LOCKED)
     RETURNING t.*;
@@ -88,6 +121,11 @@ BEGIN
                               WHERE i.instrument_name = p_key AND f.ts >= lower(p_range) AND f.ts < upper(p_range))
         WHEN 'index' THEN (SELECT count(*) FROM deribit.index_price_history p
                             WHERE p.index_name = p_key AND p.ts >= lower(p_range) AND p.ts < upper(p_range))
+        WHEN 'dvol' THEN (SELECT count(*) FROM deribit.volatility_index v
+                           WHERE v.currency = p_key AND v.ts >= lower(p_range) AND v.ts < upper(p_range))
+        -- a delivery happens at 08:00 UTC of its date (deribit_ts/ingest/delivery.py)
+        WHEN 'delivery' THEN (SELECT count(*) FROM deribit.delivery_prices d
+                               WHERE d.index_name = p_key AND (d.date + time '08:00') AT TIME ZONE 'UTC' <@ p_range)
     END;
 END;
 $$;
@@ -97,8 +135,12 @@ $$;
 -- fetch does not cover, and their rows recounted on the table. So coverage records never overlap, and the rows
 -- they add up to are the rows stored (deribit.coverage.rows = count(*)). Anything that writes rows of a dataset
 -- records them here.
+-- p_filled (options): the minutes of p_fetched answered with filler candles that are not stored as rows; a record
+-- cut back keeps its filler minutes inside what remains of it.
+DROP FUNCTION IF EXISTS deribit_ts.record_coverage(text, text, tstzrange, integer, timestamptz, bigint);
 CREATE OR REPLACE FUNCTION deribit_ts.record_coverage(
-    p_dataset text, p_key text, p_fetched tstzrange, p_rows integer, p_final_until timestamptz, p_run_id bigint)
+    p_dataset text, p_key text, p_fetched tstzrange, p_rows integer, p_final_until timestamptz, p_run_id bigint,
+    p_filled tstzmultirange DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -119,16 +161,18 @@ BEGIN
         -- The first piece keeps the record (its id and rollup mark); a second one (the new fetch inside the old) is
         -- a copy of it.
         UPDATE deribit_ts.coverage
-           SET fetched = pieces[1], rows = deribit_ts.stored_rows(p_dataset, p_key, pieces[1])
+           SET fetched = pieces[1], rows = deribit_ts.stored_rows(p_dataset, p_key, pieces[1]),
+               filled = nullif(old.filled * tstzmultirange(pieces[1]), '{}')
          WHERE coverage_id = old.coverage_id;
         IF cardinality(pieces) > 1 THEN
-            INSERT INTO deribit_ts.coverage (dataset, key, fetched, rows, final_until, fetched_at, run_id, rolled_up_at)
+            INSERT INTO deribit_ts.coverage (dataset, key, fetched, rows, final_until, fetched_at, run_id, rolled_up_at,
+                                             filled)
             VALUES (p_dataset, p_key, pieces[2], deribit_ts.stored_rows(p_dataset, p_key, pieces[2]), old.final_until,
-                    old.fetched_at, old.run_id, old.rolled_up_at);
+                    old.fetched_at, old.run_id, old.rolled_up_at, nullif(old.filled * tstzmultirange(pieces[2]), '{}'));
         END IF;
     END LOOP;
-    INSERT INTO deribit_ts.coverage (dataset, key, fetched, rows, final_until, run_id)
-    VALUES (p_dataset, p_key, p_fetched, p_rows, p_final_until, p_run_id);
+    INSERT INTO deribit_ts.coverage (dataset, key, fetched, rows, final_until, run_id, filled)
+    VALUES (p_dataset, p_key, p_fetched, p_rows, p_final_until, p_run_id, nullif(p_filled, '{}'));
 END;
 $$;
 
@@ -222,10 +266,14 @@ COMMENT ON VIEW deribit.coverage IS 'Per dataset and key: the range asked for, w
 -- Record one committed window of a task, in the caller's transaction with the window's rows: the
 -- coverage it proves (final up to p_final_until), the task's cursor (resume point), the lease extension, the watermark and the
 -- run's counters. Returns false, and changes nothing, when the caller no longer holds the task's lease.
+-- p_filled: the minutes the window's answer filled with zero-volume candles that were not stored (options).
+DROP FUNCTION IF EXISTS deribit_ts.task_progress(bigint, text, interval, bigint, timestamptz, timestamptz, timestamptz,
+                                                 integer, integer, integer, integer, integer);
 CREATE OR REPLACE FUNCTION deribit_ts.task_progress(
     p_task_id bigint, p_owner text, p_lease interval, p_run_id bigint,
     p_from timestamptz, p_to timestamptz, p_final_until timestamptz, p_rows integer,
-    p_inserted integer, p_revised integer, p_requests integer, p_retries integer)
+    p_inserted integer, p_revised integer, p_requests integer, p_retries integer,
+    p_filled tstzmultirange DEFAULT NULL)
 RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -239,7 +287,7 @@ BEGIN
         RETURN false;
     END IF;
     PERFORM deribit_ts.record_coverage(t.dataset, t.key, tstzrange(p_from, p_to), p_rows, least(p_to, p_final_until),
-                                       p_run_id);
+                                       p_run_id, p_filled);
     INSERT INTO deribit_ts.watermarks AS w (dataset, key, covered_until)
     VALUES (t.dataset, t.key, p_to)
     ON CONFLICT (dataset, key) DO UPDATE

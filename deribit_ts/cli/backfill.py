@@ -1,4 +1,5 @@
-"""`deribit-ts backfill ...`: the complete history of instruments, candles, funding and index prices."""
+"""`deribit-ts backfill ...`: the complete history of instruments, candles (options by urgency), funding, index
+prices, DVOL and delivery prices."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ from deribit_ts.cli.common import (
 from deribit_ts.config import DEFAULT_WORKERS
 from deribit_ts.db.migrate import apply_all
 from deribit_ts.errors import DatabaseUnavailable, UserError
-from deribit_ts.ingest.backfill import KINDS, BackfillRequest, run_backfill
+from deribit_ts.ingest.backfill import KINDS, BackfillRequest, dry_run, run_backfill
 from deribit_ts.ingest.index import DEFAULT_INDEXES
+from deribit_ts.ingest.options import TIERS
 from deribit_ts.ingest.progress import Reporter, RichReporter
 
 app = typer.Typer(help="Backfill history from the exchange into TimescaleDB (resumable, idempotent).",
@@ -168,6 +170,92 @@ def index_cmd(
     _run(ctx, dsn, api_url, request, "backfill index", as_json, quiet, since, until)
 
 
+def _dry_run(ctx: typer.Context, dsn: str | None, api_url: str | None, request: BackfillRequest, as_json: bool,
+             since: str | None, until: str | None) -> None:
+    """Print what a run would plan, per urgency tier; write nothing (not even the schema)."""
+    request.since, request.until = since_until(since, until)
+    s = settings(ctx, dsn, api_url)
+    target = database_dsn(s)
+    if apply_all(target, dry_run=True):
+        raise UserError("the database schema is not current: run `deribit-ts db migrate` first "
+                        "(a dry run writes nothing, not even the schema)")
+    result = asyncio.run(dry_run(target, s.api_url, request))
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    typer.echo(f"{'tier':10} {'options':>8} {'tasks':>8} {'requests':>9} {'time':>10}")
+    for tier in TIERS:
+        t = result["plan"][tier]
+        typer.echo(f"{tier:10} {t['options']:>8,} {t['tasks']:>8,} {t['requests']:>9,} {_duration(t['seconds']):>10}")
+    tasks = sum(t["tasks"] for t in result["plan"].values())
+    typer.echo(f"{'total':10} {sum(result['tiers'].values()):>8,} {tasks:>8,} {result['requests']:>9,} "
+               f"{_duration(result['seconds']):>10}")
+    typer.echo(f"(at {result['allowance_per_s']:g} requests/s; dry run: nothing was written)")
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+@app.command("options")
+def options_cmd(
+    ctx: typer.Context,
+    currency: CurrencyOption = "BTC,ETH",
+    since: SinceOption = None,
+    until: UntilOption = None,
+    dry_run_: Annotated[bool, typer.Option("--dry-run", help="Print the plan per tier; write nothing.")] = False,
+    dsn: DsnOption = None,
+    api_url: ApiUrlOption = None,
+    workers: WorkersOption = DEFAULT_WORKERS,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """One-minute candles of every option, active and expired, most urgent first: critical (expired or expiring
+    within 7 days), high (7-30 days), medium (30-90), low (beyond). Zero-volume filler candles are not stored."""
+    request = BackfillRequest(datasets=["candles"], currencies=_split(currency, "--currency"), kinds=["option"],
+                              workers=workers)
+    if dry_run_:
+        _dry_run(ctx, dsn, api_url, request, as_json, since, until)
+        return
+    _run(ctx, dsn, api_url, request, "backfill options", as_json, quiet, since, until)
+
+
+@app.command("dvol")
+def dvol_cmd(
+    ctx: typer.Context,
+    currency: CurrencyOption = "BTC,ETH",
+    since: SinceOption = None,
+    until: UntilOption = None,
+    dsn: DsnOption = None,
+    api_url: ApiUrlOption = None,
+    workers: WorkersOption = DEFAULT_WORKERS,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """DVOL (Deribit's implied volatility index) in one-minute candles into deribit.volatility_index."""
+    request = BackfillRequest(datasets=["dvol"], currencies=_split(currency, "--currency"), workers=workers)
+    _run(ctx, dsn, api_url, request, "backfill dvol", as_json, quiet, since, until)
+
+
+@app.command("delivery")
+def delivery_cmd(
+    ctx: typer.Context,
+    index: Annotated[str, typer.Option("--index", help="Comma-separated index names.")] = ",".join(DEFAULT_INDEXES),
+    since: SinceOption = None,
+    until: UntilOption = None,
+    dsn: DsnOption = None,
+    api_url: ApiUrlOption = None,
+    workers: WorkersOption = DEFAULT_WORKERS,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Daily delivery prices of indexes into deribit.delivery_prices."""
+    request = BackfillRequest(datasets=["delivery"], indexes=_split(index, "--index"), workers=workers)
+    _run(ctx, dsn, api_url, request, "backfill delivery", as_json, quiet, since, until)
+
+
 @app.command("all")
 def all_cmd(
     ctx: typer.Context,
@@ -180,8 +268,9 @@ def all_cmd(
     as_json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
-    """Instruments, then funding and index, then candles of perpetuals and futures (expiring soonest first)."""
+    """Instruments, then funding, index, DVOL and delivery prices, then candles of perpetuals, futures and options
+    (most urgent first: expired or expiring within 7 days, then by days to expiry)."""
     currencies = _split(currency, "--currency")
-    request = BackfillRequest(datasets=["instruments", "funding", "index", "candles"], currencies=currencies,
-                              indexes_named=False, workers=workers)
+    request = BackfillRequest(datasets=["instruments", "funding", "index", "dvol", "delivery", "candles"],
+                              currencies=currencies, kinds=list(KINDS), indexes_named=False, workers=workers)
     _run(ctx, dsn, api_url, request, "backfill all", as_json, quiet, since, until)

@@ -23,42 +23,45 @@ from psycopg import AsyncConnection
 from deribit_ts.config import DEFAULT_MAX_RETRIES, env_int, mask_password
 from deribit_ts.db.connect import connect_async
 from deribit_ts.exchange.client import DeribitClient
-from deribit_ts.exchange.limiter import CreditLimiter
-from deribit_ts.ingest import index, instruments, rollups, tasks
+from deribit_ts.exchange.limiter import DEFAULT_BUCKET, CreditLimiter
+from deribit_ts.ingest import delivery, dvol, index, instruments, options, rollups, tasks
 from deribit_ts.ingest.engine import RANGED, Engine
 from deribit_ts.ingest.progress import Reporter
 from deribit_ts.timeutil import EPOCH, check_order, from_ms
 
 log = logging.getLogger(__name__)
 
-DATASETS = ("instruments", "funding", "index", "candles")  # the order `backfill all` plans them in
+DATASETS = ("instruments", "funding", "index", "dvol", "delivery", "candles")  # the order `backfill all` plans them in
 KINDS = ("perpetual", "future", "option")
 INDEX_TASK_SPAN = timedelta(days=100_000)  # one task per index: the API pages by range, not by time
 
 # Rows are keyed by their open time, one per step (the row step of each dataset); a row belongs to a request
 # when since <= ts < until. Bounds are aligned UP to the step before planning, so coverage only ever records
 # whole steps: [10:00, 11:00:30) holds the 11:00 candle, and is planned as [10:00, 11:01).
-STEPS = {"candles": timedelta(minutes=1), "funding": timedelta(hours=1), "index": timedelta(minutes=1)}
+STEPS = {"candles": timedelta(minutes=1), "funding": timedelta(hours=1), "index": timedelta(minutes=1),
+         "dvol": timedelta(minutes=1), "delivery": timedelta(minutes=1)}
 
-# Lower runs first, following `backfill all`'s documented order: funding and the index (a few cheap requests
-# per key) before any candles. Among candles, expired instruments first (their data is what the exchange may
-# stop serving), then dated instruments by expiry, perpetuals last.
+# Lower runs first, following `backfill all`'s documented order: funding, the index, DVOL and delivery prices
+# (a few cheap requests per key) before any candles. Among candles (deribit_ts.candle_priority): the critical tier
+# first (expired, or expiring within 7 days: what the exchange may stop serving), then by days to expiry,
+# perpetuals last; within one priority the soonest expiry (`due`) first.
 FUNDING_PRIORITY = 1
 INDEX_PRIORITY = 2
+DVOL_PRIORITY = 3
+DELIVERY_PRIORITY = 4
 _INSTRUMENT_WANTS = """
 SELECT instrument_name,
        greatest(date_trunc(%(unit)s, coalesce(creation_ts, %(default_start)s)), %(since)s) AS want_from,
        least(coalesce(expiry, 'infinity'), %(until)s, %(horizon)s) AS want_until,
-       CASE WHEN is_perpetual THEN 100000
-            WHEN expiry <= %(now)s THEN 10
-            ELSE 100 + extract(epoch FROM expiry - %(now)s)::bigint / 86400 END AS priority
+       deribit_ts.candle_priority(is_perpetual, expiry, %(now)s) AS priority,
+       CASE WHEN NOT is_perpetual THEN expiry END AS due
   FROM deribit.instruments
  WHERE base_currency = ANY(%(currencies)s)
    AND ((%(perpetual)s AND kind = 'future' AND is_perpetual)
         OR (%(future)s AND kind = 'future' AND NOT is_perpetual)
         OR (%(option)s AND kind = 'option'))
    AND (%(names)s::text[] IS NULL OR instrument_name = ANY(%(names)s))
- ORDER BY priority, instrument_name
+ ORDER BY priority, due, instrument_name
 """
 
 
@@ -130,6 +133,29 @@ async def _wants(conn: AsyncConnection, req: BackfillRequest, kinds: list[str], 
     return await cur.fetchall()
 
 
+def _series_wants(dataset: str, req: BackfillRequest, since: datetime | None, until: datetime,
+                  first_points: dict[tuple[str, str], datetime | None]) -> list[tuple]:
+    """(key, from, until, priority, due) of the series not keyed by instrument: indexes, DVOL, delivery prices."""
+    if dataset == "dvol":
+        return [(c, since or dvol.HISTORY_START, until, DVOL_PRIORITY, None) for c in req.currencies]
+    priority = DELIVERY_PRIORITY if dataset == "delivery" else INDEX_PRIORITY
+    starts = {name: since or first_points.get((dataset, name)) for name in req.indexes}
+    return [(name, start, until, priority, None) for name, start in starts.items() if start is not None]
+
+
+async def series_starts(client: DeribitClient, req: BackfillRequest) -> dict[tuple[str, str], datetime | None]:
+    """Without --since: where the exchange's history of each index (prices, deliveries) starts."""
+    if req.since is not None:
+        return {}
+    starts: dict[tuple[str, str], datetime | None] = {}
+    for name in req.indexes:
+        if "index" in req.datasets:
+            starts["index", name] = await index.first_point(client, name)
+        if "delivery" in req.datasets:
+            starts["delivery", name] = await delivery.first_delivery(client, name)
+    return starts
+
+
 def align_up(value: datetime, step: timedelta) -> datetime:
     """The first multiple of `step` (counted from the epoch) at or after `value`."""
     return EPOCH + -((EPOCH - value) // step) * step
@@ -140,9 +166,10 @@ def _aligned(req: BackfillRequest, step: timedelta) -> BackfillRequest:
 
 
 async def make_plan(conn: AsyncConnection, req: BackfillRequest, now: datetime,
-                    index_starts: dict[str, datetime | None] | None = None) -> Plan:
-    """The tasks of a request. Without --since an index is wanted from where the exchange's history of it starts
-    (`index_starts`; an index the exchange has no history of is not planned)."""
+                    first_points: dict[tuple[str, str], datetime | None] | None = None) -> Plan:
+    """The tasks of a request. Without --since an index (its prices, its deliveries) is wanted from where the
+    exchange's history of it starts (`first_points`, by (dataset, index name): series_starts; an index the exchange
+    has no history of is not planned)."""
     plan = Plan()
     last_minute = now.replace(second=0, microsecond=0)
     for dataset in req.datasets:
@@ -155,20 +182,19 @@ async def make_plan(conn: AsyncConnection, req: BackfillRequest, now: datetime,
         elif dataset == "funding":
             # A funding row at hh:00 is final at hh:00; ask up to the next whole hour (exclusive).
             horizon = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-            wants = [(key, start, end, FUNDING_PRIORITY)
-                     for key, start, end, _ in await _wants(conn, aligned, ["perpetual"], "hour", horizon, now)]
+            wants = [(key, start, end, FUNDING_PRIORITY, None)
+                     for key, start, end, *_ in await _wants(conn, aligned, ["perpetual"], "hour", horizon, now)]
         else:
             until = min(aligned.until or last_minute, last_minute)
-            starts = {name: aligned.since or (index_starts or {}).get(name) for name in req.indexes}
-            wants = [(name, start, until, INDEX_PRIORITY) for name, start in starts.items() if start is not None]
+            wants = _series_wants(dataset, req, aligned.since, until, first_points or {})
         span = RANGED[dataset].task_span if dataset in RANGED else INDEX_TASK_SPAN
         plan.keys[dataset] = [key for key, *_ in wants]
         plan.new_tasks[dataset] = 0
-        for key, start, end, priority in wants:
+        for key, start, end, priority, due in wants:
             # An expiry off the step (none known so far) still ends on a whole step: its last row is in.
             # (Every horizon is a whole step already, so this never reaches past it.)
             start, end = align_up(start, step), align_up(end, step)
-            plan.new_tasks[dataset] += await tasks.plan(conn, dataset, key, start, end, span, priority)
+            plan.new_tasks[dataset] += await tasks.plan(conn, dataset, key, start, end, span, priority, due)
     return plan
 
 
@@ -225,7 +251,7 @@ async def _check_names(client: DeribitClient, req: BackfillRequest) -> None:
     req.currencies = await instruments.resolve_currencies(client, req.currencies)
     if not req.indexes_named:
         req.indexes = [f"{currency.lower()}_usd" for currency in req.currencies]
-    if "index" in req.datasets:
+    if {"index", "delivery"} & set(req.datasets):
         req.indexes = await instruments.check_indexes(client, req.indexes, keep_unlisted=req.indexes_named)
 
 
@@ -256,9 +282,9 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
                 await instruments.resolve_unknown(client, control, req.instruments)
                 if "funding" in req.datasets:
                     await instruments.check_perpetuals(control, req.instruments)
-            index_starts = ({name: await index.first_point(client, name) for name in req.indexes}
-                            if "index" in req.datasets and req.since is None else None)
-            plan = await make_plan(control, req, now, index_starts)
+            plan = await make_plan(control, req, now, await series_starts(client, req))
+            option_keys = [k for k in plan.keys.get("candles", []) if options.is_option(k)]
+            tiers = await options.tier_plan(control, option_keys, now) if option_keys else None
             for dataset, keys in plan.keys.items():
                 reporter.planned(dataset, await _open_tasks(control, dataset, keys))
             ids = await instruments.name_to_id(control)
@@ -274,6 +300,9 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
             error = (f"{len(failed)} task(s) failed, the first: {failed[0][0].dataset} {failed[0][0].key}: "
                      f"{failed[0][1]}") if failed else None
             summary = await summarize(control, run_id, plan)
+            if tiers is not None:  # options planned, per urgency tier, as the run found them
+                summary["tiers"] = {name: t["options"] for name, t in tiers.items()}
+                summary["tier_plan"] = tiers
         except (KeyboardInterrupt, asyncio.CancelledError):
             status, error = "interrupted", "interrupted"
             raise
@@ -290,6 +319,37 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
         summary.update({"run_id": run_id, "status": status, "error": error, "instruments_catalogued": catalogued,
                         "exchange": client.stats.as_dict()})
         return summary
+
+
+def allowance_per_s(limiter: CreditLimiter) -> float:
+    """Requests a second the default bucket allows this process (Deribit's 20/s times the scale; a disabled limiter
+    still plans at Deribit's own allowance)."""
+    per_s = DEFAULT_BUCKET.refill_per_s / DEFAULT_BUCKET.cost
+    return per_s * limiter.scale * limiter.share if limiter.enabled else per_s
+
+
+async def dry_run(dsn: str, api_url: str, req: BackfillRequest) -> dict:
+    """What a run would plan, per urgency tier of its options, without writing anything: the catalogue is read
+    from the exchange and the plan made as a real run would, inside one transaction that is rolled back."""
+    check_order(req.since, req.until)
+    retries = env_int("DERIBIT_TS_MAX_RETRIES", DEFAULT_MAX_RETRIES)
+    async with (await connect_async(dsn, autocommit=False, application_name="deribit-ts backfill") as conn,
+                DeribitClient(api_url, limiter=CreditLimiter.from_env(), max_retries=retries) as client):
+        await _check_names(client, req)
+        now = from_ms(await client.get_time())
+        async with conn.transaction(force_rollback=True):
+            if await _catalogue_needed(conn, req):
+                await instruments.store(conn, await instruments.fetch_catalogue(client, req.currencies))
+            plan = await make_plan(conn, req, now, await series_starts(client, req))
+            option_keys = [k for k in plan.keys.get("candles", []) if options.is_option(k)]
+            tiers = await options.tier_plan(conn, option_keys, now)
+        rate = allowance_per_s(client.limiter)
+    for tier in tiers.values():
+        tier["seconds"] = round(tier["requests"] / rate, 1)
+    return {"dry_run": True, "tiers": {name: t["options"] for name, t in tiers.items()}, "plan": tiers,
+            "requests": sum(t["requests"] for t in tiers.values()),
+            "seconds": round(sum(t["requests"] for t in tiers.values()) / rate, 1), "allowance_per_s": rate,
+            "exchange_time": now.isoformat()}
 
 
 async def _open_tasks(conn: AsyncConnection, dataset: str, keys: list[str]) -> dict[str, int]:

@@ -29,6 +29,7 @@ class Window:
     end_ms: int
     rows: list[Sequence]
     tally: Tally = field(default_factory=Tally)  # HTTP requests and retries it took
+    key: str = ""  # the task's key (instrument, currency) the rows belong to
 
 
 class RangedDataset(ABC):
@@ -42,6 +43,7 @@ class RangedDataset(ABC):
     empty_proof_floor: int | None = None
     task_span: timedelta  # size of one task of the plan
     settle: timedelta = timedelta(0)  # how long the exchange may still revise its newest points
+    keyed_by_instrument: bool = True  # keys are instrument names (load gets their id); else the key itself
 
     @cached_property
     def reach(self) -> Reach | None:
@@ -65,7 +67,7 @@ class RangedDataset(ABC):
         return [(a, min(a + self.window_ms, end_ms)) for a in range(start_ms, end_ms, self.window_ms)]
 
     async def fetch_window(self, client: DeribitClient, key: str, start_ms: int, end_ms: int) -> Window:
-        window = Window(start_ms, end_ms, [])
+        window = Window(start_ms, end_ms, [], key=key)
         current_tally.set(window.tally)  # this runs in its own asyncio task: the tally is the window's
 
         async def once(a: int, b: int) -> list[Sequence]:

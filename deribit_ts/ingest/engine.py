@@ -18,7 +18,7 @@ from psycopg import AsyncConnection
 from deribit_ts.db.connect import connect_async
 from deribit_ts.exchange.client import DeribitClient, Tally, current_tally
 from deribit_ts.exchange.errors import ExchangeError, UnexpectedReplyError
-from deribit_ts.ingest import candles, funding, index, tasks
+from deribit_ts.ingest import candles, delivery, dvol, funding, index, options, tasks
 from deribit_ts.ingest.dataset import RangedDataset
 from deribit_ts.ingest.progress import Reporter
 from deribit_ts.ingest.tasks import Task
@@ -26,7 +26,17 @@ from deribit_ts.timeutil import from_ms
 
 log = logging.getLogger(__name__)
 
-RANGED: dict[str, RangedDataset] = {"candles": candles.DATASET, "funding": funding.DATASET}
+RANGED: dict[str, RangedDataset] = {"candles": candles.DATASET, "funding": funding.DATASET, "dvol": dvol.DATASET}
+# Datasets fetched whole per key (the API pages by something other than time): fetch(client, key, start, end, now)
+# and load(conn, rows) of their module.
+WHOLE = {"index": index, "delivery": delivery}
+
+
+def ranged_dataset(task: Task) -> RangedDataset:
+    """The dataset that works a task: an option's candles keep their fillers out of the table (ingest/options.py)."""
+    if task.dataset == "candles" and options.is_option(task.key):
+        return options.OPTION_CANDLES
+    return RANGED[task.dataset]
 IDLE_POLL_S = 1.0  # how often an idle worker looks for tasks released by dead workers
 
 
@@ -87,8 +97,8 @@ class Engine:
         started = time.monotonic()
         error = None
         try:
-            if task.dataset == "index":
-                await self._index_task(conn, owner, task)
+            if task.dataset in WHOLE:
+                await self._whole_task(conn, owner, task)
             else:
                 await self._ranged_task(conn, owner, task)
         except LeaseLost:
@@ -106,8 +116,8 @@ class Engine:
         self.reporter.task_done(task.dataset, task.key)
 
     async def _ranged_task(self, conn: AsyncConnection, owner: str, task: Task) -> None:
-        dataset = RANGED[task.dataset]
-        key_id = self.ids[task.key]
+        dataset = ranged_dataset(task)
+        key_id = self.ids[task.key] if dataset.keyed_by_instrument else None
         windows = dataset.windows(task.resume_from, task.range_end)
         ahead: asyncio.Task | None = None
         try:
@@ -119,9 +129,10 @@ class Engine:
                 window = await current
                 async with conn.transaction():
                     loaded = await dataset.load(conn, key_id, window)
+                    rows = len(window.rows) if loaded.rows is None else loaded.rows
                     if not await tasks.progress(conn, task, owner, self.run_id, from_ms(start_ms), from_ms(end_ms),
-                                                self.now - dataset.settle, len(window.rows), loaded.inserted,
-                                                loaded.revised, window.tally):
+                                                self.now - dataset.settle, rows, loaded.inserted,
+                                                loaded.revised, window.tally, loaded.filled):
                         raise LeaseLost
                 self.reporter.rows(task.dataset, len(window.rows))
         finally:
@@ -129,12 +140,13 @@ class Engine:
                 ahead.cancel()
                 await asyncio.gather(ahead, return_exceptions=True)
 
-    async def _index_task(self, conn: AsyncConnection, owner: str, task: Task) -> None:
+    async def _whole_task(self, conn: AsyncConnection, owner: str, task: Task) -> None:
+        module = WHOLE[task.dataset]
         tally = Tally()
         current_tally.set(tally)
-        rows = await index.fetch(self.client, task.key, task.resume_from, task.range_end, self.now)
+        rows = await module.fetch(self.client, task.key, task.resume_from, task.range_end, self.now)
         async with conn.transaction():
-            loaded = await index.load(conn, rows)
+            loaded = await module.load(conn, rows)
             if not await tasks.progress(conn, task, owner, self.run_id, task.resume_from, task.range_end,
                                         self.now, len(rows), loaded.inserted, loaded.revised, tally):
                 raise LeaseLost

@@ -37,6 +37,8 @@ class Table:
 class LoadResult:
     inserted: int = 0
     revised: int = 0
+    filled: list | None = None  # [from, until) runs of filler minutes answered but not stored (option candles)
+    rows: int | None = None  # rows of the window kept in the table, when not every row answered is (None: all)
 
 
 async def copy_rows(conn: AsyncConnection, table: Table, rows: Sequence[Sequence], *, into=None) -> None:

@@ -38,6 +38,7 @@ class Task:
     last_error: str | None
     created_at: datetime
     updated_at: datetime
+    due: datetime | None = None  # the key's expiry: orders tasks within one priority (migration 0013)
 
     @property
     def resume_from(self) -> datetime:
@@ -49,11 +50,11 @@ def worker_id(n: int) -> str:
 
 
 async def plan(conn: AsyncConnection, dataset: str, key: str, start: datetime, end: datetime,
-               chunk: timedelta, priority: int) -> int:
+               chunk: timedelta, priority: int, due: datetime | None = None) -> int:
     if start >= end:
         return 0
-    cur = await conn.execute(
-        "SELECT deribit_ts.plan_tasks(%s, %s, tstzrange(%s, %s), %s, %s)", (dataset, key, start, end, chunk, priority))
+    cur = await conn.execute("SELECT deribit_ts.plan_tasks(%s, %s, tstzrange(%s, %s), %s, %s, %s)",
+                             (dataset, key, start, end, chunk, priority, due))
     return (await cur.fetchone())[0]
 
 
@@ -64,11 +65,14 @@ async def claim(conn: AsyncConnection, owner: str, datasets: list[str], keys: li
 
 
 async def progress(conn: AsyncConnection, task: Task, owner: str, run_id: int, start: datetime, end: datetime,
-                   final_until: datetime, rows: int, inserted: int, revised: int, tally: Tally) -> bool:
+                   final_until: datetime, rows: int, inserted: int, revised: int, tally: Tally,
+                   filled: list[tuple[datetime, datetime]] | None = None) -> bool:
+    """Record one committed window; `filled` = [from, until) runs of filler minutes not stored as rows."""
     cur = await conn.execute(
-        "SELECT deribit_ts.task_progress(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "SELECT deribit_ts.task_progress(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+        "(SELECT range_agg(tstzrange(a, b)) FROM unnest(%s::timestamptz[], %s::timestamptz[]) AS u(a, b)))",
         (task.task_id, owner, LEASE, run_id, start, end, final_until, rows, inserted, revised, tally.requests,
-         tally.retries))
+         tally.retries, [a for a, _ in filled or []], [b for _, b in filled or []]))
     return (await cur.fetchone())[0]
 
 

@@ -81,6 +81,8 @@ class SimConfig:
     funding_truncate: str = "new"  # ...keeping the oldest rows so a forward walk continues at the last row
     trades_max_count: int = 1000  # `count` above this is a -32602 error, like the real API
     dvol_max_rows: int = 1000  # get_volatility_index_data rows per call before `continuation` is set
+    # DVOL exists from its launch in March 2021 (deribit_api.md 3.10a; the day is an assumption), not from `start`
+    dvol_start: datetime = datetime(2021, 3, 24, tzinfo=UTC)
     mark_history_step_seconds: int = 300  # get_mark_price_history: Deribit documents 5-minute data...
     mark_history_max_rows: int = 1000  # ...and this many (the newest) per answer (a cap Deribit does not document)
     index_chart_resolution: dict[str, int] = field(
@@ -137,7 +139,7 @@ class SimConfig:
         unknown = set(self.fault_kinds) - set(FAULT_KINDS)
         if unknown:
             raise UserError(f"unknown fault kinds {sorted(unknown)}; choose from {', '.join(FAULT_KINDS)}")
-        for name in ("start", "now"):
+        for name in ("start", "now", "dvol_start"):
             value = getattr(self, name)
             if value is not None and value.tzinfo is None:
                 object.__setattr__(self, name, value.replace(tzinfo=UTC))

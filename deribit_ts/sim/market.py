@@ -372,7 +372,8 @@ class SimMarket:
         `continuation` = the end_timestamp that fetches the next older page."""
         now = self._now(now_ms)
         step = seconds * 1000
-        first = -(-max(start_ms, self.config.start_ms) // step) * step
+        dvol_start = int(max(self.config.start, self.config.dvol_start).timestamp() * 1000)
+        first = -(-max(start_ms, dvol_start) // step) * step
         last = min(end_ms, now) // step * step
         if last < first:
             return {"data": [], "continuation": None}

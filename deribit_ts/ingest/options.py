@@ -1,0 +1,104 @@
+"""Option candles: every option, active and expired, by urgency tier; filler candles kept out of the table.
+
+Tiers (deribit_ts.option_tier in sql/20_backfill.sql): `critical` = expired or expiring within 7 days, `high`
+7-30 days, `medium` 30-90, `low` beyond. The plan gives each tier its priority and every task its instrument's
+expiry as `due`, so workers take critical first and, within a tier, the soonest expiry first.
+
+Fillers: options trade rarely, and the chart endpoint answers every untraded minute with a zero-volume candle at
+the last close. Stored as rows they are ~97% of an option's candles and ~50x the bytes of its traded ones
+(README "Option candles and fillers", measured by scripts/bench_options.py). So an option's window stores only
+its traded candles; the filler minutes are recorded, as ranges, in the window's coverage row
+(deribit_ts.coverage.filled), which keeps "filler", "exchange had nothing" and "never fetched" apart and lets a
+filler be rebuilt exactly (the last traded close). A stored candle whose minute the exchange now answers as a
+filler (a busted trade) is deleted, so deribit.ohlcv_1m never shows a traded candle the exchange does not.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from psycopg import AsyncConnection
+
+from deribit_ts.ingest.candles import Candles
+from deribit_ts.ingest.dataset import Window
+from deribit_ts.ingest.load import LoadResult
+from deribit_ts.timeutil import MINUTE_MS
+
+TIERS = ("critical", "high", "medium", "low")
+
+# BTC-27SEP24-40000-C, XRP_USDC-30JUN23-0d625-C (deribit_api.md 3); combos (BTC-CS-...) are not options here.
+_OPTION_NAME = re.compile(r"^[A-Z0-9_]+-\d{1,2}[A-Z]{3}\d{2}-[0-9d.]+-[CP]$")
+
+
+def is_option(name: str) -> bool:
+    return bool(_OPTION_NAME.match(name))
+
+
+def is_filler(row: Sequence) -> bool:
+    """A zero-volume candle at one price: what the chart endpoint sends for a minute without trades."""
+    _, o, h, low, c, volume, cost = row
+    return volume == 0 and cost == 0 and o == h == low == c
+
+
+def filler_runs(ticks: list[int]) -> list[tuple[datetime, datetime]]:
+    """[from, until) runs of consecutive minutes."""
+    runs: list[list[int]] = []
+    for t in ticks:
+        if runs and runs[-1][1] == t:
+            runs[-1][1] = t + MINUTE_MS
+        else:
+            runs.append([t, t + MINUTE_MS])
+    return [(datetime.fromtimestamp(a / 1000, UTC), datetime.fromtimestamp(b / 1000, UTC)) for a, b in runs]
+
+
+_DELETE_FILLED = """
+DELETE FROM deribit.candles_1m
+ WHERE instrument_id = %s AND ts >= %s AND ts < %s AND ts = ANY(%s)
+"""
+
+
+class OptionCandles(Candles):
+    """Candles of one option: the traded ones are stored, the fillers recorded as covered minutes."""
+
+    async def load(self, conn: AsyncConnection, key_id: int, window: Window) -> LoadResult:
+        traded = [r for r in window.rows if not is_filler(r)]
+        filler_ticks = [r[0] for r in window.rows if is_filler(r)]
+        result = await super().load(conn, key_id, replace(window, rows=traded)) if traded else LoadResult()
+        if filler_ticks:
+            lo = datetime.fromtimestamp(filler_ticks[0] / 1000, UTC)
+            hi = datetime.fromtimestamp(filler_ticks[-1] / 1000, UTC) + timedelta(minutes=1)
+            stamps = [datetime.fromtimestamp(t / 1000, UTC) for t in filler_ticks]
+            cur = await conn.execute(_DELETE_FILLED, (key_id, lo, hi, stamps))
+            result.revised += cur.rowcount  # a traded candle the exchange no longer has
+        result.filled = filler_runs(filler_ticks)
+        result.rows = len(traded)  # coverage counts the rows stored (deribit.coverage.rows = count(*))
+        return result
+
+
+OPTION_CANDLES = OptionCandles()
+
+# What the planned option tasks amount to per tier. Requests: one per window of a task's remaining range (the
+# least it takes; an option with no trade yet answers no_data and may take a few more).
+_TIER_PLAN = """
+SELECT deribit_ts.option_tier(i.expiry, %(now)s) AS tier,
+       count(DISTINCT t.key) AS options,
+       count(*) AS tasks,
+       coalesce(sum(ceil(extract(epoch FROM t.range_end - coalesce(t.cursor, t.range_start)) / %(window_s)s)),
+                0)::bigint AS requests
+  FROM deribit_ts.tasks t
+  JOIN deribit.instruments i ON i.instrument_name = t.key
+ WHERE t.dataset = 'candles' AND t.state IN ('pending', 'running') AND t.key = ANY(%(keys)s)
+ GROUP BY 1
+"""
+
+
+async def tier_plan(conn: AsyncConnection, keys: list[str], now: datetime) -> dict[str, dict]:
+    """Per tier: options with work planned, their open tasks, and the requests those take at least."""
+    cur = await conn.execute(_TIER_PLAN, {"now": now, "keys": keys, "window_s": OPTION_CANDLES.window_ms / 1000})
+    found = {tier: (options, tasks, requests) for tier, options, tasks, requests in await cur.fetchall()}
+    return {tier: dict(zip(("options", "tasks", "requests"), found.get(tier, (0, 0, 0)), strict=True))
+            for tier in TIERS}
+
