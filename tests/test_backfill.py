@@ -34,7 +34,8 @@ NO_LIMITER = {"DERIBIT_TS_RATE_LIMIT_SCALE": "off"}
 
 @pytest.fixture(scope="module")
 def sim():
-    with run_in_thread(SimConfig(now=NOW, rate_limit="off")) as handle:
+    # `backfill all` includes options: a quarter of the real-sized chain keeps it quick.
+    with run_in_thread(SimConfig(now=NOW, rate_limit="off", option_strike_density=0.25)) as handle:
         yield handle
 
 
