@@ -231,3 +231,101 @@ BEGIN
         'seconds', round(extract(epoch FROM clock_timestamp() - started)::numeric, 3));
 END
 $$;
+
+-- Storage (Community edition): columnstore on the hypertables other workstreams add later, once they exist.
+-- 0007 set it up for candles, funding, index and snapshots; deribit.volatility_index (DVOL) is created by a later
+-- migration, so it is configured here, idempotently, whenever the repeatable files are applied after it.
+-- Segment by the key, order by time (the primary key's columns); compress once older than the collector's
+-- revision window. Apache: nothing (no compression on that edition).
+CREATE OR REPLACE FUNCTION deribit_ts.ensure_columnstore()
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    t record;
+    configured integer := 0;
+BEGIN
+    IF current_setting('timescaledb.license', true) IS DISTINCT FROM 'timescale' THEN
+        RETURN 0;
+    END IF;
+    FOR t IN SELECT * FROM (VALUES ('volatility_index', 'currency', 'ts DESC', INTERVAL '60 days'))
+                 AS v (name, segmentby, orderby, after)
+    LOOP
+        IF EXISTS (SELECT 1 FROM timescaledb_information.hypertables
+                    WHERE hypertable_schema = 'deribit' AND hypertable_name = t.name AND NOT compression_enabled) THEN
+            EXECUTE format('ALTER TABLE deribit.%I SET (timescaledb.enable_columnstore, timescaledb.segmentby = %L, '
+                           'timescaledb.orderby = %L)', t.name, t.segmentby, t.orderby);
+            EXECUTE format('CALL add_columnstore_policy(%L::regclass, after => %L::interval, if_not_exists => true)',
+                           'deribit.' || t.name, t.after);
+            configured := configured + 1;
+        END IF;
+    END LOOP;
+    RETURN configured;
+END
+$$;
+
+SELECT deribit_ts.ensure_columnstore();
+
+-- Per hypertable (market data, and the Apache rollup tables): rows, bytes on disk (table, indexes, toast,
+-- compressed chunks), bytes per row, and on the Community edition the columnstore's before/after sizes of the
+-- compressed chunks and their ratio. Rows are counted exactly (count(*)): a size report is not a hot path.
+CREATE OR REPLACE FUNCTION deribit_ts.storage_report()
+RETURNS TABLE (hypertable text, rows bigint, total_bytes bigint, bytes_per_row numeric, chunks bigint,
+               compressed_chunks bigint, compressed_bytes_before bigint, compressed_bytes_after bigint,
+               compression_ratio numeric)
+LANGUAGE plpgsql AS $$
+DECLARE
+    h record;
+    tsl boolean := current_setting('timescaledb.license', true) = 'timescale';
+BEGIN
+    FOR h IN SELECT hypertable_schema, hypertable_name, num_chunks FROM timescaledb_information.hypertables
+              WHERE hypertable_schema IN ('deribit', 'deribit_ts') ORDER BY 1, 2
+    LOOP
+        hypertable := h.hypertable_schema || '.' || h.hypertable_name;
+        EXECUTE format('SELECT count(*) FROM %I.%I', h.hypertable_schema, h.hypertable_name) INTO rows;
+        total_bytes := hypertable_size(hypertable::regclass);
+        bytes_per_row := CASE WHEN rows > 0 THEN round(total_bytes::numeric / rows, 1) END;
+        chunks := h.num_chunks;
+        compressed_chunks := 0;
+        compressed_bytes_before := NULL;
+        compressed_bytes_after := NULL;
+        compression_ratio := NULL;
+        IF tsl THEN
+            SELECT s.number_compressed_chunks, s.before_compression_total_bytes, s.after_compression_total_bytes
+              INTO compressed_chunks, compressed_bytes_before, compressed_bytes_after
+              FROM hypertable_columnstore_stats(hypertable::regclass) s;
+            compressed_chunks := coalesce(compressed_chunks, 0);
+            compression_ratio := CASE WHEN compressed_bytes_after > 0
+                                      THEN round(compressed_bytes_before::numeric / compressed_bytes_after, 2) END;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+-- Community: compress now whatever the columnstore policies would compress on their next run (chunks older than
+-- each policy's `after`), by running those policy jobs in the foreground. Call outside a transaction block.
+-- summary: {"jobs": n, "chunks_before": compressed chunks before, "chunks_after": after}.
+CREATE OR REPLACE PROCEDURE deribit_ts.compress_due(INOUT summary jsonb DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    job integer;
+    jobs integer := 0;
+    before_count bigint;
+    after_count bigint;
+BEGIN
+    IF current_setting('timescaledb.license', true) IS DISTINCT FROM 'timescale' THEN
+        RAISE EXCEPTION 'compression is not available on the TimescaleDB Apache edition'
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    SELECT count(*) INTO before_count FROM timescaledb_information.chunks WHERE is_compressed;
+    FOR job IN SELECT job_id FROM timescaledb_information.jobs
+                WHERE proc_name = 'policy_compression' AND hypertable_schema IN ('deribit', 'deribit_ts')
+                ORDER BY job_id
+    LOOP
+        CALL run_job(job);
+        jobs := jobs + 1;
+    END LOOP;
+    SELECT count(*) INTO after_count FROM timescaledb_information.chunks WHERE is_compressed;
+    summary := jsonb_build_object('jobs', jobs, 'chunks_before', before_count, 'chunks_after', after_count);
+END
+$$;

@@ -12,8 +12,9 @@ from typing import Annotated, TextIO
 import psycopg
 import typer
 
-from deribit_ts.cli.common import DsnOption, JsonOption, settings
+from deribit_ts.cli.common import DsnOption, JsonOption, database_dsn, settings
 from deribit_ts.config import Settings, mask_password
+from deribit_ts.db import storage
 from deribit_ts.db.connect import connect, server_info
 from deribit_ts.db.embedded import Cluster
 from deribit_ts.db.migrate import apply_all, migration_state
@@ -209,6 +210,62 @@ def _follow(handle: TextIO) -> None:
                 time.sleep(0.5)
     except KeyboardInterrupt:
         return
+
+
+@app.command()
+def size(ctx: typer.Context, dsn: DsnOption = None, as_json: JsonOption = False) -> None:
+    """Per hypertable: rows, bytes on disk, bytes per row, and (Community edition) the compression ratio."""
+    with connect(database_dsn(settings(ctx, dsn)), autocommit=True) as conn:
+        report = storage.storage_report(conn)
+    if as_json:
+        typer.echo(json.dumps(report, default=str))
+        return
+    typer.echo(f"{'hypertable':36} {'rows':>12} {'size':>10} {'B/row':>8} {'chunks':>7} {'compressed':>10} "
+               f"{'ratio':>6}")
+    for r in report:
+        ratio = f"{r['compression_ratio']:.1f}x" if r["compression_ratio"] else "-"
+        per_row = f"{r['bytes_per_row']:.1f}" if r["bytes_per_row"] is not None else "-"
+        typer.echo(f"{r['hypertable']:36} {r['rows']:>12,} {_human_size(r['total_bytes']):>10} {per_row:>8} "
+                   f"{r['chunks']:>7} {r['compressed_chunks']:>10} {ratio:>6}")
+
+
+@app.command()
+def compress(ctx: typer.Context, dsn: DsnOption = None, as_json: JsonOption = False) -> None:
+    """Compress now what the columnstore policies would (chunks older than the window the collector still
+    revises). Community edition only: on Apache it says so and exits 0 (there is nothing to compress)."""
+    with connect(database_dsn(settings(ctx, dsn)), autocommit=True) as conn:
+        if not storage.has_tsl(conn):
+            message = "compression is not available on the TimescaleDB Apache edition: nothing to do"
+            typer.echo(json.dumps({"available": False, "message": message}) if as_json else f"deribit-ts: {message}",
+                       err=not as_json)
+            return
+        summary = storage.compress_due(conn)
+    if as_json:
+        typer.echo(json.dumps({"available": True, **summary}))
+    else:
+        typer.echo(f"ran {summary['jobs']} columnstore policy job(s): compressed chunks "
+                   f"{summary['chunks_before']} -> {summary['chunks_after']}")
+
+
+@app.command()
+def jobs(ctx: typer.Context, dsn: DsnOption = None, as_json: JsonOption = False) -> None:
+    """List the Timescale background jobs (rollup refresh, compression) with their last run and status."""
+    with connect(database_dsn(settings(ctx, dsn)), autocommit=True) as conn:
+        tsl = storage.has_tsl(conn)
+        listed = storage.jobs(conn) if tsl else []
+    if as_json:
+        typer.echo(json.dumps({"edition": "timescale" if tsl else "apache", "jobs": listed,
+                               "note": None if tsl else storage.APACHE_SCHEDULER_NOTE}, default=str))
+        return
+    if not tsl:
+        typer.echo(storage.APACHE_SCHEDULER_NOTE)
+        return
+    typer.echo(f"{'id':>5} {'job':44} {'every':>10} {'last run':25} {'status':8} {'next start':25}")
+    for j in listed:
+        what = j["proc"] + (f" ({j['target']})" if j["target"] else "")
+        typer.echo(f"{j['job_id']:>5} {what[:44]:44} {j['schedule_interval']:>10} "
+                   f"{str(j['last_run_started_at'] or 'never')[:25]:25} {str(j['last_run_status'] or '-'):8} "
+                   f"{str(j['next_start'] or '-')[:25]:25}")
 
 
 from deribit_ts.cli import db_migrate  # noqa: E402  (it registers `db migrate` on this app)
