@@ -148,9 +148,11 @@ def main() -> None:
         return
     print(f"{result['simulated_hours']} simulated hours at {args.speed:g}x, {', '.join(currencies)}, "
           f"taken {result['taken_at']}")
-    print(f"{'dataset':18} {'samples':>7} {'median':>8} {'p99':>8} {'max':>8}   (lag, simulated seconds)")
+    print(f"{'dataset':18} {'samples':>7} {'median':>8} {'p99':>8} {'max':>8}   lag in simulated seconds "
+          f"(and in real seconds: / {args.speed:g})")
     for dataset, d in result["lag"].items():
-        print(f"{dataset:18} {d['samples']:>7} {d['median_s']:>8.1f} {d['p99_s']:>8.1f} {d['max_s']:>8.1f}")
+        real = "  ".join(f"{d[k] / args.speed:.2f}" for k in ("median_s", "p99_s", "max_s"))
+        print(f"{dataset:18} {d['samples']:>7} {d['median_s']:>8.1f} {d['p99_s']:>8.1f} {d['max_s']:>8.1f}   ({real})")
     used = result["requests_per_simulated_s"]
     print(f"requests: {result['requests']} ({used:.3f} per simulated second = {used / ALLOWANCE_PER_S:.1%} of "
           f"Deribit's {ALLOWANCE_PER_S:g}/s allowance); 10028 answers: {result['throttled']}; "

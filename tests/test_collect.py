@@ -17,9 +17,15 @@ import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from pathlib import Path
+
 import psycopg
+import pytest
 from helpers import cli_command, run_cli
 
+from deribit_ts.config import default_home
+from deribit_ts.db.embedded import Cluster
+from deribit_ts.db.migrate import apply_all
 from deribit_ts.sim import SimConfig, run_in_thread
 from deribit_ts.sim.config import Pathologies
 from deribit_ts.timeutil import MINUTE_MS, from_ms, to_ms
@@ -116,6 +122,15 @@ def collecting(dsn: str) -> bool:
         return bool(conn.execute("SELECT count(*) FROM deribit_ts.watermarks WHERE dataset = 'candles'").fetchone()[0])
 
 
+def caught_up(dsn: str, sim) -> bool:
+    """Every dataset fresh, and no collector task left open (between two plans)."""
+    if max((lag if lag is not None else 1e9) for lag in freshness(dsn, sim).values()) >= MAX_LAG_S:
+        return False
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT count(*) FROM deribit_ts.tasks WHERE state IN ('pending', 'running') "
+                            "AND priority < 0").fetchone()[0] == 0
+
+
 def leader(dsn: str) -> tuple[int, str] | None:
     with psycopg.connect(dsn) as conn:
         return conn.execute("SELECT pid, state FROM deribit_ts.collector_status WHERE holds_lock").fetchone()
@@ -152,8 +167,11 @@ def check_against_the_market(dsn: str, sim) -> dict:
                     """SELECT lower(fetched), upper(fetched), rows, final_until, fetched_at, run_id
                          FROM deribit_ts.coverage WHERE dataset = 'candles' AND key = %s ORDER BY fetched_at""",
                     (name,)).fetchall()
+                open_tasks = conn.execute(
+                    """SELECT range_start, range_end, state, cursor, priority, lease_owner FROM deribit_ts.tasks
+                        WHERE dataset = 'candles' AND key = %s AND state <> 'done'""", (name,)).fetchall()
                 raise AssertionError(f"{name}: {len(stored)} stored, {len(expected)} in the market; missing "
-                                     f"{missing}; coverage {coverage}")
+                                     f"{missing}; coverage {coverage}; open tasks {open_tasks}")
         funding = conn.execute("SELECT ts, interest_1h FROM deribit.funding_rates ORDER BY ts").fetchall()
         index = conn.execute("SELECT ts, price FROM deribit.index_prices WHERE index_name = 'btc_usd' ORDER BY ts"
                              ).fetchall()
@@ -218,6 +236,7 @@ def test_two_collectors_keep_everything_fresh_through_a_listing_an_expiry_and_a_
         recovered_s = time.monotonic() - killed
         lags.paused.clear()
         sim_minutes(sim, 24)  # past 08:00: the expiry and the listing
+        wait_for(lambda: caught_up(new_db, sim), 30, "every dataset fresh, nothing left to fetch")
         status = run_cli("status", "--json", "--dsn", new_db)
         report = json.loads(status.stdout)
         elapsed, err = stop(second)
@@ -250,10 +269,38 @@ def test_two_collectors_keep_everything_fresh_through_a_listing_an_expiry_and_a_
     assert paths[0] == "/ping/abc/start" and "/ping/abc" in paths
 
 
-def test_an_exchange_outage_a_killed_database_connection_and_a_kill_9_each_end_with_the_gap_filled(new_db):
+@pytest.fixture
+def restartable_db(tmp_path, new_db):
+    """(DSN, restart): a database on a private embedded cluster of this test's own, whose restart cannot disturb
+    other tests; where no private prefix is installed (an external test server), the shared server's new_db, and
+    a restart that terminates every connection of the collector instead."""
+    prefix = Path(os.environ.get("DERIBIT_TS_PG_PREFIX") or default_home() / "postgres")
+    if not (prefix / "usr").exists():
+        def drop_connections() -> None:
+            with psycopg.connect(new_db, autocommit=True) as conn:
+                conn.execute("""SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                                 WHERE datname = current_database() AND application_name = 'deribit-ts collect'""")
+        yield new_db, drop_connections
+        return
+    cluster = Cluster(tmp_path / "home", prefix=prefix)
+    cluster.up(quiet=True)
+    try:
+        apply_all(cluster.url())
+
+        def restart() -> None:
+            cluster.down()
+            time.sleep(2)
+            cluster.up(quiet=True)
+        yield cluster.url(), restart
+    finally:
+        cluster.down()
+
+
+def test_an_exchange_outage_a_database_restart_and_a_kill_9_each_end_with_the_gap_filled(restartable_db):
     """A single collector: the exchange goes away for 3 simulated minutes (more, counting the retries), the
-    database kills its connections, and the process is killed with -9 and started again: every gap is filled from
-    the watermarks, nothing is stored twice, and the healthcheck hears /fail with the reason."""
+    database restarts, and the process is killed with -9 and started again: every gap is filled from the
+    watermarks, nothing is stored twice, and the healthcheck hears /fail with the reason."""
+    new_db, restart_database = restartable_db
     env = {"DERIBIT_TS_MAX_RETRIES": "2"}
     with healthcheck_server() as (ping_url, pings):
         with run_in_thread(sim_config()) as sim:
@@ -266,17 +313,14 @@ def test_an_exchange_outage_a_killed_database_connection_and_a_kill_9_each_end_w
         restarted = sim_config(now=from_ms(now_ms + 3 * MINUTE_MS), port=port)
         with run_in_thread(restarted) as sim:
             sim_minutes(sim, 6)
-            with psycopg.connect(new_db, autocommit=True) as conn:  # the database drops every collector connection
-                conn.execute("""SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                                 WHERE datname = current_database() AND application_name = 'deribit-ts collect'""")
+            restart_database()
             sim_minutes(sim, 6)
             collector.send_signal(signal.SIGKILL)
             collector.wait()
             sim_minutes(sim, 5)  # nobody collects
             collector = start_collector(new_db, sim.url, env=env)
             sim_minutes(sim, 10)
-            wait_for(lambda: max((freshness(new_db, sim)[d] or 1e9) for d in ("candles.perpetual", "index")) <
-                     MAX_LAG_S, 20, "the gaps to be filled")
+            wait_for(lambda: caught_up(new_db, sim), 30, "the gaps to be filled")
             elapsed, err = stop(collector)
             stats = sim.stats()
             check_against_the_market(new_db, sim)

@@ -48,6 +48,10 @@ def register(app: typer.Typer) -> None:
                                                        "refreshes (exchange clock).")] = 300,
         funding_every: Annotated[float, typer.Option("--funding-every", help="Seconds between funding fetches "
                                                      "(exchange clock).")] = 3600,
+        snapshots_every: Annotated[float, typer.Option("--snapshots-every", help="Seconds between bulk option "
+                                                       "snapshots, with --kinds option (exchange clock).")] = 300,
+        greeks_every: Annotated[float, typer.Option("--greeks-every", help="Seconds between option snapshots with "
+                                                    "the exchange's greeks, with --kinds option.")] = 3600,
         workers: Annotated[int, typer.Option("--workers", min=2, max=32, envvar="DERIBIT_TS_COLLECT_WORKERS",
                                              help="Concurrent tasks (two are kept for the newest data).")] = 4,
         dsn: DsnOption = None,
@@ -64,6 +68,8 @@ def register(app: typer.Typer) -> None:
                                   kinds=_kinds(kinds), healthcheck_url=healthcheck_url,
                                   catalogue_every=timedelta(seconds=_seconds(catalogue_every, "--catalogue-every")),
                                   funding_every=timedelta(seconds=_seconds(funding_every, "--funding-every")),
+                                  snapshots_every=timedelta(seconds=_seconds(snapshots_every, "--snapshots-every")),
+                                  greeks_every=timedelta(seconds=_seconds(greeks_every, "--greeks-every")),
                                   workers=workers)
         request.since = validate.timestamp(since, "--since")
         s = settings(ctx, dsn, api_url)

@@ -25,7 +25,7 @@ import psycopg
 from psycopg import AsyncConnection
 
 from deribit_ts.collect import options, plan
-from deribit_ts.collect.budget import BACKGROUND, PriorityLimiter, request_priority
+from deribit_ts.collect.budget import BACKGROUND, SNAPSHOTS, PriorityLimiter, request_priority
 from deribit_ts.collect.clock import ExchangeClock
 from deribit_ts.collect.engine import CollectorEngine
 from deribit_ts.collect.health import Healthcheck
@@ -62,6 +62,8 @@ class CollectSettings:
     full_check_every: timedelta = timedelta(hours=1)
     rollups_every: timedelta = timedelta(minutes=5)
     options_every: timedelta = timedelta(minutes=2)  # option candles within 5 minutes: a scan every 2
+    snapshots_every: timedelta = timedelta(minutes=5)  # bulk option snapshots (book summaries)
+    greeks_every: timedelta = timedelta(hours=1)  # option snapshots with the exchange's greeks (a ticker each)
     workers: int = 4
     fresh_workers: int = 2
 
@@ -81,7 +83,16 @@ class CollectSettings:
             out.append("candles.future")
         if "option" in self.kinds:
             out.append("candles.option")
+            if snapshots_available():
+                out += ["option_snapshots", "option_greeks"]
         return [*out, "index"]
+
+
+def snapshots_available() -> bool:
+    """Whether the option snapshot library (deribit_ts.ingest.snapshots.take_snapshot) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("deribit_ts.ingest.snapshots") is not None
 
 
 class Stop:
@@ -366,6 +377,11 @@ class Leader:
         if "option" in s.kinds:
             jobs.insert(1, Job("options", s.options_every, lambda now, f: self._plan_options(control, now),
                                timedelta(seconds=5), full))
+            if snapshots_available():  # options-chain's library (deribit_ts.ingest.snapshots), once installed
+                jobs += [Job("option_snapshots", s.snapshots_every, lambda now, f: self._snapshot(True),
+                             timedelta(seconds=10)),
+                         Job("option_greeks", s.greeks_every, lambda now, f: self._snapshot(False),
+                             timedelta(seconds=40))]
         if "perpetual" not in s.kinds:
             jobs = [j for j in jobs if j.name != "funding"]
         for job in jobs:  # the catalogue was just refreshed, with the expired instruments: next due in a period
@@ -476,11 +492,24 @@ class Leader:
         row = await cur.fetchone()
         return row is None or row[0] is None or not now - self.s.catalogue_every < row[0] <= now
 
+    async def _snapshot(self, bulk_only: bool) -> None:
+        """One round of option snapshots (bulk: book summaries only; else a ticker per option, with the exchange's
+        greeks), on a connection of its own (the round commits in one transaction), below fresh data's priority."""
+        from deribit_ts.ingest.snapshots import take_snapshot
+
+        request_priority.set(SNAPSHOTS)
+        async with await connect_async(self.dsn, application_name=APPLICATION) as conn:
+            await take_snapshot(conn, self.client, self.s.currencies, bulk_only=bulk_only, run_id=self.run_id)
+
     async def _rollups(self, control: AsyncConnection) -> None:
-        """Refresh the rollups of what was written."""
-        # Community edition: refresh the continuous aggregates over what was loaded (a no-op on Apache, where the
-        # rollups are plain views).
-        await rollups.refresh_after_run(control, self.run_id)
+        """Refresh the rollups of what was written: the rollups workstream's refresh where installed (Apache's
+        materialized rollups, the continuous aggregates on Community), else the continuous aggregates over what was
+        loaded (a no-op on Apache, where the rollups are then plain views)."""
+        refresh_async = getattr(rollups, "refresh_async", None)
+        if refresh_async is not None:
+            await refresh_async(control)
+        else:
+            await rollups.refresh_after_run(control, self.run_id)
 
 
 async def _release_previous_leaders_tasks(conn: AsyncConnection) -> None:

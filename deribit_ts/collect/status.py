@@ -24,6 +24,8 @@ DEFAULT_MAX_LAG = {
     "index": 150.0,
     "funding": 7200.0,
     "instruments": 900.0,
+    "option_snapshots": 900.0,
+    "option_greeks": 7200.0,
 }
 DEFAULT_MAX_LAG_OTHER = 900.0  # datasets added later (snapshots, DVOL, ...) unless set
 DEFAULT_MAX_HEARTBEAT_AGE = 60.0
