@@ -341,7 +341,7 @@ def test_an_exchange_outage_a_database_restart_and_a_kill_9_each_end_with_the_ga
 def test_options_that_traded_get_their_candles_within_5_minutes(new_db):
     """A small option chain: one bulk trades request per scan finds the options that traded; each gets its candles
     from the origin, within 5 simulated minutes of trading, equal to the market's; options that never traded cost
-    no chart request."""
+    no chart request. Option snapshots are taken on their schedules."""
     config = sim_config(strikes_per_expiry=4, option_expiries=("day", "week"))
     with run_in_thread(config) as sim:
         collector = start_collector(new_db, sim.url, "--kinds", "perpetual,option")
@@ -353,6 +353,8 @@ def test_options_that_traded_get_their_candles_within_5_minutes(new_db):
         with psycopg.connect(new_db) as conn:
             origin = conn.execute("SELECT origin FROM deribit_ts.collector_origin").fetchone()[0]
             marks = dict(conn.execute("SELECT key, covered_until FROM deribit_ts.watermarks WHERE dataset = 'candles'"))
+            rounds = dict(conn.execute("""SELECT greeks_source, count(DISTINCT ts) FROM deribit.option_ticker_snapshots
+                                           GROUP BY 1"""))
             stored = {name: rows for name, rows in conn.execute(
                 """SELECT instrument_name, array_agg(ARRAY[extract(epoch FROM ts) * 1000, open, close, volume]
                                                      ORDER BY ts)
@@ -365,6 +367,9 @@ def test_options_that_traded_get_their_candles_within_5_minutes(new_db):
             if minutes:
                 traded[inst.name] = minutes[-1]
     assert elapsed < 10 and "Traceback" not in err, err
+    # option snapshots: a bulk round every 5 simulated minutes (a round takes the simulator a few real seconds, i.e.
+    # simulated minutes at 60x, so fewer fit), a round with the exchange's greeks every hour (the first at start)
+    assert rounds.get("ticker", 0) >= 1 and rounds.get("sql", 0) >= 2, rounds
     assert len(traded) >= 3, "the chain should trade a few options in 20 minutes"
     for name, last_trade in traded.items():
         assert marks.get(name) is not None and to_ms(marks[name]) > last_trade, f"{name} traded but was not collected"
