@@ -261,9 +261,15 @@ def test_two_collectors_keep_everything_fresh_through_a_listing_an_expiry_and_a_
                                     (LISTED,)).fetchone()[0]
         running = conn.execute("SELECT count(*) FROM deribit_ts.tasks WHERE state = 'running'").fetchone()[0]
         runs = conn.execute("SELECT status FROM deribit_ts.runs ORDER BY run_id").fetchall()
+        jobs = {job: (n, errors) for job, n, errors in conn.execute(
+            "SELECT job, runs, errors FROM deribit_ts.collector_jobs")}
+        hourly = conn.execute("""SELECT count(*) FROM deribit.ohlcv_1h WHERE instrument_name = 'BTC-PERPETUAL'
+                                   AND ts >= '2024-03-08 08:00+00'""").fetchone()[0]
     assert first_listed == datetime(2024, 3, 8, 8, tzinfo=UTC)
     assert running == 0  # nothing left half-done by the SIGTERM
     assert runs[-1] == ("ok",)
+    assert jobs["rollups"][0] >= 2 and all(errors == 0 for _, errors in jobs.values()), jobs
+    assert hourly == 1  # the 08:00 hour reached the hourly rollup, refreshed by the collector
     # healthchecks.io protocol: /start first, then success pings
     paths = [p for p, _ in pings]
     assert paths[0] == "/ping/abc/start" and "/ping/abc" in paths

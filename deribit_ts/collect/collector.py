@@ -372,7 +372,7 @@ class Leader:
             Job("funding", s.funding_every, lambda now, f: self._plan_funding(control, now, f), timedelta(seconds=30),
                 full),
             Job("catalogue", s.catalogue_every, lambda now, f: self._catalogue(catalogue, now, f), full_every=full),
-            Job("rollups", s.rollups_every, lambda now, f: self._rollups(control)),
+            Job("rollups", s.rollups_every, lambda now, f: self._rollups()),
         ]
         if "option" in s.kinds:
             jobs.insert(1, Job("options", s.options_every, lambda now, f: self._plan_options(control, now),
@@ -501,15 +501,11 @@ class Leader:
         async with await connect_async(self.dsn, application_name=APPLICATION) as conn:
             await take_snapshot(conn, self.client, self.s.currencies, bulk_only=bulk_only, run_id=self.run_id)
 
-    async def _rollups(self, control: AsyncConnection) -> None:
-        """Refresh the rollups of what was written: the rollups workstream's refresh where installed (Apache's
-        materialized rollups, the continuous aggregates on Community), else the continuous aggregates over what was
-        loaded (a no-op on Apache, where the rollups are then plain views)."""
-        refresh_async = getattr(rollups, "refresh_async", None)
-        if refresh_async is not None:
-            await refresh_async(control)
-        else:
-            await rollups.refresh_after_run(control, self.run_id)
+    async def _rollups(self) -> None:
+        """Refresh the rollups of what was written (Apache: the materialized rollups' dirty buckets; Community: the
+        continuous aggregates), on a connection of its own so a long first refresh never holds up planning."""
+        async with await connect_async(self.dsn, application_name=APPLICATION) as conn:
+            await rollups.refresh_async(conn)
 
 
 async def _release_previous_leaders_tasks(conn: AsyncConnection) -> None:
