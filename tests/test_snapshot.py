@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import time
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -152,3 +153,18 @@ def test_kill_9_during_a_round_leaves_nothing_and_the_next_round_is_whole(new_db
 def test_blank_currency_is_refused(blank: str) -> None:
     done = run_cli("snapshot", "options", "--currency", blank, env={"DERIBIT_TS_DSN": "postgresql://127.0.0.1:9/x"})
     assert done.returncode != 0 and "currency" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_options_expiring_during_the_round_are_skipped_not_stored(new_db) -> None:
+    """The book summary lists an option expiring at 08:00; by the time its ticker is asked it has expired (state
+    closed): it is reported as skipped and no row of it is stored."""
+    expiry = datetime(2024, 3, 2, 8, tzinfo=UTC)
+    with run_in_thread(sim_config(clock_speed=1.0)) as sim:
+        # the round starts 0.8 s before the expiry: its book summary lists the 08:00 options, and the catalogue
+        # refresh and the summaries take longer than that before the first ticker is asked
+        sim.set_now(int(expiry.timestamp() * 1000) - 800)
+        result, _ = asyncio.run(_snapshot(new_db, sim.url, CreditLimiter(enabled=False)))
+    expiring = [n for n in result.skipped if n.startswith(("BTC-2MAR24-", "ETH-2MAR24-"))]
+    assert expiring and expiring == result.skipped
+    assert _rows(new_db, "SELECT count(*) FROM deribit.option_snapshots WHERE expiry <= quote_ts") == [(0,)]
+    assert _rows(new_db, "SELECT count(*) FROM deribit.option_snapshots") == [(result.options,)]

@@ -78,7 +78,7 @@ class SnapshotResult:
     seconds: float = 0.0
     bulk_only: bool = False
     greeks_from_sql: int = 0  # rows whose greeks came from SQL (all with bulk_only; failed tickers otherwise)
-    skipped: list[str] = field(default_factory=list)  # options the exchange no longer knew (expired mid-round)
+    skipped: list[str] = field(default_factory=list)  # expired mid-round (ticker: not found) or not in the catalogue
     written: int = 0  # new rows: fewer than `options` only if a round at the same exchange instant was stored
 
     def as_dict(self) -> dict:
@@ -129,14 +129,19 @@ async def _known_ids(conn: AsyncConnection, client: DeribitClient, chain: dict[s
 
 async def _tickers(client: DeribitClient, names: list[str], on_ticker: Callable[[int, int], None] | None,
                    skipped: list[str]) -> dict[str, dict]:
-    """One ticker per option, all queued at once: the client's limiter paces them at the allowance. An option the
-    exchange no longer knows (it expired during the round) is skipped; one that keeps failing keeps its bulk row."""
+    """One ticker per option, all queued at once: the client's limiter paces them at the allowance. An option that
+    expired during the round (its ticker is no longer open, or the exchange no longer knows it) is skipped; one
+    whose ticker keeps failing keeps its bulk row."""
     done = 0
 
     async def one(name: str) -> tuple[str, dict | None]:
         nonlocal done
         try:
-            return name, await client.ticker(name)
+            ticker = await client.ticker(name)
+            if ticker.get("state", "open") != "open":  # expired (closed, settling) since the book summary
+                skipped.append(name)
+                return name, None
+            return name, ticker
         except ExchangeError as exc:
             if exc.code == -32602:  # instrument not found: no longer live
                 skipped.append(name)
@@ -165,13 +170,20 @@ async def take_snapshot(conn: AsyncConnection, client: DeribitClient, currencies
     ts = from_ms(await client.get_time())
     chain = await _chain(client, currencies)
     ids = await _known_ids(conn, client, chain)
-    skipped: list[str] = []
-    names = [s["instrument_name"] for summaries in chain.values() for s in summaries]
+    # An option the catalogue still lacks after a refresh (get_instruments does not list it) cannot be stored.
+    skipped = sorted(s["instrument_name"] for summaries in chain.values() for s in summaries
+                     if s["instrument_name"] not in ids)
+    if skipped:
+        log.warning("%d option(s) of the book summary are not in the instrument list, e.g. %s: not stored",
+                    len(skipped), skipped[0])
+    names = [s["instrument_name"] for summaries in chain.values() for s in summaries
+             if s["instrument_name"] in ids]
     tickers = {} if bulk_only else await _tickers(client, names, on_ticker, skipped)
     rows, by_currency = [], {}
     for currency, summaries in chain.items():
+        gone = set(skipped)
         mine = [_row(ids[s["instrument_name"]], s, tickers.get(s["instrument_name"]))
-                for s in summaries if s["instrument_name"] not in skipped]
+                for s in summaries if s["instrument_name"] not in gone]
         rows.extend(mine)
         by_currency[currency] = len(mine)
     seconds = time.monotonic() - started
