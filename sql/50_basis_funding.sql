@@ -19,7 +19,8 @@ DROP FUNCTION IF EXISTS deribit_ts.index_at(text, text, timestamptz);
 -- perpetuals share an index, the one settled in the future's currency wins, then the oldest.
 CREATE VIEW deribit_ts.dated_futures AS
 SELECT f.id, f.instrument_name, f.base_currency AS currency, f.price_index, f.creation_ts, f.expiry,
-       perp.id AS perpetual_id
+       perp.id AS perpetual_id,
+       coalesce(f.creation_ts, '-infinity') AS listed  -- the index sources are read over the future's life only
 FROM deribit.instruments f
 LEFT JOIN LATERAL (
     SELECT p.id
@@ -93,16 +94,18 @@ FROM (
         UNION ALL
         SELECT f.instrument_name, x.ts, f.currency, f.expiry, x.price, 1, NULL, NULL
           FROM deribit_ts.dated_futures f
-          JOIN deribit.index_price_history x ON x.index_name = f.price_index AND x.ts < f.expiry
+          JOIN deribit.index_price_history x ON x.index_name = f.price_index
+                                         AND x.ts >= f.listed AND x.ts < f.expiry
         UNION ALL
         SELECT f.instrument_name, fr.ts, f.currency, f.expiry, fr.index_price, 2, NULL, NULL
           FROM deribit_ts.dated_futures f
-          JOIN deribit.funding_rate_history fr ON fr.instrument_id = f.perpetual_id AND fr.ts < f.expiry
+          JOIN deribit.funding_rate_history fr ON fr.instrument_id = f.perpetual_id
+                                          AND fr.ts >= f.listed AND fr.ts < f.expiry
          WHERE fr.index_price > 0
         UNION ALL
         SELECT f.instrument_name, pc.ts, f.currency, f.expiry, pc.close, 3, NULL, NULL
           FROM deribit_ts.dated_futures f
-          JOIN deribit.candles_1m pc ON pc.instrument_id = f.perpetual_id AND pc.ts < f.expiry
+          JOIN deribit.candles_1m pc ON pc.instrument_id = f.perpetual_id AND pc.ts >= f.listed AND pc.ts < f.expiry
       ) s
      GROUP BY s.instrument_name, s.ts, s.currency, s.expiry
     HAVING count(*) FILTER (WHERE s.source = 0) > 0

@@ -129,7 +129,8 @@ _COVERAGE_DAYS = """
 WITH win AS (
     SELECT coalesce(%(until)s::timestamptz, max(upper(t.wanted))) AS until FROM deribit_ts.targets t
 ), span AS (
-    SELECT coalesce(%(since)s::timestamptz, date_trunc('day', win.until) - make_interval(days => %(days)s)) AS since,
+    SELECT coalesce(%(since)s::timestamptz,
+                    date_trunc('day', win.until, 'UTC') - make_interval(days => %(days)s)) AS since,
            win.until
       FROM win
 ), wanted AS (
@@ -149,13 +150,15 @@ WITH win AS (
                AS label,
            day,
            (SELECT coalesce(sum(extract(epoch FROM upper(r) - lower(r))), 0)
-              FROM unnest(d.wanted * tstzmultirange(tstzrange(day, day + interval '1 day'))) r) AS wanted_s,
+              FROM unnest(d.wanted * tstzmultirange(tstzrange(day, day + interval '24 hours'))) r) AS wanted_s,
            (SELECT coalesce(sum(extract(epoch FROM upper(r) - lower(r))), 0)
-              FROM unnest(d.fetched * tstzmultirange(tstzrange(day, day + interval '1 day'))) r) AS fetched_s
+              FROM unnest(d.fetched * tstzmultirange(tstzrange(day, day + interval '24 hours'))) r) AS fetched_s
       FROM done d, span,
-           generate_series(date_trunc('day', span.since), span.until - interval '1 microsecond', interval '1 day') day
+           generate_series(date_trunc('day', span.since, 'UTC'), span.until - interval '1 microsecond',
+                           interval '24 hours') day
 )
-SELECT dataset, label, day::date AS day, round(100 * sum(fetched_s) / sum(wanted_s), 2)::float8 AS fetched_pct
+SELECT dataset, label, (day AT TIME ZONE 'UTC')::date AS day,
+       round(100 * sum(fetched_s) / sum(wanted_s), 2)::float8 AS fetched_pct
   FROM cells
  WHERE wanted_s > 0
  GROUP BY dataset, label, day
@@ -271,7 +274,8 @@ SELECT currency, ts, instrument_name, expiry, round(days_to_expiry::numeric, 2):
 
 # The same at the newest hour and a day, a week and a month before it: how the curve moved. The plots leave
 # out a future's last day, where annualizing turns a few dollars of basis into hundreds of percent a year.
-PLOT_MIN_DAYS_TO_EXPIRY = 1
+PLOT_MIN_DAYS_TO_EXPIRY = 1  # the term structure now; the lines over time leave out the last 3 days
+HISTORY_MIN_DAYS_TO_EXPIRY = 3
 _BASIS_SNAPSHOTS = f"""
 SELECT currency, ts, expiry, days_to_expiry, annualized_basis_pct, instrument_name
   FROM deribit.basis_term_structure
@@ -307,7 +311,7 @@ def basis(ask: _Asker, f: Filters) -> Section:
                           _BASIS_SNAPSHOTS, f.params(newest=at, min_days=PLOT_MIN_DAYS_TO_EXPIRY), chart_only=True)
     history = ask.table("basis_history", "Annualized basis of each future over time (daily, 00:00 UTC)", needs,
                         _BASIS_HISTORY,
-                        f.params(newest=at, days=DEFAULT_DAYS["basis"], min_days=PLOT_MIN_DAYS_TO_EXPIRY),
+                        f.params(newest=at, days=DEFAULT_DAYS["basis"], min_days=HISTORY_MIN_DAYS_TO_EXPIRY),
                         chart_only=True)
     return Section("basis", "Basis", [latest, snapshots, history])
 

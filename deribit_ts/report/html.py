@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from collections import defaultdict
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
@@ -97,7 +98,7 @@ def _html_table(table: Table) -> str:
 
 
 def _html_cell(value) -> str:
-    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    numeric = isinstance(value, int | float | Decimal) and not isinstance(value, bool)
     attribute = ' class="num"' if numeric else ""
     return f"<td{attribute}>{html.escape(cell_text(value))}</td>"
 
@@ -147,13 +148,19 @@ def _gaps_figures(section: Section) -> list[go.Figure]:
     table = section.main
     if not _usable(table):
         return []
-    figure = _figure("Missing minutes per instrument and cause", barmode="stack")
+    # A timeline: one row per (dataset, instrument), a mark at each gap sized by its length, so an exchange-wide
+    # outage reads as a column of marks at one instant.
+    labels = sorted({f"{r[0]} · {r[1]}" for r in table.rows}, reverse=True)
+    figure = _figure("Gaps over time (mark size: missing minutes)", height=max(260, 120 + 16 * len(labels)),
+                     margin={"l": 230, "r": 20, "t": 50, "b": 40})
     for cause, rows in sorted(_by(table.rows, 5).items()):
-        totals: dict[str, int] = defaultdict(int)
-        for row in rows:
-            totals[f"{row[0]} · {row[1]}"] += row[4]
-        figure.add_trace(go.Bar(x=list(totals), y=list(totals.values()), name=cause))
-    figure.update_yaxes(title_text="minutes")
+        figure.add_trace(go.Scatter(
+            x=[r[2] for r in rows], y=[f"{r[0]} · {r[1]}" for r in rows], mode="markers", name=cause,
+            marker={"size": [min(28, 6 + r[4] ** 0.5) for r in rows], "opacity": 0.7,
+                    "color": "#d73027" if cause == "not_fetched" else "#4575b4"},
+            text=[f"{r[2]:%Y-%m-%d %H:%M} to {r[3]:%Y-%m-%d %H:%M}: {r[4]:,} minutes" for r in rows],
+            hovertemplate="%{y}<br>%{text}<extra>" + cause + "</extra>"))
+    figure.update_yaxes(categoryorder="array", categoryarray=labels, tickfont={"size": 10})
     return [figure]
 
 
@@ -161,8 +168,11 @@ def _sanity_figures(section: Section) -> list[go.Figure]:
     table = section.table("sanity_by_rule")
     if not _usable(table):
         return []
-    figure = _figure("Violations by rule")
-    figure.add_trace(go.Bar(x=[r[0] for r in table.rows], y=[r[1] for r in table.rows], marker_color="#c0392b"))
+    figure = _figure("Violations by rule", height=140 + 36 * len(table.rows), margin={"l": 200, "r": 20, "t": 50,
+                                                                                       "b": 40})
+    figure.add_trace(go.Bar(x=[r[1] for r in table.rows], y=[r[0] for r in table.rows], orientation="h",
+                            marker_color="#c0392b", width=0.6))
+    figure.update_xaxes(title_text="candles")
     return [figure]
 
 
@@ -203,18 +213,22 @@ def _basis_figures(section: Section) -> list[go.Figure]:
     return figures
 
 
+_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
+
+
 def _funding_figures(section: Section) -> list[go.Figure]:
     series = section.table("funding_series")
     if not _usable(series):
         return []
     figure = _figure("Funding APR (% a year, simple): hourly, trailing 1 day and 7 days")
-    for name, rows in _by(series.rows, 0).items():
-        x = [r[1] for r in rows]
+    for i, (name, rows) in enumerate(_by(series.rows, 0).items()):
+        x, color = [r[1] for r in rows], _COLORS[i % len(_COLORS)]
         figure.add_trace(go.Scatter(x=x, y=[r[2] for r in rows], mode="lines", name=f"{name} hourly",
-                                    line={"width": 0.8}, opacity=0.45))
-        figure.add_trace(go.Scatter(x=x, y=[r[3] for r in rows], mode="lines", name=f"{name} 1 day"))
+                                    line={"width": 0.7, "color": color}, opacity=0.3))
+        figure.add_trace(go.Scatter(x=x, y=[r[3] for r in rows], mode="lines", name=f"{name} 1 day",
+                                    line={"width": 1.5, "color": color, "dash": "dot"}))
         figure.add_trace(go.Scatter(x=x, y=[r[4] for r in rows], mode="lines", name=f"{name} 7 days",
-                                    line={"width": 3}))
+                                    line={"width": 3, "color": color}))
     figure.update_yaxes(title_text="% a year")
     return [figure]
 

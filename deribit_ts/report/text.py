@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from datetime import date, datetime
+from decimal import Decimal
 from typing import TextIO
 
 from rich import box
@@ -18,6 +19,8 @@ from deribit_ts.report.data import Section, Table
 def cell_text(value) -> str:
     if value is None:
         return "-"
+    if isinstance(value, Decimal):  # numeric columns of a view: shown like the doubles
+        value = float(value)
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, float):
@@ -62,8 +65,8 @@ EMPTY_MEANS = {
 
 def _rich_table(table: Table) -> RichTable:
     rich = RichTable(title=f"{table.title} ({len(table.rows):,} rows)", title_justify="left", box=box.SIMPLE_HEAD)
-    numeric = [bool(table.rows) and isinstance(table.rows[0][i], int | float) and not isinstance(table.rows[0][i], bool)
-               for i in range(len(table.columns))]
+    numeric = [bool(table.rows) and isinstance(table.rows[0][i], int | float | Decimal)
+               and not isinstance(table.rows[0][i], bool) for i in range(len(table.columns))]
     for column, is_number in zip(table.columns, numeric, strict=True):
         rich.add_column(column, justify="right" if is_number else "left", overflow="fold")
     for row in table.rows:
@@ -74,6 +77,8 @@ def _rich_table(table: Table) -> RichTable:
 def _json_value(value):
     if isinstance(value, datetime | date):
         return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
     return str(value)
 
 
