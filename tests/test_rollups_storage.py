@@ -41,3 +41,20 @@ def test_db_compress_and_jobs_explain_the_apache_edition(new_db):
     listed = json.loads(jobs.stdout)
     assert listed["edition"] == "apache" and listed["jobs"] == []
     assert "deribit-ts refresh" in listed["note"] and "collector" in listed["note"]
+
+
+def test_the_refresh_timer_runs_the_refresh():
+    import configparser
+    from pathlib import Path
+
+    deploy = Path(__file__).resolve().parent.parent / "deploy"
+    units = {}
+    for name in ("deribit-ts-refresh.service", "deribit-ts-refresh.timer"):
+        parser = configparser.ConfigParser(strict=False, interpolation=None)
+        parser.optionxform = str
+        parser.read(deploy / name)
+        units[name] = parser
+    service = units["deribit-ts-refresh.service"]["Service"]
+    assert service["Type"] == "oneshot" and service["ExecStart"].split()[1:] == ["refresh"]
+    assert units["deribit-ts-refresh.timer"]["Timer"]["OnUnitActiveSec"] == "10min"
+    assert run_cli("refresh", "--help").returncode == 0
