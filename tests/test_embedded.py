@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import stat
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -210,6 +212,18 @@ def _kill_first_up(home: Path, when) -> None:
         proc.wait()
 
 
+@pytest.fixture
+def fresh_home() -> Iterator[Path]:
+    """A home outside pytest's temporary root: every pytest session that starts (other checkouts' too) chmods
+    /tmp/pytest-of-USER to 0700, which voids the search ACL the server's user needs there when we run as root,
+    and a first `db up` whose initdb runs meanwhile fails with "Permission denied"."""
+    parent = Path(tempfile.mkdtemp(prefix="deribit-ts-test-"))
+    try:
+        yield parent / "home"
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
 KILL_POINTS = {
     "0.3s": 0.3,
     "1.0s": 1.0,
@@ -222,8 +236,8 @@ KILL_POINTS = {
 
 
 @pytest.mark.parametrize("point", KILL_POINTS)
-def test_a_first_up_killed_part_way_leaves_a_home_the_next_up_completes(point: str, tmp_path: Path):
-    home = tmp_path / "home"
+def test_a_first_up_killed_part_way_leaves_a_home_the_next_up_completes(point: str, fresh_home: Path):
+    home = fresh_home
     _kill_first_up(home, KILL_POINTS[point])
     # No orphan: the initdb of the killed `up` dies with it.
     assert _wait_for(lambda: not _initdb_processes(home), 5), _initdb_processes(home)
@@ -245,9 +259,9 @@ def test_a_first_up_killed_part_way_leaves_a_home_the_next_up_completes(point: s
         run_cli("db", "down", env=env)
 
 
-def test_a_cluster_left_half_initialised_by_an_earlier_version_is_created_again(tmp_path: Path):
+def test_a_cluster_left_half_initialised_by_an_earlier_version_is_created_again(fresh_home: Path):
     """The reported state: PG_VERSION exists, the include line never got written, no port remembered."""
-    home = tmp_path / "home"
+    home = fresh_home
     cluster = Cluster(home, prefix=_prefix())
     cluster.up(quiet=True)
     cluster.down()

@@ -11,7 +11,8 @@ snapshot pg_dump imports (``--snapshot``), so rows the collector writes meanwhil
 
 Backups never block the collector: pg_dump and the manifest's queries take only ACCESS SHARE locks, which
 conflict with nothing the collector or a backfill does (INSERT/UPDATE/DELETE take ROW EXCLUSIVE); only DDL
-(a migration, dropping chunks) waits for the dump. The exporting transaction lives exactly as long as the dump.
+(a migration, dropping chunks) waits for the dump. The exporting transaction is read-only and ends as soon as the
+dump and the manifest, computed side by side, are done.
 
 Restore follows TimescaleDB's procedure: into an EMPTY database, create the extension at the backup's version,
 ``SELECT timescaledb_pre_restore()``, pg_restore, ``SELECT timescaledb_post_restore()``; then every table's
