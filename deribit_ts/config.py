@@ -91,7 +91,8 @@ _MIN_SECRET_CHARS = 3  # shorter ones would mask common letters; the patterns be
 _MASK = "****"
 # scheme://user:password@host: the password runs to the LAST '@' of the token (an unescaped '@' in a password is
 # common). The user part may be empty (postgresql://:pw@host).
-_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@?#'\"]*:)(\S*)(@)")
+# (Every part's length is bounded: unbounded ones make a 100 kB word of "a://a://..." quadratic to scan.)
+_URL_PASSWORD = re.compile(r"((?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,30}://[^\s:/@?#'\"]{0,256}:)(\S{0,256})(@)")
 _KV_PASSWORD = re.compile(r"(\b(?:password|passwd|pgpassword)\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)", re.IGNORECASE)
 _QUOTED_PASSWORD = re.compile(r"""(['"]password['"]\s*:\s*)('[^']*'|"[^"]*"|\S+)""", re.IGNORECASE)
 

@@ -20,6 +20,7 @@ from deribit_ts.errors import UsageError
 SHOWN_CHARS = 40  # how much of a bad value an error line echoes
 NAME_MAX_CHARS = 64  # instrument, index and currency names (Deribit's longest are about 30)
 URL_MAX_CHARS = 2048
+DSN_MAX_CHARS = 4096
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,19}")  # ASCII digits only: int() would take '١٢', '1_000', ' 1 '
@@ -151,7 +152,7 @@ def _check_host(host: str, value: str, flag: str) -> None:
 def dsn(value: str, flag: str = "--dsn / DERIBIT_TS_DSN") -> str:
     """A PostgreSQL connection string (URL or key=value) that libpq can parse. Its password is remembered as a
     secret first, so no message (ours or psycopg's) can echo it."""
-    value = text(value, flag)
+    value = text(value, flag, max_chars=DSN_MAX_CHARS)
     from psycopg.conninfo import conninfo_to_dict
 
     from deribit_ts.config import mask_password, remember_secrets

@@ -69,3 +69,15 @@ def test_names_in_any_case_and_currency_all(sim, new_db):
     result = backfill(new_db, sim.url, "index", "--index", "BTC_USD", "--since", "2024-02-28", "--json", "--quiet")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["datasets"]["index"]["rows_fetched"] > 0
+
+
+def test_unknown_instrument_is_refused_before_a_run_is_logged(sim, new_db):
+    result = backfill(new_db, sim.url, "candles", "--instrument", "BTC-PERPETUALL", "--quiet")
+    assert_refused(result, "unknown instrument 'BTC-PERPETUALL'")
+    assert nothing_planned(new_db)
+    result = backfill(new_db, sim.url, "funding", "--instrument", "BTC-29MAR24", "--quiet")
+    assert_refused(result, "BTC-29MAR24: not a perpetual")
+    assert_refused(backfill(new_db, sim.url, "candles", "--instrument", "A" * 100_000), "--instrument 'AAAA",
+                   "(100,000 characters) is not a valid name")
+    with psycopg.connect(new_db) as conn:
+        assert conn.execute("SELECT count(*) FROM deribit_ts.runs").fetchone() == (0,)

@@ -53,10 +53,22 @@ def _root(
                                 home=Path(text(home, "--home / DERIBIT_TS_HOME")).expanduser() if home else None)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to sys.stderr as it is at each record (not as it was at start-up: tests swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def _setup_logging(verbose: int) -> None:
     """Logs go to stderr, every record masked (install_log_masking) whichever handler writes it."""
     install_log_masking()
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     # force: a second invocation in one process (tests run main() in-process) logs to its own stderr.
     logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2), handlers=[handler], force=True)

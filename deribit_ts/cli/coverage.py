@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 from psycopg.rows import dict_row
 
-from deribit_ts.cli.common import DsnOption, JsonOption, database_dsn, settings
+from deribit_ts.cli.common import DsnOption, JsonOption, database_dsn, settings, shown
 from deribit_ts.db.connect import connect
+from deribit_ts.errors import UsageError
 
 _COVERAGE = """
 SELECT dataset, key, wanted_from, wanted_until, rows, complete,
@@ -38,6 +39,8 @@ def coverage(
     the index the resolution each span is held at."""
     with connect(database_dsn(settings(ctx, dsn))) as conn, conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(_COVERAGE, {"dataset": dataset}).fetchall()
+        if dataset is not None and not rows:
+            _check_dataset(cur, dataset)
     shown = len(rows)
     rows = [r for r in rows if not incomplete or not r["complete"]]
     if as_json:
@@ -60,6 +63,16 @@ def coverage(
                    f"{r['wanted_until']:%Y-%m-%d %H:%M} {r['rows']:>10,} {held:>8}  {status}")
     done = sum(r["complete"] for r in rows)
     typer.echo(f"{done}/{len(rows)} complete")
+
+
+def _check_dataset(cur, dataset: str) -> None:
+    """A --dataset nothing was ever backfilled under and that no backfill knows is a typo: say so (exit 2)."""
+    from deribit_ts.ingest.backfill import DATASETS
+
+    present = {row["dataset"] for row in cur.execute("SELECT DISTINCT dataset FROM deribit.coverage")}
+    known = sorted((set(DATASETS) - {"instruments"}) | present)
+    if dataset not in known:
+        raise UsageError(f"unknown --dataset {shown(dataset)}: choose from {', '.join(known)}")
 
 
 def register(app: typer.Typer) -> None:

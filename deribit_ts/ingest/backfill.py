@@ -246,8 +246,14 @@ async def _catalogue_needed(conn: AsyncConnection, req: BackfillRequest) -> bool
     return not all(name in known for name in req.instruments)
 
 
-async def _check_names(client: DeribitClient, req: BackfillRequest) -> None:
-    """Refuse unknown currencies and index names in one line, before the run is logged or anything planned."""
+async def _check_names(client: DeribitClient, conn: AsyncConnection, req: BackfillRequest) -> None:
+    """Refuse unknown currencies, index and instrument names in one line, before the run is logged or anything
+    planned. A named instrument missing from the stored catalogue is asked for by name (one cheap request, not a
+    catalogue refresh), and stored when the exchange knows it."""
+    if req.instruments:  # (first: an unknown name's prefix would otherwise be reported as an unknown currency)
+        await instruments.resolve_unknown(client, conn, req.instruments)
+        if "funding" in req.datasets:
+            await instruments.check_perpetuals(conn, req.instruments)
     req.currencies = await instruments.resolve_currencies(client, req.currencies)
     if not req.indexes_named:
         req.indexes = [f"{currency.lower()}_usd" for currency in req.currencies]
@@ -266,7 +272,7 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
     retries = env_int("DERIBIT_TS_MAX_RETRIES", DEFAULT_MAX_RETRIES)
     async with control, DeribitClient(api_url, limiter=CreditLimiter.from_env(), max_retries=retries) as client:
         await tasks.recover_dead_local_workers(control)
-        await _check_names(client, req)
+        await _check_names(client, control, req)
         run_id = await _start_run(control, command, req.__dict__)
         stop_sharing = asyncio.Event()
         sharing = await share_allowance(control, client.limiter, stop_sharing) if client.limiter.enabled else None
@@ -278,10 +284,6 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
                 catalogue = await instruments.fetch_catalogue(client, req.currencies)
                 catalogued = await instruments.store(control, catalogue)
                 reporter.message(f"instruments: {catalogued} in the catalogue for {', '.join(req.currencies)}")
-            if req.instruments:
-                await instruments.resolve_unknown(client, control, req.instruments)
-                if "funding" in req.datasets:
-                    await instruments.check_perpetuals(control, req.instruments)
             plan = await make_plan(control, req, now, await series_starts(client, req))
             option_keys = [k for k in plan.keys.get("candles", []) if options.is_option(k)]
             tiers = await options.tier_plan(control, option_keys, now) if option_keys else None
