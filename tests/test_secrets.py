@@ -11,6 +11,7 @@ import logging
 import socket
 import urllib.parse
 
+import cli_inprocess
 import pytest
 from helpers import run_cli
 from hypothesis import given, settings
@@ -21,11 +22,14 @@ from deribit_ts.config import mask_password, remember_secrets
 from deribit_ts.errors import UsageError
 from deribit_ts.validate import api_url, dsn
 
+invoke = cli_inprocess.invoke  # the fixture
+
 SECRET = "Sup3rS3cretPw"
 
 # Commands whose purpose is to print the DSN in use, password included (documented in their --help).
 PRINTS_THE_DSN_BY_DESIGN = {("db", "url")}
 NOT_IN_PROCESS = {("db", "psql"), ("sim", "serve")}  # exec psql / serve until stopped: neither takes these
+RUNS_UNTIL_STOPPED_S = 3.0  # e.g. `collect`, which retries an unreachable database until stopped
 
 
 def closed_port() -> int:
@@ -112,7 +116,7 @@ def test_any_password_in_a_dsn_or_url_is_hidden(password):
 
 
 @pytest.fixture
-def invoke(capsys, monkeypatch, tmp_path):
+def show(invoke, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("DERIBIT_TS_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("DERIBIT_TS_MAX_RETRIES", "0")
     monkeypatch.setenv("DERIBIT_TS_RATE_LIMIT_SCALE", "off")
@@ -125,11 +129,9 @@ def invoke(capsys, monkeypatch, tmp_path):
         logger.addHandler(handler)
 
     def run(argv: list[str]) -> str:
-        capsys.readouterr()
-        code = cli.run(argv)
-        captured = capsys.readouterr()
+        outcome = invoke(argv, RUNS_UNTIL_STOPPED_S)
         handler.flush()
-        return f"exit {code}\nstdout: {captured.out}\nstderr: {captured.err}\nlog: {log_file.read_text()}"
+        return f"exit {outcome.code}\nstdout: {outcome.out}\nstderr: {outcome.err}\nlog: {log_file.read_text()}"
 
     yield run
     for logger in loggers:
@@ -138,7 +140,7 @@ def invoke(capsys, monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("command", leaves_with("--dsn"), ids=" ".join)
-def test_no_command_prints_a_dsn_password(command, invoke, monkeypatch):
+def test_no_command_prints_a_dsn_password(command, show, monkeypatch):
     if command in PRINTS_THE_DSN_BY_DESIGN:
         pytest.skip("prints the DSN in use, password included, by design")
     for value in DSNS:
@@ -148,21 +150,21 @@ def test_no_command_prints_a_dsn_password(command, invoke, monkeypatch):
                 monkeypatch.delenv("DERIBIT_TS_DSN", raising=False)
             else:
                 monkeypatch.setenv("DERIBIT_TS_DSN", env)
-            shown = invoke(argv)
+            shown = show(argv)
             assert SECRET not in shown, f"{argv}: {shown[:2000]}"
 
 
 @pytest.mark.parametrize("command", leaves_with("--api-url"), ids=" ".join)
-def test_no_command_prints_an_api_url_password(command, invoke, db, monkeypatch):
+def test_no_command_prints_an_api_url_password(command, show, db, monkeypatch):
     monkeypatch.setenv("DERIBIT_TS_DSN", db)
     for value in API_URLS:
-        shown = invoke(["-vv", *command, "--api-url", value])
+        shown = show(["-vv", *command, "--api-url", value])
         assert SECRET not in shown, f"{command} --api-url {value}: {shown[:2000]}"
         assert "Traceback" not in shown and "internal error" not in shown, shown[:2000]
 
 
-def test_config_masks_the_api_url_and_the_dsn(invoke):
-    shown = invoke(["config", "--json", "--dsn", DSNS[0], "--api-url", API_URLS[0]])
+def test_config_masks_the_api_url_and_the_dsn(show):
+    shown = show(["config", "--json", "--dsn", DSNS[0], "--api-url", API_URLS[0]])
     assert "exit 0" in shown and SECRET not in shown and "****" in shown, shown
 
 

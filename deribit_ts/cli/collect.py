@@ -44,9 +44,9 @@ def register(app: typer.Typer) -> None:
         healthcheck_url: Annotated[str | None, typer.Option(
             "--healthcheck-url", envvar="DERIBIT_TS_HEALTHCHECK_URL",
             help="healthchecks.io-style URL: pinged at URL/start, URL while healthy, URL/fail with the reason.")] = None,
-        catalogue_every: Annotated[float, typer.Option("--catalogue-every", help="Seconds between catalogue "
+        catalogue_every: Annotated[float, typer.Option("--catalogue-every", max=7 * 86400, help="Seconds between catalogue "
                                                        "refreshes (exchange clock).")] = 300,
-        funding_every: Annotated[float, typer.Option("--funding-every", help="Seconds between funding fetches "
+        funding_every: Annotated[float, typer.Option("--funding-every", max=7 * 86400, help="Seconds between funding fetches "
                                                      "(exchange clock).")] = 3600,
         snapshots_every: Annotated[float, typer.Option("--snapshots-every", help="Seconds between bulk option "
                                                        "snapshots, with --kinds option (exchange clock).")] = 300,

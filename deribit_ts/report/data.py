@@ -59,8 +59,9 @@ class Section:
     def main(self) -> Table:
         return self.tables[0]
 
-    def table(self, name: str) -> Table:
-        return next(t for t in self.tables if t.name == name)
+    def table(self, name: str) -> Table | None:
+        """The named table, or None when the section has none (e.g. basis on a database without futures)."""
+        return next((t for t in self.tables if t.name == name), None)
 
 
 def collect(conn: psycopg.Connection, names: list[str], filters: Filters) -> list[Section]:

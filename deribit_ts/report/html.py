@@ -103,8 +103,8 @@ def _html_cell(value) -> str:
     return f"<td{attribute}>{html.escape(cell_text(value))}</td>"
 
 
-def _usable(table: Table) -> bool:
-    return not table.missing and bool(table.rows)
+def _usable(table: Table | None) -> bool:
+    return table is not None and not table.missing and bool(table.rows)
 
 
 def _figure(title: str, **layout) -> go.Figure:
