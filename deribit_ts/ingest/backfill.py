@@ -337,9 +337,9 @@ async def dry_run(dsn: str, api_url: str, req: BackfillRequest) -> dict:
     retries = env_int("DERIBIT_TS_MAX_RETRIES", DEFAULT_MAX_RETRIES)
     async with (await connect_async(dsn, autocommit=False, application_name="deribit-ts backfill") as conn,
                 DeribitClient(api_url, limiter=CreditLimiter.from_env(), max_retries=retries) as client):
-        await _check_names(client, req)
         now = from_ms(await client.get_time())
-        async with conn.transaction(force_rollback=True):
+        async with conn.transaction(force_rollback=True):  # (a named instrument looked up is stored: rolled back)
+            await _check_names(client, conn, req)
             if await _catalogue_needed(conn, req):
                 await instruments.store(conn, await instruments.fetch_catalogue(client, req.currencies))
             plan = await make_plan(conn, req, now, await series_starts(client, req))
