@@ -93,6 +93,24 @@ LANGUAGE sql STABLE AS $$
      ORDER BY n.name
 $$;
 
+-- Series keyed by currency or index name (DVOL, delivery prices): from the watermark (less the settling time) or
+-- the origin, to the last closed minute.
+CREATE OR REPLACE FUNCTION deribit_ts.collector_series_wants(
+    p_dataset text, p_now timestamptz, p_origin timestamptz, p_full boolean, p_keys text[], p_settle interval)
+RETURNS TABLE (key text, want_from timestamptz, want_until timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT k.key,
+           CASE WHEN p_full OR w.covered_until IS NULL
+                THEN least(w.covered_until, date_trunc('minute', p_origin))
+                ELSE greatest(least(w.covered_until, date_trunc('minute', p_now)) - p_settle,
+                              least(date_trunc('minute', p_origin), w.covered_until))
+           END,
+           date_trunc('minute', p_now)
+      FROM unnest(p_keys) AS k(key)
+      LEFT JOIN deribit_ts.watermarks w ON w.dataset = p_dataset AND w.key = k.key
+     ORDER BY k.key
+$$;
+
 -- deribit_ts.claim_task restricted to tasks at or above a priority (lower numbers run first): the collector's
 -- fresh-data workers take only fresh tasks, so a long catch-up never delays the newest minute.
 CREATE OR REPLACE FUNCTION deribit_ts.collector_claim_task(
@@ -150,6 +168,10 @@ LANGUAGE sql STABLE AS $$
            AND 'perpetual' = ANY (p_kinds)
         UNION ALL
         SELECT 'index', 'index', lower(c) || '_usd' FROM unnest(p_currencies) AS c
+        UNION ALL
+        SELECT 'dvol', 'dvol', c FROM unnest(p_currencies) AS c
+        UNION ALL
+        SELECT 'delivery', 'delivery', lower(c) || '_usd' FROM unnest(p_currencies) AS c
         UNION ALL  -- options: how far the scan for traded options has come (their candles follow within a cycle)
         SELECT 'candles.option', 'option_trades', c FROM unnest(p_currencies) AS c WHERE 'option' = ANY (p_kinds)
     ), marks AS (
@@ -171,6 +193,6 @@ LANGUAGE sql STABLE AS $$
            j.last_ok_exchange,
            CASE WHEN j.last_ok_exchange IS NOT NULL THEN greatest(p_now - j.last_ok_exchange, interval '0') END, NULL
       FROM deribit_ts.collector_jobs j
-     WHERE j.job NOT IN ('candles', 'candles.full', 'funding', 'index', 'options', 'rollups')
+     WHERE j.job NOT IN ('candles', 'candles.full', 'funding', 'index', 'dvol', 'delivery', 'options', 'rollups')
      ORDER BY 1
 $$;

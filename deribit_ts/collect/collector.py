@@ -4,8 +4,9 @@
                              database connection start over (after a backoff), standing by again
     Leader.run               one leadership: the run row, the engine, the scheduler and the heartbeat; an
                              exchange outage pauses it (still leading) until the exchange answers again
-    jobs                     catalogue, candles, index, funding, rollups: each plans backfill tasks (or stores the
-                             catalogue) on its own schedule; the engine works the tasks
+    jobs                     catalogue, candles, index, funding, DVOL, delivery prices, traded options, option
+                             snapshots, rollups: each plans backfill tasks (or stores the catalogue, takes a
+                             snapshot round, refreshes the rollups) on its own schedule; the engine works the tasks
 
 Stopping (SIGTERM/SIGINT): the scheduler stops planning, each worker finishes the task in hand (every window
 commits atomically with its coverage), the run is closed, the heartbeat says 'stopped', the lock is released.
@@ -25,7 +26,7 @@ import psycopg
 from psycopg import AsyncConnection
 
 from deribit_ts.collect import options, plan
-from deribit_ts.collect.budget import BACKGROUND, SNAPSHOTS, PriorityLimiter, request_priority
+from deribit_ts.collect.budget import BACKGROUND, FRESH, SNAPSHOTS, PriorityLimiter, request_priority
 from deribit_ts.collect.clock import ExchangeClock
 from deribit_ts.collect.engine import CollectorEngine
 from deribit_ts.collect.health import Healthcheck
@@ -36,8 +37,8 @@ from deribit_ts.db.connect import connect_async
 from deribit_ts.errors import DatabaseUnavailable
 from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.exchange.errors import ExchangeUnavailableError
-from deribit_ts.ingest import candles, instruments, rollups, tasks
-from deribit_ts.ingest.backfill import _finish_run, _start_run, share_allowance
+from deribit_ts.ingest import candles, dvol, instruments, rollups, tasks
+from deribit_ts.ingest.backfill import INDEX_TASK_SPAN, _finish_run, _start_run, share_allowance
 from deribit_ts.timeutil import to_ms
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ class CollectSettings:
     options_every: timedelta = timedelta(minutes=2)  # option candles within 5 minutes: a scan every 2
     snapshots_every: timedelta = timedelta(minutes=5)  # bulk option snapshots (book summaries)
     greeks_every: timedelta = timedelta(hours=1)  # option snapshots with the exchange's greeks (a ticker each)
+    dvol_every: timedelta = timedelta(minutes=1)
+    delivery_every: timedelta = timedelta(days=1)  # at 08:02 UTC: deliveries are at 08:00
     workers: int = 4
     fresh_workers: int = 2
 
@@ -85,7 +88,7 @@ class CollectSettings:
             out.append("candles.option")
             if snapshots_available():
                 out += ["option_snapshots", "option_greeks"]
-        return [*out, "index"]
+        return [*out, "index", "dvol", "delivery"]
 
 
 def snapshots_available() -> bool:
@@ -371,6 +374,10 @@ class Leader:
             Job("index", s.index_every, lambda now, f: self._plan_index(control, now, f), timedelta(seconds=2), full),
             Job("funding", s.funding_every, lambda now, f: self._plan_funding(control, now, f), timedelta(seconds=30),
                 full),
+            Job("dvol", s.dvol_every, lambda now, f: self._plan_series(control, "dvol", now, f), timedelta(seconds=2),
+                full),
+            Job("delivery", s.delivery_every, lambda now, f: self._plan_series(control, "delivery", now, f),
+                timedelta(hours=8, minutes=2), full),
             Job("catalogue", s.catalogue_every, lambda now, f: self._catalogue(catalogue, now, f), full_every=full),
             Job("rollups", s.rollups_every, lambda now, f: self._rollups()),
         ]
@@ -457,6 +464,16 @@ class Leader:
             self.options_seen[name] = now
         self.options_seen = {k: t for k, t in self.options_seen.items() if t > now - 2 * settle}
         self._keys("options", sorted(self.options_seen))
+
+    async def _plan_series(self, control: AsyncConnection, dataset: str, now: datetime, full: bool) -> None:
+        """DVOL of each currency every minute; delivery prices of each index daily."""
+        await plan.retry_failed(control, dataset)
+        if dataset == "dvol":
+            keys, settle, span = self.s.currencies, dvol.DATASET.settle, dvol.DATASET.task_span
+        else:
+            keys, settle, span = self.indexes, timedelta(0), INDEX_TASK_SPAN
+        planned = await plan.plan_series(control, dataset, now, self.origin, full, keys, settle, span, FRESH)
+        self._keys(dataset, planned.keys)
 
     async def _plan_index(self, control: AsyncConnection, now: datetime, full: bool) -> None:
         await plan.retry_failed(control, "index")

@@ -29,7 +29,7 @@ from deribit_ts.ingest.tasks import Task
 
 log = logging.getLogger(__name__)
 
-DATASETS = ["candles", "funding", "index"]
+DATASETS = ["candles", "funding", "index", "dvol", "delivery"]
 IDLE_S = 2.0  # an idle worker looks again this often even without a pulse (tasks whose lease expired)
 COLLECTOR_MAX_PRIORITY = -1  # backfill tasks (priorities >= 1) are left to backfill processes
 

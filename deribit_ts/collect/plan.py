@@ -107,6 +107,19 @@ async def plan_index(conn: AsyncConnection, now: datetime, origin: datetime, ful
     return out
 
 
+async def plan_series(conn: AsyncConnection, dataset: str, now: datetime, origin: datetime, full: bool,
+                      keys: list[str], settle: timedelta, span: timedelta, priority: int) -> Planned:
+    """DVOL (keyed by currency) and delivery prices (keyed by index name)."""
+    out = Planned()
+    cur = await conn.execute("SELECT * FROM deribit_ts.collector_series_wants(%s, %s, %s, %s, %s, %s)",
+                             (dataset, now, origin, full, keys, settle))
+    for key, start, end in await cur.fetchall():
+        out.keys.append(key)
+        if start < end:
+            out.new_tasks += await tasks.plan(conn, dataset, key, start, end, span, priority)
+    return out
+
+
 async def ensure_origin(conn: AsyncConnection, since: datetime | None, now: datetime) -> datetime:
     """The collector's origin: set on the first start (now, or --since); an earlier --since moves it back."""
     start = since or now.replace(second=0, microsecond=0)

@@ -24,6 +24,8 @@ DEFAULT_MAX_LAG = {
     "index": 150.0,
     "funding": 7200.0,
     "instruments": 900.0,
+    "dvol": 150.0,
+    "delivery": 93600.0,  # daily at 08:00 UTC: a day and two hours
     "option_snapshots": 900.0,
     "option_greeks": 7200.0,
 }
