@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -291,7 +293,7 @@ def test_two_collectors_keep_everything_fresh_through_a_listing_an_expiry_and_a_
 
 
 @pytest.fixture
-def restartable_db(tmp_path, new_db):
+def restartable_db(new_db):
     """(DSN, restart): a database on a private embedded cluster of this test's own, whose restart cannot disturb
     other tests; where no private prefix is installed (an external test server), the shared server's new_db, and
     a restart that terminates every connection of the collector instead."""
@@ -303,7 +305,10 @@ def restartable_db(tmp_path, new_db):
                                  WHERE datname = current_database() AND application_name = 'deribit-ts collect'""")
         yield new_db, drop_connections
         return
-    cluster = Cluster(tmp_path / "home", prefix=prefix)
+    # A home outside pytest's temporary root: any pytest session that starts meanwhile (other checkouts' too) chmods
+    # /tmp/pytest-of-USER to 0700, which takes the server's user's search permission away (tests/test_embedded.py).
+    parent = Path(tempfile.mkdtemp(prefix="deribit-ts-collect-"))
+    cluster = Cluster(parent / "home", prefix=prefix)
     cluster.up(quiet=True)
     try:
         apply_all(cluster.url())
@@ -315,6 +320,7 @@ def restartable_db(tmp_path, new_db):
         yield cluster.url(), restart
     finally:
         cluster.down()
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 def test_an_exchange_outage_a_database_restart_and_a_kill_9_each_end_with_the_gap_filled(restartable_db):
