@@ -13,7 +13,7 @@ import typer
 from deribit_ts.cli.common import DsnOption, JsonOption, database_dsn, settings
 from deribit_ts.db.connect import connect
 from deribit_ts.errors import UserError
-from deribit_ts.report import SECTIONS, Filters, collect
+from deribit_ts.report import SECTIONS, Filters, collect, text
 from deribit_ts.timeutil import check_order, parse_utc
 
 _HELP = f"""Show what the research views say: {", ".join(SECTIONS)} (all of them without SECTION).
@@ -45,11 +45,11 @@ def report(
                       currency=currency.strip().upper() if currency else None,
                       instrument=instrument.strip() if instrument else None, limit=limit)
     check_order(filters.since, filters.until)
+    if html_file is not None and not html_file.resolve().parent.is_dir():  # say so before minutes of queries
+        raise UserError(f"--html {html_file}: the directory {html_file.resolve().parent} does not exist")
     target = database_dsn(settings(ctx, dsn))
     with connect(target) as conn:
         sections = collect(conn, names, filters)
-
-    from deribit_ts.report import text
 
     if (as_json or as_csv) and section and sections[0].main.missing:
         raise UserError(f"report {section}: {sections[0].main.missing}")
