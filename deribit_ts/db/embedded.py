@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import grp
 import json
 import os
 import pwd
@@ -671,14 +672,21 @@ def _ensure_service_user() -> pwd.struct_passwd:
         pass
     _say(f"creating the system user {SERVICE_USER!r} to run the embedded PostgreSQL "
          "(it refuses to run as root)")
-    result = subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
+    # A group of that name may outlive its user (a user removed by hand): join it instead of failing.
+    try:
+        grp.getgrnam(SERVICE_USER)
+        group_option = ["--gid", SERVICE_USER]
+    except KeyError:
+        group_option = ["--user-group"]
+    result = subprocess.run(["useradd", "--system", *group_option, "--no-create-home",
                              "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
                              "--comment", "deribit-ts embedded PostgreSQL", SERVICE_USER],
                             capture_output=True, text=True)
-    if result.returncode != 0 and "already exists" not in result.stderr:
+    try:  # also when useradd failed because a concurrent deribit-ts process created the user first
+        return pwd.getpwnam(SERVICE_USER)
+    except KeyError:
         raise UserError(f"cannot create the system user {SERVICE_USER!r}: {_last_line(result.stderr)}; "
-                        f"create it yourself or run deribit-ts as an ordinary user")
-    return pwd.getpwnam(SERVICE_USER)
+                        f"create it yourself or run deribit-ts as an ordinary user") from None
 
 
 def _can_search(directory: Path, uid: int, gid: int) -> bool:
