@@ -126,7 +126,8 @@ def run(dsn: str, hours: float, speed: float, currencies: list[str]) -> dict:
         errors = conn.execute("SELECT coalesce(sum(errors), 0) FROM deribit_ts.collector_jobs").fetchone()[0]
     lags = {d: {"samples": len(v), "median_s": statistics.median(v), "p99_s": percentile(v, 0.99), "max_s": max(v)}
             for d, v in sorted(sampler.lags.items()) if v}
-    return {"taken_at": datetime.now(UTC).isoformat(timespec="seconds"), "simulated_hours": round(simulated_s / 3600, 2),
+    return {"taken_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "simulated_hours": round(simulated_s / 3600, 2),
             "speed": speed, "currencies": currencies, "lag": lags, "requests": requests,
             "requests_by_method": stats["requests_by_method"], "candles_stored": candles, "job_errors": int(errors),
             "requests_per_simulated_s": requests / simulated_s, "throttled": stats["errors_by_code"].get("10028", 0)}

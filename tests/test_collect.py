@@ -18,7 +18,6 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 from pathlib import Path
 
 import psycopg
@@ -280,7 +279,8 @@ def test_two_collectors_keep_everything_fresh_through_a_listing_an_expiry_and_a_
                                    AND ts >= '2024-03-08 08:00+00'""").fetchone()[0]
     assert first_listed == datetime(2024, 3, 8, 8, tzinfo=UTC)
     # the delivery of 08:00, fetched by the daily job at 08:02
-    deliveries = conn_rows(new_db, "SELECT date, delivery_price FROM deribit.delivery_prices WHERE index_name = 'btc_usd'")
+    deliveries = conn_rows(new_db, "SELECT date, delivery_price FROM deribit.delivery_prices "
+                                   "WHERE index_name = 'btc_usd'")
     assert (datetime(2024, 3, 8).date(), sim.market.delivery_price("BTC", to_ms(datetime(2024, 3, 8, 8, tzinfo=UTC)))) \
         in deliveries, deliveries
     assert running == 0  # nothing left half-done by the SIGTERM

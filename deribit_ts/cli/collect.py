@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
+from deribit_ts import validate
 from deribit_ts.cli.common import ApiUrlOption, DsnOption, database_dsn, settings
 from deribit_ts.collect.collector import CollectSettings, run_collector
 from deribit_ts.db.migrate import apply_all
-from deribit_ts import validate
 from deribit_ts.errors import UserError
 
 KINDS = ("perpetual", "future", "option")
@@ -43,15 +43,18 @@ def register(app: typer.Typer) -> None:
                             "start's now. Later starts continue from each dataset's watermark.")] = None,
         healthcheck_url: Annotated[str | None, typer.Option(
             "--healthcheck-url", envvar="DERIBIT_TS_HEALTHCHECK_URL",
-            help="healthchecks.io-style URL: pinged at URL/start, URL while healthy, URL/fail with the reason.")] = None,
-        catalogue_every: Annotated[float, typer.Option("--catalogue-every", max=7 * 86400, help="Seconds between catalogue "
-                                                       "refreshes (exchange clock).")] = 300,
-        funding_every: Annotated[float, typer.Option("--funding-every", max=7 * 86400, help="Seconds between funding fetches "
-                                                     "(exchange clock).")] = 3600,
-        snapshots_every: Annotated[float, typer.Option("--snapshots-every", help="Seconds between bulk option "
-                                                       "snapshots, with --kinds option (exchange clock).")] = 300,
-        greeks_every: Annotated[float, typer.Option("--greeks-every", help="Seconds between option snapshots with "
-                                                    "the exchange's greeks, with --kinds option.")] = 3600,
+            help="healthchecks.io-style URL: pinged at URL/start, URL while healthy, URL/fail with the reason."),
+        ] = None,
+        catalogue_every: Annotated[float, typer.Option(
+            "--catalogue-every", max=7 * 86400, help="Seconds between catalogue refreshes (exchange clock).")] = 300,
+        funding_every: Annotated[float, typer.Option(
+            "--funding-every", max=7 * 86400, help="Seconds between funding fetches (exchange clock).")] = 3600,
+        snapshots_every: Annotated[float, typer.Option(
+            "--snapshots-every", max=7 * 86400,
+            help="Seconds between bulk option snapshots, with --kinds option (exchange clock).")] = 300,
+        greeks_every: Annotated[float, typer.Option(
+            "--greeks-every", max=7 * 86400,
+            help="Seconds between option snapshots with the exchange's greeks, with --kinds option.")] = 3600,
         workers: Annotated[int, typer.Option("--workers", min=2, max=32, envvar="DERIBIT_TS_COLLECT_WORKERS",
                                              help="Concurrent tasks (two are kept for the newest data).")] = 4,
         dsn: DsnOption = None,

@@ -1,6 +1,7 @@
-"""Pings of a healthchecks.io-style endpoint (and systemd's watchdog, fed from the same events): `URL/start` on start, `URL` while healthy, `URL/fail` with a one-line
-reason on errors. Pings never block collecting: each is sent in the background with a short timeout, and a ping
-that fails is logged and forgotten (the monitoring side alerts on missing pings anyway)."""
+"""Pings of a healthchecks.io-style endpoint (and systemd's watchdog, fed from the same events): `URL/start` on
+start, `URL` while healthy, `URL/fail` with a one-line reason on errors. Pings never block collecting: each is sent
+in the background with a short timeout, and a ping that fails is logged and forgotten (the monitoring side alerts
+on missing pings anyway)."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ class Healthcheck:
                     await reply.read()
                     if reply.status >= 400:
                         log.warning("healthcheck ping %s answered HTTP %s", url, reply.status)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             log.warning("healthcheck ping %s failed: %s", url, exc)
 
     async def drain(self, timeout_s: float = 3.0) -> None:

@@ -137,6 +137,7 @@ def collect_status(conn: psycopg.Connection, thresholds: Thresholds) -> dict:
 
 def _process(r: dict) -> dict:
     return {"process_id": r["process_id"], "host": r["host"], "pid": r["pid"], "role": r["role"], "state": r["state"],
-            "holds_lock": r["holds_lock"], "leader_since": _iso(r["leader_since"]), "last_heartbeat": _iso(r["beat_at"]),
+            "holds_lock": r["holds_lock"], "leader_since": _iso(r["leader_since"]),
+            "last_heartbeat": _iso(r["beat_at"]),
             "heartbeat_age_s": _seconds(r["beat_age"]), "exchange_time": _iso(r["exchange_now"]),
             "last_error": r["last_error"], "last_error_at": _iso(r["last_error_at"])}
