@@ -197,7 +197,8 @@ class Job:
     def start(self, now: datetime) -> asyncio.Task:
         period = self.every.total_seconds()
         start = datetime.fromtimestamp(now.timestamp() // period * period, now.tzinfo)
-        self.due = start + self.every + self.offset
+        # the next period's offset, or this period's if it is still ahead (a daily job at 08:02 started at 07:40)
+        self.due = start + self.offset if start + self.offset > now else start + self.every + self.offset
         full = self.full_due is None or now >= self.full_due
         if full:
             self.full_due = now + self.full_every
