@@ -4,7 +4,8 @@
    requests/s sustained) and --latency-ms of latency, with the client's default limiter, on every BTC option alive
    in the last --days days (active and expired). The rate is the run's chart requests divided by the time between
    its first and last committed window (so the catalogue's 1-request/s calls and process start-up are left out),
-   and it is compared with the limiter's ceiling over that same time: 20 requests/s. Target: >= 85%.
+   and it is compared with the limiter's ceiling over that same time: 20 requests/s plus the 90-request pool it
+   may open with. Target: >= 85%.
 2. Bytes. The run's option candles are stored the decided way (traded candles as rows, filler minutes as ranges
    in deribit_ts.coverage.filled). The other way, every filler as a row, is built in the same database from the
    same data (each filler at its last traded close) in a table shaped exactly like deribit.candles_1m (same
@@ -12,7 +13,7 @@
    divided by the option-days fetched (minutes covered / 1,440). Apache row storage; on a server with the
    Community (TSL) license both are also measured compressed (segmentby instrument_id, orderby ts).
 
-    .venv/bin/python scripts/bench_options.py [--days 7] [--latency-ms 50] [--json] [--dsn DSN]
+    .venv/bin/python scripts/bench_options.py [--days 2] [--latency-ms 50] [--json] [--dsn DSN]
 
 Without --dsn (or DERIBIT_TS_DSN) a private embedded cluster is started in a temporary home and stopped at the end.
 Exit status 0 when the throughput target is met.
@@ -36,6 +37,9 @@ from bench_backfill import database_server, fresh_database, server_version  # no
 
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 ALLOWANCE = 20.0  # Deribit's default bucket: 10,000 credits/s refill / 500 credits a request
+# The limiter's pool (50,000 credits less its 10% headroom = 90 requests) fills while the catalogue is read (that
+# bucket is get_instruments' own), so the run may open with a burst of this many requests on top of the refill.
+BURST = 50_000 * 0.9 / 500
 TARGET = 0.85
 
 
@@ -43,15 +47,43 @@ def _cli() -> str:
     return str(Path(sys.executable).with_name("deribit-ts"))
 
 
-def start_sim(latency_ms: float) -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen([_cli(), "sim", "serve", "--port", "0", "--now", NOW.isoformat(), "--rate-limit",
-                                "deribit", "--latency-ms", str(latency_ms)], stdout=subprocess.PIPE, text=True)
+def serve_sim(options: dict) -> None:
+    """Child role: the simulator with Deribit's limits, its candle cache filled for every BTC option of the range
+    before the URL is printed (the real exchange does not generate candles on our cores; bench_backfill.py does
+    the same)."""
+    import asyncio
+
+    from aiohttp import web
+
+    from deribit_ts.sim import SimConfig, SimMarket
+    from deribit_ts.sim.server import SimServer
+
+    config = SimConfig(now=NOW, rate_limit="deribit", latency_ms=options["latency_ms"], cache_blocks=1 << 16)
+    market = SimMarket(config)
+    since_ms, now_ms = int(options["since_ms"]), int(NOW.timestamp() * 1000)
+    for expired in (False, True):
+        for inst in market.instruments("BTC", "option", expired=expired):
+            market.candles(inst.name, since_ms, now_ms)
+
+    async def main() -> None:
+        runner = web.AppRunner(SimServer(config, market).app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        print(f"http://127.0.0.1:{runner.addresses[0][1]}", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def start_sim(latency_ms: float, since: datetime) -> tuple[subprocess.Popen, str]:
+    options = {"latency_ms": latency_ms, "since_ms": int(since.timestamp() * 1000)}
+    process = subprocess.Popen([sys.executable, __file__, "--role", "sim", "--role-options", json.dumps(options)],
+                               stdout=subprocess.PIPE, text=True)
     line = process.stdout.readline()
-    url = next((word for word in line.split() if word.startswith("http://")), None)
-    if not url:
+    if not line.startswith("http://"):
         process.terminate()
         raise SystemExit(f"the simulator did not start: {line!r}")
-    return process, url.rstrip("/")
+    return process, line.strip()
 
 
 def throughput(dsn: str, url: str, days: int) -> dict:
@@ -74,9 +106,10 @@ def throughput(dsn: str, url: str, days: int) -> dict:
     # The requests answered after the first commit (the first window's request came before it).
     counted = requests - 1
     rate = counted / span if span else 0.0
+    ceiling = (ALLOWANCE * span + BURST) / span if span else ALLOWANCE  # what the limiter allows in that time
     return {"options": sum(summary["tiers"].values()), "tiers": summary["tiers"], "windows": windows,
             "chart_requests": requests, "seconds": round(span, 2), "wall_s": round(wall, 2),
-            "requests_per_s": round(rate, 2), "ceiling_per_s": ALLOWANCE, "share": round(rate / ALLOWANCE, 3),
+            "requests_per_s": round(rate, 2), "ceiling_per_s": round(ceiling, 2), "share": round(rate / ceiling, 3),
             "throttled": summary["exchange"]["throttled"], "rows_stored": int(stored),
             "filler_minutes": int(fillers)}
 
@@ -145,12 +178,17 @@ def _compressed(conn: psycopg.Connection, option_days: float, ranges: int) -> di
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=int, default=7, help="option history to backfill, days before the sim's now")
+    parser.add_argument("--days", type=int, default=2, help="option history to backfill, days before the sim's now")
     parser.add_argument("--latency-ms", type=float, default=50.0, help="latency the simulator adds to every answer")
     parser.add_argument("--dsn", default=os.environ.get("DERIBIT_TS_DSN"), help="server DSN (role needs CREATEDB)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--role", help=argparse.SUPPRESS)
+    parser.add_argument("--role-options", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    sim, url = start_sim(args.latency_ms)
+    if args.role == "sim":
+        serve_sim(json.loads(args.role_options))
+        return 0
+    sim, url = start_sim(args.latency_ms, NOW - timedelta(days=args.days))
     try:
         with database_server(args.dsn) as (server, where), fresh_database(server, "options") as dsn:
             result = {"taken": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "server": server_version(server),
@@ -169,7 +207,8 @@ def main() -> int:
         print(f"options backfill, BTC, {args.days} days, {t['options']} options {t['tiers']}, latency "
               f"{args.latency_ms:g} ms, Deribit limits")
         print(f"  {t['chart_requests']:,} chart requests in {t['seconds']:.1f} s = {t['requests_per_s']:.2f}/s "
-              f"vs the limiter's ceiling {ALLOWANCE:g}/s: {t['share']:.1%} (target {TARGET:.0%}); "
+              f"vs the limiter's ceiling {t['ceiling_per_s']:g}/s (20/s + its {BURST:.0f}-request pool): "
+              f"{t['share']:.1%} (target {TARGET:.0%}); "
               f"{t['throttled']} throttled; wall {t['wall_s']:.1f} s")
         print(f"  traded candles stored {t['rows_stored']:,}; filler minutes kept as ranges {t['filler_minutes']:,}")
         print(f"bytes per option-day over {s['option_days']:,} option-days (Apache row storage):")

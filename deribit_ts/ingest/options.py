@@ -64,8 +64,12 @@ class OptionCandles(Candles):
     """Candles of one option: the traded ones are stored, the fillers recorded as covered minutes."""
 
     async def load(self, conn: AsyncConnection, key_id: int, window: Window) -> LoadResult:
-        traded = [r for r in window.rows if not is_filler(r)]
-        filler_ticks = [r[0] for r in window.rows if is_filler(r)]
+        traded, filler_ticks = [], []
+        for row in window.rows:  # one pass: ~97% of an option's rows are fillers
+            if is_filler(row):
+                filler_ticks.append(row[0])
+            else:
+                traded.append(row)
         result = await super().load(conn, key_id, replace(window, rows=traded)) if traded else LoadResult()
         if filler_ticks:
             lo = datetime.fromtimestamp(filler_ticks[0] / 1000, UTC)
