@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import cli_inprocess
 import psycopg
@@ -111,6 +112,16 @@ def closed_port() -> int:
 
 
 @pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """Where hostile invocations run. Deeper than any `../` in HOSTILE climbs, so a path value such as
+    ../../../../etc/passwd lands inside the sandbox, never on the machine's files (CI runs as root: an
+    option that writes a file, e.g. report --html, once overwrote /etc/passwd from the checkout)."""
+    deep = tmp_path_factory.mktemp("hostile-cwd") / "a" / "b" / "c" / "d" / "e" / "f"
+    deep.mkdir(parents=True)
+    return deep
+
+
+@pytest.fixture(scope="module")
 def sandbox(db: str, tmp_path_factory) -> dict[str, str]:
     home = tmp_path_factory.mktemp("hostile-home")
     return {
@@ -123,7 +134,8 @@ def sandbox(db: str, tmp_path_factory) -> dict[str, str]:
 
 
 @pytest.fixture
-def env(sandbox, monkeypatch) -> dict[str, str]:
+def env(sandbox, workdir, monkeypatch) -> dict[str, str]:
+    monkeypatch.chdir(workdir)
     for key in [k for k in os.environ if k.startswith("DERIBIT_TS_") and k != "DERIBIT_TS_PG_PREFIX"]:
         monkeypatch.delenv(key)
     for key, value in sandbox.items():
