@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The main job end to end on embedded defaults: set up what is missing, start the embedded TimescaleDB,
-# backfill the instrument catalogue and the most recent month of perpetuals, futures, funding and index,
-# and print the coverage.
+# backfill the instrument catalogue, the most recent month of perpetuals, futures, funding, index and DVOL,
+# every delivery price, and the most recent days of every option (active and expired), and print the coverage.
 #
 # With DERIBIT_TS_API_URL unset, the local Deribit simulator stands in for the exchange (machines without
 # network access); set DERIBIT_TS_API_URL=https://www.deribit.com to collect from the real exchange.
-# QUICKSTART_DAYS (default 30) sets how much recent history to backfill.
+# QUICKSTART_DAYS (default 30) sets how much recent history to backfill, QUICKSTART_OPTION_DAYS (default 2)
+# how much of the options': about 1,600 options are live and thousands more expire within a month, so a
+# month of options would be most of the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +15,8 @@ bash scripts/bootstrap.sh
 cli=.venv/bin/deribit-ts
 days=${QUICKSTART_DAYS:-30}
 since=$(date -u -d "$days days ago" +%Y-%m-%d)
+option_days=${QUICKSTART_OPTION_DAYS:-2}
+option_since=$(date -u -d "$option_days days ago" +%Y-%m-%d)
 
 if [ -z "${DERIBIT_TS_API_URL:-}" ]; then
     log=$(mktemp)
@@ -28,8 +32,11 @@ if [ -z "${DERIBIT_TS_API_URL:-}" ]; then
     echo "quickstart: the local Deribit simulator stands in for the exchange at $DERIBIT_TS_API_URL" >&2
 fi
 
-echo "quickstart: backfilling BTC and ETH since $since from $DERIBIT_TS_API_URL" >&2
-"$cli" backfill all --since "$since"
+echo "quickstart: backfilling BTC and ETH since $since (options since $option_since) from $DERIBIT_TS_API_URL" >&2
+"$cli" backfill all --since "$option_since"   # every dataset, options included, over the last days
+for dataset in candles funding index dvol; do  # then the month, where it is cheap (perpetuals and futures)
+    "$cli" backfill "$dataset" --since "$since"
+done
 "$cli" coverage
 
 # A new shell has no `deribit-ts` on PATH: everything lives in this checkout's .venv.
