@@ -37,6 +37,7 @@ echo "quickstart: backfilling BTC and ETH since $since (options since $option_si
 for dataset in candles funding index dvol; do  # then the month, where it is cheap (perpetuals and futures)
     "$cli" backfill "$dataset" --since "$since"
 done
+"$cli" backfill delivery                       # every delivery price: a few thousand rows in all
 "$cli" coverage
 
 # A new shell has no `deribit-ts` on PATH: everything lives in this checkout's .venv.
