@@ -25,7 +25,7 @@ NOW = datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def source(db: str) -> str:
     """A migrated database holding a little of every dataset, backfilled from the simulator."""
-    with run_in_thread(SimConfig(now=NOW, rate_limit="off")) as sim:
+    with run_in_thread(SimConfig(now=NOW, rate_limit="off", option_strike_density=0.25)) as sim:
         result = run_cli("backfill", "all", "--currency", "BTC", "--since", "2024-02-29", "--until",
                          "2024-03-01", "--dsn", db, "--api-url", sim.url,
                          env={"DERIBIT_TS_RATE_LIMIT_SCALE": "off"})

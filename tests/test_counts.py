@@ -58,7 +58,7 @@ def stored_rows(dsn: str) -> dict[tuple[str, str], int]:
 
 def test_coverage_rows_equal_count_after_reruns_over_the_unsettled_tail(new_db):
     args = ("all", "--currency", "BTC", "--since", (NOW - timedelta(hours=6)).isoformat())
-    with run_in_thread(SimConfig(now=NOW, rate_limit="off")) as live:
+    with run_in_thread(SimConfig(now=NOW, rate_limit="off", option_strike_density=0.25)) as live:
         summaries = [backfill(new_db, live.url, *args)]
         for minutes in (7, 45):  # each run fetches the previous run's last 30 minutes again
             live.set_now(to_ms(NOW + timedelta(minutes=minutes)))
@@ -81,7 +81,7 @@ def test_coverage_rows_equal_count_after_reruns_over_the_unsettled_tail(new_db):
 
 def test_migration_0020_repairs_overlapping_records(new_db):
     """Records written before record_coverage existed overlap; the migration's repair leaves the stored count."""
-    with run_in_thread(SimConfig(now=NOW, rate_limit="off")) as live:
+    with run_in_thread(SimConfig(now=NOW, rate_limit="off", option_strike_density=0.25)) as live:
         backfill(new_db, live.url, "candles", "--instrument", "BTC-PERPETUAL", "--since", "2024-03-01T10:00")
     repair = (migrations_dir() / "0020_coverage_without_overlaps.sql").read_text()
     with psycopg.connect(new_db, autocommit=True) as conn:
@@ -105,7 +105,7 @@ class Recorder(Reporter):
 
 def test_progress_keys_are_the_summarys_coverage_keys(new_db):
     """A second run where some keys have nothing left to do: the bar counts them as done, not as absent."""
-    with run_in_thread(SimConfig(now=NOW, rate_limit="off")) as live:
+    with run_in_thread(SimConfig(now=NOW, rate_limit="off", option_strike_density=0.25)) as live:
         backfill(new_db, live.url, "candles", "--instrument", "BTC-PERPETUAL", "--since", "2024-03-01")
         live.set_now(to_ms(NOW + timedelta(minutes=5)))
         recorder = Recorder()
@@ -124,7 +124,7 @@ def test_progress_keys_are_the_summarys_coverage_keys(new_db):
 
 
 def test_run_requests_agree_with_their_tasks_and_the_exchange(new_db):
-    with run_in_thread(SimConfig(now=NOW, rate_limit="off")) as live:
+    with run_in_thread(SimConfig(now=NOW, rate_limit="off", option_strike_density=0.25)) as live:
         live.reset()
         summary = backfill(new_db, live.url, "candles", "--instrument", "BTC-PERPETUAL", "--since", "2024-02-26")
         served = live.stats()

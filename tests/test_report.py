@@ -30,7 +30,7 @@ def loaded(pg_server):
     name = create_database(pg_server, "report")
     dsn = psycopg.conninfo.make_conninfo(pg_server, dbname=name)
     apply_all(dsn)
-    with run_in_thread(SimConfig(now=NOW, rate_limit="off")) as sim:
+    with run_in_thread(SimConfig(now=NOW, rate_limit="off", option_strike_density=0.25)) as sim:
         result = run_cli("backfill", "all", "--currency", "BTC", "--since", "2024-02-27", "--quiet", "--dsn", dsn,
                          "--api-url", sim.url, env=NO_LIMITER, timeout=300)
         assert result.returncode == 0, result.stderr
