@@ -32,29 +32,9 @@ class PriorityLimiter(CreditLimiter):
 
     _arrivals = itertools.count()
 
-    async def acquire(self, method: str) -> float:
-        if not self.enabled:
-            return 0.0
-        bucket = self._bucket(method)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        bucket.refill(started)
-        if not bucket.waiters and bucket.can_pay():
-            bucket.take(started)
-            return 0.0
-        granted: asyncio.Future[None] = loop.create_future()
+    def _enqueue(self, waiters, granted: asyncio.Future[None]) -> None:
         granted.rank = (request_priority.get(), next(self._arrivals))  # type: ignore[attr-defined]
-        _insert_by_rank(bucket.waiters, granted)
-        self._schedule(bucket)
-        try:
-            await granted
-        except asyncio.CancelledError:
-            self._abandon(bucket, granted)
-            raise
-        waited = loop.time() - started
-        self.total_wait_s += waited
-        self.waits += 1
-        return waited
+        _insert_by_rank(waiters, granted)
 
 
 def _insert_by_rank(waiters, granted) -> None:

@@ -226,7 +226,7 @@ class CreditLimiter:
             bucket.take(started)
             return 0.0
         granted: asyncio.Future[None] = loop.create_future()
-        bucket.waiters.append(granted)
+        self._enqueue(bucket.waiters, granted)
         self._schedule(bucket)
         try:
             await granted
@@ -237,6 +237,10 @@ class CreditLimiter:
         self.total_wait_s += waited
         self.waits += 1
         return waited
+
+    def _enqueue(self, waiters: deque[asyncio.Future[None]], granted: asyncio.Future[None]) -> None:
+        """Queue a waiter: first come, first served (a subclass may order the queue otherwise)."""
+        waiters.append(granted)
 
     def _abandon(self, bucket: _Bucket, granted: asyncio.Future[None]) -> None:
         """A waiter was cancelled: give its credits back if it had them, else leave the queue."""
