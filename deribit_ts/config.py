@@ -72,8 +72,11 @@ class Settings:
     def from_env(cls, dsn: str | None = None, api_url: str | None = None, home: Path | None = None) -> Settings:
         """Flags given (not None) win over the environment; each is checked (a blank one is refused)."""
         dsn = validate.dsn(dsn, "--dsn") if dsn is not None else _env_checked("DERIBIT_TS_DSN", validate.dsn)
-        api_url = (validate.api_url(api_url, "--api-url") if api_url is not None
-                   else _env_checked("DERIBIT_TS_API_URL", validate.api_url) or DEFAULT_API_URL)
+        api_url = (
+            validate.api_url(api_url, "--api-url")
+            if api_url is not None
+            else _env_checked("DERIBIT_TS_API_URL", validate.api_url) or DEFAULT_API_URL
+        )
         return cls(dsn=dsn, api_url=api_url, home=home or default_home())
 
 

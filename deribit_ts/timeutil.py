@@ -28,18 +28,21 @@ def parse_utc(text: str, *, flag: str) -> datetime:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
         value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     except (ValueError, OverflowError):  # OverflowError: an offset that moves year 1 or 9999 out of range
-        raise UsageError(f"{flag} {shown(text)} is not an ISO-8601 date or datetime (e.g. 2024-01-01 or "
-                         "2024-01-01T08:00)") from None
+        raise UsageError(
+            f"{flag} {shown(text)} is not an ISO-8601 date or datetime (e.g. 2024-01-01 or 2024-01-01T08:00)"
+        ) from None
     if not EARLIEST <= value <= LATEST:
-        raise UsageError(f"{flag} {shown(text)} is out of range: give a time from {EARLIEST:%Y-%m-%d} to "
-                         f"{LATEST:%Y-%m-%d} (UTC)")
+        raise UsageError(
+            f"{flag} {shown(text)} is out of range: give a time from {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d} (UTC)"
+        )
     return value
 
 
 def check_order(since: datetime | None, until: datetime | None) -> None:
     if since is not None and until is not None and since >= until:
-        raise UsageError(f"--since {since.isoformat()} is not before --until {until.isoformat()} "
-                         "(--until is exclusive)")
+        raise UsageError(
+            f"--since {since.isoformat()} is not before --until {until.isoformat()} (--until is exclusive)"
+        )
 
 
 def to_ms(value: datetime) -> int:

@@ -62,11 +62,15 @@ def names(values: str | Iterable[str] | None, flag: str, *, case: str | None = N
         for part in text(item, flag).split(","):
             part = part.strip()
             if not part:
-                raise UsageError(f"{flag} {shown(item)} has an empty name in its list: give names separated by "
-                                 "single commas, e.g. BTC,ETH")
+                raise UsageError(
+                    f"{flag} {shown(item)} has an empty name in its list: give names separated by "
+                    "single commas, e.g. BTC,ETH"
+                )
             if len(part) > NAME_MAX_CHARS or not _NAME.fullmatch(part):
-                raise UsageError(f"{flag} {shown(part)} is not a valid name (letters, digits, '-', '_' and '.', "
-                                 f"at most {NAME_MAX_CHARS} characters)")
+                raise UsageError(
+                    f"{flag} {shown(part)} is not a valid name (letters, digits, '-', '_' and '.', "
+                    f"at most {NAME_MAX_CHARS} characters)"
+                )
             part = part.upper() if case == "upper" else part.lower() if case == "lower" else part
             if part not in found:
                 found.append(part)
@@ -123,8 +127,10 @@ def api_url(value: str, flag: str = "--api-url / DERIBIT_TS_API_URL") -> str:
     except ValueError as exc:
         raise UsageError(f"{flag} {shown(mask_password(value))} is not a valid URL ({exc})") from None
     if parts.scheme.lower() not in ("http", "https"):
-        raise UsageError(f"{flag} {shown(mask_password(value))} is not an http:// or https:// URL "
-                         "(e.g. http://127.0.0.1:8765 for the simulator)")
+        raise UsageError(
+            f"{flag} {shown(mask_password(value))} is not an http:// or https:// URL "
+            "(e.g. http://127.0.0.1:8765 for the simulator)"
+        )
     if not parts.hostname:
         raise UsageError(f"{flag} {shown(mask_password(value))} has no host name")
     if port == 0:
@@ -162,6 +168,8 @@ def dsn(value: str, flag: str = "--dsn / DERIBIT_TS_DSN") -> str:
         conninfo_to_dict(value)
     except Exception as exc:  # psycopg.ProgrammingError; its text may quote the string (masked below)
         reason = " ".join(str(exc).split()) or exc.__class__.__name__
-        raise UsageError(f"{flag} is not a PostgreSQL connection string libpq accepts: {mask_password(reason)} "
-                         "(e.g. postgresql://user@host:5432/dbname, or key=value pairs)") from None
+        raise UsageError(
+            f"{flag} is not a PostgreSQL connection string libpq accepts: {mask_password(reason)} "
+            "(e.g. postgresql://user@host:5432/dbname, or key=value pairs)"
+        ) from None
     return value

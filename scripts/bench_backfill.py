@@ -98,8 +98,9 @@ def serve_sim(options: dict) -> None:
 
     warm_from, warm_until = options["warm_from_ms"], options["warm_until_ms"]
     days = (warm_until - warm_from) // (1440 * MINUTE_MS) + 2
-    unlimited = SimConfig(now=datetime.fromisoformat(options["now"]), rate_limit="off", latency_ms=0,
-                          cache_blocks=max(2048, days + 64))
+    unlimited = SimConfig(
+        now=datetime.fromisoformat(options["now"]), rate_limit="off", latency_ms=0, cache_blocks=max(2048, days + 64)
+    )
     limited = unlimited.with_(rate_limit="deribit", latency_ms=options["latency_ms"])
     market = SimMarket(unlimited)
     began = time.perf_counter()
@@ -141,10 +142,17 @@ class SimHost:
 
 @contextmanager
 def sim_host(now: datetime, latency_ms: float, warm_from: datetime, warm_until: datetime) -> Iterator[SimHost]:
-    options = {"now": now.isoformat(), "latency_ms": latency_ms,
-               "warm_from_ms": _ms(warm_from), "warm_until_ms": _ms(warm_until)}
-    process = subprocess.Popen([sys.executable, __file__, "--role", "sim", "--role-options", json.dumps(options)],
-                               stdout=subprocess.PIPE, text=True)
+    options = {
+        "now": now.isoformat(),
+        "latency_ms": latency_ms,
+        "warm_from_ms": _ms(warm_from),
+        "warm_until_ms": _ms(warm_until),
+    }
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--role", "sim", "--role-options", json.dumps(options)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         ready = process.stdout.readline()
         if not ready:
@@ -180,8 +188,11 @@ def run_baseline(options: dict) -> None:
             limit = min(WINDOW_CANDLES, -(-(until - since) // MINUTE_MS))
             candles = exchange.fetch_ohlcv(CCXT_SYMBOL, "1m", since=since, limit=limit)
             requests += 1
-            rows = [(instrument_id, datetime.fromtimestamp(ts / 1000, UTC), o, h, low, c, v, v * c)
-                    for ts, o, h, low, c, v in candles if since <= ts < until]
+            rows = [
+                (instrument_id, datetime.fromtimestamp(ts / 1000, UTC), o, h, low, c, v, v * c)
+                for ts, o, h, low, c, v in candles
+                if since <= ts < until
+            ]
             with conn.cursor() as cur:
                 cur.executemany(insert, rows)
             conn.commit()
@@ -237,7 +248,9 @@ def stored_candles(dsn: str) -> int:
     with psycopg.connect(dsn) as conn:
         return conn.execute(
             """SELECT count(*) FROM deribit.candles_1m c JOIN deribit.instruments i ON i.id = c.instrument_id
-                WHERE i.instrument_name = %s""", (INSTRUMENT,)).fetchone()[0]
+                WHERE i.instrument_name = %s""",
+            (INSTRUMENT,),
+        ).fetchone()[0]
 
 
 def server_version(server_dsn: str) -> str:
@@ -276,8 +289,15 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> Finished:
         busy = None
         if cpus_before and cpus_after and cpus_after[1] > cpus_before[1]:
             busy = (cpus_after[0] - cpus_before[0]) / (cpus_after[1] - cpus_before[1])
-        return Finished(process.returncode, out.read(), err.read(), seconds, usage.ru_utime + usage.ru_stime,
-                        usage.ru_maxrss / 1024, busy)
+        return Finished(
+            process.returncode,
+            out.read(),
+            err.read(),
+            seconds,
+            usage.ru_utime + usage.ru_stime,
+            usage.ru_maxrss / 1024,
+            busy,
+        )
 
 
 def _cpu_times() -> tuple[int, int] | None:
@@ -316,13 +336,30 @@ def _ms(value: datetime) -> int:
 # The three lines
 
 
-def pipeline_line(line: Line, sim: SimHost, deployment: str, dsn: str, since: datetime, until: datetime,
-                  limiter: str | None) -> Line:
+def pipeline_line(
+    line: Line, sim: SimHost, deployment: str, dsn: str, since: datetime, until: datetime, limiter: str | None
+) -> Line:
     sim.reset(deployment)
     finished = run_measured(
-        [_cli(), "backfill", "candles", "--instrument", INSTRUMENT, "--since", since.isoformat(),
-         "--until", until.isoformat(), "--quiet", "--json", "--dsn", dsn, "--api-url", sim.urls[deployment]],
-        _env(limiter))
+        [
+            _cli(),
+            "backfill",
+            "candles",
+            "--instrument",
+            INSTRUMENT,
+            "--since",
+            since.isoformat(),
+            "--until",
+            until.isoformat(),
+            "--quiet",
+            "--json",
+            "--dsn",
+            dsn,
+            "--api-url",
+            sim.urls[deployment],
+        ],
+        _env(limiter),
+    )
     _check(finished, f"line ({line.label}): deribit-ts backfill candles")
     summary = json.loads(finished.stdout.strip().splitlines()[-1])
     candles = summary["datasets"]["candles"]
@@ -333,10 +370,15 @@ def pipeline_line(line: Line, sim: SimHost, deployment: str, dsn: str, since: da
     line.peak_rss_mb = finished.peak_rss_mb
     line.reported = candles["inserted"]
     line.throttled = served["errors_by_code"].get(TOO_MANY_REQUESTS, 0)
-    line.details = {"rows_fetched": candles["rows_fetched"], "inserted": candles["inserted"],
-                    "exchange": summary["exchange"], "status": summary["status"], "cpu_s": round(finished.cpu_s, 2),
-                    "machine_busy": finished.machine_busy,
-                    **run_phases(dsn, summary["run_id"])}
+    line.details = {
+        "rows_fetched": candles["rows_fetched"],
+        "inserted": candles["inserted"],
+        "exchange": summary["exchange"],
+        "status": summary["status"],
+        "cpu_s": round(finished.cpu_s, 2),
+        "machine_busy": finished.machine_busy,
+        **run_phases(dsn, summary["run_id"]),
+    }
     return line
 
 
@@ -345,28 +387,49 @@ def run_phases(dsn: str, run_id: int) -> dict:
     (first to last window commit) with its rate."""
     with psycopg.connect(dsn) as conn:
         started, finished = conn.execute(
-            "SELECT started_at, finished_at FROM deribit_ts.runs WHERE run_id = %s", (run_id,)).fetchone()
+            "SELECT started_at, finished_at FROM deribit_ts.runs WHERE run_id = %s", (run_id,)
+        ).fetchone()
         first, last, rows, first_rows = conn.execute(
             """SELECT min(fetched_at), max(fetched_at), sum(rows),
                       (array_agg(rows ORDER BY fetched_at))[1]
-                 FROM deribit_ts.coverage WHERE run_id = %s AND dataset = 'candles'""", (run_id,)).fetchone()
+                 FROM deribit_ts.coverage WHERE run_id = %s AND dataset = 'candles'""",
+            (run_id,),
+        ).fetchone()
     phases = {"run_s": round((finished - started).total_seconds(), 3)}
     if first is not None and last > first:
         span = (last - first).total_seconds()
-        phases.update(first_window_s=round((first - started).total_seconds(), 3), loading_s=round(span, 3),
-                      loading_rate=round((rows - first_rows) / span))
+        phases.update(
+            first_window_s=round((first - started).total_seconds(), 3),
+            loading_s=round(span, 3),
+            loading_rate=round((rows - first_rows) / span),
+        )
     return phases
 
 
 def baseline_line(line: Line, sim: SimHost, dsn: str, since: datetime, until: datetime) -> Line:
     # The catalogue first (not timed), so the baseline can look BTC-PERPETUAL's id up like a real script would.
-    catalogue = run_measured([_cli(), "backfill", "instruments", "--currency", "BTC", "--quiet", "--json",
-                              "--dsn", dsn, "--api-url", sim.urls["deribit"]], _env(None))
+    catalogue = run_measured(
+        [
+            _cli(),
+            "backfill",
+            "instruments",
+            "--currency",
+            "BTC",
+            "--quiet",
+            "--json",
+            "--dsn",
+            dsn,
+            "--api-url",
+            sim.urls["deribit"],
+        ],
+        _env(None),
+    )
     _check(catalogue, "loading the instrument catalogue for line (c)")
     sim.reset("deribit")
     options = {"url": sim.urls["deribit"], "dsn": dsn, "since_ms": _ms(since), "until_ms": _ms(until)}
-    finished = run_measured([sys.executable, __file__, "--role", "baseline", "--role-options", json.dumps(options)],
-                            _env(None))
+    finished = run_measured(
+        [sys.executable, __file__, "--role", "baseline", "--role-options", json.dumps(options)], _env(None)
+    )
     _check(finished, "line (c): the ccxt + executemany baseline")
     report = json.loads(finished.stdout.strip().splitlines()[-1])
     served = sim.stats("deribit")
@@ -376,8 +439,11 @@ def baseline_line(line: Line, sim: SimHost, dsn: str, since: datetime, until: da
     line.peak_rss_mb = finished.peak_rss_mb
     line.reported = report["written"]
     line.throttled = served["errors_by_code"].get(TOO_MANY_REQUESTS, 0)
-    line.details = {"process_s": round(finished.seconds, 3), "cpu_s": round(finished.cpu_s, 2),
-                    "machine_busy": finished.machine_busy}
+    line.details = {
+        "process_s": round(finished.seconds, 3),
+        "cpu_s": round(finished.cpu_s, 2),
+        "machine_busy": finished.machine_busy,
+    }
     return line
 
 
@@ -425,28 +491,36 @@ def print_report(header: list[str], lines: list[Line], r: dict, verdicts: dict[s
     print()
     print(f"{'line':<46}{'candles':>11}{'seconds':>9}{'candles/s':>12}{'requests':>10}{'peak RSS':>11}")
     for x in lines:
-        print(f"{'(' + x.label + ') ' + x.title:<46}{x.candles:>11,}{x.seconds:>9.2f}{x.rate:>12,.0f}"
-              f"{x.requests:>10,}{x.peak_rss_mb:>8.0f} MB")
+        print(
+            f"{'(' + x.label + ') ' + x.title:<46}{x.candles:>11,}{x.seconds:>9.2f}{x.rate:>12,.0f}"
+            f"{x.requests:>10,}{x.peak_rss_mb:>8.0f} MB"
+        )
     a, b, _ = lines
     for x in (a, b):
         d = x.details
         if "loading_rate" in d:
-            print(f"    ({x.label}) process {x.seconds:.2f} s (CPU {d['cpu_s']:.2f} s) = run {d['run_s']:.2f} s + "
-                  f"start-up/exit {x.seconds - d['run_s']:.2f} s; first window committed "
-                  f"{d['first_window_s']:.2f} s into the run, then {d['loading_rate']:,} candles/s"
-                  + (f"; all CPUs {d['machine_busy']:.0%} busy" if d.get("machine_busy") is not None else ""))
+            print(
+                f"    ({x.label}) process {x.seconds:.2f} s (CPU {d['cpu_s']:.2f} s) = run {d['run_s']:.2f} s + "
+                f"start-up/exit {x.seconds - d['run_s']:.2f} s; first window committed "
+                f"{d['first_window_s']:.2f} s into the run, then {d['loading_rate']:,} candles/s"
+                + (f"; all CPUs {d['machine_busy']:.0%} busy" if d.get("machine_busy") is not None else "")
+            )
     print()
     print(f"(a) / target 150,000 candles/s            {r['a_over_target']:.2f}x   (target >= 1x)")
     print(f"(b) / allowance ceiling 100,000 candles/s {r['b_over_ceiling']:.1%}  (target >= 85%)")
     print(f"(b) / (c)                                 {r['b_over_c']:.2f}x   (target >= 3x)")
     print(f"(b) / replaced system 3,115 candles/s     {r['b_over_replaced']:.1f}x   (target > 25x)")
-    print(f"full BTC-PERPETUAL history ({r['full_history_candles']:,} candles, {r['full_history_source']}) "
-          f"at (b)'s rate: {r['full_history_at_b_s']:.1f} s")
+    print(
+        f"full BTC-PERPETUAL history ({r['full_history_candles']:,} candles, {r['full_history_source']}) "
+        f"at (b)'s rate: {r['full_history_at_b_s']:.1f} s"
+    )
     print(f"10028 answers in (b): {b.throttled}")
     print()
     for name, ok in verdicts.items():
-        print(f"{'n/a ' if ok is None else 'PASS' if ok else 'MISS'}  {name}"
-              + ("  (not judged by a --quick smoke run)" if ok is None else ""))
+        print(
+            f"{'n/a ' if ok is None else 'PASS' if ok else 'MISS'}  {name}"
+            + ("  (not judged by a --quick smoke run)" if ok is None else "")
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -454,20 +528,28 @@ def print_report(header: list[str], lines: list[Line], r: dict, verdicts: dict[s
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[2:]))
-    parser.add_argument("--since", default=LISTED, help="start of every line's range (UTC date; default: the "
-                        "day BTC-PERPETUAL was listed)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[2:]),
+    )
+    parser.add_argument(
+        "--since",
+        default=LISTED,
+        help="start of every line's range (UTC date; default: the day BTC-PERPETUAL was listed)",
+    )
     parser.add_argument("--days-a", type=int, help="days of candles for (a) (default: the whole history up to --now)")
     parser.add_argument("--days-b", type=int, help="days of candles for (b) (default: the whole history up to --now)")
     parser.add_argument("--days-c", type=int, default=60, help="days of candles for (c), the slow baseline")
     parser.add_argument("--now", default="2025-11-01", help="the simulator's frozen 'now' (UTC date)")
     parser.add_argument("--latency-ms", type=float, default=100.0, help="simulator latency for (b) and (c)")
     parser.add_argument("--quick", action="store_true", help="small ranges for a smoke run (< 30 s)")
-    parser.add_argument("--dsn", default=os.environ.get("DERIBIT_TS_DSN"),
-                        help="TimescaleDB server to create the benchmark's databases on (default: a private "
-                             "embedded cluster in a temporary home); also DERIBIT_TS_DSN")
+    parser.add_argument(
+        "--dsn",
+        default=os.environ.get("DERIBIT_TS_DSN"),
+        help="TimescaleDB server to create the benchmark's databases on (default: a private "
+        "embedded cluster in a temporary home); also DERIBIT_TS_DSN",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--role", choices=("bench", "sim", "baseline"), default="bench", help=argparse.SUPPRESS)
     parser.add_argument("--role-options", default="{}", help=argparse.SUPPRESS)
@@ -485,33 +567,60 @@ def _utc(text: str) -> datetime:
 def bench(args: argparse.Namespace) -> int:
     since, now = _utc(args.since), _utc(args.now)
     last_day = now.replace(hour=0, minute=0, second=0, microsecond=0)  # ranges end at a whole day before `now`
-    until = {k: since + timedelta(days=days) if days else last_day
-             for k, days in (("a", args.days_a), ("b", args.days_b), ("c", args.days_c))}
+    until = {
+        k: since + timedelta(days=days) if days else last_day
+        for k, days in (("a", args.days_a), ("b", args.days_b), ("c", args.days_c))
+    }
     if max(until.values()) > last_day or since < _utc(LISTED):
         raise SystemExit(f"every range must lie between {LISTED} and --now {args.now}: adjust --since or --days-*")
     began, load_at_start = time.perf_counter(), os.getloadavg()[0]
     simulator = sim_host(now, args.latency_ms, since, max(until.values()))
     with simulator as sim, database_server(args.dsn) as (server, where):
-        header = [f"deribit-ts backfill benchmark: {INSTRUMENT} 1-minute candles from {since:%Y-%m-%d}, "
-                  f"simulator --now {now:%Y-%m-%d} (own process, cache warmed in {sim.warm_s:.1f} s)",
-                  f"database: {server_version(server)}, {where}; {os.cpu_count()} CPUs, "
-                  f"load average {load_at_start:.1f} before the run"]
+        header = [
+            f"deribit-ts backfill benchmark: {INSTRUMENT} 1-minute candles from {since:%Y-%m-%d}, "
+            f"simulator --now {now:%Y-%m-%d} (own process, cache warmed in {sim.warm_s:.1f} s)",
+            f"database: {server_version(server)}, {where}; {os.cpu_count()} CPUs, "
+            f"load average {load_at_start:.1f} before the run",
+        ]
         lines = []
         with fresh_database(server, "a") as dsn:
-            lines.append(pipeline_line(Line("a", "pipeline, no latency, no rate limit"), sim, "off", dsn, since,
-                                       until["a"], "off"))
+            lines.append(
+                pipeline_line(
+                    Line("a", "pipeline, no latency, no rate limit"), sim, "off", dsn, since, until["a"], "off"
+                )
+            )
         with fresh_database(server, "b") as dsn:
-            lines.append(pipeline_line(Line("b", f"pipeline, Deribit limits, {args.latency_ms:g} ms"), sim,
-                                       "deribit", dsn, since, until["b"], None))
+            lines.append(
+                pipeline_line(
+                    Line("b", f"pipeline, Deribit limits, {args.latency_ms:g} ms"),
+                    sim,
+                    "deribit",
+                    dsn,
+                    since,
+                    until["b"],
+                    None,
+                )
+            )
         with fresh_database(server, "c") as dsn:
-            lines.append(baseline_line(Line("c", "ccxt fetch_ohlcv + executemany, as (b)"), sim, dsn, since,
-                                       until["c"]))
+            lines.append(
+                baseline_line(Line("c", "ccxt fetch_ohlcv + executemany, as (b)"), sim, dsn, since, until["c"])
+            )
     r = ratios(*lines, b_is_full_history=args.days_b is None and since == _utc(LISTED))
     verdicts = checks(lines, r, smoke=args.quick)
     total = time.perf_counter() - began
     if args.json:
-        print(json.dumps({"header": header, "lines": [{**asdict(x), "rate": x.rate} for x in lines],
-                          "ratios": r, "checks": verdicts, "total_s": total}, default=str))
+        print(
+            json.dumps(
+                {
+                    "header": header,
+                    "lines": [{**asdict(x), "rate": x.rate} for x in lines],
+                    "ratios": r,
+                    "checks": verdicts,
+                    "total_s": total,
+                },
+                default=str,
+            )
+        )
     else:
         print_report(header, lines, r, verdicts)
         print(f"\nbenchmark total {total:.0f} s")

@@ -57,8 +57,9 @@ def default_dsn() -> str:
 def measure(dsn: str, repeat: int) -> dict:
     figures: dict = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
-        figures["candles"] = conn.execute("SELECT sum(rows) FROM deribit_ts.coverage WHERE dataset = 'candles'"
-                                          ).fetchone()[0]
+        figures["candles"] = conn.execute(
+            "SELECT sum(rows) FROM deribit_ts.coverage WHERE dataset = 'candles'"
+        ).fetchone()[0]
         # The newest quarterly (the longest-lived future) that has candles, and its last full day.
         future, last = conn.execute("""
             SELECT f.instrument_name, max(upper(c.fetched))
@@ -67,30 +68,49 @@ def measure(dsn: str, repeat: int) -> dict:
                AND f.expiry - f.creation_ts > interval '200 days'
              GROUP BY f.instrument_name, f.expiry ORDER BY f.expiry DESC LIMIT 1""").fetchone()
         day_end = last.replace(hour=0, minute=0, second=0, microsecond=0)
-        cases = {"basis_day": ("SELECT * FROM deribit.basis_1m WHERE instrument_name = %s AND ts >= %s AND ts < %s",
-                               "SELECT * FROM deribit.ohlcv_1m WHERE instrument_name = %s AND ts >= %s AND ts < %s",
-                               (future, day_end - timedelta(days=1), day_end))}
-        cases["basis_life"] = ("SELECT * FROM deribit.basis_1m WHERE instrument_name = %s",
-                               "SELECT * FROM deribit.ohlcv_1m WHERE instrument_name = %s", (future,))
+        cases = {
+            "basis_day": (
+                "SELECT * FROM deribit.basis_1m WHERE instrument_name = %s AND ts >= %s AND ts < %s",
+                "SELECT * FROM deribit.ohlcv_1m WHERE instrument_name = %s AND ts >= %s AND ts < %s",
+                (future, day_end - timedelta(days=1), day_end),
+            )
+        }
+        cases["basis_life"] = (
+            "SELECT * FROM deribit.basis_1m WHERE instrument_name = %s",
+            "SELECT * FROM deribit.ohlcv_1m WHERE instrument_name = %s",
+            (future,),
+        )
         newest_funding = conn.execute("SELECT max(ts) FROM deribit.funding_rate_history").fetchone()[0]
-        cases["funding_30d"] = ("SELECT * FROM deribit.funding_apr WHERE instrument_name = 'BTC-PERPETUAL' "
-                                "AND ts > %s - interval '30 days'",
-                                "SELECT * FROM deribit.funding_rates WHERE instrument_name = 'BTC-PERPETUAL' "
-                                "AND ts > %s - interval '30 days'", (newest_funding,))
+        cases["funding_30d"] = (
+            "SELECT * FROM deribit.funding_apr WHERE instrument_name = 'BTC-PERPETUAL' "
+            "AND ts > %s - interval '30 days'",
+            "SELECT * FROM deribit.funding_rates WHERE instrument_name = 'BTC-PERPETUAL' "
+            "AND ts > %s - interval '30 days'",
+            (newest_funding,),
+        )
         figures["future"] = future
         for name, (view_sql, base_sql, params) in cases.items():
             view_s, rows = best_of(conn, view_sql, params, repeat)
             base_s, base_rows = best_of(conn, base_sql, params, repeat)
-            figures[name] = {"rows": rows, "seconds": round(view_s, 4), "baseline_seconds": round(base_s, 4),
-                             "ratio": round(view_s / base_s, 1) if base_s else None}
-        ts_s, ts_rows = best_of(conn, "SELECT * FROM deribit.basis_term_structure ORDER BY ts DESC LIMIT 10", (),
-                                repeat)
+            figures[name] = {
+                "rows": rows,
+                "seconds": round(view_s, 4),
+                "baseline_seconds": round(base_s, 4),
+                "ratio": round(view_s / base_s, 1) if base_s else None,
+            }
+        ts_s, ts_rows = best_of(
+            conn, "SELECT * FROM deribit.basis_term_structure ORDER BY ts DESC LIMIT 10", (), repeat
+        )
         figures["term_structure_limit_10"] = {"rows": ts_rows, "seconds": round(ts_s, 4)}
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / "report.html"
         start = time.perf_counter()
-        subprocess.run([str(Path(sys.executable).parent / "deribit-ts"), "report", "--html", str(page), "--dsn", dsn],
-                       check=True, capture_output=True, timeout=1800)
+        subprocess.run(
+            [str(Path(sys.executable).parent / "deribit-ts"), "report", "--html", str(page), "--dsn", dsn],
+            check=True,
+            capture_output=True,
+            timeout=1800,
+        )
         figures["report_html"] = {"seconds": round(time.perf_counter() - start, 1), "bytes": page.stat().st_size}
     return figures
 
@@ -108,8 +128,10 @@ def main() -> None:
     print(f"history: {figures['candles']:,} candles; future: {figures['future']}")
     for name in ("basis_day", "basis_life", "funding_30d"):
         f = figures[name]
-        print(f"{name:24} {f['rows']:>9,} rows {f['seconds'] * 1000:9.1f} ms   "
-              f"baseline {f['baseline_seconds'] * 1000:8.1f} ms   ratio {f['ratio']}x")
+        print(
+            f"{name:24} {f['rows']:>9,} rows {f['seconds'] * 1000:9.1f} ms   "
+            f"baseline {f['baseline_seconds'] * 1000:8.1f} ms   ratio {f['ratio']}x"
+        )
     f = figures["term_structure_limit_10"]
     print(f"{'term_structure_limit_10':24} {f['rows']:>9,} rows {f['seconds'] * 1000:9.1f} ms")
     f = figures["report_html"]

@@ -44,9 +44,26 @@ CANDLE_BOUND_S = 150.0  # 60 s of the forming minute + 90 s after it closes
 
 
 def start_sim(speed: float) -> tuple[subprocess.Popen, str]:
-    sim = subprocess.Popen([str(EXE), "sim", "serve", "--port", "0", "--now", START.isoformat(), "--clock-speed",
-                            str(speed), "--rate-limit", "off", "--pathologies", "filler-candles,bad-ticks"],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    sim = subprocess.Popen(
+        [
+            str(EXE),
+            "sim",
+            "serve",
+            "--port",
+            "0",
+            "--now",
+            START.isoformat(),
+            "--clock-speed",
+            str(speed),
+            "--rate-limit",
+            "off",
+            "--pathologies",
+            "filler-candles,bad-ticks",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     url = sim.stdout.readline().strip()
     if not url.startswith("http"):
         sim.kill()
@@ -75,8 +92,10 @@ class Sampler(threading.Thread):
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             while not self.stop.wait(0.5):
                 now = sim_now(self.url)
-                rows = conn.execute("SELECT dataset, lag FROM deribit_ts.collector_freshness(%s, %s, %s)",
-                                    (now, self.currencies, ["perpetual", "future"])).fetchall()
+                rows = conn.execute(
+                    "SELECT dataset, lag FROM deribit_ts.collector_freshness(%s, %s, %s)",
+                    (now, self.currencies, ["perpetual", "future"]),
+                ).fetchall()
                 for dataset, lag in rows:
                     if lag is not None:
                         self.lags.setdefault(dataset, []).append(lag.total_seconds())
@@ -90,8 +109,12 @@ def percentile(values: list[float], q: float) -> float:
 def run(dsn: str, hours: float, speed: float, currencies: list[str]) -> dict:
     sim, url = start_sim(speed)
     env = {**os.environ, "DERIBIT_TS_RATE_LIMIT_SCALE": "off"}
-    collector = subprocess.Popen([str(EXE), "collect", "--currency", ",".join(currencies), "--dsn", dsn,
-                                  "--api-url", url], env=env, stderr=subprocess.PIPE, text=True)
+    collector = subprocess.Popen(
+        [str(EXE), "collect", "--currency", ",".join(currencies), "--dsn", dsn, "--api-url", url],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # until the first candles are in
@@ -124,13 +147,24 @@ def run(dsn: str, hours: float, speed: float, currencies: list[str]) -> dict:
     with psycopg.connect(dsn) as conn:
         candles = conn.execute("SELECT count(*) FROM deribit.candles_1m").fetchone()[0]
         errors = conn.execute("SELECT coalesce(sum(errors), 0) FROM deribit_ts.collector_jobs").fetchone()[0]
-    lags = {d: {"samples": len(v), "median_s": statistics.median(v), "p99_s": percentile(v, 0.99), "max_s": max(v)}
-            for d, v in sorted(sampler.lags.items()) if v}
-    return {"taken_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "simulated_hours": round(simulated_s / 3600, 2),
-            "speed": speed, "currencies": currencies, "lag": lags, "requests": requests,
-            "requests_by_method": stats["requests_by_method"], "candles_stored": candles, "job_errors": int(errors),
-            "requests_per_simulated_s": requests / simulated_s, "throttled": stats["errors_by_code"].get("10028", 0)}
+    lags = {
+        d: {"samples": len(v), "median_s": statistics.median(v), "p99_s": percentile(v, 0.99), "max_s": max(v)}
+        for d, v in sorted(sampler.lags.items())
+        if v
+    }
+    return {
+        "taken_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "simulated_hours": round(simulated_s / 3600, 2),
+        "speed": speed,
+        "currencies": currencies,
+        "lag": lags,
+        "requests": requests,
+        "requests_by_method": stats["requests_by_method"],
+        "candles_stored": candles,
+        "job_errors": int(errors),
+        "requests_per_simulated_s": requests / simulated_s,
+        "throttled": stats["errors_by_code"].get("10028", 0),
+    }
 
 
 def main() -> None:
@@ -147,17 +181,23 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"{result['simulated_hours']} simulated hours at {args.speed:g}x, {', '.join(currencies)}, "
-          f"taken {result['taken_at']}")
-    print(f"{'dataset':18} {'samples':>7} {'median':>8} {'p99':>8} {'max':>8}   lag in simulated seconds "
-          f"(and in real seconds: / {args.speed:g})")
+    print(
+        f"{result['simulated_hours']} simulated hours at {args.speed:g}x, {', '.join(currencies)}, "
+        f"taken {result['taken_at']}"
+    )
+    print(
+        f"{'dataset':18} {'samples':>7} {'median':>8} {'p99':>8} {'max':>8}   lag in simulated seconds "
+        f"(and in real seconds: / {args.speed:g})"
+    )
     for dataset, d in result["lag"].items():
         real = "  ".join(f"{d[k] / args.speed:.2f}" for k in ("median_s", "p99_s", "max_s"))
         print(f"{dataset:18} {d['samples']:>7} {d['median_s']:>8.1f} {d['p99_s']:>8.1f} {d['max_s']:>8.1f}   ({real})")
     used = result["requests_per_simulated_s"]
-    print(f"requests: {result['requests']} ({used:.3f} per simulated second = {used / ALLOWANCE_PER_S:.1%} of "
-          f"Deribit's {ALLOWANCE_PER_S:g}/s allowance); 10028 answers: {result['throttled']}; "
-          f"job errors: {result['job_errors']}; candles stored: {result['candles_stored']}")
+    print(
+        f"requests: {result['requests']} ({used:.3f} per simulated second = {used / ALLOWANCE_PER_S:.1%} of "
+        f"Deribit's {ALLOWANCE_PER_S:g}/s allowance); 10028 answers: {result['throttled']}; "
+        f"job errors: {result['job_errors']}; candles stored: {result['candles_stored']}"
+    )
     for dataset in ("candles.perpetual", "candles.future"):
         if dataset in result["lag"]:
             p99 = result["lag"][dataset]["p99_s"]

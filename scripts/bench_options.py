@@ -77,8 +77,11 @@ def serve_sim(options: dict) -> None:
 
 def start_sim(latency_ms: float, since: datetime) -> tuple[subprocess.Popen, str]:
     options = {"latency_ms": latency_ms, "since_ms": int(since.timestamp() * 1000)}
-    process = subprocess.Popen([sys.executable, __file__, "--role", "sim", "--role-options", json.dumps(options)],
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--role", "sim", "--role-options", json.dumps(options)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     line = process.stdout.readline()
     if not line.startswith("http://"):
         process.terminate()
@@ -89,9 +92,26 @@ def start_sim(latency_ms: float, since: datetime) -> tuple[subprocess.Popen, str
 def throughput(dsn: str, url: str, days: int) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("DERIBIT_TS_RATE_LIMIT_SCALE", "DERIBIT_TS_DSN")}
     began = time.perf_counter()
-    done = subprocess.run([_cli(), "backfill", "options", "--currency", "BTC", "--since",
-                           (NOW - timedelta(days=days)).isoformat(), "--json", "--quiet", "--dsn", dsn,
-                           "--api-url", url], capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [
+            _cli(),
+            "backfill",
+            "options",
+            "--currency",
+            "BTC",
+            "--since",
+            (NOW - timedelta(days=days)).isoformat(),
+            "--json",
+            "--quiet",
+            "--dsn",
+            dsn,
+            "--api-url",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     wall = time.perf_counter() - began
     if done.returncode != 0:
         raise SystemExit(f"backfill failed: {done.stderr.strip()}")
@@ -100,18 +120,28 @@ def throughput(dsn: str, url: str, days: int) -> dict:
         first, last, windows, stored, fillers = conn.execute(
             """SELECT min(fetched_at), max(fetched_at), count(*), sum(rows),
                       coalesce(sum((SELECT sum(extract(epoch FROM upper(r) - lower(r)) / 60) FROM unnest(filled) r)), 0)
-                 FROM deribit_ts.coverage WHERE dataset = 'candles'""").fetchone()
+                 FROM deribit_ts.coverage WHERE dataset = 'candles'"""
+        ).fetchone()
     span = (last - first).total_seconds()
     requests = summary["datasets"]["candles"]["requests"]
     # The requests answered after the first commit (the first window's request came before it).
     counted = requests - 1
     rate = counted / span if span else 0.0
     ceiling = (ALLOWANCE * span + BURST) / span if span else ALLOWANCE  # what the limiter allows in that time
-    return {"options": sum(summary["tiers"].values()), "tiers": summary["tiers"], "windows": windows,
-            "chart_requests": requests, "seconds": round(span, 2), "wall_s": round(wall, 2),
-            "requests_per_s": round(rate, 2), "ceiling_per_s": round(ceiling, 2), "share": round(rate / ceiling, 3),
-            "throttled": summary["exchange"]["throttled"], "rows_stored": int(stored),
-            "filler_minutes": int(fillers)}
+    return {
+        "options": sum(summary["tiers"].values()),
+        "tiers": summary["tiers"],
+        "windows": windows,
+        "chart_requests": requests,
+        "seconds": round(span, 2),
+        "wall_s": round(wall, 2),
+        "requests_per_s": round(rate, 2),
+        "ceiling_per_s": round(ceiling, 2),
+        "share": round(rate / ceiling, 3),
+        "throttled": summary["exchange"]["throttled"],
+        "rows_stored": int(stored),
+        "filler_minutes": int(fillers),
+    }
 
 
 _BUILD_WITH_FILLERS = """
@@ -137,7 +167,8 @@ def storage(dsn: str) -> dict:
         option_days = conn.execute(
             """SELECT sum(extract(epoch FROM upper(r) - lower(r))) / 86400
                  FROM (SELECT unnest(range_agg(fetched)) AS r FROM deribit_ts.coverage
-                        WHERE dataset = 'candles' GROUP BY key) k""").fetchone()[0]
+                        WHERE dataset = 'candles' GROUP BY key) k"""
+        ).fetchone()[0]
         option_days = float(option_days)
         for statement in _BUILD_WITH_FILLERS.split(";\n"):
             if statement.strip():
@@ -145,17 +176,26 @@ def storage(dsn: str) -> dict:
         conn.execute("VACUUM ANALYZE deribit.candles_1m")
         conn.execute("VACUUM ANALYZE bench_with_fillers")
         traded_rows, all_rows = conn.execute(
-            "SELECT (SELECT count(*) FROM deribit.candles_1m), (SELECT count(*) FROM bench_with_fillers)").fetchone()
+            "SELECT (SELECT count(*) FROM deribit.candles_1m), (SELECT count(*) FROM bench_with_fillers)"
+        ).fetchone()
         decided = conn.execute("SELECT hypertable_size('deribit.candles_1m')").fetchone()[0]
         # The decision's bookkeeping: the filler ranges kept in coverage.
         ranges = conn.execute("SELECT coalesce(sum(pg_column_size(filled)), 0) FROM deribit_ts.coverage").fetchone()[0]
         other = conn.execute("SELECT hypertable_size('bench_with_fillers')").fetchone()[0]
-        result = {"option_days": round(option_days, 1), "traded_rows": traded_rows, "rows_with_fillers": all_rows,
-                  "row_storage": {
-                      "decided_bytes_per_option_day": round((decided + ranges) / option_days),
-                      "fillers_as_rows_bytes_per_option_day": round(other / option_days)}}
-        result["row_storage"]["ratio"] = round(result["row_storage"]["fillers_as_rows_bytes_per_option_day"]
-                                               / result["row_storage"]["decided_bytes_per_option_day"], 1)
+        result = {
+            "option_days": round(option_days, 1),
+            "traded_rows": traded_rows,
+            "rows_with_fillers": all_rows,
+            "row_storage": {
+                "decided_bytes_per_option_day": round((decided + ranges) / option_days),
+                "fillers_as_rows_bytes_per_option_day": round(other / option_days),
+            },
+        }
+        result["row_storage"]["ratio"] = round(
+            result["row_storage"]["fillers_as_rows_bytes_per_option_day"]
+            / result["row_storage"]["decided_bytes_per_option_day"],
+            1,
+        )
         license_ = conn.execute("SELECT current_setting('timescaledb.license', true)").fetchone()[0]
         if license_ == "timescale":
             result["compressed"] = _compressed(conn, option_days, ranges)
@@ -166,14 +206,19 @@ def storage(dsn: str) -> dict:
 def _compressed(conn: psycopg.Connection, option_days: float, ranges: int) -> dict:
     sizes = {}
     for table in ("deribit.candles_1m", "bench_with_fillers"):
-        conn.execute(f"ALTER TABLE {table} SET (timescaledb.compress, timescaledb.compress_segmentby = "
-                     "'instrument_id', timescaledb.compress_orderby = 'ts')")
+        conn.execute(
+            f"ALTER TABLE {table} SET (timescaledb.compress, timescaledb.compress_segmentby = "
+            "'instrument_id', timescaledb.compress_orderby = 'ts')"
+        )
         conn.execute(f"SELECT compress_chunk(c, if_not_compressed => true) FROM show_chunks('{table}') c")
         sizes[table] = conn.execute(f"SELECT hypertable_size('{table}')").fetchone()[0]
     decided = (sizes["deribit.candles_1m"] + ranges) / option_days
     other = sizes["bench_with_fillers"] / option_days
-    return {"decided_bytes_per_option_day": round(decided), "fillers_as_rows_bytes_per_option_day": round(other),
-            "ratio": round(other / decided, 1)}
+    return {
+        "decided_bytes_per_option_day": round(decided),
+        "fillers_as_rows_bytes_per_option_day": round(other),
+        "ratio": round(other / decided, 1),
+    }
 
 
 def main() -> int:
@@ -191,9 +236,14 @@ def main() -> int:
     sim, url = start_sim(args.latency_ms, NOW - timedelta(days=args.days))
     try:
         with database_server(args.dsn) as (server, where), fresh_database(server, "options") as dsn:
-            result = {"taken": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "server": server_version(server),
-                      "where": where, "days": args.days, "latency_ms": args.latency_ms,
-                      "throughput": throughput(dsn, url, args.days)}
+            result = {
+                "taken": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                "server": server_version(server),
+                "where": where,
+                "days": args.days,
+                "latency_ms": args.latency_ms,
+                "throughput": throughput(dsn, url, args.days),
+            }
             result["storage"] = storage(dsn)
     finally:
         sim.terminate()
@@ -204,21 +254,29 @@ def main() -> int:
         print(json.dumps({**result, "target_met": met}))
     else:
         print(f"{result['taken']}  {result['server']} ({where})")
-        print(f"options backfill, BTC, {args.days} days, {t['options']} options {t['tiers']}, latency "
-              f"{args.latency_ms:g} ms, Deribit limits")
-        print(f"  {t['chart_requests']:,} chart requests in {t['seconds']:.1f} s = {t['requests_per_s']:.2f}/s "
-              f"vs the limiter's ceiling {t['ceiling_per_s']:g}/s (20/s + its {BURST:.0f}-request pool): "
-              f"{t['share']:.1%} (target {TARGET:.0%}); "
-              f"{t['throttled']} throttled; wall {t['wall_s']:.1f} s")
+        print(
+            f"options backfill, BTC, {args.days} days, {t['options']} options {t['tiers']}, latency "
+            f"{args.latency_ms:g} ms, Deribit limits"
+        )
+        print(
+            f"  {t['chart_requests']:,} chart requests in {t['seconds']:.1f} s = {t['requests_per_s']:.2f}/s "
+            f"vs the limiter's ceiling {t['ceiling_per_s']:g}/s (20/s + its {BURST:.0f}-request pool): "
+            f"{t['share']:.1%} (target {TARGET:.0%}); "
+            f"{t['throttled']} throttled; wall {t['wall_s']:.1f} s"
+        )
         print(f"  traded candles stored {t['rows_stored']:,}; filler minutes kept as ranges {t['filler_minutes']:,}")
         print(f"bytes per option-day over {s['option_days']:,} option-days (Apache row storage):")
         r = s["row_storage"]
-        print(f"  traded rows + filler ranges: {r['decided_bytes_per_option_day']:,}   every filler as a row: "
-              f"{r['fillers_as_rows_bytes_per_option_day']:,}   ({r['ratio']}x)")
+        print(
+            f"  traded rows + filler ranges: {r['decided_bytes_per_option_day']:,}   every filler as a row: "
+            f"{r['fillers_as_rows_bytes_per_option_day']:,}   ({r['ratio']}x)"
+        )
         if "compressed" in s:
             c = s["compressed"]
-            print(f"  compressed (TSL): {c['decided_bytes_per_option_day']:,} vs "
-                  f"{c['fillers_as_rows_bytes_per_option_day']:,} ({c['ratio']}x)")
+            print(
+                f"  compressed (TSL): {c['decided_bytes_per_option_day']:,} vs "
+                f"{c['fillers_as_rows_bytes_per_option_day']:,} ({c['ratio']}x)"
+            )
     return 0 if met else 1
 
 

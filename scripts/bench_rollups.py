@@ -39,7 +39,7 @@ from deribit_ts.db.migrate import apply_all
 from deribit_ts.ingest import rollups
 
 REPO = Path(__file__).resolve().parent.parent
-QUERY = ("SELECT * FROM deribit.ohlcv_1d WHERE instrument_name = 'BTC-PERPETUAL' ORDER BY ts DESC LIMIT 3")
+QUERY = "SELECT * FROM deribit.ohlcv_1d WHERE instrument_name = 'BTC-PERPETUAL' ORDER BY ts DESC LIMIT 3"
 # deribit-ts before this change (migration 0005): the daily rollup aggregated on read.
 AGGREGATE_ON_READ = """
 SELECT i.instrument_name, c.* FROM (
@@ -56,7 +56,9 @@ def generate(conn: psycopg.Connection, instruments: int, minutes: int, end: date
     conn.execute(
         """INSERT INTO deribit.instruments (instrument_name, kind, is_perpetual, raw)
            SELECT CASE WHEN n = 1 THEN 'BTC-PERPETUAL' ELSE 'BENCH-' || n END, 'future', n = 1, '{}'
-             FROM generate_series(1, %s) n ON CONFLICT DO NOTHING""", (instruments,))
+             FROM generate_series(1, %s) n ON CONFLICT DO NOTHING""",
+        (instruments,),
+    )
     ids = [r[0] for r in conn.execute("SELECT id FROM deribit.instruments ORDER BY id LIMIT %s", (instruments,))]
     for iid in ids:
         load_minutes(conn, iid, end - timedelta(minutes=minutes), end)
@@ -72,7 +74,9 @@ def load_minutes(conn: psycopg.Connection, iid: int, start: datetime, end: datet
                      FROM (SELECT ts, random() - 0.5 AS step
                              FROM generate_series(%(start)s::timestamptz, %(end)s::timestamptz - interval '1 minute',
                                                   interval '1 minute') ts) s) w
-           ON CONFLICT DO NOTHING""", {"id": iid, "start": start, "end": end})
+           ON CONFLICT DO NOTHING""",
+        {"id": iid, "start": start, "end": end},
+    )
 
 
 def timed(conn: psycopg.Connection, query: str, runs: int = 5) -> float:
@@ -106,19 +110,27 @@ def apache(args) -> dict:
             materialized_ms = timed(conn, QUERY)
             on_read_ms = timed(conn, AGGREGATE_ON_READ, runs=3)
             # One more day of every instrument, as a daily backfill would load it, then the incremental refresh.
-            ids = [r[0] for r in conn.execute("SELECT id FROM deribit.instruments ORDER BY id LIMIT %s",
-                                              (args.instruments,))]
+            ids = [
+                r[0]
+                for r in conn.execute("SELECT id FROM deribit.instruments ORDER BY id LIMIT %s", (args.instruments,))
+            ]
             for iid in ids:
                 load_minutes(conn, iid, END - timedelta(days=1), END)
             day = rollups.refresh(conn)
             candle_bytes = conn.execute("SELECT hypertable_size('deribit.candles_1m')").fetchone()[0]
             rows_after = conn.execute("SELECT count(*) FROM deribit.candles_1m").fetchone()[0]
         return {
-            "edition": "apache", "candles": rows, "instruments": args.instruments, "load_s": round(load_s, 1),
-            "query_ms": round(materialized_ms, 2), "query_aggregate_on_read_ms": round(on_read_ms, 1),
+            "edition": "apache",
+            "candles": rows,
+            "instruments": args.instruments,
+            "load_s": round(load_s, 1),
+            "query_ms": round(materialized_ms, 2),
+            "query_aggregate_on_read_ms": round(on_read_ms, 1),
             "query_speedup": round(on_read_ms / materialized_ms, 1),
-            "refresh_one_day_s": day["seconds"], "refresh_one_day_instrument_days": day["days"],
-            "full_rebuild_s": full["seconds"], "full_rebuild_instrument_days": full["days"],
+            "refresh_one_day_s": day["seconds"],
+            "refresh_one_day_instrument_days": day["days"],
+            "full_rebuild_s": full["seconds"],
+            "full_rebuild_instrument_days": full["days"],
             "refresh_vs_rebuild": round(full["seconds"] / max(day["seconds"], 0.001), 1),
             "bytes_per_candle_row_storage": round(candle_bytes / rows_after, 1),
         }
@@ -141,8 +153,13 @@ def tsl(args) -> dict:
     from deribit_ts.db import storage
     from deribit_ts.sim import SimConfig, SimMarket
 
-    server = subprocess.Popen(["node", str(REPO / "tests/tsl/server.mjs"), "--port", "0"], cwd=REPO / "tests/tsl",
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    server = subprocess.Popen(
+        ["node", str(REPO / "tests/tsl/server.mjs"), "--port", "0"],
+        cwd=REPO / "tests/tsl",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         line = server.stdout.readline()
         port = int(line.split()[2])
@@ -153,26 +170,36 @@ def tsl(args) -> dict:
         start_ms = int(start.timestamp() * 1000)
         end_ms = start_ms + args.tsl_days * 86_400_000
         with psycopg.connect(dsn, autocommit=True) as conn:
-            iid = conn.execute("INSERT INTO deribit.instruments (instrument_name, kind, raw) "
-                               "VALUES ('BTC-PERPETUAL', 'future', '{}') RETURNING id").fetchone()[0]
+            iid = conn.execute(
+                "INSERT INTO deribit.instruments (instrument_name, kind, raw) "
+                "VALUES ('BTC-PERPETUAL', 'future', '{}') RETURNING id"
+            ).fetchone()[0]
             rows = []
             for a in range(start_ms, end_ms, 5000 * 60_000):
                 chart = market.candles("BTC-PERPETUAL", a, min(a + 5000 * 60_000, end_ms) - 60_000)
-                rows += [(iid, datetime.fromtimestamp(t / 1000, UTC), o, h, lo, c, v, k) for t, o, h, lo, c, v, k in
-                         zip(*(chart[x] for x in ("ticks", "open", "high", "low", "close", "volume", "cost")),
-                             strict=True)]
+                rows += [
+                    (iid, datetime.fromtimestamp(t / 1000, UTC), o, h, lo, c, v, k)
+                    for t, o, h, lo, c, v, k in zip(
+                        *(chart[x] for x in ("ticks", "open", "high", "low", "close", "volume", "cost")), strict=True
+                    )
+                ]
             for first in range(0, len(rows), 100):  # PGlite: ~100 rows per INSERT, no COPY
-                batch = rows[first:first + 100]
-                conn.execute("INSERT INTO deribit.candles_1m VALUES " + ", ".join(["(%s,%s,%s,%s,%s,%s,%s,%s)"] *
-                             len(batch)), [v for row in batch for v in row])
+                batch = rows[first : first + 100]
+                conn.execute(
+                    "INSERT INTO deribit.candles_1m VALUES " + ", ".join(["(%s,%s,%s,%s,%s,%s,%s,%s)"] * len(batch)),
+                    [v for row in batch for v in row],
+                )
             before = {r["hypertable"]: r for r in storage.storage_report(conn)}["deribit.candles_1m"]
             storage.compress_due(conn)
             after = {r["hypertable"]: r for r in storage.storage_report(conn)}["deribit.candles_1m"]
         return {
-            "edition": "timescale (PGlite tsl tier)", "candles": after["rows"], "days": args.tsl_days,
+            "edition": "timescale (PGlite tsl tier)",
+            "candles": after["rows"],
+            "days": args.tsl_days,
             "bytes_per_candle_uncompressed": before["bytes_per_row"],
             "bytes_per_candle_compressed": after["bytes_per_row"],
-            "compressed_chunks": after["compressed_chunks"], "chunks": after["chunks"],
+            "compressed_chunks": after["compressed_chunks"],
+            "chunks": after["chunks"],
             "compression_ratio_of_compressed_chunks": after["compression_ratio"],
         }
     finally:

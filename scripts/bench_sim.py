@@ -34,12 +34,16 @@ async def _pass(url: str, instrument: str, windows: int, concurrency: int) -> tu
         nonlocal served
         while not queue.empty():
             start = queue.get_nowait()
-            params = {"instrument_name": instrument, "resolution": "1", "start_timestamp": str(start),
-                      "end_timestamp": str(start + WINDOW_MS - 1)}
+            params = {
+                "instrument_name": instrument,
+                "resolution": "1",
+                "start_timestamp": str(start),
+                "end_timestamp": str(start + WINDOW_MS - 1),
+            }
             async with session.get(f"{url}/api/v2/public/get_tradingview_chart_data", params=params) as resp:
                 body = await resp.read()
             ticks = body.index(b'"ticks":[')
-            if body[ticks + 9:ticks + 10] != b"]":
+            if body[ticks + 9 : ticks + 10] != b"]":
                 served += body.count(b",", ticks, body.index(b"]", ticks)) + 1
 
     began = time.perf_counter()
@@ -49,8 +53,19 @@ async def _pass(url: str, instrument: str, windows: int, concurrency: int) -> tu
 
 
 def _run_once(args: argparse.Namespace) -> tuple[float, float]:
-    cmd = [sys.executable, "-m", "deribit_ts", "sim", "serve", "--port", "0", "--rate-limit", "off",
-           "--now", "2024-03-01T12:00:00"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "deribit_ts",
+        "sim",
+        "serve",
+        "--port",
+        "0",
+        "--rate-limit",
+        "off",
+        "--now",
+        "2024-03-01T12:00:00",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     rates = []
     try:
@@ -58,8 +73,10 @@ def _run_once(args: argparse.Namespace) -> tuple[float, float]:
         for label in ("cold", "warm"):
             candles, seconds = asyncio.run(_pass(url, args.instrument, args.windows, args.concurrency))
             rates.append(candles / seconds)
-            print(f"{label}: {candles} candles in {seconds:.2f} s = {candles / seconds:,.0f} candles/s "
-                  f"({args.windows} requests of 5000 of {args.instrument}, concurrency {args.concurrency})")
+            print(
+                f"{label}: {candles} candles in {seconds:.2f} s = {candles / seconds:,.0f} candles/s "
+                f"({args.windows} requests of 5000 of {args.instrument}, concurrency {args.concurrency})"
+            )
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -77,8 +94,10 @@ def main() -> None:
     runs = [_run_once(args) for _ in range(args.repeat)]
     if args.repeat > 1:
         cold, warm = zip(*runs, strict=True)
-        print(f"median of {args.repeat}: cold {statistics.median(cold):,.0f} candles/s, "
-              f"warm {statistics.median(warm):,.0f} candles/s")
+        print(
+            f"median of {args.repeat}: cold {statistics.median(cold):,.0f} candles/s, "
+            f"warm {statistics.median(warm):,.0f} candles/s"
+        )
 
 
 if __name__ == "__main__":

@@ -40,10 +40,10 @@ QUERIES = {
     "option_chain_latest": "SELECT * FROM deribit.option_chain_latest",
     "iv_smile (latest 20)": "SELECT * FROM deribit.iv_smile WHERE currency = 'BTC' ORDER BY ts DESC LIMIT 20",
     "iv_smile (one round)": "SELECT * FROM deribit.iv_smile WHERE currency = 'BTC' AND ts = %(latest)s",
-    "iv_term_structure (latest 20)":
-        "SELECT * FROM deribit.iv_term_structure WHERE currency = 'BTC' ORDER BY ts DESC LIMIT 20",
+    "iv_term_structure (latest 20)": "SELECT * FROM deribit.iv_term_structure WHERE currency = 'BTC' "
+    "ORDER BY ts DESC LIMIT 20",
     "iv_term_structure (a day)": "SELECT * FROM deribit.iv_term_structure WHERE currency = 'BTC' "
-                                 "AND ts > %(latest)s::timestamptz - interval '1 day'",
+    "AND ts > %(latest)s::timestamptz - interval '1 day'",
     "iv_skew (latest 20)": "SELECT * FROM deribit.iv_skew WHERE currency = 'BTC' ORDER BY ts DESC LIMIT 20",
 }
 BASELINE = "SELECT * FROM deribit.option_ticker_snapshots WHERE ts = %(latest)s"
@@ -57,8 +57,9 @@ def start_simulator() -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([_exe(), "sim", "serve", "--port", "0", "--now", NOW], stdout=subprocess.PIPE, text=True)
     url = proc.stdout.readline().strip()
     for currency in ("BTC", "ETH"):  # warm: see the docstring
-        urllib.request.urlopen(f"{url}/api/v2/public/get_book_summary_by_currency?currency={currency}&kind=option",
-                               timeout=300).read()
+        urllib.request.urlopen(
+            f"{url}/api/v2/public/get_book_summary_by_currency?currency={currency}&kind=option", timeout=300
+        ).read()
     time.sleep(5)  # let the two warming requests' credits come back
     return proc, url
 
@@ -67,8 +68,9 @@ def run_round(dsn: str, url: str) -> dict:
     env = {**os.environ, "DERIBIT_TS_DSN": dsn, "DERIBIT_TS_API_URL": url}
     env.pop("DERIBIT_TS_RATE_LIMIT_SCALE", None)  # the default limiter: Deribit's allowance
     started = time.monotonic()
-    done = subprocess.run([_exe(), "snapshot", "options", "--json"], env=env, capture_output=True, text=True,
-                          timeout=900, check=True)
+    done = subprocess.run(
+        [_exe(), "snapshot", "options", "--json"], env=env, capture_output=True, text=True, timeout=900, check=True
+    )
     summary = json.loads(done.stdout)
     summary["process_seconds"] = time.monotonic() - started
     summary["allowance_seconds"] = summary["requests"] / 20
@@ -78,17 +80,23 @@ def run_round(dsn: str, url: str) -> dict:
 
 def plant_rounds(dsn: str, rounds: int) -> int:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("""
+        conn.execute(
+            """
             INSERT INTO deribit.option_ticker_snapshots (instrument_id, ts, quote_ts, underlying_price,
                    underlying_index, index_price, mark_price, mark_iv, bid_iv, ask_iv, best_bid_price, best_ask_price,
                    delta, gamma, vega, theta, rho, interest_rate, open_interest, greeks_source)
             SELECT instrument_id, ts - k * interval '5 min', quote_ts - k * interval '5 min', underlying_price,
                    underlying_index, index_price, mark_price, mark_iv, bid_iv, ask_iv, best_bid_price, best_ask_price,
                    delta, gamma, vega, theta, rho, interest_rate, open_interest, greeks_source
-              FROM deribit.option_ticker_snapshots, generate_series(1, %s) k""", (rounds - 1,))
-        conn.execute("""INSERT INTO deribit_ts.snapshot_rounds (currency, ts, options, bulk_only)
+              FROM deribit.option_ticker_snapshots, generate_series(1, %s) k""",
+            (rounds - 1,),
+        )
+        conn.execute(
+            """INSERT INTO deribit_ts.snapshot_rounds (currency, ts, options, bulk_only)
                         SELECT currency, ts - k * interval '5 min', options, bulk_only
-                          FROM deribit_ts.snapshot_rounds, generate_series(1, %s) k""", (rounds - 1,))
+                          FROM deribit_ts.snapshot_rounds, generate_series(1, %s) k""",
+            (rounds - 1,),
+        )
         conn.execute("ANALYZE deribit.option_ticker_snapshots")
         conn.execute("ANALYZE deribit_ts.snapshot_rounds")
         return conn.execute("SELECT count(*) FROM deribit.option_ticker_snapshots").fetchone()[0]
@@ -138,16 +146,22 @@ def main() -> int:
         sim.wait()
         with psycopg.connect(args.dsn, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    result = {"round": {k: round_[k] for k in ("options", "by_currency", "requests", "seconds", "allowance_seconds",
-                                               "ratio", "process_seconds")},
-              "views": {"rounds": args.rounds, "rows": rows, "queries": views}}
+    result = {
+        "round": {
+            k: round_[k]
+            for k in ("options", "by_currency", "requests", "seconds", "allowance_seconds", "ratio", "process_seconds")
+        },
+        "views": {"rounds": args.rounds, "rows": rows, "queries": views},
+    }
     if args.json:
         print(json.dumps(result, default=str))
     else:
         r = result["round"]
-        print(f"(a) snapshot round: {r['options']} options {r['by_currency']}, {r['requests']} requests in "
-              f"{r['seconds']:.1f} s; allowance requests/20 = {r['allowance_seconds']:.1f} s; ratio "
-              f"{r['ratio']:.2f} (target <= {TARGET_RATIO}); whole CLI process {r['process_seconds']:.1f} s")
+        print(
+            f"(a) snapshot round: {r['options']} options {r['by_currency']}, {r['requests']} requests in "
+            f"{r['seconds']:.1f} s; allowance requests/20 = {r['allowance_seconds']:.1f} s; ratio "
+            f"{r['ratio']:.2f} (target <= {TARGET_RATIO}); whole CLI process {r['process_seconds']:.1f} s"
+        )
         print(f"(b) views over {args.rounds} rounds ({rows:,} rows), best of 3 EXPLAIN ANALYZE, planning included:")
         for view, v in views.items():
             print(f"    {view:34} {v['ms']:9.2f} ms   x{v['ratio']:g} of one round's raw read")

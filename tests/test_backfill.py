@@ -49,7 +49,9 @@ def stored_candles(dsn: str, name: str) -> list[tuple]:
     with psycopg.connect(dsn) as conn:
         return conn.execute(
             """SELECT ts, open, high, low, close, volume, cost FROM deribit.ohlcv_1m
-               WHERE instrument_name = %s ORDER BY ts""", (name,)).fetchall()
+               WHERE instrument_name = %s ORDER BY ts""",
+            (name,),
+        ).fetchall()
 
 
 def true_candles(sim, name: str, since: datetime, until: datetime) -> list[tuple]:
@@ -77,18 +79,21 @@ def table_fingerprint(dsn: str) -> list[tuple]:
         return conn.execute(
             """SELECT i.instrument_name, count(*), sum(c.close), sum(c.volume), min(c.ts), max(c.ts)
                FROM deribit.candles_1m c JOIN deribit.instruments i ON i.id = c.instrument_id
-               GROUP BY 1 ORDER BY 1""").fetchall()
+               GROUP BY 1 ORDER BY 1"""
+        ).fetchall()
 
 
 def test_backfill_all_equals_the_simulator_row_for_row(sim, new_db):
     until = datetime(2024, 3, 1, tzinfo=UTC)
-    summary = backfill(new_db, sim.url, "all", "--currency", "BTC", "--since", SINCE.isoformat(),
-                       "--until", until.isoformat())
+    summary = backfill(
+        new_db, sim.url, "all", "--currency", "BTC", "--since", SINCE.isoformat(), "--until", until.isoformat()
+    )
     assert summary["status"] == "ok"
     futures = expected_futures(sim, SINCE, until)
     assert "BTC-PERPETUAL" in futures
-    assert any(from_ms(i.expiry_ms) < until for i in sim.market.instruments("BTC", "future", expired=True)
-               if i.name in futures), "the window should include an expired future"
+    assert any(
+        from_ms(i.expiry_ms) < until for i in sim.market.instruments("BTC", "future", expired=True) if i.name in futures
+    ), "the window should include an expired future"
     for name, (start, end) in futures.items():
         assert stored_candles(new_db, name) == true_candles(sim, name, start, end), name
     # `backfill all` includes options (tests/test_backfill_options.py checks their candles).
@@ -99,20 +104,30 @@ def test_backfill_all_equals_the_simulator_row_for_row(sim, new_db):
     with psycopg.connect(new_db) as conn:
         funding = conn.execute(
             """SELECT ts, interest_1h, interest_8h, index_price, prev_index_price FROM deribit.funding_rates
-               WHERE instrument_name = 'BTC-PERPETUAL' ORDER BY ts""").fetchall()
+               WHERE instrument_name = 'BTC-PERPETUAL' ORDER BY ts"""
+        ).fetchall()
         index_rows = conn.execute(
             "SELECT ts, price, resolution FROM deribit.index_prices WHERE index_name = 'btc_usd' ORDER BY ts"
         ).fetchall()
         incomplete = conn.execute("SELECT dataset, key FROM deribit.coverage WHERE NOT complete").fetchall()
-        priorities = dict(conn.execute(
-            "SELECT dataset, int4range(min(priority), max(priority), '[]') FROM deribit_ts.tasks GROUP BY 1"))
+        priorities = dict(
+            conn.execute(
+                "SELECT dataset, int4range(min(priority), max(priority), '[]') FROM deribit_ts.tasks GROUP BY 1"
+            )
+        )
     truth = sim.market.funding("BTC-PERPETUAL", to_ms(SINCE) - 1, to_ms(until) - 1)
-    assert funding == [(from_ms(r["timestamp"]), r["interest_1h"], r["interest_8h"], r["index_price"],
-                        r["prev_index_price"]) for r in truth]
+    assert funding == [
+        (from_ms(r["timestamp"]), r["interest_1h"], r["interest_8h"], r["index_price"], r["prev_index_price"])
+        for r in truth
+    ]
     assert incomplete == []
     # `backfill all` works in its documented order: funding and index (cheap) before any candles.
-    assert priorities["funding"].upper <= priorities["index"].lower < priorities["index"].upper <= \
-        priorities["candles"].lower
+    assert (
+        priorities["funding"].upper
+        <= priorities["index"].lower
+        < priorities["index"].upper
+        <= priorities["candles"].lower
+    )
 
     # Index: every price is the simulator's index, at the finest resolution served for its period.
     assert index_rows
@@ -137,8 +152,10 @@ def test_second_run_changes_nothing(sim, new_db):
 
 
 def outage_minutes(sim, since: str, until: str) -> int:
-    a, b = to_ms(datetime.fromisoformat(since).replace(tzinfo=UTC)), to_ms(datetime.fromisoformat(until).replace(
-        tzinfo=UTC))
+    a, b = (
+        to_ms(datetime.fromisoformat(since).replace(tzinfo=UTC)),
+        to_ms(datetime.fromisoformat(until).replace(tzinfo=UTC)),
+    )
     return sum(1 for t in range(a, b, MINUTE_MS) if sim.market.in_outage(t))
 
 
@@ -160,11 +177,21 @@ def test_revised_candles_are_counted_and_the_newer_value_wins(sim, new_db):
 def test_with_ten_percent_faults_the_result_is_the_same(new_db):
     config = SimConfig(now=NOW, rate_limit="off", fault_rate=0.1, stall_seconds=0.2)
     with run_in_thread(config) as faulty:
-        summary = backfill(new_db, faulty.url, "candles", "--instrument", "BTC-PERPETUAL",
-                           "--since", "2023-09-01", "--until", "2024-02-01")
+        summary = backfill(
+            new_db,
+            faulty.url,
+            "candles",
+            "--instrument",
+            "BTC-PERPETUAL",
+            "--since",
+            "2023-09-01",
+            "--until",
+            "2024-02-01",
+        )
         faults = sum(faulty.stats()["faults_by_kind"].values())
-        truth = true_candles(faulty, "BTC-PERPETUAL", datetime(2023, 9, 1, tzinfo=UTC),
-                             datetime(2024, 2, 1, tzinfo=UTC))
+        truth = true_candles(
+            faulty, "BTC-PERPETUAL", datetime(2023, 9, 1, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC)
+        )
     assert faults > 0 and summary["exchange"]["retries"] > 0
     # Retries are accounted to the task whose request it was (the rest: catalogue and clock requests).
     assert 0 < summary["datasets"]["candles"]["retries"] <= summary["exchange"]["retries"]
@@ -173,8 +200,21 @@ def test_with_ten_percent_faults_the_result_is_the_same(new_db):
 
 def test_deribit_default_limits_never_trigger_10028(new_db):
     with run_in_thread(SimConfig(now=NOW, rate_limit="deribit")) as limited:
-        summary = run_cli("backfill", "candles", "--instrument", "BTC-PERPETUAL", "--since", "2023-09-01",
-                          "--until", "2024-03-01", "--json", "--dsn", new_db, "--api-url", limited.url)
+        summary = run_cli(
+            "backfill",
+            "candles",
+            "--instrument",
+            "BTC-PERPETUAL",
+            "--since",
+            "2023-09-01",
+            "--until",
+            "2024-03-01",
+            "--json",
+            "--dsn",
+            new_db,
+            "--api-url",
+            limited.url,
+        )
         assert summary.returncode == 0, summary.stderr
         stats = limited.stats()
     errors = {str(code): n for code, n in stats["errors_by_code"].items()}
@@ -184,8 +224,23 @@ def test_deribit_default_limits_never_trigger_10028(new_db):
 
 
 def test_two_concurrent_processes_share_one_plan(sim, new_db):
-    args = ["backfill", "candles", "--instrument", "BTC-PERPETUAL", "--since", "2023-06-01", "--until", "2024-02-01",
-            "--quiet", "--workers", "4", "--dsn", new_db, "--api-url", sim.url]
+    args = [
+        "backfill",
+        "candles",
+        "--instrument",
+        "BTC-PERPETUAL",
+        "--since",
+        "2023-06-01",
+        "--until",
+        "2024-02-01",
+        "--quiet",
+        "--workers",
+        "4",
+        "--dsn",
+        new_db,
+        "--api-url",
+        sim.url,
+    ]
     env = {**os.environ, **NO_LIMITER}
     procs = [subprocess.Popen(cli_command(*args), env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for p in procs:
@@ -224,8 +279,23 @@ def test_kill_9_at_random_points_then_resume_gives_the_same_table(pg_server):
             dsn = psycopg.conninfo.make_conninfo(pg_server, dbname=name)
             try:
                 apply_all(dsn)
-                args = ["backfill", "candles", "--instrument", "BTC-PERPETUAL", "--since", since.isoformat(),
-                        "--until", until.isoformat(), "--quiet", "--workers", "3", "--dsn", dsn, "--api-url", slow.url]
+                args = [
+                    "backfill",
+                    "candles",
+                    "--instrument",
+                    "BTC-PERPETUAL",
+                    "--since",
+                    since.isoformat(),
+                    "--until",
+                    until.isoformat(),
+                    "--quiet",
+                    "--workers",
+                    "3",
+                    "--dsn",
+                    dsn,
+                    "--api-url",
+                    slow.url,
+                ]
                 env = {**os.environ, **NO_LIMITER}
                 victim = subprocess.Popen(cli_command(*args), env=env, stderr=subprocess.DEVNULL)
                 wait_for_first_rows(dsn, victim)
@@ -243,21 +313,31 @@ def test_kill_9_at_random_points_then_resume_gives_the_same_table(pg_server):
 
 
 def test_unknown_instrument_and_bad_ranges_fail_in_one_line(sim, new_db):
-    result = run_cli("backfill", "candles", "--instrument", "BTC-PERPETUALL", "--dsn", new_db, "--api-url", sim.url,
-                     env=NO_LIMITER)
+    result = run_cli(
+        "backfill", "candles", "--instrument", "BTC-PERPETUALL", "--dsn", new_db, "--api-url", sim.url, env=NO_LIMITER
+    )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith("deribit-ts: error: unknown instrument 'BTC-PERPETUALL'")
     assert "BTC-PERPETUAL" in result.stderr and "Traceback" not in result.stderr
-    result = run_cli("backfill", "candles", "--since", "2024-02-01", "--until", "2024-01-01", "--dsn", new_db,
-                     "--api-url", sim.url)
+    result = run_cli(
+        "backfill", "candles", "--since", "2024-02-01", "--until", "2024-01-01", "--dsn", new_db, "--api-url", sim.url
+    )
     assert result.returncode != 0 and result.stderr.count("\n") == 1 and "--since" in result.stderr
     result = run_cli("backfill", "candles", "--since", "yesterday", "--dsn", new_db, "--api-url", sim.url)
     assert result.returncode != 0 and "ISO-8601" in result.stderr
 
 
 def test_unreachable_exchange_fails_in_one_line_and_writes_nothing(new_db):
-    result = run_cli("backfill", "candles", "--dsn", new_db, "--api-url", "http://127.0.0.1:1",
-                     env={"DERIBIT_TS_MAX_RETRIES": "1"}, timeout=120)
+    result = run_cli(
+        "backfill",
+        "candles",
+        "--dsn",
+        new_db,
+        "--api-url",
+        "http://127.0.0.1:1",
+        env={"DERIBIT_TS_MAX_RETRIES": "1"},
+        timeout=120,
+    )
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "cannot reach the exchange at http://127.0.0.1:1" in lines[0], result.stderr
@@ -267,22 +347,42 @@ def test_unreachable_exchange_fails_in_one_line_and_writes_nothing(new_db):
 
 
 def test_funding_windows_cover_hours_exactly(sim, new_db):
-    backfill(new_db, sim.url, "funding", "--instrument", "BTC-PERPETUAL", "--since", "2023-01-01",
-             "--until", "2023-04-01")
+    backfill(
+        new_db, sim.url, "funding", "--instrument", "BTC-PERPETUAL", "--since", "2023-01-01", "--until", "2023-04-01"
+    )
     with psycopg.connect(new_db) as conn:
-        got = [r[0] for r in conn.execute(
-            "SELECT ts FROM deribit.funding_rates WHERE instrument_name = 'BTC-PERPETUAL' ORDER BY ts")]
+        got = [
+            r[0]
+            for r in conn.execute(
+                "SELECT ts FROM deribit.funding_rates WHERE instrument_name = 'BTC-PERPETUAL' ORDER BY ts"
+            )
+        ]
     start, end = to_ms(datetime(2023, 1, 1, tzinfo=UTC)), to_ms(datetime(2023, 4, 1, tzinfo=UTC))
     assert got == [from_ms(t) for t in range(start, end, HOUR_MS) if not sim.market.in_outage(t)]
 
 
 def test_sigterm_stops_cleanly_and_releases_the_plan(new_db):
     with run_in_thread(SimConfig(now=NOW, rate_limit="off", latency_ms=40)) as slow:
-        args = ["backfill", "candles", "--instrument", "BTC-PERPETUAL", "--since", "2023-01-01",
-                "--until", "2024-02-01",
-                "--quiet", "--workers", "2", "--dsn", new_db, "--api-url", slow.url]
-        process = subprocess.Popen(cli_command(*args), env={**os.environ, **NO_LIMITER}, stderr=subprocess.PIPE,
-                                   text=True)
+        args = [
+            "backfill",
+            "candles",
+            "--instrument",
+            "BTC-PERPETUAL",
+            "--since",
+            "2023-01-01",
+            "--until",
+            "2024-02-01",
+            "--quiet",
+            "--workers",
+            "2",
+            "--dsn",
+            new_db,
+            "--api-url",
+            slow.url,
+        ]
+        process = subprocess.Popen(
+            cli_command(*args), env={**os.environ, **NO_LIMITER}, stderr=subprocess.PIPE, text=True
+        )
         wait_for_first_rows(new_db, process)
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=60)
@@ -319,8 +419,17 @@ def test_exact_whatever_the_chart_endpoint_truncates(new_db, cap, cut):
     config = SimConfig(now=NOW, rate_limit="off", chart_max_candles=cap, chart_truncate=cut)
     since, until = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 15, tzinfo=UTC)
     with run_in_thread(config) as odd:
-        summary = backfill(new_db, odd.url, "candles", "--instrument", "BTC-PERPETUAL",
-                           "--since", since.isoformat(), "--until", until.isoformat())
+        summary = backfill(
+            new_db,
+            odd.url,
+            "candles",
+            "--instrument",
+            "BTC-PERPETUAL",
+            "--since",
+            since.isoformat(),
+            "--until",
+            until.isoformat(),
+        )
         truth = true_candles(odd, "BTC-PERPETUAL", since, until)
     assert stored_candles(new_db, "BTC-PERPETUAL") == truth
     assert summary["coverage"]["candles"]["complete"] == 1
@@ -337,8 +446,17 @@ def test_exact_when_a_capped_answer_holds_only_empty_buckets(new_db, cap):
     with run_in_thread(config) as odd:
         outage_start, outage_end = next((s, e) for s, e in odd.market.outage_windows() if e - s > cap * MINUTE_MS)
         since, until = from_ms(outage_start) - timedelta(days=1), from_ms(outage_end)  # a window ending in it
-        backfill(new_db, odd.url, "candles", "--instrument", "BTC-PERPETUAL", "--since", since.isoformat(),
-                 "--until", until.isoformat())
+        backfill(
+            new_db,
+            odd.url,
+            "candles",
+            "--instrument",
+            "BTC-PERPETUAL",
+            "--since",
+            since.isoformat(),
+            "--until",
+            until.isoformat(),
+        )
         truth = true_candles(odd, "BTC-PERPETUAL", since, until)
     assert len(truth) == 1440 and stored_candles(new_db, "BTC-PERPETUAL") == truth
 
@@ -349,8 +467,23 @@ def interrupt_then_resume(dsn: str, interrupt, env: dict | None = None) -> tuple
     since, until = datetime(2023, 1, 1, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC)
 
     def args(url: str) -> list[str]:
-        return ["backfill", "candles", "--instrument", "BTC-PERPETUAL", "--since", since.isoformat(),
-                "--until", until.isoformat(), "--quiet", "--workers", "3", "--dsn", dsn, "--api-url", url]
+        return [
+            "backfill",
+            "candles",
+            "--instrument",
+            "BTC-PERPETUAL",
+            "--since",
+            since.isoformat(),
+            "--until",
+            until.isoformat(),
+            "--quiet",
+            "--workers",
+            "3",
+            "--dsn",
+            dsn,
+            "--api-url",
+            url,
+        ]
 
     full_env = {**os.environ, **NO_LIMITER, **(env or {})}
     with run_in_thread(SimConfig(now=NOW, rate_limit="off", latency_ms=40)) as slow:
@@ -360,8 +493,9 @@ def interrupt_then_resume(dsn: str, interrupt, env: dict | None = None) -> tuple
     _, err = process.communicate(timeout=180)
     first = subprocess.CompletedProcess(process.args, process.returncode, "", err)
     with run_in_thread(SimConfig(now=NOW, rate_limit="off")) as again:
-        resumed = subprocess.run(cli_command(*args(again.url)), env=full_env, capture_output=True, text=True,
-                                 timeout=300)
+        resumed = subprocess.run(
+            cli_command(*args(again.url)), env=full_env, capture_output=True, text=True, timeout=300
+        )
         assert resumed.returncode == 0, resumed.stderr
         truth = true_candles(again, "BTC-PERPETUAL", since, until)
     assert stored_candles(dsn, "BTC-PERPETUAL") == truth
@@ -392,28 +526,50 @@ def test_lost_network_fails_in_one_line_and_resumes_exactly(new_db):
 
 
 def true_funding(sim, name: str, since: datetime, until: datetime) -> list[tuple]:
-    return [(from_ms(r["timestamp"]), r["interest_1h"], r["interest_8h"], r["index_price"], r["prev_index_price"])
-            for r in sim.market.funding(name, to_ms(since) - 1, to_ms(until) - 1)
-            if to_ms(since) <= r["timestamp"] < to_ms(until)]
+    return [
+        (from_ms(r["timestamp"]), r["interest_1h"], r["interest_8h"], r["index_price"], r["prev_index_price"])
+        for r in sim.market.funding(name, to_ms(since) - 1, to_ms(until) - 1)
+        if to_ms(since) <= r["timestamp"] < to_ms(until)
+    ]
 
 
 def stored_funding(dsn: str, name: str) -> list[tuple]:
     with psycopg.connect(dsn) as conn:
         return conn.execute(
             """SELECT ts, interest_1h, interest_8h, index_price, prev_index_price FROM deribit.funding_rates
-               WHERE instrument_name = %s ORDER BY ts""", (name,)).fetchall()
+               WHERE instrument_name = %s ORDER BY ts""",
+            (name,),
+        ).fetchall()
 
 
 def test_bounds_off_the_minute_keep_the_straddling_candle(sim, new_db):
     """A row belongs to a request when since <= ts < until: an --until at 11:00:30 takes the 11:00 candle, and
     coverage records whole minutes only, so the next range starting at 11:00 loses nothing."""
-    first = backfill(new_db, sim.url, "candles", "--instrument", "BTC-PERPETUAL",
-                     "--since", "2024-02-01T10:00", "--until", "2024-02-01T11:00:30")
+    first = backfill(
+        new_db,
+        sim.url,
+        "candles",
+        "--instrument",
+        "BTC-PERPETUAL",
+        "--since",
+        "2024-02-01T10:00",
+        "--until",
+        "2024-02-01T11:00:30",
+    )
     start, straddle = datetime(2024, 2, 1, 10, tzinfo=UTC), datetime(2024, 2, 1, 11, 0, 30, tzinfo=UTC)
     assert stored_candles(new_db, "BTC-PERPETUAL") == true_candles(sim, "BTC-PERPETUAL", start, straddle)
     assert first["datasets"]["candles"]["inserted"] == 61
-    backfill(new_db, sim.url, "candles", "--instrument", "BTC-PERPETUAL",
-             "--since", "2024-02-01T11:00", "--until", "2024-02-01T12:00")
+    backfill(
+        new_db,
+        sim.url,
+        "candles",
+        "--instrument",
+        "BTC-PERPETUAL",
+        "--since",
+        "2024-02-01T11:00",
+        "--until",
+        "2024-02-01T12:00",
+    )
     end = datetime(2024, 2, 1, 12, tzinfo=UTC)
     assert stored_candles(new_db, "BTC-PERPETUAL") == true_candles(sim, "BTC-PERPETUAL", start, end)
     assert len(stored_candles(new_db, "BTC-PERPETUAL")) == 120
@@ -426,14 +582,32 @@ def test_bounds_off_the_minute_keep_the_straddling_candle(sim, new_db):
 
 def test_funding_bounds_off_the_hour_keep_the_straddling_row(sim, new_db):
     since, straddle = datetime(2023, 1, 1, 0, 30, tzinfo=UTC), datetime(2023, 1, 2, 5, 30, tzinfo=UTC)
-    backfill(new_db, sim.url, "funding", "--instrument", "BTC-PERPETUAL",
-             "--since", since.isoformat(), "--until", straddle.isoformat())
+    backfill(
+        new_db,
+        sim.url,
+        "funding",
+        "--instrument",
+        "BTC-PERPETUAL",
+        "--since",
+        since.isoformat(),
+        "--until",
+        straddle.isoformat(),
+    )
     got = stored_funding(new_db, "BTC-PERPETUAL")
     assert got == true_funding(sim, "BTC-PERPETUAL", since, straddle)
     assert got[0][0] == datetime(2023, 1, 1, 1, tzinfo=UTC) and got[-1][0] == datetime(2023, 1, 2, 5, tzinfo=UTC)
     end = datetime(2023, 1, 2, 10, tzinfo=UTC)
-    backfill(new_db, sim.url, "funding", "--instrument", "BTC-PERPETUAL",
-             "--since", "2023-01-02T05:00", "--until", end.isoformat())
+    backfill(
+        new_db,
+        sim.url,
+        "funding",
+        "--instrument",
+        "BTC-PERPETUAL",
+        "--since",
+        "2023-01-02T05:00",
+        "--until",
+        end.isoformat(),
+    )
     assert stored_funding(new_db, "BTC-PERPETUAL") == true_funding(sim, "BTC-PERPETUAL", since, end)
     with psycopg.connect(new_db) as conn:
         bounds = conn.execute("SELECT lower(fetched), upper(fetched) FROM deribit_ts.coverage").fetchall()
@@ -483,8 +657,11 @@ def test_failing_tasks_are_recorded_and_the_others_go_on(sim, new_db):
     """One task's window answered 11094 on every try, one with chart columns of different lengths, one with the
     connection dropped every time while the rest of the exchange answers: those three tasks fail with their reason
     recorded, every other task completes, the run exits non-zero in one line; a re-run completes the table."""
-    poisoned = {"11094": datetime(2023, 7, 1, tzinfo=UTC), "columns": datetime(2023, 10, 1, tzinfo=UTC),
-                "drop": datetime(2024, 1, 25, tzinfo=UTC)}
+    poisoned = {
+        "11094": datetime(2023, 7, 1, tzinfo=UTC),
+        "columns": datetime(2023, 10, 1, tzinfo=UTC),
+        "drop": datetime(2024, 1, 25, tzinfo=UTC),
+    }
 
     def hit(params: dict, day: datetime) -> bool:
         return int(params["start_timestamp"]) <= to_ms(day) <= int(params["end_timestamp"])
@@ -500,19 +677,39 @@ def test_failing_tasks_are_recorded_and_the_others_go_on(sim, new_db):
         return "drop" if hit(params, poisoned["drop"]) else None
 
     since, until = datetime(2023, 6, 1, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC)
-    args = ("candles", "--instrument", "BTC-PERPETUAL", "--since", since.isoformat(), "--until", until.isoformat(),
-            "--workers", "4")
+    args = (
+        "candles",
+        "--instrument",
+        "BTC-PERPETUAL",
+        "--since",
+        since.isoformat(),
+        "--until",
+        until.isoformat(),
+        "--workers",
+        "4",
+    )
     with tampering_proxy(sim.url, tamper) as url:
-        result = run_cli("backfill", *args, "--quiet", "--dsn", new_db, "--api-url", url,
-                         env={**NO_LIMITER, "DERIBIT_TS_MAX_RETRIES": "2"})
+        result = run_cli(
+            "backfill",
+            *args,
+            "--quiet",
+            "--dsn",
+            new_db,
+            "--api-url",
+            url,
+            env={**NO_LIMITER, "DERIBIT_TS_MAX_RETRIES": "2"},
+        )
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "3 task(s) failed" in lines[0] and "deribit-ts runs" in lines[0], result.stderr
     with psycopg.connect(new_db) as conn:
         states = conn.execute("SELECT state, range_start, range_end, last_error FROM deribit_ts.tasks").fetchall()
         run = conn.execute("SELECT status, error FROM deribit_ts.runs").fetchone()
-    failed = {next(kind for kind, day in poisoned.items() if a <= day < b): error
-              for state, a, b, error in states if state == "failed"}
+    failed = {
+        next(kind for kind, day in poisoned.items() if a <= day < b): error
+        for state, a, b, error in states
+        if state == "failed"
+    }
     assert set(failed) == set(poisoned), states
     assert "Deribit error 11094 internal_server_error (gave up after 3 attempts)" in failed["11094"]
     assert "columns of different lengths (ticks 5000, open 4999" in failed["columns"]
@@ -536,9 +733,9 @@ def connection_slots_left(dsn: str, free: int):
             except psycopg.OperationalError as exc:
                 assert "too many clients" in str(exc), exc
                 break
-        for conn in held[len(held) - free:]:
+        for conn in held[len(held) - free :]:
             conn.close()
-        del held[len(held) - free:]
+        del held[len(held) - free :]
         time.sleep(0.3)  # the server frees a slot when the backend has exited
         yield
     finally:
@@ -549,20 +746,48 @@ def connection_slots_left(dsn: str, free: int):
 def test_workers_are_capped_at_the_tasks_there_are(sim, new_db):
     """--workers 64 for one task opens one worker connection, not 64: with 3 slots left the run still fits."""
     with connection_slots_left(new_db, 3):
-        summary = backfill(new_db, sim.url, "candles", "--instrument", "BTC-PERPETUAL", "--since", "2024-02-01",
-                           "--until", "2024-02-02", "--workers", "64")
+        summary = backfill(
+            new_db,
+            sim.url,
+            "candles",
+            "--instrument",
+            "BTC-PERPETUAL",
+            "--since",
+            "2024-02-01",
+            "--until",
+            "2024-02-02",
+            "--workers",
+            "64",
+        )
     assert summary["status"] == "ok" and summary["datasets"]["candles"]["tasks"] == 1
 
 
 def test_too_many_workers_for_the_database_fail_in_one_line(sim, new_db):
     with connection_slots_left(new_db, 2):
-        result = run_cli("backfill", "candles", "--instrument", "BTC-PERPETUAL", "--since", "2023-06-01",
-                         "--until", "2024-02-01", "--workers", "8", "--quiet", "--dsn", new_db, "--api-url", sim.url,
-                         env=NO_LIMITER)
+        result = run_cli(
+            "backfill",
+            "candles",
+            "--instrument",
+            "BTC-PERPETUAL",
+            "--since",
+            "2023-06-01",
+            "--until",
+            "2024-02-01",
+            "--workers",
+            "8",
+            "--quiet",
+            "--dsn",
+            new_db,
+            "--api-url",
+            sim.url,
+            env=NO_LIMITER,
+        )
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode != 0
-    assert lines == ["deribit-ts: error: the database refused more connections (max_connections): lower --workers "
-                     "/ DERIBIT_TS_WORKERS"], result.stderr
+    assert lines == [
+        "deribit-ts: error: the database refused more connections (max_connections): lower --workers "
+        "/ DERIBIT_TS_WORKERS"
+    ], result.stderr
 
 
 def test_two_processes_on_one_host_share_deribits_limit(new_db):
@@ -570,10 +795,27 @@ def test_two_processes_on_one_host_share_deribits_limit(new_db):
     simulator, enforcing Deribit's default limits per client address, answers none of them with 10028."""
     since, until = datetime(2020, 1, 1, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC)
     with run_in_thread(SimConfig(now=NOW, rate_limit="deribit")) as limited:
-        args = ["backfill", "candles", "--instrument", "BTC-PERPETUAL", "--since", since.isoformat(),
-                "--until", until.isoformat(), "--quiet", "--workers", "4", "--dsn", new_db, "--api-url", limited.url]
-        procs = [subprocess.Popen(cli_command(*args), env=dict(os.environ), stderr=subprocess.PIPE, text=True)
-                 for _ in range(2)]
+        args = [
+            "backfill",
+            "candles",
+            "--instrument",
+            "BTC-PERPETUAL",
+            "--since",
+            since.isoformat(),
+            "--until",
+            until.isoformat(),
+            "--quiet",
+            "--workers",
+            "4",
+            "--dsn",
+            new_db,
+            "--api-url",
+            limited.url,
+        ]
+        procs = [
+            subprocess.Popen(cli_command(*args), env=dict(os.environ), stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
         for p in procs:
             _, err = p.communicate(timeout=300)
             assert p.returncode == 0, err

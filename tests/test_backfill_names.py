@@ -28,8 +28,10 @@ def backfill(dsn: str, url: str, *args: str):
 
 def nothing_planned(dsn: str) -> bool:
     with psycopg.connect(dsn) as conn:
-        return conn.execute("SELECT (SELECT count(*) FROM deribit_ts.tasks) + (SELECT count(*) FROM "
-                            "deribit_ts.targets) + (SELECT count(*) FROM deribit_ts.runs)").fetchone() == (0,)
+        return conn.execute(
+            "SELECT (SELECT count(*) FROM deribit_ts.tasks) + (SELECT count(*) FROM "
+            "deribit_ts.targets) + (SELECT count(*) FROM deribit_ts.runs)"
+        ).fetchone() == (0,)
 
 
 def assert_refused(result, *fragments: str) -> None:
@@ -52,8 +54,11 @@ def test_unknown_currency_is_refused_with_the_exchanges_list(sim, new_db):
 
 
 def test_funding_of_a_dated_future_is_refused(sim, new_db):
-    assert_refused(backfill(new_db, sim.url, "funding", "--instrument", "BTC-29MAR24", "--quiet"),
-                   "BTC-29MAR24: not a perpetual", "funding rates exist only for perpetuals")
+    assert_refused(
+        backfill(new_db, sim.url, "funding", "--instrument", "BTC-29MAR24", "--quiet"),
+        "BTC-29MAR24: not a perpetual",
+        "funding rates exist only for perpetuals",
+    )
     with psycopg.connect(new_db) as conn:
         assert conn.execute("SELECT count(*) FROM deribit_ts.tasks").fetchone() == (0,)
 
@@ -77,7 +82,10 @@ def test_unknown_instrument_is_refused_before_a_run_is_logged(sim, new_db):
     assert nothing_planned(new_db)
     result = backfill(new_db, sim.url, "funding", "--instrument", "BTC-29MAR24", "--quiet")
     assert_refused(result, "BTC-29MAR24: not a perpetual")
-    assert_refused(backfill(new_db, sim.url, "candles", "--instrument", "A" * 100_000), "--instrument 'AAAA",
-                   "(100,000 characters) is not a valid name")
+    assert_refused(
+        backfill(new_db, sim.url, "candles", "--instrument", "A" * 100_000),
+        "--instrument 'AAAA",
+        "(100,000 characters) is not a valid name",
+    )
     with psycopg.connect(new_db) as conn:
         assert conn.execute("SELECT count(*) FROM deribit_ts.runs").fetchone() == (0,)

@@ -44,30 +44,35 @@ def true_dvol(currency: str, since: datetime, until: datetime) -> list[tuple]:
 
 def stored_dvol(dsn: str, currency: str) -> list[tuple]:
     with psycopg.connect(dsn) as conn:
-        return conn.execute("""SELECT ts, open, high, low, close FROM deribit.volatility_index
-                               WHERE currency = %s ORDER BY ts""", (currency,)).fetchall()
+        return conn.execute(
+            """SELECT ts, open, high, low, close FROM deribit.volatility_index
+                               WHERE currency = %s ORDER BY ts""",
+            (currency,),
+        ).fetchall()
 
 
 def test_dvol_is_exact_across_pages_and_a_second_run_changes_nothing(sim, new_db):
     since, until = datetime(2024, 2, 20, 3, 7, tzinfo=UTC), datetime(2024, 2, 27, tzinfo=UTC)
-    first = backfill(new_db, sim.url, "dvol", "--currency", "BTC,ETH", "--since", since.isoformat(),
-                     "--until", until.isoformat())
+    first = backfill(
+        new_db, sim.url, "dvol", "--currency", "BTC,ETH", "--since", since.isoformat(), "--until", until.isoformat()
+    )
     assert first["status"] == "ok"
     for currency in ("BTC", "ETH"):
         truth = true_dvol(currency, since, until)
         assert len(truth) == (until - since) // timedelta(minutes=1)
         assert stored_dvol(new_db, currency) == truth
     assert first["datasets"]["dvol"]["requests"] >= 2 * len(truth) // 700  # continuation was followed
-    second = backfill(new_db, sim.url, "dvol", "--currency", "BTC,ETH", "--since", since.isoformat(),
-                      "--until", until.isoformat())
+    second = backfill(
+        new_db, sim.url, "dvol", "--currency", "BTC,ETH", "--since", since.isoformat(), "--until", until.isoformat()
+    )
     assert second["datasets"]["dvol"]["requests"] == 0 and second["new_tasks"]["dvol"] == 0
 
 
 def test_dvol_before_the_index_existed_is_fetched_empty_and_covered(sim, new_db):
-    summary = backfill(new_db, sim.url, "dvol", "--currency", "BTC", "--since", "2021-03-20",
-                       "--until", "2021-03-26")
-    assert stored_dvol(new_db, "BTC") == true_dvol("BTC", datetime(2021, 3, 20, tzinfo=UTC),
-                                                   datetime(2021, 3, 26, tzinfo=UTC))
+    summary = backfill(new_db, sim.url, "dvol", "--currency", "BTC", "--since", "2021-03-20", "--until", "2021-03-26")
+    assert stored_dvol(new_db, "BTC") == true_dvol(
+        "BTC", datetime(2021, 3, 20, tzinfo=UTC), datetime(2021, 3, 26, tzinfo=UTC)
+    )
     assert stored_dvol(new_db, "BTC")[0][0] == datetime(2021, 3, 24, tzinfo=UTC)
     assert summary["coverage"]["dvol"]["complete"] == 1
 
@@ -75,8 +80,23 @@ def test_dvol_before_the_index_existed_is_fetched_empty_and_covered(sim, new_db)
 def test_dvol_kill_9_then_resume_gives_the_same_table(new_db):
     since, until = datetime(2023, 6, 1, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC)
     with run_in_thread(SimConfig(now=NOW, rate_limit="off", dvol_max_rows=1000, latency_ms=20)) as slow:
-        args = ["backfill", "dvol", "--currency", "BTC", "--since", since.isoformat(), "--until", until.isoformat(),
-                "--quiet", "--workers", "2", "--dsn", new_db, "--api-url", slow.url]
+        args = [
+            "backfill",
+            "dvol",
+            "--currency",
+            "BTC",
+            "--since",
+            since.isoformat(),
+            "--until",
+            until.isoformat(),
+            "--quiet",
+            "--workers",
+            "2",
+            "--dsn",
+            new_db,
+            "--api-url",
+            slow.url,
+        ]
         env = {**os.environ, **NO_LIMITER}
         victim = subprocess.Popen(cli_command(*args), env=env, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
@@ -101,8 +121,10 @@ def true_deliveries(index_name: str) -> list[tuple]:
 
 def stored_deliveries(dsn: str, index_name: str) -> list[tuple]:
     with psycopg.connect(dsn) as conn:
-        return conn.execute("SELECT date, delivery_price FROM deribit.delivery_prices WHERE index_name = %s "
-                            "ORDER BY date", (index_name,)).fetchall()
+        return conn.execute(
+            "SELECT date, delivery_price FROM deribit.delivery_prices WHERE index_name = %s ORDER BY date",
+            (index_name,),
+        ).fetchall()
 
 
 def test_delivery_prices_are_exact_over_many_pages_and_resume(sim, new_db):

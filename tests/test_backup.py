@@ -26,9 +26,21 @@ NOW = datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
 def source(db: str) -> str:
     """A migrated database holding a little of every dataset, backfilled from the simulator."""
     with run_in_thread(SimConfig(now=NOW, rate_limit="off", option_strike_density=0.25)) as sim:
-        result = run_cli("backfill", "all", "--currency", "BTC", "--since", "2024-02-29", "--until",
-                         "2024-03-01", "--dsn", db, "--api-url", sim.url,
-                         env={"DERIBIT_TS_RATE_LIMIT_SCALE": "off"})
+        result = run_cli(
+            "backfill",
+            "all",
+            "--currency",
+            "BTC",
+            "--since",
+            "2024-02-29",
+            "--until",
+            "2024-03-01",
+            "--dsn",
+            db,
+            "--api-url",
+            sim.url,
+            env={"DERIBIT_TS_RATE_LIMIT_SCALE": "off"},
+        )
     assert result.returncode == 0, result.stderr
     return db
 
@@ -64,8 +76,9 @@ def independent_fingerprint(dsn: str) -> dict[str, tuple[int, str]]:
                                  WHERE schemaname IN ('deribit', 'deribit_ts') ORDER BY 1, 2""").fetchall()
         result = {}
         for schema, table in tables:
-            query = sql.SQL("SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) "
-                            "FROM {} t").format(sql.Identifier(schema, table))
+            query = sql.SQL(
+                "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM {} t"
+            ).format(sql.Identifier(schema, table))
             result[f"{schema}.{table}"] = conn.execute(query).fetchone()
     return result
 
@@ -114,8 +127,7 @@ def test_restore_refuses_a_non_empty_database_in_one_line(source: str, made: dic
     assert independent_fingerprint(source) == before
 
 
-def test_restore_refuses_another_timescaledb_version_and_writes_nothing(made: dict, target: str,
-                                                                      tmp_path: Path):
+def test_restore_refuses_another_timescaledb_version_and_writes_nothing(made: dict, target: str, tmp_path: Path):
     made = copy_of(made, tmp_path)
     manifest_path = Path(made["manifest"])
     manifest = json.loads(manifest_path.read_text())
@@ -180,7 +192,10 @@ def test_prune_keeps_the_newest_by_name_and_removes_partials(tmp_path: Path):
     removed = backup.prune(tmp_path, 1)
     assert sorted(p.name for p in removed) == [f"deribit-{s}.dump" for s in sorted(stamps)[:2]]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "deribit-20240301T000000.000000Z.dump", "deribit-20240301T000000.000000Z.manifest.json", "unrelated.dump"]
+        "deribit-20240301T000000.000000Z.dump",
+        "deribit-20240301T000000.000000Z.manifest.json",
+        "unrelated.dump",
+    ]
 
 
 def test_a_pg_dump_of_another_major_version_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

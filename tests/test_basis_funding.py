@@ -37,30 +37,37 @@ INSTRUMENTS = [
 
 
 def candle(conn, name: str, ts: datetime, close: float) -> None:
-    conn.execute("""INSERT INTO deribit.candles_1m (instrument_id, ts, open, high, low, close, volume, cost)
+    conn.execute(
+        """INSERT INTO deribit.candles_1m (instrument_id, ts, open, high, low, close, volume, cost)
                     SELECT id, %s, %s, %s, %s, %s, 1, %s FROM deribit.instruments WHERE instrument_name = %s""",
-                 (ts, close, close, close, close, close, name))
+        (ts, close, close, close, close, close, name),
+    )
 
 
 def index(conn, ts: datetime, price: float, name: str = "btc_usd", resolution: str = "1 minute") -> None:
     conn.execute("INSERT INTO deribit.index_price_history VALUES (%s, %s, %s, %s)", (name, ts, price, resolution))
 
 
-def funding(conn, ts: datetime, interest_1h: float, index_price: float | None = 70000.0,
-            name: str = "BTC-PERPETUAL") -> None:
-    conn.execute("""INSERT INTO deribit.funding_rate_history (instrument_id, ts, interest_1h, interest_8h, index_price)
+def funding(
+    conn, ts: datetime, interest_1h: float, index_price: float | None = 70000.0, name: str = "BTC-PERPETUAL"
+) -> None:
+    conn.execute(
+        """INSERT INTO deribit.funding_rate_history (instrument_id, ts, interest_1h, interest_8h, index_price)
                     SELECT id, %s, %s, %s, %s FROM deribit.instruments WHERE instrument_name = %s""",
-                 (ts, interest_1h, interest_1h * 8, index_price, name))
+        (ts, interest_1h, interest_1h * 8, index_price, name),
+    )
 
 
 @pytest.fixture(scope="module")
 def market(db):
     with psycopg.connect(db) as conn:
         for name, perpetual, currency, settlement, price_index, created, expiry in INSTRUMENTS:
-            conn.execute("""INSERT INTO deribit.instruments (instrument_name, kind, is_perpetual, base_currency,
+            conn.execute(
+                """INSERT INTO deribit.instruments (instrument_name, kind, is_perpetual, base_currency,
                                 settlement_currency, price_index, creation_ts, expiry, raw)
                             VALUES (%s, 'future', %s, %s, %s, %s, %s, %s, '{}')""",
-                         (name, perpetual, currency, settlement, price_index, created, expiry))
+                (name, perpetual, currency, settlement, price_index, created, expiry),
+            )
         # 06:00 on the hour: the funding history's index only (and a perpetual candle, which ranks lower).
         candle(conn, "BTC-29MAR24", t("2024-03-29 06:00"), 70050.0)
         funding(conn, t("2024-03-29 06:00"), 1e-5, 70010.0)
@@ -89,16 +96,27 @@ def market(db):
 
 def basis_rows(dsn: str, name: str) -> list[tuple]:
     with psycopg.connect(dsn) as conn:
-        return conn.execute("""SELECT ts, future_price, index_price, basis, basis_pct, annualized_basis_pct,
+        return conn.execute(
+            """SELECT ts, future_price, index_price, basis, basis_pct, annualized_basis_pct,
                                       days_to_expiry, index_source
-                                 FROM deribit.basis_1m WHERE instrument_name = %s ORDER BY ts""", (name,)).fetchall()
+                                 FROM deribit.basis_1m WHERE instrument_name = %s ORDER BY ts""",
+            (name,),
+        ).fetchall()
 
 
 def expected(ts: datetime, future: float, index: float | None, source: str | None) -> tuple:
     if index is None:
         return (ts, future, None, None, None, None, pytest.approx(days(ts)), None)
-    return (ts, future, index, pytest.approx(future - index), pytest.approx(100 * (future / index - 1)),
-            pytest.approx(annualized(future, index, ts)), pytest.approx(days(ts)), source)
+    return (
+        ts,
+        future,
+        index,
+        pytest.approx(future - index),
+        pytest.approx(100 * (future / index - 1)),
+        pytest.approx(annualized(future, index, ts)),
+        pytest.approx(days(ts)),
+        source,
+    )
 
 
 def test_basis_takes_the_best_index_source_at_each_minute(market):
@@ -124,8 +142,10 @@ def test_future_converges_to_the_index_at_expiry(market):
 def test_basis_lists_futures_only_and_keeps_minutes_without_an_index(market):
     with psycopg.connect(market) as conn:
         names = {r[0] for r in conn.execute("SELECT instrument_name FROM deribit.basis_1m")}
-        eth = conn.execute("SELECT index_price, index_source, currency, expiry FROM deribit.basis_1m "
-                           "WHERE instrument_name = 'ETH-29MAR24'").fetchall()
+        eth = conn.execute(
+            "SELECT index_price, index_source, currency, expiry FROM deribit.basis_1m "
+            "WHERE instrument_name = 'ETH-29MAR24'"
+        ).fetchall()
     assert names == {"BTC-29MAR24", "ETH-29MAR24"}
     assert eth == [(None, None, "ETH", EXPIRY)]
 
@@ -145,48 +165,83 @@ def test_term_structure_newest_hour_first(market):
         conn.rollback()  # leave the module's market as the other tests expect it
     hour = t("2024-03-20 11:00")
     assert rows == [
-        ("BTC", hour, WEEKLY_EXPIRY, pytest.approx(days(hour, WEEKLY_EXPIRY)),
-         pytest.approx(annualized(65110.0, 65100.0, hour, WEEKLY_EXPIRY)), "BTC-22MAR24", "funding_index"),
-        ("BTC", hour, EXPIRY, pytest.approx(days(hour)), pytest.approx(annualized(65180.0, 65100.0, hour)),
-         "BTC-29MAR24", "funding_index"),
-        ("BTC", t("2024-03-20 10:00"), WEEKLY_EXPIRY, pytest.approx(days(t("2024-03-20 10:00"), WEEKLY_EXPIRY)),
-         pytest.approx(annualized(65010.0, 65000.0, t("2024-03-20 10:00"), WEEKLY_EXPIRY)), "BTC-22MAR24",
-         "funding_index"),
+        (
+            "BTC",
+            hour,
+            WEEKLY_EXPIRY,
+            pytest.approx(days(hour, WEEKLY_EXPIRY)),
+            pytest.approx(annualized(65110.0, 65100.0, hour, WEEKLY_EXPIRY)),
+            "BTC-22MAR24",
+            "funding_index",
+        ),
+        (
+            "BTC",
+            hour,
+            EXPIRY,
+            pytest.approx(days(hour)),
+            pytest.approx(annualized(65180.0, 65100.0, hour)),
+            "BTC-29MAR24",
+            "funding_index",
+        ),
+        (
+            "BTC",
+            t("2024-03-20 10:00"),
+            WEEKLY_EXPIRY,
+            pytest.approx(days(t("2024-03-20 10:00"), WEEKLY_EXPIRY)),
+            pytest.approx(annualized(65010.0, 65000.0, t("2024-03-20 10:00"), WEEKLY_EXPIRY)),
+            "BTC-22MAR24",
+            "funding_index",
+        ),
     ]
 
 
 def test_term_structure_starts_at_the_newest_candle_fetched(market):
     with psycopg.connect(market) as conn:
-        conn.execute("INSERT INTO deribit_ts.watermarks (dataset, key, covered_until) "
-                     "VALUES ('candles', 'BTC-29MAR24', '2024-03-29 07:00')")
-        newest = conn.execute("SELECT ts, instrument_name, index_source FROM deribit.basis_term_structure "
-                              "ORDER BY ts DESC LIMIT 2").fetchall()
+        conn.execute(
+            "INSERT INTO deribit_ts.watermarks (dataset, key, covered_until) "
+            "VALUES ('candles', 'BTC-29MAR24', '2024-03-29 07:00')"
+        )
+        newest = conn.execute(
+            "SELECT ts, instrument_name, index_source FROM deribit.basis_term_structure ORDER BY ts DESC LIMIT 2"
+        ).fetchall()
         conn.rollback()
     # 07:00 (the watermark's hour) has only ETH's candle, without an index; 06:00 has BTC-29MAR24's.
-    assert newest == [(t("2024-03-29 07:00"), "ETH-29MAR24", None), (t("2024-03-29 06:00"), "BTC-29MAR24",
-                                                                       "funding_index")]
+    assert newest == [
+        (t("2024-03-29 07:00"), "ETH-29MAR24", None),
+        (t("2024-03-29 06:00"), "BTC-29MAR24", "funding_index"),
+    ]
 
 
 def test_funding_apr_annualizes_hourly_funding(db):
     with psycopg.connect(db) as conn:
-        conn.execute("INSERT INTO deribit.instruments (instrument_name, kind, is_perpetual, base_currency, "
-                     "price_index, raw) VALUES ('ETH-PERPETUAL', 'future', true, 'ETH', 'eth_usd', '{}')")
+        conn.execute(
+            "INSERT INTO deribit.instruments (instrument_name, kind, is_perpetual, base_currency, "
+            "price_index, raw) VALUES ('ETH-PERPETUAL', 'future', true, 'ETH', 'eth_usd', '{}')"
+        )
         start = t("2024-01-01 00:00")
         # 200 hours at 1e-5 an hour, then one hour at 5e-5, with hour 190 missing (an outage).
         for h in range(200):
             if h != 190:
                 funding(conn, start + timedelta(hours=h), 1e-5, 2000.0, name="ETH-PERPETUAL")
         funding(conn, start + timedelta(hours=200), 5e-5, 2000.0, name="ETH-PERPETUAL")
-        rows = conn.execute("SELECT ts, apr, apr_1d, apr_7d FROM deribit.funding_apr "
-                            "WHERE instrument_name = 'ETH-PERPETUAL' AND ts >= %s ORDER BY ts",
-                            (start + timedelta(hours=199),)).fetchall()
-        first = conn.execute("SELECT apr, apr_1d, apr_7d FROM deribit.funding_apr "
-                             "WHERE instrument_name = 'ETH-PERPETUAL' ORDER BY ts LIMIT 1").fetchone()
+        rows = conn.execute(
+            "SELECT ts, apr, apr_1d, apr_7d FROM deribit.funding_apr "
+            "WHERE instrument_name = 'ETH-PERPETUAL' AND ts >= %s ORDER BY ts",
+            (start + timedelta(hours=199),),
+        ).fetchall()
+        first = conn.execute(
+            "SELECT apr, apr_1d, apr_7d FROM deribit.funding_apr "
+            "WHERE instrument_name = 'ETH-PERPETUAL' ORDER BY ts LIMIT 1"
+        ).fetchone()
     year = 24 * 365 * 100
     assert first == pytest.approx((1e-5 * year,) * 3)  # 8.76 % a year
     # The last hour: 23 hours of 1e-5 (one of the 24 missing) and one of 5e-5; 7 days: 166 + 1 hours.
     assert rows == [
         (start + timedelta(hours=199), pytest.approx(8.76), pytest.approx(8.76), pytest.approx(8.76)),
-        (start + timedelta(hours=200), pytest.approx(5e-5 * year), pytest.approx((22 * 1e-5 + 5e-5) / 23 * year),
-         pytest.approx((166 * 1e-5 + 5e-5) / 167 * year)),
+        (
+            start + timedelta(hours=200),
+            pytest.approx(5e-5 * year),
+            pytest.approx((22 * 1e-5 + 5e-5) / 23 * year),
+            pytest.approx((166 * 1e-5 + 5e-5) / 167 * year),
+        ),
     ]

@@ -51,7 +51,8 @@ def test_the_sample_with_years_from_its_own_timestamp(conn) -> None:
     years = (expiry_ms - ticker["timestamp"]) / YEAR_MS
     assert years == pytest.approx(0.88297, abs=1e-5)
     _, delta, _, vega, theta, rho = conn.execute(
-        GREEKS, ("call", ticker["underlying_price"], 40000, years, ticker["mark_iv"])).fetchone()
+        GREEKS, ("call", ticker["underlying_price"], 40000, years, ticker["mark_iv"])
+    ).fetchone()
     g = ticker["greeks"]
     assert (delta, vega, theta, rho) == pytest.approx((g["delta"], g["vega"], g["theta"], g["rho"]), rel=1e-4)
 
@@ -69,8 +70,12 @@ def test_expiry_no_vol_and_bad_input(conn) -> None:
     assert conn.execute(GREEKS, ("put", 38000.0, 40000, 0.0, 61.27)).fetchone() == (2000.0, -1.0, 0, 0, 0, 0)
     assert conn.execute(GREEKS, ("call", 42000.0, 40000, -0.1, 61.27)).fetchone() == (2000.0, 1.0, 0, 0, 0, 0)
     assert conn.execute(GREEKS, ("C", 38000.0, 40000, 0.5, 0)).fetchone()[:2] == (0.0, 0.0)
-    for bad in (("straddle", 1.0, 1.0, 1.0, 50), ("call", 0.0, 1.0, 1.0, 50), ("put", 1.0, -5.0, 1.0, 50),
-                ("call", None, 1.0, 1.0, 50)):
+    for bad in (
+        ("straddle", 1.0, 1.0, 1.0, 50),
+        ("call", 0.0, 1.0, 1.0, 50),
+        ("put", 1.0, -5.0, 1.0, 50),
+        ("call", None, 1.0, 1.0, 50),
+    ):
         assert conn.execute(GREEKS, bad).fetchall() == []
 
 
@@ -78,16 +83,23 @@ def test_theta_is_capped_at_the_time_value_near_expiry(conn) -> None:
     """The exchange reports min(1-day theta, lifetime theta): a day before expiry an OTM option cannot lose more
     than it is worth (observed: -37.90 reported where the analytic value was -82.16)."""
     price, _, _, _, theta, _ = conn.execute(GREEKS, ("call", 40000.0, 44000, 1.17 / 365, 60)).fetchone()
-    analytic = -40000 * math.exp(-0.5 * ((math.log(40000 / 44000) + 0.5 * 0.6**2 * 1.17 / 365)
-                                         / (0.6 * math.sqrt(1.17 / 365))) ** 2) / math.sqrt(2 * math.pi) \
-        * 0.6 / (2 * math.sqrt(1.17 / 365)) / 365
+    analytic = (
+        -40000
+        * math.exp(-0.5 * ((math.log(40000 / 44000) + 0.5 * 0.6**2 * 1.17 / 365) / (0.6 * math.sqrt(1.17 / 365))) ** 2)
+        / math.sqrt(2 * math.pi)
+        * 0.6
+        / (2 * math.sqrt(1.17 / 365))
+        / 365
+    )
     assert analytic < -price  # the analytic daily decay exceeds the whole (time) value
     assert theta == pytest.approx(-price)
 
 
 def test_function_is_immutable_and_parallel_safe(conn) -> None:
-    assert conn.execute("SELECT provolatile, proparallel FROM pg_proc WHERE proname = 'black76_greeks'").fetchone() \
-        == ("i", "s")
+    assert conn.execute("SELECT provolatile, proparallel FROM pg_proc WHERE proname = 'black76_greeks'").fetchone() == (
+        "i",
+        "s",
+    )
 
 
 def _sim_tickers() -> list[dict]:
@@ -98,8 +110,11 @@ def _sim_tickers() -> list[dict]:
         for currency in ("BTC", "ETH"):
             for inst in m.instruments(currency, "option", now_ms=at):
                 ticker = sim_snapshots.ticker(m, inst, at)
-                ticker["strike"], ticker["option_type"], ticker["expiry_ms"] = inst.strike, inst.option_type, \
-                    inst.expiry_ms
+                ticker["strike"], ticker["option_type"], ticker["expiry_ms"] = (
+                    inst.strike,
+                    inst.option_type,
+                    inst.expiry_ms,
+                )
                 out.append(ticker)
     return out
 
@@ -111,9 +126,14 @@ def test_sql_reproduces_the_simulators_tickers_across_the_chain(conn) -> None:
         """SELECT g.* FROM unnest(%s::text[], %s::float8[], %s::float8[], %s::float8[], %s::float8[])
                     WITH ORDINALITY AS t(kind, f, k, years, iv, n)
             CROSS JOIN LATERAL deribit.black76_greeks(t.kind, t.f, t.k, t.years, t.iv) g ORDER BY t.n""",
-        ([t["option_type"] for t in tickers], [t["underlying_price"] for t in tickers],
-         [t["strike"] for t in tickers], [(t["expiry_ms"] - t["timestamp"]) / YEAR_MS for t in tickers],
-         [t["mark_iv"] for t in tickers])).fetchall()
+        (
+            [t["option_type"] for t in tickers],
+            [t["underlying_price"] for t in tickers],
+            [t["strike"] for t in tickers],
+            [(t["expiry_ms"] - t["timestamp"]) / YEAR_MS for t in tickers],
+            [t["mark_iv"] for t in tickers],
+        ),
+    ).fetchall()
     assert len(rows) == len(tickers)
     capped = 0
     for t, (price, delta, gamma, vega, theta, rho) in zip(tickers, rows, strict=True):

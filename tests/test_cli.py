@@ -40,7 +40,8 @@ ALL_COMMANDS = every_command()
 
 def test_the_walk_finds_the_whole_cli():
     assert {("backfill", "all"), ("db", "up"), ("sim", "serve"), ("runs",), ("coverage",)} <= set(
-        map(tuple, ALL_COMMANDS))
+        map(tuple, ALL_COMMANDS)
+    )
 
 
 @pytest.mark.parametrize("command", ALL_COMMANDS, ids=lambda c: " ".join(c) or "deribit-ts")
@@ -62,8 +63,15 @@ def test_migrate_unreachable_database_is_one_line(tmp_path):
 
 
 def test_config_masks_passwords(tmp_path):
-    result = run_cli("config", "--json", env={"DERIBIT_TS_DSN": UNREACHABLE, "DERIBIT_TS_HOME": str(tmp_path),
-                                               "DERIBIT_TS_API_URL": "http://127.0.0.1:8765/"})
+    result = run_cli(
+        "config",
+        "--json",
+        env={
+            "DERIBIT_TS_DSN": UNREACHABLE,
+            "DERIBIT_TS_HOME": str(tmp_path),
+            "DERIBIT_TS_API_URL": "http://127.0.0.1:8765/",
+        },
+    )
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
     assert shown["dsn"] == "postgresql://nobody:****@127.0.0.1:1/x"
@@ -89,13 +97,20 @@ def test_unmigrated_database_is_one_line_with_the_fix(fresh_db):
 
 
 def test_config_shows_every_setting_and_refuses_bad_numbers(tmp_path):
-    env = {"DERIBIT_TS_HOME": str(tmp_path), "DERIBIT_TS_WORKERS": "4", "DERIBIT_TS_RATE_LIMIT_SCALE": "0.5",
-           "DERIBIT_TS_MAX_RETRIES": "3", "DERIBIT_TS_PG_PREFIX": str(tmp_path / "pg")}
+    env = {
+        "DERIBIT_TS_HOME": str(tmp_path),
+        "DERIBIT_TS_WORKERS": "4",
+        "DERIBIT_TS_RATE_LIMIT_SCALE": "0.5",
+        "DERIBIT_TS_MAX_RETRIES": "3",
+        "DERIBIT_TS_PG_PREFIX": str(tmp_path / "pg"),
+    }
     shown = json.loads(run_cli("config", "--json", env=env).stdout)
     assert (shown["workers"], shown["max_retries"], shown["pg_prefix"]) == (4, 3, str(tmp_path / "pg"))
     assert "10 req/s" in shown["rate_limit"]
-    assert_one_line_failure(run_cli("config", env={**env, "DERIBIT_TS_MAX_RETRIES": "many"}),
-                            "DERIBIT_TS_MAX_RETRIES='many' is not a whole number")
+    assert_one_line_failure(
+        run_cli("config", env={**env, "DERIBIT_TS_MAX_RETRIES": "many"}),
+        "DERIBIT_TS_MAX_RETRIES='many' is not a whole number",
+    )
 
 
 @pytest.mark.parametrize("command", [("db", "up"), ("db", "status"), ("config",)])
@@ -106,13 +121,16 @@ def test_unusable_home_is_one_line(tmp_path, command):
     assert_one_line_failure(result, "is not a directory", "DERIBIT_TS_HOME")
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (["backfill", "candles", "--workers", "0"], "Invalid value for '--workers'"),
-    (["backfill", "candles", "--bogus"], "No such option: --bogus"),
-    (["nosuch"], "No such command 'nosuch'"),
-    (["sim", "serve", "--port", "99999"], "Invalid value for '--port'"),
-    (["runs", "--last", "x"], "Invalid value for '--last'"),
-])
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["backfill", "candles", "--workers", "0"], "Invalid value for '--workers'"),
+        (["backfill", "candles", "--bogus"], "No such option: --bogus"),
+        (["nosuch"], "No such command 'nosuch'"),
+        (["sim", "serve", "--port", "99999"], "Invalid value for '--port'"),
+        (["runs", "--last", "x"], "Invalid value for '--last'"),
+    ],
+)
 def test_bad_cli_input_is_one_line_with_where_to_look(tmp_path, args, fragment):
     result = run_cli(*args, env={"DERIBIT_TS_HOME": str(tmp_path)})
     assert result.returncode == 2

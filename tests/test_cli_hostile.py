@@ -98,8 +98,11 @@ def options_of(command) -> list:
 
 
 def is_flag(param) -> bool:
-    return bool(getattr(param, "is_flag", False) or getattr(param, "count", False)
-                or getattr(getattr(param, "type_descriptor", None), "annotation", None) is bool)
+    return bool(
+        getattr(param, "is_flag", False)
+        or getattr(param, "count", False)
+        or getattr(getattr(param, "type_descriptor", None), "annotation", None) is bool
+    )
 
 
 LEAVES = leaf_commands()
@@ -154,7 +157,8 @@ def fingerprint(dsn: str) -> dict[str, int]:
         conn = _WATCHERS[dsn] = psycopg.connect(dsn, autocommit=True)
     tables = conn.execute(
         "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
-        "WHERE schemaname IN ('deribit', 'deribit_ts') ORDER BY 1").fetchall()
+        "WHERE schemaname IN ('deribit', 'deribit_ts') ORDER BY 1"
+    ).fetchall()
     query = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {t}" for (t,) in tables)
     return dict(conn.execute(query).fetchall()) if query else {}
 
@@ -167,8 +171,9 @@ def _close_watchers():
     _WATCHERS.clear()
 
 
-def problem(outcome: Outcome, argv: list[str], before: dict[str, int] | None, dsn: str,
-            long_running: bool, answers: set[int]) -> str | None:
+def problem(
+    outcome: Outcome, argv: list[str], before: dict[str, int] | None, dsn: str, long_running: bool, answers: set[int]
+) -> str | None:
     """What is wrong with this outcome, or None."""
     try:
         check(outcome, argv, before, dsn, long_running, answers)
@@ -177,14 +182,22 @@ def problem(outcome: Outcome, argv: list[str], before: dict[str, int] | None, ds
     return None
 
 
-def check(outcome: Outcome, argv: list[str], before: dict[str, int] | None, dsn: str, long_running: bool,
-          answers: set[int] | frozenset[int] = frozenset()) -> None:
+def check(
+    outcome: Outcome,
+    argv: list[str],
+    before: dict[str, int] | None,
+    dsn: str,
+    long_running: bool,
+    answers: set[int] | frozenset[int] = frozenset(),
+) -> None:
     shown = " ".join(a if len(a) < 60 else a[:40] + "..." for a in argv)
     assert "Traceback" not in outcome.err, f"{shown}: traceback\n{outcome.err[-3000:]}"
     assert "internal error" not in outcome.err, f"{shown}: {outcome.err[:1000]}"
     if outcome.timed_out:
-        assert long_running, (f"`deribit-ts {shown}` still ran after {HANG_S:g} s: make it fail fast, or list the "
-                              "command in LONG_RUNNING if its success path runs until stopped")
+        assert long_running, (
+            f"`deribit-ts {shown}` still ran after {HANG_S:g} s: make it fail fast, or list the "
+            "command in LONG_RUNNING if its success path runs until stopped"
+        )
         return
     if outcome.code == 0 or outcome.code in answers:
         return
@@ -243,8 +256,10 @@ def test_global_options_survive_hostile_values(env, invoke):
             check(invoke(argv, HANG_S), argv, before, env["DERIBIT_TS_DSN"], False)
 
 
-@pytest.mark.parametrize("variable", ["DERIBIT_TS_DSN", "DERIBIT_TS_API_URL", "DERIBIT_TS_HOME", "DERIBIT_TS_WORKERS",
-                                      "DERIBIT_TS_MAX_RETRIES"])
+@pytest.mark.parametrize(
+    "variable",
+    ["DERIBIT_TS_DSN", "DERIBIT_TS_API_URL", "DERIBIT_TS_HOME", "DERIBIT_TS_WORKERS", "DERIBIT_TS_MAX_RETRIES"],
+)
 def test_hostile_environment_variables(variable, env, invoke, monkeypatch):
     before = fingerprint(env["DERIBIT_TS_DSN"])
     for value in HOSTILE:
@@ -256,22 +271,25 @@ def test_hostile_environment_variables(variable, env, invoke, monkeypatch):
     monkeypatch.setenv(variable, env.get(variable, "1"))
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (["backfill", "candles", "--since", ""], "empty value is not allowed"),
-    (["backfill", "candles", "--until", " "], "empty value is not allowed"),
-    (["backfill", "candles", "--instrument", ""], "empty value is not allowed"),
-    (["backfill", "candles", "--currency", "BTC,"], "empty name"),
-    (["backfill", "index", "--index", ""], "empty value is not allowed"),
-    (["backfill", "candles", "--api-url", ""], "empty value is not allowed"),
-    (["backfill", "candles", "--until", "9999-12-31T23:59:30"], "out of range"),
-    (["backfill", "funding", "--since", "9999-12-31"], "out of range"),
-    (["backfill", "index", "--until", "9999-12-31T23:59:30"], "out of range"),
-    (["backfill", "candles", "--api-url", "http://127.0.0.1:99999"], "Port out of range"),
-    (["backfill", "candles", "--api-url", "http://[::1"], "Invalid IPv6 URL"),
-    (["backfill", "candles", "--api-url", "ftp://127.0.0.1:21"], "not an http:// or https:// URL"),
-    (["db", "logs", "-n", "99999999999999999999"], "Invalid value for '-n'"),
-    (["coverage", "--dataset", "bogus"], "unknown --dataset 'bogus'"),
-])
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["backfill", "candles", "--since", ""], "empty value is not allowed"),
+        (["backfill", "candles", "--until", " "], "empty value is not allowed"),
+        (["backfill", "candles", "--instrument", ""], "empty value is not allowed"),
+        (["backfill", "candles", "--currency", "BTC,"], "empty name"),
+        (["backfill", "index", "--index", ""], "empty value is not allowed"),
+        (["backfill", "candles", "--api-url", ""], "empty value is not allowed"),
+        (["backfill", "candles", "--until", "9999-12-31T23:59:30"], "out of range"),
+        (["backfill", "funding", "--since", "9999-12-31"], "out of range"),
+        (["backfill", "index", "--until", "9999-12-31T23:59:30"], "out of range"),
+        (["backfill", "candles", "--api-url", "http://127.0.0.1:99999"], "Port out of range"),
+        (["backfill", "candles", "--api-url", "http://[::1"], "Invalid IPv6 URL"),
+        (["backfill", "candles", "--api-url", "ftp://127.0.0.1:21"], "not an http:// or https:// URL"),
+        (["db", "logs", "-n", "99999999999999999999"], "Invalid value for '-n'"),
+        (["coverage", "--dataset", "bogus"], "unknown --dataset 'bogus'"),
+    ],
+)
 def test_the_reproductions_of_issue_9_are_one_line_and_write_nothing(args, fragment, env, invoke):
     before = fingerprint(env["DERIBIT_TS_DSN"])
     outcome = invoke(args, HANG_S)

@@ -45,9 +45,7 @@ def chart_windows(count: int) -> list[tuple[int, int]]:
 
 
 def truth(sim: SimHandle, start_ms: int, end_ms: int) -> dict:
-    return sim.market.truncate(
-        sim.market.candles("BTC-PERPETUAL", start_ms, end_ms, "1", now_ms=sim.market.now_ms())
-    )
+    return sim.market.truncate(sim.market.candles("BTC-PERPETUAL", start_ms, end_ms, "1", now_ms=sim.market.now_ms()))
 
 
 async def fetch_charts(client: DeribitClient, windows: list[tuple[int, int]]) -> list[dict]:
@@ -82,9 +80,7 @@ def test_market_data_comes_back_as_deribit_sent_it(sim):
     assert got["chart"]["ticks"] == expected["ticks"] and got["chart"]["close"] == expected["close"]
     assert len(got["chart"]["ticks"]) >= 60
     assert got["no_data"]["status"] == "no_data"
-    assert all(
-        got["no_data"][column] == [] for column in ("ticks", "open", "high", "low", "close", "volume", "cost")
-    )
+    assert all(got["no_data"][column] == [] for column in ("ticks", "open", "high", "low", "close", "volume", "cost"))
     assert len(got["funding"]) == 24 and all(isinstance(row["timestamp"], int) for row in got["funding"])
     assert {i["instrument_name"] for i in got["futures"]} == {
         i.name for i in sim.market.instruments("BTC", "future", False, now_ms)
@@ -136,9 +132,7 @@ def test_injected_faults_are_retried_until_every_call_succeeds():
     with run_in_thread(config(fault_rate=0.2, stall_seconds=1.0, rate_limit="deribit")) as sim:
 
         async def main() -> tuple[list[dict], DeribitClient]:
-            async with DeribitClient(
-                sim.url, timeout_s=0.5, backoff_base_s=0.02, backoff_cap_s=0.2
-            ) as client:
+            async with DeribitClient(sim.url, timeout_s=0.5, backoff_base_s=0.02, backoff_cap_s=0.2) as client:
                 return await fetch_charts(client, windows), client
 
         charts, client = asyncio.run(main())
@@ -214,9 +208,7 @@ def test_throttling_by_the_server_is_retried_and_slows_the_limiter_down():
             async with DeribitClient(sim.url, limiter=CreditLimiter(enabled=False)) as greedy:
                 await fetch_charts(greedy, windows[:100])
             limiter = CreditLimiter(initial_fill=1.0)
-            async with DeribitClient(
-                sim.url, limiter=limiter, backoff_base_s=0.02, backoff_cap_s=0.5
-            ) as client:
+            async with DeribitClient(sim.url, limiter=limiter, backoff_base_s=0.02, backoff_cap_s=0.5) as client:
                 await fetch_charts(client, windows[100:])
                 assert limiter.rate_factor() < 1.0
                 return client

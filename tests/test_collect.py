@@ -77,8 +77,10 @@ def freshness(dsn: str, sim) -> dict[str, float | None]:
     """Lag in simulated seconds per dataset, measured against the simulator's clock right now."""
     now = from_ms(sim.market.now_ms())
     with psycopg.connect(dsn) as conn:
-        rows = conn.execute("SELECT dataset, lag FROM deribit_ts.collector_freshness(%s, %s, %s)",
-                            (now, ["BTC"], ["perpetual", "future"])).fetchall()
+        rows = conn.execute(
+            "SELECT dataset, lag FROM deribit_ts.collector_freshness(%s, %s, %s)",
+            (now, ["BTC"], ["perpetual", "future"]),
+        ).fetchall()
     return {d: (lag.total_seconds() if lag is not None else None) for d, lag in rows}
 
 
@@ -130,8 +132,12 @@ def caught_up(dsn: str, sim) -> bool:
     if max((lags.get(d) if lags.get(d) is not None else 1e9) for d in MINUTE_DATASETS) >= MAX_LAG_S:
         return False
     with psycopg.connect(dsn) as conn:
-        return conn.execute("SELECT count(*) FROM deribit_ts.tasks WHERE state IN ('pending', 'running') "
-                            "AND priority < 0").fetchone()[0] == 0
+        return (
+            conn.execute(
+                "SELECT count(*) FROM deribit_ts.tasks WHERE state IN ('pending', 'running') AND priority < 0"
+            ).fetchone()[0]
+            == 0
+        )
 
 
 def leader(dsn: str) -> tuple[int, str] | None:
@@ -155,40 +161,59 @@ def check_against_the_market(dsn: str, sim) -> dict:
     with psycopg.connect(dsn) as conn:
         origin = conn.execute("SELECT origin FROM deribit_ts.collector_origin").fetchone()[0]
         marks = dict(conn.execute("SELECT dataset || ' ' || key, covered_until FROM deribit_ts.watermarks"))
-        names = [n for (n,) in conn.execute(
-            """SELECT instrument_name FROM deribit.instruments WHERE base_currency = 'BTC' AND kind = 'future'
+        names = [
+            n
+            for (n,) in conn.execute(
+                """SELECT instrument_name FROM deribit.instruments WHERE base_currency = 'BTC' AND kind = 'future'
                   AND (expiry IS NULL OR expiry > %s) AND creation_ts <= %s""",
-            (origin, from_ms(sim.market.now_ms())))]
+                (origin, from_ms(sim.market.now_ms())),
+            )
+        ]
         for name in names:
             until = marks.get(f"candles {name}")
             assert until is not None, f"{name} was never collected"
             stored = conn.execute(
                 """SELECT ts, open, high, low, close, volume, cost FROM deribit.ohlcv_1m
-                    WHERE instrument_name = %s ORDER BY ts""", (name,)).fetchall()
+                    WHERE instrument_name = %s ORDER BY ts""",
+                (name,),
+            ).fetchall()
             truth = sim.market.candles(name, to_ms(origin), to_ms(until) - MINUTE_MS)
-            expected = [(from_ms(t), *v) for t, *v in zip(*(truth[c] for c in
-                        ("ticks", "open", "high", "low", "close", "volume", "cost")), strict=True)
-                        if to_ms(origin) <= t < to_ms(until)]
+            expected = [
+                (from_ms(t), *v)
+                for t, *v in zip(
+                    *(truth[c] for c in ("ticks", "open", "high", "low", "close", "volume", "cost")), strict=True
+                )
+                if to_ms(origin) <= t < to_ms(until)
+            ]
             if stored != expected:
                 missing = sorted(set(expected) - set(stored))[:3]
                 coverage = conn.execute(
                     """SELECT lower(fetched), upper(fetched), rows, final_until, fetched_at, run_id
                          FROM deribit_ts.coverage WHERE dataset = 'candles' AND key = %s ORDER BY fetched_at""",
-                    (name,)).fetchall()
+                    (name,),
+                ).fetchall()
                 open_tasks = conn.execute(
                     """SELECT range_start, range_end, state, cursor, priority, lease_owner FROM deribit_ts.tasks
-                        WHERE dataset = 'candles' AND key = %s AND state <> 'done'""", (name,)).fetchall()
-                raise AssertionError(f"{name}: {len(stored)} stored, {len(expected)} in the market; missing "
-                                     f"{missing}; coverage {coverage}; open tasks {open_tasks}")
+                        WHERE dataset = 'candles' AND key = %s AND state <> 'done'""",
+                    (name,),
+                ).fetchall()
+                raise AssertionError(
+                    f"{name}: {len(stored)} stored, {len(expected)} in the market; missing "
+                    f"{missing}; coverage {coverage}; open tasks {open_tasks}"
+                )
         funding = conn.execute("SELECT ts, interest_1h FROM deribit.funding_rates ORDER BY ts").fetchall()
-        index = conn.execute("SELECT ts, price FROM deribit.index_prices WHERE index_name = 'btc_usd' ORDER BY ts"
-                             ).fetchall()
+        index = conn.execute(
+            "SELECT ts, price FROM deribit.index_prices WHERE index_name = 'btc_usd' ORDER BY ts"
+        ).fetchall()
     hour = origin.replace(minute=0)
-    want = [(from_ms(r["timestamp"]), r["interest_1h"])
-            for r in sim.market.funding("BTC-PERPETUAL", to_ms(hour) - 1, to_ms(marks["funding BTC-PERPETUAL"]) - 1)]
+    want = [
+        (from_ms(r["timestamp"]), r["interest_1h"])
+        for r in sim.market.funding("BTC-PERPETUAL", to_ms(hour) - 1, to_ms(marks["funding BTC-PERPETUAL"]) - 1)
+    ]
     assert funding == want
-    dvol = conn_rows(dsn, "SELECT ts, open, high, low, close FROM deribit.volatility_index WHERE currency = 'BTC' "
-                          "ORDER BY ts")
+    dvol = conn_rows(
+        dsn, "SELECT ts, open, high, low, close FROM deribit.volatility_index WHERE currency = 'BTC' ORDER BY ts"
+    )
     truth = sim.market.dvol("BTC", to_ms(origin), to_ms(marks["dvol BTC"]) - 1, 60)["data"]
     assert dvol == [(from_ms(t), *v) for t, *v in truth] and dvol, "DVOL from the origin to its watermark"
     index_until = marks["index btc_usd"]
@@ -261,28 +286,41 @@ def test_two_collectors_keep_everything_fresh_through_a_listing_an_expiry_and_a_
     assert "Traceback" not in err
     assert status.returncode == 0, status.stdout + status.stderr
     assert report["ok"] and report["leader"]["pid"] == second.pid
-    assert {d["dataset"] for d in report["datasets"]} >= {"candles.perpetual", "candles.future", "index", "funding",
-                                                         "instruments", "dvol", "delivery"}
+    assert {d["dataset"] for d in report["datasets"]} >= {
+        "candles.perpetual",
+        "candles.future",
+        "index",
+        "funding",
+        "instruments",
+        "dvol",
+        "delivery",
+    }
     # Fresh throughout (MAX_LAG_S), except during the kill -9 hand-over, which is measured above.
     assert all(worst[d][0] <= MAX_LAG_S for d in ("candles.perpetual", "candles.future", "index")), worst
     assert str(stats["errors_by_code"].get("10028", 0)) == "0", stats
     assert marks[f"candles {EXPIRING}"] == datetime(2024, 3, 8, 8, tzinfo=UTC)  # to its expiry, then retired
     assert marks[f"candles {LISTED}"] >= datetime(2024, 3, 8, 8, 10, tzinfo=UTC)
     with psycopg.connect(new_db) as conn:
-        first_listed = conn.execute("SELECT min(ts) FROM deribit.ohlcv_1m WHERE instrument_name = %s",
-                                    (LISTED,)).fetchone()[0]
+        first_listed = conn.execute(
+            "SELECT min(ts) FROM deribit.ohlcv_1m WHERE instrument_name = %s", (LISTED,)
+        ).fetchone()[0]
         running = conn.execute("SELECT count(*) FROM deribit_ts.tasks WHERE state = 'running'").fetchone()[0]
         runs = conn.execute("SELECT status FROM deribit_ts.runs ORDER BY run_id").fetchall()
-        jobs = {job: (n, errors) for job, n, errors in conn.execute(
-            "SELECT job, runs, errors FROM deribit_ts.collector_jobs")}
+        jobs = {
+            job: (n, errors)
+            for job, n, errors in conn.execute("SELECT job, runs, errors FROM deribit_ts.collector_jobs")
+        }
         hourly = conn.execute("""SELECT count(*) FROM deribit.ohlcv_1h WHERE instrument_name = 'BTC-PERPETUAL'
                                    AND ts >= '2024-03-08 08:00+00'""").fetchone()[0]
     assert first_listed == datetime(2024, 3, 8, 8, tzinfo=UTC)
     # the delivery of 08:00, fetched by the daily job at 08:02
-    deliveries = conn_rows(new_db, "SELECT date, delivery_price FROM deribit.delivery_prices "
-                                   "WHERE index_name = 'btc_usd'")
-    assert (datetime(2024, 3, 8).date(), sim.market.delivery_price("BTC", to_ms(datetime(2024, 3, 8, 8, tzinfo=UTC)))) \
-        in deliveries, deliveries
+    deliveries = conn_rows(
+        new_db, "SELECT date, delivery_price FROM deribit.delivery_prices WHERE index_name = 'btc_usd'"
+    )
+    assert (
+        datetime(2024, 3, 8).date(),
+        sim.market.delivery_price("BTC", to_ms(datetime(2024, 3, 8, 8, tzinfo=UTC))),
+    ) in deliveries, deliveries
     assert running == 0  # nothing left half-done by the SIGTERM
     assert runs[-1] == ("ok",)
     assert jobs["rollups"][0] >= 2 and all(errors == 0 for _, errors in jobs.values()), jobs
@@ -299,10 +337,12 @@ def restartable_db(new_db):
     a restart that terminates every connection of the collector instead."""
     prefix = Path(os.environ.get("DERIBIT_TS_PG_PREFIX") or default_home() / "postgres")
     if not (prefix / "usr").exists():
+
         def drop_connections() -> None:
             with psycopg.connect(new_db, autocommit=True) as conn:
                 conn.execute("""SELECT pg_terminate_backend(pid) FROM pg_stat_activity
                                  WHERE datname = current_database() AND application_name = 'deribit-ts collect'""")
+
         yield new_db, drop_connections
         return
     # A home outside pytest's temporary root: any pytest session that starts meanwhile (other checkouts' too) chmods
@@ -317,6 +357,7 @@ def restartable_db(new_db):
             cluster.down()
             time.sleep(2)
             cluster.up(quiet=True)
+
         yield cluster.url(), restart
     finally:
         cluster.down()
@@ -354,10 +395,13 @@ def test_an_exchange_outage_a_database_restart_and_a_kill_9_each_end_with_the_ga
     assert elapsed < 10 and "Traceback" not in err, err
     assert str(stats["errors_by_code"].get("10028", 0)) == "0"
     with psycopg.connect(new_db) as conn:
-        span = conn.execute("SELECT max(ts) - min(ts) FROM deribit.candles_1m c JOIN deribit.instruments i "
-                            "ON i.id = c.instrument_id WHERE i.instrument_name = 'BTC-PERPETUAL'").fetchone()[0]
-        errors = conn.execute("SELECT last_error FROM deribit_ts.collector_processes WHERE last_error IS NOT NULL"
-                              ).fetchall()
+        span = conn.execute(
+            "SELECT max(ts) - min(ts) FROM deribit.candles_1m c JOIN deribit.instruments i "
+            "ON i.id = c.instrument_id WHERE i.instrument_name = 'BTC-PERPETUAL'"
+        ).fetchone()[0]
+        errors = conn.execute(
+            "SELECT last_error FROM deribit_ts.collector_processes WHERE last_error IS NOT NULL"
+        ).fetchall()
     assert span >= timedelta(minutes=30)
     assert any("exchange unavailable" in e for (e,) in errors), errors
     fails = [body for path, body in pings if path.endswith("/fail")]
@@ -380,12 +424,18 @@ def test_options_that_traded_get_their_candles_within_5_minutes(new_db):
         with psycopg.connect(new_db) as conn:
             origin = conn.execute("SELECT origin FROM deribit_ts.collector_origin").fetchone()[0]
             marks = dict(conn.execute("SELECT key, covered_until FROM deribit_ts.watermarks WHERE dataset = 'candles'"))
-            rounds = dict(conn.execute("""SELECT greeks_source, count(DISTINCT ts) FROM deribit.option_ticker_snapshots
-                                           GROUP BY 1"""))
-            stored = {name: rows for name, rows in conn.execute(
-                """SELECT instrument_name, array_agg(ARRAY[extract(epoch FROM ts) * 1000, open, close, volume]
+            rounds = dict(
+                conn.execute("""SELECT greeks_source, count(DISTINCT ts) FROM deribit.option_ticker_snapshots
+                                           GROUP BY 1""")
+            )
+            stored = {
+                name: rows
+                for name, rows in conn.execute(
+                    """SELECT instrument_name, array_agg(ARRAY[extract(epoch FROM ts) * 1000, open, close, volume]
                                                      ORDER BY ts)
-                     FROM deribit.ohlcv_1m WHERE instrument_name LIKE 'BTC-%%-%%-%%' GROUP BY 1""")}
+                     FROM deribit.ohlcv_1m WHERE instrument_name LIKE 'BTC-%%-%%-%%' GROUP BY 1"""
+                )
+            }
         options = [i for i in sim.market.instruments("BTC", "option", now_ms=checked_at)]
         traded = {}
         for inst in options:
@@ -403,10 +453,20 @@ def test_options_that_traded_get_their_candles_within_5_minutes(new_db):
         assert marks.get(name) is not None and to_ms(marks[name]) > last_trade, f"{name} traded but was not collected"
         truth = sim.market.candles(name, to_ms(origin), to_ms(marks[name]) - MINUTE_MS, now_ms=checked_at)
         # Option fillers (zero-volume candles at the last close) are not stored (README "Option candles and fillers").
-        want = [[float(t), o, c, v] for t, o, h, low, c, v, cost in zip(
-                    truth["ticks"], truth["open"], truth["high"], truth["low"], truth["close"], truth["volume"],
-                    truth["cost"], strict=True)
-                if t >= to_ms(origin) and not (v == 0 and cost == 0 and o == h == low == c)]
+        want = [
+            [float(t), o, c, v]
+            for t, o, h, low, c, v, cost in zip(
+                truth["ticks"],
+                truth["open"],
+                truth["high"],
+                truth["low"],
+                truth["close"],
+                truth["volume"],
+                truth["cost"],
+                strict=True,
+            )
+            if t >= to_ms(origin) and not (v == 0 and cost == 0 and o == h == low == c)
+        ]
         assert [[float(x) for x in row] for row in stored[name]] == want, name
     never = [i.name for i in options if i.name not in marks]
     assert never, "some options never traded: those cost no chart request"

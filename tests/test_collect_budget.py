@@ -35,6 +35,7 @@ def test_fresh_requests_overtake_queued_catch_up_and_snapshots():
 
 def test_the_allowance_is_the_credit_limiters():
     """Priorities reorder, they never add credits: 200 requests take as long as the plain limiter allows."""
+
     async def main() -> float:
         limiter = PriorityLimiter(initial_fill=0.0)
         loop = asyncio.get_running_loop()

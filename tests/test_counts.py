@@ -67,7 +67,8 @@ def test_coverage_rows_equal_count_after_reruns_over_the_unsettled_tail(new_db):
         overlapping = conn.execute(
             """SELECT count(*) FROM deribit_ts.coverage a JOIN deribit_ts.coverage b
                  ON a.dataset = b.dataset AND a.key = b.key AND a.coverage_id < b.coverage_id
-                AND a.fetched && b.fetched""").fetchone()[0]
+                AND a.fetched && b.fetched"""
+        ).fetchone()[0]
     assert summaries[-1]["datasets"]["candles"]["rows_fetched"] > 0
     assert overlapping == 0
     stored = stored_rows(new_db)
@@ -86,11 +87,15 @@ def test_migration_0020_repairs_overlapping_records(new_db):
     repair = (migrations_dir() / "0020_coverage_without_overlaps.sql").read_text()
     with psycopg.connect(new_db, autocommit=True) as conn:
         # Overlap as the old task_progress left it: the settling tail recorded a second time, with its rows.
-        conn.execute("""INSERT INTO deribit_ts.coverage (dataset, key, fetched, rows, final_until)
+        conn.execute(
+            """INSERT INTO deribit_ts.coverage (dataset, key, fetched, rows, final_until)
                         SELECT 'candles', 'BTC-PERPETUAL', tstzrange(%s, %s), 30, %s""",
-                     (NOW - timedelta(minutes=30), NOW.replace(second=0), NOW))
-        assert coverage_rows(new_db)[("candles", "BTC-PERPETUAL")] == stored_rows(new_db)[
-            ("candles", "BTC-PERPETUAL")] + 30
+            (NOW - timedelta(minutes=30), NOW.replace(second=0), NOW),
+        )
+        assert (
+            coverage_rows(new_db)[("candles", "BTC-PERPETUAL")]
+            == stored_rows(new_db)[("candles", "BTC-PERPETUAL")] + 30
+        )
         conn.execute(repair)
     assert coverage_rows(new_db) == stored_rows(new_db)
 
@@ -109,8 +114,13 @@ def test_progress_keys_are_the_summarys_coverage_keys(new_db):
         backfill(new_db, live.url, "candles", "--instrument", "BTC-PERPETUAL", "--since", "2024-03-01")
         live.set_now(to_ms(NOW + timedelta(minutes=5)))
         recorder = Recorder()
-        request = BackfillRequest(datasets=["candles"], instruments=["BTC-PERPETUAL", "BTC-8MAR24"],
-                                  kinds=["perpetual", "future"], since=datetime(2024, 3, 1, tzinfo=UTC), workers=2)
+        request = BackfillRequest(
+            datasets=["candles"],
+            instruments=["BTC-PERPETUAL", "BTC-8MAR24"],
+            kinds=["perpetual", "future"],
+            since=datetime(2024, 3, 1, tzinfo=UTC),
+            workers=2,
+        )
         os.environ.update(NO_LIMITER)
         try:
             summary = asyncio.run(run_backfill(new_db, live.url, request, recorder, "test"))
@@ -138,8 +148,23 @@ def test_run_requests_agree_with_their_tasks_and_the_exchange(new_db):
 
 def test_a_killed_runs_requests_are_not_zero(new_db):
     with run_in_thread(SimConfig(now=NOW, rate_limit="off", latency_ms=40)) as slow:
-        args = ["backfill", "candles", "--instrument", "BTC-PERPETUAL", "--since", "2023-06-01", "--until",
-                "2024-02-01", "--quiet", "--workers", "2", "--dsn", new_db, "--api-url", slow.url]
+        args = [
+            "backfill",
+            "candles",
+            "--instrument",
+            "BTC-PERPETUAL",
+            "--since",
+            "2023-06-01",
+            "--until",
+            "2024-02-01",
+            "--quiet",
+            "--workers",
+            "2",
+            "--dsn",
+            new_db,
+            "--api-url",
+            slow.url,
+        ]
         victim = subprocess.Popen(cli_command(*args), env={**os.environ, **NO_LIMITER}, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and victim.poll() is None:

@@ -53,8 +53,14 @@ def test_the_environment_example_sets_only_settings_the_cli_reads():
         if "=" in line and line.split("=", 1)[0].isupper():
             key, value = line.split("=", 1)
             settings[key] = value
-    assert set(settings) >= {"DERIBIT_TS_HOME", "DERIBIT_TS_DSN", "DERIBIT_TS_BACKUP_DIR", "DERIBIT_TS_BACKUP_KEEP",
-                             "DERIBIT_TS_COLLECT_CURRENCY", "DERIBIT_TS_COLLECT_ARGS"}
+    assert set(settings) >= {
+        "DERIBIT_TS_HOME",
+        "DERIBIT_TS_DSN",
+        "DERIBIT_TS_BACKUP_DIR",
+        "DERIBIT_TS_BACKUP_KEEP",
+        "DERIBIT_TS_COLLECT_CURRENCY",
+        "DERIBIT_TS_COLLECT_ARGS",
+    }
     assert all(value for value in settings.values()), "an empty value is a usage error: leave the line out"
     backup_help = run_cli("backup", "--help", env={"COLUMNS": "300"}).stdout
     assert "DERIBIT_TS_BACKUP_DIR" in backup_help and "DERIBIT_TS_BACKUP_KEEP" in backup_help
@@ -78,7 +84,8 @@ def test_systemd_analyze_verify_accepts_the_units(tmp_path: Path):
     for name in names:
         text = (DEPLOY / name).read_text().replace("/opt/deribit-ts/.venv/bin/deribit-ts", CLI)
         (tmp_path / name).write_text(text.replace("/etc/deribit-ts/deribit-ts.env", str(env_file)))
-    result = subprocess.run(["systemd-analyze", "verify", "--man=no", *names], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *names], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "Unknown" not in result.stderr and "ignoring" not in result.stderr, result.stderr

@@ -171,6 +171,7 @@ def test_cli_up_with_a_dsn_manages_only_the_embedded_cluster(tmp_path: Path):
 
 # ------------------------------------------------ a first `db up` killed part-way (issue 9.1)
 
+
 def _initdb_processes(home: Path) -> list[int]:
     """PIDs of initdb (or the bootstrap postgres it runs) working under ``home``."""
     found = []
@@ -200,8 +201,7 @@ def _kill_first_up(home: Path, when) -> None:
     """Start a first `db up` in ``home`` and kill -9 it when ``when(home)`` holds (or after a delay)."""
     env = {key: value for key, value in os.environ.items() if key != "DERIBIT_TS_DSN"}  # (blank is refused)
     env.update({"DERIBIT_TS_HOME": str(home), "DERIBIT_TS_PG_PREFIX": str(_prefix())})
-    proc = subprocess.Popen(cli_command("db", "up"), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cli_command("db", "up"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         if isinstance(when, float):
             time.sleep(when)
@@ -252,8 +252,13 @@ def test_a_first_up_killed_part_way_leaves_a_home_the_next_up_completes(point: s
         with psycopg.connect(cluster.url(), connect_timeout=5) as conn:
             assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'").fetchone() == (1,)
         # No copy of the superuser password anywhere but cluster.password.
-        leftovers = {p.name for p in home.iterdir()} - {"cluster", "cluster.json", "cluster.lock", "cluster.log",
-                                                          "cluster.password"}
+        leftovers = {p.name for p in home.iterdir()} - {
+            "cluster",
+            "cluster.json",
+            "cluster.lock",
+            "cluster.log",
+            "cluster.password",
+        }
         assert not leftovers
     finally:
         run_cli("db", "down", env=env)

@@ -18,7 +18,8 @@ from deribit_ts.resources import migrations_dir, sql_dir
 def ledger(dsn: str) -> list[tuple[int, str, str]]:
     with psycopg.connect(dsn) as conn:
         return conn.execute(
-            "SELECT version, name, status FROM deribit_ts.schema_migrations ORDER BY version").fetchall()
+            "SELECT version, name, status FROM deribit_ts.schema_migrations ORDER BY version"
+        ).fetchall()
 
 
 def server_edition(dsn: str) -> str:
@@ -48,8 +49,12 @@ def test_edition_split_on_this_server(fresh_db):
     edition = server_edition(fresh_db)
     status = {name: st for _, name, st in ledger(fresh_db)}
     with psycopg.connect(fresh_db) as conn:
-        caggs = {r[0] for r in conn.execute(
-            "SELECT view_name FROM timescaledb_information.continuous_aggregates WHERE view_schema = 'deribit'")}
+        caggs = {
+            r[0]
+            for r in conn.execute(
+                "SELECT view_name FROM timescaledb_information.continuous_aggregates WHERE view_schema = 'deribit'"
+            )
+        }
         plain_views = {r[0] for r in conn.execute("SELECT viewname FROM pg_views WHERE schemaname = 'deribit'")}
     if edition == "timescale":
         assert status["0006_rollups_continuous.sql"] == "applied"
@@ -108,8 +113,7 @@ def test_database_newer_than_the_code_is_refused(fresh_db, tmp_path):
 def test_failed_migration_leaves_nothing_half_written(fresh_db, tmp_path):
     apply_all(fresh_db)
     changed = copy_migrations(tmp_path)
-    (changed / "0900_broken.sql").write_text(
-        "CREATE TABLE deribit_ts.half (x int);\nSELECT no_such_function();\n")
+    (changed / "0900_broken.sql").write_text("CREATE TABLE deribit_ts.half (x int);\nSELECT no_such_function();\n")
     with pytest.raises(UserError, match=r"0900_broken\.sql failed: .*no_such_function"):
         apply_all(fresh_db, migrations=load_migrations(changed))
     with psycopg.connect(fresh_db) as conn:
@@ -122,7 +126,8 @@ def test_no_transaction_directive_runs_statements_outside_a_transaction(fresh_db
     changed = copy_migrations(tmp_path)
     (changed / "0900_concurrent_index.sql").write_text(
         "-- deribit-ts: no-transaction\n"
-        "CREATE INDEX CONCURRENTLY IF NOT EXISTS instruments_state_idx ON deribit.instruments (state);\n")
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS instruments_state_idx ON deribit.instruments (state);\n"
+    )
     apply_all(fresh_db, migrations=load_migrations(changed))
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("SELECT to_regclass('deribit.instruments_state_idx')").fetchone()[0] is not None

@@ -31,8 +31,9 @@ def _ms(text: str) -> int:
     return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
 
 
-@pytest.mark.parametrize("when", ["2024-01-15T09:00", "2024-03-01T12:00:30", "2024-06-28T07:00", "2025-03-05T16:00",
-                                  "2025-08-01T08:30"])
+@pytest.mark.parametrize(
+    "when", ["2024-01-15T09:00", "2024-03-01T12:00:30", "2024-06-28T07:00", "2025-03-05T16:00", "2025-08-01T08:30"]
+)
 def test_a_2024_2025_date_lists_a_real_sized_chain_on_deribits_calendar(when: str) -> None:
     m = SimMarket(sim_config(option_strike_density=1.0))
     now = _ms(when)
@@ -73,12 +74,17 @@ def test_ticker_follows_3_10a_and_book_summary_lists_the_whole_chain() -> None:
     t = tick["result"]
     inst = chain[len(chain) // 2]
     years = (inst.expiry_ms - t["timestamp"]) / YEAR
-    q = chain_quotes([inst.option_type == "call"], [t["underlying_price"]], [inst.strike], [years],
-                     [t["mark_iv"] / 100])
+    q = chain_quotes(
+        [inst.option_type == "call"], [t["underlying_price"]], [inst.strike], [years], [t["mark_iv"] / 100]
+    )
     assert t["mark_price"] == round(float(q.price_usd[0]) / t["underlying_price"], 8)
-    assert t["greeks"] == {"delta": round(float(q.delta[0]), 5), "gamma": round(float(q.gamma[0]), 5),
-                           "vega": round(float(q.vega[0]), 5), "theta": round(float(q.theta[0]), 5),
-                           "rho": round(float(q.rho[0]), 5)}
+    assert t["greeks"] == {
+        "delta": round(float(q.delta[0]), 5),
+        "gamma": round(float(q.gamma[0]), 5),
+        "vega": round(float(q.vega[0]), 5),
+        "theta": round(float(q.theta[0]), 5),
+        "rho": round(float(q.rho[0]), 5),
+    }
     assert t["interest_rate"] == 0.0 and t["underlying_index"] in (inst.future_name, f"SYN.{inst.future_name}")
     # 08:00 expiries within the last 30 days are "recently expired"; older ones are not listed
     ages = [(SIM_NOW_MS - r["expiration_timestamp"]) / DAY for r in expired["result"]]
@@ -98,8 +104,12 @@ def test_bid_ivs_price_the_quotes_and_no_bid_means_bid_iv_zero() -> None:
             assert t["bid_iv"] <= t["ask_iv"]
             inst = m.instrument(t["instrument_name"])
             years = (inst.expiry_ms - t["timestamp"]) / YEAR
-            bid = chain_quotes([inst.option_type == "call"], [t["underlying_price"]], [inst.strike], [years],
-                               [t["bid_iv"] / 100]).price_usd[0] / t["underlying_price"]
+            bid = (
+                chain_quotes(
+                    [inst.option_type == "call"], [t["underlying_price"]], [inst.strike], [years], [t["bid_iv"] / 100]
+                ).price_usd[0]
+                / t["underlying_price"]
+            )
             assert math.isclose(bid, t["best_bid_price"], rel_tol=2e-3, abs_tol=2e-6)
             priced += 1
     assert priced > len(tickers) / 2

@@ -19,16 +19,16 @@ GONE = datetime(2024, 3, 1, 12, 3, tzinfo=UTC)  # expires between the two rounds
 # (currency, expiry, strike, type, forward, mark_iv, delta) of the latest round T2
 LATEST = [
     ("BTC", NEAR, 90.0, "put", 105.0, 70.0, -0.08),
-    ("BTC", NEAR, 100.0, "put", 105.0, 60.0, -0.30),   # below the forward: the smile's put, ATM bracket below
-    ("BTC", NEAR, 100.0, "call", 105.0, 50.0, 0.70),   # ITM call: not in the smile; strike 100 averages 50/60
-    ("BTC", NEAR, 110.0, "call", 105.0, 54.0, 0.30),   # ATM bracket above
+    ("BTC", NEAR, 100.0, "put", 105.0, 60.0, -0.30),  # below the forward: the smile's put, ATM bracket below
+    ("BTC", NEAR, 100.0, "call", 105.0, 50.0, 0.70),  # ITM call: not in the smile; strike 100 averages 50/60
+    ("BTC", NEAR, 110.0, "call", 105.0, 54.0, 0.30),  # ATM bracket above
     ("BTC", NEAR, 110.0, "put", 105.0, 58.0, -0.70),
     ("BTC", NEAR, 120.0, "call", 105.0, 57.0, 0.20),
     ("BTC", NEAR, 95.0, "put", 105.0, 64.0, -0.20),
-    ("BTC", FAR, 100.0, "call", 104.0, 50.0, 0.60),    # wings too thin: the calls jump from delta 0.60 to 0.10
+    ("BTC", FAR, 100.0, "call", 104.0, 50.0, 0.60),  # wings too thin: the calls jump from delta 0.60 to 0.10
     ("BTC", FAR, 130.0, "call", 104.0, 55.0, 0.10),
     ("BTC", FAR, 100.0, "put", 104.0, 52.0, -0.40),
-    ("ETH", NEAR, 5.0, "call", 3.5, 80.0, 0.25),       # no strike below the forward: no ATM, no skew
+    ("ETH", NEAR, 5.0, "call", 3.5, 80.0, 0.25),  # no strike below the forward: no ATM, no skew
 ]
 
 
@@ -44,7 +44,9 @@ def conn(db):
             connection.execute(
                 """INSERT INTO deribit.instruments (instrument_name, kind, base_currency, expiry, strike, option_type,
                                                     raw) VALUES (%s, 'option', %s, %s, %s, %s, '{}')
-                   ON CONFLICT DO NOTHING""", (_name(currency, expiry, strike, kind), currency, expiry, strike, kind))
+                   ON CONFLICT DO NOTHING""",
+                (_name(currency, expiry, strike, kind), currency, expiry, strike, kind),
+            )
 
         def plant(ts: datetime, rows: list[tuple]) -> None:
             for currency, expiry, strike, kind, forward, iv, delta in rows:
@@ -53,14 +55,21 @@ def conn(db):
                            mark_price, mark_iv, delta, greeks_source)
                        SELECT id, %s, %s, %s, 0.01, %s, %s, 'ticker' FROM deribit.instruments
                         WHERE instrument_name = %s""",
-                    (ts, ts, forward, iv, delta, _name(currency, expiry, strike, kind)))
+                    (ts, ts, forward, iv, delta, _name(currency, expiry, strike, kind)),
+                )
             for currency in sorted({r[0] for r in rows}):
-                connection.execute("INSERT INTO deribit_ts.snapshot_rounds (currency, ts, options, bulk_only) "
-                                   "VALUES (%s, %s, %s, false)", (currency, ts, sum(r[0] == currency for r in rows)))
+                connection.execute(
+                    "INSERT INTO deribit_ts.snapshot_rounds (currency, ts, options, bulk_only) "
+                    "VALUES (%s, %s, %s, false)",
+                    (currency, ts, sum(r[0] == currency for r in rows)),
+                )
 
         # an older round: different IVs, plus an option that expires before the latest round
-        plant(T1, [(c, e, k, t, f + 1, iv + 10, d) for c, e, k, t, f, iv, d in LATEST]
-              + [("BTC", GONE, 100.0, "call", 105.0, 40.0, 0.5)])
+        plant(
+            T1,
+            [(c, e, k, t, f + 1, iv + 10, d) for c, e, k, t, f, iv, d in LATEST]
+            + [("BTC", GONE, 100.0, "call", 105.0, 40.0, 0.5)],
+        )
         plant(T2, LATEST + [("BTC", GONE, 100.0, "call", 105.0, 40.0, 0.5)])  # GONE: quoted, yet expired at T2
         yield connection
 
@@ -68,16 +77,21 @@ def conn(db):
 def test_chain_latest_is_the_last_round_of_each_currency_live_options_only(conn) -> None:
     got = conn.execute("""SELECT currency, instrument_name, ts, mark_iv, days_to_expiry, moneyness, log_moneyness
                             FROM deribit.option_chain_latest ORDER BY instrument_name""").fetchall()
-    expected = sorted((c, _name(c, e, k, t), T2, iv, (e - T2).total_seconds() / 86400, k / f, math.log(k / f))
-                      for c, e, k, t, f, iv, _ in LATEST)
+    expected = sorted(
+        (c, _name(c, e, k, t), T2, iv, (e - T2).total_seconds() / 86400, k / f, math.log(k / f))
+        for c, e, k, t, f, iv, _ in LATEST
+    )
     assert [r[:4] for r in got] == [r[:4] for r in expected]
     for row, want in zip(got, expected, strict=True):
         assert [float(v) for v in row[4:]] == pytest.approx(want[4:], abs=1e-12)
 
 
 def test_smile_is_the_out_of_the_money_options_of_every_round(conn) -> None:
-    got = conn.execute("""SELECT expiry, strike, option_type, log_moneyness, mark_iv, delta FROM deribit.iv_smile
-                           WHERE currency = 'BTC' AND ts = %s ORDER BY expiry, strike""", (T2,)).fetchall()
+    got = conn.execute(
+        """SELECT expiry, strike, option_type, log_moneyness, mark_iv, delta FROM deribit.iv_smile
+                           WHERE currency = 'BTC' AND ts = %s ORDER BY expiry, strike""",
+        (T2,),
+    ).fetchall()
     assert got == [
         (NEAR, 90.0, "put", math.log(90 / 105), 70.0, -0.08),
         (NEAR, 95.0, "put", math.log(95 / 105), 64.0, -0.20),
@@ -101,8 +115,12 @@ def test_term_structure_interpolates_atm_in_log_moneyness(conn) -> None:
 
     # NEAR: strike 100 averages its call and put (50, 60) -> 55, strike 110 (54, 58) -> 56; the older round has
     # forward + 1 and IVs + 10. FAR: 100 (50, 52) -> 51 and 130 -> 55. ETH: no strike below the forward, no row.
-    expected = [("BTC", T1, NEAR, atm(106, (100, 65), (110, 66))), ("BTC", T1, FAR, atm(105, (100, 61), (130, 65))),
-                ("BTC", T2, NEAR, atm(105, (100, 55), (110, 56))), ("BTC", T2, FAR, atm(104, (100, 51), (130, 55)))]
+    expected = [
+        ("BTC", T1, NEAR, atm(106, (100, 65), (110, 66))),
+        ("BTC", T1, FAR, atm(105, (100, 61), (130, 65))),
+        ("BTC", T2, NEAR, atm(105, (100, 55), (110, 56))),
+        ("BTC", T2, FAR, atm(104, (100, 51), (130, 55))),
+    ]
     assert [r[:3] for r in got] == [r[:3] for r in expected]
     for row, want in zip(got, expected, strict=True):
         assert row[4] == pytest.approx(want[3], abs=1e-12)

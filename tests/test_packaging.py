@@ -11,8 +11,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_wheel_ships_migrations_sql_and_the_installer(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), str(REPO)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), str(REPO)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = tmp_path.glob("deribit_ts-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"deribit_ts/_migrations/{p.name}" for p in migrations_dir().glob("*.sql")} <= names

@@ -19,10 +19,25 @@ def test_a_redirected_backfill_reports_progress_in_plain_lines(new_db):
     # 300 ms per answer: a run of a few seconds, as a long backfill looks to someone tailing its log.
     config = SimConfig(now=datetime(2024, 3, 1, tzinfo=UTC), rate_limit="off", latency_ms=300)
     with run_in_thread(config) as sim:
-        result = run_cli("backfill", "candles", "--instrument", "BTC-PERPETUAL", "--since", "2024-01-01",
-                         "--until", "2024-02-15", "--dsn", new_db, "--api-url", sim.url,
-                         env={"DERIBIT_TS_PROGRESS_INTERVAL": "0.5", "DERIBIT_TS_WORKERS": "1",
-                              "DERIBIT_TS_RATE_LIMIT_SCALE": "off"})
+        result = run_cli(
+            "backfill",
+            "candles",
+            "--instrument",
+            "BTC-PERPETUAL",
+            "--since",
+            "2024-01-01",
+            "--until",
+            "2024-02-15",
+            "--dsn",
+            new_db,
+            "--api-url",
+            sim.url,
+            env={
+                "DERIBIT_TS_PROGRESS_INTERVAL": "0.5",
+                "DERIBIT_TS_WORKERS": "1",
+                "DERIBIT_TS_RATE_LIMIT_SCALE": "off",
+            },
+        )
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("deribit-ts: candles:")]
     assert len(lines) >= 3, result.stderr  # periodic ones, and the last where it ended
@@ -42,5 +57,6 @@ def test_a_bad_interval_is_refused(raw: str, monkeypatch: pytest.MonkeyPatch):
 
 def test_plain_line_format():
     assert plain_line("candles", 120, 300, "4/12", 1_234_567, 45_000.4, 192) == (
-        "deribit-ts: candles: 120/300 tasks, 4/12 keys, 1,234,567 rows, 45,000 rows/s, ETA 0:03:12")
+        "deribit-ts: candles: 120/300 tasks, 4/12 keys, 1,234,567 rows, 45,000 rows/s, ETA 0:03:12"
+    )
     assert plain_line("index", 3, 3, "1/1", 10, 1.0, None).endswith("ETA -")

@@ -22,29 +22,43 @@ M = timedelta(minutes=1)
 H = timedelta(hours=1)
 
 
-def add_instrument(conn, name: str, *, perpetual: bool = False, created: datetime | None = None,
-                   expiry: datetime | None = None, tick: float = 0.01) -> int:
+def add_instrument(
+    conn,
+    name: str,
+    *,
+    perpetual: bool = False,
+    created: datetime | None = None,
+    expiry: datetime | None = None,
+    tick: float = 0.01,
+) -> int:
     return conn.execute(
         """INSERT INTO deribit.instruments (instrument_name, kind, is_perpetual, base_currency, creation_ts, expiry,
                                             tick_size, raw)
            VALUES (%s, 'future', %s, 'TST', %s, %s, %s, '{}') RETURNING id""",
-        (name, perpetual, created, expiry, tick)).fetchone()[0]
+        (name, perpetual, created, expiry, tick),
+    ).fetchone()[0]
 
 
 def add_candles(conn, instrument_id: int, rows: list[tuple]) -> None:
     """rows: (ts, open, high, low, close, volume, cost)"""
     with conn.cursor() as cur:
-        cur.executemany("INSERT INTO deribit.candles_1m VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                        [(instrument_id, *r) for r in rows])
+        cur.executemany(
+            "INSERT INTO deribit.candles_1m VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            [(instrument_id, *r) for r in rows],
+        )
 
 
-def want_and_fetch(conn, dataset: str, key: str, wanted: list[tuple[datetime, datetime]],
-                   fetched: list[tuple[datetime, datetime, int]]) -> None:
-    conn.execute("INSERT INTO deribit_ts.targets (dataset, key, wanted) VALUES (%s, %s, %s::tstzmultirange)",
-                 (dataset, key, "{" + ",".join(f"[{a.isoformat()},{b.isoformat()})" for a, b in wanted) + "}"))
+def want_and_fetch(
+    conn, dataset: str, key: str, wanted: list[tuple[datetime, datetime]], fetched: list[tuple[datetime, datetime, int]]
+) -> None:
+    conn.execute(
+        "INSERT INTO deribit_ts.targets (dataset, key, wanted) VALUES (%s, %s, %s::tstzmultirange)",
+        (dataset, key, "{" + ",".join(f"[{a.isoformat()},{b.isoformat()})" for a, b in wanted) + "}"),
+    )
     for a, b, rows in fetched:
-        conn.execute("SELECT deribit_ts.record_coverage(%s, %s, tstzrange(%s, %s), %s, %s, NULL)",
-                     (dataset, key, a, b, rows, b))
+        conn.execute(
+            "SELECT deribit_ts.record_coverage(%s, %s, tstzrange(%s, %s), %s, %s, NULL)", (dataset, key, a, b, rows, b)
+        )
 
 
 def candle(ts: datetime, price: float = 100.0, *, volume: float = 1.0) -> tuple:
@@ -66,35 +80,42 @@ def plant(dsn: str) -> None:
         rows += [(T0 + m * M, 100.0, 100.0, 100.0, 100.0, 0.0, 0.0) for m in range(30, 40)]
         rows += [candle(T0 + m * M) for m in range(40, 55)]
         add_candles(conn, fut, rows)
-        want_and_fetch(conn, "candles", "GAP-FUT", [(T0, T0 + 100 * M), (T0 + 200 * M, T0 + 210 * M)],
-                       [(T0, T0 + 30 * M, 20), (T0 + 30 * M, T0 + 60 * M, 25)])
+        want_and_fetch(
+            conn,
+            "candles",
+            "GAP-FUT",
+            [(T0, T0 + 100 * M), (T0 + 200 * M, T0 + 210 * M)],
+            [(T0, T0 + 30 * M, 20), (T0 + 30 * M, T0 + 60 * M, 25)],
+        )
         # Funding: hourly rows 0-5 but hour 2; everything fetched.
         perp = add_instrument(conn, "GAP-PERPETUAL", perpetual=True, created=T0 - 24 * H)
         for h in (0, 1, 3, 4, 5):
-            conn.execute("INSERT INTO deribit.funding_rate_history (instrument_id, ts, interest_1h) VALUES (%s, %s, 0)",
-                         (perp, T0 + h * H))
+            conn.execute(
+                "INSERT INTO deribit.funding_rate_history (instrument_id, ts, interest_1h) VALUES (%s, %s, 0)",
+                (perp, T0 + h * H),
+            )
         want_and_fetch(conn, "funding", "GAP-PERPETUAL", [(T0, T0 + 6 * H)], [(T0, T0 + 6 * H, 5)])
 
         # Sanity: 100 clean minutes at 100 (range 0.6) with one planted case per rule.
         bad = add_instrument(conn, "BAD-FUT", created=T0, expiry=T0 + 100 * M)
         clean = {m: candle(T0 + m * M) for m in range(100)}
-        clean[70] = (T0 + 70 * M, 100.0, 99.8, 99.5, 100.0, 1.0, 100.0)     # high below open/close
-        clean[71] = (T0 + 71 * M, 100.0, 100.3, 100.2, 100.0, 1.0, 100.0)   # low above open/close
-        clean[72] = (T0 + 72 * M, 100.0, 100.0, 100.1, 100.0, 1.0, 100.0)   # high below low (and low above o/c)
-        clean[73] = (T0 + 73 * M, -1.0, -1.0, -1.0, -1.0, 1.0, 1.0)         # non-positive prices
+        clean[70] = (T0 + 70 * M, 100.0, 99.8, 99.5, 100.0, 1.0, 100.0)  # high below open/close
+        clean[71] = (T0 + 71 * M, 100.0, 100.3, 100.2, 100.0, 1.0, 100.0)  # low above open/close
+        clean[72] = (T0 + 72 * M, 100.0, 100.0, 100.1, 100.0, 1.0, 100.0)  # high below low (and low above o/c)
+        clean[73] = (T0 + 73 * M, -1.0, -1.0, -1.0, -1.0, 1.0, 1.0)  # non-positive prices
         clean[74] = (T0 + 74 * M, 100.0, 100.3, 99.7, 100.0, -1.0, -100.0)  # negative volume and cost
-        clean[75] = (T0 + 75 * M, 100.0, 100.3, 99.7, 100.0, 1.0, 0.0)      # volume without cost
-        clean[76] = (T0 + 76 * M, 100.0, 100.3, 99.7, 100.0, 0.0, 5.0)      # cost without volume
-        clean[60] = (T0 + 60 * M, 100.0, 120.3, 99.7, 120.0, 1.0, 110.0)    # a close the next minute gives back
-        clean[80] = (T0 + 80 * M, 100.0, 115.0, 99.7, 100.0, 1.0, 100.0)    # a wick: bad tick
-        clean[50] = (T0 + 50 * M, 100.0, 100.3, 85.0, 100.0, 1.0, 100.0)    # a wick down
+        clean[75] = (T0 + 75 * M, 100.0, 100.3, 99.7, 100.0, 1.0, 0.0)  # volume without cost
+        clean[76] = (T0 + 76 * M, 100.0, 100.3, 99.7, 100.0, 0.0, 5.0)  # cost without volume
+        clean[60] = (T0 + 60 * M, 100.0, 120.3, 99.7, 120.0, 1.0, 110.0)  # a close the next minute gives back
+        clean[80] = (T0 + 80 * M, 100.0, 115.0, 99.7, 100.0, 1.0, 100.0)  # a wick: bad tick
+        clean[50] = (T0 + 50 * M, 100.0, 100.3, 85.0, 100.0, 1.0, 100.0)  # a wick down
         # A real jump (a body that stays where it went) is no spike.
         clean[85] = (T0 + 85 * M, 100.0, 110.3, 99.7, 110.0, 1.0, 105.0)
         for m in range(86, 100):
             clean[m] = candle(T0 + m * M, 110.0)
         rows = list(clean.values())
-        rows += [candle(T0 - M), candle(T0 + 100 * M, 110.0)]          # before the listing, at the expiry
-        rows += [candle(T0 + 77 * M + timedelta(seconds=30))]           # off the minute grid
+        rows += [candle(T0 - M), candle(T0 + 100 * M, 110.0)]  # before the listing, at the expiry
+        rows += [candle(T0 + 77 * M + timedelta(seconds=30))]  # off the minute grid
         add_candles(conn, bad, rows)
 
 
@@ -134,8 +155,10 @@ def test_gap_report_gives_each_cause_exactly(planted):
 
 def test_gap_report_for_one_instrument_reads_only_that_instrument(planted):
     with psycopg.connect(planted) as conn:
-        plan = "\n".join(r[0] for r in conn.execute(
-            "EXPLAIN ANALYZE SELECT * FROM deribit.gap_report WHERE instrument_name = 'GAP-FUT'"))
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute("EXPLAIN ANALYZE SELECT * FROM deribit.gap_report WHERE instrument_name = 'GAP-FUT'")
+        )
     assert "targets_pkey" in plan and "loops=1" in plan.split("gaps_of")[1].split("\n")[0], plan
 
 
@@ -143,7 +166,8 @@ def test_coverage_counts_first_last_expected_and_completeness(planted):
     with psycopg.connect(planted) as conn:
         row = conn.execute(
             """SELECT rows, first_ts, last_ts, expected_rows, completeness_pct, resolution, complete
-                 FROM deribit.coverage WHERE key = 'GAP-FUT'""").fetchone()
+                 FROM deribit.coverage WHERE key = 'GAP-FUT'"""
+        ).fetchone()
         stored = conn.execute("SELECT count(*) FROM deribit.ohlcv_1m WHERE instrument_name = 'GAP-FUT'").fetchone()[0]
         funding = conn.execute(
             "SELECT rows, expected_rows, completeness_pct, resolution FROM deribit.coverage WHERE key = 'GAP-PERPETUAL'"
@@ -156,8 +180,11 @@ def test_coverage_counts_first_last_expected_and_completeness(planted):
 def test_every_sanity_rule_finds_its_planted_candle(planted):
     with psycopg.connect(planted) as conn:
         found = conn.execute(SANITY).fetchall()
-        spikes = dict(conn.execute(
-            "SELECT ts, detail FROM deribit.sanity_violations WHERE instrument_name = 'BAD-FUT' AND rule = 'spike'"))
+        spikes = dict(
+            conn.execute(
+                "SELECT ts, detail FROM deribit.sanity_violations WHERE instrument_name = 'BAD-FUT' AND rule = 'spike'"
+            )
+        )
     assert found == SANITY_ROWS
     assert spikes[T0 + 80 * M].startswith("high 115 is 15 beyond the body")
     assert spikes[T0 + 50 * M].startswith("low 85 is 15 beyond the body")
@@ -166,12 +193,19 @@ def test_every_sanity_rule_finds_its_planted_candle(planted):
 
 def test_sanity_violations_filtered_by_instrument_and_time_read_only_those_rows(planted):
     with psycopg.connect(planted) as conn:
-        plan = "\n".join(r[0] for r in conn.execute(
-            """EXPLAIN SELECT * FROM deribit.sanity_violations
-                WHERE instrument_name = 'BAD-FUT' AND ts >= %s AND ts < %s""", (T0, T0 + H)))
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                """EXPLAIN SELECT * FROM deribit.sanity_violations
+                WHERE instrument_name = 'BAD-FUT' AND ts >= %s AND ts < %s""",
+                (T0, T0 + H),
+            )
+        )
         rows = conn.execute(
             """SELECT ts, rule FROM deribit.sanity_violations
-                WHERE instrument_name = 'BAD-FUT' AND ts >= %s AND ts < %s ORDER BY ts""", (T0, T0 + H)).fetchall()
+                WHERE instrument_name = 'BAD-FUT' AND ts >= %s AND ts < %s ORDER BY ts""",
+            (T0, T0 + H),
+        ).fetchall()
     # The time range reaches the candle scan as an index condition (not a filter above a full scan).
     assert "Index Cond: ((instrument_id = i.id) AND (ts >=" in plan, plan
     assert rows == [(T0 + 50 * M, "spike")]
@@ -195,9 +229,23 @@ def simulated(pg_server):
         apply_all(dsn)
         config = SimConfig(now=SIM_NOW, rate_limit="off")
         with run_in_thread(config) as sim:
-            result = run_cli("backfill", "candles", "--currency", "BTC", "--since", SINCE.isoformat(),
-                             "--until", UNTIL.isoformat(), "--json", "--dsn", dsn, "--api-url", sim.url,
-                             env={"DERIBIT_TS_RATE_LIMIT_SCALE": "off"}, timeout=300)
+            result = run_cli(
+                "backfill",
+                "candles",
+                "--currency",
+                "BTC",
+                "--since",
+                SINCE.isoformat(),
+                "--until",
+                UNTIL.isoformat(),
+                "--json",
+                "--dsn",
+                dsn,
+                "--api-url",
+                sim.url,
+                env={"DERIBIT_TS_RATE_LIMIT_SCALE": "off"},
+                timeout=300,
+            )
             assert result.returncode == 0, result.stderr
             assert json.loads(result.stdout)["status"] == "ok"
             yield dsn, sim
@@ -207,8 +255,12 @@ def simulated(pg_server):
 
 def _wanted(dsn: str) -> dict[str, tuple[datetime, datetime]]:
     with psycopg.connect(dsn) as conn:
-        return {key: (lo, hi) for key, lo, hi in conn.execute(
-            "SELECT key, lower(wanted), upper(wanted) FROM deribit_ts.targets WHERE dataset = 'candles'")}
+        return {
+            key: (lo, hi)
+            for key, lo, hi in conn.execute(
+                "SELECT key, lower(wanted), upper(wanted) FROM deribit_ts.targets WHERE dataset = 'candles'"
+            )
+        }
 
 
 def test_gap_report_after_a_backfill_is_exactly_the_outages(simulated):
@@ -216,9 +268,18 @@ def test_gap_report_after_a_backfill_is_exactly_the_outages(simulated):
     wanted = _wanted(dsn)
     outages = sim.market.outage_windows()
     expected = sorted(
-        ("candles", key, max(lo, from_ms(a)), min(hi, from_ms(b)),
-         (min(to_ms(hi), b) - max(to_ms(lo), a)) // MINUTE_MS, "exchange_empty")
-        for key, (lo, hi) in wanted.items() for a, b in outages if a < to_ms(hi) and b > to_ms(lo))
+        (
+            "candles",
+            key,
+            max(lo, from_ms(a)),
+            min(hi, from_ms(b)),
+            (min(to_ms(hi), b) - max(to_ms(lo), a)) // MINUTE_MS,
+            "exchange_empty",
+        )
+        for key, (lo, hi) in wanted.items()
+        for a, b in outages
+        if a < to_ms(hi) and b > to_ms(lo)
+    )
     with psycopg.connect(dsn) as conn:
         report = conn.execute("SELECT * FROM deribit.gap_report ORDER BY instrument_name, gap_start").fetchall()
     assert len(wanted) >= 4 and len(expected) >= 4  # the perpetual and dated futures, each through the outage
@@ -253,28 +314,45 @@ def test_index_coverage_starts_with_the_index_and_says_its_resolutions(new_db):
     --since the index is wanted from its first point (not 2010), and coverage says which span is held how."""
     now = datetime(2024, 3, 1, 12, 0, 30, tzinfo=UTC)
     with run_in_thread(SimConfig(now=now, rate_limit="off")) as sim:
-        result = run_cli("backfill", "index", "--index", "btc_usd", "--json", "--dsn", new_db, "--api-url", sim.url,
-                         env={"DERIBIT_TS_RATE_LIMIT_SCALE": "off"})
+        result = run_cli(
+            "backfill",
+            "index",
+            "--index",
+            "btc_usd",
+            "--json",
+            "--dsn",
+            new_db,
+            "--api-url",
+            sim.url,
+            env={"DERIBIT_TS_RATE_LIMIT_SCALE": "off"},
+        )
         assert result.returncode == 0, result.stderr
         text = run_cli("coverage", "--dataset", "index", "--dsn", new_db).stdout
     with psycopg.connect(new_db) as conn:
         row = conn.execute(
             """SELECT wanted_from, first_ts, rows, expected_rows, completeness_pct, resolution
-                 FROM deribit.coverage WHERE dataset = 'index' AND key = 'btc_usd'""").fetchone()
+                 FROM deribit.coverage WHERE dataset = 'index' AND key = 'btc_usd'"""
+        ).fetchone()
         spans = conn.execute(
             """SELECT resolution, min(ts), max(ts), count(*) FROM deribit.index_prices WHERE index_name = 'btc_usd'
-                GROUP BY 1 ORDER BY 2""").fetchall()
+                GROUP BY 1 ORDER BY 2"""
+        ).fetchall()
         stored = conn.execute("SELECT count(*) FROM deribit.index_prices").fetchone()[0]
     wanted_from, first_ts, rows, expected, pct, resolution = row
     assert wanted_from == first_ts == SimConfig().start  # the simulated index starts with BTC-PERPETUAL's listing
     assert [s[0] for s in spans] == [timedelta(days=1), H, M]
-    assert resolution == ", ".join(f"{name} {a:%Y-%m-%d %H:%M}..{b:%Y-%m-%d %H:%M}"
-                                   for name, (_, a, b, _) in zip(("1 day", "1 hour", "1 minute"), spans, strict=True))
+    assert resolution == ", ".join(
+        f"{name} {a:%Y-%m-%d %H:%M}..{b:%Y-%m-%d %H:%M}"
+        for name, (_, a, b, _) in zip(("1 day", "1 hour", "1 minute"), spans, strict=True)
+    )
     assert rows == stored == sum(s[3] for s in spans)
     # Every span is gapless at its resolution, but for the outages inside it.
-    outage_points = sum(1 for res, a, b, _ in spans
-                        for t in range(to_ms(a), to_ms(b) + 1, int(res.total_seconds()) * 1000)
-                        if sim.market.in_outage(t))
+    outage_points = sum(
+        1
+        for res, a, b, _ in spans
+        for t in range(to_ms(a), to_ms(b) + 1, int(res.total_seconds()) * 1000)
+        if sim.market.in_outage(t)
+    )
     assert expected == rows + outage_points
     assert pct == round(Decimal(100 * rows) / expected, 2)
     assert f"at {resolution}" in text
@@ -288,11 +366,14 @@ def test_option_fillers_recorded_as_filled_are_no_gaps(db):
         opt = add_instrument(conn, "GAP-OPT-C", created=T0, expiry=T0 + 10 * H)
         add_candles(conn, opt, [candle(T0 + m * M) for m in (0, 5, 40)])
         want_and_fetch(conn, "candles", "GAP-OPT-C", [(T0, T0 + 60 * M)], [(T0, T0 + 60 * M, 3)])
-        conn.execute("""UPDATE deribit_ts.coverage SET filled = tstzmultirange(tstzrange(%s, %s), tstzrange(%s, %s))
-                         WHERE key = 'GAP-OPT-C'""", (T0 + M, T0 + 5 * M, T0 + 6 * M, T0 + 20 * M))
+        conn.execute(
+            """UPDATE deribit_ts.coverage SET filled = tstzmultirange(tstzrange(%s, %s), tstzrange(%s, %s))
+                         WHERE key = 'GAP-OPT-C'""",
+            (T0 + M, T0 + 5 * M, T0 + 6 * M, T0 + 20 * M),
+        )
         rows = conn.execute(
             """SELECT gap_start, gap_end, missing_minutes, cause FROM deribit.gap_report
-                WHERE instrument_name = 'GAP-OPT-C' ORDER BY gap_start""").fetchall()
+                WHERE instrument_name = 'GAP-OPT-C' ORDER BY gap_start"""
+        ).fetchall()
         conn.rollback()
-    assert rows == [(T0 + 20 * M, T0 + 40 * M, 20, "exchange_empty"),
-                    (T0 + 41 * M, T0 + 60 * M, 19, "exchange_empty")]
+    assert rows == [(T0 + 20 * M, T0 + 40 * M, 20, "exchange_empty"), (T0 + 41 * M, T0 + 60 * M, 19, "exchange_empty")]

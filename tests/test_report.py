@@ -31,11 +31,35 @@ def loaded(pg_server):
     dsn = psycopg.conninfo.make_conninfo(pg_server, dbname=name)
     apply_all(dsn)
     with run_in_thread(SimConfig(now=NOW, rate_limit="off", option_strike_density=0.25)) as sim:
-        result = run_cli("backfill", "all", "--currency", "BTC", "--since", "2024-02-27", "--quiet", "--dsn", dsn,
-                         "--api-url", sim.url, env=NO_LIMITER, timeout=300)
+        result = run_cli(
+            "backfill",
+            "all",
+            "--currency",
+            "BTC",
+            "--since",
+            "2024-02-27",
+            "--quiet",
+            "--dsn",
+            dsn,
+            "--api-url",
+            sim.url,
+            env=NO_LIMITER,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr
-        result = run_cli("snapshot", "options", "--currency", "BTC", "--bulk-only", "--quiet", "--dsn", dsn,
-                         "--api-url", sim.url, env=NO_LIMITER)
+        result = run_cli(
+            "snapshot",
+            "options",
+            "--currency",
+            "BTC",
+            "--bulk-only",
+            "--quiet",
+            "--dsn",
+            dsn,
+            "--api-url",
+            sim.url,
+            env=NO_LIMITER,
+        )
         assert result.returncode == 0, result.stderr
     yield dsn
     drop_database(pg_server, name)
@@ -64,6 +88,7 @@ def one_line_error(result, *fragments: str) -> None:
 
 # --- what each section prints --------------------------------------------------------------------------------
 
+
 def test_coverage_json_and_csv_list_every_key(loaded):
     keys = query(loaded, "SELECT dataset, key, rows FROM deribit.coverage ORDER BY dataset, key")
     result = report(loaded, "coverage", "--json")
@@ -78,8 +103,11 @@ def test_coverage_json_and_csv_list_every_key(loaded):
 
 def test_basis_is_the_newest_term_structure(loaded):
     newest = query(loaded, "SELECT ts FROM deribit.basis_term_structure ORDER BY ts DESC LIMIT 1")[0][0]
-    expected = query(loaded, "SELECT instrument_name, expiry, index_source FROM deribit.basis_term_structure "
-                             "WHERE ts = %s ORDER BY expiry", (newest,))
+    expected = query(
+        loaded,
+        "SELECT instrument_name, expiry, index_source FROM deribit.basis_term_structure WHERE ts = %s ORDER BY expiry",
+        (newest,),
+    )
     rows = json.loads(report(loaded, "basis", "--json").stdout)
     assert newest == datetime(2024, 2, 29, 23, 0, tzinfo=UTC)  # the last full hour before the simulator's now
     assert [(r["instrument_name"], datetime.fromisoformat(r["expiry"]), r["index_source"]) for r in rows] == expected
@@ -93,18 +121,24 @@ def test_basis_is_the_newest_term_structure(loaded):
 
 
 def test_funding_is_the_newest_apr_of_each_perpetual(loaded):
-    last = query(loaded, "SELECT ts, apr, apr_1d, apr_7d FROM deribit.funding_apr "
-                         "WHERE instrument_name = 'BTC-PERPETUAL' ORDER BY ts DESC LIMIT 1")[0]
+    last = query(
+        loaded,
+        "SELECT ts, apr, apr_1d, apr_7d FROM deribit.funding_apr "
+        "WHERE instrument_name = 'BTC-PERPETUAL' ORDER BY ts DESC LIMIT 1",
+    )[0]
     rows = json.loads(report(loaded, "funding", "--json").stdout)
     assert [r["instrument_name"] for r in rows] == ["BTC-PERPETUAL"]
     assert datetime.fromisoformat(rows[0]["ts"]) == last[0]
     assert (rows[0]["apr"], rows[0]["apr_1d"], rows[0]["apr_7d"]) == tuple(round(v, 2) for v in last[1:])
 
 
-@pytest.mark.parametrize(("section", "view", "columns"), [
-    ("gaps", "deribit.gap_report", "dataset, instrument_name, gap_start, gap_end, missing_minutes, cause"),
-    ("sanity", "deribit.sanity_violations", "dataset, instrument_name, ts, rule, detail"),
-])
+@pytest.mark.parametrize(
+    ("section", "view", "columns"),
+    [
+        ("gaps", "deribit.gap_report", "dataset, instrument_name, gap_start, gap_end, missing_minutes, cause"),
+        ("sanity", "deribit.sanity_violations", "dataset, instrument_name, ts, rule, detail"),
+    ],
+)
 def test_quality_sections_list_what_their_view_says(loaded, section, view, columns):
     if not has_view(loaded, view):
         # Not in this database yet: the section says so and the report goes on; asked for rows, one line.
@@ -115,15 +149,23 @@ def test_quality_sections_list_what_their_view_says(loaded, section, view, colum
     expected = query(loaded, f"SELECT {columns} FROM {view}")
     rows = json.loads(report(loaded, section, "--json").stdout)
     assert sorted(json.dumps(list(r.values()), default=str) for r in rows) == sorted(
-        json.dumps([v.isoformat() if isinstance(v, datetime) else v for v in row]) for row in expected)
+        json.dumps([v.isoformat() if isinstance(v, datetime) else v for v in row]) for row in expected
+    )
 
 
 def test_smile_is_the_newest_snapshot_round(loaded):
     (newest,) = query(loaded, "SELECT max(ts) FROM deribit.option_snapshot_rounds WHERE currency = 'BTC'")[0]
-    smile = query(loaded, "SELECT expiry, strike, option_type, mark_iv FROM deribit.iv_smile "
-                          "WHERE currency = 'BTC' AND ts = %s ORDER BY expiry, strike", (newest,))
-    term = query(loaded, "SELECT expiry, atm_iv FROM deribit.iv_term_structure WHERE currency = 'BTC' AND ts = %s "
-                         "ORDER BY expiry", (newest,))
+    smile = query(
+        loaded,
+        "SELECT expiry, strike, option_type, mark_iv FROM deribit.iv_smile "
+        "WHERE currency = 'BTC' AND ts = %s ORDER BY expiry, strike",
+        (newest,),
+    )
+    term = query(
+        loaded,
+        "SELECT expiry, atm_iv FROM deribit.iv_term_structure WHERE currency = 'BTC' AND ts = %s ORDER BY expiry",
+        (newest,),
+    )
     rows = json.loads(report(loaded, "smile", "--json").stdout)
     assert len(smile) > 50 and len(term) >= 4  # a whole chain: dailies to quarterlies
     assert [(datetime.fromisoformat(r["expiry"]), r["strike"], r["option_type"], r["mark_iv"]) for r in rows] == smile
@@ -138,8 +180,14 @@ def test_all_sections_at_once(loaded):
         assert title in result.stdout
     payload = json.loads(report(loaded, "--json").stdout)
     assert {"coverage", "basis", "funding"} <= set(payload)
-    assert set(payload) | set(payload.get("unavailable", {})) >= {"coverage", "gaps", "sanity", "basis", "funding",
-                                                                  "smile"}
+    assert set(payload) | set(payload.get("unavailable", {})) >= {
+        "coverage",
+        "gaps",
+        "sanity",
+        "basis",
+        "funding",
+        "smile",
+    }
 
 
 def test_filters(loaded):
@@ -152,20 +200,25 @@ def test_filters(loaded):
 
 # --- errors ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (["nosuch"], "unknown report section 'nosuch'"),
-    (["basis", "--json", "--csv"], "--json and --csv exclude each other"),
-    (["--csv"], "--csv prints one section"),
-    (["basis", "--since", "yesterday"], "--since 'yesterday' is not an ISO-8601 date"),
-    (["basis", "--since", "2024-02-02", "--until", "2024-02-01"], "is not before --until"),
-])
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["nosuch"], "unknown report section 'nosuch'"),
+        (["basis", "--json", "--csv"], "--json and --csv exclude each other"),
+        (["--csv"], "--csv prints one section"),
+        (["basis", "--since", "yesterday"], "--since 'yesterday' is not an ISO-8601 date"),
+        (["basis", "--since", "2024-02-02", "--until", "2024-02-01"], "is not before --until"),
+    ],
+)
 def test_bad_input_is_one_line(loaded, args, fragment):
     one_line_error(report(loaded, *args), fragment)
 
 
 def test_unreachable_database_is_one_line(tmp_path):
-    result = run_cli("report", "basis", "--dsn", "postgresql://nobody:secret@127.0.0.1:1/x",
-                     env={"DERIBIT_TS_HOME": str(tmp_path)})
+    result = run_cli(
+        "report", "basis", "--dsn", "postgresql://nobody:secret@127.0.0.1:1/x", env={"DERIBIT_TS_HOME": str(tmp_path)}
+    )
     one_line_error(result, "cannot connect to the database")
     assert "secret" not in result.stderr
 
@@ -177,6 +230,7 @@ def test_html_into_a_missing_directory_is_one_line(loaded, tmp_path):
 
 
 # --- the page, in a real browser -----------------------------------------------------------------------------
+
 
 def _browser_or_skip():
     """Playwright driving Debian's chromium; without them, skip with the reason, except in CI where it fails."""
@@ -211,20 +265,37 @@ def test_html_page_renders_offline_with_every_plot_drawn(loaded, tmp_path):
     errors: list[str] = []
     requests: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = playwright.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
             page.on("pageerror", lambda error: errors.append(str(error)))
             # Offline: any request that leaves the file fails the test (and is refused).
-            page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
-                       else (requests.append(route.request.url), route.abort()))
+            page.route(
+                "**/*",
+                lambda route: (
+                    route.continue_()
+                    if route.request.url.startswith("file:")
+                    else (requests.append(route.request.url), route.abort())
+                ),
+            )
             page.goto(page_file.as_uri())
-            page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length > 0 && Array.from("
-                                   "document.querySelectorAll('.js-plotly-plot')).every(p => p.querySelector("
-                                   "'.main-svg'))", timeout=60_000)
+            page.wait_for_function(
+                "document.querySelectorAll('.js-plotly-plot').length > 0 && Array.from("
+                "document.querySelectorAll('.js-plotly-plot')).every(p => p.querySelector("
+                "'.main-svg'))",
+                timeout=60_000,
+            )
             plots = page.evaluate(_PLOTS)
             external_scripts = page.evaluate("document.querySelectorAll('script[src], link[href]').length")
             page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
@@ -233,8 +304,14 @@ def test_html_page_renders_offline_with_every_plot_drawn(loaded, tmp_path):
 
     assert errors == [] and requests == [] and external_scripts == 0  # all inlined, nothing fetched
     titles = " | ".join(p["title"] for p in plots)
-    for expected in ("Coverage", "Basis term structure", "Annualized basis", "Funding APR", "IV smile",
-                     "ATM implied volatility"):
+    for expected in (
+        "Coverage",
+        "Basis term structure",
+        "Annualized basis",
+        "Funding APR",
+        "IV smile",
+        "ATM implied volatility",
+    ):
         assert expected in titles, titles
     for plot in plots:  # no empty plot: every trace drawn has points
         assert plot["drawn"] >= 1 and plot["points"] and all(n > 0 for n in plot["points"]), plot

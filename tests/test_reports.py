@@ -23,8 +23,20 @@ def loaded(pg_server):
     dsn = psycopg.conninfo.make_conninfo(pg_server, dbname=name)
     apply_all(dsn)
     with run_in_thread(SimConfig(now=NOW, rate_limit="off")) as sim:
-        result = run_cli("backfill", "candles", "--instrument", "BTC-PERPETUAL", "--since", "2024-02-29",
-                         "--json", "--dsn", dsn, "--api-url", sim.url, env=NO_LIMITER)
+        result = run_cli(
+            "backfill",
+            "candles",
+            "--instrument",
+            "BTC-PERPETUAL",
+            "--since",
+            "2024-02-29",
+            "--json",
+            "--dsn",
+            dsn,
+            "--api-url",
+            sim.url,
+            env=NO_LIMITER,
+        )
         assert result.returncode == 0, result.stderr
         yield dsn, json.loads(result.stdout)
     drop_database(pg_server, name)
@@ -47,7 +59,8 @@ def test_coverage_tells_complete_from_settled(loaded):
     dsn, _ = loaded
     with psycopg.connect(dsn) as conn:
         complete, unsettled = conn.execute(
-            "SELECT complete, unsettled::text FROM deribit.coverage WHERE key = 'BTC-PERPETUAL'").fetchone()
+            "SELECT complete, unsettled::text FROM deribit.coverage WHERE key = 'BTC-PERPETUAL'"
+        ).fetchone()
     # Fetched up to the last closed minute (12:29), final only up to 30 minutes before the exchange's clock.
     assert complete and unsettled == '{["2024-03-01 12:00:00+00","2024-03-01 12:30:00+00")}'
     text = run_cli("coverage", "--dsn", dsn).stdout

@@ -37,16 +37,30 @@ def synthetic(instrument_id: int, start: datetime, minutes: int, seed: int) -> l
     for m in range(minutes):
         wobble = ((m * 7919 + seed * 104729) % 97) - 48
         open_, close = price, price + wobble * 0.5
-        rows.append((instrument_id, start + timedelta(minutes=m), open_, max(open_, close) + (m % 5),
-                     min(open_, close) - (m % 3), close, 1.0 + (m % 11) * 0.25, 100.0 + m))
+        rows.append(
+            (
+                instrument_id,
+                start + timedelta(minutes=m),
+                open_,
+                max(open_, close) + (m % 5),
+                min(open_, close) - (m % 3),
+                close,
+                1.0 + (m % 11) * 0.25,
+                100.0 + m,
+            )
+        )
         price = close
     return rows
 
 
 def add_instruments(conn, *names: str) -> list[int]:
-    return [conn.execute(
-        "INSERT INTO deribit.instruments (instrument_name, kind, raw) VALUES (%s, 'future', '{}') RETURNING id",
-        (name,)).fetchone()[0] for name in names]
+    return [
+        conn.execute(
+            "INSERT INTO deribit.instruments (instrument_name, kind, raw) VALUES (%s, 'future', '{}') RETURNING id",
+            (name,),
+        ).fetchone()[0]
+        for name in names
+    ]
 
 
 def direct(conn, bucket: str) -> list[dict]:
@@ -57,7 +71,9 @@ def direct(conn, bucket: str) -> list[dict]:
                       max(c.high) AS high, min(c.low) AS low, last(c.close, c.ts) AS close,
                       sum(c.volume) AS volume, sum(c.cost) AS cost, count(*) AS candles
                  FROM deribit.candles_1m c JOIN deribit.instruments i ON i.id = c.instrument_id
-                GROUP BY 1, 2 ORDER BY 1, 2""", (bucket,)).fetchall()
+                GROUP BY 1, 2 ORDER BY 1, 2""",
+            (bucket,),
+        ).fetchall()
 
 
 def view(conn, level: str) -> list[dict]:
@@ -70,7 +86,8 @@ def materialized(conn, level: str) -> list[dict]:
         return cur.execute(
             f"""SELECT i.instrument_name, m.ts, m.open, m.high, m.low, m.close, m.volume, m.cost, m.candles
                   FROM deribit_ts.rollup_{level} m JOIN deribit.instruments i ON i.id = m.instrument_id
-                 ORDER BY 1, 2""").fetchall()
+                 ORDER BY 1, 2"""
+        ).fetchall()
 
 
 def same(actual: list[dict], expected: list[dict]) -> bool:
@@ -99,12 +116,14 @@ def marks(conn) -> list[tuple]:
 
 def load(dsn: str, rows: list[tuple], *, upsert: bool = False):
     """Write rows as the backfill's loader does (binary COPY, or the staging upsert), in one transaction."""
+
     async def run():
         async with await psycopg.AsyncConnection.connect(dsn) as conn:
             async with conn.transaction():
                 if upsert:
                     return await upsert_rows(conn, CANDLES, rows)
                 await copy_rows(conn, CANDLES, rows)
+
     return asyncio.run(run())
 
 
@@ -118,8 +137,14 @@ def test_the_loaders_writes_mark_their_days_and_the_views_are_exact_before_refre
     btc, eth = add_instruments(conn, "BTC-PERPETUAL", "ETH-PERPETUAL")
     load(new_db, synthetic(btc, START, MINUTES, 1) + synthetic(eth, START + timedelta(days=1), 600, 2))
     days = [datetime(2024, 1, d, tzinfo=UTC) for d in (1, 2, 3, 4)]
-    assert marks(conn) == [(btc, days[0]), (btc, days[1]), (btc, days[2]), (btc, days[3]),
-                           (eth, days[1]), (eth, days[2])]
+    assert marks(conn) == [
+        (btc, days[0]),
+        (btc, days[1]),
+        (btc, days[2]),
+        (btc, days[3]),
+        (eth, days[1]),
+        (eth, days[2]),
+    ]
     assert_exact(conn, refreshed=False)  # aggregated on read for the marked days
     assert materialized(conn, "1h") == []
 
@@ -148,7 +173,8 @@ def test_a_revision_recomputes_only_its_day_and_only_changed_buckets_are_written
     minute = datetime(2024, 1, 2, 13, 7, tzinfo=UTC)
     old, neighbour = conn.execute(
         "SELECT * FROM deribit.candles_1m WHERE instrument_id = %s AND ts IN (%s, %s) ORDER BY ts",
-        (btc, minute, minute + timedelta(minutes=1))).fetchall()
+        (btc, minute, minute + timedelta(minutes=1)),
+    ).fetchall()
     revised = (*old[:3], old[3] + 5000.0, *old[4:6], old[6] + 3.0, old[7])
     result = load(new_db, [revised, neighbour], upsert=True)  # the unchanged neighbour is not a revision
     assert (result.inserted, result.revised) == (0, 1)
@@ -192,15 +218,23 @@ def test_the_ohlcv_query_reads_one_instrument_through_the_index(new_db, conn):
     load(new_db, synthetic(btc, START, MINUTES, 1) + synthetic(eth, START, MINUTES, 2))
     rollups.refresh(new_db)
     conn.execute("ANALYZE")
-    plan = "\n".join(r[0] for r in conn.execute(
-        "EXPLAIN SELECT * FROM deribit.ohlcv_1d WHERE instrument_name = 'BTC-PERPETUAL' ORDER BY ts DESC LIMIT 3"))
+    plan = "\n".join(
+        r[0]
+        for r in conn.execute(
+            "EXPLAIN SELECT * FROM deribit.ohlcv_1d WHERE instrument_name = 'BTC-PERPETUAL' ORDER BY ts DESC LIMIT 3"
+        )
+    )
     # The rollup is read for (instrument_id = <that id>) (an index scan at any real size), not joined whole.
     assert "(instrument_id = i.id)" in plan and "Hash Join" not in plan
     rows = conn.execute(
-        "SELECT ts, candles FROM deribit.ohlcv_1d WHERE instrument_name = 'BTC-PERPETUAL' ORDER BY ts DESC LIMIT 3")
+        "SELECT ts, candles FROM deribit.ohlcv_1d WHERE instrument_name = 'BTC-PERPETUAL' ORDER BY ts DESC LIMIT 3"
+    )
     # 2024-01-01 holds 22:17-24:00 (103 minutes), then two full days, then the remaining 230 minutes.
-    assert rows.fetchall() == [(datetime(2024, 1, 4, tzinfo=UTC), 230), (datetime(2024, 1, 3, tzinfo=UTC), 1440),
-                               (datetime(2024, 1, 2, tzinfo=UTC), 1440)]
+    assert rows.fetchall() == [
+        (datetime(2024, 1, 4, tzinfo=UTC), 230),
+        (datetime(2024, 1, 3, tzinfo=UTC), 1440),
+        (datetime(2024, 1, 2, tzinfo=UTC), 1440),
+    ]
 
 
 def test_refresh_cli(new_db, conn):
@@ -220,8 +254,21 @@ NOW = datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
 def test_a_backfill_ends_with_rollups_equal_to_its_candles_even_after_a_killed_run(new_db, conn):
     """A run killed before its refresh leaves marks committed with its windows; the next run's refresh
     includes them, and its revisions of the unsettled tail too."""
-    args = ["backfill", "candles", "--instrument", "BTC-PERPETUAL", "--since", "2023-10-01", "--until",
-            "2024-03-01T12:20", "--quiet", "--workers", "2", "--dsn", new_db]
+    args = [
+        "backfill",
+        "candles",
+        "--instrument",
+        "BTC-PERPETUAL",
+        "--since",
+        "2023-10-01",
+        "--until",
+        "2024-03-01T12:20",
+        "--quiet",
+        "--workers",
+        "2",
+        "--dsn",
+        new_db,
+    ]
     env = {**os.environ, "DERIBIT_TS_RATE_LIMIT_SCALE": "off"}
     with run_in_thread(SimConfig(now=NOW, rate_limit="off", latency_ms=30)) as slow:
         victim = subprocess.Popen(cli_command(*args, "--api-url", slow.url), env=env, stderr=subprocess.DEVNULL)
@@ -233,8 +280,9 @@ def test_a_backfill_ends_with_rollups_equal_to_its_candles_even_after_a_killed_r
         partial = conn.execute("SELECT count(*) FROM deribit.candles_1m").fetchone()[0]
         assert partial > 0 and conn.execute("SELECT count(*) FROM deribit_ts.rollup_1h").fetchone()[0] == 0
         assert_exact(conn, refreshed=False)
-        resumed = subprocess.run(cli_command(*args, "--api-url", slow.url), env=env, capture_output=True, text=True,
-                                 timeout=300)
+        resumed = subprocess.run(
+            cli_command(*args, "--api-url", slow.url), env=env, capture_output=True, text=True, timeout=300
+        )
         assert resumed.returncode == 0, resumed.stderr
     assert marks(conn) == []
     assert conn.execute("SELECT count(*) FROM deribit.candles_1m").fetchone()[0] > partial

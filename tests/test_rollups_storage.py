@@ -12,12 +12,16 @@ from helpers import run_cli
 
 def test_db_size_counts_rows_and_bytes_per_hypertable(new_db):
     with psycopg.connect(new_db, autocommit=True) as conn:
-        iid = conn.execute("INSERT INTO deribit.instruments (instrument_name, kind, raw) "
-                           "VALUES ('BTC-PERPETUAL', 'future', '{}') RETURNING id").fetchone()[0]
-        conn.execute("""INSERT INTO deribit.candles_1m
+        iid = conn.execute(
+            "INSERT INTO deribit.instruments (instrument_name, kind, raw) "
+            "VALUES ('BTC-PERPETUAL', 'future', '{}') RETURNING id"
+        ).fetchone()[0]
+        conn.execute(
+            """INSERT INTO deribit.candles_1m
                         SELECT %s, g, 1, 2, 0.5, 1.5, 3, 4.5
                           FROM generate_series(%s::timestamptz, %s::timestamptz - interval '1 minute', '1 minute') g""",
-                     (iid, datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=3)))
+            (iid, datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=3)),
+        )
     result = run_cli("db", "size", "--json", "--dsn", new_db)
     assert result.returncode == 0, result.stderr
     report = {r["hypertable"]: r for r in json.loads(result.stdout)}

@@ -75,12 +75,21 @@ def leaves_with(option: str) -> list[tuple[str, ...]]:
     return walk(typer.main.get_command(cli.app), [])
 
 
-@pytest.mark.parametrize("text", [
-    f"postgresql://:{SECRET}@h/db", f"postgresql://u:{SECRET}@h/db", f"password={SECRET}", f"PASSWORD = '{SECRET}'",
-    f"PGPASSWORD={SECRET}", f"{{'password': '{SECRET}'}}", f'"password": "{SECRET}"', f"http://u:{SECRET}@h:1/x",
-    f"missing \"=\" after \"postgresql+psycopg://u:{SECRET}@h/db\" in connection info string",
-    f"postgresql://u:{SECRET}@more@h/db",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"postgresql://:{SECRET}@h/db",
+        f"postgresql://u:{SECRET}@h/db",
+        f"password={SECRET}",
+        f"PASSWORD = '{SECRET}'",
+        f"PGPASSWORD={SECRET}",
+        f"{{'password': '{SECRET}'}}",
+        f'"password": "{SECRET}"',
+        f"http://u:{SECRET}@h:1/x",
+        f'missing "=" after "postgresql+psycopg://u:{SECRET}@h/db" in connection info string',
+        f"postgresql://u:{SECRET}@more@h/db",
+    ],
+)
 def test_mask_password_hides_every_form(text):
     masked = mask_password(text)
     assert SECRET not in masked and "****" in masked
@@ -108,8 +117,12 @@ def test_a_remembered_password_is_hidden_wherever_it_appears():
 @settings(max_examples=200, deadline=None)
 @given(password=st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=3, max_size=40))
 def test_any_password_in_a_dsn_or_url_is_hidden(password):
-    for text in (f"postgresql://user:{password}@127.0.0.1:5432/db", f"http://user:{password}@127.0.0.1:8765",
-                 f"postgresql://:{urllib.parse.quote(password)}@h/db", f"host=h password='{password}'"):
+    for text in (
+        f"postgresql://user:{password}@127.0.0.1:5432/db",
+        f"http://user:{password}@127.0.0.1:8765",
+        f"postgresql://:{urllib.parse.quote(password)}@h/db",
+        f"host=h password='{password}'",
+    ):
         remember_secrets(text)
         for message in (text, f"cannot connect to {text}: refused", f'token: "{password}"'):
             assert password not in mask_password(message), (text, mask_password(message))
@@ -144,8 +157,10 @@ def test_no_command_prints_a_dsn_password(command, show, monkeypatch):
     if command in PRINTS_THE_DSN_BY_DESIGN:
         pytest.skip("prints the DSN in use, password included, by design")
     for value in DSNS:
-        for argv, env in (([*command, "--dsn", value, "-q"] if "backfill" in command else [*command, "--dsn", value],
-                           None), (["-vv", *command], value)):
+        for argv, env in (
+            ([*command, "--dsn", value, "-q"] if "backfill" in command else [*command, "--dsn", value], None),
+            (["-vv", *command], value),
+        ):
             if env is None:
                 monkeypatch.delenv("DERIBIT_TS_DSN", raising=False)
             else:
@@ -170,8 +185,13 @@ def test_config_masks_the_api_url_and_the_dsn(show):
 
 def test_through_the_real_entry_point(tmp_path):
     # The reproduction of issue 9.4, as a user runs it: the empty-user DSN's password in no output.
-    for args in (["config", "--dsn", DSNS[0]], ["runs", "--dsn", DSNS[0]], ["db", "status", "--dsn", DSNS[0]],
-                 ["db", "up", "--dsn", DSNS[0]], ["runs", "--dsn", DSNS[4]]):
+    for args in (
+        ["config", "--dsn", DSNS[0]],
+        ["runs", "--dsn", DSNS[0]],
+        ["db", "status", "--dsn", DSNS[0]],
+        ["db", "up", "--dsn", DSNS[0]],
+        ["runs", "--dsn", DSNS[4]],
+    ):
         result = run_cli(*args, env={"DERIBIT_TS_HOME": str(tmp_path)})
         assert SECRET not in result.stdout + result.stderr, (args, result.stdout, result.stderr)
         assert "Traceback" not in result.stderr

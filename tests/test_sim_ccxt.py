@@ -77,7 +77,8 @@ def test_async_support(sim: SimHandle) -> None:
             since = SIM_NOW_MS // MINUTE * MINUTE - 4999 * MINUTE
             candles, funding = await asyncio.gather(
                 client.fetch_ohlcv("ETH/USD:ETH", "1m", since=since, limit=5000),
-                client.fetch_funding_rate_history("ETH/USD:ETH", since=SIM_NOW_MS - 24 * 3_600_000))
+                client.fetch_funding_rate_history("ETH/USD:ETH", since=SIM_NOW_MS - 24 * 3_600_000),
+            )
             return len(candles), len(funding)
         finally:
             await client.close()

@@ -54,13 +54,16 @@ def test_rate_limit_off_never_throttles() -> None:
         assert "10028" not in sim.stats()["errors_by_code"]
 
 
-@pytest.mark.parametrize(("kind", "exception"), [
-    ("http_502", ccxt.ExchangeNotAvailable),
-    ("retry_10040", ccxt.ExchangeNotAvailable),
-    ("maintenance_11051", ccxt.OnMaintenance),
-    ("drop", ccxt.NetworkError),
-    ("truncate", ccxt.NetworkError),
-])
+@pytest.mark.parametrize(
+    ("kind", "exception"),
+    [
+        ("http_502", ccxt.ExchangeNotAvailable),
+        ("retry_10040", ccxt.ExchangeNotAvailable),
+        ("maintenance_11051", ccxt.OnMaintenance),
+        ("drop", ccxt.NetworkError),
+        ("truncate", ccxt.NetworkError),
+    ],
+)
 def test_faults_reach_ccxt_as_retryable_errors(kind: str, exception: type[Exception]) -> None:
     with run_in_thread(sim_config(fault_rate=1.0, fault_kinds=(kind,))) as sim:
         ex = ccxt.deribit({"urls": {"api": {"rest": sim.url}}, "enableRateLimit": False, "timeout": 5000})
@@ -96,8 +99,11 @@ def test_latency_is_added() -> None:
 
 def test_admin_endpoints() -> None:
     with run_in_thread(sim_config()) as sim:
-        _get(sim.url, "get_tradingview_chart_data?instrument_name=BTC-PERPETUAL&resolution=1"
-                      "&start_timestamp=1709200000000&end_timestamp=1709210000000")
+        _get(
+            sim.url,
+            "get_tradingview_chart_data?instrument_name=BTC-PERPETUAL&resolution=1"
+            "&start_timestamp=1709200000000&end_timestamp=1709210000000",
+        )
         _get(sim.url, "nope")
         with urllib.request.urlopen(f"{sim.url}/_sim/stats") as resp:
             stats = json.loads(resp.read())

@@ -23,7 +23,7 @@ def market(**changes) -> SimMarket:
 
 
 def _chart_bytes(url: str, start: int, end: int, resolution: str = "1") -> bytes:
-    query = (f"instrument_name=BTC-PERPETUAL&start_timestamp={start}&end_timestamp={end}&resolution={resolution}")
+    query = f"instrument_name=BTC-PERPETUAL&start_timestamp={start}&end_timestamp={end}&resolution={resolution}"
     with urllib.request.urlopen(f"{url}/api/v2/public/get_tradingview_chart_data?{query}") as resp:
         body = resp.read()
     return body[: body.index(b',"usIn"')]  # the timing fields differ by construction
@@ -142,8 +142,9 @@ def test_filler_candles_switch() -> None:
     name = next(i.name for i in market().instruments("BTC", "option"))
     with_fillers = market().candles(name, SIM_NOW_MS - DAY, SIM_NOW_MS - 60 * MINUTE)
     assert 0 in with_fillers["volume"]
-    without = market(pathologies=Pathologies(filler_candles=False)).candles(name, SIM_NOW_MS - DAY,
-                                                                            SIM_NOW_MS - 60 * MINUTE)
+    without = market(pathologies=Pathologies(filler_candles=False)).candles(
+        name, SIM_NOW_MS - DAY, SIM_NOW_MS - 60 * MINUTE
+    )
     assert without["ticks"] and 0 not in without["volume"]
 
 
@@ -162,8 +163,9 @@ def test_funding_rows_are_hourly_start_exclusive_end_inclusive() -> None:
     rows = m.funding("BTC-PERPETUAL", base, base + 4 * 3_600_000)
     assert [r["timestamp"] for r in rows] == [base + k * 3_600_000 for k in range(1, 5)]
     assert rows[1]["prev_index_price"] == rows[0]["index_price"]
-    assert rows[3]["interest_8h"] == pytest.approx(sum(r["interest_1h"] for r in m.funding(
-        "BTC-PERPETUAL", base - 4 * 3_600_000, base + 4 * 3_600_000)))
+    assert rows[3]["interest_8h"] == pytest.approx(
+        sum(r["interest_1h"] for r in m.funding("BTC-PERPETUAL", base - 4 * 3_600_000, base + 4 * 3_600_000))
+    )
 
 
 def test_vectorised_paths_agree_with_the_scalar_ones() -> None:

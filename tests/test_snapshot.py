@@ -31,8 +31,10 @@ SCALE = 4.0
 
 
 async def _snapshot(dsn: str, url: str, limiter: CreditLimiter, **kwargs):
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn, \
-            DeribitClient(url, limiter=limiter) as client:
+    async with (
+        await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn,
+        DeribitClient(url, limiter=limiter) as client,
+    ):
         result = await take_snapshot(conn, client, ["BTC", "ETH"], **kwargs)
         return result, client.stats
 
@@ -58,17 +60,24 @@ def test_a_real_sized_round_stays_inside_the_allowance(new_db) -> None:
     assert "10028" not in served["errors_by_code"] and stats.throttled == 0
     assert served["requests_by_method"]["ticker"] == result.options
     limit_s = 1.2 * result.requests / (20 * SCALE)
-    print(f"round: {result.options} options, {result.requests} requests in {elapsed:.1f} s "
-          f"(allowance {result.requests / (20 * SCALE):.1f} s at x{SCALE:g}, limit {limit_s:.1f} s)")
+    print(
+        f"round: {result.options} options, {result.requests} requests in {elapsed:.1f} s "
+        f"(allowance {result.requests / (20 * SCALE):.1f} s at x{SCALE:g}, limit {limit_s:.1f} s)"
+    )
     assert elapsed <= limit_s
     # one instant for the whole round; each quote's own timestamp kept; every greek from the exchange
-    rows = _rows(new_db, """
+    rows = _rows(
+        new_db,
+        """
         SELECT count(*), count(DISTINCT ts), min(ts), max(quote_ts), count(delta), count(gamma), count(vega),
                count(theta), count(rho), count(*) FILTER (WHERE greeks_source = 'ticker')
-          FROM deribit.option_snapshots""")
+          FROM deribit.option_snapshots""",
+    )
     assert rows == [(result.options, 1, SIM_NOW, SIM_NOW, *[result.options] * 6)]
     assert _rows(new_db, "SELECT currency, options, bulk_only FROM deribit_ts.snapshot_rounds ORDER BY 1") == [
-        ("BTC", result.by_currency["BTC"], False), ("ETH", result.by_currency["ETH"], False)]
+        ("BTC", result.by_currency["BTC"], False),
+        ("ETH", result.by_currency["ETH"], False),
+    ]
 
 
 def test_rows_are_the_exchanges_tickers_and_bulk_only_fills_greeks_in_sql(new_db) -> None:
@@ -80,30 +89,55 @@ def test_rows_are_the_exchanges_tickers_and_bulk_only_fills_greeks_in_sql(new_db
         sample = [i for c in ("BTC", "ETH") for i in market.instruments(c, "option", now_ms=SIM_NOW_MS)][::7]
         tickers = [sim_snapshots.ticker(market, i, SIM_NOW_MS) for i in sample]
     assert bulk.requests == 3 and bulk.greeks_from_sql == bulk.options == full.options  # get_time + 2 summaries
-    stored = {r[0]: r[1:] for r in _rows(
-        new_db, """SELECT instrument_name, mark_price, mark_iv, bid_iv, ask_iv, underlying_price, underlying_index,
+    stored = {
+        r[0]: r[1:]
+        for r in _rows(
+            new_db,
+            """SELECT instrument_name, mark_price, mark_iv, bid_iv, ask_iv, underlying_price, underlying_index,
                           delta, gamma, vega, theta, rho, open_interest, best_bid_price, greeks_source
-                     FROM deribit.option_snapshots WHERE ts = %s""", (SIM_NOW,))}
+                     FROM deribit.option_snapshots WHERE ts = %s""",
+            (SIM_NOW,),
+        )
+    }
     for t in tickers:
         g = t["greeks"]
         assert stored[t["instrument_name"]] == (
-            t["mark_price"], t["mark_iv"], t["bid_iv"], t["ask_iv"], t["underlying_price"], t["underlying_index"],
-            g["delta"], g["gamma"], g["vega"], g["theta"], g["rho"], t["open_interest"], t["best_bid_price"],
-            "ticker")
+            t["mark_price"],
+            t["mark_iv"],
+            t["bid_iv"],
+            t["ask_iv"],
+            t["underlying_price"],
+            t["underlying_index"],
+            g["delta"],
+            g["gamma"],
+            g["vega"],
+            g["theta"],
+            g["rho"],
+            t["open_interest"],
+            t["best_bid_price"],
+            "ticker",
+        )
     assert any(t["best_bid_price"] is None and stored[t["instrument_name"]][2] == 0 for t in tickers)  # no bid
     # bulk-only: greeks from deribit.black76_greeks on the bulk mark IV, T from the quote's own timestamp
-    worst = _rows(new_db, """
+    worst = _rows(
+        new_db,
+        """
         SELECT max(abs(s.delta - g.delta)), max(abs(s.vega - g.vega)), count(*), count(s.bid_iv)
           FROM deribit.option_snapshots s
          CROSS JOIN LATERAL deribit.black76_greeks(s.option_type, s.underlying_price, s.strike,
                 extract(epoch FROM s.expiry - s.quote_ts) / (365 * 86400), s.mark_iv) g
-         WHERE s.ts = %s""", (SIM_NOW.replace(minute=1),))
+         WHERE s.ts = %s""",
+        (SIM_NOW.replace(minute=1),),
+    )
     assert worst == [(0.0, 0.0, bulk.options, 0)]
     # a minute apart, the exchange's deltas and SQL's are close (exactness: tests/test_black76.py)
-    apart = _rows(new_db, """
+    apart = _rows(
+        new_db,
+        """
         SELECT max(abs(a.delta - b.delta)) FROM deribit.option_snapshots a
           JOIN deribit.option_snapshots b USING (instrument_name)
-         WHERE a.greeks_source = 'ticker' AND b.greeks_source = 'sql'""")[0][0]
+         WHERE a.greeks_source = 'ticker' AND b.greeks_source = 'sql'""",
+    )[0][0]
     assert apart < 0.05
 
 
@@ -117,11 +151,16 @@ def test_cli_round_json_run_log_and_one_line_errors(new_db) -> None:
     assert summary["status"] == "ok" and summary["by_currency"] == {"BTC": summary["options"]} and summary["options"]
     assert summary["ts"] == SIM_NOW.isoformat() and summary["run_id"]
     assert _rows(new_db, "SELECT command, status, requests > 0 FROM deribit_ts.runs") == [
-        ("snapshot options", "ok", True)]
+        ("snapshot options", "ok", True)
+    ]
     assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and "DOGE" in bad.stderr
     assert "Traceback" not in bad.stderr
-    closed = run_cli("snapshot", "options", "--quiet", env={**env, "DERIBIT_TS_API_URL": "http://127.0.0.1:9",
-                                                            "DERIBIT_TS_MAX_RETRIES": "0"})
+    closed = run_cli(
+        "snapshot",
+        "options",
+        "--quiet",
+        env={**env, "DERIBIT_TS_API_URL": "http://127.0.0.1:9", "DERIBIT_TS_MAX_RETRIES": "0"},
+    )
     assert closed.returncode != 0 and closed.stderr.count("\n") == 1 and "Traceback" not in closed.stderr
     assert _rows(new_db, "SELECT count(*) FROM deribit.option_snapshots")[0][0] == summary["options"]
 
@@ -139,14 +178,18 @@ def test_kill_9_during_a_round_leaves_nothing_and_the_next_round_is_whole(new_db
             time.sleep(0.05)
         victim.send_signal(signal.SIGKILL)
         victim.wait()
-        assert _rows(new_db, "SELECT (SELECT count(*) FROM deribit.option_ticker_snapshots), "
-                             "(SELECT count(*) FROM deribit_ts.snapshot_rounds)") == [(0, 0)]
+        assert _rows(
+            new_db,
+            "SELECT (SELECT count(*) FROM deribit.option_ticker_snapshots), "
+            "(SELECT count(*) FROM deribit_ts.snapshot_rounds)",
+        ) == [(0, 0)]
         sim.set_now(SIM_NOW_MS + 60_000)
         again = subprocess.run(args, env={**env, **NO_LIMITER}, capture_output=True, text=True, timeout=300)
         chain = len(sim.market.instruments("BTC", "option")) + len(sim.market.instruments("ETH", "option"))
     assert again.returncode == 0, again.stderr
-    assert _rows(new_db, "SELECT count(*), count(DISTINCT instrument_name), count(DISTINCT ts) "
-                         "FROM deribit.option_snapshots") == [(chain, chain, 1)]
+    assert _rows(
+        new_db, "SELECT count(*), count(DISTINCT instrument_name), count(DISTINCT ts) FROM deribit.option_snapshots"
+    ) == [(chain, chain, 1)]
 
 
 @pytest.mark.parametrize("blank", ["", " , "])

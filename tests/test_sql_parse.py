@@ -38,11 +38,15 @@ def test_sql_file_parses(path):
 
 CONTINUOUS_AGGREGATE = re.compile(
     r"CREATE MATERIALIZED VIEW\s+[\w.]+\s+WITH\s*\((?:[^()]|\([^()]*\))*timescaledb\.continuous[^)]*\)\s+AS\s+"
-    r"(?P<query>.*?)(?:\s+WITH\s+(?:NO\s+)?DATA)?\s*;?\s*$", re.S | re.I)
+    r"(?P<query>.*?)(?:\s+WITH\s+(?:NO\s+)?DATA)?\s*;?\s*$",
+    re.S | re.I,
+)
 PROCEDURE_CALL = re.compile(r"CALL\s+(?P<call>[\w.]+\s*\(.*\))\s*;?\s*$", re.S | re.I)
 SQL_FUNCTION = re.compile(
     r"CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+[\w.]+\s*\(.*?\)\s+RETURNS\s+.*?LANGUAGE\s+sql\s+AS\s+"
-    r"(?P<tag>\$\w*\$)(?P<body>.*)(?P=tag)\s*;?\s*$", re.S | re.I)
+    r"(?P<tag>\$\w*\$)(?P<body>.*)(?P=tag)\s*;?\s*$",
+    re.S | re.I,
+)
 CREATE_EXTENSION = re.compile(r"CREATE EXTENSION IF NOT EXISTS \w+(?: WITH SCHEMA \w+)?(?: CASCADE)?\s*;?\s*$", re.I)
 
 
@@ -69,13 +73,16 @@ def check_statement(statement: str) -> None:
         pytest.fail(f"sqlglot cannot read this statement (a typo, or a form the test does not know): {text[:120]}")
 
 
-@pytest.mark.parametrize("statement", [
-    "CREATE TABLBE x (a int)",
-    "CREATE VIEW v AS SELEC 1",
-    "CALL whatever(",
-    "CREATE MATERIALIZED VIEW v WITH (timescaledb.continuous) AS SELEC 1 WITH NO DATA",
-    "CREATE FUNCTION f() RETURNS SETOF int LANGUAGE sql AS $$ SELEC 1 $$",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "CREATE TABLBE x (a int)",
+        "CREATE VIEW v AS SELEC 1",
+        "CALL whatever(",
+        "CREATE MATERIALIZED VIEW v WITH (timescaledb.continuous) AS SELEC 1 WITH NO DATA",
+        "CREATE FUNCTION f() RETURNS SETOF int LANGUAGE sql AS $$ SELEC 1 $$",
+    ],
+)
 def test_a_typo_fails_the_check(statement):
     with pytest.raises((ParseError, pytest.fail.Exception, AssertionError)):
         check_statement(statement)

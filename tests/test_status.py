@@ -49,12 +49,19 @@ def test_a_stale_dataset_fails_the_check(db):
             """INSERT INTO deribit_ts.collector_processes (process_id, host, pid, backend_pid, role, state,
                       exchange_now, settings)
                VALUES ('h/1/1', 'h', 1, pg_backend_pid(), 'leader', 'collecting', %s, %s)""",
-            (now, json.dumps({"currencies": ["BTC"], "kinds": ["perpetual"],
-                              "datasets": ["candles.perpetual", "index"]})))
-        for dataset, key, until in (("candles", "BTC-PERPETUAL", now - timedelta(seconds=30)),
-                                    ("index", "btc_usd", now - timedelta(minutes=10))):
-            conn.execute("INSERT INTO deribit_ts.watermarks (dataset, key, covered_until) VALUES (%s, %s, %s)",
-                         (dataset, key, until))
+            (
+                now,
+                json.dumps({"currencies": ["BTC"], "kinds": ["perpetual"], "datasets": ["candles.perpetual", "index"]}),
+            ),
+        )
+        for dataset, key, until in (
+            ("candles", "BTC-PERPETUAL", now - timedelta(seconds=30)),
+            ("index", "btc_usd", now - timedelta(minutes=10)),
+        ):
+            conn.execute(
+                "INSERT INTO deribit_ts.watermarks (dataset, key, covered_until) VALUES (%s, %s, %s)",
+                (dataset, key, until),
+            )
         # The heartbeat's backend is this connection: hold the leader lock on it while status looks.
         conn.execute("SELECT pg_advisory_lock(1685222515, 1)")
         result = run_cli("status", "--json", "--dsn", db)

@@ -41,16 +41,24 @@ def _root(
     ctx: typer.Context,
     dsn: DsnOption = None,
     api_url: ApiUrlOption = None,
-    home: Annotated[str | None, typer.Option("--home", envvar="DERIBIT_TS_HOME",
-                                             help="Where the embedded cluster lives.",
-                                             show_default="~/.local/share/deribit-ts")] = None,
+    home: Annotated[
+        str | None,
+        typer.Option(
+            "--home",
+            envvar="DERIBIT_TS_HOME",
+            help="Where the embedded cluster lives.",
+            show_default="~/.local/share/deribit-ts",
+        ),
+    ] = None,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output on stderr.")] = 0,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     _setup_logging(verbose)
-    ctx.obj = Settings.from_env(dsn=dsn, api_url=api_url,
-                                home=Path(text(home, "--home / DERIBIT_TS_HOME")).expanduser() if home else None)
+    ctx.obj = Settings.from_env(
+        dsn=dsn, api_url=api_url, home=Path(text(home, "--home / DERIBIT_TS_HOME")).expanduser() if home else None
+    )
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -77,8 +85,9 @@ def _setup_logging(verbose: int) -> None:
 
 
 @app.command("config")
-def config_cmd(ctx: typer.Context, dsn: DsnOption = None, api_url: ApiUrlOption = None,
-               as_json: JsonOption = False) -> None:
+def config_cmd(
+    ctx: typer.Context, dsn: DsnOption = None, api_url: ApiUrlOption = None, as_json: JsonOption = False
+) -> None:
     """Print the effective settings (passwords masked)."""
     s = settings(ctx, dsn, api_url)
     effective = {
@@ -155,22 +164,24 @@ def run(argv: list[str] | None = None) -> int:
         _say("interrupted")
         return 130
     except psycopg.errors.UndefinedTable as exc:
-        _error(f"{_first_line(exc)} (this database has no deribit-ts schema, or an older one: run "
-               "`deribit-ts db migrate`)")
+        _error(
+            f"{_first_line(exc)} (this database has no deribit-ts schema, or an older one: run `deribit-ts db migrate`)"
+        )
         return 2
     except psycopg.Error as exc:  # the last net: whatever the database refused, one line and no traceback
         _error(f"database error: {_first_line(exc)}")
         return 2
     except OSError as exc:  # a file or directory the user pointed at is unusable (permissions, full disk, ...)
         where = f": {exc.filename}" if exc.filename else ""
-        _error(f"{exc.strerror or _first_line(exc)}{where} (check the path and its permissions, e.g. "
-               "DERIBIT_TS_HOME)")
+        _error(f"{exc.strerror or _first_line(exc)}{where} (check the path and its permissions, e.g. DERIBIT_TS_HOME)")
         return 2
     except Exception as exc:  # a bug: still one line (masked), the traceback only on request
         if os.environ.get("DERIBIT_TS_DEBUG"):
             traceback.print_exc(file=_MaskedStream(sys.stderr))
-        _error(f"internal error: {exc.__class__.__name__}: {_first_line(exc)} (a bug in deribit-ts: please "
-               "report it; DERIBIT_TS_DEBUG=1 shows the traceback)")
+        _error(
+            f"internal error: {exc.__class__.__name__}: {_first_line(exc)} (a bug in deribit-ts: please "
+            "report it; DERIBIT_TS_DEBUG=1 shows the traceback)"
+        )
         return 70  # EX_SOFTWARE
     return status if isinstance(status, int) else 0  # a command's typer.Exit(code), or Ctrl-C (130)
 
@@ -221,13 +232,13 @@ def _refuse_blank(param) -> None:
         source = getattr(ctx.get_parameter_source(param.name), "name", "")
         envvar = param.envvar if isinstance(param.envvar, str) else None
         if source == "DEFAULT" and envvar and envvar in os.environ and not os.environ[envvar].strip():
-            raise typer.BadParameter("set but empty: give it a value or unset it", ctx=ctx,
-                                     param=param)
+            raise typer.BadParameter("set but empty: give it a value or unset it", ctx=ctx, param=param)
         if source in ("COMMANDLINE", "ENVIRONMENT"):
             for item in value if isinstance(value, list | tuple) else [value]:
                 if isinstance(item, str) and not item.strip():
-                    raise typer.BadParameter("an empty value is not allowed: give one, or leave the option out",
-                                             ctx=ctx, param=param)
+                    raise typer.BadParameter(
+                        "an empty value is not allowed: give one, or leave the option out", ctx=ctx, param=param
+                    )
                 if isinstance(item, str) and CONTROL_CHARS.search(item):
                     raise typer.BadParameter(f"{shown(item)} contains control characters", ctx=ctx, param=param)
         return process_value(ctx, value)

@@ -28,8 +28,9 @@ from deribit_ts.ingest.index import DEFAULT_INDEXES
 from deribit_ts.ingest.options import TIERS
 from deribit_ts.ingest.progress import Reporter, RichReporter
 
-app = typer.Typer(help="Backfill history from the exchange into TimescaleDB (resumable, idempotent).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Backfill history from the exchange into TimescaleDB (resumable, idempotent).", no_args_is_help=True
+)
 
 CurrencyOption = Annotated[str, typer.Option("--currency", help="Comma-separated currencies, or all.")]
 SinceOption = Annotated[str | None, typer.Option("--since", help="Start, inclusive (ISO-8601 date/datetime, UTC).")]
@@ -59,8 +60,17 @@ def _kinds(text: str) -> list[str]:
     return kinds
 
 
-def _run(ctx: typer.Context, dsn: str | None, api_url: str | None, request: BackfillRequest, command: str,
-         as_json: bool, quiet: bool, since: str | None, until: str | None) -> None:
+def _run(
+    ctx: typer.Context,
+    dsn: str | None,
+    api_url: str | None,
+    request: BackfillRequest,
+    command: str,
+    as_json: bool,
+    quiet: bool,
+    since: str | None,
+    until: str | None,
+) -> None:
     request.since, request.until = since_until(since, until)
     s = settings(ctx, dsn, api_url)
     target = database_dsn(s)
@@ -71,37 +81,55 @@ def _run(ctx: typer.Context, dsn: str | None, api_url: str | None, request: Back
             summary = asyncio.run(run_backfill(target, s.api_url, request, reporter, command))
         except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, or SIGTERM (which cancels the run)
             # Said here because Typer turns a KeyboardInterrupt into a silent exit 130.
-            raise UserError("interrupted: every committed window is kept and the plan released; re-run the same "
-                            "command to resume", exit_code=130) from None
+            raise UserError(
+                "interrupted: every committed window is kept and the plan released; re-run the same command to resume",
+                exit_code=130,
+            ) from None
         except psycopg.OperationalError as exc:  # the connection dropped mid-run
             reason = " ".join(str(exc).split()) or exc.__class__.__name__
-            raise DatabaseUnavailable(f"lost the database connection: {reason} (every committed window is kept; "
-                                      "re-run the same command to resume)") from None
+            raise DatabaseUnavailable(
+                f"lost the database connection: {reason} (every committed window is kept; "
+                "re-run the same command to resume)"
+            ) from None
     if as_json:
         typer.echo(json.dumps(summary, default=str))
     elif not quiet:
         _print_summary(summary)
     if summary["status"] != "ok":
         run_id = summary["run_id"]
-        raise UserError(f"run {run_id}: {summary['error']} (see `deribit-ts runs --run {run_id}`; "
-                        "re-run the same command to retry what failed)")
+        raise UserError(
+            f"run {run_id}: {summary['error']} (see `deribit-ts runs --run {run_id}`; "
+            "re-run the same command to retry what failed)"
+        )
 
 
 def _print_summary(summary: dict) -> None:
     for dataset, d in summary["datasets"].items():
         cov = summary["coverage"].get(dataset, {})
-        typer.echo(f"{dataset:12} fetched {d['rows_fetched']:>10,}  inserted {d['inserted']:>10,}  "
-                   f"revised {d['revised']:>6,}  requests {d['requests']:>6,}  "
-                   f"coverage {cov.get('complete', 0)}/{cov.get('keys', 0)} complete", err=True)
+        typer.echo(
+            f"{dataset:12} fetched {d['rows_fetched']:>10,}  inserted {d['inserted']:>10,}  "
+            f"revised {d['revised']:>6,}  requests {d['requests']:>6,}  "
+            f"coverage {cov.get('complete', 0)}/{cov.get('keys', 0)} complete",
+            err=True,
+        )
     ex = summary["exchange"]
-    typer.echo(f"run {summary['run_id']} {summary['status']}: {ex['requests']} requests, {ex['retries']} retries, "
-               f"{ex['throttled']} throttled", err=True)
+    typer.echo(
+        f"run {summary['run_id']} {summary['status']}: {ex['requests']} requests, {ex['retries']} retries, "
+        f"{ex['throttled']} throttled",
+        err=True,
+    )
 
 
 @app.command("instruments")
-def instruments_cmd(ctx: typer.Context, currency: CurrencyOption = "all", dsn: DsnOption = None,
-                    api_url: ApiUrlOption = None, workers: WorkersOption = DEFAULT_WORKERS, as_json: JsonOption = False,
-                    quiet: QuietOption = False) -> None:
+def instruments_cmd(
+    ctx: typer.Context,
+    currency: CurrencyOption = "all",
+    dsn: DsnOption = None,
+    api_url: ApiUrlOption = None,
+    workers: WorkersOption = DEFAULT_WORKERS,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
     """The whole instrument catalogue, active and expired, all kinds (--currency all: every currency listed)."""
     request = BackfillRequest(datasets=["instruments"], currencies=_split(currency, "--currency"), workers=workers)
     _run(ctx, dsn, api_url, request, "backfill instruments", as_json, quiet, None, None)
@@ -112,7 +140,8 @@ def candles_cmd(
     ctx: typer.Context,
     currency: CurrencyOption = "BTC,ETH",
     kind: Annotated[str, typer.Option("--kind", help="Comma-separated: perpetual, future, option.")] = (
-        "perpetual,future"),
+        "perpetual,future"
+    ),
     instrument: InstrumentOption = None,
     since: SinceOption = None,
     until: UntilOption = None,
@@ -123,8 +152,9 @@ def candles_cmd(
     quiet: QuietOption = False,
 ) -> None:
     """One-minute candles into deribit.ohlcv_1m (expired futures included)."""
-    request = BackfillRequest(datasets=["candles"], currencies=_split(currency, "--currency"), kinds=_kinds(kind),
-                              workers=workers)
+    request = BackfillRequest(
+        datasets=["candles"], currencies=_split(currency, "--currency"), kinds=_kinds(kind), workers=workers
+    )
     if _name_instruments(request, instrument):
         request.kinds = list(KINDS)  # the names choose, whatever their kind
     _run(ctx, dsn, api_url, request, "backfill candles", as_json, quiet, since, until)
@@ -153,9 +183,14 @@ def funding_cmd(
 def index_cmd(
     ctx: typer.Context,
     index: Annotated[str, typer.Option("--index", help="Comma-separated index names.")] = ",".join(DEFAULT_INDEXES),
-    since: Annotated[str | None, typer.Option(
-        "--since", help="Start, inclusive (ISO-8601 date/datetime, UTC); default: where the exchange's history of "
-        "the index starts.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Start, inclusive (ISO-8601 date/datetime, UTC); default: where the exchange's history of "
+            "the index starts.",
+        ),
+    ] = None,
     until: UntilOption = None,
     dsn: DsnOption = None,
     api_url: ApiUrlOption = None,
@@ -170,15 +205,24 @@ def index_cmd(
     _run(ctx, dsn, api_url, request, "backfill index", as_json, quiet, since, until)
 
 
-def _dry_run(ctx: typer.Context, dsn: str | None, api_url: str | None, request: BackfillRequest, as_json: bool,
-             since: str | None, until: str | None) -> None:
+def _dry_run(
+    ctx: typer.Context,
+    dsn: str | None,
+    api_url: str | None,
+    request: BackfillRequest,
+    as_json: bool,
+    since: str | None,
+    until: str | None,
+) -> None:
     """Print what a run would plan, per urgency tier; write nothing (not even the schema)."""
     request.since, request.until = since_until(since, until)
     s = settings(ctx, dsn, api_url)
     target = database_dsn(s)
     if apply_all(target, dry_run=True):
-        raise UserError("the database schema is not current: run `deribit-ts db migrate` first "
-                        "(a dry run writes nothing, not even the schema)")
+        raise UserError(
+            "the database schema is not current: run `deribit-ts db migrate` first "
+            "(a dry run writes nothing, not even the schema)"
+        )
     result = asyncio.run(dry_run(target, s.api_url, request))
     if as_json:
         typer.echo(json.dumps(result))
@@ -188,8 +232,10 @@ def _dry_run(ctx: typer.Context, dsn: str | None, api_url: str | None, request: 
         t = result["plan"][tier]
         typer.echo(f"{tier:10} {t['options']:>8,} {t['tasks']:>8,} {t['requests']:>9,} {_duration(t['seconds']):>10}")
     tasks = sum(t["tasks"] for t in result["plan"].values())
-    typer.echo(f"{'total':10} {sum(result['tiers'].values()):>8,} {tasks:>8,} {result['requests']:>9,} "
-               f"{_duration(result['seconds']):>10}")
+    typer.echo(
+        f"{'total':10} {sum(result['tiers'].values()):>8,} {tasks:>8,} {result['requests']:>9,} "
+        f"{_duration(result['seconds']):>10}"
+    )
     typer.echo(f"(at {result['allowance_per_s']:g} requests/s; dry run: nothing was written)")
 
 
@@ -214,8 +260,9 @@ def options_cmd(
 ) -> None:
     """One-minute candles of every option, active and expired, most urgent first: critical (expired or expiring
     within 7 days), high (7-30 days), medium (30-90), low (beyond). Zero-volume filler candles are not stored."""
-    request = BackfillRequest(datasets=["candles"], currencies=_split(currency, "--currency"), kinds=["option"],
-                              workers=workers)
+    request = BackfillRequest(
+        datasets=["candles"], currencies=_split(currency, "--currency"), kinds=["option"], workers=workers
+    )
     if dry_run_:
         _dry_run(ctx, dsn, api_url, request, as_json, since, until)
         return
@@ -271,6 +318,11 @@ def all_cmd(
     """Instruments, then funding, index, DVOL and delivery prices, then candles of perpetuals, futures and options
     (most urgent first: expired or expiring within 7 days, then by days to expiry)."""
     currencies = _split(currency, "--currency")
-    request = BackfillRequest(datasets=["instruments", "funding", "index", "dvol", "delivery", "candles"],
-                              currencies=currencies, kinds=list(KINDS), indexes_named=False, workers=workers)
+    request = BackfillRequest(
+        datasets=["instruments", "funding", "index", "dvol", "delivery", "candles"],
+        currencies=currencies,
+        kinds=list(KINDS),
+        indexes_named=False,
+        workers=workers,
+    )
     _run(ctx, dsn, api_url, request, "backfill all", as_json, quiet, since, until)

@@ -20,12 +20,22 @@ def register(app: typer.Typer) -> None:
 
 def backup_cmd(
     ctx: typer.Context,
-    to: Annotated[Path | None, typer.Option("--to", envvar="DERIBIT_TS_BACKUP_DIR",
-                                            help="Directory for the backups.",
-                                            show_default="<home>/backups")] = None,
-    keep: Annotated[int | None, typer.Option("--keep", envvar="DERIBIT_TS_BACKUP_KEEP", min=1, max=100_000,
-                                             help="Afterwards keep only the newest N backups in that directory.")
-                    ] = None,
+    to: Annotated[
+        Path | None,
+        typer.Option(
+            "--to", envvar="DERIBIT_TS_BACKUP_DIR", help="Directory for the backups.", show_default="<home>/backups"
+        ),
+    ] = None,
+    keep: Annotated[
+        int | None,
+        typer.Option(
+            "--keep",
+            envvar="DERIBIT_TS_BACKUP_KEEP",
+            min=1,
+            max=100_000,
+            help="Afterwards keep only the newest N backups in that directory.",
+        ),
+    ] = None,
     dsn: DsnOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -38,22 +48,32 @@ def backup_cmd(
     s = settings(ctx, dsn)
     directory = (to or s.home / "backups").expanduser()
     result = backup.backup(database_dsn(s), directory, keep=keep, bindirs=backup.client_bindirs(s.home))
-    summary = {"dump": str(result.dump), "manifest": str(result.manifest), "tables": result.tables,
-               "rows": result.rows, "size_bytes": result.dump.stat().st_size,
-               "pruned": [str(p) for p in result.pruned]}
+    summary = {
+        "dump": str(result.dump),
+        "manifest": str(result.manifest),
+        "tables": result.tables,
+        "rows": result.rows,
+        "size_bytes": result.dump.stat().st_size,
+        "pruned": [str(p) for p in result.pruned],
+    }
     if as_json:
         typer.echo(json.dumps(summary))
         return
     typer.echo(f"{result.dump}")
-    typer.echo(f"deribit-ts: backup of {result.tables} tables, {result.rows:,} rows, "
-               f"{summary['size_bytes'] / 1e6:,.1f} MB; manifest {result.manifest.name}"
-               + (f"; removed {len(result.pruned)} older backup(s)" if result.pruned else ""), err=True)
+    typer.echo(
+        f"deribit-ts: backup of {result.tables} tables, {result.rows:,} rows, "
+        f"{summary['size_bytes'] / 1e6:,.1f} MB; manifest {result.manifest.name}"
+        + (f"; removed {len(result.pruned)} older backup(s)" if result.pruned else ""),
+        err=True,
+    )
 
 
 def restore_cmd(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="The .dump file written by `deribit-ts backup` "
-                                              "(its .manifest.json must lie beside it).")],
+    file: Annotated[
+        Path,
+        typer.Argument(help="The .dump file written by `deribit-ts backup` (its .manifest.json must lie beside it)."),
+    ],
     dsn: DsnOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -66,13 +86,17 @@ def restore_cmd(
 
     s = settings(ctx, dsn)
     if not s.dsn:
-        raise UserError("say where to restore: --dsn postgresql://.../NEW_DATABASE (an empty database; "
-                        "create it first, e.g. with createdb)")
+        raise UserError(
+            "say where to restore: --dsn postgresql://.../NEW_DATABASE (an empty database; "
+            "create it first, e.g. with createdb)"
+        )
     tables = backup.restore(file.expanduser(), s.dsn, bindirs=backup.client_bindirs(s.home))
     rows = sum(t["rows"] for t in tables.values())
     if as_json:
         typer.echo(json.dumps({"restored": str(file), "dsn": mask_password(s.dsn), "tables": tables}))
         return
-    typer.echo(f"deribit-ts: restored {file.name} into {mask_password(s.dsn)}: {len(tables)} tables, "
-               f"{rows:,} rows, every row count and checksum as in the manifest", err=True)
-
+    typer.echo(
+        f"deribit-ts: restored {file.name} into {mask_password(s.dsn)}: {len(tables)} tables, "
+        f"{rows:,} rows, every row count and checksum as in the manifest",
+        err=True,
+    )

@@ -34,29 +34,70 @@ def register(app: typer.Typer) -> None:
     @app.command("collect")
     def collect_cmd(
         ctx: typer.Context,
-        currency: Annotated[str, typer.Option("--currency", envvar="DERIBIT_TS_COLLECT_CURRENCY",
-                                              help="Comma-separated currencies, or all.")] = "BTC,ETH",
-        kinds: Annotated[str, typer.Option("--kinds", envvar="DERIBIT_TS_COLLECT_KINDS",
-                                           help="Comma-separated: perpetual, future, option.")] = "perpetual,future",
-        since: Annotated[str | None, typer.Option(
-            "--since", help="Collect from here where nothing was collected yet (ISO-8601, UTC); default: the first "
-                            "start's now. Later starts continue from each dataset's watermark.")] = None,
-        healthcheck_url: Annotated[str | None, typer.Option(
-            "--healthcheck-url", envvar="DERIBIT_TS_HEALTHCHECK_URL",
-            help="healthchecks.io-style URL: pinged at URL/start, URL while healthy, URL/fail with the reason."),
+        currency: Annotated[
+            str,
+            typer.Option(
+                "--currency", envvar="DERIBIT_TS_COLLECT_CURRENCY", help="Comma-separated currencies, or all."
+            ),
+        ] = "BTC,ETH",
+        kinds: Annotated[
+            str,
+            typer.Option(
+                "--kinds", envvar="DERIBIT_TS_COLLECT_KINDS", help="Comma-separated: perpetual, future, option."
+            ),
+        ] = "perpetual,future",
+        since: Annotated[
+            str | None,
+            typer.Option(
+                "--since",
+                help="Collect from here where nothing was collected yet (ISO-8601, UTC); default: the first "
+                "start's now. Later starts continue from each dataset's watermark.",
+            ),
         ] = None,
-        catalogue_every: Annotated[float, typer.Option(
-            "--catalogue-every", max=7 * 86400, help="Seconds between catalogue refreshes (exchange clock).")] = 300,
-        funding_every: Annotated[float, typer.Option(
-            "--funding-every", max=7 * 86400, help="Seconds between funding fetches (exchange clock).")] = 3600,
-        snapshots_every: Annotated[float, typer.Option(
-            "--snapshots-every", max=7 * 86400,
-            help="Seconds between bulk option snapshots, with --kinds option (exchange clock).")] = 300,
-        greeks_every: Annotated[float, typer.Option(
-            "--greeks-every", max=7 * 86400,
-            help="Seconds between option snapshots with the exchange's greeks, with --kinds option.")] = 3600,
-        workers: Annotated[int, typer.Option("--workers", min=2, max=32, envvar="DERIBIT_TS_COLLECT_WORKERS",
-                                             help="Concurrent tasks (two are kept for the newest data).")] = 4,
+        healthcheck_url: Annotated[
+            str | None,
+            typer.Option(
+                "--healthcheck-url",
+                envvar="DERIBIT_TS_HEALTHCHECK_URL",
+                help="healthchecks.io-style URL: pinged at URL/start, URL while healthy, URL/fail with the reason.",
+            ),
+        ] = None,
+        catalogue_every: Annotated[
+            float,
+            typer.Option(
+                "--catalogue-every", max=7 * 86400, help="Seconds between catalogue refreshes (exchange clock)."
+            ),
+        ] = 300,
+        funding_every: Annotated[
+            float,
+            typer.Option("--funding-every", max=7 * 86400, help="Seconds between funding fetches (exchange clock)."),
+        ] = 3600,
+        snapshots_every: Annotated[
+            float,
+            typer.Option(
+                "--snapshots-every",
+                max=7 * 86400,
+                help="Seconds between bulk option snapshots, with --kinds option (exchange clock).",
+            ),
+        ] = 300,
+        greeks_every: Annotated[
+            float,
+            typer.Option(
+                "--greeks-every",
+                max=7 * 86400,
+                help="Seconds between option snapshots with the exchange's greeks, with --kinds option.",
+            ),
+        ] = 3600,
+        workers: Annotated[
+            int,
+            typer.Option(
+                "--workers",
+                min=2,
+                max=32,
+                envvar="DERIBIT_TS_COLLECT_WORKERS",
+                help="Concurrent tasks (two are kept for the newest data).",
+            ),
+        ] = 4,
         dsn: DsnOption = None,
         api_url: ApiUrlOption = None,
     ) -> None:
@@ -67,13 +108,16 @@ def register(app: typer.Typer) -> None:
 
         if healthcheck_url is not None:
             healthcheck_url = validate.api_url(healthcheck_url, "--healthcheck-url / DERIBIT_TS_HEALTHCHECK_URL")
-        request = CollectSettings(currencies=validate.names(currency, "--currency", case="upper") or [],
-                                  kinds=_kinds(kinds), healthcheck_url=healthcheck_url,
-                                  catalogue_every=timedelta(seconds=_seconds(catalogue_every, "--catalogue-every")),
-                                  funding_every=timedelta(seconds=_seconds(funding_every, "--funding-every")),
-                                  snapshots_every=timedelta(seconds=_seconds(snapshots_every, "--snapshots-every")),
-                                  greeks_every=timedelta(seconds=_seconds(greeks_every, "--greeks-every")),
-                                  workers=workers)
+        request = CollectSettings(
+            currencies=validate.names(currency, "--currency", case="upper") or [],
+            kinds=_kinds(kinds),
+            healthcheck_url=healthcheck_url,
+            catalogue_every=timedelta(seconds=_seconds(catalogue_every, "--catalogue-every")),
+            funding_every=timedelta(seconds=_seconds(funding_every, "--funding-every")),
+            snapshots_every=timedelta(seconds=_seconds(snapshots_every, "--snapshots-every")),
+            greeks_every=timedelta(seconds=_seconds(greeks_every, "--greeks-every")),
+            workers=workers,
+        )
         request.since = validate.timestamp(since, "--since")
         s = settings(ctx, dsn, api_url)
         target = database_dsn(s)

@@ -24,14 +24,21 @@ from deribit_ts.validate import names, shown, text, timestamp, whole_number  # n
 
 DsnOption = Annotated[
     str | None,
-    typer.Option("--dsn", envvar="DERIBIT_TS_DSN", help="PostgreSQL/TimescaleDB DSN (default: the embedded cluster).",
-                 show_default=False),
+    typer.Option(
+        "--dsn",
+        envvar="DERIBIT_TS_DSN",
+        help="PostgreSQL/TimescaleDB DSN (default: the embedded cluster).",
+        show_default=False,
+    ),
 ]
 ApiUrlOption = Annotated[
     str | None,
-    typer.Option("--api-url", envvar="DERIBIT_TS_API_URL",
-                 help="Deribit-compatible base URL, e.g. http://127.0.0.1:8765 for the simulator.",
-                 show_default="https://www.deribit.com"),
+    typer.Option(
+        "--api-url",
+        envvar="DERIBIT_TS_API_URL",
+        help="Deribit-compatible base URL, e.g. http://127.0.0.1:8765 for the simulator.",
+        show_default="https://www.deribit.com",
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a machine-readable result on stdout.")]
 
@@ -41,13 +48,21 @@ def _workers(raw: object) -> int:
     try:
         return WORKERS.parse(raw)
     except UsageError:
-        raise typer.BadParameter(f"{shown(raw)} is not a whole number from {WORKERS.minimum} to "
-                                 f"{WORKERS.maximum}") from None
+        raise typer.BadParameter(
+            f"{shown(raw)} is not a whole number from {WORKERS.minimum} to {WORKERS.maximum}"
+        ) from None
 
 
-WorkersOption = Annotated[int, typer.Option(
-    "--workers", envvar=WORKERS.env, parser=_workers, show_default=str(WORKERS.default),
-    help=f"Concurrent tasks in this process ({WORKERS.minimum}-{WORKERS.maximum}).")]
+WorkersOption = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        envvar=WORKERS.env,
+        parser=_workers,
+        show_default=str(WORKERS.default),
+        help=f"Concurrent tasks in this process ({WORKERS.minimum}-{WORKERS.maximum}).",
+    ),
+]
 
 
 def since_until(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
@@ -60,8 +75,11 @@ def since_until(since: str | None, until: str | None) -> tuple[datetime | None, 
 def settings(ctx: typer.Context, dsn: str | None = None, api_url: str | None = None) -> Settings:
     """Settings for one command: its own flags, then the global flags, then the environment (each checked)."""
     root: Settings = ctx.find_root().obj or Settings.from_env()
-    return Settings.from_env(dsn=dsn if dsn is not None else root.dsn,
-                             api_url=api_url if api_url is not None else root.api_url, home=root.home)
+    return Settings.from_env(
+        dsn=dsn if dsn is not None else root.dsn,
+        api_url=api_url if api_url is not None else root.api_url,
+        home=root.home,
+    )
 
 
 def database_dsn(s: Settings, *, start: bool = True) -> str:

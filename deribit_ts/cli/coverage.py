@@ -29,7 +29,8 @@ SELECT dataset, key, wanted_from, wanted_until, rows, complete,
 def coverage(
     ctx: typer.Context,
     dataset: Annotated[str | None, typer.Option("--dataset", help="Only this dataset (candles, funding, index).")] = (
-        None),
+        None
+    ),
     incomplete: Annotated[bool, typer.Option("--incomplete", help="Only keys with missing ranges.")] = False,
     dsn: DsnOption = None,
     as_json: JsonOption = False,
@@ -47,8 +48,11 @@ def coverage(
         typer.echo(json.dumps(rows, default=str))
         return
     if not rows:
-        typer.echo("every backfilled range is complete" if incomplete and shown
-                   else "nothing backfilled yet (see `deribit-ts backfill --help`)")
+        typer.echo(
+            "every backfilled range is complete"
+            if incomplete and shown
+            else "nothing backfilled yet (see `deribit-ts backfill --help`)"
+        )
         return
     typer.echo(f"{'dataset':<9} {'key':<22} {'from':<17} {'until':<17} {'rows':>10} {'held':>8}  status")
     for r in rows:
@@ -59,8 +63,10 @@ def coverage(
             # The exchange serves old index history coarser than one minute: say at which resolution each span is.
             status += f" at {r['resolution']}"
         held = "" if r["completeness_pct"] is None else f"{r['completeness_pct']:.2f}%"
-        typer.echo(f"{r['dataset']:<9} {r['key']:<22} {r['wanted_from']:%Y-%m-%d %H:%M} "
-                   f"{r['wanted_until']:%Y-%m-%d %H:%M} {r['rows']:>10,} {held:>8}  {status}")
+        typer.echo(
+            f"{r['dataset']:<9} {r['key']:<22} {r['wanted_from']:%Y-%m-%d %H:%M} "
+            f"{r['wanted_until']:%Y-%m-%d %H:%M} {r['rows']:>10,} {held:>8}  {status}"
+        )
     done = sum(r["complete"] for r in rows)
     typer.echo(f"{done}/{len(rows)} complete")
 

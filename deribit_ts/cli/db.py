@@ -41,19 +41,21 @@ def _embedded(ctx: typer.Context, dsn: str | None, command: str) -> Cluster:
 def up(
     ctx: typer.Context,
     dsn: DsnOption = None,
-    port: Annotated[int | None, typer.Option("--port", help="Listen on this port (remembered for next time).",
-                                             min=1, max=65535)] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Listen on this port (remembered for next time).", min=1, max=65535)
+    ] = None,
 ) -> None:
     """Create (first time), start the embedded cluster and bring its schema up to date. Safe to repeat."""
     cluster = _embedded(ctx, dsn, "up")
     was_running = cluster.is_running()
     cluster.up(port=port)
     if was_running:
-        typer.echo(f"deribit-ts: the embedded cluster is already running on port {cluster.status()['port']}",
-                   err=True)
+        typer.echo(f"deribit-ts: the embedded cluster is already running on port {cluster.status()['port']}", err=True)
     steps = apply_all(cluster.url(), progress=lambda step: typer.echo(f"  {step.describe()}", err=True))
-    typer.echo(f"deribit-ts: schema: {len(steps)} migration step(s) applied" if steps
-               else "deribit-ts: schema up to date", err=True)
+    typer.echo(
+        f"deribit-ts: schema: {len(steps)} migration step(s) applied" if steps else "deribit-ts: schema up to date",
+        err=True,
+    )
 
 
 @app.command()
@@ -109,10 +111,18 @@ def _server_report(conn: psycopg.Connection) -> dict:
 def _print_status(report: dict) -> None:
     rows: list[tuple[str, object]] = [("server", report["server"]), ("dsn", report.get("dsn"))]
     if report["server"] == "embedded":
-        state = f"running, pid {report['pid']}" if report["running"] else (
-            "stopped" if report["initialized"] else "not set up (run `deribit-ts db up`)")
-        rows += [("state", state), ("port", report.get("port")), ("data dir", report["data_dir"]),
-                 ("binaries", report.get("bindir")), ("log", report["log"])]
+        state = (
+            f"running, pid {report['pid']}"
+            if report["running"]
+            else ("stopped" if report["initialized"] else "not set up (run `deribit-ts db up`)")
+        )
+        rows += [
+            ("state", state),
+            ("port", report.get("port")),
+            ("data dir", report["data_dir"]),
+            ("binaries", report.get("bindir")),
+            ("log", report["log"]),
+        ]
     if report["running"]:
         migrations = report["migrations"]
         rows += [
@@ -183,8 +193,9 @@ def _psql_executable(cluster: Cluster) -> str:
 def logs(
     ctx: typer.Context,
     dsn: DsnOption = None,
-    lines: Annotated[int, typer.Option("-n", "--lines", min=0, max=1_000_000,
-                                        help="How many last lines to print.")] = 50,
+    lines: Annotated[
+        int, typer.Option("-n", "--lines", min=0, max=1_000_000, help="How many last lines to print.")
+    ] = 50,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Print new lines until Ctrl-C.")] = False,
 ) -> None:
     """Print the end of the embedded cluster's server log."""
@@ -220,13 +231,16 @@ def size(ctx: typer.Context, dsn: DsnOption = None, as_json: JsonOption = False)
     if as_json:
         typer.echo(json.dumps(report, default=str))
         return
-    typer.echo(f"{'hypertable':36} {'rows':>12} {'size':>10} {'B/row':>8} {'chunks':>7} {'compressed':>10} "
-               f"{'ratio':>6}")
+    typer.echo(
+        f"{'hypertable':36} {'rows':>12} {'size':>10} {'B/row':>8} {'chunks':>7} {'compressed':>10} {'ratio':>6}"
+    )
     for r in report:
         ratio = f"{r['compression_ratio']:.1f}x" if r["compression_ratio"] else "-"
         per_row = f"{r['bytes_per_row']:.1f}" if r["bytes_per_row"] is not None else "-"
-        typer.echo(f"{r['hypertable']:36} {r['rows']:>12,} {_human_size(r['total_bytes']):>10} {per_row:>8} "
-                   f"{r['chunks']:>7} {r['compressed_chunks']:>10} {ratio:>6}")
+        typer.echo(
+            f"{r['hypertable']:36} {r['rows']:>12,} {_human_size(r['total_bytes']):>10} {per_row:>8} "
+            f"{r['chunks']:>7} {r['compressed_chunks']:>10} {ratio:>6}"
+        )
 
 
 @app.command()
@@ -236,15 +250,19 @@ def compress(ctx: typer.Context, dsn: DsnOption = None, as_json: JsonOption = Fa
     with connect(database_dsn(settings(ctx, dsn)), autocommit=True) as conn:
         if not storage.has_tsl(conn):
             message = "compression is not available on the TimescaleDB Apache edition: nothing to do"
-            typer.echo(json.dumps({"available": False, "message": message}) if as_json else f"deribit-ts: {message}",
-                       err=not as_json)
+            typer.echo(
+                json.dumps({"available": False, "message": message}) if as_json else f"deribit-ts: {message}",
+                err=not as_json,
+            )
             return
         summary = storage.compress_due(conn)
     if as_json:
         typer.echo(json.dumps({"available": True, **summary}))
     else:
-        typer.echo(f"ran {summary['jobs']} columnstore policy job(s): compressed chunks "
-                   f"{summary['chunks_before']} -> {summary['chunks_after']}")
+        typer.echo(
+            f"ran {summary['jobs']} columnstore policy job(s): compressed chunks "
+            f"{summary['chunks_before']} -> {summary['chunks_after']}"
+        )
 
 
 @app.command()
@@ -254,8 +272,16 @@ def jobs(ctx: typer.Context, dsn: DsnOption = None, as_json: JsonOption = False)
         tsl = storage.has_tsl(conn)
         listed = storage.jobs(conn) if tsl else []
     if as_json:
-        typer.echo(json.dumps({"edition": "timescale" if tsl else "apache", "jobs": listed,
-                               "note": None if tsl else storage.APACHE_SCHEDULER_NOTE}, default=str))
+        typer.echo(
+            json.dumps(
+                {
+                    "edition": "timescale" if tsl else "apache",
+                    "jobs": listed,
+                    "note": None if tsl else storage.APACHE_SCHEDULER_NOTE,
+                },
+                default=str,
+            )
+        )
         return
     if not tsl:
         typer.echo(storage.APACHE_SCHEDULER_NOTE)
@@ -263,9 +289,11 @@ def jobs(ctx: typer.Context, dsn: DsnOption = None, as_json: JsonOption = False)
     typer.echo(f"{'id':>5} {'job':44} {'every':>10} {'last run':25} {'status':8} {'next start':25}")
     for j in listed:
         what = j["proc"] + (f" ({j['target']})" if j["target"] else "")
-        typer.echo(f"{j['job_id']:>5} {what[:44]:44} {j['schedule_interval']:>10} "
-                   f"{str(j['last_run_started_at'] or 'never')[:25]:25} {str(j['last_run_status'] or '-'):8} "
-                   f"{str(j['next_start'] or '-')[:25]:25}")
+        typer.echo(
+            f"{j['job_id']:>5} {what[:44]:44} {j['schedule_interval']:>10} "
+            f"{str(j['last_run_started_at'] or 'never')[:25]:25} {str(j['last_run_status'] or '-'):8} "
+            f"{str(j['next_start'] or '-')[:25]:25}"
+        )
 
 
 from deribit_ts.cli import db_migrate  # noqa: E402  (it registers `db migrate` on this app)

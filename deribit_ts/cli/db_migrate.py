@@ -26,9 +26,14 @@ def migrate(
 
     steps = apply_all(target, dry_run=dry_run, progress=None if dry_run else show)
     if as_json:
-        typer.echo(json.dumps([
-            {"action": s.action, "file": s.file.name, "version": s.file.version, "reason": s.reason} for s in steps
-        ]))
+        typer.echo(
+            json.dumps(
+                [
+                    {"action": s.action, "file": s.file.name, "version": s.file.version, "reason": s.reason}
+                    for s in steps
+                ]
+            )
+        )
     elif dry_run:
         for step in steps:
             typer.echo(step.describe())

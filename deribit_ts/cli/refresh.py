@@ -14,9 +14,14 @@ from deribit_ts.ingest import rollups
 def refresh(
     ctx: typer.Context,
     dsn: DsnOption = None,
-    full: Annotated[bool, typer.Option(
-        "--full", help="Apache edition: rebuild every rollup from the one-minute candles, not only the days that "
-                       "changed (the Community edition's continuous aggregates always know what changed).")] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Apache edition: rebuild every rollup from the one-minute candles, not only the days that "
+            "changed (the Community edition's continuous aggregates always know what changed).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Bring the rollups (deribit.ohlcv_5m, ohlcv_15m, ohlcv_1h, ohlcv_1d) up to date.
@@ -38,8 +43,10 @@ def describe(summary: dict) -> str:
         if not summary.get("days"):
             return f"rollups up to date: nothing changed since the last refresh ({seconds:.3f} s)"
         rows = ", ".join(f"{level} {count}" for level, count in (summary.get("rows") or {}).items())
-        return (f"rollups refreshed: {summary['days']} instrument-day(s) recomputed in {seconds:.3f} s "
-                f"(bucket rows written: {rows})")
+        return (
+            f"rollups refreshed: {summary['days']} instrument-day(s) recomputed in {seconds:.3f} s "
+            f"(bucket rows written: {rows})"
+        )
     names = ", ".join(summary.get("rollups") or []) or "none found"
     return f"continuous aggregates refreshed ({names}) in {seconds:.3f} s"
 

@@ -24,26 +24,39 @@ page with plots (coverage heatmap, basis term structure, funding, IV smiles) tha
 
 def report(
     ctx: typer.Context,
-    section: Annotated[str | None, typer.Argument(help=f"One of: {', '.join(SECTIONS)}. Default: all.",
-                                                  show_default=False)] = None,
+    section: Annotated[
+        str | None, typer.Argument(help=f"One of: {', '.join(SECTIONS)}. Default: all.", show_default=False)
+    ] = None,
     as_json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print SECTION's rows as CSV on stdout.")] = False,
-    html_file: Annotated[Path | None, typer.Option("--html", metavar="FILE", dir_okay=False,
-                                                   help="Write a self-contained HTML page with plots to FILE.")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="Window start, inclusive (ISO-8601, UTC). Default: "
-                                              "a window ending at the newest data.")] = None,
+    html_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--html", metavar="FILE", dir_okay=False, help="Write a self-contained HTML page with plots to FILE."
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="Window start, inclusive (ISO-8601, UTC). Default: a window ending at the newest data."
+        ),
+    ] = None,
     until: Annotated[str | None, typer.Option("--until", help="Window end, exclusive (ISO-8601, UTC).")] = None,
     currency: Annotated[str | None, typer.Option("--currency", help="Only this currency (e.g. BTC).")] = None,
-    instrument: Annotated[str | None, typer.Option("--instrument", help="Only this instrument or index "
-                                                   "(e.g. BTC-PERPETUAL, btc_usd).")] = None,
+    instrument: Annotated[
+        str | None, typer.Option("--instrument", help="Only this instrument or index (e.g. BTC-PERPETUAL, btc_usd).")
+    ] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N rows of gaps and sanity.")] = None,
     dsn: DsnOption = None,
 ) -> None:
     names = _sections(section, as_json=as_json, as_csv=as_csv)
-    filters = Filters(since=parse_utc(since, flag="--since") if since else None,
-                      until=parse_utc(until, flag="--until") if until else None,
-                      currency=currency.strip().upper() if currency else None,
-                      instrument=instrument.strip() if instrument else None, limit=limit)
+    filters = Filters(
+        since=parse_utc(since, flag="--since") if since else None,
+        until=parse_utc(until, flag="--until") if until else None,
+        currency=currency.strip().upper() if currency else None,
+        instrument=instrument.strip() if instrument else None,
+        limit=limit,
+    )
     check_order(filters.since, filters.until)
     if html_file is not None and not html_file.resolve().parent.is_dir():  # say so before minutes of queries
         raise UserError(f"--html {html_file}: the directory {html_file.resolve().parent} does not exist")

@@ -63,13 +63,17 @@ def runs(
     if not rows:
         typer.echo("no runs yet")
     for r in rows:
-        typer.echo(f"run {r['run_id']:<5} {r['command']:<20} {r['status']:<11} {r['started_at']:%Y-%m-%d %H:%M:%S}  "
-                   f"{r['seconds']:8.1f}s  requests {r['requests']}  retries {r['retries']}  "
-                   f"throttled {r['throttled']}" + (f"  error: {r['error']}" if r["error"] else ""))
+        typer.echo(
+            f"run {r['run_id']:<5} {r['command']:<20} {r['status']:<11} {r['started_at']:%Y-%m-%d %H:%M:%S}  "
+            f"{r['seconds']:8.1f}s  requests {r['requests']}  retries {r['retries']}  "
+            f"throttled {r['throttled']}" + (f"  error: {r['error']}" if r["error"] else "")
+        )
         for dataset, d in sorted(r["datasets"].items()):
-            typer.echo(f"    {dataset:<12} tasks {d['tasks']:<5} fetched {d['rows_fetched']:<10} "
-                       f"inserted {d['inserted']:<10} revised {d['revised']:<6} requests {d['requests']:<6} "
-                       f"retries {d['retries']:<4} failed {d['failed_tasks']}")
+            typer.echo(
+                f"    {dataset:<12} tasks {d['tasks']:<5} fetched {d['rows_fetched']:<10} "
+                f"inserted {d['inserted']:<10} revised {d['revised']:<6} requests {d['requests']:<6} "
+                f"retries {d['retries']:<4} failed {d['failed_tasks']}"
+            )
 
 
 def _show_tasks(run_id: int, tasks: list[dict], as_json: bool) -> None:
@@ -79,11 +83,13 @@ def _show_tasks(run_id: int, tasks: list[dict], as_json: bool) -> None:
     if not tasks:
         typer.echo(f"run {run_id} worked on no tasks (or there is no such run: see `deribit-ts runs`)")
     for t in tasks:
-        typer.echo(f"task {t['task_id']:<6} {t['dataset']:<8} {t['key']:<24} {t['range_start']:%Y-%m-%d %H:%M} "
-                   f"{t['range_end']:%Y-%m-%d %H:%M}  {t['state']:<8} fetched {t['rows_fetched']:<9} "
-                   f"inserted {t['inserted']:<9} revised {t['revised']:<5} requests {t['requests']:<5} "
-                   f"retries {t['retries']:<3} errors {t['errors']:<3} {t['seconds']:7.1f}s"
-                   + (f"  error: {t['error']}" if t["error"] else ""))
+        typer.echo(
+            f"task {t['task_id']:<6} {t['dataset']:<8} {t['key']:<24} {t['range_start']:%Y-%m-%d %H:%M} "
+            f"{t['range_end']:%Y-%m-%d %H:%M}  {t['state']:<8} fetched {t['rows_fetched']:<9} "
+            f"inserted {t['inserted']:<9} revised {t['revised']:<5} requests {t['requests']:<5} "
+            f"retries {t['retries']:<3} errors {t['errors']:<3} {t['seconds']:7.1f}s"
+            + (f"  error: {t['error']}" if t["error"] else "")
+        )
 
 
 def register(app: typer.Typer) -> None:

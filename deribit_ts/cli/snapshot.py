@@ -16,8 +16,9 @@ from deribit_ts.db.migrate import apply_all
 from deribit_ts.errors import DatabaseUnavailable, UserError
 from deribit_ts.ingest.snapshots import run_snapshot
 
-app = typer.Typer(help="Snapshots of live data the exchange cannot give back later (option greeks and IVs).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Snapshots of live data the exchange cannot give back later (option greeks and IVs).", no_args_is_help=True
+)
 
 
 class _Progress:
@@ -33,8 +34,13 @@ class _Progress:
         if not self.quiet and sys.stderr.isatty():
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self.bar = Progress(TextColumn("tickers"), BarColumn(bar_width=24), MofNCompleteColumn(),
-                                TimeRemainingColumn(), transient=True)
+            self.bar = Progress(
+                TextColumn("tickers"),
+                BarColumn(bar_width=24),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                transient=True,
+            )
             self.bar.start()
             self.task = self.bar.add_task("tickers", total=None)
         return self
@@ -59,9 +65,14 @@ class _Progress:
 def options_cmd(
     ctx: typer.Context,
     currency: Annotated[str, typer.Option("--currency", help="Comma-separated currencies, or all.")] = "BTC,ETH",
-    bulk_only: Annotated[bool, typer.Option(
-        "--bulk-only", help="Only the bulk book summary (one request per currency); greeks computed in SQL "
-                            "from the mark IV, no bid/ask IVs.")] = False,
+    bulk_only: Annotated[
+        bool,
+        typer.Option(
+            "--bulk-only",
+            help="Only the bulk book summary (one request per currency); greeks computed in SQL "
+            "from the mark IV, no bid/ask IVs.",
+        ),
+    ] = False,
     dsn: DsnOption = None,
     api_url: ApiUrlOption = None,
     as_json: JsonOption = False,
@@ -78,20 +89,24 @@ def options_cmd(
     apply_all(target)  # the schema this version needs (a no-op when it is current)
     with _Progress(quiet or as_json) as progress:
         try:
-            summary = asyncio.run(run_snapshot(target, s.api_url, currencies, bulk_only=bulk_only,
-                                               on_ticker=progress))
+            summary = asyncio.run(run_snapshot(target, s.api_url, currencies, bulk_only=bulk_only, on_ticker=progress))
         except (KeyboardInterrupt, asyncio.CancelledError):
-            raise UserError("interrupted: nothing of this round was written (a round is one transaction); run the "
-                            "command again", exit_code=130) from None
+            raise UserError(
+                "interrupted: nothing of this round was written (a round is one transaction); run the command again",
+                exit_code=130,
+            ) from None
         except psycopg.OperationalError as exc:
             reason = " ".join(str(exc).split()) or exc.__class__.__name__
-            raise DatabaseUnavailable(f"lost the database connection: {reason} (nothing of this round was "
-                                      "written; run the command again)") from None
+            raise DatabaseUnavailable(
+                f"lost the database connection: {reason} (nothing of this round was written; run the command again)"
+            ) from None
     if as_json:
         typer.echo(json.dumps(summary, default=str))
     elif not quiet:
         per = ", ".join(f"{c} {n}" for c, n in summary["by_currency"].items())
         source = "greeks from SQL (bulk only)" if summary["bulk_only"] else "greeks from the exchange"
-        typer.echo(f"snapshot {summary['ts']}: {summary['options']} options ({per}), {source}; "
-                   f"{summary['requests']} requests in {summary['seconds']:.1f} s, run {summary['run_id']}",
-                   err=True)
+        typer.echo(
+            f"snapshot {summary['ts']}: {summary['options']} options ({per}), {source}; "
+            f"{summary['requests']} requests in {summary['seconds']:.1f} s, run {summary['run_id']}",
+            err=True,
+        )

@@ -26,12 +26,22 @@ def register(app: typer.Typer) -> None:
     @app.command("status")
     def status_cmd(
         ctx: typer.Context,
-        max_lag: Annotated[list[str] | None, typer.Option(
-            "--max-lag", help="DATASET=SECONDS: staler than this fails the check (repeatable; also "
-                              "DERIBIT_TS_STATUS_MAX_LAG, comma-separated).")] = None,
-        max_heartbeat_age: Annotated[float | None, typer.Option(
-            "--max-heartbeat-age", help="Seconds; an older leader heartbeat fails the check (default 60; also "
-                                        "DERIBIT_TS_STATUS_MAX_HEARTBEAT_AGE).")] = None,
+        max_lag: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--max-lag",
+                help="DATASET=SECONDS: staler than this fails the check (repeatable; also "
+                "DERIBIT_TS_STATUS_MAX_LAG, comma-separated).",
+            ),
+        ] = None,
+        max_heartbeat_age: Annotated[
+            float | None,
+            typer.Option(
+                "--max-heartbeat-age",
+                help="Seconds; an older leader heartbeat fails the check (default 60; also "
+                "DERIBIT_TS_STATUS_MAX_HEARTBEAT_AGE).",
+            ),
+        ] = None,
         dsn: DsnOption = None,
         as_json: JsonOption = False,
     ) -> None:
@@ -52,16 +62,19 @@ def register(app: typer.Typer) -> None:
 def _print(report: dict) -> None:
     leader = report["leader"]
     if leader:
-        typer.echo(f"leader   {leader['process_id']}  heartbeat {_age(leader['heartbeat_age_s'])} ago  "
-                   f"{leader['state']}")
+        typer.echo(
+            f"leader   {leader['process_id']}  heartbeat {_age(leader['heartbeat_age_s'])} ago  {leader['state']}"
+        )
     for p in report["processes"]:
         if not p["holds_lock"]:
             typer.echo(f"{p['role']:8} {p['process_id']}  heartbeat {_age(p['heartbeat_age_s'])} ago  {p['state']}")
     typer.echo(f"{'dataset':18} {'keys':>5} {'newest':26} {'lag':>7} {'max':>7} {'errors':>6}  state")
     for d in report["datasets"]:
         state = "STALE" if d["stale"] else ("-" if not d["keys"] else "ok")
-        typer.echo(f"{d['dataset']:18} {d['keys']:>5} {(d['newest'] or '-')[:25]:26} {_age(d['lag_s']):>7} "
-                   f"{_age(d['threshold_s']):>7} {d['errors']:>6}  {state}")
+        typer.echo(
+            f"{d['dataset']:18} {d['keys']:>5} {(d['newest'] or '-')[:25]:26} {_age(d['lag_s']):>7} "
+            f"{_age(d['threshold_s']):>7} {d['errors']:>6}  {state}"
+        )
     for problem in report["problems"]:
         typer.echo(f"problem: {problem}", err=True)
     typer.echo("ok" if report["ok"] else "NOT OK", err=True)

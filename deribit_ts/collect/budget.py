@@ -23,8 +23,9 @@ CATCH_UP = -500  # everything older than the fresh window: gaps after an outage,
 SNAPSHOTS = -400
 BACKGROUND = 0  # the catalogue, clock syncs and anything else that is not market data
 
-request_priority: contextvars.ContextVar[int] = contextvars.ContextVar("deribit_ts_request_priority",
-                                                                       default=BACKGROUND)
+request_priority: contextvars.ContextVar[int] = contextvars.ContextVar(
+    "deribit_ts_request_priority", default=BACKGROUND
+)
 
 
 class PriorityLimiter(CreditLimiter):

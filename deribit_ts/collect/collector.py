@@ -72,11 +72,18 @@ class CollectSettings:
 
     def public(self) -> dict:
         """What the heartbeat row records (status reads currencies and kinds from it)."""
-        return {"currencies": self.currencies, "kinds": self.kinds,
-                "datasets": self.datasets(), "since": self.since,
-                "every": {"candles": self.candles_every.total_seconds(), "index": self.index_every.total_seconds(),
-                          "funding": self.funding_every.total_seconds(),
-                          "catalogue": self.catalogue_every.total_seconds()}}
+        return {
+            "currencies": self.currencies,
+            "kinds": self.kinds,
+            "datasets": self.datasets(),
+            "since": self.since,
+            "every": {
+                "candles": self.candles_every.total_seconds(),
+                "index": self.index_every.total_seconds(),
+                "funding": self.funding_every.total_seconds(),
+                "catalogue": self.catalogue_every.total_seconds(),
+            },
+        }
 
     def datasets(self) -> list[str]:
         out = ["instruments"]
@@ -211,8 +218,16 @@ class Job:
 
 
 class Leader:
-    def __init__(self, dsn: str, client: DeribitClient, settings: CollectSettings, lead: Leadership, stop: Stop,
-                 health: Healthcheck, clock: ExchangeClock):
+    def __init__(
+        self,
+        dsn: str,
+        client: DeribitClient,
+        settings: CollectSettings,
+        lead: Leadership,
+        stop: Stop,
+        health: Healthcheck,
+        clock: ExchangeClock,
+    ):
         self.dsn = dsn
         self.client = client
         self.s = settings
@@ -262,8 +277,9 @@ class Leader:
                 await asyncio.gather(sharing, return_exceptions=True)
             if self.run_id is not None:
                 try:
-                    await _finish_run(control, self.run_id, status, self.error if status != "ok" else None,
-                                      self.client.stats)
+                    await _finish_run(
+                        control, self.run_id, status, self.error if status != "ok" else None, self.client.stats
+                    )
                     await self.lead.beat("stopped", role="stopped", run_id=self.run_id)
                 except (psycopg.Error, TimeoutError):
                     pass  # the database is what failed; the next start on this host marks the run interrupted
@@ -336,15 +352,23 @@ class Leader:
         now = self.clock.now()
         self.origin = await plan.ensure_origin(control, self.s.since, now)
         self.indexes = await instruments.check_indexes(
-            self.client, [f"{c.lower()}_usd" for c in self.s.currencies], keep_unlisted=False)
+            self.client, [f"{c.lower()}_usd" for c in self.s.currencies], keep_unlisted=False
+        )
         await _release_previous_leaders_tasks(control)
         catalogue = await connect_async(self.dsn, application_name=APPLICATION)
         try:
             if await self._catalogue_stale(control, now):  # else a previous leader just refreshed it
                 await self._catalogue(catalogue, now, True)
                 await plan.record_job(control, "catalogue", now)
-            self.engine = CollectorEngine(self.dsn, self.client, self.run_id, await instruments.name_to_id(control),
-                                          now, self.s.workers, self.s.fresh_workers)
+            self.engine = CollectorEngine(
+                self.dsn,
+                self.client,
+                self.run_id,
+                await instruments.name_to_id(control),
+                now,
+                self.s.workers,
+                self.s.fresh_workers,
+            )
             jobs = self._jobs(control, catalogue)
             engine_task = asyncio.create_task(self.engine.run_forever())
             self.state = "collecting"
@@ -370,26 +394,59 @@ class Leader:
         s = self.s
         full = s.full_check_every
         jobs = [
-            Job("candles", s.candles_every, lambda now, f: self._plan_candles(control, now, f), timedelta(seconds=2),
-                full),
+            Job(
+                "candles",
+                s.candles_every,
+                lambda now, f: self._plan_candles(control, now, f),
+                timedelta(seconds=2),
+                full,
+            ),
             Job("index", s.index_every, lambda now, f: self._plan_index(control, now, f), timedelta(seconds=2), full),
-            Job("funding", s.funding_every, lambda now, f: self._plan_funding(control, now, f), timedelta(seconds=30),
-                full),
-            Job("dvol", s.dvol_every, lambda now, f: self._plan_series(control, "dvol", now, f), timedelta(seconds=2),
-                full),
-            Job("delivery", s.delivery_every, lambda now, f: self._plan_series(control, "delivery", now, f),
-                timedelta(hours=8, minutes=2), full),
+            Job(
+                "funding",
+                s.funding_every,
+                lambda now, f: self._plan_funding(control, now, f),
+                timedelta(seconds=30),
+                full,
+            ),
+            Job(
+                "dvol",
+                s.dvol_every,
+                lambda now, f: self._plan_series(control, "dvol", now, f),
+                timedelta(seconds=2),
+                full,
+            ),
+            Job(
+                "delivery",
+                s.delivery_every,
+                lambda now, f: self._plan_series(control, "delivery", now, f),
+                timedelta(hours=8, minutes=2),
+                full,
+            ),
             Job("catalogue", s.catalogue_every, lambda now, f: self._catalogue(catalogue, now, f), full_every=full),
             Job("rollups", s.rollups_every, lambda now, f: self._rollups()),
         ]
         if "option" in s.kinds:
-            jobs.insert(1, Job("options", s.options_every, lambda now, f: self._plan_options(control, now),
-                               timedelta(seconds=5), full))
+            jobs.insert(
+                1,
+                Job(
+                    "options",
+                    s.options_every,
+                    lambda now, f: self._plan_options(control, now),
+                    timedelta(seconds=5),
+                    full,
+                ),
+            )
             if snapshots_available():  # options-chain's library (deribit_ts.ingest.snapshots), once installed
-                jobs += [Job("option_snapshots", s.snapshots_every, lambda now, f: self._snapshot(True),
-                             timedelta(seconds=10)),
-                         Job("option_greeks", s.greeks_every, lambda now, f: self._snapshot(False),
-                             timedelta(seconds=40))]
+                jobs += [
+                    Job(
+                        "option_snapshots",
+                        s.snapshots_every,
+                        lambda now, f: self._snapshot(True),
+                        timedelta(seconds=10),
+                    ),
+                    Job("option_greeks", s.greeks_every, lambda now, f: self._snapshot(False), timedelta(seconds=40)),
+                ]
         if "perpetual" not in s.kinds:
             jobs = [j for j in jobs if j.name != "funding"]
         for job in jobs:  # the catalogue was just refreshed, with the expired instruments: next due in a period
@@ -494,7 +551,7 @@ class Leader:
         """Active instruments every run; the recently expired ones (their final state) with each full check."""
         found: dict[str, dict] = {}
         for currency in self.s.currencies:
-            for exp in ((True, False) if expired else (False,)):
+            for exp in (True, False) if expired else (False,):
                 for raw in await self.client.get_instruments(currency=currency, expired=exp):
                     found[raw["instrument_name"]] = raw
         known = await instruments.name_to_id(conn)
@@ -531,4 +588,5 @@ async def _release_previous_leaders_tasks(conn: AsyncConnection) -> None:
     that died or lost its lock: take them back at once instead of waiting for their leases to expire."""
     await conn.execute(
         """UPDATE deribit_ts.tasks SET state = 'pending', lease_owner = NULL, lease_expires = NULL, updated_at = now()
-            WHERE state = 'running' AND priority < 0""")
+            WHERE state = 'running' AND priority < 0"""
+    )

@@ -35,8 +35,16 @@ COLLECTOR_MAX_PRIORITY = -1  # backfill tasks (priorities >= 1) are left to back
 
 
 class CollectorEngine(Engine):
-    def __init__(self, dsn: str, client: DeribitClient, run_id: int, instrument_ids: dict[str, int], now,
-                 workers: int, fresh_workers: int):
+    def __init__(
+        self,
+        dsn: str,
+        client: DeribitClient,
+        run_id: int,
+        instrument_ids: dict[str, int],
+        now,
+        workers: int,
+        fresh_workers: int,
+    ):
         super().__init__(dsn, client, run_id, instrument_ids, now, Reporter(), workers)
         self.fresh_workers = min(fresh_workers, workers - 1) if workers > 1 else 0
         self.keys: list[str] = []
@@ -85,14 +93,18 @@ class CollectorEngine(Engine):
         cur = await conn.execute(
             """SELECT count(*) FILTER (WHERE priority < %s), count(*) FILTER (WHERE priority >= %s)
                  FROM deribit_ts.tasks WHERE state IN ('pending', 'running') AND priority < 0""",
-            (CATCH_UP, CATCH_UP))
+            (CATCH_UP, CATCH_UP),
+        )
         fresh, catch_up = await cur.fetchone()
         return {"fresh": fresh, "catch_up": catch_up}
 
 
-async def _claim(conn: AsyncConnection, owner: str, datasets: list[str], keys: list[str],
-                 max_priority: int) -> Task | None:
+async def _claim(
+    conn: AsyncConnection, owner: str, datasets: list[str], keys: list[str], max_priority: int
+) -> Task | None:
     async with conn.cursor(row_factory=class_row(Task)) as cur:
-        await cur.execute("SELECT * FROM deribit_ts.collector_claim_task(%s, %s, %s, %s, %s)",
-                          (owner, tasks.LEASE, datasets, keys, max_priority))
+        await cur.execute(
+            "SELECT * FROM deribit_ts.collector_claim_task(%s, %s, %s, %s, %s)",
+            (owner, tasks.LEASE, datasets, keys, max_priority),
+        )
         return await cur.fetchone()

@@ -28,8 +28,13 @@ APPLICATION = "deribit-ts collect"
 LOCK_KEY = (1685222515, 1)  # ("drts", collector); sql/70_collector.sql reads pg_locks with the same pair
 BEAT_TIMEOUT_S = 10.0  # a heartbeat that takes longer than this means the connection is gone
 # Keepalives on the lock connection: the server notices a leader whose network vanished within ~15 s.
-_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
-               "tcp_user_timeout": 15000}
+_KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15000,
+}
 
 _UPSERT_BEAT = """
 INSERT INTO deribit_ts.collector_processes AS p
@@ -75,23 +80,37 @@ class Leadership:
             self.leading = False
 
     async def try_lead(self) -> bool:
-        cur = await asyncio.wait_for(self.conn.execute("SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEY),
-                                     BEAT_TIMEOUT_S)
+        cur = await asyncio.wait_for(self.conn.execute("SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEY), BEAT_TIMEOUT_S)
         self.leading = bool((await cur.fetchone())[0])
         return self.leading
 
-    async def beat(self, state: str, *, exchange_now: datetime | None = None, run_id: int | None = None,
-                   error: str | None = None, role: str | None = None) -> None:
+    async def beat(
+        self,
+        state: str,
+        *,
+        exchange_now: datetime | None = None,
+        run_id: int | None = None,
+        error: str | None = None,
+        role: str | None = None,
+    ) -> None:
         """Write the heartbeat row; raises (psycopg.OperationalError, TimeoutError) when the connection is gone."""
-        params = {"process_id": self.process_id, "host": socket.gethostname(), "pid": os.getpid(),
-                  "role": role or ("leader" if self.leading else "standby"), "state": state[:500],
-                  "exchange_now": exchange_now, "run_id": run_id, "settings": self.settings,
-                  "error": error[:1000] if error else None}
+        params = {
+            "process_id": self.process_id,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "role": role or ("leader" if self.leading else "standby"),
+            "state": state[:500],
+            "exchange_now": exchange_now,
+            "run_id": run_id,
+            "settings": self.settings,
+            "error": error[:1000] if error else None,
+        }
         await asyncio.wait_for(self.conn.execute(_UPSERT_BEAT, params), BEAT_TIMEOUT_S)
 
     async def leader_name(self) -> str | None:
         """The process that holds the lock now, as its heartbeat row names it (None if unknown)."""
         cur = await self.conn.execute(
-            "SELECT process_id FROM deribit_ts.collector_status WHERE holds_lock ORDER BY beat_at DESC LIMIT 1")
+            "SELECT process_id FROM deribit_ts.collector_status WHERE holds_lock ORDER BY beat_at DESC LIMIT 1"
+        )
         row = await cur.fetchone()
         return row[0] if row else None

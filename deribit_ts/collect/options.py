@@ -29,16 +29,26 @@ async def traded_options(client: DeribitClient, currency: str, start_ms: int, en
     names: set[str] = set()
     cursor = start_ms
     while cursor <= end_ms:
-        reply = await client.call("get_last_trades_by_currency_and_time", {
-            "currency": currency, "kind": "option", "start_timestamp": cursor, "end_timestamp": end_ms,
-            "count": PAGE, "sorting": "asc"})
+        reply = await client.call(
+            "get_last_trades_by_currency_and_time",
+            {
+                "currency": currency,
+                "kind": "option",
+                "start_timestamp": cursor,
+                "end_timestamp": end_ms,
+                "count": PAGE,
+                "sorting": "asc",
+            },
+        )
         try:
             trades = reply.get("trades") or []
             names.update(t["instrument_name"] for t in trades)
             last = max((int(t["timestamp"]) for t in trades), default=cursor)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise UnexpectedReplyError(f"get_last_trades_by_currency_and_time({currency}, option): the exchange's "
-                                       f"reply is not as documented ({exc.__class__.__name__}: {exc})") from None
+            raise UnexpectedReplyError(
+                f"get_last_trades_by_currency_and_time({currency}, option): the exchange's "
+                f"reply is not as documented ({exc.__class__.__name__}: {exc})"
+            ) from None
         if not reply.get("has_more") or not trades:
             return names
         # The next page starts at the last timestamp seen (trades of that millisecond may continue on it); a page
@@ -49,7 +59,8 @@ async def traded_options(client: DeribitClient, currency: str, start_ms: int, en
 
 async def scan_watermark(conn: AsyncConnection, currency: str):
     cur = await conn.execute(
-        "SELECT covered_until FROM deribit_ts.watermarks WHERE dataset = 'option_trades' AND key = %s", (currency,))
+        "SELECT covered_until FROM deribit_ts.watermarks WHERE dataset = 'option_trades' AND key = %s", (currency,)
+    )
     row = await cur.fetchone()
     return row[0] if row else None
 
@@ -59,4 +70,5 @@ async def set_scan_watermark(conn: AsyncConnection, currency: str, until) -> Non
         """INSERT INTO deribit_ts.watermarks AS w (dataset, key, covered_until) VALUES ('option_trades', %s, %s)
            ON CONFLICT (dataset, key) DO UPDATE
                SET covered_until = greatest(w.covered_until, EXCLUDED.covered_until), updated_at = now()""",
-        (currency, until))
+        (currency, until),
+    )

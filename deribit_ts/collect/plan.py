@@ -30,8 +30,16 @@ class Planned:
     new_tasks: int = 0
 
 
-async def _plan_split(conn: AsyncConnection, dataset: str, key: str, start: datetime, end: datetime,
-                      span: timedelta, fresh_from: datetime, fresh_priority: int) -> int:
+async def _plan_split(
+    conn: AsyncConnection,
+    dataset: str,
+    key: str,
+    start: datetime,
+    end: datetime,
+    span: timedelta,
+    fresh_from: datetime,
+    fresh_priority: int,
+) -> int:
     """Plan [start, end): the part from fresh_from at the fresh priority, the older part as catch-up."""
     if start >= end:
         return 0
@@ -45,24 +53,37 @@ async def retry_failed(conn: AsyncConnection, dataset: str) -> int:
     behind the watermark, where the regular plan no longer looks (each failure is counted in collector_jobs)."""
     cur = await conn.execute(
         """UPDATE deribit_ts.tasks SET state = 'pending', attempts = 0, updated_at = now()
-            WHERE dataset = %s AND state = 'failed' AND priority < 0""", (dataset,))
+            WHERE dataset = %s AND state = 'failed' AND priority < 0""",
+        (dataset,),
+    )
     return cur.rowcount
 
 
-async def plan_candles(conn: AsyncConnection, now: datetime, origin: datetime, full: bool, currencies: list[str],
-                       kinds: list[str]) -> Planned:
+async def plan_candles(
+    conn: AsyncConnection, now: datetime, origin: datetime, full: bool, currencies: list[str], kinds: list[str]
+) -> Planned:
     out = Planned()
     if not {"perpetual", "future"} & set(kinds):
         return out
     cur = await conn.execute(
         "SELECT * FROM deribit_ts.collector_candle_wants(%s, %s, %s, %s, %s, %s, %s, %s)",
-        (now, origin, full, currencies, "perpetual" in kinds, "future" in kinds, candles.DATASET.settle,
-         FULL_KEEP_AFTER_EXPIRY if full else KEEP_AFTER_EXPIRY))
+        (
+            now,
+            origin,
+            full,
+            currencies,
+            "perpetual" in kinds,
+            "future" in kinds,
+            candles.DATASET.settle,
+            FULL_KEEP_AFTER_EXPIRY if full else KEEP_AFTER_EXPIRY,
+        ),
+    )
     fresh_from = now.replace(second=0, microsecond=0) - FRESH_SPAN
     for name, start, end, _perpetual in await cur.fetchall():
         out.keys.append(name)
-        out.new_tasks += await _plan_split(conn, "candles", name, start, end, candles.DATASET.task_span,
-                                           fresh_from, FRESH)
+        out.new_tasks += await _plan_split(
+            conn, "candles", name, start, end, candles.DATASET.task_span, fresh_from, FRESH
+        )
     return out
 
 
@@ -71,35 +92,40 @@ async def plan_options(conn: AsyncConnection, now: datetime, origin: datetime, n
     out = Planned()
     if not names:
         return out
-    cur = await conn.execute("SELECT * FROM deribit_ts.collector_option_wants(%s, %s, %s, %s)",
-                             (now, origin, names, candles.DATASET.settle))
+    cur = await conn.execute(
+        "SELECT * FROM deribit_ts.collector_option_wants(%s, %s, %s, %s)", (now, origin, names, candles.DATASET.settle)
+    )
     fresh_from = now.replace(second=0, microsecond=0) - FRESH_SPAN
     for name, start, end in await cur.fetchall():
         out.keys.append(name)
-        out.new_tasks += await _plan_split(conn, "candles", name, start, end, candles.DATASET.task_span,
-                                           fresh_from, OPTIONS)
+        out.new_tasks += await _plan_split(
+            conn, "candles", name, start, end, candles.DATASET.task_span, fresh_from, OPTIONS
+        )
     return out
 
 
-async def plan_funding(conn: AsyncConnection, now: datetime, origin: datetime, full: bool,
-                       currencies: list[str]) -> Planned:
+async def plan_funding(
+    conn: AsyncConnection, now: datetime, origin: datetime, full: bool, currencies: list[str]
+) -> Planned:
     out = Planned()
-    cur = await conn.execute("SELECT * FROM deribit_ts.collector_funding_wants(%s, %s, %s, %s)",
-                             (now, origin, full, currencies))
+    cur = await conn.execute(
+        "SELECT * FROM deribit_ts.collector_funding_wants(%s, %s, %s, %s)", (now, origin, full, currencies)
+    )
     fresh_from = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     for name, start, end in await cur.fetchall():
         out.keys.append(name)
-        out.new_tasks += await _plan_split(conn, "funding", name, start, end, funding.DATASET.task_span,
-                                           fresh_from, FUNDING)
+        out.new_tasks += await _plan_split(
+            conn, "funding", name, start, end, funding.DATASET.task_span, fresh_from, FUNDING
+        )
     return out
 
 
-async def plan_index(conn: AsyncConnection, now: datetime, origin: datetime, full: bool,
-                     indexes: list[str]) -> Planned:
+async def plan_index(conn: AsyncConnection, now: datetime, origin: datetime, full: bool, indexes: list[str]) -> Planned:
     """One task per index and gap: the index endpoint answers whole ranges back from now, not windows."""
     out = Planned()
-    cur = await conn.execute("SELECT * FROM deribit_ts.collector_index_wants(%s, %s, %s, %s)",
-                             (now, origin, full, indexes))
+    cur = await conn.execute(
+        "SELECT * FROM deribit_ts.collector_index_wants(%s, %s, %s, %s)", (now, origin, full, indexes)
+    )
     for name, start, end in await cur.fetchall():
         out.keys.append(name)
         if start < end:
@@ -107,12 +133,23 @@ async def plan_index(conn: AsyncConnection, now: datetime, origin: datetime, ful
     return out
 
 
-async def plan_series(conn: AsyncConnection, dataset: str, now: datetime, origin: datetime, full: bool,
-                      keys: list[str], settle: timedelta, span: timedelta, priority: int) -> Planned:
+async def plan_series(
+    conn: AsyncConnection,
+    dataset: str,
+    now: datetime,
+    origin: datetime,
+    full: bool,
+    keys: list[str],
+    settle: timedelta,
+    span: timedelta,
+    priority: int,
+) -> Planned:
     """DVOL (keyed by currency) and delivery prices (keyed by index name)."""
     out = Planned()
-    cur = await conn.execute("SELECT * FROM deribit_ts.collector_series_wants(%s, %s, %s, %s, %s, %s)",
-                             (dataset, now, origin, full, keys, settle))
+    cur = await conn.execute(
+        "SELECT * FROM deribit_ts.collector_series_wants(%s, %s, %s, %s, %s, %s)",
+        (dataset, now, origin, full, keys, settle),
+    )
     for key, start, end in await cur.fetchall():
         out.keys.append(key)
         if start < end:
@@ -128,19 +165,24 @@ async def ensure_origin(conn: AsyncConnection, since: datetime | None, now: date
            ON CONFLICT (singleton) DO UPDATE
                SET origin = CASE WHEN %s THEN least(o.origin, EXCLUDED.origin) ELSE o.origin END,
                    updated_at = now()
-           RETURNING origin""", (start, since is not None))
+           RETURNING origin""",
+        (start, since is not None),
+    )
     return (await cur.fetchone())[0]
 
 
-async def record_job(conn: AsyncConnection, job: str, exchange_now: datetime | None, error: str | None = None,
-                     errors: int = 0) -> None:
+async def record_job(
+    conn: AsyncConnection, job: str, exchange_now: datetime | None, error: str | None = None, errors: int = 0
+) -> None:
     """One run of a job (error None: it succeeded), or `errors` failures of its tasks (exchange_now None)."""
     if exchange_now is None:
         await conn.execute(
             """INSERT INTO deribit_ts.collector_jobs AS j (job, errors, last_error, last_error_at)
                VALUES (%s, %s, %s, now())
                ON CONFLICT (job) DO UPDATE SET errors = j.errors + EXCLUDED.errors,
-                   last_error = EXCLUDED.last_error, last_error_at = now()""", (job, errors, error))
+                   last_error = EXCLUDED.last_error, last_error_at = now()""",
+            (job, errors, error),
+        )
         return
     await conn.execute(
         """INSERT INTO deribit_ts.collector_jobs AS j (job, runs, errors, last_run_at, last_ok_at, last_ok_exchange,
@@ -153,4 +195,5 @@ async def record_job(conn: AsyncConnection, job: str, exchange_now: datetime | N
                last_ok_exchange = coalesce(EXCLUDED.last_ok_exchange, j.last_ok_exchange),
                last_error = coalesce(EXCLUDED.last_error, j.last_error),
                last_error_at = coalesce(EXCLUDED.last_error_at, j.last_error_at)""",
-        {"job": job, "failed": error is not None, "now": exchange_now, "error": error})
+        {"job": job, "failed": error is not None, "now": exchange_now, "error": error},
+    )

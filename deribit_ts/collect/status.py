@@ -34,8 +34,12 @@ DEFAULT_MAX_HEARTBEAT_AGE = 60.0
 MAX_LAG_ENV = "DERIBIT_TS_STATUS_MAX_LAG"
 MAX_HEARTBEAT_AGE_ENV = "DERIBIT_TS_STATUS_MAX_HEARTBEAT_AGE"
 # Which job's error counts belong to a dataset.
-_JOB_OF = {"candles.perpetual": "candles", "candles.future": "candles", "candles.option": "options",
-           "instruments": "catalogue"}
+_JOB_OF = {
+    "candles.perpetual": "candles",
+    "candles.future": "candles",
+    "candles.option": "options",
+    "instruments": "catalogue",
+}
 
 
 @dataclass
@@ -58,8 +62,10 @@ class Thresholds:
             except ValueError:
                 seconds = -1.0
             if not sep or not name.strip() or not seconds > 0:
-                raise UserError(f"--max-lag {item!r}: write DATASET=SECONDS, e.g. candles.perpetual=120 "
-                                f"(datasets: {', '.join(DEFAULT_MAX_LAG)}, ...)")
+                raise UserError(
+                    f"--max-lag {item!r}: write DATASET=SECONDS, e.g. candles.perpetual=120 "
+                    f"(datasets: {', '.join(DEFAULT_MAX_LAG)}, ...)"
+                )
             out.max_lag[name.strip()] = seconds
         raw_age = os.environ.get(MAX_HEARTBEAT_AGE_ENV, "").strip()
         if heartbeat_age is None and raw_age:
@@ -86,9 +92,25 @@ def collect_status(conn: psycopg.Connection, thresholds: Thresholds) -> dict:
     processes = conn.execute(
         """SELECT process_id, host, pid, role, state, started_at, leader_since, beat_at, beat_age, exchange_now,
                   run_id, settings, last_error, last_error_at, holds_lock
-             FROM deribit_ts.collector_status ORDER BY holds_lock DESC, beat_at DESC""").fetchall()
-    names = ("process_id", "host", "pid", "role", "state", "started_at", "leader_since", "beat_at", "beat_age",
-             "exchange_now", "run_id", "settings", "last_error", "last_error_at", "holds_lock")
+             FROM deribit_ts.collector_status ORDER BY holds_lock DESC, beat_at DESC"""
+    ).fetchall()
+    names = (
+        "process_id",
+        "host",
+        "pid",
+        "role",
+        "state",
+        "started_at",
+        "leader_since",
+        "beat_at",
+        "beat_age",
+        "exchange_now",
+        "run_id",
+        "settings",
+        "last_error",
+        "last_error_at",
+        "holds_lock",
+    )
     rows = [dict(zip(names, row, strict=True)) for row in processes]
     live = [r for r in rows if r["role"] != "stopped"]
     leader = next((r for r in rows if r["holds_lock"]), None)
@@ -102,17 +124,25 @@ def collect_status(conn: psycopg.Connection, thresholds: Thresholds) -> dict:
     elif leader is None:
         problems.append("no collector leads: none holds the leader lock")
     elif leader["beat_age"].total_seconds() > thresholds.max_heartbeat_age:
-        problems.append(f"the leader's last heartbeat is {leader['beat_age'].total_seconds():.0f} s old "
-                        f"(threshold {thresholds.max_heartbeat_age:g} s)")
+        problems.append(
+            f"the leader's last heartbeat is {leader['beat_age'].total_seconds():.0f} s old "
+            f"(threshold {thresholds.max_heartbeat_age:g} s)"
+        )
     basis = leader or (rows[0] if rows else None)
     datasets = []
     if basis is not None:
         settings = basis["settings"] or {}
         wanted = settings.get("datasets") or []
-        jobs = {job: (errors, last_error) for job, errors, last_error in
-                conn.execute("SELECT job, errors, last_error FROM deribit_ts.collector_jobs").fetchall()}
-        fresh = conn.execute("SELECT * FROM deribit_ts.collector_freshness(%s, %s, %s)",
-                             (reference, settings.get("currencies") or [], settings.get("kinds") or [])).fetchall()
+        jobs = {
+            job: (errors, last_error)
+            for job, errors, last_error in conn.execute(
+                "SELECT job, errors, last_error FROM deribit_ts.collector_jobs"
+            ).fetchall()
+        }
+        fresh = conn.execute(
+            "SELECT * FROM deribit_ts.collector_freshness(%s, %s, %s)",
+            (reference, settings.get("currencies") or [], settings.get("kinds") or []),
+        ).fetchall()
         found = {row[0]: row for row in fresh}
         for dataset in wanted:
             _, keys, newest, covered, lag, stalest = found.get(dataset, (dataset, 0, None, None, None, None))
@@ -122,9 +152,20 @@ def collect_status(conn: psycopg.Connection, thresholds: Thresholds) -> dict:
             if keys and stale:
                 what = f"lag {lag.total_seconds():.0f} s" if lag is not None else f"nothing collected yet for {stalest}"
                 problems.append(f"{dataset} is stale: {what} (threshold {limit:g} s)")
-            datasets.append({"dataset": dataset, "keys": keys, "newest": _iso(newest), "covered_until": _iso(covered),
-                             "lag_s": _seconds(lag), "threshold_s": limit, "stale": bool(keys and stale),
-                             "stalest_key": stalest, "errors": errors, "last_error": last_error})
+            datasets.append(
+                {
+                    "dataset": dataset,
+                    "keys": keys,
+                    "newest": _iso(newest),
+                    "covered_until": _iso(covered),
+                    "lag_s": _seconds(lag),
+                    "threshold_s": limit,
+                    "stale": bool(keys and stale),
+                    "stalest_key": stalest,
+                    "errors": errors,
+                    "last_error": last_error,
+                }
+            )
     return {
         "ok": not problems,
         "reference_time": _iso(reference),
@@ -136,8 +177,17 @@ def collect_status(conn: psycopg.Connection, thresholds: Thresholds) -> dict:
 
 
 def _process(r: dict) -> dict:
-    return {"process_id": r["process_id"], "host": r["host"], "pid": r["pid"], "role": r["role"], "state": r["state"],
-            "holds_lock": r["holds_lock"], "leader_since": _iso(r["leader_since"]),
-            "last_heartbeat": _iso(r["beat_at"]),
-            "heartbeat_age_s": _seconds(r["beat_age"]), "exchange_time": _iso(r["exchange_now"]),
-            "last_error": r["last_error"], "last_error_at": _iso(r["last_error_at"])}
+    return {
+        "process_id": r["process_id"],
+        "host": r["host"],
+        "pid": r["pid"],
+        "role": r["role"],
+        "state": r["state"],
+        "holds_lock": r["holds_lock"],
+        "leader_since": _iso(r["leader_since"]),
+        "last_heartbeat": _iso(r["beat_at"]),
+        "heartbeat_age_s": _seconds(r["beat_age"]),
+        "exchange_time": _iso(r["exchange_now"]),
+        "last_error": r["last_error"],
+        "last_error_at": _iso(r["last_error_at"]),
+    }

@@ -44,8 +44,13 @@ MANIFEST_FORMAT = 1
 _NAME = re.compile(r"^deribit-(\d{8}T\d{6}(?:\.\d+)?Z)\.dump$")
 
 # The row text the checksums hash must not depend on session settings the two ends may differ in.
-_STABLE_TEXT = ("SET TIME ZONE 'UTC'", "SET DateStyle = 'ISO, MDY'", "SET IntervalStyle = 'postgres'",
-                "SET extra_float_digits = 1", "SET bytea_output = 'hex'")
+_STABLE_TEXT = (
+    "SET TIME ZONE 'UTC'",
+    "SET DateStyle = 'ISO, MDY'",
+    "SET IntervalStyle = 'postgres'",
+    "SET extra_float_digits = 1",
+    "SET bytea_output = 'hex'",
+)
 
 # Tables (plain, partitioned, hypertables) and materialized views of our schemas. A hypertable is queried
 # through its root, which reads every chunk.
@@ -77,6 +82,7 @@ class BackupResult:
 
 # ------------------------------------------------------------------------------------------ manifest
 
+
 def table_checksums(conn: psycopg.Connection) -> dict[str, dict]:
     """{"schema.table": {"rows": n, "checksum": hex}} for every table of our schemas, as this session sees them."""
     for statement in _STABLE_TEXT:
@@ -99,8 +105,10 @@ def compare(expected: dict[str, dict], actual: dict[str, dict]) -> list[str]:
         elif got is None:
             problems.append(f"{name}: missing after the restore")
         elif want != got:
-            problems.append(f"{name}: {got['rows']} rows (checksum {got['checksum'][:8]}), "
-                            f"the manifest says {want['rows']} (checksum {want['checksum'][:8]})")
+            problems.append(
+                f"{name}: {got['rows']} rows (checksum {got['checksum'][:8]}), "
+                f"the manifest says {want['rows']} (checksum {want['checksum'][:8]})"
+            )
     return problems
 
 
@@ -109,6 +117,7 @@ def manifest_path(dump: Path) -> Path:
 
 
 # -------------------------------------------------------------------------------------- PostgreSQL tools
+
 
 def pg_tool(name: str, server_major: int, extra_bindirs: list[Path]) -> str:
     """The path of pg_dump/pg_restore of the server's major version: the private prefix's, else PATH's."""
@@ -124,8 +133,10 @@ def pg_tool(name: str, server_major: int, extra_bindirs: list[Path]) -> str:
         if major is not None:
             seen.append(f"{candidate} is {major}")
     found = f" ({'; '.join(seen)})" if seen else ""
-    raise UserError(f"no {name} of PostgreSQL {server_major} found{found}: install the client programs of "
-                    f"PostgreSQL {server_major} or put them on PATH")
+    raise UserError(
+        f"no {name} of PostgreSQL {server_major} found{found}: install the client programs of "
+        f"PostgreSQL {server_major} or put them on PATH"
+    )
 
 
 def client_bindirs(home: Path) -> list[Path]:
@@ -134,8 +145,7 @@ def client_bindirs(home: Path) -> list[Path]:
 
     cluster = Cluster(home)
     remembered = cluster.bindir()
-    return ([remembered] if remembered else []) + sorted(cluster.prefix.glob("usr/lib/postgresql/*/bin"),
-                                                         reverse=True)
+    return ([remembered] if remembered else []) + sorted(cluster.prefix.glob("usr/lib/postgresql/*/bin"), reverse=True)
 
 
 def _tool_major(path: Path) -> int | None:
@@ -171,8 +181,10 @@ def _tool_error(result: subprocess.CompletedProcess, what: str) -> UserError:
 
 # ---------------------------------------------------------------------------------------------- backup
 
-def backup(dsn: str, to: Path, *, keep: int | None = None, bindirs: list[Path] | None = None,
-           now: datetime | None = None) -> BackupResult:
+
+def backup(
+    dsn: str, to: Path, *, keep: int | None = None, bindirs: list[Path] | None = None, now: datetime | None = None
+) -> BackupResult:
     """Dump the database into ``to`` with its manifest; then keep only the newest ``keep`` backups."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S.%fZ")
     dump = to / f"deribit-{stamp}.dump"
@@ -182,16 +194,29 @@ def backup(dsn: str, to: Path, *, keep: int | None = None, bindirs: list[Path] |
         info = server_info(conn)
         extension_schema = _extension_schema(conn)
         if info.timescaledb_version is None:
-            raise UserError(f"the database {mask_password(dsn)} has no TimescaleDB extension: nothing of "
-                            "deribit-ts to back up (run `deribit-ts db migrate` first)")
+            raise UserError(
+                f"the database {mask_password(dsn)} has no TimescaleDB extension: nothing of "
+                "deribit-ts to back up (run `deribit-ts db migrate` first)"
+            )
         pg_dump = pg_tool("pg_dump", _server_major(conn), bindirs or [])
         to.mkdir(parents=True, exist_ok=True)
         snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
         conninfo, env = _client_args(dsn)
         # pg_dump reads the very snapshot the manifest is computed in, while this transaction stays open.
-        with subprocess.Popen([pg_dump, "--format=custom", f"--snapshot={snapshot}", "--no-password",
-                               f"--file={partial}", f"--dbname={conninfo}"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
+        with subprocess.Popen(
+            [
+                pg_dump,
+                "--format=custom",
+                f"--snapshot={snapshot}",
+                "--no-password",
+                f"--file={partial}",
+                f"--dbname={conninfo}",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as proc:
             try:
                 tables = table_checksums(conn)
                 stderr = proc.communicate()[1]
@@ -254,6 +279,7 @@ def _write_atomically(path: Path, text: str) -> None:
 
 # --------------------------------------------------------------------------------------------- restore
 
+
 def read_manifest(dump: Path) -> dict:
     if not dump.is_file():
         raise UserError(f"{dump} does not exist or is not a file: give the .dump file `deribit-ts backup` wrote")
@@ -284,9 +310,20 @@ def restore(dump: Path, dsn: str, *, bindirs: list[Path] | None = None) -> dict[
         conn.execute(sql.SQL("SELECT {}.timescaledb_pre_restore()").format(sql.Identifier(schema)))
         try:
             # --no-owner: the restoring role owns everything (the backup's roles may not exist here).
-            result = subprocess.run([pg_restore, "--no-owner", "--exit-on-error", "--no-password",
-                                     f"--use-list={contents}", f"--dbname={conninfo}", str(dump)],
-                                    env=env, capture_output=True, text=True)
+            result = subprocess.run(
+                [
+                    pg_restore,
+                    "--no-owner",
+                    "--exit-on-error",
+                    "--no-password",
+                    f"--use-list={contents}",
+                    f"--dbname={conninfo}",
+                    str(dump),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
         finally:
             conn.execute(sql.SQL("SELECT {}.timescaledb_post_restore()").format(sql.Identifier(schema)))
             contents.unlink(missing_ok=True)
@@ -297,8 +334,10 @@ def restore(dump: Path, dsn: str, *, bindirs: list[Path] | None = None) -> dict[
         tables = table_checksums(conn)
     problems = compare(manifest["tables"], tables)
     if problems:
-        raise UserError(f"the restored database differs from the backup's manifest: {problems[0]}"
-                        + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+        raise UserError(
+            f"the restored database differs from the backup's manifest: {problems[0]}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+        )
     return tables
 
 
@@ -327,17 +366,21 @@ def _refuse_non_empty(conn: psycopg.Connection, dsn: str) -> None:
                 WHERE n.nspname = 'public' AND NOT EXISTS (
                     SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')),
                (SELECT count(*) FROM _timescaledb_catalog.hypertable)
-        """ if _has_timescaledb(conn) else
         """
+        if _has_timescaledb(conn)
+        else """
         SELECT (SELECT count(*) FROM pg_namespace
                 WHERE nspname NOT IN ('public', 'information_schema') AND nspname NOT LIKE 'pg\\_%%'),
                (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                 WHERE n.nspname = 'public'),
                0
-        """).fetchone()
+        """
+    ).fetchone()
     if any(row):
-        raise UserError(f"the target database {mask_password(dsn)} is not empty: restore into a new, empty "
-                        "database (e.g. createdb) so nothing is overwritten or mixed")
+        raise UserError(
+            f"the target database {mask_password(dsn)} is not empty: restore into a new, empty "
+            "database (e.g. createdb) so nothing is overwritten or mixed"
+        )
 
 
 def _extension_schema(conn: psycopg.Connection) -> str | None:
@@ -357,18 +400,31 @@ def _create_extension(conn: psycopg.Connection, version: str, schema: str) -> No
                                 WHERE e.extname = 'timescaledb'""").fetchone()
     if installed:
         if installed[0] != version:
-            raise UserError(f"the target database has TimescaleDB {installed[0]}, the backup was taken with "
-                            f"{version}: restore into a database of a server with TimescaleDB {version}")
+            raise UserError(
+                f"the target database has TimescaleDB {installed[0]}, the backup was taken with "
+                f"{version}: restore into a database of a server with TimescaleDB {version}"
+            )
         if installed[1] != schema:
-            raise UserError(f"the target database has TimescaleDB in schema {installed[1]}, the backup in "
-                            f"{schema}: restore into a new database without the extension")
+            raise UserError(
+                f"the target database has TimescaleDB in schema {installed[1]}, the backup in "
+                f"{schema}: restore into a new database without the extension"
+            )
         return
-    available = {r[0] for r in conn.execute(
-        "SELECT version FROM pg_available_extension_versions WHERE name = 'timescaledb'").fetchall()}
+    available = {
+        r[0]
+        for r in conn.execute(
+            "SELECT version FROM pg_available_extension_versions WHERE name = 'timescaledb'"
+        ).fetchall()
+    }
     if version not in available:
         offered = ", ".join(sorted(available)) or "none"
-        raise UserError(f"the backup needs TimescaleDB {version}, the target server offers {offered}: restore on "
-                        f"a server with TimescaleDB {version} (then upgrade with ALTER EXTENSION if you like)")
+        raise UserError(
+            f"the backup needs TimescaleDB {version}, the target server offers {offered}: restore on "
+            f"a server with TimescaleDB {version} (then upgrade with ALTER EXTENSION if you like)"
+        )
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-    conn.execute(sql.SQL("CREATE EXTENSION timescaledb SCHEMA {} VERSION {}").format(
-        sql.Identifier(schema), sql.Literal(version)))
+    conn.execute(
+        sql.SQL("CREATE EXTENSION timescaledb SCHEMA {} VERSION {}").format(
+            sql.Identifier(schema), sql.Literal(version)
+        )
+    )

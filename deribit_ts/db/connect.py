@@ -31,16 +31,18 @@ def _unavailable(dsn: str, exc: psycopg.OperationalError) -> DatabaseUnavailable
     reason = " ".join(str(exc).split()) or exc.__class__.__name__
     if exc.sqlstate == TOO_MANY_CONNECTIONS or any(refusal in reason for refusal in _REFUSALS):
         # The server is up but out of connection slots: the backfill's workers are what the user can lower.
-        return DatabaseUnavailable("the database refused more connections (max_connections): lower --workers / "
-                                   "DERIBIT_TS_WORKERS")
+        return DatabaseUnavailable(
+            "the database refused more connections (max_connections): lower --workers / DERIBIT_TS_WORKERS"
+        )
     return DatabaseUnavailable(
         f"cannot connect to the database {mask_password(dsn)}: {reason} "
         "(check --dsn / DERIBIT_TS_DSN, or run `deribit-ts db up` for the embedded cluster)"
     )
 
 
-async def connect_async(dsn: str, *, autocommit: bool = True,
-                        application_name: str = "deribit-ts") -> psycopg.AsyncConnection:
+async def connect_async(
+    dsn: str, *, autocommit: bool = True, application_name: str = "deribit-ts"
+) -> psycopg.AsyncConnection:
     """The asyncio twin of connect()."""
     try:
         return await psycopg.AsyncConnection.connect(

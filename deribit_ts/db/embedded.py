@@ -108,8 +108,7 @@ class Cluster:
         self._create_database()
         self._save_state(ready=True)
         if not quiet:
-            _say(f"embedded cluster running on 127.0.0.1:{port} "
-                 f"(data: {self.data_dir}, log: {self.log_path()})")
+            _say(f"embedded cluster running on 127.0.0.1:{port} (data: {self.data_dir}, log: {self.log_path()})")
 
     def down(self) -> None:
         """Stop the server with a fast shutdown (open transactions roll back); a no-op when stopped."""
@@ -122,11 +121,11 @@ class Cluster:
     def _stop(self) -> None:
         binaries = self._binaries(install=False)
         owner = _ServerOwner.for_current_user()
-        result = owner.run([binaries.tool("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w",
-                            "-t", str(START_TIMEOUT_S), "stop"])
+        result = owner.run(
+            [binaries.tool("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "-t", str(START_TIMEOUT_S), "stop"]
+        )
         if result.returncode != 0:
-            raise UserError(f"could not stop the embedded cluster: {_last_line(result.stderr)} "
-                            f"(see {self.log_path()})")
+            raise UserError(f"could not stop the embedded cluster: {_last_line(result.stderr)} (see {self.log_path()})")
 
     def status(self) -> dict:
         state = self._state()
@@ -145,9 +144,12 @@ class Cluster:
             with connect(self.url(), autocommit=True) as conn:
                 server = server_info(conn)
                 size = conn.execute("SELECT pg_database_size(current_database())").fetchone()
-            info.update(postgres_version=server.postgres_version,
-                        timescaledb_version=server.timescaledb_version,
-                        edition=server.edition, data_size_bytes=size[0] if size else None)
+            info.update(
+                postgres_version=server.postgres_version,
+                timescaledb_version=server.timescaledb_version,
+                edition=server.edition,
+                data_size_bytes=size[0] if size else None,
+            )
         return info
 
     def url(self) -> str:
@@ -180,8 +182,10 @@ class Cluster:
         try:
             self.home.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UserError(f"cannot use {self.home} as the deribit-ts home ({exc.strerror}): set DERIBIT_TS_HOME "
-                            "to a writable directory") from None
+            raise UserError(
+                f"cannot use {self.home} as the deribit-ts home ({exc.strerror}): set DERIBIT_TS_HOME "
+                "to a writable directory"
+            ) from None
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
@@ -202,8 +206,10 @@ class Cluster:
         if not self._state().get("port"):
             port = _port_in_lock_file(self.data_dir / "postmaster.pid")
             if port is None:
-                raise UserError("the embedded cluster runs but its port is unknown; run `deribit-ts db down` "
-                                "and `deribit-ts db up` again")
+                raise UserError(
+                    "the embedded cluster runs but its port is unknown; run `deribit-ts db down` "
+                    "and `deribit-ts db up` again"
+                )
             self._save_state(port=port)
         self._create_database()
         self._save_state(ready=True)
@@ -219,8 +225,10 @@ class Cluster:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            raise UserError(f"cannot read {self.state_path} ({exc}); delete it and run `deribit-ts db up` "
-                            "(a new free port will be chosen)") from None
+            raise UserError(
+                f"cannot read {self.state_path} ({exc}); delete it and run `deribit-ts db up` "
+                "(a new free port will be chosen)"
+            ) from None
 
     def _save_state(self, **changes: object) -> None:
         state = {**self._state(), **changes}
@@ -244,8 +252,10 @@ class Cluster:
     def _refuse_port_change(self, port: int | None) -> None:
         current = self._state().get("port")
         if port is not None and port != current:
-            raise UserError(f"the embedded cluster already runs on port {current}; "
-                            f"run `deribit-ts db down` first to move it to port {port}")
+            raise UserError(
+                f"the embedded cluster already runs on port {current}; "
+                f"run `deribit-ts db down` first to move it to port {port}"
+            )
 
     def _choose_port(self, requested: int | None) -> int:
         remembered = self._state().get("port")
@@ -254,8 +264,10 @@ class Cluster:
             return port
         if requested:
             raise UserError(f"port {port} on 127.0.0.1 is in use by another program; choose another one")
-        raise UserError(f"port {port} on 127.0.0.1 (remembered in {self.state_path}) is in use by another "
-                        "program; stop that program, or run `deribit-ts db up --port N` with a free port")
+        raise UserError(
+            f"port {port} on 127.0.0.1 (remembered in {self.state_path}) is in use by another "
+            "program; stop that program, or run `deribit-ts db up --port N` with a free port"
+        )
 
     def _postmaster_pid(self) -> int | None:
         """The server's PID when postmaster.pid names a live process working in our data directory."""
@@ -297,8 +309,10 @@ class Cluster:
             self._run_installer()
             found = self._from_prefix()
         if found is None:
-            raise UserError(f"no PostgreSQL with TimescaleDB found (looked on PATH and in {self.prefix}); "
-                            "run `deribit-ts db up` to install one")
+            raise UserError(
+                f"no PostgreSQL with TimescaleDB found (looked on PATH and in {self.prefix}); "
+                "run `deribit-ts db up` to install one"
+            )
         self._save_state(bindir=str(found.bindir), bindir_source=found.source, pg_major=found.major)
         return found
 
@@ -322,12 +336,12 @@ class Cluster:
     def _run_installer(self) -> None:
         from deribit_ts.resources import install_script
 
-        _say(f"PostgreSQL with TimescaleDB was not found; installing it into {self.prefix} "
-             "(about 40 MB download, once)")
+        _say(
+            f"PostgreSQL with TimescaleDB was not found; installing it into {self.prefix} (about 40 MB download, once)"
+        )
         result = subprocess.run(["bash", str(install_script()), str(self.prefix)], stdout=sys.stderr)
         if result.returncode != 0:
-            raise UserError(f"installing PostgreSQL + TimescaleDB into {self.prefix} failed "
-                            "(see the messages above)")
+            raise UserError(f"installing PostgreSQL + TimescaleDB into {self.prefix} failed (see the messages above)")
 
     # ------------------------------------------------------------ init and start
 
@@ -346,8 +360,10 @@ class Cluster:
             # Left by a version that initialised in place and was killed: it never started, so holds no data.
             aside = self.home / f"cluster.incomplete-{os.getpid()}"
             self.data_dir.rename(aside)
-            _say(f"{self.data_dir} was never completely initialised (an earlier `db up` was interrupted): "
-                 f"moved it to {aside} and creating the cluster again; delete {aside} when you like")
+            _say(
+                f"{self.data_dir} was never completely initialised (an earlier `db up` was interrupted): "
+                f"moved it to {aside} and creating the cluster again; delete {aside} when you like"
+            )
 
     def _legacy_password_copy(self) -> Path:
         return self.home / "cluster.password.initdb"  # where earlier versions kept initdb's password copy
@@ -355,8 +371,10 @@ class Cluster:
     def _initdb(self, binaries: Binaries, owner: _ServerOwner, quiet: bool) -> None:
         """Initialise in a scratch directory and rename it into place once complete: all or nothing."""
         if self.data_dir.exists() and any(self.data_dir.iterdir()):
-            raise UserError(f"{self.data_dir} exists but is not a PostgreSQL data directory; "
-                            "move it away and run `deribit-ts db up` again")
+            raise UserError(
+                f"{self.data_dir} exists but is not a PostgreSQL data directory; "
+                "move it away and run `deribit-ts db up` again"
+            )
         password = self._password()
         if not quiet:
             _say(f"creating the embedded cluster in {self.data_dir} (PostgreSQL {binaries.major})")
@@ -381,15 +399,27 @@ class Cluster:
         owner.take(pwfile, mode=0o600)
         try:
             result = owner.run(
-                [binaries.tool("initdb"), "-D", str(data), "-U", SUPERUSER, f"--pwfile={pwfile}",
-                 # scram everywhere: no trust, not even over the unix socket.
-                 "--auth=scram-sha-256", "--encoding=UTF8",
-                 # The builtin provider (PG 17) sorts and classifies without the host's libc locales, which the
-                 # private glibc may not be able to read.
-                 "--locale=C", "--locale-provider=builtin", "--builtin-locale=C.UTF-8", "--no-instructions"],
+                [
+                    binaries.tool("initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    SUPERUSER,
+                    f"--pwfile={pwfile}",
+                    # scram everywhere: no trust, not even over the unix socket.
+                    "--auth=scram-sha-256",
+                    "--encoding=UTF8",
+                    # The builtin provider (PG 17) sorts and classifies without the host's libc locales, which the
+                    # private glibc may not be able to read.
+                    "--locale=C",
+                    "--locale-provider=builtin",
+                    "--builtin-locale=C.UTF-8",
+                    "--no-instructions",
+                ],
                 # Our lock stays held while initdb (or its postgres child) lives, even if we are killed,
                 # and initdb dies with us instead of running on as an orphan.
-                pass_fds=self._lock_fds, die_with_parent=True,
+                pass_fds=self._lock_fds,
+                die_with_parent=True,
             )
         finally:
             pwfile.unlink(missing_ok=True)
@@ -419,11 +449,21 @@ class Cluster:
 
     def _start(self, binaries: Binaries, owner: _ServerOwner) -> None:
         log_offset = self.log_path().stat().st_size  # report this start's error, not an older one
-        result = owner.run([binaries.tool("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_path()),
-                            "-w", "-t", str(START_TIMEOUT_S), "start"])
+        result = owner.run(
+            [
+                binaries.tool("pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_path()),
+                "-w",
+                "-t",
+                str(START_TIMEOUT_S),
+                "start",
+            ]
+        )
         if result.returncode != 0:
-            reason = (_last_server_error(self.log_path(), log_offset)
-                      or _last_line(result.stderr or result.stdout))
+            reason = _last_server_error(self.log_path(), log_offset) or _last_line(result.stderr or result.stdout)
             raise UserError(f"the embedded cluster did not start: {reason} (see {self.log_path()})")
 
     def _create_database(self) -> None:
@@ -437,6 +477,7 @@ class Cluster:
 
 
 # ---------------------------------------------------------------- server settings
+
 
 def _server_settings(port: int, socket_dir: Path | None, apache: bool) -> str:
     socket_dirs = _quote(str(socket_dir)) if socket_dir else "''"
@@ -480,8 +521,10 @@ synchronous_commit = off
 """
 
 
-_INCLUDE_BLOCK = ("\n# Settings managed by deribit-ts (rewritten by every `deribit-ts db up`)\n"
-                  "include_if_exists = 'deribit_ts.conf'\n")
+_INCLUDE_BLOCK = (
+    "\n# Settings managed by deribit-ts (rewritten by every `deribit-ts db up`)\n"
+    "include_if_exists = 'deribit_ts.conf'\n"
+)
 
 
 def _has_include_line(data_dir: Path) -> bool:
@@ -510,6 +553,7 @@ def _is_apache(binaries: Binaries) -> bool:
 
 # -------------------------------------------------------------- finding binaries
 
+
 def _has_server(bindir: Path) -> bool:
     return all((bindir / tool).is_file() for tool in ("postgres", "initdb", "pg_ctl"))
 
@@ -522,8 +566,10 @@ def _major_of(bindir: Path) -> int:
     result = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True)
     match = re.search(r"\) (\d+)", result.stdout)
     if result.returncode != 0 or not match:
-        raise UserError(f"{bindir / 'postgres'} does not run: {_last_line(result.stderr)}; "
-                        "delete the prefix and run `deribit-ts db up` to reinstall it")
+        raise UserError(
+            f"{bindir / 'postgres'} does not run: {_last_line(result.stderr)}; "
+            "delete the prefix and run `deribit-ts db up` to reinstall it"
+        )
     return int(match.group(1))
 
 
@@ -550,6 +596,7 @@ def _from_path() -> Binaries | None:
 
 
 # ---------------------------------------------------------------- processes, ports
+
 
 def _pid_in_lock_file(lock_file: Path) -> int | None:
     try:
@@ -602,6 +649,7 @@ def _port_is_free(port: int) -> bool:
 
 # ------------------------------------------------------- who the server runs as
 
+
 @dataclass(frozen=True)
 class _ServerOwner:
     """Who owns the data directory and runs initdb/pg_ctl: ourselves, or `deribit-ts` under root."""
@@ -616,17 +664,29 @@ class _ServerOwner:
         entry = _ensure_service_user()
         return cls(entry.pw_uid, entry.pw_gid)
 
-    def run(self, cmd: list[str], input: str | None = None, *, pass_fds: tuple[int, ...] = (),
-            die_with_parent: bool = False) -> subprocess.CompletedProcess:
+    def run(
+        self, cmd: list[str], input: str | None = None, *, pass_fds: tuple[int, ...] = (), die_with_parent: bool = False
+    ) -> subprocess.CompletedProcess:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
         # Runs in the child after the switch of user (a change of credentials clears the death signal).
         preexec = _die_with_parent_hook() if die_with_parent else None
         if self.uid is None:
-            return subprocess.run(cmd, input=input, capture_output=True, text=True, env=env,
-                                  pass_fds=pass_fds, preexec_fn=preexec)
-        return subprocess.run(cmd, input=input, capture_output=True, text=True, env=env, cwd="/",
-                              user=self.uid, group=self.gid, extra_groups=[], pass_fds=pass_fds,
-                              preexec_fn=preexec)
+            return subprocess.run(
+                cmd, input=input, capture_output=True, text=True, env=env, pass_fds=pass_fds, preexec_fn=preexec
+            )
+        return subprocess.run(
+            cmd,
+            input=input,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd="/",
+            user=self.uid,
+            group=self.gid,
+            extra_groups=[],
+            pass_fds=pass_fds,
+            preexec_fn=preexec,
+        )
 
     def take(self, path: Path, mode: int) -> None:
         if self.uid is not None:
@@ -670,23 +730,37 @@ def _ensure_service_user() -> pwd.struct_passwd:
         return pwd.getpwnam(SERVICE_USER)
     except KeyError:
         pass
-    _say(f"creating the system user {SERVICE_USER!r} to run the embedded PostgreSQL "
-         "(it refuses to run as root)")
+    _say(f"creating the system user {SERVICE_USER!r} to run the embedded PostgreSQL (it refuses to run as root)")
     # A group of that name may outlive its user (a user removed by hand): join it instead of failing.
     try:
         grp.getgrnam(SERVICE_USER)
         group_option = ["--gid", SERVICE_USER]
     except KeyError:
         group_option = ["--user-group"]
-    result = subprocess.run(["useradd", "--system", *group_option, "--no-create-home",
-                             "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
-                             "--comment", "deribit-ts embedded PostgreSQL", SERVICE_USER],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            "useradd",
+            "--system",
+            *group_option,
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/usr/sbin/nologin",
+            "--comment",
+            "deribit-ts embedded PostgreSQL",
+            SERVICE_USER,
+        ],
+        capture_output=True,
+        text=True,
+    )
     try:  # also when useradd failed because a concurrent deribit-ts process created the user first
         return pwd.getpwnam(SERVICE_USER)
     except KeyError:
-        raise UserError(f"cannot create the system user {SERVICE_USER!r}: {_last_line(result.stderr)}; "
-                        f"create it yourself or run deribit-ts as an ordinary user") from None
+        raise UserError(
+            f"cannot create the system user {SERVICE_USER!r}: {_last_line(result.stderr)}; "
+            f"create it yourself or run deribit-ts as an ordinary user"
+        ) from None
 
 
 def _can_search(directory: Path, uid: int, gid: int) -> bool:
@@ -717,9 +791,11 @@ def _read_acl(directory: Path) -> dict[tuple[int, int], int]:
         if exc.errno not in (errno.ENODATA, errno.EOPNOTSUPP):
             raise
         mode = directory.stat().st_mode
-        return {(_ACL_USER_OBJ, _ACL_UNDEFINED_ID): (mode >> 6) & 7,
-                (_ACL_GROUP_OBJ, _ACL_UNDEFINED_ID): (mode >> 3) & 7,
-                (_ACL_OTHER, _ACL_UNDEFINED_ID): mode & 7}
+        return {
+            (_ACL_USER_OBJ, _ACL_UNDEFINED_ID): (mode >> 6) & 7,
+            (_ACL_GROUP_OBJ, _ACL_UNDEFINED_ID): (mode >> 3) & 7,
+            (_ACL_OTHER, _ACL_UNDEFINED_ID): mode & 7,
+        }
     entries = (_ACL_ENTRY.unpack_from(raw, offset) for offset in range(4, len(raw), _ACL_ENTRY.size))
     return {(tag, ident): perm for tag, perm, ident in entries}
 
@@ -740,13 +816,13 @@ def _grant_search(directory: Path, uid: int) -> None:
         # The mask caps named entries and the owning group; recompute it as setfacl does (their union).
         acl[(_ACL_MASK, _ACL_UNDEFINED_ID)] = _union_of_group_class(acl)
         raw = struct.pack("<I", _ACL_VERSION) + b"".join(
-            _ACL_ENTRY.pack(tag, perm, ident) for (tag, ident), perm in sorted(acl.items()))
+            _ACL_ENTRY.pack(tag, perm, ident) for (tag, ident), perm in sorted(acl.items())
+        )
         os.setxattr(directory, _ACL_XATTR, raw)
         _say(f"granted the {SERVICE_USER!r} user search permission on {directory} (POSIX ACL)")
     except OSError:
         os.chmod(directory, directory.stat().st_mode | stat.S_IXOTH)
-        _say(f"{directory} has no ACL support: made it searchable (o+x) "
-             f"so {SERVICE_USER!r} can reach the cluster")
+        _say(f"{directory} has no ACL support: made it searchable (o+x) so {SERVICE_USER!r} can reach the cluster")
 
 
 def _union_of_group_class(acl: dict[tuple[int, int], int]) -> int:
@@ -759,6 +835,7 @@ def _union_of_group_class(acl: dict[tuple[int, int], int]) -> int:
 
 
 # ------------------------------------------------------------------- messages
+
 
 def _say(message: str) -> None:
     print(f"deribit-ts: {message}", file=sys.stderr)

@@ -193,7 +193,8 @@ def _ledger(conn: psycopg.Connection) -> tuple[dict[int, tuple[str, str, str]], 
     migrations = {
         v: (name, sha, status)
         for v, name, sha, status in conn.execute(
-            "SELECT version, name, sha256, status FROM deribit_ts.schema_migrations")
+            "SELECT version, name, sha256, status FROM deribit_ts.schema_migrations"
+        )
     }
     repeatables = dict(conn.execute("SELECT name, sha256 FROM deribit_ts.schema_repeatables").fetchall())
     return migrations, repeatables
@@ -325,8 +326,9 @@ def apply_all(
             conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
 
 
-def migration_state(conn: psycopg.Connection, migrations: list[SqlFile] | None = None,
-                    repeatables: list[SqlFile] | None = None) -> dict:
+def migration_state(
+    conn: psycopg.Connection, migrations: list[SqlFile] | None = None, repeatables: list[SqlFile] | None = None
+) -> dict:
     """Summary for `db status`: applied and skipped migrations, the latest applied, and what `db migrate` would
     do now (pending migrations, changed view files), or why it would refuse."""
     migrations = load_migrations() if migrations is None else migrations

@@ -12,7 +12,8 @@ from deribit_ts.db.connect import server_info
 APACHE_SCHEDULER_NOTE = (
     "TimescaleDB Apache edition: no background jobs. The rollups are refreshed by the collector (every 5 minutes), "
     "at the end of every backfill, and by `deribit-ts refresh` (deploy/deribit-ts-refresh.timer runs it every "
-    "10 minutes where no collector runs); there is no compression on this edition.")
+    "10 minutes where no collector runs); there is no compression on this edition."
+)
 
 _JOBS = """
 SELECT j.job_id, j.application_name, j.proc_schema || '.' || j.proc_name AS proc,

@@ -69,9 +69,7 @@ class _MalformedReply(Exception):
         text = (body or "").strip()
         self.looks_truncated = http_status == 200 and text[:1] in ("{", "[")
         snippet = " ".join(text[:80].split()) or "empty body"
-        super().__init__(
-            f"HTTP {http_status} {reason or ''}".rstrip() + f", not a Deribit API reply ({snippet})"
-        )
+        super().__init__(f"HTTP {http_status} {reason or ''}".rstrip() + f", not a Deribit API reply ({snippet})")
 
     @property
     def retryable(self) -> bool:
@@ -91,9 +89,7 @@ class _RawDeribit(ccxt.async_support.deribit):
 
     received_bytes = 0
 
-    def handle_errors(
-        self, httpCode, reason, url, method, headers, body, response, requestHeaders, requestBody
-    ):
+    def handle_errors(self, httpCode, reason, url, method, headers, body, response, requestHeaders, requestBody):
         self.received_bytes += len(body.encode("utf-8", "replace")) if body else 0
         if isinstance(response, dict):
             error = response.get("error")
@@ -323,9 +319,7 @@ class DeribitClient:
     async def get_currencies(self) -> list[dict]:
         return await self.call("get_currencies")
 
-    async def get_chart(
-        self, instrument_name: str, start_ms: int, end_ms: int, resolution: str = "1"
-    ) -> dict:
+    async def get_chart(self, instrument_name: str, start_ms: int, end_ms: int, resolution: str = "1") -> dict:
         """TradingView chart data; a ``no_data`` reply comes back with every column present and empty."""
         result = await self.call(
             "get_tradingview_chart_data",

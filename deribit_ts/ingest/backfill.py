@@ -38,8 +38,13 @@ INDEX_TASK_SPAN = timedelta(days=100_000)  # one task per index: the API pages b
 # Rows are keyed by their open time, one per step (the row step of each dataset); a row belongs to a request
 # when since <= ts < until. Bounds are aligned UP to the step before planning, so coverage only ever records
 # whole steps: [10:00, 11:00:30) holds the 11:00 candle, and is planned as [10:00, 11:01).
-STEPS = {"candles": timedelta(minutes=1), "funding": timedelta(hours=1), "index": timedelta(minutes=1),
-         "dvol": timedelta(minutes=1), "delivery": timedelta(minutes=1)}
+STEPS = {
+    "candles": timedelta(minutes=1),
+    "funding": timedelta(hours=1),
+    "index": timedelta(minutes=1),
+    "dvol": timedelta(minutes=1),
+    "delivery": timedelta(minutes=1),
+}
 
 # Lower runs first, following `backfill all`'s documented order: funding, the index, DVOL and delivery prices
 # (a few cheap requests per key) before any candles. Among candles (deribit_ts.candle_priority): the critical tier
@@ -87,7 +92,8 @@ class Plan:
 async def _start_run(conn: AsyncConnection, command: str, arguments: dict) -> int:
     cur = await conn.execute(
         "INSERT INTO deribit_ts.runs (command, arguments, host, pid) VALUES (%s, %s, %s, %s) RETURNING run_id",
-        (command, json.dumps(arguments, default=str), tasks.HOST, os.getpid()))
+        (command, json.dumps(arguments, default=str), tasks.HOST, os.getpid()),
+    )
     return (await cur.fetchone())[0]
 
 
@@ -95,14 +101,23 @@ async def _finish_run(conn: AsyncConnection, run_id: int, status: str, error: st
     await conn.execute(
         """UPDATE deribit_ts.runs SET finished_at = now(), status = %s, error = %s,
                requests = %s, retries = %s, throttled = %s, errors = %s WHERE run_id = %s""",
-        (status, mask_password(error), stats.requests, stats.retries, stats.throttled, sum(stats.errors.values()),
-         run_id))
+        (
+            status,
+            mask_password(error),
+            stats.requests,
+            stats.retries,
+            stats.throttled,
+            sum(stats.errors.values()),
+            run_id,
+        ),
+    )
 
 
 async def _log_traffic(conn: AsyncConnection, run_id: int, stats) -> None:
     await conn.execute(
         "UPDATE deribit_ts.runs SET requests = %s, retries = %s, throttled = %s, errors = %s WHERE run_id = %s",
-        (stats.requests, stats.retries, stats.throttled, sum(stats.errors.values()), run_id))
+        (stats.requests, stats.retries, stats.throttled, sum(stats.errors.values()), run_id),
+    )
 
 
 # How often a running backfill writes its exchange traffic to its run row, so a run that is killed (kill -9, a
@@ -110,8 +125,7 @@ async def _log_traffic(conn: AsyncConnection, run_id: int, stats) -> None:
 TRAFFIC_LOG_S = 2.0
 
 
-async def _keep_logging_traffic(conn: AsyncConnection, run_id: int, client: DeribitClient,
-                                stop: asyncio.Event) -> None:
+async def _keep_logging_traffic(conn: AsyncConnection, run_id: int, client: DeribitClient, stop: asyncio.Event) -> None:
     # Stopped by an event, not cancelled: a cancelled query could leave the run's own connection unusable.
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
@@ -121,20 +135,35 @@ async def _keep_logging_traffic(conn: AsyncConnection, run_id: int, client: Deri
             await _log_traffic(conn, run_id, client.stats)
 
 
-async def _wants(conn: AsyncConnection, req: BackfillRequest, kinds: list[str], unit: str, horizon: datetime,
-                 now: datetime) -> list[tuple]:
-    cur = await conn.execute(_INSTRUMENT_WANTS, {
-        "unit": unit, "default_start": datetime(2016, 1, 1, tzinfo=UTC),
-        "since": req.since or datetime.min.replace(tzinfo=UTC), "until": req.until or datetime.max.replace(tzinfo=UTC),
-        "horizon": horizon, "now": now, "currencies": [c.upper() for c in req.currencies],
-        "perpetual": "perpetual" in kinds, "future": "future" in kinds, "option": "option" in kinds,
-        "names": req.instruments,
-    })
+async def _wants(
+    conn: AsyncConnection, req: BackfillRequest, kinds: list[str], unit: str, horizon: datetime, now: datetime
+) -> list[tuple]:
+    cur = await conn.execute(
+        _INSTRUMENT_WANTS,
+        {
+            "unit": unit,
+            "default_start": datetime(2016, 1, 1, tzinfo=UTC),
+            "since": req.since or datetime.min.replace(tzinfo=UTC),
+            "until": req.until or datetime.max.replace(tzinfo=UTC),
+            "horizon": horizon,
+            "now": now,
+            "currencies": [c.upper() for c in req.currencies],
+            "perpetual": "perpetual" in kinds,
+            "future": "future" in kinds,
+            "option": "option" in kinds,
+            "names": req.instruments,
+        },
+    )
     return await cur.fetchall()
 
 
-def _series_wants(dataset: str, req: BackfillRequest, since: datetime | None, until: datetime,
-                  first_points: dict[tuple[str, str], datetime | None]) -> list[tuple]:
+def _series_wants(
+    dataset: str,
+    req: BackfillRequest,
+    since: datetime | None,
+    until: datetime,
+    first_points: dict[tuple[str, str], datetime | None],
+) -> list[tuple]:
     """(key, from, until, priority, due) of the series not keyed by instrument: indexes, DVOL, delivery prices."""
     if dataset == "dvol":
         return [(c, since or dvol.HISTORY_START, until, DVOL_PRIORITY, None) for c in req.currencies]
@@ -165,8 +194,12 @@ def _aligned(req: BackfillRequest, step: timedelta) -> BackfillRequest:
     return replace(req, since=req.since and align_up(req.since, step), until=req.until and align_up(req.until, step))
 
 
-async def make_plan(conn: AsyncConnection, req: BackfillRequest, now: datetime,
-                    first_points: dict[tuple[str, str], datetime | None] | None = None) -> Plan:
+async def make_plan(
+    conn: AsyncConnection,
+    req: BackfillRequest,
+    now: datetime,
+    first_points: dict[tuple[str, str], datetime | None] | None = None,
+) -> Plan:
     """The tasks of a request. Without --since an index (its prices, its deliveries) is wanted from where the
     exchange's history of it starts (`first_points`, by (dataset, index name): series_starts; an index the exchange
     has no history of is not planned)."""
@@ -182,8 +215,10 @@ async def make_plan(conn: AsyncConnection, req: BackfillRequest, now: datetime,
         elif dataset == "funding":
             # A funding row at hh:00 is final at hh:00; ask up to the next whole hour (exclusive).
             horizon = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-            wants = [(key, start, end, FUNDING_PRIORITY, None)
-                     for key, start, end, *_ in await _wants(conn, aligned, ["perpetual"], "hour", horizon, now)]
+            wants = [
+                (key, start, end, FUNDING_PRIORITY, None)
+                for key, start, end, *_ in await _wants(conn, aligned, ["perpetual"], "hour", horizon, now)
+            ]
         else:
             until = min(aligned.until or last_minute, last_minute)
             wants = _series_wants(dataset, req, aligned.since, until, first_points or {})
@@ -299,8 +334,11 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
             failed = result.failed if result else []
             await rollups.refresh_after_run(control, run_id)
             status = "ok" if not failed else "failed"
-            error = (f"{len(failed)} task(s) failed, the first: {failed[0][0].dataset} {failed[0][0].key}: "
-                     f"{failed[0][1]}") if failed else None
+            error = (
+                (f"{len(failed)} task(s) failed, the first: {failed[0][0].dataset} {failed[0][0].key}: {failed[0][1]}")
+                if failed
+                else None
+            )
             summary = await summarize(control, run_id, plan)
             if tiers is not None:  # options planned, per urgency tier, as the run found them
                 summary["tiers"] = {name: t["options"] for name, t in tiers.items()}
@@ -318,8 +356,15 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
                 await _finish_run(control, run_id, status, error, client.stats)
             except psycopg.Error:
                 pass  # the run row stays 'running'; the next run on this host marks it interrupted
-        summary.update({"run_id": run_id, "status": status, "error": error, "instruments_catalogued": catalogued,
-                        "exchange": client.stats.as_dict()})
+        summary.update(
+            {
+                "run_id": run_id,
+                "status": status,
+                "error": error,
+                "instruments_catalogued": catalogued,
+                "exchange": client.stats.as_dict(),
+            }
+        )
         return summary
 
 
@@ -335,8 +380,10 @@ async def dry_run(dsn: str, api_url: str, req: BackfillRequest) -> dict:
     from the exchange and the plan made as a real run would, inside one transaction that is rolled back."""
     check_order(req.since, req.until)
     retries = env_int("DERIBIT_TS_MAX_RETRIES", DEFAULT_MAX_RETRIES)
-    async with (await connect_async(dsn, autocommit=False, application_name="deribit-ts backfill") as conn,
-                DeribitClient(api_url, limiter=CreditLimiter.from_env(), max_retries=retries) as client):
+    async with (
+        await connect_async(dsn, autocommit=False, application_name="deribit-ts backfill") as conn,
+        DeribitClient(api_url, limiter=CreditLimiter.from_env(), max_retries=retries) as client,
+    ):
         now = from_ms(await client.get_time())
         async with conn.transaction(force_rollback=True):  # (a named instrument looked up is stored: rolled back)
             await _check_names(client, conn, req)
@@ -348,10 +395,15 @@ async def dry_run(dsn: str, api_url: str, req: BackfillRequest) -> dict:
         rate = allowance_per_s(client.limiter)
     for tier in tiers.values():
         tier["seconds"] = round(tier["requests"] / rate, 1)
-    return {"dry_run": True, "tiers": {name: t["options"] for name, t in tiers.items()}, "plan": tiers,
-            "requests": sum(t["requests"] for t in tiers.values()),
-            "seconds": round(sum(t["requests"] for t in tiers.values()) / rate, 1), "allowance_per_s": rate,
-            "exchange_time": now.isoformat()}
+    return {
+        "dry_run": True,
+        "tiers": {name: t["options"] for name, t in tiers.items()},
+        "plan": tiers,
+        "requests": sum(t["requests"] for t in tiers.values()),
+        "seconds": round(sum(t["requests"] for t in tiers.values()) / rate, 1),
+        "allowance_per_s": rate,
+        "exchange_time": now.isoformat(),
+    }
 
 
 async def _open_tasks(conn: AsyncConnection, dataset: str, keys: list[str]) -> dict[str, int]:
@@ -362,23 +414,32 @@ async def _open_tasks(conn: AsyncConnection, dataset: str, keys: list[str]) -> d
              LEFT JOIN deribit_ts.tasks k
                ON k.dataset = t.dataset AND k.key = t.key AND k.state IN ('pending', 'running')
             WHERE t.dataset = %s AND t.key = ANY(%s) GROUP BY t.key""",
-        (dataset, keys))
+        (dataset, keys),
+    )
     return dict(await cur.fetchall())
 
 
 async def summarize(conn: AsyncConnection, run_id: int, plan: Plan) -> dict:
     cur = await conn.execute(
         """SELECT dataset, tasks, rows_fetched, inserted, revised, requests, retries, errors
-             FROM deribit_ts.run_datasets WHERE run_id = %s ORDER BY dataset""", (run_id,))
-    datasets = {d: {"tasks": t, "rows_fetched": f, "inserted": i, "revised": r, "requests": q, "retries": rt,
-                    "errors": e} for d, t, f, i, r, q, rt, e in await cur.fetchall()}
+             FROM deribit_ts.run_datasets WHERE run_id = %s ORDER BY dataset""",
+        (run_id,),
+    )
+    datasets = {
+        d: {"tasks": t, "rows_fetched": f, "inserted": i, "revised": r, "requests": q, "retries": rt, "errors": e}
+        for d, t, f, i, r, q, rt, e in await cur.fetchall()
+    }
     coverage = {}
     for dataset, keys in plan.keys.items():
         cur = await conn.execute(
             """SELECT count(*), count(*) FILTER (WHERE complete), coalesce(sum(rows), 0)
-                 FROM deribit.coverage WHERE dataset = %s AND key = ANY(%s)""", (dataset, keys))
+                 FROM deribit.coverage WHERE dataset = %s AND key = ANY(%s)""",
+            (dataset, keys),
+        )
         total, complete, rows = await cur.fetchone()
         coverage[dataset] = {"keys": total, "complete": complete, "rows": int(rows)}
-        datasets.setdefault(dataset, {"tasks": 0, "rows_fetched": 0, "inserted": 0, "revised": 0, "requests": 0,
-                                      "retries": 0, "errors": 0})
+        datasets.setdefault(
+            dataset,
+            {"tasks": 0, "rows_fetched": 0, "inserted": 0, "revised": 0, "requests": 0, "retries": 0, "errors": 0},
+        )
     return {"datasets": datasets, "coverage": coverage, "new_tasks": plan.new_tasks}

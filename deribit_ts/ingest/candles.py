@@ -61,7 +61,8 @@ class Candles(RangedDataset):
         if len(set(lengths.values())) > 1:
             raise UnexpectedReplyError(
                 f"get_tradingview_chart_data({key}, {from_ms(first):%Y-%m-%d %H:%M}..{from_ms(last):%Y-%m-%d %H:%M}) "
-                f"returned columns of different lengths ({', '.join(f'{k} {n}' for k, n in lengths.items())})")
+                f"returned columns of different lengths ({', '.join(f'{k} {n}' for k, n in lengths.items())})"
+            )
         return list(zip(*columns, strict=True))
 
     async def load(self, conn: AsyncConnection, key_id: int, window: Window) -> LoadResult:

@@ -78,5 +78,6 @@ class RangedDataset(ABC):
         except (KeyError, TypeError, ValueError, IndexError) as exc:  # a reply not shaped as documented
             raise UnexpectedReplyError(
                 f"{self.name} of {key} from {from_ms(start_ms):%Y-%m-%d %H:%M}: the exchange's reply is not as "
-                f"documented ({exc.__class__.__name__}: {exc})") from None
+                f"documented ({exc.__class__.__name__}: {exc})"
+            ) from None
         return window

@@ -43,8 +43,10 @@ async def fetch(client: DeribitClient, index_name: str, start: datetime, end: da
             total = int(reply["records_total"])
             page = [(date.fromisoformat(r["date"]), float(r["delivery_price"])) for r in reply["data"]]
         except (KeyError, TypeError, ValueError) as exc:
-            raise UnexpectedReplyError(f"get_delivery_prices({index_name}, offset {offset}): the exchange's reply is "
-                                       f"not as documented ({exc.__class__.__name__}: {exc})") from None
+            raise UnexpectedReplyError(
+                f"get_delivery_prices({index_name}, offset {offset}): the exchange's reply is "
+                f"not as documented ({exc.__class__.__name__}: {exc})"
+            ) from None
         if not page:
             break
         for day, price in page:

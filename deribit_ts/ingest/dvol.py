@@ -46,16 +46,24 @@ class Dvol(RangedDataset):
         rows: list[Sequence] = []
         end = end_ms - 1  # end_timestamp is inclusive: rows with start <= ts < end_ms
         for _ in range(MAX_PAGES):
-            reply = await client.call("get_volatility_index_data", {
-                "currency": key, "start_timestamp": int(start_ms), "end_timestamp": int(end),
-                "resolution": RESOLUTION})
+            reply = await client.call(
+                "get_volatility_index_data",
+                {
+                    "currency": key,
+                    "start_timestamp": int(start_ms),
+                    "end_timestamp": int(end),
+                    "resolution": RESOLUTION,
+                },
+            )
             rows.extend((int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4])) for r in reply["data"])
             continuation = reply.get("continuation")
             if continuation is None or not start_ms <= int(continuation) < end:
                 return rows
             end = int(continuation)
-        raise UnexpectedReplyError(f"get_volatility_index_data({key}) from {from_ms(start_ms):%Y-%m-%d %H:%M}: "
-                                   f"continuation still set after {MAX_PAGES} pages")
+        raise UnexpectedReplyError(
+            f"get_volatility_index_data({key}) from {from_ms(start_ms):%Y-%m-%d %H:%M}: "
+            f"continuation still set after {MAX_PAGES} pages"
+        )
 
     async def load(self, conn: AsyncConnection, key_id, window: Window) -> LoadResult:
         rows = [(window.key, from_ms(r[0]), *r[1:]) for r in window.rows]

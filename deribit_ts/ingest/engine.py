@@ -37,6 +37,8 @@ def ranged_dataset(task: Task) -> RangedDataset:
     if task.dataset == "candles" and options.is_option(task.key):
         return options.OPTION_CANDLES
     return RANGED[task.dataset]
+
+
 IDLE_POLL_S = 1.0  # how often an idle worker looks for tasks released by dead workers
 
 
@@ -50,8 +52,16 @@ class EngineResult:
 
 
 class Engine:
-    def __init__(self, dsn: str, client: DeribitClient, run_id: int, instrument_ids: dict[str, int],
-                 now: datetime, reporter: Reporter, workers: int):
+    def __init__(
+        self,
+        dsn: str,
+        client: DeribitClient,
+        run_id: int,
+        instrument_ids: dict[str, int],
+        now: datetime,
+        reporter: Reporter,
+        workers: int,
+    ):
         self.dsn = dsn
         self.client = client
         self.run_id = run_id
@@ -124,15 +134,29 @@ class Engine:
             for i, (start_ms, end_ms) in enumerate(windows):
                 current = ahead or asyncio.create_task(dataset.fetch_window(self.client, task.key, start_ms, end_ms))
                 # Keep the next request in flight while this window is written.
-                ahead = (asyncio.create_task(dataset.fetch_window(self.client, task.key, *windows[i + 1]))
-                         if i + 1 < len(windows) else None)
+                ahead = (
+                    asyncio.create_task(dataset.fetch_window(self.client, task.key, *windows[i + 1]))
+                    if i + 1 < len(windows)
+                    else None
+                )
                 window = await current
                 async with conn.transaction():
                     loaded = await dataset.load(conn, key_id, window)
                     rows = len(window.rows) if loaded.rows is None else loaded.rows
-                    if not await tasks.progress(conn, task, owner, self.run_id, from_ms(start_ms), from_ms(end_ms),
-                                                self.now - dataset.settle, rows, loaded.inserted,
-                                                loaded.revised, window.tally, loaded.filled):
+                    if not await tasks.progress(
+                        conn,
+                        task,
+                        owner,
+                        self.run_id,
+                        from_ms(start_ms),
+                        from_ms(end_ms),
+                        self.now - dataset.settle,
+                        rows,
+                        loaded.inserted,
+                        loaded.revised,
+                        window.tally,
+                        loaded.filled,
+                    ):
                         raise LeaseLost
                 self.reporter.rows(task.dataset, len(window.rows))
         finally:
@@ -147,7 +171,18 @@ class Engine:
         rows = await module.fetch(self.client, task.key, task.resume_from, task.range_end, self.now)
         async with conn.transaction():
             loaded = await module.load(conn, rows)
-            if not await tasks.progress(conn, task, owner, self.run_id, task.resume_from, task.range_end,
-                                        self.now, len(rows), loaded.inserted, loaded.revised, tally):
+            if not await tasks.progress(
+                conn,
+                task,
+                owner,
+                self.run_id,
+                task.resume_from,
+                task.range_end,
+                self.now,
+                len(rows),
+                loaded.inserted,
+                loaded.revised,
+                tally,
+            ):
                 raise LeaseLost
         self.reporter.rows(task.dataset, len(rows))

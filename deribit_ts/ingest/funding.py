@@ -36,8 +36,16 @@ class Funding(RangedDataset):
         # The endpoint's start is exclusive and its end inclusive (the spec's example): shift both by 1 ms
         # to get the rows with start <= timestamp < end.
         rows = await client.get_funding_rate_history(key, start_ms - 1, end_ms - 1)
-        return [(r["timestamp"], r.get("interest_1h"), r.get("interest_8h"), r.get("index_price"),
-                 r.get("prev_index_price")) for r in rows]
+        return [
+            (
+                r["timestamp"],
+                r.get("interest_1h"),
+                r.get("interest_8h"),
+                r.get("index_price"),
+                r.get("prev_index_price"),
+            )
+            for r in rows
+        ]
 
     async def load(self, conn: AsyncConnection, key_id: int, window: Window) -> LoadResult:
         rows = [(key_id, from_ms(r[0]), *r[1:]) for r in window.rows]

@@ -19,8 +19,14 @@ from deribit_ts.exchange.errors import UnexpectedReplyError
 from deribit_ts.ingest.load import LoadResult, Table, upsert_rows
 from deribit_ts.timeutil import from_ms, to_ms
 
-RANGES = (("1h", timedelta(hours=1)), ("1d", timedelta(days=1)), ("2d", timedelta(days=2)),
-          ("1m", timedelta(days=30)), ("1y", timedelta(days=365)), ("all", None))
+RANGES = (
+    ("1h", timedelta(hours=1)),
+    ("1d", timedelta(days=1)),
+    ("2d", timedelta(days=2)),
+    ("1m", timedelta(days=30)),
+    ("1y", timedelta(days=365)),
+    ("all", None),
+)
 
 INDEX_PRICES = Table(
     schema="deribit",
@@ -58,8 +64,10 @@ async def fetch(client: DeribitClient, index_name: str, start: datetime, end: da
         try:
             points = sorted((int(p[0]), float(p[1])) for p in reply if p and p[1] is not None)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise UnexpectedReplyError(f"get_index_chart_data({index_name}, {range_}): the exchange's reply is not "
-                                       f"as documented ({exc.__class__.__name__}: {exc})") from None
+            raise UnexpectedReplyError(
+                f"get_index_chart_data({index_name}, {range_}): the exchange's reply is not "
+                f"as documented ({exc.__class__.__name__}: {exc})"
+            ) from None
         resolution = resolution_of(points)
         for ts_ms, price in points:
             if to_ms(start) <= ts_ms < to_ms(end) and (ts_ms not in best or resolution <= best[ts_ms][1]):
@@ -74,8 +82,10 @@ async def first_point(client: DeribitClient, index_name: str) -> datetime | None
     try:
         stamps = [int(p[0]) for p in reply if p and p[1] is not None]
     except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise UnexpectedReplyError(f"get_index_chart_data({index_name}, all): the exchange's reply is not as "
-                                   f"documented ({exc.__class__.__name__}: {exc})") from None
+        raise UnexpectedReplyError(
+            f"get_index_chart_data({index_name}, all): the exchange's reply is not as "
+            f"documented ({exc.__class__.__name__}: {exc})"
+        ) from None
     return from_ms(min(stamps)) if stamps else None
 
 

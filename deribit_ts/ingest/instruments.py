@@ -93,8 +93,9 @@ async def resolve_currencies(client: DeribitClient, currencies: Iterable[str]) -
         return listed
     unknown = [c for c in asked if c not in listed]
     if unknown:
-        raise UserError(f"unknown currency {', '.join(unknown)}: the exchange lists {', '.join(listed)} "
-                        "(or use --currency all)")
+        raise UserError(
+            f"unknown currency {', '.join(unknown)}: the exchange lists {', '.join(listed)} (or use --currency all)"
+        )
     return asked
 
 
@@ -132,8 +133,11 @@ async def resolve_unknown(client: DeribitClient, conn: AsyncConnection, names: I
             if exc.code != -32602:
                 raise
             nearest = difflib.get_close_matches(name, known.keys(), n=3, cutoff=0.6)
-            hint = (f"; did you mean {', '.join(nearest)}?" if nearest
-                    else "; `deribit-ts backfill instruments` loads the catalogue")
+            hint = (
+                f"; did you mean {', '.join(nearest)}?"
+                if nearest
+                else "; `deribit-ts backfill instruments` loads the catalogue"
+            )
             raise UserError(f"unknown instrument {name!r}: the exchange does not know it{hint}") from None
     if found:
         await store(conn, found)
@@ -143,11 +147,14 @@ async def check_perpetuals(conn: AsyncConnection, names: Iterable[str]) -> None:
     """Funding exists only for perpetuals: refuse any other named instrument before anything is planned."""
     cur = await conn.execute(
         "SELECT instrument_name FROM deribit.instruments WHERE instrument_name = ANY(%s) AND NOT is_perpetual "
-        "ORDER BY 1", (list(names),))
+        "ORDER BY 1",
+        (list(names),),
+    )
     others = [row[0] for row in await cur.fetchall()]
     if others:
-        raise UserError(f"{', '.join(others)}: not a perpetual, and funding rates exist only for perpetuals "
-                        "(e.g. BTC-PERPETUAL)")
+        raise UserError(
+            f"{', '.join(others)}: not a perpetual, and funding rates exist only for perpetuals (e.g. BTC-PERPETUAL)"
+        )
 
 
 async def check_indexes(client: DeribitClient, names: Iterable[str], *, keep_unlisted: bool = True) -> list[str]:

@@ -103,6 +103,6 @@ async def tier_plan(conn: AsyncConnection, keys: list[str], now: datetime) -> di
     """Per tier: options with work planned, their open tasks, and the requests those take at least."""
     cur = await conn.execute(_TIER_PLAN, {"now": now, "keys": keys, "window_s": OPTION_CANDLES.window_ms / 1000})
     found = {tier: (options, tasks, requests) for tier, options, tasks, requests in await cur.fetchall()}
-    return {tier: dict(zip(("options", "tasks", "requests"), found.get(tier, (0, 0, 0)), strict=True))
-            for tier in TIERS}
-
+    return {
+        tier: dict(zip(("options", "tasks", "requests"), found.get(tier, (0, 0, 0)), strict=True)) for tier in TIERS
+    }

@@ -53,8 +53,9 @@ def progress_interval() -> float:
     except ValueError:
         value = -1.0
     if not 0.1 <= value <= 86_400:
-        raise UserError(f"{PROGRESS_INTERVAL_ENV}={raw[:40]!r} is not a number of seconds from 0.1 to 86400: "
-                        "fix or unset it")
+        raise UserError(
+            f"{PROGRESS_INTERVAL_ENV}={raw[:40]!r} is not a number of seconds from 0.1 to 86400: fix or unset it"
+        )
     return value
 
 
@@ -105,16 +106,27 @@ class RichReporter(Reporter):
         elapsed = max(time.monotonic() - self.started, 1e-6)
         for task in list(self.progress.tasks):
             rows = task.fields["rows"]
-            self.console.print(plain_line(task.description, int(task.completed), int(task.total or 0),
-                                          task.fields["keys"], rows, rows / elapsed, task.time_remaining),
-                               highlight=False, soft_wrap=True)
+            self.console.print(
+                plain_line(
+                    task.description,
+                    int(task.completed),
+                    int(task.total or 0),
+                    task.fields["keys"],
+                    rows,
+                    rows / elapsed,
+                    task.time_remaining,
+                ),
+                highlight=False,
+                soft_wrap=True,
+            )
 
     def planned(self, dataset: str, open_tasks: dict[str, int]) -> None:
         self.open[dataset] = {key: n for key, n in open_tasks.items() if n}
         self.key_totals[dataset] = len(open_tasks)  # every key planned; those without open tasks count as done
         self.counts[dataset] = 0
-        self.bars[dataset] = self.progress.add_task(dataset, total=sum(open_tasks.values()), rows=0, rate=0.0,
-                                                    keys=self._keys(dataset))
+        self.bars[dataset] = self.progress.add_task(
+            dataset, total=sum(open_tasks.values()), rows=0, rate=0.0, keys=self._keys(dataset)
+        )
 
     def _keys(self, dataset: str) -> str:
         """Keys (instruments, indexes) with nothing left to do, out of every key planned (what coverage counts)."""
@@ -141,9 +153,9 @@ class RichReporter(Reporter):
         self.console.print(text)
 
 
-def plain_line(dataset: str, done: int, total: int, keys: str, rows: int, rate: float,
-               remaining_s: float | None) -> str:
+def plain_line(
+    dataset: str, done: int, total: int, keys: str, rows: int, rate: float, remaining_s: float | None
+) -> str:
     """One progress line for logs: 'candles: 120/300 tasks, 4/12 keys, 1,234,567 rows, 45,000 rows/s, ETA 0:03:12'."""
     eta = str(timedelta(seconds=round(remaining_s))) if remaining_s is not None and done < total else "-"
-    return (f"deribit-ts: {dataset}: {done:,}/{total:,} tasks, {keys} keys, {rows:,} rows, "
-            f"{rate:,.0f} rows/s, ETA {eta}")
+    return f"deribit-ts: {dataset}: {done:,}/{total:,} tasks, {keys} keys, {rows:,} rows, {rate:,.0f} rows/s, ETA {eta}"

@@ -63,8 +63,12 @@ async def refresh_after_run(conn: AsyncConnection, run_id: int) -> list[str]:
     up (by this run or by an earlier one that never got to refresh). Returns the rollups refreshed."""
     summary = await refresh_async(conn)
     if summary.get("rollups"):
-        log.info("run %s: rollups refreshed in %.3f s (%s day(s) recomputed)", run_id, summary.get("seconds", 0),
-                 summary.get("days") if summary.get("days") is not None else "invalidated")
+        log.info(
+            "run %s: rollups refreshed in %.3f s (%s day(s) recomputed)",
+            run_id,
+            summary.get("seconds", 0),
+            summary.get("days") if summary.get("days") is not None else "invalidated",
+        )
     return list(summary.get("rollups") or [])
 
 

@@ -36,18 +36,59 @@ log = logging.getLogger(__name__)
 
 # The staging table's columns: what the exchange sent, before the greeks are completed in SQL.
 STAGING = Table(
-    "pg_temp", "snapshot_round",
-    ("instrument_id", "quote_ts", "underlying_price", "underlying_index", "index_price", "mark_price", "mark_iv",
-     "bid_iv", "ask_iv", "best_bid_price", "best_ask_price", "delta", "gamma", "vega", "theta", "rho",
-     "interest_rate", "open_interest", "greeks_source"),
-    ("int4", "timestamptz", "float8", "text", "float8", "float8", "float8", "float8", "float8", "float8", "float8",
-     "float8", "float8", "float8", "float8", "float8", "float8", "float8", "text"),
+    "pg_temp",
+    "snapshot_round",
+    (
+        "instrument_id",
+        "quote_ts",
+        "underlying_price",
+        "underlying_index",
+        "index_price",
+        "mark_price",
+        "mark_iv",
+        "bid_iv",
+        "ask_iv",
+        "best_bid_price",
+        "best_ask_price",
+        "delta",
+        "gamma",
+        "vega",
+        "theta",
+        "rho",
+        "interest_rate",
+        "open_interest",
+        "greeks_source",
+    ),
+    (
+        "int4",
+        "timestamptz",
+        "float8",
+        "text",
+        "float8",
+        "float8",
+        "float8",
+        "float8",
+        "float8",
+        "float8",
+        "float8",
+        "float8",
+        "float8",
+        "float8",
+        "float8",
+        "float8",
+        "float8",
+        "float8",
+        "text",
+    ),
     ("instrument_id",),
 )
 
 _STAGING_DDL = sql.SQL("CREATE TEMP TABLE IF NOT EXISTS snapshot_round ({}) ON COMMIT DELETE ROWS").format(
-    sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
-                       for c, t in zip(STAGING.columns, STAGING.types, strict=True)))
+    sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
+        for c, t in zip(STAGING.columns, STAGING.types, strict=True)
+    )
+)
 
 # Rows whose greeks the exchange did not send (bulk-only, or a ticker that failed) get them from the same formula
 # the exchange uses; T runs from the quote's own timestamp to expiry in 365-day years.
@@ -82,9 +123,17 @@ class SnapshotResult:
     written: int = 0  # new rows: fewer than `options` only if a round at the same exchange instant was stored
 
     def as_dict(self) -> dict:
-        return {"ts": self.ts.isoformat(), "options": self.options, "by_currency": self.by_currency,
-                "requests": self.requests, "seconds": round(self.seconds, 3), "bulk_only": self.bulk_only,
-                "greeks_from_sql": self.greeks_from_sql, "skipped": self.skipped, "written": self.written}
+        return {
+            "ts": self.ts.isoformat(),
+            "options": self.options,
+            "by_currency": self.by_currency,
+            "requests": self.requests,
+            "seconds": round(self.seconds, 3),
+            "bulk_only": self.bulk_only,
+            "greeks_from_sql": self.greeks_from_sql,
+            "skipped": self.skipped,
+            "written": self.written,
+        }
 
 
 def _number(value) -> float | None:
@@ -94,20 +143,46 @@ def _number(value) -> float | None:
 def _row(instrument_id: int, summary: dict, ticker: dict | None) -> tuple:
     """One staging row: the ticker's values where we have it, else the book summary's (greeks then from SQL)."""
     if ticker is None:
-        return (instrument_id, from_ms(int(summary["creation_timestamp"])), _number(summary.get("underlying_price")),
-                summary.get("underlying_index"), _number(summary.get("estimated_delivery_price")),
-                _number(summary.get("mark_price")), _number(summary.get("mark_iv")), None, None,
-                _number(summary.get("bid_price")) or None, _number(summary.get("ask_price")) or None,
-                None, None, None, None, None, _number(summary.get("interest_rate")),
-                _number(summary.get("open_interest")), "sql")
+        return (
+            instrument_id,
+            from_ms(int(summary["creation_timestamp"])),
+            _number(summary.get("underlying_price")),
+            summary.get("underlying_index"),
+            _number(summary.get("estimated_delivery_price")),
+            _number(summary.get("mark_price")),
+            _number(summary.get("mark_iv")),
+            None,
+            None,
+            _number(summary.get("bid_price")) or None,
+            _number(summary.get("ask_price")) or None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            _number(summary.get("interest_rate")),
+            _number(summary.get("open_interest")),
+            "sql",
+        )
     greeks = ticker.get("greeks") or {}
-    return (instrument_id, from_ms(int(ticker["timestamp"])), _number(ticker.get("underlying_price")),
-            ticker.get("underlying_index"), _number(ticker.get("index_price")), _number(ticker.get("mark_price")),
-            _number(ticker.get("mark_iv")), _number(ticker.get("bid_iv")), _number(ticker.get("ask_iv")),
-            # an empty side: Deribit documents null; 0 seen too. Either way: no quote.
-            _number(ticker.get("best_bid_price")) or None, _number(ticker.get("best_ask_price")) or None,
-            *(_number(greeks.get(k)) for k in ("delta", "gamma", "vega", "theta", "rho")),
-            _number(ticker.get("interest_rate")), _number(ticker.get("open_interest")), "ticker")
+    return (
+        instrument_id,
+        from_ms(int(ticker["timestamp"])),
+        _number(ticker.get("underlying_price")),
+        ticker.get("underlying_index"),
+        _number(ticker.get("index_price")),
+        _number(ticker.get("mark_price")),
+        _number(ticker.get("mark_iv")),
+        _number(ticker.get("bid_iv")),
+        _number(ticker.get("ask_iv")),
+        # an empty side: Deribit documents null; 0 seen too. Either way: no quote.
+        _number(ticker.get("best_bid_price")) or None,
+        _number(ticker.get("best_ask_price")) or None,
+        *(_number(greeks.get(k)) for k in ("delta", "gamma", "vega", "theta", "rho")),
+        _number(ticker.get("interest_rate")),
+        _number(ticker.get("open_interest")),
+        "ticker",
+    )
 
 
 async def _chain(client: DeribitClient, currencies: Sequence[str]) -> dict[str, list[dict]]:
@@ -127,8 +202,9 @@ async def _known_ids(conn: AsyncConnection, client: DeribitClient, chain: dict[s
     return ids
 
 
-async def _tickers(client: DeribitClient, names: list[str], on_ticker: Callable[[int, int], None] | None,
-                   skipped: list[str]) -> dict[str, dict]:
+async def _tickers(
+    client: DeribitClient, names: list[str], on_ticker: Callable[[int, int], None] | None, skipped: list[str]
+) -> dict[str, dict]:
     """One ticker per option, all queued at once: the client's limiter paces them at the allowance. An option that
     expired during the round (its ticker is no longer open, or the exchange no longer knows it) is skipped; one
     whose ticker keeps failing keeps its bulk row."""
@@ -158,9 +234,15 @@ async def _tickers(client: DeribitClient, names: list[str], on_ticker: Callable[
     return {name: t for name, t in await asyncio.gather(*(one(n) for n in names)) if t is not None}
 
 
-async def take_snapshot(conn: AsyncConnection, client: DeribitClient, currencies: Sequence[str] = ("BTC", "ETH"),
-                        *, bulk_only: bool = False, run_id: int | None = None,
-                        on_ticker: Callable[[int, int], None] | None = None) -> SnapshotResult:
+async def take_snapshot(
+    conn: AsyncConnection,
+    client: DeribitClient,
+    currencies: Sequence[str] = ("BTC", "ETH"),
+    *,
+    bulk_only: bool = False,
+    run_id: int | None = None,
+    on_ticker: Callable[[int, int], None] | None = None,
+) -> SnapshotResult:
     """Take one snapshot round of the live option chain of `currencies` and write it in one transaction.
 
     `conn` must not be inside a transaction. `on_ticker(done, total)` is called after every ticker (progress)."""
@@ -171,19 +253,25 @@ async def take_snapshot(conn: AsyncConnection, client: DeribitClient, currencies
     chain = await _chain(client, currencies)
     ids = await _known_ids(conn, client, chain)
     # An option the catalogue still lacks after a refresh (get_instruments does not list it) cannot be stored.
-    skipped = sorted(s["instrument_name"] for summaries in chain.values() for s in summaries
-                     if s["instrument_name"] not in ids)
+    skipped = sorted(
+        s["instrument_name"] for summaries in chain.values() for s in summaries if s["instrument_name"] not in ids
+    )
     if skipped:
-        log.warning("%d option(s) of the book summary are not in the instrument list, e.g. %s: not stored",
-                    len(skipped), skipped[0])
-    names = [s["instrument_name"] for summaries in chain.values() for s in summaries
-             if s["instrument_name"] in ids]
+        log.warning(
+            "%d option(s) of the book summary are not in the instrument list, e.g. %s: not stored",
+            len(skipped),
+            skipped[0],
+        )
+    names = [s["instrument_name"] for summaries in chain.values() for s in summaries if s["instrument_name"] in ids]
     tickers = {} if bulk_only else await _tickers(client, names, on_ticker, skipped)
     rows, by_currency = [], {}
     for currency, summaries in chain.items():
         gone = set(skipped)
-        mine = [_row(ids[s["instrument_name"]], s, tickers.get(s["instrument_name"]))
-                for s in summaries if s["instrument_name"] not in gone]
+        mine = [
+            _row(ids[s["instrument_name"]], s, tickers.get(s["instrument_name"]))
+            for s in summaries
+            if s["instrument_name"] not in gone
+        ]
         rows.extend(mine)
         by_currency[currency] = len(mine)
     seconds = time.monotonic() - started
@@ -195,15 +283,30 @@ async def take_snapshot(conn: AsyncConnection, client: DeribitClient, currencies
             await conn.execute(
                 """INSERT INTO deribit_ts.snapshot_rounds (currency, ts, options, bulk_only, run_id, seconds)
                    VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (currency, ts) DO NOTHING""",
-                (currency, ts, count, bulk_only, run_id, seconds))
-    return SnapshotResult(ts, len(rows), by_currency, client.stats.requests - requests_before,
-                          time.monotonic() - started, bulk_only,
-                          sum(1 for r in rows if r[-1] == "sql"), sorted(skipped), written)
+                (currency, ts, count, bulk_only, run_id, seconds),
+            )
+    return SnapshotResult(
+        ts,
+        len(rows),
+        by_currency,
+        client.stats.requests - requests_before,
+        time.monotonic() - started,
+        bulk_only,
+        sum(1 for r in rows if r[-1] == "sql"),
+        sorted(skipped),
+        written,
+    )
 
 
-async def run_snapshot(dsn: str, api_url: str, currencies: Sequence[str] = ("BTC", "ETH"), *, bulk_only: bool = False,
-                       command: str = "snapshot options",
-                       on_ticker: Callable[[int, int], None] | None = None) -> dict:
+async def run_snapshot(
+    dsn: str,
+    api_url: str,
+    currencies: Sequence[str] = ("BTC", "ETH"),
+    *,
+    bulk_only: bool = False,
+    command: str = "snapshot options",
+    on_ticker: Callable[[int, int], None] | None = None,
+) -> dict:
     """One logged round: opens the exchange client and the database, records the round in deribit_ts.runs, and
     returns its summary (the --json output). Unknown currencies are refused in one line before anything is
     written."""
@@ -216,8 +319,9 @@ async def run_snapshot(dsn: str, api_url: str, currencies: Sequence[str] = ("BTC
         run_id = await _start_run(conn, command, {"currencies": currencies, "bulk_only": bulk_only})
         status, error, result = "failed", None, None
         try:
-            result = await take_snapshot(conn, client, currencies, bulk_only=bulk_only, run_id=run_id,
-                                         on_ticker=on_ticker)
+            result = await take_snapshot(
+                conn, client, currencies, bulk_only=bulk_only, run_id=run_id, on_ticker=on_ticker
+            )
             status = "ok"
         except (KeyboardInterrupt, asyncio.CancelledError):
             status, error = "interrupted", "interrupted"

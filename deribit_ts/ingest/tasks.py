@@ -49,12 +49,22 @@ def worker_id(n: int) -> str:
     return f"{HOST}/{os.getpid()}/w{n}"
 
 
-async def plan(conn: AsyncConnection, dataset: str, key: str, start: datetime, end: datetime,
-               chunk: timedelta, priority: int, due: datetime | None = None) -> int:
+async def plan(
+    conn: AsyncConnection,
+    dataset: str,
+    key: str,
+    start: datetime,
+    end: datetime,
+    chunk: timedelta,
+    priority: int,
+    due: datetime | None = None,
+) -> int:
     if start >= end:
         return 0
-    cur = await conn.execute("SELECT deribit_ts.plan_tasks(%s, %s, tstzrange(%s, %s), %s, %s, %s)",
-                             (dataset, key, start, end, chunk, priority, due))
+    cur = await conn.execute(
+        "SELECT deribit_ts.plan_tasks(%s, %s, tstzrange(%s, %s), %s, %s, %s)",
+        (dataset, key, start, end, chunk, priority, due),
+    )
     return (await cur.fetchone())[0]
 
 
@@ -64,22 +74,50 @@ async def claim(conn: AsyncConnection, owner: str, datasets: list[str], keys: li
         return await cur.fetchone()
 
 
-async def progress(conn: AsyncConnection, task: Task, owner: str, run_id: int, start: datetime, end: datetime,
-                   final_until: datetime, rows: int, inserted: int, revised: int, tally: Tally,
-                   filled: list[tuple[datetime, datetime]] | None = None) -> bool:
+async def progress(
+    conn: AsyncConnection,
+    task: Task,
+    owner: str,
+    run_id: int,
+    start: datetime,
+    end: datetime,
+    final_until: datetime,
+    rows: int,
+    inserted: int,
+    revised: int,
+    tally: Tally,
+    filled: list[tuple[datetime, datetime]] | None = None,
+) -> bool:
     """Record one committed window; `filled` = [from, until) runs of filler minutes not stored as rows."""
     cur = await conn.execute(
         "SELECT deribit_ts.task_progress(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
         "(SELECT range_agg(tstzrange(a, b)) FROM unnest(%s::timestamptz[], %s::timestamptz[]) AS u(a, b)))",
-        (task.task_id, owner, LEASE, run_id, start, end, final_until, rows, inserted, revised, tally.requests,
-         tally.retries, [a for a, _ in filled or []], [b for _, b in filled or []]))
+        (
+            task.task_id,
+            owner,
+            LEASE,
+            run_id,
+            start,
+            end,
+            final_until,
+            rows,
+            inserted,
+            revised,
+            tally.requests,
+            tally.retries,
+            [a for a, _ in filled or []],
+            [b for _, b in filled or []],
+        ),
+    )
     return (await cur.fetchone())[0]
 
 
-async def finish(conn: AsyncConnection, task: Task, owner: str, run_id: int, error: str | None,
-                 duration: timedelta) -> None:
-    await conn.execute("SELECT deribit_ts.finish_task(%s, %s, %s, %s, %s)",
-                       (task.task_id, owner, run_id, error, duration))
+async def finish(
+    conn: AsyncConnection, task: Task, owner: str, run_id: int, error: str | None, duration: timedelta
+) -> None:
+    await conn.execute(
+        "SELECT deribit_ts.finish_task(%s, %s, %s, %s, %s)", (task.task_id, owner, run_id, error, duration)
+    )
 
 
 async def release(conn: AsyncConnection, owners: list[str]) -> int:
@@ -92,14 +130,17 @@ async def recover_dead_local_workers(conn: AsyncConnection) -> int:
     and mark their runs interrupted. Returns the number of tasks released."""
     cur = await conn.execute(
         "SELECT DISTINCT lease_owner FROM deribit_ts.tasks WHERE state = 'running' AND lease_owner LIKE %s",
-        (f"{HOST}/%",))
+        (f"{HOST}/%",),
+    )
     dead_owners = [owner for (owner,) in await cur.fetchall() if not process_alive(int(owner.split("/")[1]))]
     cur = await conn.execute("SELECT pid FROM deribit_ts.runs WHERE status = 'running' AND host = %s", (HOST,))
     dead_pids = [pid for (pid,) in await cur.fetchall() if pid and not process_alive(pid)]
     if dead_pids:
         await conn.execute(
             "UPDATE deribit_ts.runs SET status = 'interrupted', finished_at = now(), error = 'process died' "
-            "WHERE status = 'running' AND host = %s AND pid = ANY(%s)", (HOST, dead_pids))
+            "WHERE status = 'running' AND host = %s AND pid = ANY(%s)",
+            (HOST, dead_pids),
+        )
     return await release(conn, dead_owners) if dead_owners else 0
 
 
@@ -112,5 +153,7 @@ async def live_local_runs(conn: AsyncConnection) -> int:
 async def unfinished(conn: AsyncConnection, datasets: list[str], keys: list[str] | None) -> int:
     cur = await conn.execute(
         "SELECT count(*) FROM deribit_ts.tasks WHERE state IN ('pending', 'running') AND dataset = ANY(%s) "
-        "AND (%s::text[] IS NULL OR key = ANY(%s))", (datasets, keys, keys))
+        "AND (%s::text[] IS NULL OR key = ANY(%s))",
+        (datasets, keys, keys),
+    )
     return (await cur.fetchone())[0]

@@ -52,8 +52,9 @@ def expected_points(start_ms: int, end_ms: int, step_ms: int) -> int:
     return max(0, -(-(end_ms - first) // step_ms))
 
 
-async def fetch_exact(fetch_once: FetchOnce, start_ms: int, end_ms: int, step_ms: int,
-                      reach: Reach | None = None) -> list[Row]:
+async def fetch_exact(
+    fetch_once: FetchOnce, start_ms: int, end_ms: int, step_ms: int, reach: Reach | None = None
+) -> list[Row]:
     """All rows with start_ms <= ts < end_ms, sorted, with both edges of the range verified. Without `reach`,
     an empty answer is taken as proof that the whole range is empty."""
     if start_ms >= end_ms:
@@ -63,8 +64,10 @@ async def fetch_exact(fetch_once: FetchOnce, start_ms: int, end_ms: int, step_ms
         if reach is None or expected_points(start_ms, end_ms, step_ms) <= reach.points:
             return rows
         piece_ms = reach.points * step_ms
-        pieces = [await fetch_exact(fetch_once, a, min(a + piece_ms, end_ms), step_ms, reach)
-                  for a in range(start_ms, end_ms, piece_ms)]
+        pieces = [
+            await fetch_exact(fetch_once, a, min(a + piece_ms, end_ms), step_ms, reach)
+            for a in range(start_ms, end_ms, piece_ms)
+        ]
         return [row for piece in pieces for row in piece]
     if reach is not None:
         reach.saw(rows, step_ms)

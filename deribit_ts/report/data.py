@@ -31,8 +31,14 @@ class Filters:
     limit: int | None = None  # rows per listing table (gaps, sanity)
 
     def params(self, **more) -> dict:
-        return {"since": self.since, "until": self.until, "currency": self.currency,
-                "instrument": self.instrument, "limit": self.limit, **more}
+        return {
+            "since": self.since,
+            "until": self.until,
+            "currency": self.currency,
+            "instrument": self.instrument,
+            "limit": self.limit,
+            **more,
+        }
 
 
 @dataclass
@@ -82,15 +88,23 @@ class _Asker:
 
     def columns_of(self, relation: str) -> set[str]:
         schema, name = relation.split(".")
-        rows = self.conn.execute("SELECT column_name FROM information_schema.columns "
-                                 "WHERE table_schema = %s AND table_name = %s", (schema, name))
+        rows = self.conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+            (schema, name),
+        )
         return {r[0] for r in rows}
 
     def absent(self, needs: tuple[str, ...]) -> str | None:
         """Why a table needing these relations cannot be shown, or None when they all exist."""
         absent = [rel for rel in needs if not self.has(rel)]
-        return (f"{', '.join(absent)} does not exist in this database yet (a newer deribit-ts adds it: upgrade, "
-                "then `deribit-ts db migrate`)") if absent else None
+        return (
+            (
+                f"{', '.join(absent)} does not exist in this database yet (a newer deribit-ts adds it: upgrade, "
+                "then `deribit-ts db migrate`)"
+            )
+            if absent
+            else None
+        )
 
     def table(self, name: str, title: str, needs: tuple[str, ...], query: str, params: dict, **kwargs) -> Table:
         missing = self.absent(needs)
@@ -104,7 +118,7 @@ class _Asker:
 def _cut(table: Table, filters: Filters) -> Table:
     if filters.limit is not None and len(table.rows) > filters.limit:
         table.note = f"first {filters.limit} of {len(table.rows)} rows (--limit)"
-        table.rows = table.rows[:filters.limit]
+        table.rows = table.rows[: filters.limit]
     return table
 
 
@@ -170,26 +184,50 @@ SELECT dataset, label, (day AT TIME ZONE 'UTC')::date AS day,
 def coverage(ask: _Asker, f: Filters) -> Section:
     present = ask.columns_of("deribit.coverage") if ask.has("deribit.coverage") else set()
     extra = "".join(f"{c}, " for c in _COVERAGE_EXTRA if c in present)
-    main = ask.table("coverage", "Coverage per dataset and key", ("deribit.coverage",),
-                     _COVERAGE.format(extra=extra, currency=_CURRENCY_OF.format(col="key")), f.params())
-    days = ask.table("coverage_days", "Share of each day's wanted minutes fetched (%)", ("deribit.coverage",),
-                     _COVERAGE_DAYS.format(currency=_CURRENCY_OF.format(col="t.key")),
-                     f.params(days=DEFAULT_DAYS["coverage"]), chart_only=True)
+    main = ask.table(
+        "coverage",
+        "Coverage per dataset and key",
+        ("deribit.coverage",),
+        _COVERAGE.format(extra=extra, currency=_CURRENCY_OF.format(col="key")),
+        f.params(),
+    )
+    days = ask.table(
+        "coverage_days",
+        "Share of each day's wanted minutes fetched (%)",
+        ("deribit.coverage",),
+        _COVERAGE_DAYS.format(currency=_CURRENCY_OF.format(col="t.key")),
+        f.params(days=DEFAULT_DAYS["coverage"]),
+        chart_only=True,
+    )
     return Section("coverage", "Coverage", [main, _coverage_summary(main), days])
 
 
 def _coverage_summary(main: Table) -> Table:
     """Per dataset: keys, complete keys, rows, minutes never fetched. Added up from the rows already read,
     because deribit.coverage costs a pass over every key's history (seconds at full history)."""
-    summary = Table("coverage_summary", "Coverage per dataset",
-                    ["dataset", "keys", "complete_keys", "rows", "missing_minutes"], missing=main.missing,
-                    chart_only=True)
-    at = {name: main.columns.index(name) for name in ("dataset", "complete", "rows", "missing_minutes")} \
-        if not main.missing else {}
+    summary = Table(
+        "coverage_summary",
+        "Coverage per dataset",
+        ["dataset", "keys", "complete_keys", "rows", "missing_minutes"],
+        missing=main.missing,
+        chart_only=True,
+    )
+    at = (
+        {name: main.columns.index(name) for name in ("dataset", "complete", "rows", "missing_minutes")}
+        if not main.missing
+        else {}
+    )
     for dataset, rows in itertools.groupby(main.rows, key=lambda r: r[at["dataset"]]):
         rows = list(rows)
-        summary.rows.append((dataset, len(rows), sum(bool(r[at["complete"]]) for r in rows),
-                             sum(r[at["rows"]] or 0 for r in rows), sum(r[at["missing_minutes"]] or 0 for r in rows)))
+        summary.rows.append(
+            (
+                dataset,
+                len(rows),
+                sum(bool(r[at["complete"]]) for r in rows),
+                sum(r[at["rows"]] or 0 for r in rows),
+                sum(r[at["missing_minutes"]] or 0 for r in rows),
+            )
+        )
     return summary
 
 
@@ -197,7 +235,8 @@ def _coverage_summary(main: Table) -> Table:
 
 _NAME_FILTER = """(%(instrument)s::text IS NULL OR instrument_name = %(instrument)s)
    AND (%(currency)s::text IS NULL OR {currency} = %(currency)s)""".format(
-    currency=_CURRENCY_OF.format(col="instrument_name"))
+    currency=_CURRENCY_OF.format(col="instrument_name")
+)
 
 _GAPS = f"""
 SELECT dataset, instrument_name, gap_start, gap_end, missing_minutes, cause
@@ -210,8 +249,16 @@ SELECT dataset, instrument_name, gap_start, gap_end, missing_minutes, cause
 
 
 def gaps(ask: _Asker, f: Filters) -> Section:
-    main = _cut(ask.table("gaps", "Gaps: maximal runs of missing minutes inside what was asked for",
-                          ("deribit.gap_report",), _GAPS, f.params()), f)
+    main = _cut(
+        ask.table(
+            "gaps",
+            "Gaps: maximal runs of missing minutes inside what was asked for",
+            ("deribit.gap_report",),
+            _GAPS,
+            f.params(),
+        ),
+        f,
+    )
     return Section("gaps", "Gaps", [main])
 
 
@@ -236,14 +283,18 @@ def sanity(ask: _Asker, f: Filters) -> Section:
         newest = ask.conn.execute(_NEWEST_CANDLE).fetchone()[0]
         if newest is not None:
             since = newest - timedelta(days=DEFAULT_DAYS["sanity"])
-            note = (f"since {since:%Y-%m-%d %H:%M} (the last {DEFAULT_DAYS['sanity']} days of data; "
-                    "--since to look further back)")
-    main = _cut(ask.table("sanity", "Sanity violations", ("deribit.sanity_violations",), _SANITY,
-                          f.params(since=since)), f)
+            note = (
+                f"since {since:%Y-%m-%d %H:%M} (the last {DEFAULT_DAYS['sanity']} days of data; "
+                "--since to look further back)"
+            )
+    main = _cut(
+        ask.table("sanity", "Sanity violations", ("deribit.sanity_violations",), _SANITY, f.params(since=since)), f
+    )
     if note and not main.missing:
         main.note = "; ".join(n for n in (note, main.note) if n)
-    by_rule = Table("sanity_by_rule", "Violations by rule", ["rule", "violations"], chart_only=True,
-                    missing=main.missing)
+    by_rule = Table(
+        "sanity_by_rule", "Violations by rule", ["rule", "violations"], chart_only=True, missing=main.missing
+    )
     if not main.missing:
         counts: dict[str, int] = {}
         for row in main.rows:
@@ -308,12 +359,22 @@ def basis(ask: _Asker, f: Filters) -> Section:
         return Section("basis", "Basis", [newest])
     at = newest.rows[0][0]
     latest = ask.table("basis", title, needs, _BASIS_LATEST, f.params(newest=at))
-    snapshots = ask.table("basis_snapshots", "Term structure now, a day, a week and a month before", needs,
-                          _BASIS_SNAPSHOTS, f.params(newest=at, min_days=PLOT_MIN_DAYS_TO_EXPIRY), chart_only=True)
-    history = ask.table("basis_history", "Annualized basis of each future over time (daily, 00:00 UTC)", needs,
-                        _BASIS_HISTORY,
-                        f.params(newest=at, days=DEFAULT_DAYS["basis"], min_days=HISTORY_MIN_DAYS_TO_EXPIRY),
-                        chart_only=True)
+    snapshots = ask.table(
+        "basis_snapshots",
+        "Term structure now, a day, a week and a month before",
+        needs,
+        _BASIS_SNAPSHOTS,
+        f.params(newest=at, min_days=PLOT_MIN_DAYS_TO_EXPIRY),
+        chart_only=True,
+    )
+    history = ask.table(
+        "basis_history",
+        "Annualized basis of each future over time (daily, 00:00 UTC)",
+        needs,
+        _BASIS_HISTORY,
+        f.params(newest=at, days=DEFAULT_DAYS["basis"], min_days=HISTORY_MIN_DAYS_TO_EXPIRY),
+        chart_only=True,
+    )
     return Section("basis", "Basis", [latest, snapshots, history])
 
 
@@ -331,17 +392,29 @@ WITH newest AS (
 )
 """
 
-_FUNDING_SERIES = _FUNDING_WINDOW + """
+_FUNDING_SERIES = (
+    _FUNDING_WINDOW
+    + """
 SELECT instrument_name, ts, apr, apr_1d, apr_7d FROM rows ORDER BY instrument_name, ts
 """
+)
 
 
 def funding(ask: _Asker, f: Filters) -> Section:
-    series = ask.table("funding_series", "Funding APR over time", ("deribit.funding_apr",), _FUNDING_SERIES,
-                       f.params(days=DEFAULT_DAYS["funding"]), chart_only=True)
-    latest = Table("funding", "Funding APR per perpetual (newest hour; % a year, simple)",
-                   ["instrument_name", "ts", "apr", "apr_1d", "apr_7d", "apr_window_mean", "window_from"],
-                   missing=series.missing)
+    series = ask.table(
+        "funding_series",
+        "Funding APR over time",
+        ("deribit.funding_apr",),
+        _FUNDING_SERIES,
+        f.params(days=DEFAULT_DAYS["funding"]),
+        chart_only=True,
+    )
+    latest = Table(
+        "funding",
+        "Funding APR per perpetual (newest hour; % a year, simple)",
+        ["instrument_name", "ts", "apr", "apr_1d", "apr_7d", "apr_window_mean", "window_from"],
+        missing=series.missing,
+    )
     # The summary is read off the series (its last row and mean): the window functions run once.
     for name, rows in itertools.groupby(series.rows, key=lambda r: r[0]):
         rows = list(rows)
@@ -393,5 +466,10 @@ def smile(ask: _Asker, f: Filters) -> Section:
 
 
 _BUILDERS: dict[str, Callable[[_Asker, Filters], Section]] = {
-    "coverage": coverage, "gaps": gaps, "sanity": sanity, "basis": basis, "funding": funding, "smile": smile,
+    "coverage": coverage,
+    "gaps": gaps,
+    "sanity": sanity,
+    "basis": basis,
+    "funding": funding,
+    "smile": smile,
 }

@@ -65,8 +65,12 @@ EMPTY_MEANS = {
 
 def _rich_table(table: Table) -> RichTable:
     rich = RichTable(title=f"{table.title} ({len(table.rows):,} rows)", title_justify="left", box=box.SIMPLE_HEAD)
-    numeric = [bool(table.rows) and isinstance(table.rows[0][i], int | float | Decimal)
-               and not isinstance(table.rows[0][i], bool) for i in range(len(table.columns))]
+    numeric = [
+        bool(table.rows)
+        and isinstance(table.rows[0][i], int | float | Decimal)
+        and not isinstance(table.rows[0][i], bool)
+        for i in range(len(table.columns))
+    ]
     for column, is_number in zip(table.columns, numeric, strict=True):
         rich.add_column(column, justify="right" if is_number else "left", overflow="fold")
     for row in table.rows:

@@ -25,8 +25,9 @@ from deribit_ts.sim.seeds import text_key, uniforms
 
 _SPIKE_PROBABILITY = 2e-4  # per traded minute
 # rows of a day's uniform draws, one column per minute
-(_ACTIVE, _OPEN, _CLOSE, _SINGLE, _HIGH, _LOW, _LOT_O, _LOT_H, _LOT_L, _LOT_C, _SPIKE, _SPIKE_SIDE,
- _SPIKE_SIZE) = range(13)
+(_ACTIVE, _OPEN, _CLOSE, _SINGLE, _HIGH, _LOW, _LOT_O, _LOT_H, _LOT_L, _LOT_C, _SPIKE, _SPIKE_SIDE, _SPIKE_SIZE) = (
+    range(13)
+)
 _DRAWS = 13
 
 
@@ -49,8 +50,7 @@ class Block:
 
 
 def empty_block(anchor: float) -> Block:
-    return Block(array("q"), array("d"), array("d"), array("d"), array("d"), array("d"), array("d"), array("q"),
-                 anchor)
+    return Block(array("q"), array("d"), array("d"), array("d"), array("d"), array("d"), array("d"), array("q"), anchor)
 
 
 def decimals_of(tick: float) -> int:
@@ -69,6 +69,7 @@ def tick_rounder(tick: float):
 
     def rt(x: np.ndarray) -> np.ndarray:
         return np.maximum(np.rint(x / tick), 1.0) * k / scale
+
     return rt
 
 
@@ -107,8 +108,15 @@ def _activity(inst: Instrument, paths: UnderlyingPaths, day: int) -> tuple[float
     return p, 0.8, 0.02
 
 
-def generate_block(inst: Instrument, paths: UnderlyingPaths, day: int, seed: int,
-                   outages: list[tuple[int, int]], fillers: bool, spikes: bool) -> Block:
+def generate_block(
+    inst: Instrument,
+    paths: UnderlyingPaths,
+    day: int,
+    seed: int,
+    outages: list[tuple[int, int]],
+    fillers: bool,
+    spikes: bool,
+) -> Block:
     lo, hi = minute_bounds(inst, day)
     if lo >= hi:
         return empty_block(0.0)
@@ -124,9 +132,19 @@ def generate_block(inst: Instrument, paths: UnderlyingPaths, day: int, seed: int
     # options price only the minutes they need (they trade rarely); futures have cheap whole-day fair arrays
     needed = np.concatenate(([lo], lo + t, lo + t + 1)) if inst.is_option else None
     fair = _fair_lookup(inst, paths, day, needed)
-    levels = _traded_levels(inst, rt, u[:, t], fair[lo + t], fair[lo + t + 1], last[t], p_single, half_spread,
-                            paths.regime_vol(day) / math.sqrt(525600.0), spikes)
-    anchor = float(rt(fair[lo:lo + 1])[0])
+    levels = _traded_levels(
+        inst,
+        rt,
+        u[:, t],
+        fair[lo + t],
+        fair[lo + t + 1],
+        last[t],
+        p_single,
+        half_spread,
+        paths.regime_vol(day) / math.sqrt(525600.0),
+        spikes,
+    )
+    anchor = float(rt(fair[lo : lo + 1])[0])
     return _assemble(day * DAY_MS, lo, n, t, traded, tradable if fillers else traded, levels, anchor)
 
 
@@ -145,8 +163,18 @@ def _lots(u: np.ndarray, mean: float) -> np.ndarray:
     return 1 + (-np.log1p(-u) * mean).astype(np.int64)
 
 
-def _traded_levels(inst: Instrument, rt, u: np.ndarray, f0: np.ndarray, f1: np.ndarray, last: np.ndarray,
-                   p_single: float, half_spread: float, vol_minute: float, spikes: bool) -> tuple[np.ndarray, ...]:
+def _traded_levels(
+    inst: Instrument,
+    rt,
+    u: np.ndarray,
+    f0: np.ndarray,
+    f1: np.ndarray,
+    last: np.ndarray,
+    p_single: float,
+    half_spread: float,
+    vol_minute: float,
+    spikes: bool,
+) -> tuple[np.ndarray, ...]:
     """(open, high, low, close, lots[k, 4], volume, cost) of the traded minutes; `u` holds their draws."""
     mean_lots = 5.0 if inst.is_option else 40.0
     spread = f0 * half_spread + inst.tick
@@ -179,8 +207,16 @@ def _traded_levels(inst: Instrument, rt, u: np.ndarray, f0: np.ndarray, f1: np.n
     return o, h, low, c, lots, np.round(volume, 8), np.round(cost, 8)
 
 
-def _assemble(day_ms: int, lo: int, n: int, t: np.ndarray, traded: np.ndarray, rows: np.ndarray,
-              levels: tuple[np.ndarray, ...], anchor: float) -> Block:
+def _assemble(
+    day_ms: int,
+    lo: int,
+    n: int,
+    t: np.ndarray,
+    traded: np.ndarray,
+    rows: np.ndarray,
+    levels: tuple[np.ndarray, ...],
+    anchor: float,
+) -> Block:
     """The block's columns: traded minutes from `levels`, the other `rows` as fillers at the previous close."""
     o, h, low, c, lots, volume, cost = levels
     # index of the last traded minute at or before each minute (-1: none yet, the anchor applies)
@@ -201,8 +237,9 @@ def _assemble(day_ms: int, lo: int, n: int, t: np.ndarray, traded: np.ndarray, r
     all_lots[t] = lots
     keep = np.flatnonzero(rows)
     ticks = day_ms + (lo + keep).astype(np.int64) * MINUTE_MS
-    return Block(as_array("q", ticks), *(as_array("d", col[keep]) for col in columns), as_array("q", all_lots[keep]),
-                 anchor)
+    return Block(
+        as_array("q", ticks), *(as_array("d", col[keep]) for col in columns), as_array("q", all_lots[keep]), anchor
+    )
 
 
 def as_array(typecode: str, values: np.ndarray) -> array:
@@ -219,5 +256,5 @@ def _outside_outages(outages: list[tuple[int, int]], day_ms: int, lo: int, hi: i
             continue
         first = max(0, (start - day_ms) // MINUTE_MS)
         stop = min(MINUTES, -((day_ms - end) // MINUTE_MS))
-        ok[max(first - lo, 0):max(stop - lo, 0)] = False
+        ok[max(first - lo, 0) : max(stop - lo, 0)] = False
     return ok

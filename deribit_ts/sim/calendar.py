@@ -28,8 +28,11 @@ _CONTRACT = {  # currency -> (future tick, perpetual tick, future lot/contract s
 OPTION_TICK = 0.0005
 _EPOCH = date(1970, 1, 1)
 _INDEX_IDS = {"BTC": 1000033, "ETH": 1000034}
-_UUIDS = {"BTC": "5b71fc48-3dd3-540c-809b-f8c94d0e68b5", "ETH": "d92a3d44-5e3b-5b6c-8a49-4f1f5a1e0c11",
-          "USD": "dc311642-e9fb-4ba9-a312-c75c1aef4ae1"}
+_UUIDS = {
+    "BTC": "5b71fc48-3dd3-540c-809b-f8c94d0e68b5",
+    "ETH": "d92a3d44-5e3b-5b6c-8a49-4f1f5a1e0c11",
+    "USD": "dc311642-e9fb-4ba9-a312-c75c1aef4ae1",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +70,11 @@ class Instrument:
     def to_api(self, now_ms: int) -> dict:
         """The get_instruments object, keys in the order the real API sends them."""
         active = self.alive_at(now_ms)
-        out: dict = {"tick_size": self.tick, "tick_size_steps": [],
-                     "taker_commission": 0.0003 if self.is_option else 0.0005}
+        out: dict = {
+            "tick_size": self.tick,
+            "tick_size_steps": [],
+            "taker_commission": 0.0003 if self.is_option else 0.0005,
+        }
         if self.is_option:
             out["strike"] = self.strike
         out["settlement_period"] = self.period
@@ -211,9 +217,19 @@ class Catalogue:
 
     def _perpetual(self, currency: str) -> Instrument:
         fut_tick, perp_tick, size, _ = _CONTRACT[currency]
-        return Instrument(f"{currency}-PERPETUAL", currency, "future", "perpetual", "perpetual",
-                          self.config.start_ms, PERPETUAL_EXPIRY_MS, perp_tick, size, size,
-                          _CURRENCY_CODE[currency] * 100_000_000)
+        return Instrument(
+            f"{currency}-PERPETUAL",
+            currency,
+            "future",
+            "perpetual",
+            "perpetual",
+            self.config.start_ms,
+            PERPETUAL_EXPIRY_MS,
+            perp_tick,
+            size,
+            size,
+            _CURRENCY_CODE[currency] * 100_000_000,
+        )
 
     def _build_futures(self, currency: str, day: int) -> list[Instrument]:
         kind = expiry_kind(day)
@@ -224,9 +240,21 @@ class Catalogue:
         created = max(self.config.start_ms, expiry_ms - self.config.future_listing_days[kind] * DAY_MS)
         if created >= expiry_ms:
             return []
-        return [Instrument(f"{currency}-{expiry_label(day)}", currency, "future",
-                           "month" if kind == "quarter" else kind, kind, created, expiry_ms, fut_tick, size, size,
-                           _CURRENCY_CODE[currency] * 100_000_000 + day * 1000)]
+        return [
+            Instrument(
+                f"{currency}-{expiry_label(day)}",
+                currency,
+                "future",
+                "month" if kind == "quarter" else kind,
+                kind,
+                created,
+                expiry_ms,
+                fut_tick,
+                size,
+                size,
+                _CURRENCY_CODE[currency] * 100_000_000 + day * 1000,
+            )
+        ]
 
     def _build_options(self, currency: str, day: int) -> list[Instrument]:
         kind = expiry_kind(day)
@@ -243,9 +271,24 @@ class Catalogue:
         out: list[Instrument] = []
         for i, strike in enumerate(self._strikes(currency, created, expiry_ms)):
             for j, (letter, option_type) in enumerate((("C", "call"), ("P", "put"))):
-                out.append(Instrument(f"{label}-{format_strike(strike)}-{letter}", currency, "option", period, kind,
-                                      created, expiry_ms, OPTION_TICK, option_lot, 1.0, base_id + 1 + 2 * i + j,
-                                      strike, option_type, label))
+                out.append(
+                    Instrument(
+                        f"{label}-{format_strike(strike)}-{letter}",
+                        currency,
+                        "option",
+                        period,
+                        kind,
+                        created,
+                        expiry_ms,
+                        OPTION_TICK,
+                        option_lot,
+                        1.0,
+                        base_id + 1 + 2 * i + j,
+                        strike,
+                        option_type,
+                        label,
+                    )
+                )
         return out
 
     def _strikes(self, currency: str, created_ms: int, expiry_ms: int) -> list[float]:
@@ -257,8 +300,9 @@ class Catalogue:
             atm = round(spot / step) * step
             lowest = max(step, atm - step * (n // 2 - 1))  # keep every strike positive, shifting the grid up
             return [lowest + step * k for k in range(n)]
-        return delta_strikes(spot, years, self.paths[currency].atm_vol_at(created_ms),
-                             self.config.option_strike_density)
+        return delta_strikes(
+            spot, years, self.paths[currency].atm_vol_at(created_ms), self.config.option_strike_density
+        )
 
     def _on_day(self, currency: str, day: int, kind: str | None) -> list[Instrument]:
         """Instruments expiring on `day`, the future first (the order get_instruments lists them in)."""

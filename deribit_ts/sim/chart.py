@@ -7,8 +7,20 @@ import numpy as np
 from deribit_ts.sim.blocks import Block, as_array, empty_block
 from deribit_ts.sim.paths import MINUTE_MS
 
-RESOLUTION_MINUTES = {"1": 1, "3": 3, "5": 5, "10": 10, "15": 15, "30": 30, "60": 60, "120": 120, "180": 180,
-                      "360": 360, "720": 720, "1D": 1440}
+RESOLUTION_MINUTES = {
+    "1": 1,
+    "3": 3,
+    "5": 5,
+    "10": 10,
+    "15": 15,
+    "30": 30,
+    "60": 60,
+    "120": 120,
+    "180": 180,
+    "360": 360,
+    "720": 720,
+    "1D": 1440,
+}
 RESOLUTION_ALIASES = {"1440": "1D"}  # accepted by the real API although undocumented
 
 

@@ -45,8 +45,9 @@ class Pathologies:
         for word in words:
             field_name = PATHOLOGY_NAMES.get(word)
             if field_name is None:
-                raise UserError(f"unknown pathology {word!r}; choose from {', '.join(PATHOLOGY_CHOICES)}, "
-                                "or all / none")
+                raise UserError(
+                    f"unknown pathology {word!r}; choose from {', '.join(PATHOLOGY_CHOICES)}, or all / none"
+                )
             chosen.add(field_name)
         if not chosen:
             raise UserError(f"name at least one pathology ({', '.join(PATHOLOGY_CHOICES)}), or all / none")
@@ -55,8 +56,11 @@ class Pathologies:
 
 _SWITCHES = ("filler_candles", "outages", "bad_ticks", "late_corrections")
 PATHOLOGY_CHOICES = tuple(name.replace("_", "-") for name in _SWITCHES)
-PATHOLOGY_NAMES = {**{c: c.replace("-", "_") for c in PATHOLOGY_CHOICES},
-                   "fillers": "filler_candles", "corrections": "late_corrections"}
+PATHOLOGY_NAMES = {
+    **{c: c.replace("-", "_") for c in PATHOLOGY_CHOICES},
+    "fillers": "filler_candles",
+    "corrections": "late_corrections",
+}
 
 
 @dataclass(frozen=True)
@@ -117,24 +121,36 @@ class SimConfig:
         if not 0 < self.rate_limit_scale <= 1000:
             raise UserError(f"rate limit scale must be in (0, 1000], not {self.rate_limit_scale}")
         if not 0 <= self.clock_speed <= MAX_CLOCK_SPEED:
-            raise UserError(f"clock speed must be between 0 and {MAX_CLOCK_SPEED:,.0f} (times real time), "
-                            f"not {self.clock_speed:g}")
+            raise UserError(
+                f"clock speed must be between 0 and {MAX_CLOCK_SPEED:,.0f} (times real time), not {self.clock_speed:g}"
+            )
         if self.clock_speed and self.now is None:
-            raise UserError("a faster clock needs a fixed start: give --now DATE with --clock-speed "
-                            "(with --now real the simulator follows the wall clock)")
+            raise UserError(
+                "a faster clock needs a fixed start: give --now DATE with --clock-speed "
+                "(with --now real the simulator follows the wall clock)"
+            )
         if not 0 <= self.port <= 65535:
             raise UserError(f"port must be between 0 and 65535, not {self.port}")
         if not 0 <= self.latency_ms <= MAX_LATENCY_MS:
-            raise UserError(f"latency must be between 0 and {MAX_LATENCY_MS:,.0f} ms (10 minutes), "
-                            f"not {self.latency_ms:g}")
+            raise UserError(
+                f"latency must be between 0 and {MAX_LATENCY_MS:,.0f} ms (10 minutes), not {self.latency_ms:g}"
+            )
         if not 0 <= self.stall_seconds <= MAX_LATENCY_MS / 1000:
             raise UserError(f"stall_seconds must be between 0 and {MAX_LATENCY_MS / 1000:,.0f}")
-        for name in ("chart_max_candles", "funding_max_rows", "trades_max_count", "dvol_max_rows", "cache_blocks",
-                     "mark_history_step_seconds", "mark_history_max_rows"):
+        for name in (
+            "chart_max_candles",
+            "funding_max_rows",
+            "trades_max_count",
+            "dvol_max_rows",
+            "cache_blocks",
+            "mark_history_step_seconds",
+            "mark_history_max_rows",
+        ):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be at least 1, not {getattr(self, name)}")
-        if not 0 < self.option_strike_density <= 10 or (self.strikes_per_expiry is not None
-                                                         and not 1 <= self.strikes_per_expiry <= 240):
+        if not 0 < self.option_strike_density <= 10 or (
+            self.strikes_per_expiry is not None and not 1 <= self.strikes_per_expiry <= 240
+        ):
             raise UserError("option_strike_density must be in (0, 10] and strikes_per_expiry in 1..240")
         unknown = set(self.fault_kinds) - set(FAULT_KINDS)
         if unknown:
@@ -150,13 +166,17 @@ class SimConfig:
         for name in ("start", "now"):
             value = getattr(self, name)
             if value is not None and not EARLIEST <= value < LATEST:
-                raise UserError(f"--{name} {value:%Y-%m-%d} is outside the simulated years: give a date from "
-                                f"{EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}")
+                raise UserError(
+                    f"--{name} {value:%Y-%m-%d} is outside the simulated years: give a date from "
+                    f"{EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}"
+                )
         now = self.now or datetime.now(UTC)
         if self.start >= now:
             said = f"--now {now:%Y-%m-%d %H:%M}" if self.now else f"now ({now:%Y-%m-%d}, --now real)"
-            raise UserError(f"--start {self.start:%Y-%m-%d %H:%M} is not before {said}: the market's history "
-                            "must begin before its present; give an earlier --start or a later --now")
+            raise UserError(
+                f"--start {self.start:%Y-%m-%d %H:%M} is not before {said}: the market's history "
+                "must begin before its present; give an earlier --start or a later --now"
+            )
 
     @property
     def start_ms(self) -> int:

@@ -60,8 +60,9 @@ class SimMarket:
         """The instrument, or None if it does not exist (yet) at `now_ms`."""
         return self.catalogue.get(name, self._now(now_ms))
 
-    def instruments(self, currency: str | None = None, kind: str | None = None, expired: bool = False,
-                    now_ms: int | None = None) -> list[Instrument]:
+    def instruments(
+        self, currency: str | None = None, kind: str | None = None, expired: bool = False, now_ms: int | None = None
+    ) -> list[Instrument]:
         """What get_instruments lists: active ones, or the (recently) expired ones instead."""
         now = self._now(now_ms)
         currencies = CURRENCIES if currency in (None, "any") else (currency,)
@@ -88,8 +89,15 @@ class SimMarket:
                 return hit
         if resolution == "1":
             p = self.config.pathologies
-            made = generate_block(inst, self.paths[inst.currency], day, self.config.seed, self.outage_windows(),
-                                  p.filler_candles, p.bad_ticks)
+            made = generate_block(
+                inst,
+                self.paths[inst.currency],
+                day,
+                self.config.seed,
+                self.outage_windows(),
+                p.filler_candles,
+                p.bad_ticks,
+            )
         else:
             made = aggregate_block(self.block(inst, day, "1"), RESOLUTION_MINUTES[resolution], day * DAY_MS)
         with self._lock:
@@ -98,8 +106,9 @@ class SimMarket:
                 self._blocks.popitem(last=False)
         return made
 
-    def candles(self, name: str, start_ms: int, end_ms: int, resolution: str = "1",
-                now_ms: int | None = None) -> dict[str, list]:
+    def candles(
+        self, name: str, start_ms: int, end_ms: int, resolution: str = "1", now_ms: int | None = None
+    ) -> dict[str, list]:
         """Candles of the buckets that overlap [start_ms, end_ms] as served at `now_ms`, untruncated.
 
         Columns: ticks, open, high, low, close, volume, cost. Nothing after `now`; the current bucket is still
@@ -108,9 +117,16 @@ class SimMarket:
         arrays = self.candle_arrays(name, start_ms, end_ms, resolution, now_ms)
         return {column: values.tolist() for column, values in arrays.items()}
 
-    def candle_arrays(self, name: str, start_ms: int, end_ms: int, resolution: str = "1",
-                      now_ms: int | None = None, at_least: int | None = None,
-                      newest: bool = True) -> dict[str, np.ndarray]:
+    def candle_arrays(
+        self,
+        name: str,
+        start_ms: int,
+        end_ms: int,
+        resolution: str = "1",
+        now_ms: int | None = None,
+        at_least: int | None = None,
+        newest: bool = True,
+    ) -> dict[str, np.ndarray]:
         """candles() as numpy columns (ticks int64, the others float64): what the server encodes.
 
         With `at_least`, day blocks are read from the newest (or the oldest if not `newest`) end only until that
@@ -166,8 +182,11 @@ class SimMarket:
             width = RESOLUTION_MINUTES[resolution] * MINUTE_MS
             newest_bucket = min(end_ms, self._now(now_ms)) // width * width
             start_ms = max(start_ms, newest_bucket - (cap - 1) * width)
-        return self.truncate(self.candle_arrays(name, start_ms, end_ms, resolution, now_ms, at_least=cap,
-                                                newest=self.config.chart_truncate == "old"))
+        return self.truncate(
+            self.candle_arrays(
+                name, start_ms, end_ms, resolution, now_ms, at_least=cap, newest=self.config.chart_truncate == "old"
+            )
+        )
 
     def truncate(self, columns: dict) -> dict:
         """Keep chart_max_candles of a chart answer: the newest ('old' end cut) or the oldest ('new' end cut)."""
@@ -210,8 +229,15 @@ class SimMarket:
         last_hour = min(end_ms, now) // HOUR_MS
         return self.paths[inst.currency], first_hour, last_hour
 
-    def funding(self, name: str, start_ms: int, end_ms: int, now_ms: int | None = None,
-                limit: int | None = None, newest: bool = False) -> list[dict]:
+    def funding(
+        self,
+        name: str,
+        start_ms: int,
+        end_ms: int,
+        now_ms: int | None = None,
+        limit: int | None = None,
+        newest: bool = False,
+    ) -> list[dict]:
         """Hourly funding rows with timestamp in (start_ms, end_ms] (start exclusive, end inclusive), ascending.
 
         With `limit`, only the oldest `limit` rows (the newest if `newest`): a capped answer over years of hours
@@ -229,13 +255,15 @@ class SimMarket:
             ts = hour * HOUR_MS
             if self.in_outage(ts):
                 continue
-            rows.append({
-                "timestamp": ts,
-                "index_price": paths.index_at(ts),
-                "prev_index_price": paths.index_at(ts - HOUR_MS),
-                "interest_8h": sum(paths.interest_1h(h) for h in range(hour - 7, hour + 1)),
-                "interest_1h": paths.interest_1h(hour),
-            })
+            rows.append(
+                {
+                    "timestamp": ts,
+                    "index_price": paths.index_at(ts),
+                    "prev_index_price": paths.index_at(ts - HOUR_MS),
+                    "interest_8h": sum(paths.interest_1h(h) for h in range(hour - 7, hour + 1)),
+                    "interest_1h": paths.interest_1h(hour),
+                }
+            )
         return rows[::-1] if newest else rows
 
     def funding_value(self, name: str, start_ms: int, end_ms: int, now_ms: int | None = None) -> float:
@@ -291,9 +319,17 @@ class SimMarket:
         return round(round(price / tick) * tick, decimals_of(tick))
 
     # ---- trades ---------------------------------------------------------------------------------------------------
-    def trades(self, name: str, start_ms: int | None = None, end_ms: int | None = None, limit: int = 1000,
-               ascending: bool = True, now_ms: int | None = None, start_seq: int | None = None,
-               end_seq: int | None = None) -> list[Trade]:
+    def trades(
+        self,
+        name: str,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        limit: int = 1000,
+        ascending: bool = True,
+        now_ms: int | None = None,
+        start_seq: int | None = None,
+        end_seq: int | None = None,
+    ) -> list[Trade]:
         """Up to `limit` trades with timestamp in [start_ms, end_ms], oldest first if `ascending` else newest
         first, exactly as the candles served at `now_ms` aggregate them."""
         now = self._now(now_ms)
@@ -316,9 +352,13 @@ class SimMarket:
                 minute = minute_trades(inst, blk, j, self.config.seed)
                 if is_preliminary(self, inst, tick, now):
                     minute = minute[:-1]
-                found.extend(t for t in minute if lo <= t.timestamp <= hi
-                             and (start_seq is None or t.trade_seq >= start_seq)
-                             and (end_seq is None or t.trade_seq <= end_seq))
+                found.extend(
+                    t
+                    for t in minute
+                    if lo <= t.timestamp <= hi
+                    and (start_seq is None or t.trade_seq >= start_seq)
+                    and (end_seq is None or t.trade_seq <= end_seq)
+                )
             out.extend(found if ascending else reversed(found))
             if len(out) >= limit:
                 break
@@ -329,9 +369,14 @@ class SimMarket:
         paths = self.paths[inst.currency]
         mark = self.mark_price(inst, trade.timestamp)
         direction = "buy" if trade.price >= mark else "sell"
-        out = {"trade_seq": trade.trade_seq, "trade_id": trade.trade_id, "timestamp": trade.timestamp,
-               "tick_direction": (0 if trade.price != mark else 1) if direction == "buy" else 2,
-               "price": trade.price, "mark_price": mark}
+        out = {
+            "trade_seq": trade.trade_seq,
+            "trade_id": trade.trade_id,
+            "timestamp": trade.timestamp,
+            "tick_direction": (0 if trade.price != mark else 1) if direction == "buy" else 2,
+            "price": trade.price,
+            "mark_price": mark,
+        }
         if inst.is_option:
             years = max(inst.expiry_ms - trade.timestamp, 0) / (365 * DAY_MS)
             forward = self.forward(inst.currency, inst.expiry_ms, trade.timestamp)
@@ -349,7 +394,7 @@ class SimMarket:
         day = ms // DAY_MS
         levels = self.paths[currency].minute_levels(day)
         minute = (ms - day * DAY_MS) // MINUTE_MS
-        window = levels[max(0, minute - 30):minute].tolist() or [float(levels[minute])]
+        window = levels[max(0, minute - 30) : minute].tolist() or [float(levels[minute])]
         return round(sum(window) / len(window), 8)
 
     def delivery_prices(self, currency: str, offset: int, count: int, now_ms: int | None = None) -> dict:
@@ -363,8 +408,12 @@ class SimMarket:
         data = []
         for day in range(last - offset, max(first, last - offset - count + 1) - 1, -1):
             when = day * DAY_MS + 8 * HOUR_MS
-            data.append({"date": datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%d"),
-                         "delivery_price": self.delivery_price(currency, when)})
+            data.append(
+                {
+                    "date": datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%d"),
+                    "delivery_price": self.delivery_price(currency, when),
+                }
+            )
         return {"data": data, "records_total": total}
 
     def dvol(self, currency: str, start_ms: int, end_ms: int, seconds: int, now_ms: int | None = None) -> dict:

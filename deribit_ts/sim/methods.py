@@ -27,6 +27,7 @@ def method(name: str) -> Callable[[Method], Method]:
     def register(fn: Method) -> Method:
         METHODS[name] = fn
         return fn
+
     return register
 
 
@@ -70,15 +71,34 @@ def status(m: SimMarket, p: Params, now: int, note: dict) -> dict:
 @method("get_currencies")
 def get_currencies(m: SimMarket, p: Params, now: int, note: dict) -> list[dict]:
     return [
-        {"coin_type": "BITCOIN", "currency": "BTC", "currency_long": "Bitcoin", "min_confirmations": 1,
-         "min_withdrawal_fee": 0.0001, "withdrawal_fee": 0.0001,
-         "withdrawal_priorities": [{"value": 0.15, "name": "very_low"}, {"value": 1.5, "name": "very_high"}],
-         "network_currency": "BTC", "network_fee": 0.0001, "decimals": 8, "apr": 0.0,
-         "in_cross_collateral_pool": True},
-        {"coin_type": "ETHER", "currency": "ETH", "currency_long": "Ethereum", "min_confirmations": 1,
-         "min_withdrawal_fee": 0.0001, "withdrawal_fee": 0.0006, "withdrawal_priorities": [],
-         "network_currency": "ETH", "network_fee": 0.0006, "decimals": 6, "apr": 0.0,
-         "in_cross_collateral_pool": True},
+        {
+            "coin_type": "BITCOIN",
+            "currency": "BTC",
+            "currency_long": "Bitcoin",
+            "min_confirmations": 1,
+            "min_withdrawal_fee": 0.0001,
+            "withdrawal_fee": 0.0001,
+            "withdrawal_priorities": [{"value": 0.15, "name": "very_low"}, {"value": 1.5, "name": "very_high"}],
+            "network_currency": "BTC",
+            "network_fee": 0.0001,
+            "decimals": 8,
+            "apr": 0.0,
+            "in_cross_collateral_pool": True,
+        },
+        {
+            "coin_type": "ETHER",
+            "currency": "ETH",
+            "currency_long": "Ethereum",
+            "min_confirmations": 1,
+            "min_withdrawal_fee": 0.0001,
+            "withdrawal_fee": 0.0006,
+            "withdrawal_priorities": [],
+            "network_currency": "ETH",
+            "network_fee": 0.0006,
+            "decimals": 6,
+            "apr": 0.0,
+            "in_cross_collateral_pool": True,
+        },
     ]
 
 
@@ -128,8 +148,16 @@ def get_tradingview_chart_data(m: SimMarket, p: Params, now: int, note: dict) ->
         raise invalid_params("unsupported resolution", "resolution")
     c = m.chart(inst.name, start, end, resolution, now_ms=now)  # numpy columns: see server._send
     note["candles"] = len(c["ticks"])
-    return {"volume": c["volume"], "ticks": c["ticks"], "status": "ok" if len(c["ticks"]) else "no_data",
-            "open": c["open"], "low": c["low"], "high": c["high"], "cost": c["cost"], "close": c["close"]}
+    return {
+        "volume": c["volume"],
+        "ticks": c["ticks"],
+        "status": "ok" if len(c["ticks"]) else "no_data",
+        "open": c["open"],
+        "low": c["low"],
+        "high": c["high"],
+        "cost": c["cost"],
+        "close": c["close"],
+    }
 
 
 # ---- funding ---------------------------------------------------------------------------------------------------------
@@ -144,15 +172,22 @@ def _perpetual(m: SimMarket, p: Params, now: int) -> Instrument:
 def get_funding_rate_history(m: SimMarket, p: Params, now: int, note: dict) -> list[dict]:
     inst = _perpetual(m, p, now)
     # The cap is applied while generating, so a years-wide request costs one page of rows.
-    return m.funding(inst.name, p.integer("start_timestamp", required=True), p.integer("end_timestamp", required=True),
-                     now_ms=now, limit=m.config.funding_max_rows, newest=m.config.funding_truncate == "old")
+    return m.funding(
+        inst.name,
+        p.integer("start_timestamp", required=True),
+        p.integer("end_timestamp", required=True),
+        now_ms=now,
+        limit=m.config.funding_max_rows,
+        newest=m.config.funding_truncate == "old",
+    )
 
 
 @method("get_funding_rate_value")
 def get_funding_rate_value(m: SimMarket, p: Params, now: int, note: dict) -> float:
     inst = _perpetual(m, p, now)
-    return m.funding_value(inst.name, p.integer("start_timestamp", required=True),
-                           p.integer("end_timestamp", required=True), now_ms=now)
+    return m.funding_value(
+        inst.name, p.integer("start_timestamp", required=True), p.integer("end_timestamp", required=True), now_ms=now
+    )
 
 
 @method("get_funding_chart_data")
@@ -162,9 +197,14 @@ def get_funding_chart_data(m: SimMarket, p: Params, now: int, note: dict) -> dic
     span = {"8h": 8 * HOUR_MS, "24h": DAY_MS, "1m": 30 * DAY_MS}[length]
     rows = m.funding(inst.name, now - span, now, now_ms=now)
     current, funding_8h = snapshots._current_funding(m, inst, now)
-    return {"current_interest": current, "interest_8h": funding_8h,
-            "data": [{"timestamp": r["timestamp"], "index_price": r["index_price"],
-                      "interest_8h": r["interest_8h"]} for r in rows]}
+    return {
+        "current_interest": current,
+        "interest_8h": funding_8h,
+        "data": [
+            {"timestamp": r["timestamp"], "index_price": r["index_price"], "interest_8h": r["interest_8h"]}
+            for r in rows
+        ],
+    }
 
 
 # ---- index -----------------------------------------------------------------------------------------------------------
@@ -177,8 +217,10 @@ def get_index_price(m: SimMarket, p: Params, now: int, note: dict) -> dict:
 @method("get_index_price_names")
 def get_index_price_names(m: SimMarket, p: Params, now: int, note: dict) -> list:
     if p.boolean("extended"):
-        return [{"name": n, "future_combo_creation_enabled": True, "option_combo_creation_enabled": True}
-                for n in INDEX_NAMES]
+        return [
+            {"name": n, "future_combo_creation_enabled": True, "option_combo_creation_enabled": True}
+            for n in INDEX_NAMES
+        ]
     return list(INDEX_NAMES)
 
 
@@ -213,8 +255,9 @@ def get_volatility_index_data(m: SimMarket, p: Params, now: int, note: dict) -> 
     currency = _currency(p)
     start = p.integer("start_timestamp", required=True)
     end = p.integer("end_timestamp", required=True)
-    resolution = p.text("resolution", required=True, choices=("1", "60", "3600", "43200", "1D"),
-                        reason="unsupported resolution")
+    resolution = p.text(
+        "resolution", required=True, choices=("1", "60", "3600", "43200", "1D"), reason="unsupported resolution"
+    )
     seconds = 86400 if resolution == "1D" else int(resolution)
     if currency not in CURRENCIES:
         return {"data": [], "continuation": None}
@@ -290,10 +333,18 @@ def get_last_settlements_by_instrument(m: SimMarket, p: Params, now: int, note: 
         if len(rows) == count:
             nxt = str(ts)
             break
-        rows.append({"type": "delivery" if ts == inst.expiry_ms else "settlement", "timestamp": ts,
-                     "session_profit_loss": 0.0, "profit_loss": 0.0, "position": 0,
-                     "mark_price": m.mark_price(inst, min(ts, inst.expiry_ms - 1)), "instrument_name": inst.name,
-                     "index_price": m.paths[inst.currency].index_at(ts)})
+        rows.append(
+            {
+                "type": "delivery" if ts == inst.expiry_ms else "settlement",
+                "timestamp": ts,
+                "session_profit_loss": 0.0,
+                "profit_loss": 0.0,
+                "position": 0,
+                "mark_price": m.mark_price(inst, min(ts, inst.expiry_ms - 1)),
+                "instrument_name": inst.name,
+                "index_price": m.paths[inst.currency].index_at(ts),
+            }
+        )
         day -= 1
     return {"settlements": rows, "continuation": nxt}
 
@@ -342,8 +393,11 @@ def _currency_trades(m: SimMarket, p: Params, now: int, need_time: bool) -> dict
         return {"trades": [], "has_more": False}
     start = max(start if start is not None else floor, floor)
     insts = [i for i in m.catalogue.alive(currency, now) if kind == "any" or i.kind == kind]
-    insts += [i for i in m.instruments(currency, None if kind == "any" else kind, True, now)
-              if i.expiry_ms > floor and i not in insts]
+    insts += [
+        i
+        for i in m.instruments(currency, None if kind == "any" else kind, True, now)
+        if i.expiry_ms > floor and i not in insts
+    ]
     return _trades_result(m, insts, start, end, count, sorting, now)
 
 
@@ -357,13 +411,23 @@ def get_last_trades_by_currency_and_time(m: SimMarket, p: Params, now: int, note
     return _currency_trades(m, p, now, need_time=True)
 
 
-def _trades_result(m: SimMarket, insts: list[Instrument], start: int | None, end: int | None, count: int,
-                   sorting: str, now: int, start_seq: int | None = None, end_seq: int | None = None) -> dict:
+def _trades_result(
+    m: SimMarket,
+    insts: list[Instrument],
+    start: int | None,
+    end: int | None,
+    count: int,
+    sorting: str,
+    now: int,
+    start_seq: int | None = None,
+    end_seq: int | None = None,
+) -> dict:
     ascending = sorting == "asc"  # 'default' is newest first, like 'desc'
     found: list[tuple[Instrument, Trade]] = []
     for inst in insts:
-        for trade in m.trades(inst.name, start, end, count + 1, ascending, now_ms=now,
-                              start_seq=start_seq, end_seq=end_seq):
+        for trade in m.trades(
+            inst.name, start, end, count + 1, ascending, now_ms=now, start_seq=start_seq, end_seq=end_seq
+        ):
             found.append((inst, trade))
     found.sort(key=lambda it: (it[1].timestamp, it[1].trade_seq), reverse=not ascending)
     has_more = len(found) > count

@@ -16,8 +16,15 @@ class Params:
         value = self.raw.get(name)
         return None if value is None or value == "" else value
 
-    def text(self, name: str, default: str | None = None, *, required: bool = False,
-             choices: tuple[str, ...] | None = None, reason: str = "invalid value") -> str | None:
+    def text(
+        self,
+        name: str,
+        default: str | None = None,
+        *,
+        required: bool = False,
+        choices: tuple[str, ...] | None = None,
+        reason: str = "invalid value",
+    ) -> str | None:
         value = self._get(name)
         if value is None:
             if required:

@@ -172,6 +172,7 @@ class UnderlyingPaths:
     def interest_1h_many(self, hour_ends: np.ndarray) -> np.ndarray:
         """interest_1h() for every hour index in `hour_ends`: the same values, vectorised (the same float
         operations in the same order, so bit for bit equal)."""
+
         def knots(hours: np.ndarray) -> np.ndarray:
             slow = (units(self.seed, self._key, 9, last=hours // 168) - 0.35) * 0.003
             fast = (units(self.seed, self._key, 10, last=hours) - 0.5) * 0.0012

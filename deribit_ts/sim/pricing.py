@@ -52,8 +52,9 @@ def smile_vol_array(atm_vol: np.ndarray, forward: np.ndarray, strike: float, t_y
     return np.maximum(0.05, atm_vol * (1.0 - 0.06 * k + 0.045 * k * k))
 
 
-def black76_usd_array(call: bool, forward: np.ndarray, strike: float, t_years: np.ndarray,
-                      vol: np.ndarray) -> np.ndarray:
+def black76_usd_array(
+    call: bool, forward: np.ndarray, strike: float, t_years: np.ndarray, vol: np.ndarray
+) -> np.ndarray:
     """black76_usd() over arrays."""
     t = np.maximum(t_years, MIN_T)
     sd = vol * np.sqrt(t)
@@ -83,8 +84,9 @@ class ChainQuotes:
     rho: np.ndarray  # spot-style: K T N(d2) / 100 (call), -K T N(-d2) / 100 (put)
 
 
-def chain_quotes(call: np.ndarray, forward: np.ndarray, strike: np.ndarray, years: np.ndarray,
-                 vol: np.ndarray) -> ChainQuotes:
+def chain_quotes(
+    call: np.ndarray, forward: np.ndarray, strike: np.ndarray, years: np.ndarray, vol: np.ndarray
+) -> ChainQuotes:
     """Deribit's ticker numbers (before rounding) for options with the given inputs, as the exchange computes
     them: Black-76 on the forward, r = 0, T in 365-day years, sigma = mark_iv / 100. deribit.black76_greeks in SQL
     is the same formula."""
@@ -102,12 +104,19 @@ def chain_quotes(call: np.ndarray, forward: np.ndarray, strike: np.ndarray, year
     price = np.where(call, f * nd1 - k * nd2, k * n_d2 - f * n_d1)
     intrinsic = np.where(call, np.maximum(f - k, 0.0), np.maximum(k - f, 0.0))
     theta = np.maximum(-f * pdf * s / (2.0 * sq) / 365.0, intrinsic - price)
-    return ChainQuotes(price, np.where(call, nd1, nd1 - 1.0), pdf / (f * sd), f * pdf * sq / 100.0, theta,
-                       np.where(call, k * t * nd2, -k * t * n_d2) / 100.0)
+    return ChainQuotes(
+        price,
+        np.where(call, nd1, nd1 - 1.0),
+        pdf / (f * sd),
+        f * pdf * sq / 100.0,
+        theta,
+        np.where(call, k * t * nd2, -k * t * n_d2) / 100.0,
+    )
 
 
-def implied_vol(call: bool, forward: float, strike: float, years: float, price_usd: float, low: float = 0.01,
-                high: float = 10.0) -> float:
+def implied_vol(
+    call: bool, forward: float, strike: float, years: float, price_usd: float, low: float = 0.01, high: float = 10.0
+) -> float:
     """The Black-76 vol (fraction) that prices the option at `price_usd`, by bisection in [low, high]: 0 where the
     price is at or below intrinsic (no vol fits), `high` where even that vol is too cheap. Scalar: a ticker
     inverts two prices (bid and ask), where numpy's per-call overhead would cost more than the arithmetic."""

@@ -35,8 +35,17 @@ def apply_recent(market: SimMarket, inst: Instrument, day: int, resolution: str,
     # minutes older than the correction window are final: copied in bulk, only the last few are rebuilt
     settled = now - (market.config.pathologies.correction_window_minutes + 1) * MINUTE_MS
     j0 = bisect.bisect_right(final.ticks, settled)
-    out = Block(final.ticks[:j0], final.open[:j0], final.high[:j0], final.low[:j0], final.close[:j0],
-                final.volume[:j0], final.cost[:j0], final.lots[:4 * j0], final.anchor)
+    out = Block(
+        final.ticks[:j0],
+        final.open[:j0],
+        final.high[:j0],
+        final.low[:j0],
+        final.close[:j0],
+        final.volume[:j0],
+        final.cost[:j0],
+        final.lots[: 4 * j0],
+        final.anchor,
+    )
     prev = final.close[j0 - 1] if j0 else final.anchor
     for j in range(j0, len(final.ticks)):
         tick = final.ticks[j]
@@ -62,12 +71,30 @@ def apply_recent(market: SimMarket, inst: Instrument, day: int, resolution: str,
 
 
 def _copy(out: Block, src: Block, j: int) -> None:
-    _append(out, src.ticks[j], src.open[j], src.high[j], src.low[j], src.close[j], src.volume[j], src.cost[j],
-            src.lots[4 * j: 4 * j + 4])
+    _append(
+        out,
+        src.ticks[j],
+        src.open[j],
+        src.high[j],
+        src.low[j],
+        src.close[j],
+        src.volume[j],
+        src.cost[j],
+        src.lots[4 * j : 4 * j + 4],
+    )
 
 
-def _append(out: Block, tick: int, o: float, h: float, low: float, c: float, v: float, cost: float,
-            lots: array | tuple = (0, 0, 0, 0)) -> None:
+def _append(
+    out: Block,
+    tick: int,
+    o: float,
+    h: float,
+    low: float,
+    c: float,
+    v: float,
+    cost: float,
+    lots: array | tuple = (0, 0, 0, 0),
+) -> None:
     out.ticks.append(tick)
     out.open.append(o)
     out.high.append(h)

@@ -96,8 +96,8 @@ class SimServer:
             return self._send(request, full, request_id, METHOD_NOT_FOUND, us_in)
         params = _params_of(body)
         if isinstance(params, ApiError):
-            return self._send(request, full[len("public/"):], request_id, params, us_in)
-        return await self._answer(request, full[len("public/"):], params, request_id, us_in)
+            return self._send(request, full[len("public/") :], request_id, params, us_in)
+        return await self._answer(request, full[len("public/") :], params, request_id, us_in)
 
     @staticmethod
     async def _json_body(request: web.Request):
@@ -111,8 +111,13 @@ class SimServer:
 
     async def _private(self, request: web.Request) -> web.StreamResponse:
         us_in = time.time_ns() // 1000
-        return self._send(request, "private/" + request.match_info["method"], None,
-                          ApiError(13009, "unauthorized", {"reason": "invalid_token"}, http_status=401), us_in)
+        return self._send(
+            request,
+            "private/" + request.match_info["method"],
+            None,
+            ApiError(13009, "unauthorized", {"reason": "invalid_token"}, http_status=401),
+            us_in,
+        )
 
     async def _answer(self, request: web.Request, name: str, params: dict, request_id, us_in: int):
         if self.config.latency_ms > 0:
@@ -132,7 +137,8 @@ class SimServer:
         try:
             # In a worker thread (SimMarket is thread-safe): a heavy request must not stall every other client.
             result = await asyncio.get_running_loop().run_in_executor(
-                None, fn, self.market, Params(params), self.market.now_ms(), note)
+                None, fn, self.market, Params(params), self.market.now_ms(), note
+            )
         except ApiError as exc:
             return self._send(request, name, request_id, exc, us_in)
         except Exception:  # a simulator bug: answer like the exchange does, keep the traceback for the developer
@@ -140,8 +146,17 @@ class SimServer:
             return self._send(request, name, request_id, INTERNAL_ERROR, us_in)
         return self._send(request, name, request_id, result, us_in, candles=note.get("candles", 0), fault=fault)
 
-    def _send(self, request: web.Request, name: str, request_id, outcome, us_in: int, *, candles: int = 0,
-              fault: str | None = None) -> web.Response:
+    def _send(
+        self,
+        request: web.Request,
+        name: str,
+        request_id,
+        outcome,
+        us_in: int,
+        *,
+        candles: int = 0,
+        fault: str | None = None,
+    ) -> web.Response:
         envelope: dict = {"jsonrpc": "2.0"}
         if request_id is not None:
             envelope["id"] = request_id
@@ -158,8 +173,14 @@ class SimServer:
         envelope["testnet"] = False
         # numpy columns (chart data) are encoded straight from their buffers: the same JSON as lists of floats
         body = orjson.dumps(envelope, option=orjson.OPT_SERIALIZE_NUMPY)
-        self.stats.record(name, status, error_code=outcome.code if isinstance(outcome, ApiError) else None,
-                          candles=candles, size=len(body), fault=fault)
+        self.stats.record(
+            name,
+            status,
+            error_code=outcome.code if isinstance(outcome, ApiError) else None,
+            candles=candles,
+            size=len(body),
+            fault=fault,
+        )
         return web.Response(body=body, status=status, content_type=_JSON)
 
     async def _fault(self, request: web.Request, name: str, fault: str, request_id, us_in: int):
@@ -178,8 +199,16 @@ class SimServer:
             request.transport.close()
             raise asyncio.CancelledError()
         # truncate: promise the whole body, send half of it, hang up
-        body = orjson.dumps({"jsonrpc": "2.0", "result": {"truncated": True, "padding": "x" * 256},
-                             "usIn": us_in, "usOut": us_in, "usDiff": 0, "testnet": False})
+        body = orjson.dumps(
+            {
+                "jsonrpc": "2.0",
+                "result": {"truncated": True, "padding": "x" * 256},
+                "usIn": us_in,
+                "usOut": us_in,
+                "usDiff": 0,
+                "testnet": False,
+            }
+        )
         response = web.StreamResponse(status=200, headers={"Content-Type": _JSON, "Content-Length": str(len(body))})
         await response.prepare(request)
         await response.write(body[: len(body) // 2])

@@ -36,8 +36,15 @@ def _stats(market: SimMarket, inst: Instrument, at: int) -> dict:
 def _compute_stats(market: SimMarket, inst: Instrument, at: int) -> dict:
     c = market.candle_arrays(inst.name, at - DAY_MS, at, "1", now_ms=at)
     if not len(c["ticks"]):
-        return {"volume": 0.0, "volume_usd": 0.0, "high": None, "low": None, "price_change": None,
-                "last": None, "first": None}
+        return {
+            "volume": 0.0,
+            "volume_usd": 0.0,
+            "high": None,
+            "low": None,
+            "price_change": None,
+            "last": None,
+            "first": None,
+        }
     volume = round(float(c["volume"].sum()), 8)
     traded = c["volume"] > 0
     high = float(c["high"][traded].max()) if traded.any() else None
@@ -48,8 +55,15 @@ def _compute_stats(market: SimMarket, inst: Instrument, at: int) -> dict:
         volume_usd = round(volume * market.paths[inst.currency].index_at(at), 2)
     else:
         volume_usd = round(float(c["cost"].sum()), 2)
-    return {"volume": volume, "volume_usd": volume_usd, "high": high, "low": low, "price_change": change,
-            "last": last, "first": first}
+    return {
+        "volume": volume,
+        "volume_usd": volume_usd,
+        "high": high,
+        "low": low,
+        "price_change": change,
+        "last": last,
+        "first": first,
+    }
 
 
 def _quote(market: SimMarket, inst: Instrument, at: int, mark: float) -> tuple[float | None, float, float, float]:
@@ -144,8 +158,9 @@ def chain_view(market: SimMarket, insts: list[Instrument], at: int) -> ChainView
     call = np.array([i.option_type == "call" for i in insts], dtype=bool)
     mark_iv = np.round(smile_vol_array(atm, forward, strike, years) * 100.0, 2)
     q = chain_quotes(call, forward, strike, years, mark_iv / 100.0)
-    return ChainView(insts, at, years, forward, mark_iv, np.round(q.price_usd / forward, 8), q.delta, q.gamma,
-                     q.vega, q.theta, q.rho)
+    return ChainView(
+        insts, at, years, forward, mark_iv, np.round(q.price_usd / forward, 8), q.delta, q.gamma, q.vega, q.theta, q.rho
+    )
 
 
 def _quote_ivs(view: ChainView, i: int, bid: float | None, ask: float) -> tuple[float, float]:
@@ -168,9 +183,13 @@ def option_view(market: SimMarket, inst: Instrument, at: int, bid: float | None,
         "mark_iv": float(view.mark_iv[0]),
         "bid_iv": bid_iv,
         "ask_iv": ask_iv,
-        "greeks": {"delta": round(float(view.delta[0]), 5), "gamma": round(float(view.gamma[0]), 5),
-                   "vega": round(float(view.vega[0]), 5), "theta": round(float(view.theta[0]), 5),
-                   "rho": round(float(view.rho[0]), 5)},
+        "greeks": {
+            "delta": round(float(view.delta[0]), 5),
+            "gamma": round(float(view.gamma[0]), 5),
+            "vega": round(float(view.vega[0]), 5),
+            "theta": round(float(view.theta[0]), 5),
+            "rho": round(float(view.rho[0]), 5),
+        },
     }
 
 
@@ -184,7 +203,7 @@ def ticker(market: SimMarket, inst: Instrument, now: int) -> dict:
     open_ = now < inst.expiry_ms
     band = 0.5 * mark if inst.is_option else 0.025 * mark
     out: dict = {
-            "best_ask_amount": ask_amount if open_ else 0.0,
+        "best_ask_amount": ask_amount if open_ else 0.0,
         "best_ask_price": ask if open_ else None,
         "best_bid_amount": bid_amount if open_ and bid is not None else 0.0,
         "best_bid_price": bid if open_ else None,
@@ -206,8 +225,13 @@ def ticker(market: SimMarket, inst: Instrument, now: int) -> dict:
     else:
         out["delivery_price"] = round(market.delivery_price(inst.currency, inst.expiry_ms), 2)
     out["state"] = "open" if open_ else "closed"
-    stats_out = {"high": stats["high"], "low": stats["low"], "price_change": stats["price_change"],
-                 "volume": stats["volume"], "volume_usd": stats["volume_usd"]}
+    stats_out = {
+        "high": stats["high"],
+        "low": stats["low"],
+        "price_change": stats["price_change"],
+        "volume": stats["volume"],
+        "volume_usd": stats["volume_usd"],
+    }
     out["stats"] = stats_out
     out["timestamp"] = at
     if inst.is_option:
@@ -215,8 +239,7 @@ def ticker(market: SimMarket, inst: Instrument, now: int) -> dict:
     return out
 
 
-def book_summary(market: SimMarket, inst: Instrument, now: int, view: ChainView | None = None,
-                 i: int = 0) -> dict:
+def book_summary(market: SimMarket, inst: Instrument, now: int, view: ChainView | None = None, i: int = 0) -> dict:
     """One get_book_summary_by_* row (an option's marks from `view`, row `i`, when the chain was computed)."""
     at = min(now, inst.expiry_ms - 1)
     if inst.is_option and view is None:
@@ -264,8 +287,10 @@ def book_summaries(market: SimMarket, insts: list[Instrument], now: int) -> list
     options = [i for i in insts if i.is_option]
     view = chain_view(market, options, now) if options else None
     row = {inst.name: j for j, inst in enumerate(options)}
-    return [book_summary(market, inst, now, view, row[inst.name]) if inst.is_option
-            else book_summary(market, inst, now) for inst in insts]
+    return [
+        book_summary(market, inst, now, view, row[inst.name]) if inst.is_option else book_summary(market, inst, now)
+        for inst in insts
+    ]
 
 
 def order_book(market: SimMarket, inst: Instrument, now: int, depth: int) -> dict:
@@ -276,21 +301,27 @@ def order_book(market: SimMarket, inst: Instrument, now: int, depth: int) -> dic
     if out["state"] == "open":
         for level in range(depth):
             if out["best_bid_price"] is None:  # an option without a bid: asks only
-                asks.append([market.round_price(inst, out["best_ask_price"] + inst.tick * (1 + 2 * level) * level),
-                             out["best_ask_amount"] if level == 0 else _depth_size(market, inst, 67, now, level)])
+                asks.append(
+                    [
+                        market.round_price(inst, out["best_ask_price"] + inst.tick * (1 + 2 * level) * level),
+                        out["best_ask_amount"] if level == 0 else _depth_size(market, inst, 67, now, level),
+                    ]
+                )
                 continue
             step = inst.tick * (1 + level) if not inst.is_option else inst.tick * (1 + 2 * level)
             bid = market.round_price(inst, out["best_bid_price"] - step * level)
             if bid > 0:
                 bids.append([bid, out["best_bid_amount"] if level == 0 else _depth_size(market, inst, 66, now, level)])
-            asks.append([market.round_price(inst, out["best_ask_price"] + step * level),
-                         out["best_ask_amount"] if level == 0 else _depth_size(market, inst, 67, now, level)])
+            asks.append(
+                [
+                    market.round_price(inst, out["best_ask_price"] + step * level),
+                    out["best_ask_amount"] if level == 0 else _depth_size(market, inst, 67, now, level),
+                ]
+            )
     out["change_id"] = now // 100 - market.config.start_ms // 100
     out["bids"] = bids
     out["asks"] = asks
     return out
-
-
 
 
 def _depth_size(market: SimMarket, inst: Instrument, side: int, now: int, level: int) -> float:

@@ -21,8 +21,16 @@ class Stats:
             self.candles_served = 0
             self.bytes_sent = 0
 
-    def record(self, method: str, status: int, *, error_code: int | None = None, fault: str | None = None,
-               candles: int = 0, size: int = 0) -> None:
+    def record(
+        self,
+        method: str,
+        status: int,
+        *,
+        error_code: int | None = None,
+        fault: str | None = None,
+        candles: int = 0,
+        size: int = 0,
+    ) -> None:
         with self._lock:
             self.requests += 1
             self.by_method[method] += 1

@@ -24,7 +24,7 @@ class Trade:
 
 def minute_trades(inst: Instrument, blk: Block, j: int, seed: int) -> list[Trade]:
     """Trades of candle `j` of a 1-minute block, in time order (empty for filler candles)."""
-    lots = blk.lots[4 * j: 4 * j + 4]
+    lots = blk.lots[4 * j : 4 * j + 4]
     if not any(lots):
         return []
     tick = blk.ticks[j]
@@ -47,8 +47,16 @@ def minute_trades(inst: Instrument, blk: Block, j: int, seed: int) -> list[Trade
     id_base = f"{tick // MINUTE_MS}{inst.instrument_id % 1_000_000_000:09d}"
     out = []
     for k, ((price, count), offset) in enumerate(zip(pieces, offsets, strict=True)):
-        out.append(Trade(tick + offset, price, round(count * inst.lot, 8), minute_no * SEQ_PER_MINUTE + k + 1,
-                         f"{id_base}{k:02d}", count))
+        out.append(
+            Trade(
+                tick + offset,
+                price,
+                round(count * inst.lot, 8),
+                minute_no * SEQ_PER_MINUTE + k + 1,
+                f"{id_base}{k:02d}",
+                count,
+            )
+        )
     return out
 
 

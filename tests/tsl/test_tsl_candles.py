@@ -149,9 +149,7 @@ def test_refresh_policy_fills_the_aggregate_when_its_job_runs(candles, tsl_conne
     assert tsl_candles.mismatches(actual, expected) == []
 
 
-def test_columnstore_policy_compresses_chunks_and_data_reads_back_identical(
-    candles, tsl_connect, tsl_candles
-) -> None:
+def test_columnstore_policy_compresses_chunks_and_data_reads_back_identical(candles, tsl_connect, tsl_candles) -> None:
     read_all = "SELECT instrument_id, ts, open, high, low, close, volume, cost FROM tsl_candles.candles_1m"
     with tsl_connect() as conn:
         size_before = conn.execute("SELECT hypertable_size('tsl_candles.candles_1m')").fetchone()[0]

@@ -88,8 +88,12 @@ def test_migrations_define_hierarchical_aggregates_and_policies(migrated, tsl_co
                 "WHERE hypertable_schema = 'deribit' AND compression_enabled"
             )
         }
-    assert caggs == {"candles_1h": "candles_1m", "candles_1d": "candles_1h",
-                     "candles_5m": "candles_1m", "candles_15m": "candles_5m"}
+    assert caggs == {
+        "candles_1h": "candles_1m",
+        "candles_1d": "candles_1h",
+        "candles_5m": "candles_1m",
+        "candles_15m": "candles_5m",
+    }
     assert {("policy_refresh_continuous_aggregate", view) for view in caggs} <= jobs
     assert "candles_1m" in hypertables
     assert {("policy_compression", name) for name in hypertables} <= jobs
@@ -139,9 +143,7 @@ def test_columnstore_policy_compresses_only_old_candles(migrated, tsl_connect, t
     )
     with tsl_connect() as conn:
         tsl_candles.insert(conn, "deribit.candles_1m", old_rows)
-        conn.execute(
-            "CALL run_job(%s)", (tsl_candles.job_id(conn, "policy_compression", "deribit", "candles_1m"),)
-        )
+        conn.execute("CALL run_job(%s)", (tsl_candles.job_id(conn, "policy_compression", "deribit", "candles_1m"),))
         chunks = conn.execute(
             """
             SELECT range_end < now() - INTERVAL '14 days', is_compressed

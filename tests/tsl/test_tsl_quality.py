@@ -16,7 +16,8 @@ def test_gap_report_and_sanity_read_compressed_chunks_alike(tsl_migrated) -> Non
         conn.execute("SELECT compress_chunk(c) FROM show_chunks('deribit.candles_1m') AS c")
         compressed = conn.execute(
             "SELECT bool_and(is_compressed) FROM timescaledb_information.chunks "
-            "WHERE hypertable_schema = 'deribit' AND hypertable_name = 'candles_1m'").fetchone()[0]
+            "WHERE hypertable_schema = 'deribit' AND hypertable_name = 'candles_1m'"
+        ).fetchone()[0]
         gaps = conn.execute(GAPS).fetchall()
         sanity = conn.execute(SANITY).fetchall()
     assert compressed

@@ -31,14 +31,16 @@ def materialization(conn, view_name: str) -> str:
     schema, table = conn.execute(
         """SELECT materialization_hypertable_schema, materialization_hypertable_name
              FROM timescaledb_information.continuous_aggregates
-            WHERE view_schema = 'deribit' AND view_name = %s""", (view_name,)).fetchone()
+            WHERE view_schema = 'deribit' AND view_name = %s""",
+        (view_name,),
+    ).fetchone()
     return f"{schema}.{table}"
 
 
 def add_instrument(conn, name: str) -> int:
     return conn.execute(
-        "INSERT INTO deribit.instruments (instrument_name, kind, raw) VALUES (%s, 'future', '{}') RETURNING id",
-        (name,)).fetchone()[0]
+        "INSERT INTO deribit.instruments (instrument_name, kind, raw) VALUES (%s, 'future', '{}') RETURNING id", (name,)
+    ).fetchone()[0]
 
 
 def start_run(conn) -> int:
@@ -54,7 +56,9 @@ def load_as_a_run(conn, candles, instrument_id: int, start: datetime, minutes: i
     end = start + timedelta(minutes=minutes)
     conn.execute(
         """INSERT INTO deribit_ts.coverage (dataset, key, fetched, rows, final_until, run_id)
-           VALUES ('candles', %s, tstzrange(%s, %s), %s, %s, %s)""", (name, start, end, minutes, end, run_id))
+           VALUES ('candles', %s, tstzrange(%s, %s), %s, %s, %s)""",
+        (name, start, end, minutes, end, run_id),
+    )
     return run_id
 
 
@@ -94,7 +98,8 @@ def test_refresh_covers_what_a_killed_run_loaded(tsl_migrated, tsl_connect, tsl_
         conn.execute(
             """INSERT INTO deribit_ts.coverage (dataset, key, fetched, rows, final_until, run_id)
                VALUES ('candles', 'ETH-PERPETUAL', tstzrange('2022-01-01', '2022-01-02'), 0, '2022-01-02', %s)""",
-            (later_run,))
+            (later_run,),
+        )
     assert refresh(tsl_migrated, later_run) == ROLLUPS
     with tsl_connect() as conn:
         # Both runs' hours and days: the killed run's are older than the later run's, below the watermark
@@ -102,7 +107,8 @@ def test_refresh_covers_what_a_killed_run_loaded(tsl_migrated, tsl_connect, tsl_
         assert len(tsl_candles.rollup_rows(conn, materialization(conn, "candles_1h"))) == 300 // 60 + MINUTES // 60
         assert_rollups_match_candles(conn, tsl_candles)
         marks = conn.execute(
-            "SELECT rows > 0, rolled_up_at IS NOT NULL FROM deribit_ts.coverage ORDER BY lower(fetched)").fetchall()
+            "SELECT rows > 0, rolled_up_at IS NOT NULL FROM deribit_ts.coverage ORDER BY lower(fetched)"
+        ).fetchall()
     assert marks == [(False, False), (True, True), (True, True)]
     with tsl_connect() as conn:
         next_run = start_run(conn)
@@ -124,12 +130,15 @@ def test_a_later_revision_of_rolled_up_history_is_refreshed(tsl_migrated, tsl_co
         # before its refresh.
         revised_hour = LATER_RUN_START + timedelta(hours=2)
         killed_run = start_run(conn)
-        conn.execute("UPDATE deribit.candles_1m SET high = high + 1000, volume = volume + 1 "
-                     "WHERE ts >= %s AND ts < %s", (revised_hour, revised_hour + timedelta(hours=1)))
+        conn.execute(
+            "UPDATE deribit.candles_1m SET high = high + 1000, volume = volume + 1 WHERE ts >= %s AND ts < %s",
+            (revised_hour, revised_hour + timedelta(hours=1)),
+        )
         conn.execute(
             """INSERT INTO deribit_ts.coverage (dataset, key, fetched, rows, final_until, run_id)
                VALUES ('candles', 'BTC-PERPETUAL', tstzrange(%s, %s), 60, %s, %s)""",
-            (revised_hour, revised_hour + timedelta(hours=1), revised_hour + timedelta(hours=1), killed_run))
+            (revised_hour, revised_hour + timedelta(hours=1), revised_hour + timedelta(hours=1), killed_run),
+        )
         next_run = start_run(conn)
     assert refresh(tsl_migrated, next_run) == ROLLUPS
     with tsl_connect() as conn:

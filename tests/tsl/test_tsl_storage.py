@@ -22,24 +22,33 @@ MINUTES = 3 * 1440
 
 def test_compress_applies_the_policies_and_the_data_reads_the_same(tsl_migrated, tsl_connect, tsl_candles):
     with tsl_connect() as conn:
-        iid = conn.execute("INSERT INTO deribit.instruments (instrument_name, kind, raw) "
-                           "VALUES ('BTC-PERPETUAL', 'future', '{}') RETURNING id").fetchone()[0]
+        iid = conn.execute(
+            "INSERT INTO deribit.instruments (instrument_name, kind, raw) "
+            "VALUES ('BTC-PERPETUAL', 'future', '{}') RETURNING id"
+        ).fetchone()[0]
         tsl_candles.insert(conn, "deribit.candles_1m", tsl_candles.synthetic(OLD, MINUTES, (iid,)))
         recent = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
         tsl_candles.insert(conn, "deribit.candles_1m", tsl_candles.synthetic(recent, 60, (iid,), seed=9))
         before = conn.execute("SELECT * FROM deribit.candles_1m ORDER BY ts").fetchall()
-        policies = conn.execute("SELECT count(*) FROM timescaledb_information.jobs "
-                                "WHERE proc_name = 'policy_compression'").fetchone()[0]
+        policies = conn.execute(
+            "SELECT count(*) FROM timescaledb_information.jobs WHERE proc_name = 'policy_compression'"
+        ).fetchone()[0]
         assert policies >= 5  # candles, funding, index, snapshots (0007) and DVOL (ensure_columnstore)
         assert storage.compress_due(conn) == {"jobs": policies, "chunks_before": 0, "chunks_after": 1}
-        chunks = dict(conn.execute(
-            """SELECT range_start < now() - interval '14 days', is_compressed FROM timescaledb_information.chunks
-                WHERE hypertable_name = 'candles_1m'""").fetchall())
+        chunks = dict(
+            conn.execute(
+                """SELECT range_start < now() - interval '14 days', is_compressed FROM timescaledb_information.chunks
+                WHERE hypertable_name = 'candles_1m'"""
+            ).fetchall()
+        )
         assert chunks == {True: True, False: False}  # history compressed, the revision window not
         assert conn.execute("SELECT * FROM deribit.candles_1m ORDER BY ts").fetchall() == before
         # The collector's routine upsert lands in the uncompressed window.
-        conn.execute("""INSERT INTO deribit.candles_1m VALUES (%s, %s, 1, 2, 0.5, 1.5, 3, 4.5)
-                        ON CONFLICT (instrument_id, ts) DO UPDATE SET close = EXCLUDED.close""", (iid, recent))
+        conn.execute(
+            """INSERT INTO deribit.candles_1m VALUES (%s, %s, 1, 2, 0.5, 1.5, 3, 4.5)
+                        ON CONFLICT (instrument_id, ts) DO UPDATE SET close = EXCLUDED.close""",
+            (iid, recent),
+        )
         assert conn.execute("SELECT close FROM deribit.candles_1m WHERE ts = %s", (recent,)).fetchone() == (1.5,)
         report = {r["hypertable"]: r for r in storage.storage_report(conn)}
     candles = report["deribit.candles_1m"]
@@ -53,8 +62,10 @@ def test_compress_applies_the_policies_and_the_data_reads_the_same(tsl_migrated,
 
 def test_jobs_list_the_policies_and_the_refresh_job(tsl_migrated, tsl_connect, tsl_candles):
     with tsl_connect() as conn:
-        iid = conn.execute("INSERT INTO deribit.instruments (instrument_name, kind, raw) "
-                           "VALUES ('BTC-PERPETUAL', 'future', '{}') RETURNING id").fetchone()[0]
+        iid = conn.execute(
+            "INSERT INTO deribit.instruments (instrument_name, kind, raw) "
+            "VALUES ('BTC-PERPETUAL', 'future', '{}') RETURNING id"
+        ).fetchone()[0]
         tsl_candles.insert(conn, "deribit.candles_1m", tsl_candles.synthetic(OLD, 300, (iid,)))
         listed = storage.jobs(conn)
         procs = {(j["proc"], j["target"]) for j in listed}
@@ -65,7 +76,8 @@ def test_jobs_list_the_policies_and_the_refresh_job(tsl_migrated, tsl_connect, t
         conn.execute("CALL run_job(%s)", (refresh_job["job_id"],))  # what the scheduler runs every hour
         hourly = conn.execute(
             """SELECT format('%I.%I', materialization_hypertable_schema, materialization_hypertable_name)
-                 FROM timescaledb_information.continuous_aggregates WHERE view_name = 'candles_1h'""").fetchone()[0]
+                 FROM timescaledb_information.continuous_aggregates WHERE view_name = 'candles_1h'"""
+        ).fetchone()[0]
         # History far outside the policies' windows is materialized by the job (job_stats are kept by the
         # scheduler only, which a foreground run_job bypasses).
         assert conn.execute(f"SELECT count(*) FROM {hourly}").fetchone() == (5,)
@@ -93,10 +105,12 @@ def test_dvol_gets_its_columnstore_once_its_table_exists(tsl_migrated, tsl_conne
         assert conn.execute("SELECT deribit_ts.ensure_columnstore()").fetchone() == (0,)  # idempotent
         settings = conn.execute(
             """SELECT segmentby, orderby FROM timescaledb_information.hypertable_columnstore_settings
-                WHERE hypertable = 'deribit.volatility_index'::regclass""").fetchone()
+                WHERE hypertable = 'deribit.volatility_index'::regclass"""
+        ).fetchone()
         assert settings == ("currency", "ts DESC")
         assert conn.execute(
             """SELECT count(*) FROM timescaledb_information.jobs
-                WHERE proc_name = 'policy_compression' AND hypertable_name = 'volatility_index'""").fetchone() == (1,)
+                WHERE proc_name = 'policy_compression' AND hypertable_name = 'volatility_index'"""
+        ).fetchone() == (1,)
         if created_here:
             conn.execute("DROP TABLE deribit.volatility_index")

@@ -38,30 +38,44 @@ def migrate_as_apache(dsn: str) -> None:
                     for statement in split_statements(step.file.text):
                         conn.execute(statement)
                 if step.file.version is None:
-                    conn.execute("INSERT INTO deribit_ts.schema_repeatables (name, sha256) VALUES (%s, %s)",
-                                 (step.file.name, step.file.sha256))
+                    conn.execute(
+                        "INSERT INTO deribit_ts.schema_repeatables (name, sha256) VALUES (%s, %s)",
+                        (step.file.name, step.file.sha256),
+                    )
                 else:
                     conn.execute(
                         """INSERT INTO deribit_ts.schema_migrations (version, name, sha256, status, edition)
                            VALUES (%s, %s, %s, %s, 'apache')""",
-                        (step.file.version, step.file.name, step.file.sha256,
-                         "skipped" if step.action == "skip" else "applied"))
+                        (
+                            step.file.version,
+                            step.file.name,
+                            step.file.sha256,
+                            "skipped" if step.action == "skip" else "applied",
+                        ),
+                    )
 
 
 def ledger(conn) -> dict[str, tuple[str, str]]:
-    return {name: (status, edition) for name, status, edition in conn.execute(
-        "SELECT name, status, edition FROM deribit_ts.schema_migrations ORDER BY version")}
+    return {
+        name: (status, edition)
+        for name, status, edition in conn.execute(
+            "SELECT name, status, edition FROM deribit_ts.schema_migrations ORDER BY version"
+        )
+    }
 
 
 def continuous_aggregates(conn) -> dict[str, str]:
     """{cagg: what it is built on} in schema deribit."""
-    return dict(conn.execute(
-        """SELECT c.view_name, coalesce(parent.view_name, c.hypertable_name)
+    return dict(
+        conn.execute(
+            """SELECT c.view_name, coalesce(parent.view_name, c.hypertable_name)
              FROM timescaledb_information.continuous_aggregates c
              LEFT JOIN timescaledb_information.continuous_aggregates parent
                ON (parent.materialization_hypertable_schema, parent.materialization_hypertable_name)
                 = (c.hypertable_schema, c.hypertable_name)
-            WHERE c.view_schema = 'deribit'""").fetchall())
+            WHERE c.view_schema = 'deribit'"""
+        ).fetchall()
+    )
 
 
 def ohlcv(conn, view: str) -> list[tuple]:
@@ -70,8 +84,10 @@ def ohlcv(conn, view: str) -> list[tuple]:
 
 
 def expected_ohlcv(conn, candles, bucket: str) -> list[tuple]:
-    return [(INSTRUMENT, r["ts"], r["open"], r["high"], r["low"], r["close"], r["candles"])
-            for r in candles.direct_rollup(conn, "deribit.candles_1m", bucket)]
+    return [
+        (INSTRUMENT, r["ts"], r["open"], r["high"], r["low"], r["close"], r["candles"])
+        for r in candles.direct_rollup(conn, "deribit.candles_1m", bucket)
+    ]
 
 
 def refresh(dsn: str, run_id: int) -> list[str]:
@@ -89,14 +105,16 @@ def apache_database(tsl_fresh_schema: str, tsl_candles) -> tuple[str, int]:
     with psycopg.connect(tsl_fresh_schema, autocommit=True) as conn:
         instrument_id = conn.execute(
             "INSERT INTO deribit.instruments (instrument_name, kind, raw) VALUES (%s, 'future', '{}') RETURNING id",
-            (INSTRUMENT,)).fetchone()[0]
+            (INSTRUMENT,),
+        ).fetchone()[0]
         tsl_candles.insert(conn, "deribit.candles_1m", tsl_candles.synthetic(START, MINUTES, (instrument_id,)))
         run_id = conn.execute("INSERT INTO deribit_ts.runs (command) VALUES ('test') RETURNING run_id").fetchone()[0]
         end = START + timedelta(minutes=MINUTES)
         conn.execute(
             """INSERT INTO deribit_ts.coverage (dataset, key, fetched, rows, final_until, run_id)
                VALUES ('candles', %s, tstzrange(%s, %s), %s, %s, %s)""",
-            (INSTRUMENT, START, end, MINUTES, end, run_id))
+            (INSTRUMENT, START, end, MINUTES, end, run_id),
+        )
     return tsl_fresh_schema, run_id
 
 
@@ -122,27 +140,42 @@ def test_apply_all_on_the_community_server_applies_what_was_skipped(apache_datab
     dsn, run_id = apache_database
     steps = apply_all(dsn)
     applied = {s.file.name: s.reason for s in steps if s.action == "apply"}
-    assert applied == {"0006_rollups_continuous.sql": "previously skipped for the edition",
-                       "0007_columnstore.sql": "previously skipped for the edition",
-                       "0010_rollups_continuous_fine.sql": "previously skipped for the edition"}
+    assert applied == {
+        "0006_rollups_continuous.sql": "previously skipped for the edition",
+        "0007_columnstore.sql": "previously skipped for the edition",
+        "0010_rollups_continuous_fine.sql": "previously skipped for the edition",
+    }
     assert {s.file.name for s in steps if s.action == "reapply"} == {f.name for f in load_repeatables()}
     with tsl_connect() as conn:
         status = ledger(conn)
         assert status["0006_rollups_continuous.sql"] == ("applied", "timescale")
         assert status["0007_columnstore.sql"] == ("applied", "timescale")
         assert status["0005_rollups_fallback.sql"] == ("applied", "apache")
-        assert continuous_aggregates(conn) == {"candles_1h": "candles_1m", "candles_1d": "candles_1h",
-                                               "candles_5m": "candles_1m", "candles_15m": "candles_5m"}
+        assert continuous_aggregates(conn) == {
+            "candles_1h": "candles_1m",
+            "candles_1d": "candles_1h",
+            "candles_5m": "candles_1m",
+            "candles_15m": "candles_5m",
+        }
         # The Apache machinery is gone: no marking trigger, no materialized tables.
-        assert conn.execute("SELECT to_regclass('deribit_ts.rollup_dirty'), to_regclass('deribit_ts.rollup_1h')"
-                            ).fetchone() == (None, None)
-        assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'candles_1m_mark_rollups%'"
-                            ).fetchone()[0] == 0
-        jobs = set(conn.execute(
-            "SELECT proc_name, hypertable_name FROM timescaledb_information.jobs WHERE hypertable_schema = 'deribit'"))
-        assert {("policy_refresh_continuous_aggregate", "candles_1h"),
-                ("policy_refresh_continuous_aggregate", "candles_1d"),
-                ("policy_compression", "candles_1m")} <= jobs
+        assert conn.execute(
+            "SELECT to_regclass('deribit_ts.rollup_dirty'), to_regclass('deribit_ts.rollup_1h')"
+        ).fetchone() == (None, None)
+        assert (
+            conn.execute("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'candles_1m_mark_rollups%'").fetchone()[0]
+            == 0
+        )
+        jobs = set(
+            conn.execute(
+                "SELECT proc_name, hypertable_name FROM timescaledb_information.jobs "
+                "WHERE hypertable_schema = 'deribit'"
+            )
+        )
+        assert {
+            ("policy_refresh_continuous_aggregate", "candles_1h"),
+            ("policy_refresh_continuous_aggregate", "candles_1d"),
+            ("policy_compression", "candles_1m"),
+        } <= jobs
         # The public views were re-created on the continuous aggregates (0006 dropped them with the old
         # rollups) and answer from real-time aggregation before any refresh.
         assert ohlcv(conn, "ohlcv_1h") == expected_ohlcv(conn, tsl_candles, "1 hour")
@@ -155,7 +188,8 @@ def test_apply_all_on_the_community_server_applies_what_was_skipped(apache_datab
         hourly_table = conn.execute(
             """SELECT materialization_hypertable_schema || '.' || materialization_hypertable_name
                  FROM timescaledb_information.continuous_aggregates
-                WHERE view_schema = 'deribit' AND view_name = 'candles_1h'""").fetchone()[0]
+                WHERE view_schema = 'deribit' AND view_name = 'candles_1h'"""
+        ).fetchone()[0]
         expected = tsl_candles.direct_rollup(conn, "deribit.candles_1m", "1 hour")
         assert tsl_candles.mismatches(tsl_candles.rollup_rows(conn, hourly_table), expected) == []
         assert ohlcv(conn, "ohlcv_1h") == expected_ohlcv(conn, tsl_candles, "1 hour")
