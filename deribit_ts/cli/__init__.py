@@ -115,7 +115,20 @@ def config_cmd(
 
 def _register_subcommands() -> None:
     # Each command module owns one noun of the CLI.
-    from deribit_ts.cli import backfill, backup, collect, coverage, db, refresh, report, runs, sim, snapshot, status
+    from deribit_ts.cli import (
+        backfill,
+        backup,
+        collect,
+        coverage,
+        db,
+        export,
+        refresh,
+        report,
+        runs,
+        sim,
+        snapshot,
+        status,
+    )
 
     app.add_typer(db.app, name="db")
     app.add_typer(backfill.app, name="backfill")
@@ -128,6 +141,7 @@ def _register_subcommands() -> None:
     collect.register(app)
     status.register(app)
     refresh.register(app)
+    export.register(app)
 
 
 _register_subcommands()
