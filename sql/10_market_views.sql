@@ -2,10 +2,10 @@
 -- timestamptz; a candle is keyed by the minute (hour, day) it opens. New columns are only ever added
 -- at the end.
 --
--- This file is re-applied whenever it (or any migration) changes, after every migration has run, so
--- it may drop and recreate freely.
-DROP VIEW IF EXISTS deribit.ohlcv_1m CASCADE;
-CREATE VIEW deribit.ohlcv_1m AS
+-- This file is re-applied whenever it (or any migration) changes, after every migration has run. Users build
+-- their own views and grants on these, so every object here is replaced in place (CREATE OR REPLACE), never
+-- dropped: a view keeps its columns' names, order and types, and new columns go at the end.
+CREATE OR REPLACE VIEW deribit.ohlcv_1m AS
 SELECT i.instrument_name, c.ts, c.open, c.high, c.low, c.close, c.volume, c.cost
 FROM deribit.candles_1m c
 JOIN deribit.instruments i ON i.id = c.instrument_id;
@@ -13,21 +13,18 @@ COMMENT ON VIEW deribit.ohlcv_1m IS 'One-minute OHLCV by instrument name; volume
 
 -- deribit.ohlcv_5m/15m/1h/1d (the rollups) are defined in 30_rollups.sql, after the edition's rollup relations.
 
-DROP VIEW IF EXISTS deribit.funding_rates CASCADE;
-CREATE VIEW deribit.funding_rates AS
+CREATE OR REPLACE VIEW deribit.funding_rates AS
 SELECT i.instrument_name, f.ts, f.interest_1h, f.interest_8h, f.index_price, f.prev_index_price
 FROM deribit.funding_rate_history f
 JOIN deribit.instruments i ON i.id = f.instrument_id;
 COMMENT ON VIEW deribit.funding_rates IS 'Hourly funding of perpetuals: interest_1h for that hour, interest_8h trailing eight hours';
 
-DROP VIEW IF EXISTS deribit.index_prices CASCADE;
-CREATE VIEW deribit.index_prices AS
+CREATE OR REPLACE VIEW deribit.index_prices AS
 SELECT p.index_name, p.ts, p.price, p.resolution
 FROM deribit.index_price_history p;
 COMMENT ON VIEW deribit.index_prices IS 'Index prices; resolution is the sampling interval of the series each row came from';
 
-DROP VIEW IF EXISTS deribit.option_snapshots CASCADE;
-CREATE VIEW deribit.option_snapshots AS
+CREATE OR REPLACE VIEW deribit.option_snapshots AS
 SELECT i.instrument_name, s.ts, s.underlying_price, s.mark_price, s.mark_iv, s.bid_iv, s.ask_iv,
        s.delta, s.gamma, s.vega, s.theta, s.rho, s.open_interest,
        s.underlying_index, s.index_price, s.best_bid_price, s.best_ask_price, s.interest_rate,

@@ -232,8 +232,7 @@ $$;
 -- stored for the key inside what was wanted. `expected_rows` is what a gapless series would hold there (for the
 -- index, at the resolutions it is held at: `resolution` lists them span by span), `completeness_pct` the share
 -- of it that is stored (below 100 where the exchange had no data, e.g. an outage, or where nothing was fetched).
-DROP VIEW IF EXISTS deribit.coverage CASCADE;
-CREATE VIEW deribit.coverage AS
+CREATE OR REPLACE VIEW deribit.coverage AS
 SELECT t.dataset,
        t.key,
        lower(t.wanted)                                          AS wanted_from,
@@ -337,8 +336,7 @@ LANGUAGE sql AS $$
 $$;
 
 -- Per run and dataset: what a run did (for `deribit-ts runs` and the backfill summary).
-DROP VIEW IF EXISTS deribit_ts.run_datasets CASCADE;
-CREATE VIEW deribit_ts.run_datasets AS
+CREATE OR REPLACE VIEW deribit_ts.run_datasets AS
 SELECT r.run_id,
        t.dataset,
        count(*)                                  AS tasks,

@@ -13,10 +13,9 @@ CREATE OR REPLACE FUNCTION deribit_ts.create_materialized_rollup_view(p_level te
 RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    EXECUTE format('DROP VIEW IF EXISTS deribit.%I CASCADE', 'candles_' || p_level);
     EXECUTE format(
         $view$
-        CREATE VIEW deribit.%1$I AS
+        CREATE OR REPLACE VIEW deribit.%1$I AS
         SELECT m.instrument_id, m.ts, m.open, m.high, m.low, m.close, m.volume, m.cost, m.candles
           FROM deribit_ts.%2$I m
          WHERE NOT EXISTS (SELECT 1 FROM deribit_ts.rollup_dirty d
@@ -58,29 +57,25 @@ SELECT deribit_ts.create_materialized_rollup_views();
 -- The public views. The instrument's rows are read in a LATERAL subquery so a filter on instrument_name reaches
 -- the rollup as `instrument_id = <that id>` (index scan of one instrument on both editions) instead of joining
 -- the whole rollup; ORDER BY keeps the planner from flattening the subquery, and filters on ts still reach it.
-DROP VIEW IF EXISTS deribit.ohlcv_5m CASCADE;
-CREATE VIEW deribit.ohlcv_5m AS
+CREATE OR REPLACE VIEW deribit.ohlcv_5m AS
 SELECT i.instrument_name, c.ts, c.open, c.high, c.low, c.close, c.volume, c.cost, c.candles
 FROM deribit.instruments i
 CROSS JOIN LATERAL (SELECT * FROM deribit.candles_5m r WHERE r.instrument_id = i.id ORDER BY r.ts) c;
 COMMENT ON VIEW deribit.ohlcv_5m IS '5-minute OHLCV rolled up from ohlcv_1m; candles = one-minute rows in the bucket';
 
-DROP VIEW IF EXISTS deribit.ohlcv_15m CASCADE;
-CREATE VIEW deribit.ohlcv_15m AS
+CREATE OR REPLACE VIEW deribit.ohlcv_15m AS
 SELECT i.instrument_name, c.ts, c.open, c.high, c.low, c.close, c.volume, c.cost, c.candles
 FROM deribit.instruments i
 CROSS JOIN LATERAL (SELECT * FROM deribit.candles_15m r WHERE r.instrument_id = i.id ORDER BY r.ts) c;
 COMMENT ON VIEW deribit.ohlcv_15m IS '15-minute OHLCV rolled up from ohlcv_1m; candles = one-minute rows in the bucket';
 
-DROP VIEW IF EXISTS deribit.ohlcv_1h CASCADE;
-CREATE VIEW deribit.ohlcv_1h AS
+CREATE OR REPLACE VIEW deribit.ohlcv_1h AS
 SELECT i.instrument_name, c.ts, c.open, c.high, c.low, c.close, c.volume, c.cost, c.candles
 FROM deribit.instruments i
 CROSS JOIN LATERAL (SELECT * FROM deribit.candles_1h r WHERE r.instrument_id = i.id ORDER BY r.ts) c;
 COMMENT ON VIEW deribit.ohlcv_1h IS 'Hourly OHLCV rolled up from ohlcv_1m (continuous aggregate or materialized table, by edition); candles = one-minute rows in the hour';
 
-DROP VIEW IF EXISTS deribit.ohlcv_1d CASCADE;
-CREATE VIEW deribit.ohlcv_1d AS
+CREATE OR REPLACE VIEW deribit.ohlcv_1d AS
 SELECT i.instrument_name, c.ts, c.open, c.high, c.low, c.close, c.volume, c.cost, c.candles
 FROM deribit.instruments i
 CROSS JOIN LATERAL (SELECT * FROM deribit.candles_1d r WHERE r.instrument_id = i.id ORDER BY r.ts) c;

@@ -2,7 +2,7 @@
 -- (deribit.sanity_violations). Both are views built so that a filter on instrument_name (and, for the sanity
 -- rules, on ts) reaches the base tables: a per-instrument report reads that instrument's rows only.
 --
--- The views read tables and functions only (no other view), so re-applying an earlier file never drops them.
+-- The views read tables and functions only (no other view).
 
 -- ---------------------------------------------------------------------------------------------------------------
 -- Gaps
@@ -112,8 +112,7 @@ BEGIN
 END;
 $$;
 
-DROP VIEW IF EXISTS deribit.gap_report CASCADE;
-CREATE VIEW deribit.gap_report AS
+CREATE OR REPLACE VIEW deribit.gap_report AS
 SELECT t.dataset,
        t.key                                                           AS instrument_name,
        lower(g.gap)                                                    AS gap_start,
@@ -191,8 +190,7 @@ BEGIN
 END;
 $$;
 
-DROP VIEW IF EXISTS deribit.sanity_violations CASCADE;
-CREATE VIEW deribit.sanity_violations AS
+CREATE OR REPLACE VIEW deribit.sanity_violations AS
 SELECT 'candles'::text AS dataset, i.instrument_name, c.ts, v.rule, v.detail
 FROM deribit.candles_1m c
 JOIN deribit.instruments i ON i.id = c.instrument_id

@@ -6,18 +6,13 @@
 --     expiry is b * 365 / d % a year; an hourly funding rate r is r * 24 * 365 * 100 % a year;
 --   * days_to_expiry is fractional: (expiry - ts) in days, so it reaches 0 at the 08:00 UTC settlement.
 
-DROP VIEW IF EXISTS deribit.basis_term_structure CASCADE;
-DROP VIEW IF EXISTS deribit.basis_1m CASCADE;
-DROP FUNCTION IF EXISTS deribit_ts.basis_at(timestamptz) CASCADE;
-DROP FUNCTION IF EXISTS deribit_ts.index_before(text, integer, timestamptz) CASCADE;
-DROP VIEW IF EXISTS deribit_ts.dated_futures CASCADE;
 -- An earlier version's per-row index lookup, replaced by the union below.
 DROP FUNCTION IF EXISTS deribit_ts.index_at(text, text, timestamptz);
 
 -- Every dated future with its index and the perpetual of that index (BTC-PERPETUAL for btc_usd), whose
 -- candles and funding history are the fallbacks where the index has no sample at a minute. Where several
 -- perpetuals share an index, the one settled in the future's currency wins, then the oldest.
-CREATE VIEW deribit_ts.dated_futures AS
+CREATE OR REPLACE VIEW deribit_ts.dated_futures AS
 SELECT f.id, f.instrument_name, f.base_currency AS currency, f.price_index, f.creation_ts, f.expiry,
        perp.id AS perpetual_id,
        coalesce(f.creation_ts, '-infinity') AS listed  -- the index sources are read over the future's life only
@@ -32,7 +27,7 @@ WHERE f.kind = 'future' AND NOT f.is_perpetual AND f.expiry IS NOT NULL;
 
 -- The newest index sample (index or funding history) in the hour before `p_ts`: the last fallback of
 -- basis_1m. PL/pgSQL so that its plan is made once per session, and only when a row needs it.
-CREATE FUNCTION deribit_ts.index_before(p_index text, p_perpetual_id integer, p_ts timestamptz)
+CREATE OR REPLACE FUNCTION deribit_ts.index_before(p_index text, p_perpetual_id integer, p_ts timestamptz)
 RETURNS double precision
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
@@ -66,7 +61,7 @@ $$;
 -- the UNION ALL as a constant, so each reads only the chunks of that range through its primary key. A join
 -- or a per-row lookup would either read every chunk or pay TimescaleDB's per-row chunk exclusion (about 1 ms
 -- a row at a few hundred chunks). The stale fallback is a per-row lookup, taken only by rows without any other.
-CREATE VIEW deribit.basis_1m AS
+CREATE OR REPLACE VIEW deribit.basis_1m AS
 SELECT m.instrument_name,
        m.ts,
        m.future_price,
@@ -121,7 +116,7 @@ COMMENT ON VIEW deribit.basis_1m IS
 -- basis_1m at one minute, for every future live then: the term structure calls it once per hour it walks
 -- through. A PL/pgSQL function keeps one plan per session, in which TimescaleDB picks each hypertable's
 -- chunk for the minute when the plan starts (startup exclusion) instead of planning every hour anew.
-CREATE FUNCTION deribit_ts.basis_at(p_ts timestamptz)
+CREATE OR REPLACE FUNCTION deribit_ts.basis_at(p_ts timestamptz)
 RETURNS TABLE (instrument_name text, ts timestamptz, future_price double precision, index_price double precision,
                basis double precision, basis_pct double precision, annualized_basis_pct double precision,
                days_to_expiry double precision, index_source text, currency text, expiry timestamptz)
@@ -139,7 +134,7 @@ $$;
 -- The hours run newest first, from the newest candle fetched (deribit_ts.watermarks; without any, the
 -- latest expiry or now) back to the first future's listing. They are sorted in a subquery so that
 -- `ORDER BY ts DESC LIMIT n` walks back from the newest hour and stops after n rows.
-CREATE VIEW deribit.basis_term_structure AS
+CREATE OR REPLACE VIEW deribit.basis_term_structure AS
 SELECT b.currency,
        h.ts,
        b.expiry,
@@ -172,8 +167,7 @@ COMMENT ON VIEW deribit.basis_term_structure IS
 -- reach below a window that looks back). They average interest_1h in fixed point (units of 1e-15, far
 -- below Deribit's precision): avg(bigint) can remove the row leaving the frame, so each row costs O(1),
 -- where avg(double precision) re-adds the whole 168-row frame for every row (4x slower, measured).
-DROP VIEW IF EXISTS deribit.funding_apr CASCADE;
-CREATE VIEW deribit.funding_apr AS
+CREATE OR REPLACE VIEW deribit.funding_apr AS
 SELECT i.instrument_name,
        f.ts,
        f.interest_1h * 24 * 365 * 100 AS apr,

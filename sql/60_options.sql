@@ -59,16 +59,14 @@ COMMENT ON FUNCTION deribit.black76_greeks(text, double precision, double precis
 
 -- The snapshot rounds: which instants have a whole chain. The cheap way to find the newest round
 -- (`SELECT currency, max(ts) FROM deribit.option_snapshot_rounds GROUP BY currency`) before reading a view at it.
-DROP VIEW IF EXISTS deribit.option_snapshot_rounds CASCADE;
-CREATE VIEW deribit.option_snapshot_rounds AS
+CREATE OR REPLACE VIEW deribit.option_snapshot_rounds AS
 SELECT r.currency, r.ts, r.options, r.bulk_only, r.seconds, r.run_id
   FROM deribit_ts.snapshot_rounds r;
 COMMENT ON VIEW deribit.option_snapshot_rounds IS
     'One row per currency and snapshot round (deribit-ts snapshot options): its instant, options stored, whether greeks came from SQL (bulk_only), seconds taken';
 
 -- The latest round of each currency: every option it holds (those live at that instant), with its contract terms.
-DROP VIEW IF EXISTS deribit.option_chain_latest CASCADE;
-CREATE VIEW deribit.option_chain_latest AS
+CREATE OR REPLACE VIEW deribit.option_chain_latest AS
 SELECT r.currency, i.instrument_name, s.ts, i.expiry, i.strike, i.option_type,
        extract(epoch FROM i.expiry - s.ts) / 86400 AS days_to_expiry,
        s.underlying_price, s.underlying_index, s.index_price,
@@ -95,8 +93,7 @@ COMMENT ON VIEW deribit.option_chain_latest IS
     'The latest snapshot round of each currency: every live option with strike, expiry, days to expiry, moneyness (K/F, ln K/F), IVs (percent) and greeks';
 
 -- Out-of-the-money options of every round: calls at or above the forward, puts below it.
-DROP VIEW IF EXISTS deribit.iv_smile CASCADE;
-CREATE VIEW deribit.iv_smile AS
+CREATE OR REPLACE VIEW deribit.iv_smile AS
 SELECT i.base_currency AS currency, s.ts, i.expiry, i.strike, i.option_type,
        ln(i.strike / s.underlying_price) AS log_moneyness, s.mark_iv, s.delta
   FROM deribit.option_ticker_snapshots s
@@ -111,8 +108,7 @@ COMMENT ON VIEW deribit.iv_smile IS
 -- ATM IV per round and expiry: the smile's mark IV interpolated linearly in log-moneyness between the two strikes
 -- around the expiry's forward (the round's mean underlying_price of that expiry). None when the forward is
 -- outside the listed strikes (no extrapolation).
-DROP VIEW IF EXISTS deribit.iv_term_structure CASCADE;
-CREATE VIEW deribit.iv_term_structure AS
+CREATE OR REPLACE VIEW deribit.iv_term_structure AS
 SELECT r.currency, r.ts, e.expiry, extract(epoch FROM e.expiry - r.ts) / 86400 AS days_to_expiry,
        e.iv_below + (e.iv_above - e.iv_below)
                     * CASE WHEN e.k_above = e.k_below THEN 0 ELSE ln(e.forward / e.k_below) / ln(e.k_above / e.k_below) END
@@ -144,8 +140,7 @@ COMMENT ON VIEW deribit.iv_term_structure IS
 -- -0.25, each interpolated linearly in delta between the two options that bracket it; rr25 = call - put,
 -- bf25 = (call + put) / 2 - ATM (iv_term_structure). None where the wings are too thin: no option on one side of
 -- 25 delta, or the bracketing pair more than 0.25 delta apart.
-DROP VIEW IF EXISTS deribit.iv_skew CASCADE;
-CREATE VIEW deribit.iv_skew AS
+CREATE OR REPLACE VIEW deribit.iv_skew AS
 SELECT t.currency, t.ts, t.expiry, w.call25 - w.put25 AS rr25, (w.call25 + w.put25) / 2 - t.atm_iv AS bf25
   FROM deribit.iv_term_structure t
  CROSS JOIN LATERAL (

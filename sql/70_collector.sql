@@ -133,8 +133,7 @@ LANGUAGE sql AS $$
 $$;
 
 -- Every collect process with its heartbeat, and whether it holds the leader lock right now.
-DROP VIEW IF EXISTS deribit_ts.collector_status CASCADE;
-CREATE VIEW deribit_ts.collector_status AS
+CREATE OR REPLACE VIEW deribit_ts.collector_status AS
 SELECT p.process_id, p.host, p.pid, p.role, p.state, p.started_at, p.leader_since, p.beat_at,
        now() - p.beat_at AS beat_age, p.exchange_now, p.run_id, p.settings, p.last_error, p.last_error_at,
        EXISTS (SELECT 1 FROM pg_locks l

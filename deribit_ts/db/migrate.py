@@ -2,7 +2,13 @@
 
 ``migrations/NNNN_name.sql`` files run once each, in order, every one in a transaction together with its
 ledger row in ``deribit_ts.schema_migrations``. ``sql/*.sql`` files hold repeatable objects (views,
-functions) and are re-applied, all together, whenever one of them changed or a migration ran.
+functions) and are re-applied, all together and in one transaction, whenever one of them changed or a
+migration ran.
+
+Users build their own views, materialized views and grants on ``deribit.*``, so repeatable files replace
+their objects in place (``CREATE OR REPLACE``: a view keeps its columns' names, order and types, new columns
+are appended) and nothing ever drops with ``CASCADE``. A drop that other objects depend on is refused in one
+line naming them, and the transaction leaves the database as it was.
 
 Directives are comment lines at the top of a file:
 
@@ -243,10 +249,26 @@ def _run_statements(conn: psycopg.Connection, f: SqlFile) -> None:
     for statement in split_statements(f.text):
         try:
             conn.execute(statement)
+        except psycopg.errors.DependentObjectsStillExist as exc:
+            raise UserError(_refusal(f, exc)) from None
         except psycopg.Error as exc:
             first_line = " ".join(str(exc).split("\n")[0].split())
             snippet = " ".join(statement.split())[:80]
             raise UserError(f"{f.name} failed: {first_line} (in: {snippet})") from None
+
+
+def _refusal(f: SqlFile, exc: psycopg.errors.DependentObjectsStillExist) -> str:
+    """One line for a drop that other objects (a user's views, say) depend on: what, which objects, what to do.
+    PostgreSQL lists the dependents in the error's detail, one per line; its hint (CASCADE) is never the answer."""
+    what = " ".join((exc.diag.message_primary or str(exc)).split())
+    dependents = [" ".join(line.split()) for line in (exc.diag.message_detail or "").splitlines() if line.strip()]
+    shown = "; ".join(dependents[:10]) + (f"; and {len(dependents) - 10} more" if len(dependents) > 10 else "")
+    left = "it was not applied" if f.version is not None else "no view or function was replaced"
+    return (
+        f"upgrade refused: {f.name} has to drop an object others depend on ({what}: {shown}), so {left}. "
+        "Save the definitions of your objects named there and drop them, run `deribit-ts db migrate` again, "
+        "then re-create them"
+    )
 
 
 def _record(conn: psycopg.Connection, step: Step, edition: str, seconds: float) -> None:
@@ -260,6 +282,10 @@ def _record(conn: psycopg.Connection, step: Step, edition: str, seconds: float) 
             (f.name, f.sha256, seconds),
         )
         return
+    if step.action == "apply":
+        # The repeatable files run after the migrations; should they fail (or be refused), this mark makes the
+        # next run apply them again even though none of them changed.
+        conn.execute("UPDATE deribit_ts.schema_repeatables SET sha256 = 'stale: a migration ran since'")
     conn.execute(
         """INSERT INTO deribit_ts.schema_migrations (version, name, sha256, status, edition, applied_at, duration)
            VALUES (%s, %s, %s, %s, %s, now(), make_interval(secs => %s))
@@ -282,6 +308,30 @@ def _execute_step(conn: psycopg.Connection, step: Step, edition: str) -> None:
     else:
         _run_statements(conn, step.file)
         with conn.transaction():
+            _record(conn, step, edition, time.monotonic() - started)
+
+
+def _announce(step: Step, progress: Callable[[Step], None] | None) -> None:
+    if progress:
+        progress(step)
+    log.info("%s", step.describe())
+
+
+def _apply_repeatables(
+    conn: psycopg.Connection, steps: list[Step], edition: str, progress: Callable[[Step], None] | None
+) -> None:
+    """Re-apply the repeatable files in one transaction: all of them or, if one fails, none (views of one file
+    use those of another; a half-replaced set could pair a new view with an old function)."""
+    if not all(s.file.transactional for s in steps):
+        for step in steps:
+            _announce(step, progress)
+            _execute_step(conn, step, edition)
+        return
+    with conn.transaction():
+        for step in steps:
+            _announce(step, progress)
+            started = time.monotonic()
+            _run_statements(conn, step.file)
             _record(conn, step, edition, time.monotonic() - started)
 
 
@@ -317,10 +367,10 @@ def apply_all(
             edition = edition_of(server_info(conn))
             steps = plan(conn, edition, migrations, repeatables)
             for step in steps:
-                if progress:
-                    progress(step)
-                log.info("%s", step.describe())
-                _execute_step(conn, step, edition)
+                if step.action != "reapply":
+                    _announce(step, progress)
+                    _execute_step(conn, step, edition)
+            _apply_repeatables(conn, [s for s in steps if s.action == "reapply"], edition, progress)
             return steps
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
