@@ -24,6 +24,12 @@ from deribit_ts.sim.pricing import black76_usd_array, smile_vol_array
 from deribit_ts.sim.seeds import text_key, uniforms
 
 _SPIKE_PROBABILITY = 2e-4  # per traded minute
+# A liquidation cascade: thousands of one-lot trades at one millisecond on the low level of a future's or
+# perpetual's minute (about one a week on a perpetual). Drawn from the spike row's range [0.5, 0.5 + p), which
+# never overlaps the spikes' [0, 2e-4), so adding cascades moved no other minute.
+_BURST_PROBABILITY = 1e-4
+_NO_EXTREME = 0.02  # a traded minute's high (low) level has no lots when its draw is below this
+_BURST_LOTS = (1500, 2500)  # lots of a cascade: at least the first, plus up to the second
 # rows of a day's uniform draws, one column per minute
 (_ACTIVE, _OPEN, _CLOSE, _SINGLE, _HIGH, _LOW, _LOT_O, _LOT_H, _LOT_L, _LOT_C, _SPIKE, _SPIKE_SIDE, _SPIKE_SIZE) = (
     range(13)
@@ -44,6 +50,7 @@ class Block:
     cost: array
     lots: array  # 'q', 4 per candle: lots traded at open, high, low, close levels (0 = level unused)
     anchor: float  # the close before the block's first minute (used by fillers and the forming minute)
+    bursts: frozenset[int] = frozenset()  # ticks of the minutes whose low level is a liquidation cascade
 
     def __len__(self) -> int:
         return len(self.ticks)
@@ -122,12 +129,9 @@ def generate_block(
         return empty_block(0.0)
     n = hi - lo
     rt = tick_rounder(inst.tick)
-    p_active, p_single, half_spread = _activity(inst, paths, day)
-    u = uniforms(seed, text_key(inst.name), 20, day, shape=(_DRAWS, n))
+    _, p_single, half_spread = _activity(inst, paths, day)
+    u, last, traded = _draws(inst, paths, day, seed, outages, lo, hi)
     tradable = _outside_outages(outages, day * DAY_MS, lo, hi)
-    last = np.zeros(n, dtype=bool)
-    last[-1] = hi == MINUTES and inst.expiry_ms > (day + 1) * DAY_MS  # trades at the next midnight's fair price
-    traded = ((u[_ACTIVE] < p_active) | last) & tradable
     t = np.flatnonzero(traded)
     # options price only the minutes they need (they trade rarely); futures have cheap whole-day fair arrays
     needed = np.concatenate(([lo], lo + t, lo + t + 1)) if inst.is_option else None
@@ -163,6 +167,54 @@ def _lots(u: np.ndarray, mean: float) -> np.ndarray:
     return 1 + (-np.log1p(-u) * mean).astype(np.int64)
 
 
+def level_lots(
+    inst: Instrument, u: np.ndarray, last: np.ndarray, p_single: float, spikes: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lots[k, 4] at open, high, low, close, single-level mask, cascade mask) of the traded minutes whose draws
+    are `u`. Prices play no part, so a day's trade count is known from its draws alone (trades.py)."""
+    mean_lots = 5.0 if inst.is_option else 40.0
+    single = (u[_SINGLE] < p_single) & ~last  # one price level only: open = high = low = close
+    burst = np.zeros(u.shape[1], dtype=bool)
+    if not inst.is_option:
+        burst = (u[_SPIKE] >= 0.5) & (u[_SPIKE] < 0.5 + _BURST_PROBABILITY) & ~single & ~last
+    spike = (u[_SPIKE] < _SPIKE_PROBABILITY) if spikes else np.zeros(u.shape[1], dtype=bool)
+    up = u[_SPIKE_SIDE] < 0.5
+    has_high = ~single & ((u[_HIGH] >= _NO_EXTREME) | (spike & up))
+    has_low = ~single & ((u[_LOW] >= _NO_EXTREME) | (spike & ~up) | burst)
+    lots = np.zeros((u.shape[1], 4), dtype=np.int64)
+    lots[:, 0] = _lots(u[_LOT_O], mean_lots)
+    lots[:, 1] = np.where(has_high, _lots(u[_LOT_H], mean_lots), 0)
+    cascade = _BURST_LOTS[0] + (u[_SPIKE_SIZE] * _BURST_LOTS[1]).astype(np.int64)
+    lots[:, 2] = np.where(burst, cascade, np.where(has_low, _lots(u[_LOT_L], mean_lots), 0))
+    lots[:, 3] = np.where(single, 0, _lots(u[_LOT_C], mean_lots))
+    return lots, single, burst
+
+
+def traded_lots(inst: Instrument, paths: UnderlyingPaths, day: int, seed: int, outages, spikes: bool):
+    """(minute open times, lots[k, 4], cascade mask) of the day's traded minutes, from the draws only: what
+    generate_block() trades, without pricing anything."""
+    lo, hi = minute_bounds(inst, day)
+    if lo >= hi:
+        return np.zeros(0, np.int64), np.zeros((0, 4), np.int64), np.zeros(0, bool)
+    _, p_single, _ = _activity(inst, paths, day)
+    u, last, traded = _draws(inst, paths, day, seed, outages, lo, hi)
+    t = np.flatnonzero(traded)
+    lots, _, burst = level_lots(inst, u[:, t], last[t], p_single, spikes)
+    return day * DAY_MS + (lo + t).astype(np.int64) * MINUTE_MS, lots, burst
+
+
+def _draws(inst: Instrument, paths: UnderlyingPaths, day: int, seed: int, outages, lo: int, hi: int):
+    """(the day's uniform draws, last-minute mask, traded mask) over minutes lo..hi-1."""
+    n = hi - lo
+    p_active, _, _ = _activity(inst, paths, day)
+    u = uniforms(seed, text_key(inst.name), 20, day, shape=(_DRAWS, n))
+    tradable = _outside_outages(outages, day * DAY_MS, lo, hi)
+    last = np.zeros(n, dtype=bool)
+    last[-1] = hi == MINUTES and inst.expiry_ms > (day + 1) * DAY_MS  # trades at the next midnight's fair price
+    traded = ((u[_ACTIVE] < p_active) | last) & tradable
+    return u, last, traded
+
+
 def _traded_levels(
     inst: Instrument,
     rt,
@@ -175,8 +227,8 @@ def _traded_levels(
     vol_minute: float,
     spikes: bool,
 ) -> tuple[np.ndarray, ...]:
-    """(open, high, low, close, lots[k, 4], volume, cost) of the traded minutes; `u` holds their draws."""
-    mean_lots = 5.0 if inst.is_option else 40.0
+    """(open, high, low, close, lots[k, 4], volume, cost, cascade mask) of the traded minutes; `u` holds their
+    draws."""
     spread = f0 * half_spread + inst.tick
     o = rt(f0 + (u[_OPEN] - 0.5) * 2.0 * spread)
     c = np.where(last, rt(f1), rt(f1 + (u[_CLOSE] - 0.5) * 2.0 * spread))
@@ -188,12 +240,11 @@ def _traded_levels(
         up = u[_SPIKE_SIDE] < 0.5
         h = np.where(spike & up, rt(top * (1.03 + 0.12 * u[_SPIKE_SIZE])), h)
         low = np.where(spike & ~up, rt(bottom * (0.97 - 0.12 * u[_SPIKE_SIZE])), low)
-    single = (u[_SINGLE] < p_single) & ~last  # one price level only: open = high = low = close
-    lots = np.zeros((len(o), 4), dtype=np.int64)
-    lots[:, 0] = _lots(u[_LOT_O], mean_lots)
-    lots[:, 1] = np.where((h > top) & ~single, _lots(u[_LOT_H], mean_lots), 0)
-    lots[:, 2] = np.where((low < bottom) & ~single, _lots(u[_LOT_L], mean_lots), 0)
-    lots[:, 3] = np.where(single, 0, _lots(u[_LOT_C], mean_lots))
+    lots, single, burst = level_lots(inst, u, last, p_single, spikes)
+    # a level with lots lies beyond open and close (by a tick at least), one without is at them
+    h = np.where(lots[:, 1] > 0, np.maximum(h, rt(top + inst.tick)), top)
+    low = np.where(lots[:, 2] > 0, np.minimum(low, rt(bottom - inst.tick)), bottom)
+    low = np.where(burst, np.minimum(low, rt(bottom * 0.997 - inst.tick)), low)
     h = np.where(single, o, np.maximum(h, top))
     low = np.where(single, o, np.minimum(low, bottom))
     c = np.where(single, o, c)
@@ -204,7 +255,7 @@ def _traded_levels(
     else:  # amounts in USD, volume in coin
         volume = inst.lot * (lots / prices).sum(axis=1)
         cost = inst.lot * lots.sum(axis=1)
-    return o, h, low, c, lots, np.round(volume, 8), np.round(cost, 8)
+    return o, h, low, c, lots, np.round(volume, 8), np.round(cost, 8), burst & (lots[:, 2] > 0)
 
 
 def _assemble(
@@ -218,7 +269,7 @@ def _assemble(
     anchor: float,
 ) -> Block:
     """The block's columns: traded minutes from `levels`, the other `rows` as fillers at the previous close."""
-    o, h, low, c, lots, volume, cost = levels
+    o, h, low, c, lots, volume, cost, burst = levels
     # index of the last traded minute at or before each minute (-1: none yet, the anchor applies)
     last_traded = np.maximum.accumulate(np.where(traded, np.arange(n), -1))
     closes = np.full(n + 1, anchor)  # slot n holds the anchor for last_traded == -1
@@ -237,8 +288,13 @@ def _assemble(
     all_lots[t] = lots
     keep = np.flatnonzero(rows)
     ticks = day_ms + (lo + keep).astype(np.int64) * MINUTE_MS
+    bursts = frozenset((day_ms + (lo + t[burst]).astype(np.int64) * MINUTE_MS).tolist())
     return Block(
-        as_array("q", ticks), *(as_array("d", col[keep]) for col in columns), as_array("q", all_lots[keep]), anchor
+        as_array("q", ticks),
+        *(as_array("d", col[keep]) for col in columns),
+        as_array("q", all_lots[keep]),
+        anchor,
+        bursts,
     )
 
 

@@ -109,6 +109,7 @@ class SimConfig:
     expired_options_days: int = 30  # get_instruments(expired=true) lists options expired within this many days
     outage_count: int = 4  # exchange outages between `start` and 2030
     cache_blocks: int = 2048  # day blocks (1440 minutes of one instrument) kept in memory
+    cache_tapes: int = 256  # day tapes (one instrument's trades of a day) kept in memory
     pathologies: Pathologies = field(default_factory=Pathologies)
 
     def __post_init__(self) -> None:

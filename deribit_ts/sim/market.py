@@ -21,9 +21,8 @@ from deribit_ts.sim.chart import RESOLUTION_MINUTES, aggregate_block
 from deribit_ts.sim.clock import Clock
 from deribit_ts.sim.config import SimConfig
 from deribit_ts.sim.paths import DAY_MS, HOUR_MS, MINUTE_MS, UNDERLYINGS, UnderlyingPaths
-from deribit_ts.sim.pricing import smile_vol
 from deribit_ts.sim.recent import apply_recent, is_preliminary
-from deribit_ts.sim.trades import Trade, minute_trades
+from deribit_ts.sim.trades import Trade, day_count, day_trades
 
 CURRENCIES = tuple(UNDERLYINGS)
 COLUMNS = ("ticks", "open", "high", "low", "close", "volume", "cost")
@@ -47,6 +46,9 @@ class SimMarket:
         self.stats_memo: OrderedDict[tuple[str, int], dict] = OrderedDict()  # see snapshots._stats
         self.memo_lock = threading.Lock()
         self._lock = threading.Lock()
+        self._tapes: OrderedDict[tuple[str, int], list[Trade]] = OrderedDict()
+        self._seq_bases: dict[str, list[int]] = {}  # per instrument: first trade_seq of each day since its first
+        self._seq_lock = threading.Lock()
 
     # ---- time ---------------------------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -88,16 +90,7 @@ class SimMarket:
                 self._blocks.move_to_end(key)
                 return hit
         if resolution == "1":
-            p = self.config.pathologies
-            made = generate_block(
-                inst,
-                self.paths[inst.currency],
-                day,
-                self.config.seed,
-                self.outage_windows(),
-                p.filler_candles,
-                p.bad_ticks,
-            )
+            made = self._generate(inst, day)
         else:
             made = aggregate_block(self.block(inst, day, "1"), RESOLUTION_MINUTES[resolution], day * DAY_MS)
         with self._lock:
@@ -105,6 +98,12 @@ class SimMarket:
             while len(self._blocks) > self.config.cache_blocks:
                 self._blocks.popitem(last=False)
         return made
+
+    def _generate(self, inst: Instrument, day: int) -> Block:
+        p = self.config.pathologies
+        return generate_block(
+            inst, self.paths[inst.currency], day, self.config.seed, self.outage_windows(), p.filler_candles, p.bad_ticks
+        )
 
     def candles(
         self, name: str, start_ms: int, end_ms: int, resolution: str = "1", now_ms: int | None = None
@@ -319,6 +318,49 @@ class SimMarket:
         return round(round(price / tick) * tick, decimals_of(tick))
 
     # ---- trades ---------------------------------------------------------------------------------------------------
+    def _first_day(self, inst: Instrument) -> int:
+        return max(inst.creation_ms, self.config.start_ms) // DAY_MS
+
+    def seq_base(self, inst: Instrument, day: int) -> int:
+        """trade_seq of the first trade of `day` (1 + every trade of the instrument's earlier days): contiguous per
+        instrument. Earlier days are counted once per process from their draws (blocks.traded_lots: no prices)."""
+        first = self._first_day(inst)
+        if day <= first:
+            return 1
+        with self._seq_lock:
+            bases = self._seq_bases.setdefault(inst.name, [1])
+            while len(bases) <= day - first:
+                d = first + len(bases) - 1
+                p = self.config.pathologies
+                count = day_count(
+                    inst, self.paths[inst.currency], d, self.config.seed, self.outage_windows(), p.bad_ticks
+                )
+                bases.append(bases[-1] + count)
+            return bases[day - first]
+
+    def _day_of_seq(self, inst: Instrument, seq: int, last_day: int) -> int:
+        """The day holding trade_seq `seq` (clamped to [first day, last_day])."""
+        first = self._first_day(inst)
+        self.seq_base(inst, last_day)
+        bases = self._seq_bases.get(inst.name, [1])
+        return min(max(first + bisect.bisect_right(bases, seq) - 1, first), last_day)
+
+    def day_tape(self, inst: Instrument, day: int) -> list[Trade]:
+        """Every trade of one UTC day (final, as the candles of that day aggregate them), in time order. Cached."""
+        key = (inst.name, day)
+        with self._lock:
+            hit = self._tapes.get(key)
+            if hit is not None:
+                self._tapes.move_to_end(key)
+                return hit
+        blk = self.block(inst, day, "1")
+        tape = day_trades(inst, blk, self.config.seed, self.seq_base(inst, day))
+        with self._lock:
+            self._tapes[key] = tape
+            while len(self._tapes) > self.config.cache_tapes:
+                self._tapes.popitem(last=False)
+        return tape
+
     def trades(
         self,
         name: str,
@@ -330,8 +372,9 @@ class SimMarket:
         start_seq: int | None = None,
         end_seq: int | None = None,
     ) -> list[Trade]:
-        """Up to `limit` trades with timestamp in [start_ms, end_ms], oldest first if `ascending` else newest
-        first, exactly as the candles served at `now_ms` aggregate them."""
+        """Up to `limit` trades with timestamp in [start_ms, end_ms] and trade_seq in [start_seq, end_seq] (bounds
+        inclusive, each optional), oldest first if `ascending` else newest first, exactly as the candles served at
+        `now_ms` aggregate them (a preliminary minute lacks its last trade, nothing after now)."""
         now = self._now(now_ms)
         inst = self.instrument(name, now)
         if inst is None:
@@ -340,53 +383,86 @@ class SimMarket:
         hi = min(end_ms if end_ms is not None else now, now, inst.expiry_ms - 1)
         if hi < lo:
             return []
-        days = range(lo // DAY_MS, hi // DAY_MS + 1)
+        first_day, last_day = lo // DAY_MS, hi // DAY_MS
+        if start_seq is not None:
+            first_day = max(first_day, self._day_of_seq(inst, start_seq, last_day))
+        if end_seq is not None:
+            last_day = min(last_day, self._day_of_seq(inst, end_seq, last_day))
+        days = range(first_day, last_day + 1)
+        settled = now - (self.config.pathologies.correction_window_minutes + 1) * MINUTE_MS
         out: list[Trade] = []
         for day in days if ascending else reversed(days):
-            blk = self.block(inst, day, "1")
-            found = []
-            for j in range(len(blk.ticks)):
-                tick = blk.ticks[j]
-                if tick + MINUTE_MS <= lo or tick > hi or blk.volume[j] == 0:
-                    continue
-                minute = minute_trades(inst, blk, j, self.config.seed)
-                if is_preliminary(self, inst, tick, now):
-                    minute = minute[:-1]
-                found.extend(
-                    t
-                    for t in minute
-                    if lo <= t.timestamp <= hi
-                    and (start_seq is None or t.trade_seq >= start_seq)
-                    and (end_seq is None or t.trade_seq <= end_seq)
-                )
+            tape = self.day_tape(inst, day)
+            a = bisect.bisect_left(tape, lo, key=lambda t: t.timestamp)
+            b = bisect.bisect_right(tape, hi, key=lambda t: t.timestamp)
+            found = [
+                t
+                for t in tape[a:b]
+                if (start_seq is None or t.trade_seq >= start_seq) and (end_seq is None or t.trade_seq <= end_seq)
+            ]
+            if found and found[-1].timestamp > settled:
+                found = self._as_served(inst, tape, found, now)
             out.extend(found if ascending else reversed(found))
             if len(out) >= limit:
                 break
         return out[:limit]
 
-    def trade_json(self, inst: Instrument, trade: Trade) -> dict:
-        """A trade as the API sends it (mark, index and IV at the trade's instant)."""
-        paths = self.paths[inst.currency]
-        mark = self.mark_price(inst, trade.timestamp)
-        direction = "buy" if trade.price >= mark else "sell"
-        out = {
-            "trade_seq": trade.trade_seq,
-            "trade_id": trade.trade_id,
-            "timestamp": trade.timestamp,
-            "tick_direction": (0 if trade.price != mark else 1) if direction == "buy" else 2,
-            "price": trade.price,
-            "mark_price": mark,
-        }
-        if inst.is_option:
-            years = max(inst.expiry_ms - trade.timestamp, 0) / (365 * DAY_MS)
-            forward = self.forward(inst.currency, inst.expiry_ms, trade.timestamp)
-            out["iv"] = round(smile_vol(paths.atm_vol_at(trade.timestamp), forward, inst.strike, years) * 100, 2)
-        out["instrument_name"] = inst.name
-        out["index_price"] = paths.index_at(trade.timestamp)
-        out["direction"] = direction
-        out["amount"] = trade.amount
-        out["contracts"] = round(trade.amount / inst.contract_size, 8)
+    def _as_served(self, inst: Instrument, tape: list[Trade], found: list[Trade], now: int) -> list[Trade]:
+        """Recent trades as served at `now`: a preliminary minute without its last trade (its candle lacks it)."""
+        last_of_minute = {}
+        for t in tape:
+            last_of_minute[t.timestamp // MINUTE_MS] = t.trade_seq
+        out = []
+        for t in found:
+            minute = t.timestamp // MINUTE_MS
+            if (
+                t.trade_seq == last_of_minute[minute]
+                and (minute + 1) * MINUTE_MS <= now
+                and is_preliminary(self, inst, minute * MINUTE_MS, now)
+            ):
+                continue
+            out.append(t)
         return out
+
+    def trades_json(self, inst: Instrument, trades: list[Trade]) -> list[dict]:
+        """Trades as the API sends them: mark, index and (options) IV at each trade's instant, from the chain."""
+        if not trades:
+            return []
+        paths = self.paths[inst.currency]
+        if inst.is_option:
+            marks, ivs = snapshots.option_marks(self, inst, [t.timestamp for t in trades])
+        else:
+            marks = [self.mark_price(inst, t.timestamp) for t in trades]
+            ivs = None
+        out = []
+        for k, trade in enumerate(trades):
+            mark = marks[k]
+            direction = "buy" if trade.price >= mark else "sell"
+            row = {
+                "trade_seq": trade.trade_seq,
+                "trade_id": trade.trade_id,
+                "timestamp": trade.timestamp,
+                "tick_direction": (0 if trade.price != mark else 1) if direction == "buy" else 2,
+                "price": trade.price,
+                "mark_price": mark,
+            }
+            if ivs is not None:
+                row["iv"] = ivs[k]
+            row["instrument_name"] = inst.name
+            row["index_price"] = paths.index_at(trade.timestamp)
+            row["direction"] = direction
+            row["amount"] = trade.amount
+            row["contracts"] = round(trade.amount / inst.contract_size, 8)
+            if trade.liquidation is not None:
+                row["liquidation"] = trade.liquidation
+            if trade.block_trade_id is not None:
+                row["block_trade_id"] = trade.block_trade_id
+                row["block_trade_leg_count"] = 1
+            out.append(row)
+        return out
+
+    def trade_json(self, inst: Instrument, trade: Trade) -> dict:
+        return self.trades_json(inst, [trade])[0]
 
     # ---- delivery, volatility ---------------------------------------------------------------------------------------
     def delivery_price(self, currency: str, ms: int) -> float:

@@ -11,8 +11,8 @@ from deribit_ts.sim.chart import RESOLUTION_ALIASES, RESOLUTION_MINUTES
 from deribit_ts.sim.errors import ApiError, instrument_not_found, invalid_params
 from deribit_ts.sim.market import CURRENCIES, SimMarket
 from deribit_ts.sim.params import Params
-from deribit_ts.sim.paths import DAY_MS, HOUR_MS, MINUTE_MS
-from deribit_ts.sim.trades import SEQ_PER_MINUTE, Trade
+from deribit_ts.sim.paths import DAY_MS, HOUR_MS
+from deribit_ts.sim.trades import Trade
 
 Method = Callable[[SimMarket, Params, int, dict], object]
 METHODS: dict[str, Method] = {}
@@ -364,10 +364,6 @@ def get_last_trades_by_instrument(m: SimMarket, p: Params, now: int, note: dict)
     count, sorting = _count_and_sorting(m, p)
     start, end = p.integer("start_timestamp"), p.integer("end_timestamp")
     start_seq, end_seq = p.integer("start_seq"), p.integer("end_seq")
-    if start_seq is not None:
-        start = max(start or 0, inst.creation_ms + (start_seq - 1) // SEQ_PER_MINUTE * MINUTE_MS)
-    if end_seq is not None:
-        end = min(end if end is not None else now, inst.creation_ms + (end_seq // SEQ_PER_MINUTE + 1) * MINUTE_MS)
     return _trades_result(m, [inst], start, end, count, sorting, now, start_seq, end_seq)
 
 
@@ -431,7 +427,15 @@ def _trades_result(
             found.append((inst, trade))
     found.sort(key=lambda it: (it[1].timestamp, it[1].trade_seq), reverse=not ascending)
     has_more = len(found) > count
-    return {"trades": [m.trade_json(inst, t) for inst, t in found[:count]], "has_more": has_more}
+    by_instrument: dict[str, list[int]] = {}
+    for k, (inst, _) in enumerate(found[:count]):
+        by_instrument.setdefault(inst.name, []).append(k)
+    rows: list[dict] = [{}] * min(count, len(found))
+    for positions in by_instrument.values():
+        inst = found[positions[0]][0]
+        for k, row in zip(positions, m.trades_json(inst, [found[k][1] for k in positions]), strict=True):
+            rows[k] = row
+    return {"trades": rows, "has_more": has_more}
 
 
 def today_label(ms: int) -> str:

@@ -52,9 +52,9 @@ def apply_recent(market: SimMarket, inst: Instrument, day: int, resolution: str,
         if tick > now:
             break
         if tick + MINUTE_MS > now:  # the forming minute: only trades up to now
-            trades = [t for t in minute_trades(inst, final, j, market.config.seed) if t.timestamp <= now]
+            trades = [t for t in minute_trades(inst, final, j, market.config.seed, 0) if t.timestamp <= now]
         elif is_preliminary(market, inst, tick, now):
-            trades = minute_trades(inst, final, j, market.config.seed)[:-1]
+            trades = minute_trades(inst, final, j, market.config.seed, 0)[:-1]
         else:
             _copy(out, final, j)
             prev = final.close[j]

@@ -163,6 +163,21 @@ def chain_view(market: SimMarket, insts: list[Instrument], at: int) -> ChainView
     )
 
 
+def option_marks(market: SimMarket, inst: Instrument, times: list[int]) -> tuple[list[float], list[float]]:
+    """(mark_price, mark_iv) of one option at many instants, the values chain_view() reports at each: what the
+    option's trades carry as mark_price and iv."""
+    t = np.minimum(np.asarray(times, dtype=np.int64), inst.expiry_ms)
+    years = np.maximum(inst.expiry_ms - t, 0) / YEAR_MS
+    paths = market.paths[inst.currency]
+    forward = np.array([round(market.forward(inst.currency, inst.expiry_ms, int(x)), 2) for x in t.tolist()])
+    atm = np.array([paths.atm_vol_at(int(x)) for x in t.tolist()])
+    strike = np.full(len(t), inst.strike)
+    call = np.full(len(t), inst.option_type == "call")
+    mark_iv = np.round(smile_vol_array(atm, forward, strike, years) * 100.0, 2)
+    q = chain_quotes(call, forward, strike, years, mark_iv / 100.0)
+    return np.round(q.price_usd / forward, 8).tolist(), mark_iv.tolist()
+
+
 def _quote_ivs(view: ChainView, i: int, bid: float | None, ask: float) -> tuple[float, float]:
     """(bid_iv, ask_iv) in percent: the vols that price the bid and the ask; 0 where there is no bid."""
     inst = view.insts[i]
