@@ -4,18 +4,27 @@ The server is the best one at hand, in this order:
 1. ``DERIBIT_TS_TEST_DSN``: an existing server (the role needs CREATEDB);
 2. testcontainers with the official ``timescale/timescaledb`` image, when a Docker daemon answers;
 3. the embedded cluster, initialised in a temporary home from the installed private prefix.
-Each test module gets its own freshly created and migrated database on it.
+Each test module gets its own migrated database on it, cloned (CREATE DATABASE ... TEMPLATE) from one database
+migrated once per test process.
+
+The suite runs in parallel (pytest-xdist, `-n` in pyproject's addopts): every fixture here is per worker
+process. The embedded cluster is one per worker; on a shared server (DSN, container) each worker names its
+databases uniquely. Tests of one module run on one worker (their module fixtures are built once), except tests
+marked `slow`, which are scheduled one by one, longest first, so no worker is left with a queue of them.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from helpers import create_database, drop_database
+from helpers import clone_database, create_database, drop_database
 
 from deribit_ts.config import default_home
 from deribit_ts.db.migrate import apply_all
@@ -58,12 +67,41 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from deribit_ts.db.embedded import Cluster
 
     prefix = Path(os.environ.get("DERIBIT_TS_PG_PREFIX") or default_home() / "postgres")
-    cluster = Cluster(tmp_path_factory.mktemp("cluster-home"), prefix=prefix)
-    cluster.up(quiet=True)
+    # A home outside pytest's temporary root: every pytest session that starts (other checkouts', xdist's
+    # controller) chmods /tmp/pytest-of-USER to 0700, which voids the search ACL the server's user needs there.
+    parent = Path(tempfile.mkdtemp(prefix="deribit-ts-pytest-"))
+    cluster = Cluster(parent / "home", prefix=prefix)
     try:
+        cluster.up(quiet=True)
         yield cluster.url()
     finally:
         cluster.down()
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def migrated_template(pg_server: str) -> Iterator[str]:
+    """Name of a database with every migration and view applied, migrated once per worker: `db` and `new_db`
+    are copies of it (a copy takes ~0.1 s where migrating takes seconds, more as migrations accumulate)."""
+    name = create_database(pg_server, "template")
+    try:
+        apply_all(_with_database(pg_server, name))
+        yield name
+    finally:
+        drop_database(pg_server, name)
+
+
+def _clone(pg_server: str, template: str, label: str) -> str:
+    """A new database copied from ``template``; retried briefly because a server whose background workers
+    visit every database (TimescaleDB's job scheduler on the Community edition) may hold the template open."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return clone_database(pg_server, template, label)
+        except psycopg.errors.ObjectInUse:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -78,20 +116,22 @@ def empty_db(pg_server: str, request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def db(empty_db: str) -> str:
-    """DSN of a fresh database with every migration and view applied."""
-    apply_all(empty_db)
-    return empty_db
+def db(pg_server: str, migrated_template: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """DSN of a fresh database with every migration and view applied, shared by the tests of this module."""
+    label = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")[:20]
+    name = _clone(pg_server, migrated_template, label)
+    try:
+        yield _with_database(pg_server, name)
+    finally:
+        drop_database(pg_server, name)
 
 
 @pytest.fixture
-def new_db(pg_server: str) -> Iterator[str]:
+def new_db(pg_server: str, migrated_template: str) -> Iterator[str]:
     """A fresh migrated database of its own for one test (backfill tests each need a virgin plan)."""
-    name = create_database(pg_server, "nd")
+    name = _clone(pg_server, migrated_template, "nd")
     try:
-        dsn = _with_database(pg_server, name)
-        apply_all(dsn)
-        yield dsn
+        yield _with_database(pg_server, name)
     finally:
         drop_database(pg_server, name)
 
@@ -104,3 +144,17 @@ def fresh_db(pg_server: str) -> Iterator[str]:
         yield _with_database(pg_server, name)
     finally:
         drop_database(pg_server, name)
+
+
+@pytest.hookimpl(trylast=True)  # after tests/tsl/conftest.py has marked its tier
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Schedule for pytest-xdist (`--dist loadgroup`): a module's tests share one worker (so its module-scoped
+    fixtures are built once), the tsl tier shares one worker (one PGlite server), and each `slow` test is a unit
+    of its own, moved to the front: the longest units start first and the short modules fill in around them."""
+    slow, rest = [], []
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None and item.get_closest_marker("slow") is None:
+            group = "tsl" if item.get_closest_marker("tsl") else item.nodeid.split("::", 1)[0]
+            item.add_marker(pytest.mark.xdist_group(group))
+        (slow if item.get_closest_marker("slow") else rest).append(item)
+    items[:] = slow + rest

@@ -32,6 +32,14 @@ def create_database(server_dsn: str, label: str) -> str:
     return name
 
 
+def clone_database(server_dsn: str, template: str, label: str) -> str:
+    """A new database copied from ``template`` (which nobody may be connected to meanwhile)."""
+    name = f"test_{label}_{uuid.uuid4().hex[:8]}".lower()
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
+    return name
+
+
 def drop_database(server_dsn: str, name: str) -> None:
     with psycopg.connect(server_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
