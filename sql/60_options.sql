@@ -6,10 +6,20 @@
 -- Deribit's greeks of one option: price in USD (divide by the forward for the coin price of an inverse option),
 -- delta not premium-adjusted, gamma per 1 USD of the forward (unrounded; the exchange prints 5 decimals), vega in
 -- USD per vol point, theta in USD per day capped at the time value left (the exchange's "min(1-day theta,
--- lifetime theta)"), spot-style rho (K T N(d2) / 100, not Black-76's -T * price). At or after expiry (years <= 0)
--- or with no vol the intrinsic value and its delta, other greeks 0; NULL for a non-positive forward or strike or
--- an option_type other than call/put (c/p accepted). PostgreSQL 16+ has erf/erfc built in: N(x) =
--- erfc(-x / sqrt 2) / 2 is exact to double precision in both tails.
+-- lifetime theta)"), spot-style rho (K T N(d2) / 100, not Black-76's -T * price). PostgreSQL 16+ has erf/erfc
+-- built in: N(x) = erfc(-x / sqrt 2) / 2 is exact to double precision in both tails.
+--
+-- Finite for every input, never an error: a snapshot round is one transaction, so one option's arithmetic error
+-- (an underflow of exp() in the last hours before expiry) would lose the whole round. PostgreSQL raises on any
+-- float result that underflows to 0 or overflows, so every operation below stays inside bounds:
+--   * sigma sqrt(T) is formed in logs, and below 1e-12 (at or after expiry, no vol, or the last instants) the
+--     option is at its limit: the intrinsic value, delta 1 / 0 (call) or -1 / 0 (put) by the side of the strike
+--     the forward is on (0 at the money), gamma, vega, theta and rho 0;
+--   * ln(F / K) = ln F - ln K (no overflow of the ratio);
+--   * beyond 20 standard deviations N(d) is 0 or 1 and the density 0 (errors below 3e-89 of the price);
+--   * the domain: forward and strike in [1e-100, 1e100] USD, years up to 1000 and iv up to 1e6 percent. Outside
+--     it, and for a NaN input, a non-positive forward or strike or an option_type other than call/put (c/p
+--     accepted): no row (NULL greeks in a LEFT JOIN).
 CREATE OR REPLACE FUNCTION deribit.black76_greeks(
     option_type text, forward double precision, strike double precision, years double precision,
     iv_pct double precision)
@@ -22,36 +32,62 @@ SELECT CASE WHEN g.live THEN g.value ELSE g.intrinsic END,
             WHEN g.is_call THEN (g.f > g.k)::int::double precision
             ELSE -((g.f < g.k)::int)::double precision END,
        CASE WHEN g.live THEN g.pdf1 / (g.f * g.sd) ELSE 0 END,
-       CASE WHEN g.live THEN g.f * g.pdf1 * sqrt(g.t) / 100 ELSE 0 END,
-       CASE WHEN g.live THEN greatest(-g.f * g.pdf1 * g.s / (2 * sqrt(g.t)) / 365, g.intrinsic - g.value)
+       CASE WHEN g.live THEN g.f * g.pdf1 * g.sqrt_t / 100 ELSE 0 END,
+       CASE WHEN g.live THEN greatest(-g.f * g.pdf1 * g.s / (2 * g.sqrt_t) / 365, g.intrinsic - g.value)
             ELSE 0 END,
        CASE WHEN g.live AND g.is_call THEN g.k * g.t * g.nd2 / 100
             WHEN g.live THEN -g.k * g.t * g.n_minus_d2 / 100 ELSE 0 END
   FROM (
-    SELECT d.*,
-           CASE WHEN d.is_call THEN d.f * d.nd1 - d.k * d.nd2 ELSE d.k * d.n_minus_d2 - d.f * d.n_minus_d1 END
+    SELECT n.*,
+           CASE WHEN n.is_call THEN n.f * n.nd1 - n.k * n.nd2 ELSE n.k * n.n_minus_d2 - n.f * n.n_minus_d1 END
                AS value,
-           CASE WHEN d.is_call THEN d.nd1 ELSE d.nd1 - 1 END AS delta_live,
-           exp(-0.5 * d.d1 * d.d1) / sqrt(2 * pi()) AS pdf1
+           CASE WHEN n.is_call THEN n.nd1 ELSE n.nd1 - 1 END AS delta_live
       FROM (
-        SELECT x.*,
-               0.5 * erfc(-x.d1 / sqrt(2.0)) AS nd1,
-               0.5 * erfc(-(x.d1 - x.sd) / sqrt(2.0)) AS nd2,
-               0.5 * erfc(x.d1 / sqrt(2.0)) AS n_minus_d1,
-               0.5 * erfc((x.d1 - x.sd) / sqrt(2.0)) AS n_minus_d2
+        SELECT d.*,
+               CASE WHEN d.d1 > 20 THEN 1 WHEN d.d1 < -20 THEN 0 ELSE 0.5 * erfc(-d.d1 / sqrt(2.0)) END AS nd1,
+               CASE WHEN d.d2 > 20 THEN 1 WHEN d.d2 < -20 THEN 0 ELSE 0.5 * erfc(-d.d2 / sqrt(2.0)) END AS nd2,
+               CASE WHEN d.d1 > 20 THEN 0 WHEN d.d1 < -20 THEN 1 ELSE 0.5 * erfc(d.d1 / sqrt(2.0)) END AS n_minus_d1,
+               CASE WHEN d.d2 > 20 THEN 0 WHEN d.d2 < -20 THEN 1 ELSE 0.5 * erfc(d.d2 / sqrt(2.0)) END AS n_minus_d2,
+               CASE WHEN abs(d.d1) <= 20 THEN exp(-0.5 * d.d1 * d.d1) / sqrt(2 * pi()) ELSE 0 END AS pdf1
           FROM (
-            SELECT i.*, CASE WHEN i.live THEN (ln(i.f / i.k) + 0.5 * i.sd * i.sd) / i.sd END AS d1
+            SELECT x.*, x.d1 - x.sd AS d2
               FROM (
-                SELECT lower(option_type) IN ('call', 'c') AS is_call, forward AS f, strike AS k, years AS t,
-                       iv_pct / 100 AS s, iv_pct / 100 * sqrt(greatest(years, 0)) AS sd,
-                       -- (the validity test repeated here: the planner may compute ln() before the WHERE)
-                       years > 0 AND iv_pct > 0 AND forward > 0 AND strike > 0 AS live,
-                       CASE WHEN lower(option_type) IN ('call', 'c') THEN greatest(forward - strike, 0)
-                            ELSE greatest(strike - forward, 0) END AS intrinsic
-                 WHERE forward > 0 AND strike > 0 AND lower(option_type) IN ('call', 'c', 'put', 'p')
-              ) i
-          ) x
-      ) d
+                SELECT l.*, CASE WHEN l.live THEN (ln(l.f) - ln(l.k)) / l.sd + 0.5 * l.sd END AS d1
+                  FROM (
+                    SELECT v.*,
+                           CASE WHEN v.live THEN exp(v.ln_sd) END AS sd,
+                           CASE WHEN v.live THEN sqrt(v.t) END AS sqrt_t,
+                           CASE WHEN v.live THEN v.iv / 100 END AS s
+                      FROM (
+                        SELECT i.*, coalesce(i.ln_sd > ln(1e-12::double precision), false) AS live
+                          FROM (
+                            -- (the domain test is repeated in each expression: the planner may compute them
+                            -- before the WHERE, e.g. when folding constant arguments)
+                            SELECT o.is_call, o.f, o.k, o.t, o.iv,
+                                   CASE WHEN o.in_domain AND o.t > 0 AND o.iv > 0 AND o.t <= 1000 AND o.iv <= 1e6
+                                        THEN ln(o.iv) - ln(100::double precision) + 0.5 * ln(o.t) END AS ln_sd,
+                                   CASE WHEN NOT o.in_domain THEN NULL
+                                        WHEN o.is_call THEN greatest(o.f - o.k, 0)
+                                        ELSE greatest(o.k - o.f, 0) END AS intrinsic
+                              FROM (
+                                SELECT lower(option_type) IN ('call', 'c') AS is_call, forward AS f, strike AS k,
+                                       years AS t, iv_pct AS iv,
+                                       coalesce(forward >= 1e-100 AND forward <= 1e100 AND strike >= 1e-100
+                                                AND strike <= 1e100, false) AS in_domain
+                                 WHERE forward >= 1e-100 AND forward <= 1e100 AND strike >= 1e-100
+                                   AND strike <= 1e100 AND lower(option_type) IN ('call', 'c', 'put', 'p')
+                                   AND (years IS NULL OR years <= 1000) AND (iv_pct IS NULL OR iv_pct <= 1e6)
+                                OFFSET 0
+                              ) o
+                          ) i
+                        OFFSET 0
+                      ) v
+                  ) l
+                OFFSET 0
+              ) x
+            OFFSET 0
+          ) d
+      ) n
   ) g
 $$;
 COMMENT ON FUNCTION deribit.black76_greeks(text, double precision, double precision, double precision, double precision) IS

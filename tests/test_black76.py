@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -146,3 +146,179 @@ def test_sql_reproduces_the_simulators_tickers_across_the_chain(conn) -> None:
         time_value = price - max(0.0, sign * (t["underlying_price"] - t["strike"]))
         capped += theta == pytest.approx(-time_value, abs=1e-9) and time_value > 1e-6
     assert capped  # some options near expiry were in the capped-theta regime, and matched there too
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Finite for every input a chain can hold: T down to 0, deep wings, IV 0 or huge, extreme forwards and strikes.
+# ---------------------------------------------------------------------------------------------------------------
+
+SD_MIN = 1e-12  # below this sigma * sqrt(T) the option is at its expiry / no-vol limit (sql/60_options.sql)
+GRID_FORWARDS = (1e-100, 1e-8, 0.37, 60000.0, 80000.0, 1e12, 1e100)
+GRID_YEARS = (0.0, -1.0, 5e-324, 1e-300, 1e-40, 1e-20, 1e-14, 1 / (365 * 86400), 1e-4, 1 / 365, 0.5, 2.0, 1000.0)
+GRID_IVS = (0.0, 5e-324, 1e-200, 1e-6, 0.01, 1.0, 50.0, 300.0, 1e4, 1e6)
+
+
+def reference(call: bool, f: float, k: float, t: float, iv: float) -> tuple[float, ...]:
+    """Black-76 with Deribit's conventions in plain Python floats (which underflow to 0 silently), and its limits
+    where sigma sqrt(T) is (nearly) 0: the intrinsic value, delta by the side of the strike, other greeks 0."""
+    intrinsic = max(f - k, 0.0) if call else max(k - f, 0.0)
+    if t <= 0 or iv <= 0 or math.log(iv) - math.log(100) + 0.5 * math.log(t) <= math.log(SD_MIN):
+        return (intrinsic, float(f > k) if call else -float(f < k), 0.0, 0.0, 0.0, 0.0)
+    s = iv / 100
+    sd = s * math.sqrt(t)
+    d1 = (math.log(f) - math.log(k)) / sd + sd / 2
+    d2 = d1 - sd
+
+    def n(x: float) -> float:
+        return 0.5 * math.erfc(-x / math.sqrt(2))
+
+    pdf = math.exp(-0.5 * d1 * d1) / math.sqrt(2 * math.pi) if abs(d1) < 1e150 else 0.0
+    value = f * n(d1) - k * n(d2) if call else k * n(-d2) - f * n(-d1)
+    return (
+        value,
+        n(d1) if call else n(d1) - 1,
+        pdf / (f * sd),
+        f * pdf * math.sqrt(t) / 100,
+        max(-f * pdf * s / (2 * math.sqrt(t)) / 365, intrinsic - value),
+        (k * t * n(d2) if call else -k * t * n(-d2)) / 100,
+    )
+
+
+def scales(f: float, k: float, t: float, iv: float) -> tuple[float, ...]:
+    """The natural size of each output, against which an absolute difference is judged."""
+    sd = iv / 100 * math.sqrt(max(t, 0.0))
+    sqrt_t = math.sqrt(max(t, 0.0))
+    return (
+        max(f, k),
+        1.0,
+        1 / (f * sd) if sd > 0 else 0.0,
+        f * sqrt_t / 100,
+        f * (iv / 100) / (sqrt_t or 1) / 365 + max(f, k),
+        k * max(t, 0.0) / 100,
+    )
+
+
+def test_the_issues_expiry_day_input_is_finite(conn) -> None:
+    """Once `value out of range: underflow`: a deep out-of-the-money call 53 minutes before expiry. Literal
+    arguments too (the planner folds constants, so a guard in a WHERE alone would not do)."""
+    row = conn.execute("SELECT * FROM deribit.black76_greeks('call', 60000, 80000, 0.0001, 50)").fetchone()
+    assert row == conn.execute(GREEKS, ("call", 60000, 80000, 0.0001, 50)).fetchone()
+    price, delta, gamma, vega, theta, rho = row
+    assert all(math.isfinite(v) for v in row)
+    assert (price, delta, gamma, vega, theta, rho) == (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # 57 sd out: below 1e-300
+
+
+def test_greeks_over_a_grid_of_extreme_inputs(conn) -> None:
+    inputs = [
+        (kind, f, k, t, iv)
+        for kind in ("call", "put")
+        for f in GRID_FORWARDS
+        for k in GRID_FORWARDS
+        for t in GRID_YEARS
+        for iv in GRID_IVS
+    ]
+    rows = conn.execute(
+        """SELECT t.n, g.* FROM unnest(%s::text[], %s::float8[], %s::float8[], %s::float8[], %s::float8[])
+                    WITH ORDINALITY AS t(kind, f, k, years, iv, n)
+            CROSS JOIN LATERAL deribit.black76_greeks(t.kind, t.f, t.k, t.years, t.iv) g ORDER BY t.n""",
+        [list(column) for column in zip(*inputs, strict=True)],
+    ).fetchall()
+    assert [n for n, *_ in rows] == list(range(1, len(inputs) + 1))  # one row for every input
+    limits = wings = 0
+    for (kind, f, k, t, iv), (_, *ours) in zip(inputs, rows, strict=True):
+        assert all(v is not None and math.isfinite(v) for v in ours), (kind, f, k, t, iv, ours)
+        expected = reference(kind == "call", f, k, t, iv)
+        if expected[2:] == (0.0, 0.0, 0.0, 0.0) and expected[1] in (0.0, 1.0, -1.0):
+            if tuple(ours) == expected:
+                limits += 1
+        for name, a, b, scale in zip(
+            ("price", "delta", "gamma", "vega", "theta", "rho"), ours, expected, scales(f, k, t, iv), strict=True
+        ):
+            assert a == pytest.approx(b, rel=1e-9, abs=1e-9 * scale), (name, kind, f, k, t, iv, a, b)
+        d1_far = expected[2] == 0.0 and expected[0] != 0.0
+        wings += d1_far
+    assert limits > 3000 and wings > 100  # the grid reaches the limits and the far wings, not only the middle
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("call", 1e308, 80000.0, 0.5, 50.0),
+        ("put", 60000.0, 1e-308, 0.5, 50.0),
+        ("call", float("nan"), 80000.0, 0.5, 50.0),
+        ("put", 60000.0, float("inf"), 0.5, 50.0),
+        ("call", 60000.0, 80000.0, float("nan"), 50.0),
+        ("call", 60000.0, 80000.0, float("inf"), 50.0),
+        ("put", 60000.0, 80000.0, 1e300, 50.0),
+        ("call", 60000.0, 80000.0, 0.5, float("nan")),
+        ("put", 60000.0, 80000.0, 0.5, float("inf")),
+        ("call", 60000.0, 80000.0, 0.5, 1e300),
+    ],
+)
+def test_outside_the_domain_is_no_row_never_an_error(conn, args) -> None:
+    assert conn.execute(GREEKS, args).fetchall() == []
+
+
+def test_exact_limits(conn) -> None:
+    # At and after expiry, or without vol: intrinsic value and a step delta; at the money the step is 0.
+    for years, iv in ((0.0, 50.0), (-3.0, 50.0), (0.5, 0.0), (1e-30, 50.0), (0.5, 1e-12)):
+        assert conn.execute(GREEKS, ("call", 60000.0, 80000.0, years, iv)).fetchone() == (0, 0, 0, 0, 0, 0)
+        assert conn.execute(GREEKS, ("put", 60000.0, 80000.0, years, iv)).fetchone() == (20000, -1, 0, 0, 0, 0)
+        assert conn.execute(GREEKS, ("call", 90000.0, 80000.0, years, iv)).fetchone() == (10000, 1, 0, 0, 0, 0)
+        assert conn.execute(GREEKS, ("put", 80000.0, 80000.0, years, iv)).fetchone() == (0, 0, 0, 0, 0, 0)
+    # Far wings while live: delta exactly 0 or 1 (-1), no gamma or vega.
+    assert conn.execute(GREEKS, ("call", 60000.0, 1000.0, 1 / 365, 50.0)).fetchone()[:4] == (59000, 1, 0, 0)
+    assert conn.execute(GREEKS, ("put", 60000.0, 1000.0, 1 / 365, 50.0)).fetchone()[1:4] == (0, 0, 0)
+    # A vol so large the call is worth the whole forward (and the put the strike).
+    price, delta, gamma, vega, _, _ = conn.execute(GREEKS, ("call", 60000.0, 80000.0, 1000.0, 1e6)).fetchone()
+    assert (price, delta, gamma, vega) == (60000, 1, 0, 0)
+
+
+def test_a_round_near_expiry_is_written_whole(db) -> None:
+    """Greeks completed in SQL for options minutes and seconds from expiry, deep in the wings or without a vol:
+    the round's one INSERT writes every row (once, one underflow rolled back the whole round)."""
+    from deribit_ts.ingest.snapshots import _STAGING_DDL, _WRITE, STAGING
+
+    quote = datetime(2026, 3, 27, 7, 59, 59, tzinfo=UTC)
+    expiry = datetime(2026, 3, 27, 8, tzinfo=UTC)
+    rows = [  # (name, strike, type, forward, mark_iv, seconds before expiry)
+        ("BTC-27MAR26-80000-C", 80000.0, "call", 60000.0, 50.0, 3180),  # the issue's 0.0001 years
+        ("BTC-27MAR26-1000-P", 1000.0, "put", 60000.0, 80.0, 1),
+        ("BTC-27MAR26-60000-C", 60000.0, "call", 60000.0, 0.0, 1),
+        ("BTC-27MAR26-60000-P", 60000.0, "put", 60000.0, 1e-9, 1),
+        ("BTC-27MAR26-500000-C", 500000.0, "call", 60000.0, 1e6, 3600),
+    ]
+    with psycopg.connect(db) as conn:
+        ids = []
+        for name, strike, kind, *_ in rows:
+            ids.append(
+                conn.execute(
+                    """INSERT INTO deribit.instruments
+                              (instrument_name, kind, base_currency, expiry, strike, option_type, raw)
+                       VALUES (%s, 'option', 'BTC', %s, %s, %s, '{}') RETURNING id""",
+                    (name, expiry, strike, kind),
+                ).fetchone()[0]
+            )
+        conn.execute(_STAGING_DDL)
+        values = {column: None for column in STAGING.columns}
+        for instrument_id, (_, _, _, forward, iv, seconds) in zip(ids, rows, strict=True):
+            row = {
+                **values,
+                "instrument_id": instrument_id,
+                "quote_ts": expiry - timedelta(seconds=seconds),
+                "underlying_price": forward,
+                "mark_iv": iv,
+                "greeks_source": "ticker",
+            }
+            conn.execute(
+                f"INSERT INTO pg_temp.snapshot_round ({', '.join(STAGING.columns)}) "
+                f"VALUES ({', '.join(['%s'] * len(STAGING.columns))})",
+                [row[c] for c in STAGING.columns],
+            )
+        assert conn.execute(_WRITE, {"ts": quote}).rowcount == len(rows)
+        stored = conn.execute(
+            """SELECT delta, gamma, greeks_source FROM deribit.option_ticker_snapshots
+                WHERE instrument_id = ANY (%s) ORDER BY instrument_id""",
+            (ids,),
+        ).fetchall()
+    assert stored == [(0.0, 0.0, "sql"), (0.0, 0.0, "sql"), (0.0, 0.0, "sql"), (0.0, 0.0, "sql"), (1.0, 0.0, "sql")]
