@@ -5,11 +5,11 @@
 -- This file is re-applied whenever it (or any migration) changes, after every migration has run. Users build
 -- their own views and grants on these, so every object here is replaced in place (CREATE OR REPLACE), never
 -- dropped: a view keeps its columns' names, order and types, and new columns go at the end.
+-- Every view's and column's COMMENT (unit, convention, what a row is) is in 90_comments.sql.
 CREATE OR REPLACE VIEW deribit.ohlcv_1m AS
 SELECT i.instrument_name, c.ts, c.open, c.high, c.low, c.close, c.volume, c.cost
 FROM deribit.candles_1m c
 JOIN deribit.instruments i ON i.id = c.instrument_id;
-COMMENT ON VIEW deribit.ohlcv_1m IS 'One-minute OHLCV by instrument name; volume in base currency, cost in quote (USD for inverse)';
 
 -- deribit.ohlcv_5m/15m/1h/1d (the rollups) are defined in 30_rollups.sql, after the edition's rollup relations.
 
@@ -17,12 +17,10 @@ CREATE OR REPLACE VIEW deribit.funding_rates AS
 SELECT i.instrument_name, f.ts, f.interest_1h, f.interest_8h, f.index_price, f.prev_index_price
 FROM deribit.funding_rate_history f
 JOIN deribit.instruments i ON i.id = f.instrument_id;
-COMMENT ON VIEW deribit.funding_rates IS 'Hourly funding of perpetuals: interest_1h for that hour, interest_8h trailing eight hours';
 
 CREATE OR REPLACE VIEW deribit.index_prices AS
 SELECT p.index_name, p.ts, p.price, p.resolution
 FROM deribit.index_price_history p;
-COMMENT ON VIEW deribit.index_prices IS 'Index prices; resolution is the sampling interval of the series each row came from';
 
 CREATE OR REPLACE VIEW deribit.option_snapshots AS
 SELECT i.instrument_name, s.ts, s.underlying_price, s.mark_price, s.mark_iv, s.bid_iv, s.ask_iv,
@@ -31,4 +29,3 @@ SELECT i.instrument_name, s.ts, s.underlying_price, s.mark_price, s.mark_iv, s.b
        i.expiry, i.strike, i.option_type, s.quote_ts, s.greeks_source
 FROM deribit.option_ticker_snapshots s
 JOIN deribit.instruments i ON i.id = s.instrument_id;
-COMMENT ON VIEW deribit.option_snapshots IS 'Option snapshots with greeks and implied volatilities (IVs in percent, as Deribit quotes them); ts = the round''s exchange time shared by all its rows, quote_ts = each quote''s own';

@@ -260,7 +260,6 @@ LEFT JOIN LATERAL (
      WHERE cv.dataset = t.dataset AND cv.key = t.key
 ) c ON true
 LEFT JOIN LATERAL deribit_ts.held(t.dataset, t.key, t.wanted) h ON true;
-COMMENT ON VIEW deribit.coverage IS 'Per dataset and key: the range asked for, what is still missing (never fetched), rows stored (= count(*) inside it), what is fetched but not yet settled, the first and last row, expected rows, completeness and the resolution each span is held at';
 
 -- Record one committed window of a task, in the caller's transaction with the window's rows: the
 -- coverage it proves (final up to p_final_until), the task's cursor (resume point), the lease extension, the watermark and the

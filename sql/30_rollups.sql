@@ -61,25 +61,21 @@ CREATE OR REPLACE VIEW deribit.ohlcv_5m AS
 SELECT i.instrument_name, c.ts, c.open, c.high, c.low, c.close, c.volume, c.cost, c.candles
 FROM deribit.instruments i
 CROSS JOIN LATERAL (SELECT * FROM deribit.candles_5m r WHERE r.instrument_id = i.id ORDER BY r.ts) c;
-COMMENT ON VIEW deribit.ohlcv_5m IS '5-minute OHLCV rolled up from ohlcv_1m; candles = one-minute rows in the bucket';
 
 CREATE OR REPLACE VIEW deribit.ohlcv_15m AS
 SELECT i.instrument_name, c.ts, c.open, c.high, c.low, c.close, c.volume, c.cost, c.candles
 FROM deribit.instruments i
 CROSS JOIN LATERAL (SELECT * FROM deribit.candles_15m r WHERE r.instrument_id = i.id ORDER BY r.ts) c;
-COMMENT ON VIEW deribit.ohlcv_15m IS '15-minute OHLCV rolled up from ohlcv_1m; candles = one-minute rows in the bucket';
 
 CREATE OR REPLACE VIEW deribit.ohlcv_1h AS
 SELECT i.instrument_name, c.ts, c.open, c.high, c.low, c.close, c.volume, c.cost, c.candles
 FROM deribit.instruments i
 CROSS JOIN LATERAL (SELECT * FROM deribit.candles_1h r WHERE r.instrument_id = i.id ORDER BY r.ts) c;
-COMMENT ON VIEW deribit.ohlcv_1h IS 'Hourly OHLCV rolled up from ohlcv_1m (continuous aggregate or materialized table, by edition); candles = one-minute rows in the hour';
 
 CREATE OR REPLACE VIEW deribit.ohlcv_1d AS
 SELECT i.instrument_name, c.ts, c.open, c.high, c.low, c.close, c.volume, c.cost, c.candles
 FROM deribit.instruments i
 CROSS JOIN LATERAL (SELECT * FROM deribit.candles_1d r WHERE r.instrument_id = i.id ORDER BY r.ts) c;
-COMMENT ON VIEW deribit.ohlcv_1d IS 'Daily OHLCV (UTC days) rolled up from ohlcv_1m; candles = one-minute rows in the day';
 
 -- Apache: recompute the rollups of every marked day, and consume the marks. One transaction: readers see the
 -- marks and the old rows, or neither. The marks deleted are those committed before this statement began, whose

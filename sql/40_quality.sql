@@ -123,8 +123,6 @@ FROM deribit_ts.targets t
 JOIN deribit.instruments i ON i.instrument_name = t.key
 CROSS JOIN LATERAL deribit_ts.gaps_of(t.dataset, t.key, i.id, t.wanted) g
 WHERE t.dataset IN ('candles', 'funding');
-COMMENT ON VIEW deribit.gap_report IS
-    'Every maximal run of missing rows inside what was asked for (deribit_ts.targets), [gap_start, gap_end): cause not_fetched (never fetched) or exchange_empty (fetched, the exchange had no row). Candles and funding; filler candles are rows, not gaps. Filter on instrument_name to read one instrument only.';
 
 -- ---------------------------------------------------------------------------------------------------------------
 -- Sanity rules
@@ -240,5 +238,3 @@ WHERE c.high < greatest(c.open, c.close) OR c.low > least(c.open, c.close) OR c.
    OR c.ts <> date_trunc('minute', c.ts)
    OR greatest(c.high - greatest(c.open, c.close), least(c.open, c.close) - c.low, abs(c.close - c.open))
       > greatest(0.005 * abs(c.close), 2 * coalesce(i.tick_size, 0));
-COMMENT ON VIEW deribit.sanity_violations IS
-    'Candles that break a sanity rule (rule names are stable): OHLC order, non-positive prices, negative or one-sided volume/cost, outside the instrument''s listing-to-expiry life, off the minute grid, and spikes (a wick, or a close the next minute gives back, beyond 10 times the mean range of the previous 60 traded minutes). Filter on instrument_name and ts to read only those rows.';

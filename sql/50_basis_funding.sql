@@ -110,8 +110,6 @@ LEFT JOIN LATERAL (
      WHERE m.source IS NULL
     OFFSET 0  -- evaluated once per row, not once per use of prev.price
 ) prev ON true;
-COMMENT ON VIEW deribit.basis_1m IS
-    'Per dated future and minute: close vs index (basis, basis_pct, simple annualized on 365 days); index_source names the index used: index, funding_index, perpetual (its close, premium included) or index_prev_hour; NULL where none exists';
 
 -- basis_1m at one minute, for every future live then: the term structure calls it once per hour it walks
 -- through. A PL/pgSQL function keeps one plan per session, in which TimescaleDB picks each hypertable's
@@ -155,8 +153,6 @@ FROM (SELECT hours.ts
                  interval '-1 hour') AS hours (ts)
        ORDER BY hours.ts DESC) h
 CROSS JOIN LATERAL deribit_ts.basis_at(h.ts) b;
-COMMENT ON VIEW deribit.basis_term_structure IS
-    'Hourly (on the hour) annualized basis of every live dated future per currency; ORDER BY ts DESC LIMIT n reads only the newest hours';
 
 -- Funding of perpetuals as an annual rate, in percent: interest_1h (the funding of one hour, a fraction)
 -- * 24 * 365 * 100, simple. apr_1d and apr_7d average the hourly rows of the trailing 24 hours and
@@ -181,5 +177,3 @@ SELECT i.instrument_name,
            AS apr_7d
 FROM deribit.funding_rate_history f
 JOIN deribit.instruments i ON i.id = f.instrument_id;
-COMMENT ON VIEW deribit.funding_apr IS
-    'Funding of perpetuals annualized in percent: apr = interest_1h * 8760 * 100; apr_1d / apr_7d = the same of the trailing 24 h / 7 d mean';

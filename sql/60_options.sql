@@ -90,16 +90,12 @@ SELECT CASE WHEN g.live THEN g.value ELSE g.intrinsic END,
       ) n
   ) g
 $$;
-COMMENT ON FUNCTION deribit.black76_greeks(text, double precision, double precision, double precision, double precision) IS
-    'Deribit''s option value and greeks (Black-76 on the forward, r = 0, 365-day years, iv in percent): price USD, delta, gamma per USD, vega per vol point, theta per day (capped at the time value), spot-style rho';
 
 -- The snapshot rounds: which instants have a whole chain. The cheap way to find the newest round
 -- (`SELECT currency, max(ts) FROM deribit.option_snapshot_rounds GROUP BY currency`) before reading a view at it.
 CREATE OR REPLACE VIEW deribit.option_snapshot_rounds AS
 SELECT r.currency, r.ts, r.options, r.bulk_only, r.seconds, r.run_id
   FROM deribit_ts.snapshot_rounds r;
-COMMENT ON VIEW deribit.option_snapshot_rounds IS
-    'One row per currency and snapshot round (deribit-ts snapshot options): its instant, options stored, whether greeks came from SQL (bulk_only), seconds taken';
 
 -- The latest round of each currency: every option it holds (those live at that instant), with its contract terms.
 CREATE OR REPLACE VIEW deribit.option_chain_latest AS
@@ -125,8 +121,6 @@ SELECT r.currency, i.instrument_name, s.ts, i.expiry, i.strike, i.option_type,
   -- grows with every expired option, once per round): the work stays the size of the round
  CROSS JOIN LATERAL (SELECT * FROM deribit.instruments i WHERE i.id = s.instrument_id OFFSET 0) i
  WHERE i.base_currency = r.currency AND i.expiry > s.ts;
-COMMENT ON VIEW deribit.option_chain_latest IS
-    'The latest snapshot round of each currency: every live option with strike, expiry, days to expiry, moneyness (K/F, ln K/F), IVs (percent) and greeks';
 
 -- Out-of-the-money options of every round: calls at or above the forward, puts below it.
 CREATE OR REPLACE VIEW deribit.iv_smile AS
@@ -138,8 +132,6 @@ SELECT i.base_currency AS currency, s.ts, i.expiry, i.strike, i.option_type,
    AND s.underlying_price > 0 AND s.mark_iv > 0
    AND ((i.option_type = 'call' AND i.strike >= s.underlying_price)
         OR (i.option_type = 'put' AND i.strike < s.underlying_price));
-COMMENT ON VIEW deribit.iv_smile IS
-    'The smile of every snapshot round: out-of-the-money options per expiry (calls at or above the forward, puts below), log-moneyness ln(K/F), mark IV in percent';
 
 -- ATM IV per round and expiry: the smile's mark IV interpolated linearly in log-moneyness between the two strikes
 -- around the expiry's forward (the round's mean underlying_price of that expiry). None when the forward is
@@ -169,8 +161,6 @@ SELECT r.currency, r.ts, e.expiry, extract(epoch FROM e.expiry - r.ts) / 86400 A
      GROUP BY b.expiry, b.forward
  ) e
  WHERE e.k_below IS NOT NULL AND e.k_above IS NOT NULL;
-COMMENT ON VIEW deribit.iv_term_structure IS
-    'ATM implied volatility (percent) per snapshot round and expiry, interpolated in log-moneyness between the strikes around the forward';
 
 -- 25-delta risk reversal and butterfly per round and expiry: the call IV at delta 0.25 and the put IV at delta
 -- -0.25, each interpolated linearly in delta between the two options that bracket it; rr25 = call - put,
@@ -208,5 +198,3 @@ SELECT t.currency, t.ts, t.expiry, w.call25 - w.put25 AS rr25, (w.call25 + w.put
      WHERE p.gap <= 0.25
  ) w
  WHERE w.call25 IS NOT NULL AND w.put25 IS NOT NULL;
-COMMENT ON VIEW deribit.iv_skew IS
-    '25-delta risk reversal (call IV - put IV) and butterfly ((call + put) / 2 - ATM IV), percent, per snapshot round and expiry, interpolated in delta; no row where the wings are too thin';
