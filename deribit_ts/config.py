@@ -18,6 +18,7 @@ from pathlib import Path
 from deribit_ts import validate
 
 DEFAULT_API_URL = "https://www.deribit.com"
+DEFAULT_HISTORY_URL = "https://history.deribit.com"  # every instrument's trades, expired ones included
 
 
 @dataclass(frozen=True)
@@ -67,17 +68,31 @@ class Settings:
     dsn: str | None = None
     api_url: str = DEFAULT_API_URL
     home: Path = field(default_factory=default_home)
+    history_url: str = DEFAULT_HISTORY_URL
+    api_url_set: bool = False  # --api-url or DERIBIT_TS_API_URL given (not the default)
 
     @classmethod
-    def from_env(cls, dsn: str | None = None, api_url: str | None = None, home: Path | None = None) -> Settings:
-        """Flags given (not None) win over the environment; each is checked (a blank one is refused)."""
+    def from_env(
+        cls,
+        dsn: str | None = None,
+        api_url: str | None = None,
+        home: Path | None = None,
+        history_url: str | None = None,
+    ) -> Settings:
+        """Flags given (not None) win over the environment; each is checked (a blank one is refused). The history
+        host: --history-url, else DERIBIT_TS_HISTORY_URL, else the API URL when one is set (a simulator or any
+        single stand-in serves both), else Deribit's history host."""
         dsn = validate.dsn(dsn, "--dsn") if dsn is not None else _env_checked("DERIBIT_TS_DSN", validate.dsn)
-        api_url = (
-            validate.api_url(api_url, "--api-url")
-            if api_url is not None
-            else _env_checked("DERIBIT_TS_API_URL", validate.api_url) or DEFAULT_API_URL
-        )
-        return cls(dsn=dsn, api_url=api_url, home=home or default_home())
+        env_api = None if api_url is not None else _env_checked("DERIBIT_TS_API_URL", validate.api_url)
+        api_url_set = api_url is not None or env_api is not None
+        api_url = validate.api_url(api_url, "--api-url") if api_url is not None else env_api or DEFAULT_API_URL
+        if history_url is not None:
+            history = validate.api_url(history_url, "--history-url")
+        else:
+            history = _env_checked("DERIBIT_TS_HISTORY_URL", validate.api_url) or (
+                api_url if api_url_set else DEFAULT_HISTORY_URL
+            )
+        return cls(dsn=dsn, api_url=api_url, home=home or default_home(), history_url=history, api_url_set=api_url_set)
 
 
 def _env_checked(name: str, check) -> str | None:

@@ -123,6 +123,8 @@ BEGIN
                             WHERE p.index_name = p_key AND p.ts >= lower(p_range) AND p.ts < upper(p_range))
         WHEN 'dvol' THEN (SELECT count(*) FROM deribit.volatility_index v
                            WHERE v.currency = p_key AND v.ts >= lower(p_range) AND v.ts < upper(p_range))
+        WHEN 'trades' THEN (SELECT count(*) FROM deribit.trades t
+                             WHERE t.instrument_name = p_key AND t.ts >= lower(p_range) AND t.ts < upper(p_range))
         -- a delivery happens at 08:00 UTC of its date (deribit_ts/ingest/delivery.py)
         WHEN 'delivery' THEN (SELECT count(*) FROM deribit.delivery_prices d
                                WHERE d.index_name = p_key AND (d.date + time '08:00') AT TIME ZONE 'UTC' <@ p_range)

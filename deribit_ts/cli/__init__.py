@@ -94,6 +94,7 @@ def config_cmd(
         "dsn": mask_password(s.dsn),
         "dsn_source": "configured" if s.dsn else "embedded cluster",
         "api_url": mask_password(s.api_url),
+        "history_url": mask_password(s.history_url),
         "home": str(s.home),
     }
     from deribit_ts.db.embedded import Cluster

@@ -13,6 +13,7 @@ import typer
 from deribit_ts.cli.common import (
     ApiUrlOption,
     DsnOption,
+    HistoryUrlOption,
     JsonOption,
     WorkersOption,
     database_dsn,
@@ -70,15 +71,16 @@ def _run(
     quiet: bool,
     since: str | None,
     until: str | None,
+    history_url: str | None = None,
 ) -> None:
     request.since, request.until = since_until(since, until)
-    s = settings(ctx, dsn, api_url)
+    s = settings(ctx, dsn, api_url, history_url)
     target = database_dsn(s)
     apply_all(target)  # the schema this version needs (a no-op when it is current)
     reporter = Reporter() if quiet or as_json else RichReporter()
     with reporter:
         try:
-            summary = asyncio.run(run_backfill(target, s.api_url, request, reporter, command))
+            summary = asyncio.run(run_backfill(target, s.api_url, request, reporter, command, s.history_url))
         except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, or SIGTERM (which cancels the run)
             # Said here because Typer turns a KeyboardInterrupt into a silent exit 130.
             raise UserError(
@@ -232,9 +234,16 @@ def _dry_run(
         t = result["plan"][tier]
         typer.echo(f"{tier:10} {t['options']:>8,} {t['tasks']:>8,} {t['requests']:>9,} {_duration(t['seconds']):>10}")
     tasks = sum(t["tasks"] for t in result["plan"].values())
+    futures = result.get("futures")
+    if futures:  # a trades run: futures and perpetuals, not tiered
+        typer.echo(
+            f"{'futures':10} {futures['instruments']:>8,} {futures['tasks']:>8,} {futures['requests']:>9,} "
+            f"{_duration(futures['seconds']):>10}"
+        )
+        tasks += futures["tasks"]
     typer.echo(
-        f"{'total':10} {sum(result['tiers'].values()):>8,} {tasks:>8,} {result['requests']:>9,} "
-        f"{_duration(result['seconds']):>10}"
+        f"{'total':10} {sum(result['tiers'].values()) + (futures['instruments'] if futures else 0):>8,} {tasks:>8,} "
+        f"{result['requests']:>9,} {_duration(result['seconds']):>10}"
     )
     typer.echo(f"(at {result['allowance_per_s']:g} requests/s; dry run: nothing was written)")
 
@@ -267,6 +276,46 @@ def options_cmd(
         _dry_run(ctx, dsn, api_url, request, as_json, since, until)
         return
     _run(ctx, dsn, api_url, request, "backfill options", as_json, quiet, since, until)
+
+
+TRADE_KINDS = ("option", "future")  # perpetuals trade all the time: only when asked for
+
+
+@app.command("trades")
+def trades_cmd(
+    ctx: typer.Context,
+    currency: CurrencyOption = "BTC,ETH",
+    kind: Annotated[
+        str, typer.Option("--kind", help="Comma-separated: option, future, perpetual (perpetuals only when named).")
+    ] = ",".join(TRADE_KINDS),
+    instrument: InstrumentOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    history_url: HistoryUrlOption = None,
+    workers: WorkersOption = DEFAULT_WORKERS,
+    dry_run_: Annotated[bool, typer.Option("--dry-run", help="Print the plan; write nothing.")] = False,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+    dsn: DsnOption = None,
+    api_url: ApiUrlOption = None,
+) -> None:
+    """Every trade (price, amount, direction, IV, mark and index at the trade) into deribit.trades, expired
+    instruments included, from the history host. Without --since each instrument from its listing; options most
+    urgent first, like their candles.
+
+    Examples:
+      deribit-ts backfill trades --currency BTC --kind option --since 2024-03-01 --until 2024-04-01
+      deribit-ts backfill trades --instrument BTC-PERPETUAL --since 2024-03-01
+    """
+    request = BackfillRequest(
+        datasets=["trades"], currencies=_split(currency, "--currency"), kinds=_kinds(kind), workers=workers
+    )
+    if _name_instruments(request, instrument):
+        request.kinds = list(KINDS)  # a named instrument is wanted whatever its kind
+    if dry_run_:
+        _dry_run(ctx, dsn, api_url, request, as_json, since, until)
+        return
+    _run(ctx, dsn, api_url, request, "backfill trades", as_json, quiet, since, until, history_url)
 
 
 @app.command("dvol")
@@ -316,13 +365,15 @@ def all_cmd(
     quiet: QuietOption = False,
 ) -> None:
     """Instruments, then funding, index, DVOL and delivery prices, then candles of perpetuals, futures and options
-    (most urgent first: expired or expiring within 7 days, then by days to expiry)."""
+    (most urgent first: expired or expiring within 7 days, then by days to expiry), and the trades of options and
+    futures."""
     currencies = _split(currency, "--currency")
     request = BackfillRequest(
-        datasets=["instruments", "funding", "index", "dvol", "delivery", "candles"],
+        datasets=["instruments", "funding", "index", "dvol", "delivery", "candles", "trades"],
         currencies=currencies,
         kinds=list(KINDS),
         indexes_named=False,
         workers=workers,
+        trade_kinds=list(TRADE_KINDS),
     )
     _run(ctx, dsn, api_url, request, "backfill all", as_json, quiet, since, until)

@@ -40,6 +40,16 @@ ApiUrlOption = Annotated[
         show_default="https://www.deribit.com",
     ),
 ]
+HistoryUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--history-url",
+        envvar="DERIBIT_TS_HISTORY_URL",
+        help="Where trades of every instrument, expired ones included, are fetched (default: the --api-url when "
+        "one is set, else https://history.deribit.com).",
+        show_default=False,
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a machine-readable result on stdout.")]
 
 
@@ -72,13 +82,16 @@ def since_until(since: str | None, until: str | None) -> tuple[datetime | None, 
     return start, end
 
 
-def settings(ctx: typer.Context, dsn: str | None = None, api_url: str | None = None) -> Settings:
+def settings(
+    ctx: typer.Context, dsn: str | None = None, api_url: str | None = None, history_url: str | None = None
+) -> Settings:
     """Settings for one command: its own flags, then the global flags, then the environment (each checked)."""
     root: Settings = ctx.find_root().obj or Settings.from_env()
     return Settings.from_env(
         dsn=dsn if dsn is not None else root.dsn,
-        api_url=api_url if api_url is not None else root.api_url,
+        api_url=api_url if api_url is not None else (root.api_url if root.api_url_set else None),
         home=root.home,
+        history_url=history_url,
     )
 
 

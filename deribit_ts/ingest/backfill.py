@@ -24,14 +24,22 @@ from deribit_ts.config import DEFAULT_MAX_RETRIES, env_int, mask_password
 from deribit_ts.db.connect import connect_async
 from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.exchange.limiter import DEFAULT_BUCKET, CreditLimiter
-from deribit_ts.ingest import delivery, dvol, index, instruments, options, rollups, tasks
+from deribit_ts.ingest import delivery, dvol, index, instruments, options, rollups, tasks, trades
 from deribit_ts.ingest.engine import RANGED, Engine
 from deribit_ts.ingest.progress import Reporter
 from deribit_ts.timeutil import EPOCH, check_order, from_ms
 
 log = logging.getLogger(__name__)
 
-DATASETS = ("instruments", "funding", "index", "dvol", "delivery", "candles")  # the order `backfill all` plans them in
+DATASETS = (
+    "instruments",
+    "funding",
+    "index",
+    "dvol",
+    "delivery",
+    "candles",
+    "trades",
+)  # the order `backfill all` plans them in
 KINDS = ("perpetual", "future", "option")
 INDEX_TASK_SPAN = timedelta(days=100_000)  # one task per index: the API pages by range, not by time
 
@@ -44,6 +52,7 @@ STEPS = {
     "index": timedelta(minutes=1),
     "dvol": timedelta(minutes=1),
     "delivery": timedelta(minutes=1),
+    "trades": timedelta(minutes=1),  # (trades have milliseconds; their windows start and end on whole minutes)
 }
 
 # Lower runs first, following `backfill all`'s documented order: funding, the index, DVOL and delivery prices
@@ -81,6 +90,7 @@ class BackfillRequest:
     since: datetime | None = None
     until: datetime | None = None
     workers: int = 16
+    trade_kinds: list[str] | None = None  # kinds whose trades are wanted (None: `kinds`)
 
 
 @dataclass
@@ -212,6 +222,8 @@ async def make_plan(
         aligned = _aligned(req, step)
         if dataset == "candles":
             wants = await _wants(conn, aligned, req.kinds, "minute", last_minute, now)
+        elif dataset == "trades":
+            wants = await _wants(conn, aligned, req.trade_kinds or req.kinds, "minute", last_minute, now)
         elif dataset == "funding":
             # A funding row at hh:00 is final at hh:00; ask up to the next whole hour (exclusive).
             horizon = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
@@ -229,6 +241,8 @@ async def make_plan(
             # An expiry off the step (none known so far) still ends on a whole step: its last row is in.
             # (Every horizon is a whole step already, so this never reaches past it.)
             start, end = align_up(start, step), align_up(end, step)
+            if dataset == "trades":
+                span = trades.for_key(key).task_span
             plan.new_tasks[dataset] += await tasks.plan(conn, dataset, key, start, end, span, priority, due)
     return plan
 
@@ -273,7 +287,7 @@ async def _catalogue_needed(conn: AsyncConnection, req: BackfillRequest) -> bool
     is the exchange's most expensive call: 1 a second)."""
     if "instruments" in req.datasets:
         return True
-    if not set(req.datasets) & {"candles", "funding"}:
+    if not set(req.datasets) & {"candles", "funding", "trades"}:
         return False
     if not req.instruments:
         return True
@@ -296,8 +310,10 @@ async def _check_names(client: DeribitClient, conn: AsyncConnection, req: Backfi
         req.indexes = await instruments.check_indexes(client, req.indexes, keep_unlisted=req.indexes_named)
 
 
-async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: Reporter, command: str) -> dict:
-    """Run one backfill; return its summary (the --json output)."""
+async def run_backfill(
+    dsn: str, api_url: str, req: BackfillRequest, reporter: Reporter, command: str, history_url: str | None = None
+) -> dict:
+    """Run one backfill; return its summary (the --json output). Trades come from `history_url` (default: the API)."""
     check_order(req.since, req.until)
     # SIGTERM (systemd, kill) cancels the run like Ctrl-C does: workers stop, leases are released, the run
     # is logged as interrupted.
@@ -305,7 +321,11 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
     control = await connect_async(dsn, application_name="deribit-ts backfill")
     retries = env_int("DERIBIT_TS_MAX_RETRIES", DEFAULT_MAX_RETRIES)
-    async with control, DeribitClient(api_url, limiter=CreditLimiter.from_env(), max_retries=retries) as client:
+    async with (
+        control,
+        DeribitClient(api_url, limiter=CreditLimiter.from_env(), max_retries=retries) as client,
+        _history_client(api_url, history_url, retries, client) as history,
+    ):
         await tasks.recover_dead_local_workers(control)
         await _check_names(client, control, req)
         run_id = await _start_run(control, command, req.__dict__)
@@ -329,7 +349,7 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
             all_keys = sorted({k for d in work for k in plan.keys[d]})
             # One connection per worker: start no more workers than there are tasks to work on.
             workers = min(req.workers, await tasks.unfinished(control, work, all_keys)) if work and all_keys else 0
-            engine = Engine(dsn, client, run_id, ids, now, reporter, workers)
+            engine = Engine(dsn, client, run_id, ids, now, reporter, workers, history)
             result = await engine.run(work, all_keys) if workers else None
             failed = result.failed if result else []
             await rollups.refresh_after_run(control, run_id)
@@ -368,6 +388,17 @@ async def run_backfill(dsn: str, api_url: str, req: BackfillRequest, reporter: R
         return summary
 
 
+@contextlib.asynccontextmanager
+async def _history_client(api_url: str, history_url: str | None, retries: int, client: DeribitClient):
+    """The history host's client: the API's own when both are one server (one rate limit), else a second one with
+    its own limiter (another host counts its own credits)."""
+    if history_url is None or history_url.rstrip("/") == api_url.rstrip("/"):
+        yield client
+        return
+    async with DeribitClient(history_url, limiter=CreditLimiter.from_env(), max_retries=retries) as history:
+        yield history
+
+
 def allowance_per_s(limiter: CreditLimiter) -> float:
     """Requests a second the default bucket allows this process (Deribit's 20/s times the scale; a disabled limiter
     still plans at Deribit's own allowance)."""
@@ -390,20 +421,33 @@ async def dry_run(dsn: str, api_url: str, req: BackfillRequest) -> dict:
             if await _catalogue_needed(conn, req):
                 await instruments.store(conn, await instruments.fetch_catalogue(client, req.currencies))
             plan = await make_plan(conn, req, now, await series_starts(client, req))
-            option_keys = [k for k in plan.keys.get("candles", []) if options.is_option(k)]
-            tiers = await options.tier_plan(conn, option_keys, now)
+            dataset = "trades" if "trades" in req.datasets else "candles"
+            keys = plan.keys.get(dataset, [])
+            option_keys = [k for k in keys if options.is_option(k)]
+            window_ms = trades.OPTION_TRADES.window_ms if dataset == "trades" else None
+            tiers = await options.tier_plan(conn, option_keys, now, dataset, window_ms)
+            others = (
+                await trades.plan_of(conn, [k for k in keys if not options.is_option(k)])
+                if dataset == "trades"
+                else None
+            )
         rate = allowance_per_s(client.limiter)
     for tier in tiers.values():
         tier["seconds"] = round(tier["requests"] / rate, 1)
-    return {
+    requests = sum(t["requests"] for t in tiers.values()) + (others["requests"] if others else 0)
+    summary = {
         "dry_run": True,
         "tiers": {name: t["options"] for name, t in tiers.items()},
         "plan": tiers,
-        "requests": sum(t["requests"] for t in tiers.values()),
-        "seconds": round(sum(t["requests"] for t in tiers.values()) / rate, 1),
+        "requests": requests,
+        "seconds": round(requests / rate, 1),
         "allowance_per_s": rate,
         "exchange_time": now.isoformat(),
     }
+    if others is not None:  # futures and perpetuals of a trades run: not tiered, fetched by their own windows
+        others["seconds"] = round(others["requests"] / rate, 1)
+        summary["futures"] = others
+    return summary
 
 
 async def _open_tasks(conn: AsyncConnection, dataset: str, keys: list[str]) -> dict[str, int]:

@@ -18,7 +18,7 @@ from psycopg import AsyncConnection
 from deribit_ts.db.connect import connect_async
 from deribit_ts.exchange.client import DeribitClient, Tally, current_tally
 from deribit_ts.exchange.errors import ExchangeError, UnexpectedReplyError
-from deribit_ts.ingest import candles, delivery, dvol, funding, index, options, tasks
+from deribit_ts.ingest import candles, delivery, dvol, funding, index, options, tasks, trades
 from deribit_ts.ingest.dataset import RangedDataset
 from deribit_ts.ingest.progress import Reporter
 from deribit_ts.ingest.tasks import Task
@@ -26,7 +26,12 @@ from deribit_ts.timeutil import from_ms
 
 log = logging.getLogger(__name__)
 
-RANGED: dict[str, RangedDataset] = {"candles": candles.DATASET, "funding": funding.DATASET, "dvol": dvol.DATASET}
+RANGED: dict[str, RangedDataset] = {
+    "candles": candles.DATASET,
+    "funding": funding.DATASET,
+    "dvol": dvol.DATASET,
+    "trades": trades.DATASET,
+}
 # Datasets fetched whole per key (the API pages by something other than time): fetch(client, key, start, end, now)
 # and load(conn, rows) of their module.
 WHOLE = {"index": index, "delivery": delivery}
@@ -36,6 +41,8 @@ def ranged_dataset(task: Task) -> RangedDataset:
     """The dataset that works a task: an option's candles keep their fillers out of the table (ingest/options.py)."""
     if task.dataset == "candles" and options.is_option(task.key):
         return options.OPTION_CANDLES
+    if task.dataset == "trades":  # windows sized by how often the instrument trades
+        return trades.for_key(task.key)
     return RANGED[task.dataset]
 
 
@@ -61,9 +68,11 @@ class Engine:
         now: datetime,
         reporter: Reporter,
         workers: int,
+        history: DeribitClient | None = None,
     ):
         self.dsn = dsn
         self.client = client
+        self.history = history or client  # the history host: trades of every instrument, expired ones included
         self.run_id = run_id
         self.ids = instrument_ids
         self.now = now
@@ -129,13 +138,14 @@ class Engine:
         dataset = ranged_dataset(task)
         key_id = self.ids[task.key] if dataset.keyed_by_instrument else None
         windows = dataset.windows(task.resume_from, task.range_end)
+        client = self.history if task.dataset == "trades" else self.client
         ahead: asyncio.Task | None = None
         try:
             for i, (start_ms, end_ms) in enumerate(windows):
-                current = ahead or asyncio.create_task(dataset.fetch_window(self.client, task.key, start_ms, end_ms))
+                current = ahead or asyncio.create_task(dataset.fetch_window(client, task.key, start_ms, end_ms))
                 # Keep the next request in flight while this window is written.
                 ahead = (
-                    asyncio.create_task(dataset.fetch_window(self.client, task.key, *windows[i + 1]))
+                    asyncio.create_task(dataset.fetch_window(client, task.key, *windows[i + 1]))
                     if i + 1 < len(windows)
                     else None
                 )

@@ -94,14 +94,18 @@ SELECT deribit_ts.option_tier(i.expiry, %(now)s) AS tier,
                 0)::bigint AS requests
   FROM deribit_ts.tasks t
   JOIN deribit.instruments i ON i.instrument_name = t.key
- WHERE t.dataset = 'candles' AND t.state IN ('pending', 'running') AND t.key = ANY(%(keys)s)
+ WHERE t.dataset = %(dataset)s AND t.state IN ('pending', 'running') AND t.key = ANY(%(keys)s)
  GROUP BY 1
 """
 
 
-async def tier_plan(conn: AsyncConnection, keys: list[str], now: datetime) -> dict[str, dict]:
-    """Per tier: options with work planned, their open tasks, and the requests those take at least."""
-    cur = await conn.execute(_TIER_PLAN, {"now": now, "keys": keys, "window_s": OPTION_CANDLES.window_ms / 1000})
+async def tier_plan(
+    conn: AsyncConnection, keys: list[str], now: datetime, dataset: str = "candles", window_ms: int | None = None
+) -> dict[str, dict]:
+    """Per tier: options with work planned (of `dataset`), their open tasks, and the requests those take at least
+    (one per window of `window_ms`, default the option candles')."""
+    window_s = (window_ms or OPTION_CANDLES.window_ms) / 1000
+    cur = await conn.execute(_TIER_PLAN, {"now": now, "keys": keys, "window_s": window_s, "dataset": dataset})
     found = {tier: (options, tasks, requests) for tier, options, tasks, requests in await cur.fetchall()}
     return {
         tier: dict(zip(("options", "tasks", "requests"), found.get(tier, (0, 0, 0)), strict=True)) for tier in TIERS

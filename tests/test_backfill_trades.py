@@ -1,0 +1,153 @@
+"""`deribit-ts backfill trades`: every trade exactly once, expired options and a liquidation cascade included.
+
+Real CLI, real ccxt, real HTTP to the simulator, real TimescaleDB; every check is against the simulator's tape.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from helpers import cli_command, run_cli
+
+from deribit_ts.ingest.trades import TRADES
+from deribit_ts.sim import SimConfig, run_in_thread
+from deribit_ts.sim.paths import DAY_MS
+from deribit_ts.timeutil import from_ms, to_ms
+
+NOW = datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
+SINCE = datetime(2024, 2, 28, tzinfo=UTC)
+UNTIL = datetime(2024, 3, 1, 11, tzinfo=UTC)
+NO_LIMITER = {"DERIBIT_TS_RATE_LIMIT_SCALE": "off"}
+COLUMNS = ", ".join(TRADES.columns)
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with run_in_thread(SimConfig(now=NOW, rate_limit="off", option_strike_density=0.25)) as handle:
+        yield handle
+
+
+def backfill(dsn: str, url: str, *args: str) -> dict:
+    result = run_cli("backfill", "trades", *args, "--json", "--dsn", dsn, "--api-url", url, env=NO_LIMITER, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def truth(sim, names: list[str], since: datetime, until: datetime) -> list[tuple]:
+    """The simulator's trades of `names` in [since, until) as rows of deribit.trades."""
+    out = []
+    for name in names:
+        inst = sim.market.instrument(name)
+        tape = sim.market.trades(name, to_ms(since), to_ms(until) - 1, limit=10**9)
+        for t in sim.market.trades_json(inst, tape):
+            out.append(
+                (
+                    name,
+                    from_ms(t["timestamp"]),
+                    t["trade_id"],
+                    t["trade_seq"],
+                    t["price"],
+                    t["amount"],
+                    t["direction"],
+                    t["tick_direction"],
+                    t["mark_price"],
+                    t["index_price"],
+                    t.get("iv"),
+                    t.get("liquidation"),
+                    t.get("block_trade_id"),
+                    None,
+                    t["contracts"],
+                    t.get("block_trade_leg_count"),
+                    None,
+                )
+            )
+    return sorted(out, key=lambda r: (r[0], r[3]))
+
+
+def stored(dsn: str, where: str = "true", params: tuple = ()) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            f"SELECT {COLUMNS} FROM deribit.trades WHERE {where} ORDER BY instrument_name, trade_seq", params
+        ).fetchall()
+
+
+def btc_options(sim) -> list[str]:
+    """Every BTC option that traded between SINCE and UNTIL, active and expired."""
+    names = {i.name for expired in (False, True) for i in sim.market.instruments("BTC", "option", expired=expired)}
+    return sorted(n for n in names if sim.market.trades(n, to_ms(SINCE), to_ms(UNTIL) - 1, limit=1))
+
+
+def test_option_trades_exact_and_rerun_changes_nothing(db: str, sim) -> None:
+    summary = backfill(db, sim.url, "--currency", "BTC", "--kind", "option", "--since", "2024-02-28", "--until",
+                       "2024-03-01T11:00")  # fmt: skip
+    assert summary["status"] == "ok"
+    names = btc_options(sim)
+    expired = [n for n in names if sim.market.instrument(n).expiry_ms <= to_ms(NOW)]
+    assert expired, "the window holds options that expired since"
+    want = truth(sim, names, SINCE, UNTIL)
+    got = stored(db)
+    assert len(got) == len(want) and got == want
+    assert summary["datasets"]["trades"]["inserted"] == len(want)
+    again = backfill(db, sim.url, "--currency", "BTC", "--kind", "option", "--since", "2024-02-28", "--until",
+                     "2024-03-01T11:00")  # fmt: skip
+    assert again["datasets"].get("trades", {}).get("inserted", 0) == 0
+    assert stored(db) == got
+
+
+def _burst_day(sim) -> datetime:
+    inst = sim.market.instrument("BTC-PERPETUAL")
+    day = next(
+        d for d in range(to_ms(NOW) // DAY_MS - 1, to_ms(NOW) // DAY_MS - 60, -1) if sim.market.block(inst, d).bursts
+    )
+    return from_ms(day * DAY_MS)
+
+
+def test_cascade_in_one_millisecond_survives_kill_9(fresh_db: str, sim) -> None:
+    """A perpetual's day with thousands of trades in one millisecond: killed mid-run, resumed, every trade once."""
+    day = _burst_day(sim)
+    until = (day + timedelta(days=1)).isoformat()
+    args = ["backfill", "trades", "--instrument", "BTC-PERPETUAL", "--since", day.isoformat(), "--until", until,
+            "--workers", "2", "--quiet", "--dsn", fresh_db, "--api-url", sim.url]  # fmt: skip
+    env = {**os.environ, **NO_LIMITER}
+    proc = subprocess.Popen(cli_command(*args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            with psycopg.connect(fresh_db) as conn:
+                exists = conn.execute("SELECT to_regclass('deribit_ts.coverage') IS NOT NULL").fetchone()[0]
+                done = (
+                    exists
+                    and conn.execute("SELECT count(*) FROM deribit_ts.coverage WHERE dataset = 'trades'").fetchone()[0]
+                )
+            if done and done >= 3:
+                break
+            time.sleep(0.2)
+        killed = proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert killed, "the run ended before it could be killed"
+    partial = stored(fresh_db)
+    result = run_cli(*args[:-4], "--json", "--dsn", fresh_db, "--api-url", sim.url, env=NO_LIMITER, timeout=600)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    want = truth(sim, ["BTC-PERPETUAL"], day, day + timedelta(days=1))
+    got = stored(fresh_db)
+    assert got == want
+    assert summary["datasets"]["trades"]["inserted"] == len(want) - len(partial)
+    # the cascade: thousands of liquidations at one millisecond, all stored
+    with psycopg.connect(fresh_db) as conn:
+        n = conn.execute(
+            """SELECT count(*) FROM deribit.trades WHERE liquidation = 'T'
+                GROUP BY ts ORDER BY count(*) DESC LIMIT 1"""
+        ).fetchone()[0]
+    assert n >= 1500
