@@ -114,6 +114,26 @@ COMMENT ON COLUMN deribit.delivery_prices.index_name IS 'The index, e.g. btc_usd
 COMMENT ON COLUMN deribit.delivery_prices.date IS 'The UTC date of the delivery, which happens at 08:00 UTC';
 COMMENT ON COLUMN deribit.delivery_prices.delivery_price IS 'The price expiring instruments of this index settled at, in USD (the index''s quote currency)';
 
+COMMENT ON TABLE deribit.trades IS
+    'Every trade of the instruments backfilled or collected (expired ones included): one row per trade, each field as public/get_last_trades_by_instrument sent it (NULL where the exchange left it out)';
+COMMENT ON COLUMN deribit.trades.instrument_name IS 'Deribit''s name of the instrument traded, e.g. BTC-29MAR24-60000-C';
+COMMENT ON COLUMN deribit.trades.ts IS 'The trade''s exchange time, with its milliseconds';
+COMMENT ON COLUMN deribit.trades.trade_id IS 'Deribit''s id of the trade (unique across instruments), as sent';
+COMMENT ON COLUMN deribit.trades.trade_seq IS 'The trade''s number within its instrument, increasing with time; a hole inside a fetched range is listed by deribit.gap_report (dataset trades)';
+COMMENT ON COLUMN deribit.trades.price IS 'Price of the trade in the quote currency: USD for inverse futures and perpetuals, the coin (BTC, ETH) for inverse options, USDC for linear instruments';
+COMMENT ON COLUMN deribit.trades.amount IS 'Size as Deribit counts it: USD for inverse futures and perpetuals, the base coin for options and linear instruments';
+COMMENT ON COLUMN deribit.trades.direction IS 'buy or sell: the side of the taker (the order that traded against the book)';
+COMMENT ON COLUMN deribit.trades.tick_direction IS 'Price move from the previous trade: 0 plus tick, 1 zero-plus tick, 2 minus tick, 3 zero-minus tick';
+COMMENT ON COLUMN deribit.trades.mark_price IS 'The instrument''s mark price at the trade, in the quote currency like price';
+COMMENT ON COLUMN deribit.trades.index_price IS 'The underlying index (e.g. btc_usd) at the trade, in USD';
+COMMENT ON COLUMN deribit.trades.iv IS 'Options: the implied volatility of the trade''s price, percent (61.27 = 61.27 % a year); NULL for futures';
+COMMENT ON COLUMN deribit.trades.liquidation IS 'Set when a side was liquidated: M (maker), T (taker), MT (both); NULL otherwise';
+COMMENT ON COLUMN deribit.trades.block_trade_id IS 'The block trade this trade is part of; NULL for trades on the order book';
+COMMENT ON COLUMN deribit.trades.combo_id IS 'The combo (e.g. a spread) the trade was part of; NULL otherwise';
+COMMENT ON COLUMN deribit.trades.contracts IS 'Size in contracts (amount / contract size), as sent; NULL where absent';
+COMMENT ON COLUMN deribit.trades.block_trade_leg_count IS 'Legs of the block trade; NULL for trades that are not block trades';
+COMMENT ON COLUMN deribit.trades.combo_trade_id IS 'The combo trade this leg belongs to; NULL otherwise';
+
 -- ---------------------------------------------------------------------------------------------------------------
 -- 10_market_views.sql
 -- ---------------------------------------------------------------------------------------------------------------
