@@ -87,10 +87,13 @@ END;
 $$;
 
 -- Claim the next task for `p_owner`: a pending one, or a running one whose lease expired (its worker
--- died). SKIP LOCKED lets any number of workers, in any number of processes, claim concurrently. Order: priority
--- (urgency tier), then the soonest expiry, then a key's newest range first.
+-- died), among the tasks of priority p_min_priority..p_max_priority (inclusive). Backfill runs claim priorities
+-- >= 1, the collector its own negative ones (deribit_ts/ingest/tasks.py), so neither ever takes the other's work.
+-- SKIP LOCKED lets any number of workers, in any number of processes, claim concurrently. Order: priority
+-- (urgency tier), then the soonest expiry, then a key's newest range first: the order of tasks_claim_idx.
+DROP FUNCTION IF EXISTS deribit_ts.claim_task(text, interval, text[], text[]);
 CREATE OR REPLACE FUNCTION deribit_ts.claim_task(
-    p_owner text, p_lease interval, p_datasets text[], p_keys text[])
+    p_owner text, p_lease interval, p_datasets text[], p_keys text[], p_min_priority integer, p_max_priority integer)
 RETURNS SETOF deribit_ts.tasks
 LANGUAGE sql AS $$
     UPDATE deribit_ts.tasks t
@@ -99,6 +102,7 @@ LANGUAGE sql AS $$
      WHERE t.task_id = (
             SELECT task_id FROM deribit_ts.tasks
              WHERE (state = 'pending' OR (state = 'running' AND lease_expires < now()))
+               AND priority BETWEEN p_min_priority AND p_max_priority
                AND dataset = ANY (p_datasets)
                AND (p_keys IS NULL OR key = ANY (p_keys))
              ORDER BY priority, due, range_start DESC, task_id

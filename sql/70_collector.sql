@@ -111,26 +111,8 @@ LANGUAGE sql STABLE AS $$
      ORDER BY k.key
 $$;
 
--- deribit_ts.claim_task restricted to tasks at or above a priority (lower numbers run first): the collector's
--- fresh-data workers take only fresh tasks, so a long catch-up never delays the newest minute.
-CREATE OR REPLACE FUNCTION deribit_ts.collector_claim_task(
-    p_owner text, p_lease interval, p_datasets text[], p_keys text[], p_max_priority integer)
-RETURNS SETOF deribit_ts.tasks
-LANGUAGE sql AS $$
-    UPDATE deribit_ts.tasks t
-       SET state = 'running', lease_owner = p_owner, lease_expires = now() + p_lease,
-           attempts = t.attempts + 1, updated_at = now()
-     WHERE t.task_id = (
-            SELECT task_id FROM deribit_ts.tasks
-             WHERE (state = 'pending' OR (state = 'running' AND lease_expires < now()))
-               AND dataset = ANY (p_datasets)
-               AND (p_keys IS NULL OR key = ANY (p_keys))
-               AND priority <= p_max_priority
-             ORDER BY priority, range_start DESC, task_id
-             LIMIT 1
-             FOR UPDATE SKIP LOCKED)
-    RETURNING t.*;
-$$;
+-- The collector claims its tasks with deribit_ts.claim_task (sql/20_backfill.sql) and a priority range.
+DROP FUNCTION IF EXISTS deribit_ts.collector_claim_task(text, interval, text[], text[], integer);
 
 -- Every collect process with its heartbeat, and whether it holds the leader lock right now.
 CREATE OR REPLACE VIEW deribit_ts.collector_status AS

@@ -4,9 +4,9 @@
                              database connection start over (after a backoff), standing by again
     Leader.run               one leadership: the run row, the engine, the scheduler and the heartbeat; an
                              exchange outage pauses it (still leading) until the exchange answers again
-    jobs                     catalogue, candles, index, funding, DVOL, delivery prices, traded options, option
-                             snapshots, rollups: each plans backfill tasks (or stores the catalogue, takes a
-                             snapshot round, refreshes the rollups) on its own schedule; the engine works the tasks
+    Leader._schedule         runs each job (collect/jobs.py: catalogue, candles, index, funding, DVOL, delivery
+                             prices, traded options, option snapshots, rollups) on its own schedule; the jobs plan
+                             backfill tasks, the engine (collect/engine.py) works them
 
 Stopping (SIGTERM/SIGINT): the scheduler stops planning, each worker finishes the task in hand (every window
 commits atomically with its coverage), the run is closed, the heartbeat says 'stopped', the lock is released.
@@ -18,18 +18,18 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import psycopg
 from psycopg import AsyncConnection
 
-from deribit_ts.collect import options, plan
-from deribit_ts.collect.budget import BACKGROUND, FRESH, SNAPSHOTS, PriorityLimiter, request_priority
+from deribit_ts.collect import plan
+from deribit_ts.collect.budget import BACKGROUND, PriorityLimiter, request_priority
 from deribit_ts.collect.clock import ExchangeClock
 from deribit_ts.collect.engine import CollectorEngine
 from deribit_ts.collect.health import Healthcheck
+from deribit_ts.collect.jobs import Job, Jobs, snapshots_available
 from deribit_ts.collect.leader import APPLICATION, Leadership, new_process_id
 from deribit_ts.collect.systemd import notify
 from deribit_ts.config import DEFAULT_MAX_RETRIES, env_int
@@ -37,9 +37,9 @@ from deribit_ts.db.connect import connect_async
 from deribit_ts.errors import DatabaseUnavailable
 from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.exchange.errors import ExchangeUnavailableError
-from deribit_ts.ingest import candles, dvol, instruments, rollups, tasks
-from deribit_ts.ingest.backfill import INDEX_TASK_SPAN, _finish_run, _start_run, share_allowance
-from deribit_ts.timeutil import to_ms
+from deribit_ts.ingest import instruments, tasks
+from deribit_ts.ingest.backfill import allowance_shared
+from deribit_ts.ingest.runlog import RunLog
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +96,6 @@ class CollectSettings:
             if snapshots_available():
                 out += ["option_snapshots", "option_greeks"]
         return [*out, "index", "dvol", "delivery"]
-
-
-def snapshots_available() -> bool:
-    """Whether the option snapshot library (deribit_ts.ingest.snapshots.take_snapshot) is installed."""
-    import importlib.util
-
-    return importlib.util.find_spec("deribit_ts.ingest.snapshots") is not None
 
 
 class Stop:
@@ -186,37 +179,6 @@ async def _stand_by(lead: Leadership, stop: Stop, health: Healthcheck) -> None:
         await stop.sleep(STANDBY_POLL_S)
 
 
-@dataclass
-class Job:
-    """A job runs every `every` of the exchange's clock, `offset` after the period starts (e.g. a few seconds after
-    a minute closes). A run is `full` (it also checks behind the watermarks) on its first run and then every
-    `full_every`."""
-
-    name: str
-    every: timedelta
-    run: Callable[[datetime, bool], Awaitable[None]]
-    offset: timedelta = timedelta(0)
-    full_every: timedelta = timedelta(hours=1)
-    due: datetime | None = None  # None: at once
-    full_due: datetime | None = None
-    task: asyncio.Task | None = None
-
-    def start(self, now: datetime) -> asyncio.Task:
-        period = self.every.total_seconds()
-        start = datetime.fromtimestamp(now.timestamp() // period * period, now.tzinfo)
-        # the next period's offset, or this period's if it is still ahead (a daily job at 08:02 started at 07:40)
-        self.due = start + self.offset if start + self.offset > now else start + self.every + self.offset
-        full = self.full_due is None or now >= self.full_due
-        if full:
-            self.full_due = now + self.full_every
-        self.task = asyncio.create_task(self._run(now, full))
-        return self.task
-
-    async def _run(self, now: datetime, full: bool) -> None:
-        request_priority.set(BACKGROUND)
-        await self.run(now, full)
-
-
 class Leader:
     def __init__(
         self,
@@ -238,52 +200,51 @@ class Leader:
         self.state = "starting"
         self.error: str | None = None  # the newest error, for the next heartbeat
         self.run_id: int | None = None
-        self.origin: datetime | None = None
-        self.indexes: list[str] = []
+        self.jobs: Jobs | None = None  # the job bodies and what they keep between runs
         self.engine: CollectorEngine | None = None
-        self.live: set[str] = set()  # instruments whose candles are planned
-        self.options_seen: dict[str, datetime] = {}  # option -> when a scan last found it traded
-        self.keys: dict[str, list[str]] = {}  # per job, the keys it planned: what the engine may claim
         self.reported_errors: dict[str, int] = {}
         self.ending = asyncio.Event()  # this leadership ends (stop, or the lock connection is gone)
 
     # ---- one leadership --------------------------------------------------------------------------------
     async def run(self) -> None:
         control = await connect_async(self.dsn, application_name=APPLICATION)
-        stop_sharing = asyncio.Event()
-        sharing = None
-        status = "interrupted"
+        run = None
         try:
             await tasks.recover_dead_local_workers(control)
-            self.run_id = await _start_run(control, "collect", self.s.public())
-            if self.client.limiter.enabled:
-                sharing = await share_allowance(control, self.client.limiter, stop_sharing)
-            heart = asyncio.create_task(self._heartbeat())
-            work = asyncio.create_task(self._lead(control))
-            done, _ = await asyncio.wait({heart, work}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (heart, work):
-                if task not in done:
-                    if task is work:
-                        await self._wind_down(work)
-                    else:
-                        task.cancel()
-                        await asyncio.gather(task, return_exceptions=True)
-            for task in done:
-                task.result()  # raises what ended it (a lost database connection)
-            status = "ok"
-        finally:
-            stop_sharing.set()
-            if sharing is not None:
-                await asyncio.gather(sharing, return_exceptions=True)
-            if self.run_id is not None:
+            # A leadership that ends with an error (a lost database) is logged interrupted, with the last error seen.
+            async with (
+                RunLog(control, "collect", self.s.public(), self.client, error_status="interrupted") as run,
+                allowance_shared(control, self.client.limiter),
+            ):
+                self.run_id = run.run_id
+                self.jobs = Jobs(self.dsn, self.client, self.s, control, self.run_id)
                 try:
-                    await _finish_run(
-                        control, self.run_id, status, self.error if status != "ok" else None, self.client.stats
-                    )
-                    await self.lead.beat("stopped", role="stopped", run_id=self.run_id)
-                except (psycopg.Error, TimeoutError):
-                    pass  # the database is what failed; the next start on this host marks the run interrupted
+                    await self._lead_until_ended(control)
+                except BaseException:
+                    run.error = self.error
+                    raise
+                run.error = None
+            try:
+                await self.lead.beat("stopped", role="stopped", run_id=self.run_id)
+            except (psycopg.Error, TimeoutError):
+                pass  # the database is what failed
+        finally:
             await control.close()
+
+    async def _lead_until_ended(self, control: AsyncConnection) -> None:
+        """Beat and collect until stopped; raises what ended the leadership otherwise (a lost connection)."""
+        heart = asyncio.create_task(self._heartbeat())
+        work = asyncio.create_task(self._lead(control))
+        done, _ = await asyncio.wait({heart, work}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (heart, work):
+            if task not in done:
+                if task is work:
+                    await self._wind_down(work)
+                else:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+        for task in done:
+            task.result()  # raises what ended it (a lost database connection)
 
     async def _wind_down(self, work: asyncio.Task) -> None:
         """The heartbeat ended (stop, or the lock connection died): let the work finish what it holds."""
@@ -350,15 +311,16 @@ class Leader:
         else:
             await self.clock.sync()
         now = self.clock.now()
-        self.origin = await plan.ensure_origin(control, self.s.since, now)
-        self.indexes = await instruments.check_indexes(
+        jobs = self.jobs
+        jobs.origin = await plan.ensure_origin(control, self.s.since, now)
+        jobs.indexes = await instruments.check_indexes(
             self.client, [f"{c.lower()}_usd" for c in self.s.currencies], keep_unlisted=False
         )
         await _release_previous_leaders_tasks(control)
-        catalogue = await connect_async(self.dsn, application_name=APPLICATION)
+        catalogue = jobs.catalogue_conn = await connect_async(self.dsn, application_name=APPLICATION)
         try:
-            if await self._catalogue_stale(control, now):  # else a previous leader just refreshed it
-                await self._catalogue(catalogue, now, True)
+            if await jobs.catalogue_stale(now):  # else a previous leader just refreshed it
+                await jobs.catalogue(catalogue, now, True)
                 await plan.record_job(control, "catalogue", now)
             self.engine = CollectorEngine(
                 self.dsn,
@@ -369,17 +331,18 @@ class Leader:
                 self.s.workers,
                 self.s.fresh_workers,
             )
-            jobs = self._jobs(control, catalogue)
+            jobs.engine = self.engine
+            scheduled = jobs.schedule(self.clock.now())
             engine_task = asyncio.create_task(self.engine.run_forever())
             self.state = "collecting"
             try:
-                await self._schedule(jobs, engine_task, control)
+                await self._schedule(scheduled, engine_task, control)
             finally:
                 self.engine.stop()
-                for job in jobs:
+                for job in scheduled:
                     if job.task is not None:
                         job.task.cancel()
-                await asyncio.gather(*(j.task for j in jobs if j.task), return_exceptions=True)
+                await asyncio.gather(*(j.task for j in scheduled if j.task), return_exceptions=True)
                 try:
                     await asyncio.wait_for(asyncio.shield(engine_task), STOP_GRACE_S)
                 except TimeoutError:
@@ -389,70 +352,6 @@ class Leader:
                 raise engine_task.exception()
         finally:
             await catalogue.close()
-
-    def _jobs(self, control: AsyncConnection, catalogue: AsyncConnection) -> list[Job]:
-        s = self.s
-        full = s.full_check_every
-        jobs = [
-            Job(
-                "candles",
-                s.candles_every,
-                lambda now, f: self._plan_candles(control, now, f),
-                timedelta(seconds=2),
-                full,
-            ),
-            Job("index", s.index_every, lambda now, f: self._plan_index(control, now, f), timedelta(seconds=2), full),
-            Job(
-                "funding",
-                s.funding_every,
-                lambda now, f: self._plan_funding(control, now, f),
-                timedelta(seconds=30),
-                full,
-            ),
-            Job(
-                "dvol",
-                s.dvol_every,
-                lambda now, f: self._plan_series(control, "dvol", now, f),
-                timedelta(seconds=2),
-                full,
-            ),
-            Job(
-                "delivery",
-                s.delivery_every,
-                lambda now, f: self._plan_series(control, "delivery", now, f),
-                timedelta(hours=8, minutes=2),
-                full,
-            ),
-            Job("catalogue", s.catalogue_every, lambda now, f: self._catalogue(catalogue, now, f), full_every=full),
-            Job("rollups", s.rollups_every, lambda now, f: self._rollups()),
-        ]
-        if "option" in s.kinds:
-            jobs.insert(
-                1,
-                Job(
-                    "options",
-                    s.options_every,
-                    lambda now, f: self._plan_options(control, now),
-                    timedelta(seconds=5),
-                    full,
-                ),
-            )
-            if snapshots_available():  # options-chain's library (deribit_ts.ingest.snapshots), once installed
-                jobs += [
-                    Job(
-                        "option_snapshots",
-                        s.snapshots_every,
-                        lambda now, f: self._snapshot(True),
-                        timedelta(seconds=10),
-                    ),
-                    Job("option_greeks", s.greeks_every, lambda now, f: self._snapshot(False), timedelta(seconds=40)),
-                ]
-        if "perpetual" not in s.kinds:
-            jobs = [j for j in jobs if j.name != "funding"]
-        for job in jobs:  # the catalogue was just refreshed, with the expired instruments: next due in a period
-            if job.name == "catalogue":
-                job.due, job.full_due = self.clock.now() + s.catalogue_every, self.clock.now() + full
-        return jobs
 
     async def _schedule(self, jobs: list[Job], engine_task: asyncio.Task, control: AsyncConnection) -> None:
         while not self._ended() and not engine_task.done():
@@ -491,96 +390,6 @@ class Leader:
                 self.reported_errors[dataset] = count
                 self._fail(self.engine.last_error or f"{dataset}: a task failed")
                 await plan.record_job(control, dataset, None, error=self.engine.last_error, errors=new)
-
-    # ---- the jobs --------------------------------------------------------------------------------------
-    async def _plan_candles(self, control: AsyncConnection, now: datetime, full: bool) -> None:
-        await plan.retry_failed(control, "candles")
-        planned = await plan.plan_candles(control, now, self.origin, full, self.s.currencies, self.s.kinds)
-        if full:  # a full check also plans recently retired instruments: their keys stay claimable until the next
-            self._keys("candles.full", planned.keys)
-            return
-        keys = set(planned.keys)
-        for name in sorted(keys - self.live):
-            log.info("collecting %s", name)
-        for name in sorted(self.live - keys):
-            log.info("retired %s: collected up to its expiry", name)
-        self.live = keys
-        self._keys("candles", planned.keys)
-
-    async def _plan_options(self, control: AsyncConnection, now: datetime) -> None:
-        """Scan each currency's option trades since its scan watermark (trailing by the settling time), plan the
-        candles of the options that traded. An option's keys stay claimable for two settling times."""
-        settle = candles.DATASET.settle
-        traded: set[str] = set()
-        for currency in self.s.currencies:
-            since = min(await options.scan_watermark(control, currency) or self.origin, now - settle)
-            traded |= await options.traded_options(self.client, currency, to_ms(since), to_ms(now))
-        planned = await plan.plan_options(control, now, self.origin, sorted(traded))
-        for currency in self.s.currencies:
-            await options.set_scan_watermark(control, currency, now)
-        for name in planned.keys:
-            self.options_seen[name] = now
-        self.options_seen = {k: t for k, t in self.options_seen.items() if t > now - 2 * settle}
-        self._keys("options", sorted(self.options_seen))
-
-    async def _plan_series(self, control: AsyncConnection, dataset: str, now: datetime, full: bool) -> None:
-        """DVOL of each currency every minute; delivery prices of each index daily."""
-        await plan.retry_failed(control, dataset)
-        if dataset == "dvol":
-            keys, settle, span = self.s.currencies, dvol.DATASET.settle, dvol.DATASET.task_span
-        else:
-            keys, settle, span = self.indexes, timedelta(0), INDEX_TASK_SPAN
-        planned = await plan.plan_series(control, dataset, now, self.origin, full, keys, settle, span, FRESH)
-        self._keys(dataset, planned.keys)
-
-    async def _plan_index(self, control: AsyncConnection, now: datetime, full: bool) -> None:
-        await plan.retry_failed(control, "index")
-        self._keys("index", (await plan.plan_index(control, now, self.origin, full, self.indexes)).keys)
-
-    async def _plan_funding(self, control: AsyncConnection, now: datetime, full: bool) -> None:
-        await plan.retry_failed(control, "funding")
-        self._keys("funding", (await plan.plan_funding(control, now, self.origin, full, self.s.currencies)).keys)
-
-    def _keys(self, job: str, keys: list[str]) -> None:
-        """What the engine may claim: every key some job planned; then wake it."""
-        self.keys[job] = list(keys)
-        self.engine.keys = sorted({k for ks in self.keys.values() for k in ks})
-        self.engine.pulse()
-
-    async def _catalogue(self, conn: AsyncConnection, now: datetime, expired: bool) -> None:
-        """Active instruments every run; the recently expired ones (their final state) with each full check."""
-        found: dict[str, dict] = {}
-        for currency in self.s.currencies:
-            for exp in (True, False) if expired else (False,):
-                for raw in await self.client.get_instruments(currency=currency, expired=exp):
-                    found[raw["instrument_name"]] = raw
-        known = await instruments.name_to_id(conn)
-        await instruments.store(conn, list(found.values()))
-        new = [n for n in found if n not in known]
-        if new:
-            log.info("%d new instrument(s) listed, e.g. %s", len(new), new[0])
-        if self.engine is not None:
-            self.engine.ids = await instruments.name_to_id(conn)
-
-    async def _catalogue_stale(self, control: AsyncConnection, now: datetime) -> bool:
-        cur = await control.execute("SELECT last_ok_exchange FROM deribit_ts.collector_jobs WHERE job = 'catalogue'")
-        row = await cur.fetchone()
-        return row is None or row[0] is None or not now - self.s.catalogue_every < row[0] <= now
-
-    async def _snapshot(self, bulk_only: bool) -> None:
-        """One round of option snapshots (bulk: book summaries only; else a ticker per option, with the exchange's
-        greeks), on a connection of its own (the round commits in one transaction), below fresh data's priority."""
-        from deribit_ts.ingest.snapshots import take_snapshot
-
-        request_priority.set(SNAPSHOTS)
-        async with await connect_async(self.dsn, application_name=APPLICATION) as conn:
-            await take_snapshot(conn, self.client, self.s.currencies, bulk_only=bulk_only, run_id=self.run_id)
-
-    async def _rollups(self) -> None:
-        """Refresh the rollups of what was written (Apache: the materialized rollups' dirty buckets; Community: the
-        continuous aggregates), on a connection of its own so a long first refresh never holds up planning."""
-        async with await connect_async(self.dsn, application_name=APPLICATION) as conn:
-            await rollups.refresh_async(conn)
 
 
 async def _release_previous_leaders_tasks(conn: AsyncConnection) -> None:

@@ -16,7 +16,6 @@ import logging
 from collections import Counter
 
 from psycopg import AsyncConnection
-from psycopg.rows import class_row
 
 from deribit_ts.collect.budget import CATCH_UP, FUNDING, request_priority
 from deribit_ts.collect.leader import APPLICATION
@@ -25,13 +24,12 @@ from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.ingest import tasks
 from deribit_ts.ingest.engine import Engine
 from deribit_ts.ingest.progress import Reporter
-from deribit_ts.ingest.tasks import Task
+from deribit_ts.ingest.tasks import COLLECTOR_PRIORITIES
 
 log = logging.getLogger(__name__)
 
 DATASETS = ["candles", "funding", "index", "dvol", "delivery"]
 IDLE_S = 2.0  # an idle worker looks again this often even without a pulse (tasks whose lease expired)
-COLLECTOR_MAX_PRIORITY = -1  # backfill tasks (priorities >= 1) are left to backfill processes
 
 
 class CollectorEngine(Engine):
@@ -69,10 +67,10 @@ class CollectorEngine(Engine):
 
     async def _worker(self, owner: str, datasets: list[str], keys: list[str] | None) -> None:
         number = int(owner.rsplit("w", 1)[1])
-        max_priority = FUNDING if number < self.fresh_workers else COLLECTOR_MAX_PRIORITY
+        max_priority = FUNDING if number < self.fresh_workers else COLLECTOR_PRIORITIES[1]
         async with await connect_async(self.dsn, application_name=APPLICATION) as conn:
             while not self.stopping:
-                task = await _claim(conn, owner, datasets, self.keys, max_priority)
+                task = await tasks.claim(conn, owner, datasets, self.keys, (COLLECTOR_PRIORITIES[0], max_priority))
                 if task is None:
                     try:
                         await asyncio.wait_for(self._pulse.wait(), IDLE_S)
@@ -97,14 +95,3 @@ class CollectorEngine(Engine):
         )
         fresh, catch_up = await cur.fetchone()
         return {"fresh": fresh, "catch_up": catch_up}
-
-
-async def _claim(
-    conn: AsyncConnection, owner: str, datasets: list[str], keys: list[str], max_priority: int
-) -> Task | None:
-    async with conn.cursor(row_factory=class_row(Task)) as cur:
-        await cur.execute(
-            "SELECT * FROM deribit_ts.collector_claim_task(%s, %s, %s, %s, %s)",
-            (owner, tasks.LEASE, datasets, keys, max_priority),
-        )
-        return await cur.fetchone()

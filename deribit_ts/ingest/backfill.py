@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -20,13 +19,14 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg import AsyncConnection
 
-from deribit_ts.config import DEFAULT_MAX_RETRIES, env_int, mask_password
+from deribit_ts.config import DEFAULT_MAX_RETRIES, env_int
 from deribit_ts.db.connect import connect_async
 from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.exchange.limiter import DEFAULT_BUCKET, CreditLimiter
 from deribit_ts.ingest import delivery, dvol, index, instruments, options, rollups, tasks, trades
 from deribit_ts.ingest.engine import RANGED, Engine
 from deribit_ts.ingest.progress import Reporter
+from deribit_ts.ingest.runlog import RunLog
 from deribit_ts.timeutil import EPOCH, check_order, from_ms
 
 log = logging.getLogger(__name__)
@@ -97,52 +97,6 @@ class BackfillRequest:
 class Plan:
     keys: dict[str, list[str]] = field(default_factory=dict)  # dataset -> keys planned
     new_tasks: dict[str, int] = field(default_factory=dict)
-
-
-async def _start_run(conn: AsyncConnection, command: str, arguments: dict) -> int:
-    cur = await conn.execute(
-        "INSERT INTO deribit_ts.runs (command, arguments, host, pid) VALUES (%s, %s, %s, %s) RETURNING run_id",
-        (command, json.dumps(arguments, default=str), tasks.HOST, os.getpid()),
-    )
-    return (await cur.fetchone())[0]
-
-
-async def _finish_run(conn: AsyncConnection, run_id: int, status: str, error: str | None, stats) -> None:
-    await conn.execute(
-        """UPDATE deribit_ts.runs SET finished_at = now(), status = %s, error = %s,
-               requests = %s, retries = %s, throttled = %s, errors = %s WHERE run_id = %s""",
-        (
-            status,
-            mask_password(error),
-            stats.requests,
-            stats.retries,
-            stats.throttled,
-            sum(stats.errors.values()),
-            run_id,
-        ),
-    )
-
-
-async def _log_traffic(conn: AsyncConnection, run_id: int, stats) -> None:
-    await conn.execute(
-        "UPDATE deribit_ts.runs SET requests = %s, retries = %s, throttled = %s, errors = %s WHERE run_id = %s",
-        (stats.requests, stats.retries, stats.throttled, sum(stats.errors.values()), run_id),
-    )
-
-
-# How often a running backfill writes its exchange traffic to its run row, so a run that is killed (kill -9, a
-# lost host) still shows what it sent instead of 0 (`deribit-ts runs` never shows less than its tasks' sum).
-TRAFFIC_LOG_S = 2.0
-
-
-async def _keep_logging_traffic(conn: AsyncConnection, run_id: int, client: DeribitClient, stop: asyncio.Event) -> None:
-    # Stopped by an event, not cancelled: a cancelled query could leave the run's own connection unusable.
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), TRAFFIC_LOG_S)
-            return
-        with contextlib.suppress(psycopg.Error):  # the run's own work reports a lost database
-            await _log_traffic(conn, run_id, client.stats)
 
 
 async def _wants(
@@ -277,6 +231,21 @@ async def _keep_sharing(conn: AsyncConnection, limiter: CreditLimiter, stop: asy
             _log_share(runs)
 
 
+@contextlib.asynccontextmanager
+async def allowance_shared(conn: AsyncConnection, limiter: CreditLimiter):
+    """Share the host's allowance (share_allowance) for as long as the block runs (nothing if the limiter is off)."""
+    if not limiter.enabled:
+        yield
+        return
+    stop = asyncio.Event()
+    sharing = await share_allowance(conn, limiter, stop)
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(sharing, return_exceptions=True)
+
+
 def _log_share(runs: int) -> None:
     if runs > 1:
         log.info("%d backfill processes on this host share the rate limit: this one uses 1/%d", runs, runs)
@@ -328,12 +297,10 @@ async def run_backfill(
     ):
         await tasks.recover_dead_local_workers(control)
         await _check_names(client, control, req)
-        run_id = await _start_run(control, command, req.__dict__)
-        stop_sharing = asyncio.Event()
-        sharing = await share_allowance(control, client.limiter, stop_sharing) if client.limiter.enabled else None
-        logging_traffic = asyncio.create_task(_keep_logging_traffic(control, run_id, client, stop_sharing))
-        status, error, summary, catalogued = "failed", None, {}, 0
-        try:
+        summary, catalogued = {}, 0
+        # (the allowance is shared once the run is logged: the share counts the logged runs of this host)
+        async with RunLog(control, command, req.__dict__, client) as run, allowance_shared(control, client.limiter):
+            run_id = run.run_id
             now = from_ms(await client.get_time())
             if await _catalogue_needed(control, req):
                 catalogue = await instruments.fetch_catalogue(client, req.currencies)
@@ -353,29 +320,15 @@ async def run_backfill(
             result = await engine.run(work, all_keys) if workers else None
             failed = result.failed if result else []
             await rollups.refresh_after_run(control, run_id)
-            status = "ok" if not failed else "failed"
-            error = (
-                (f"{len(failed)} task(s) failed, the first: {failed[0][0].dataset} {failed[0][0].key}: {failed[0][1]}")
-                if failed
-                else None
-            )
+            if failed:
+                first, why = failed[0]
+                run.status = "failed"
+                run.error = f"{len(failed)} task(s) failed, the first: {first.dataset} {first.key}: {why}"
             summary = await summarize(control, run_id, plan)
             if tiers is not None:  # options planned, per urgency tier, as the run found them
                 summary["tiers"] = {name: t["options"] for name, t in tiers.items()}
                 summary["tier_plan"] = tiers
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            status, error = "interrupted", "interrupted"
-            raise
-        except Exception as exc:
-            error = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-            raise
-        finally:
-            stop_sharing.set()
-            await asyncio.gather(*(t for t in (sharing, logging_traffic) if t is not None), return_exceptions=True)
-            try:
-                await _finish_run(control, run_id, status, error, client.stats)
-            except psycopg.Error:
-                pass  # the run row stays 'running'; the next run on this host marks it interrupted
+        status, error = run.status, run.error
         summary.update(
             {
                 "run_id": run_id,

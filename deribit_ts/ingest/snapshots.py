@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import psycopg
 from psycopg import AsyncConnection, sql
 
 from deribit_ts.config import DEFAULT_MAX_RETRIES, env_int
@@ -28,8 +27,8 @@ from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.exchange.errors import ExchangeError, RetriesExhaustedError
 from deribit_ts.exchange.limiter import CreditLimiter
 from deribit_ts.ingest import instruments
-from deribit_ts.ingest.backfill import _finish_run, _start_run
 from deribit_ts.ingest.load import Table, copy_rows
+from deribit_ts.ingest.runlog import RunLog
 from deribit_ts.timeutil import from_ms
 
 log = logging.getLogger(__name__)
@@ -316,24 +315,12 @@ async def run_snapshot(
     conn = await connect_async(dsn, application_name="deribit-ts snapshot")
     async with conn, DeribitClient(api_url, limiter=CreditLimiter.from_env(), max_retries=retries) as client:
         currencies = await instruments.resolve_currencies(client, currencies)
-        run_id = await _start_run(conn, command, {"currencies": currencies, "bulk_only": bulk_only})
-        status, error, result = "failed", None, None
-        try:
+        arguments = {"currencies": currencies, "bulk_only": bulk_only}
+        # (no traffic logging on the side: the round is one transaction on this same connection)
+        async with RunLog(conn, command, arguments, client, log_traffic=False) as run:
             result = await take_snapshot(
-                conn, client, currencies, bulk_only=bulk_only, run_id=run_id, on_ticker=on_ticker
+                conn, client, currencies, bulk_only=bulk_only, run_id=run.run_id, on_ticker=on_ticker
             )
-            status = "ok"
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            status, error = "interrupted", "interrupted"
-            raise
-        except Exception as exc:
-            error = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-            raise
-        finally:
-            try:
-                await _finish_run(conn, run_id, status, error, client.stats)
-            except psycopg.Error:
-                pass  # the run row stays 'running'; the next backfill on this host marks it interrupted
         summary = result.as_dict()
-        summary.update({"run_id": run_id, "status": status, "exchange": client.stats.as_dict()})
+        summary.update({"run_id": run.run_id, "status": run.status, "exchange": client.stats.as_dict()})
         return summary

@@ -19,6 +19,10 @@ from deribit_ts.exchange.client import Tally
 from deribit_ts.processes import process_alive
 
 LEASE = timedelta(seconds=60)
+# Who works which tasks, by priority (lower runs first): backfill runs their own (priorities >= 1), the collector its
+# own (negative: deribit_ts/collect/budget.py). Every claim names its range, so neither takes the other's tasks.
+BACKFILL_PRIORITIES = (1, 2**31 - 1)
+COLLECTOR_PRIORITIES = (-(2**31), -1)
 HOST = socket.gethostname()
 
 
@@ -68,9 +72,18 @@ async def plan(
     return (await cur.fetchone())[0]
 
 
-async def claim(conn: AsyncConnection, owner: str, datasets: list[str], keys: list[str] | None) -> Task | None:
+async def claim(
+    conn: AsyncConnection,
+    owner: str,
+    datasets: list[str],
+    keys: list[str] | None,
+    priorities: tuple[int, int] = BACKFILL_PRIORITIES,
+) -> Task | None:
+    """The next task of `datasets` (and `keys`, None: any) whose priority is in `priorities` (inclusive)."""
     async with conn.cursor(row_factory=class_row(Task)) as cur:
-        await cur.execute("SELECT * FROM deribit_ts.claim_task(%s, %s, %s, %s)", (owner, LEASE, datasets, keys))
+        await cur.execute(
+            "SELECT * FROM deribit_ts.claim_task(%s, %s, %s, %s, %s, %s)", (owner, LEASE, datasets, keys, *priorities)
+        )
         return await cur.fetchone()
 
 
@@ -150,10 +163,15 @@ async def live_local_runs(conn: AsyncConnection) -> int:
     return sum(1 for (pid,) in await cur.fetchall() if pid and process_alive(pid))
 
 
-async def unfinished(conn: AsyncConnection, datasets: list[str], keys: list[str] | None) -> int:
+async def unfinished(
+    conn: AsyncConnection,
+    datasets: list[str],
+    keys: list[str] | None,
+    priorities: tuple[int, int] = BACKFILL_PRIORITIES,
+) -> int:
     cur = await conn.execute(
         "SELECT count(*) FROM deribit_ts.tasks WHERE state IN ('pending', 'running') AND dataset = ANY(%s) "
-        "AND (%s::text[] IS NULL OR key = ANY(%s))",
-        (datasets, keys, keys),
+        "AND (%s::text[] IS NULL OR key = ANY(%s)) AND priority BETWEEN %s AND %s",
+        (datasets, keys, keys, *priorities),
     )
     return (await cur.fetchone())[0]

@@ -1,0 +1,257 @@
+"""The collector's jobs: what each plans (or stores, or refreshes) when the scheduler (collect/collector.py) runs it.
+
+    catalogue         the active instruments every run, the recently expired ones with each full check
+    candles           candles of the live perpetuals and futures (plus recently retired ones on a full check)
+    options           a scan of option trades; the candles of the options that traded
+    index, funding, dvol, delivery
+                      each series from its watermark (a full check: from the origin) to the exchange's now
+    option_snapshots  a round of bulk option snapshots; option_greeks: one with the exchange's greeks
+    rollups           a refresh of the rollups of what was written
+
+The planning jobs only plan backfill tasks and tell the engine which keys it may claim; the engine
+(collect/engine.py) fetches and writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from psycopg import AsyncConnection
+
+from deribit_ts.collect import options, plan
+from deribit_ts.collect.budget import BACKGROUND, FRESH, SNAPSHOTS, request_priority
+from deribit_ts.collect.engine import CollectorEngine
+from deribit_ts.collect.leader import APPLICATION
+from deribit_ts.db.connect import connect_async
+from deribit_ts.exchange.client import DeribitClient
+from deribit_ts.ingest import candles, dvol, instruments, rollups
+from deribit_ts.ingest.backfill import INDEX_TASK_SPAN
+from deribit_ts.timeutil import to_ms
+
+if TYPE_CHECKING:
+    from deribit_ts.collect.collector import CollectSettings
+
+log = logging.getLogger(__name__)
+
+
+def snapshots_available() -> bool:
+    """Whether the option snapshot library (deribit_ts.ingest.snapshots.take_snapshot) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("deribit_ts.ingest.snapshots") is not None
+
+
+@dataclass
+class Job:
+    """A job runs every `every` of the exchange's clock, `offset` after the period starts (e.g. a few seconds after
+    a minute closes). A run is `full` (it also checks behind the watermarks) on its first run and then every
+    `full_every`."""
+
+    name: str
+    every: timedelta
+    run: Callable[[datetime, bool], Awaitable[None]]
+    offset: timedelta = timedelta(0)
+    full_every: timedelta = timedelta(hours=1)
+    due: datetime | None = None  # None: at once
+    full_due: datetime | None = None
+    task: asyncio.Task | None = None
+
+    def start(self, now: datetime) -> asyncio.Task:
+        period = self.every.total_seconds()
+        start = datetime.fromtimestamp(now.timestamp() // period * period, now.tzinfo)
+        # the next period's offset, or this period's if it is still ahead (a daily job at 08:02 started at 07:40)
+        self.due = start + self.offset if start + self.offset > now else start + self.every + self.offset
+        full = self.full_due is None or now >= self.full_due
+        if full:
+            self.full_due = now + self.full_every
+        self.task = asyncio.create_task(self._run(now, full))
+        return self.task
+
+    async def _run(self, now: datetime, full: bool) -> None:
+        request_priority.set(BACKGROUND)
+        await self.run(now, full)
+
+
+class Jobs:
+    """The job bodies of one leadership and the state they keep between runs: the keys each job planned (what the
+    engine may claim), the live instruments, the options seen trading. The leader sets `origin`, `indexes`,
+    `catalogue_conn` and `engine` each time collecting (re)starts."""
+
+    def __init__(self, dsn: str, client: DeribitClient, settings: CollectSettings, control: AsyncConnection, run_id):
+        self.dsn = dsn
+        self.client = client
+        self.s = settings
+        self.control = control
+        self.run_id = run_id
+        self.origin: datetime | None = None
+        self.indexes: list[str] = []
+        self.catalogue_conn: AsyncConnection | None = None
+        self.engine: CollectorEngine | None = None
+        self.live: set[str] = set()  # instruments whose candles are planned
+        self.options_seen: dict[str, datetime] = {}  # option -> when a scan last found it traded
+        self.keys: dict[str, list[str]] = {}  # per job, the keys it planned: what the engine may claim
+
+    def schedule(self, now: datetime) -> list[Job]:
+        """The jobs, each with its period and offset; the catalogue, refreshed as leading started, is due next in a
+        period."""
+        control, catalogue = self.control, self.catalogue_conn
+        s = self.s
+        full = s.full_check_every
+        jobs = [
+            Job(
+                "candles",
+                s.candles_every,
+                lambda now, f: self._plan_candles(control, now, f),
+                timedelta(seconds=2),
+                full,
+            ),
+            Job("index", s.index_every, lambda now, f: self._plan_index(control, now, f), timedelta(seconds=2), full),
+            Job(
+                "funding",
+                s.funding_every,
+                lambda now, f: self._plan_funding(control, now, f),
+                timedelta(seconds=30),
+                full,
+            ),
+            Job(
+                "dvol",
+                s.dvol_every,
+                lambda now, f: self._plan_series(control, "dvol", now, f),
+                timedelta(seconds=2),
+                full,
+            ),
+            Job(
+                "delivery",
+                s.delivery_every,
+                lambda now, f: self._plan_series(control, "delivery", now, f),
+                timedelta(hours=8, minutes=2),
+                full,
+            ),
+            Job("catalogue", s.catalogue_every, lambda now, f: self.catalogue(catalogue, now, f), full_every=full),
+            Job("rollups", s.rollups_every, lambda now, f: self._rollups()),
+        ]
+        if "option" in s.kinds:
+            jobs.insert(
+                1,
+                Job(
+                    "options",
+                    s.options_every,
+                    lambda now, f: self._plan_options(control, now),
+                    timedelta(seconds=5),
+                    full,
+                ),
+            )
+            if snapshots_available():  # the option snapshot library (deribit_ts.ingest.snapshots)
+                jobs += [
+                    Job(
+                        "option_snapshots",
+                        s.snapshots_every,
+                        lambda now, f: self._snapshot(True),
+                        timedelta(seconds=10),
+                    ),
+                    Job("option_greeks", s.greeks_every, lambda now, f: self._snapshot(False), timedelta(seconds=40)),
+                ]
+        if "perpetual" not in s.kinds:
+            jobs = [j for j in jobs if j.name != "funding"]
+        for job in jobs:  # the catalogue was just refreshed, with the expired instruments: next due in a period
+            if job.name == "catalogue":
+                job.due, job.full_due = now + s.catalogue_every, now + full
+        return jobs
+
+    # ---- the jobs --------------------------------------------------------------------------------------
+    async def _plan_candles(self, control: AsyncConnection, now: datetime, full: bool) -> None:
+        await plan.retry_failed(control, "candles")
+        planned = await plan.plan_candles(control, now, self.origin, full, self.s.currencies, self.s.kinds)
+        if full:  # a full check also plans recently retired instruments: their keys stay claimable until the next
+            self._keys("candles.full", planned.keys)
+            return
+        keys = set(planned.keys)
+        for name in sorted(keys - self.live):
+            log.info("collecting %s", name)
+        for name in sorted(self.live - keys):
+            log.info("retired %s: collected up to its expiry", name)
+        self.live = keys
+        self._keys("candles", planned.keys)
+
+    async def _plan_options(self, control: AsyncConnection, now: datetime) -> None:
+        """Scan each currency's option trades since its scan watermark (trailing by the settling time), plan the
+        candles of the options that traded. An option's keys stay claimable for two settling times."""
+        settle = candles.DATASET.settle
+        traded: set[str] = set()
+        for currency in self.s.currencies:
+            since = min(await options.scan_watermark(control, currency) or self.origin, now - settle)
+            traded |= await options.traded_options(self.client, currency, to_ms(since), to_ms(now))
+        planned = await plan.plan_options(control, now, self.origin, sorted(traded))
+        for currency in self.s.currencies:
+            await options.set_scan_watermark(control, currency, now)
+        for name in planned.keys:
+            self.options_seen[name] = now
+        self.options_seen = {k: t for k, t in self.options_seen.items() if t > now - 2 * settle}
+        self._keys("options", sorted(self.options_seen))
+
+    async def _plan_series(self, control: AsyncConnection, dataset: str, now: datetime, full: bool) -> None:
+        """DVOL of each currency every minute; delivery prices of each index daily."""
+        await plan.retry_failed(control, dataset)
+        if dataset == "dvol":
+            keys, settle, span = self.s.currencies, dvol.DATASET.settle, dvol.DATASET.task_span
+        else:
+            keys, settle, span = self.indexes, timedelta(0), INDEX_TASK_SPAN
+        planned = await plan.plan_series(control, dataset, now, self.origin, full, keys, settle, span, FRESH)
+        self._keys(dataset, planned.keys)
+
+    async def _plan_index(self, control: AsyncConnection, now: datetime, full: bool) -> None:
+        await plan.retry_failed(control, "index")
+        self._keys("index", (await plan.plan_index(control, now, self.origin, full, self.indexes)).keys)
+
+    async def _plan_funding(self, control: AsyncConnection, now: datetime, full: bool) -> None:
+        await plan.retry_failed(control, "funding")
+        self._keys("funding", (await plan.plan_funding(control, now, self.origin, full, self.s.currencies)).keys)
+
+    def _keys(self, job: str, keys: list[str]) -> None:
+        """What the engine may claim: every key some job planned; then wake it."""
+        self.keys[job] = list(keys)
+        self.engine.keys = sorted({k for ks in self.keys.values() for k in ks})
+        self.engine.pulse()
+
+    async def catalogue(self, conn: AsyncConnection, now: datetime, expired: bool) -> None:
+        """Active instruments every run; the recently expired ones (their final state) with each full check."""
+        found: dict[str, dict] = {}
+        for currency in self.s.currencies:
+            for exp in (True, False) if expired else (False,):
+                for raw in await self.client.get_instruments(currency=currency, expired=exp):
+                    found[raw["instrument_name"]] = raw
+        known = await instruments.name_to_id(conn)
+        await instruments.store(conn, list(found.values()))
+        new = [n for n in found if n not in known]
+        if new:
+            log.info("%d new instrument(s) listed, e.g. %s", len(new), new[0])
+        if self.engine is not None:
+            self.engine.ids = await instruments.name_to_id(conn)
+
+    async def catalogue_stale(self, now: datetime) -> bool:
+        """Whether the catalogue needs a refresh now (a previous leader may just have refreshed it)."""
+        cur = await self.control.execute(
+            "SELECT last_ok_exchange FROM deribit_ts.collector_jobs WHERE job = 'catalogue'"
+        )
+        row = await cur.fetchone()
+        return row is None or row[0] is None or not now - self.s.catalogue_every < row[0] <= now
+
+    async def _snapshot(self, bulk_only: bool) -> None:
+        """One round of option snapshots (bulk: book summaries only; else a ticker per option, with the exchange's
+        greeks), on a connection of its own (the round commits in one transaction), below fresh data's priority."""
+        from deribit_ts.ingest.snapshots import take_snapshot
+
+        request_priority.set(SNAPSHOTS)
+        async with await connect_async(self.dsn, application_name=APPLICATION) as conn:
+            await take_snapshot(conn, self.client, self.s.currencies, bulk_only=bulk_only, run_id=self.run_id)
+
+    async def _rollups(self) -> None:
+        """Refresh the rollups of what was written (Apache: the materialized rollups' dirty buckets; Community: the
+        continuous aggregates), on a connection of its own so a long first refresh never holds up planning."""
+        async with await connect_async(self.dsn, application_name=APPLICATION) as conn:
+            await rollups.refresh_async(conn)
