@@ -1,0 +1,153 @@
+"""Guards on the shape of the tree: the package's layering and the numbering of new migrations.
+
+The layers, top to bottom: cli -> collect -> ingest -> db / exchange, with report beside collect and the
+simulator a leaf (only the CLI starts it; it knows nothing of the rest). An import that crosses a layer the
+wrong way, even one inside a function, fails here with the line that does it.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from deribit_ts.resources import migrations_dir
+
+PACKAGE = Path(__file__).resolve().parent.parent / "deribit_ts"
+MANIFEST = Path(__file__).parent / "data" / "released_migrations.sha256"
+
+# Subpackage (or module) -> the parts of deribit_ts it must never import.
+FORBIDDEN = {
+    "deribit_ts.sim": {
+        "deribit_ts.cli",
+        "deribit_ts.collect",
+        "deribit_ts.ingest",
+        "deribit_ts.db",
+        "deribit_ts.exchange",
+        "deribit_ts.report",
+    },
+    "deribit_ts.exchange": {
+        "deribit_ts.cli",
+        "deribit_ts.collect",
+        "deribit_ts.ingest",
+        "deribit_ts.db",
+        "deribit_ts.report",
+        "deribit_ts.sim",
+    },
+    "deribit_ts.db": {
+        "deribit_ts.cli",
+        "deribit_ts.collect",
+        "deribit_ts.ingest",
+        "deribit_ts.exchange",
+        "deribit_ts.report",
+        "deribit_ts.sim",
+    },
+    "deribit_ts.ingest": {"deribit_ts.cli", "deribit_ts.collect", "deribit_ts.report", "deribit_ts.sim"},
+    "deribit_ts.collect": {"deribit_ts.cli", "deribit_ts.report", "deribit_ts.sim"},
+    "deribit_ts.report": {"deribit_ts.cli", "deribit_ts.collect", "deribit_ts.sim"},
+}
+# The modules every layer may use must not reach up into the layers.
+for _base in ("deribit_ts.config", "deribit_ts.errors", "deribit_ts.timeutil", "deribit_ts.validate"):
+    FORBIDDEN[_base] = {
+        "deribit_ts.cli",
+        "deribit_ts.collect",
+        "deribit_ts.ingest",
+        "deribit_ts.db",
+        "deribit_ts.exchange",
+        "deribit_ts.report",
+        "deribit_ts.sim",
+    }
+
+
+def _module_name(path: Path, package: Path) -> str:
+    parts = path.relative_to(package.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, package: Path) -> list[tuple[int, str]]:
+    """(line, imported module) for every import in the file, top-level or inside a function."""
+    module = _module_name(path, package)
+    parent = (module if path.name == "__init__.py" else module.rpartition(".")[0]).split(".")
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(parent[: len(parent) - node.level + 1] + [node.module or ""]).rstrip(".")
+            target = base if node.level else node.module or ""
+            # `from deribit_ts import cli` imports deribit_ts.cli: the names count too.
+            found += [(node.lineno, target)] + [(node.lineno, f"{target}.{alias.name}") for alias in node.names]
+    return found
+
+
+def _within(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def layering_violations(package: Path) -> list[str]:
+    violations = []
+    for path in sorted(package.rglob("*.py")):
+        module = _module_name(path, package)
+        forbidden = set().union(*(banned for owner, banned in FORBIDDEN.items() if _within(module, owner)))
+        for line, target in _imports(path, package):
+            if any(_within(target, banned) for banned in forbidden):
+                violations.append(f"{path.relative_to(package.parent)}:{line} imports {target}")
+    return sorted(set(violations))
+
+
+def test_the_layers_import_only_downwards():
+    violations = layering_violations(PACKAGE)
+    assert not violations, "imports against the layering (see this module's docstring):\n" + "\n".join(violations)
+
+
+def test_only_the_cli_starts_the_simulator():
+    users = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = _module_name(path, PACKAGE)
+        if _within(module, "deribit_ts.sim") or _within(module, "deribit_ts.cli"):
+            continue
+        imports = _imports(path, PACKAGE)
+        users += [f"{module}:{line}" for line, target in imports if _within(target, "deribit_ts.sim")]
+    assert not users, f"the simulator is a leaf that only the CLI starts; imported by: {users}"
+
+
+@pytest.mark.parametrize(
+    ("source", "reported"),
+    [
+        ("from deribit_ts.cli import main\n", "deribit_ts.cli"),
+        ("def f():\n    from deribit_ts import sim\n", "deribit_ts.sim"),
+        ("from ..collect import jobs\n", "deribit_ts.collect"),
+        ("from . import load\nimport deribit_ts.report.text\n", "deribit_ts.report.text"),
+    ],
+)
+def test_the_scan_sees_every_form_of_import(tmp_path, source, reported):
+    """The guard itself: absolute, lazy and relative imports are all found (a scan that missed one would pass
+    whatever the code did)."""
+    package = tmp_path / "deribit_ts"
+    (package / "ingest").mkdir(parents=True)
+    (package / "ingest" / "x.py").write_text(source)
+    assert [v for v in layering_violations(package) if v.endswith(f"imports {reported}")]
+
+
+def _version(name: str) -> int:
+    match = re.match(r"(\d{4})_", name)
+    assert match, f"migration {name} is not named NNNN_description.sql"
+    return int(match.group(1))
+
+
+def test_new_migrations_are_numbered_above_every_released_one():
+    """The runner applies pending migrations in number order, filling gaps: a new migration numbered below one
+    that users have already applied would run after it on their databases and before it on new ones, two
+    different histories. So a migration not (yet) in the released manifest takes a number above all of them."""
+    released = [line.split()[1] for line in MANIFEST.read_text().splitlines() if line.strip()]
+    highest = max(_version(name) for name in released)
+    new = sorted(p.name for p in migrations_dir().glob("*.sql") if p.name not in released)
+    below = [name for name in new if _version(name) <= highest]
+    assert not below, f"new migrations numbered at or below the highest released one ({highest:04d}): {below}"
+
+
+def test_migration_numbers_are_unique():
+    versions = [_version(p.name) for p in migrations_dir().glob("*.sql")]
+    assert len(versions) == len(set(versions)), sorted(v for v in versions if versions.count(v) > 1)
