@@ -32,9 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_backfill import database_server, fresh_database  # noqa: E402  (scripts are not a package)
+from benchlib import database_server, fresh_database
 
 REPO = Path(__file__).resolve().parent.parent
 EXE = Path(sys.executable).parent / "deribit-ts"

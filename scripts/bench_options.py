@@ -28,12 +28,9 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_backfill import database_server, fresh_database, server_version  # noqa: E402
+from benchlib import cli_path, database_server, fresh_database, server_version
 
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 ALLOWANCE = 20.0  # Deribit's default bucket: 10,000 credits/s refill / 500 credits a request
@@ -41,10 +38,6 @@ ALLOWANCE = 20.0  # Deribit's default bucket: 10,000 credits/s refill / 500 cred
 # bucket is get_instruments' own), so the run may open with a burst of this many requests on top of the refill.
 BURST = 50_000 * 0.9 / 500
 TARGET = 0.85
-
-
-def _cli() -> str:
-    return str(Path(sys.executable).with_name("deribit-ts"))
 
 
 def serve_sim(options: dict) -> None:
@@ -94,7 +87,7 @@ def throughput(dsn: str, url: str, days: int) -> dict:
     began = time.perf_counter()
     done = subprocess.run(
         [
-            _cli(),
+            cli_path(),
             "backfill",
             "options",
             "--currency",

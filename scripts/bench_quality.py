@@ -27,12 +27,9 @@ import os
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_backfill import database_server, fresh_database, server_version  # noqa: E402
+from benchlib import database_server, fresh_database, machine, server_version
 
 from deribit_ts.sim import SimConfig, SimMarket  # noqa: E402
 
@@ -161,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     gap_rows = results["gaps"][1]
     report = {
         "database": f"{version}, {where}",
-        "cpus": os.cpu_count(),
+        **machine(),  # date, machine, python
         "load_average": os.getloadavg()[0],
         "candles": candles,
         "history": f"{start:%Y-%m-%d}..{end:%Y-%m-%d}",
@@ -181,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         f"deribit-ts quality benchmark: {INSTRUMENT}, {candles:,} one-minute candles ({report['history']}, "
         f"simulated), loaded in {load_s:.0f} s"
     )
-    print(f"database: {report['database']}; {report['cpus']} CPUs, load average {report['load_average']:.1f}")
+    print(f"{report['date']} on {report['machine']}, load average {report['load_average']:.1f}")
+    print(f"database: {report['database']}")
     print(f"best of {args.repeat} runs each, warm cache\n")
     print(f"{'query':<58}{'seconds':>9}{'x count(*)':>12}  rows")
     labels = {

@@ -1,6 +1,6 @@
 """Benchmark: the rollups and the storage, each figure with its baseline from the same run.
 
-Apache edition (the embedded cluster, or --dsn):
+Apache edition (a private embedded cluster started for the run, or --dsn):
   1. the rollup query `select * from deribit.ohlcv_1d where instrument_name = 'BTC-PERPETUAL' order by ts desc
      limit 3` on the materialized rollups, against the same query on aggregate-on-read (the view of migration
      0005 that deribit-ts had before: GROUP BY over every one-minute row);
@@ -26,14 +26,12 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
+from benchlib import database_server, fresh_database
 
 from deribit_ts.db.migrate import apply_all
 from deribit_ts.ingest import rollups
@@ -91,13 +89,7 @@ def timed(conn: psycopg.Connection, query: str, runs: int = 5) -> float:
 
 
 def apache(args) -> dict:
-    server = args.dsn or embedded_dsn()
-    name = f"bench_rollups_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = psycopg.conninfo.make_conninfo(server, dbname=name)
-    try:
-        apply_all(dsn)
+    with database_server(args.dsn) as (server, _), fresh_database(server, "rollups") as dsn:
         with psycopg.connect(dsn, autocommit=True) as conn:
             per_instrument = args.candles // args.instruments
             began = time.perf_counter()
@@ -134,18 +126,6 @@ def apache(args) -> dict:
             "refresh_vs_rebuild": round(full["seconds"] / max(day["seconds"], 0.001), 1),
             "bytes_per_candle_row_storage": round(candle_bytes / rows_after, 1),
         }
-    finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def embedded_dsn() -> str:
-    from deribit_ts.db.embedded import Cluster
-
-    home = Path(os.environ.get("DERIBIT_TS_HOME") or tempfile.mkdtemp(prefix="bench-rollups-"))
-    cluster = Cluster(home)
-    cluster.up(quiet=True)
-    return cluster.url()
 
 
 def tsl(args) -> dict:

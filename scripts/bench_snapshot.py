@@ -12,9 +12,10 @@ many rounds.
 The simulator is warmed first (both book summaries once): the real exchange answers a book summary in ~0.1 s, a
 cold simulator spends seconds generating each option's candles for its 24 h statistics.
 
-    .venv/bin/python scripts/bench_snapshot.py --dsn DSN [--rounds 300] [--json]
+    .venv/bin/python scripts/bench_snapshot.py [--dsn DSN] [--rounds 300] [--json]
 
-The role behind DSN needs CREATEDB: the benchmark works in a database of its own, dropped at the end.
+Without --dsn (or DERIBIT_TS_DSN) a private embedded cluster is started for the run and stopped at the end. With
+one, the role needs CREATEDB: the benchmark works in a database of its own, dropped at the end.
 """
 
 from __future__ import annotations
@@ -26,13 +27,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
-
-from deribit_ts.db.migrate import apply_all
+from benchlib import database_server, fresh_database
 
 NOW = "2024-03-01T12:00:30"
 TARGET_RATIO = 1.2
@@ -129,23 +127,15 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=300, help="rounds of the chain planted for (b)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    if not args.dsn:
-        parser.error("give --dsn (or DERIBIT_TS_DSN): a server where this role may create a database")
-    name = f"bench_snapshot_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = psycopg.conninfo.make_conninfo(args.dsn, dbname=name)
-    sim, url = start_simulator()
-    try:
-        apply_all(dsn)
-        round_ = run_round(dsn, url)
-        rows = plant_rounds(dsn, args.rounds)
-        views = time_views(dsn)
-    finally:
-        sim.terminate()
-        sim.wait()
-        with psycopg.connect(args.dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with database_server(args.dsn) as (server, _), fresh_database(server, "snapshot") as dsn:
+        sim, url = start_simulator()
+        try:
+            round_ = run_round(dsn, url)
+            rows = plant_rounds(dsn, args.rounds)
+            views = time_views(dsn)
+        finally:
+            sim.terminate()
+            sim.wait()
     result = {
         "round": {
             k: round_[k]
