@@ -444,3 +444,71 @@ COMMENT ON COLUMN deribit.iv_skew.ts IS 'The round''s exchange time';
 COMMENT ON COLUMN deribit.iv_skew.expiry IS 'The expiration (08:00 UTC)';
 COMMENT ON COLUMN deribit.iv_skew.rr25 IS '25-delta risk reversal: call IV - put IV, in vol points (percent)';
 COMMENT ON COLUMN deribit.iv_skew.bf25 IS '25-delta butterfly: (call IV + put IV) / 2 - ATM IV (iv_term_structure), in vol points (percent)';
+
+-- ---------------------------------------------------------------------------------------------------------------
+-- 65_trades.sql
+-- ---------------------------------------------------------------------------------------------------------------
+
+COMMENT ON VIEW deribit.option_trades IS
+    'One row per option trade of deribit.trades, with its instrument''s currency, expiry, strike and type, and what follows from the trade: days to expiry, log-moneyness against the index at the trade, Black-76 delta at the trade''s IV';
+COMMENT ON COLUMN deribit.option_trades.instrument_name IS 'The option, e.g. BTC-29MAR24-60000-C';
+COMMENT ON COLUMN deribit.option_trades.ts IS 'The trade''s exchange time, with its milliseconds';
+COMMENT ON COLUMN deribit.option_trades.trade_id IS 'Deribit''s id of the trade';
+COMMENT ON COLUMN deribit.option_trades.trade_seq IS 'The trade''s number within its option, increasing with time';
+COMMENT ON COLUMN deribit.option_trades.price IS 'Price of the trade in the coin (BTC, ETH) for inverse options, USDC for linear ones';
+COMMENT ON COLUMN deribit.option_trades.amount IS 'Size in the base coin (1.0 = options on one BTC of underlying)';
+COMMENT ON COLUMN deribit.option_trades.direction IS 'buy or sell: the side of the taker';
+COMMENT ON COLUMN deribit.option_trades.iv IS 'Implied volatility of the trade''s price, percent, as Deribit sent it';
+COMMENT ON COLUMN deribit.option_trades.mark_price IS 'The option''s mark price at the trade, in the coin like price';
+COMMENT ON COLUMN deribit.option_trades.index_price IS 'The underlying index at the trade, USD';
+COMMENT ON COLUMN deribit.option_trades.block_trade_id IS 'The block trade this trade is part of; NULL for order-book trades';
+COMMENT ON COLUMN deribit.option_trades.liquidation IS 'M (maker), T (taker) or MT when a side was liquidated; NULL otherwise';
+COMMENT ON COLUMN deribit.option_trades.currency IS 'The option''s base currency (BTC, ETH)';
+COMMENT ON COLUMN deribit.option_trades.expiry IS 'The option''s expiry (08:00 UTC)';
+COMMENT ON COLUMN deribit.option_trades.strike IS 'Strike, USD (USDC for linear options)';
+COMMENT ON COLUMN deribit.option_trades.option_type IS 'call or put';
+COMMENT ON COLUMN deribit.option_trades.days_to_expiry IS 'Time from the trade to the expiry, days (fractional)';
+COMMENT ON COLUMN deribit.option_trades.log_moneyness IS 'ln(strike / index_price at the trade); negative for strikes below the index; NULL without an index price';
+COMMENT ON COLUMN deribit.option_trades.delta IS 'Black-76 delta (deribit.black76_greeks) at the trade''s iv with the index at the trade as the forward (a trade carries no forward: off by the basis for long-dated options); NULL without an iv or at expiry';
+COMMENT ON COLUMN deribit.option_trades.usd_notional IS 'amount * index_price: the underlying''s value traded, USD';
+
+COMMENT ON VIEW deribit.trade_smile_1d IS
+    'The daily smile from trades: one row per option and UTC day it traded, as far back as the tape goes (read from deribit_ts.trade_days, the tape''s daily sums kept current as trades are written)';
+COMMENT ON COLUMN deribit.trade_smile_1d.currency IS 'The option''s base currency (BTC, ETH)';
+COMMENT ON COLUMN deribit.trade_smile_1d.day IS 'The UTC day of the trades';
+COMMENT ON COLUMN deribit.trade_smile_1d.expiry IS 'The option''s expiry (08:00 UTC)';
+COMMENT ON COLUMN deribit.trade_smile_1d.strike IS 'Strike, USD';
+COMMENT ON COLUMN deribit.trade_smile_1d.option_type IS 'call or put';
+COMMENT ON COLUMN deribit.trade_smile_1d.trades IS 'Trades of the option that day';
+COMMENT ON COLUMN deribit.trade_smile_1d.volume IS 'Sum of amount, base coin';
+COMMENT ON COLUMN deribit.trade_smile_1d.vwap_iv IS 'Implied volatility averaged over the day''s trades weighted by amount, percent';
+COMMENT ON COLUMN deribit.trade_smile_1d.min_iv IS 'Lowest trade iv of the day, percent';
+COMMENT ON COLUMN deribit.trade_smile_1d.max_iv IS 'Highest trade iv of the day, percent';
+COMMENT ON COLUMN deribit.trade_smile_1d.log_moneyness IS 'ln(strike / index) averaged over the day''s trades weighted by amount (the index at each trade)';
+
+COMMENT ON VIEW deribit.option_flow_1d IS
+    'Option flow per currency, UTC day and expiry from the trade tape: call and put volume, their ratio, block volume and trades';
+COMMENT ON COLUMN deribit.option_flow_1d.currency IS 'Base currency (BTC, ETH)';
+COMMENT ON COLUMN deribit.option_flow_1d.day IS 'The UTC day of the trades';
+COMMENT ON COLUMN deribit.option_flow_1d.expiry IS 'The options'' expiry (08:00 UTC)';
+COMMENT ON COLUMN deribit.option_flow_1d.call_volume IS 'Sum of amount of the calls traded, base coin';
+COMMENT ON COLUMN deribit.option_flow_1d.put_volume IS 'Sum of amount of the puts traded, base coin';
+COMMENT ON COLUMN deribit.option_flow_1d.put_call_ratio IS 'put_volume / call_volume (NULL without call volume)';
+COMMENT ON COLUMN deribit.option_flow_1d.block_volume IS 'Sum of amount of block trades (calls and puts), base coin';
+COMMENT ON COLUMN deribit.option_flow_1d.trades IS 'Trades of the expiry''s options that day';
+
+COMMENT ON VIEW deribit.liquidations IS
+    'Liquidation trades of futures and perpetuals: the trades of deribit.trades with a liquidation flag';
+COMMENT ON COLUMN deribit.liquidations.instrument_name IS 'The future or perpetual, e.g. BTC-PERPETUAL';
+COMMENT ON COLUMN deribit.liquidations.ts IS 'The trade''s exchange time, with its milliseconds';
+COMMENT ON COLUMN deribit.liquidations.trade_id IS 'Deribit''s id of the trade';
+COMMENT ON COLUMN deribit.liquidations.trade_seq IS 'The trade''s number within its instrument';
+COMMENT ON COLUMN deribit.liquidations.price IS 'Price, USD (USDC for linear instruments)';
+COMMENT ON COLUMN deribit.liquidations.amount IS 'Size as Deribit counts it: USD for inverse futures and perpetuals, the base coin for linear ones';
+COMMENT ON COLUMN deribit.liquidations.direction IS 'buy or sell: the side of the taker';
+COMMENT ON COLUMN deribit.liquidations.liquidation IS 'M (the maker side was liquidated), T (the taker side) or MT (both)';
+COMMENT ON COLUMN deribit.liquidations.mark_price IS 'The instrument''s mark price at the trade, USD';
+COMMENT ON COLUMN deribit.liquidations.index_price IS 'The underlying index at the trade, USD';
+COMMENT ON COLUMN deribit.liquidations.currency IS 'Base currency (BTC, ETH)';
+COMMENT ON COLUMN deribit.liquidations.is_perpetual IS 'true for perpetuals, false for dated futures';
+COMMENT ON COLUMN deribit.liquidations.usd_notional IS 'Value traded, USD: amount for inverse instruments (already USD), amount * price for linear ones';

@@ -261,9 +261,12 @@ class Trades(RangedDataset):
         try:
             async with conn.transaction():  # a savepoint: a racing writer (the collector) only costs this attempt
                 await copy_rows(conn, TRADES, fresh)
-            return LoadResult(inserted=len(fresh))
+            inserted = len(fresh)
         except psycopg.errors.UniqueViolation:
-            return LoadResult(inserted=await _insert_missing(conn, fresh))
+            inserted = await _insert_missing(conn, fresh)
+        if is_option(window.key):  # the daily smile and flow read the option tape's daily sums
+            await conn.execute("SELECT deribit_ts.refresh_trade_days(%s, %s, %s)", (window.key, lo, hi))
+        return LoadResult(inserted=inserted)
 
 
 async def _insert_missing(conn: AsyncConnection, rows: list[tuple]) -> int:

@@ -1,0 +1,113 @@
+-- Research views over the trade tape (deribit.trades): option trades with their moneyness and delta, the daily
+-- smile and flow from trades, liquidations. The daily views read deribit_ts.trade_days, the tape summed per
+-- instrument and day, kept current by deribit_ts.refresh_trade_days in the transaction that writes the trades.
+
+-- Recompute the days of `p_instrument` that [p_from, p_until) touches from the stored trades.
+CREATE OR REPLACE FUNCTION deribit_ts.refresh_trade_days(p_instrument text, p_from timestamptz, p_until timestamptz)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    lo timestamptz := date_trunc('day', p_from AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+    hi timestamptz := (date_trunc('day', (p_until - interval '1 microsecond') AT TIME ZONE 'UTC') + interval '1 day')
+                      AT TIME ZONE 'UTC';
+    written integer;
+BEGIN
+    DELETE FROM deribit_ts.trade_days
+     WHERE instrument_name = p_instrument AND day >= (lo AT TIME ZONE 'UTC')::date AND day < (hi AT TIME ZONE 'UTC')::date;
+    INSERT INTO deribit_ts.trade_days
+    SELECT t.instrument_name, (t.ts AT TIME ZONE 'UTC')::date,
+           count(*), sum(t.amount),
+           sum(t.amount) FILTER (WHERE t.iv IS NOT NULL), sum(t.iv * t.amount) FILTER (WHERE t.iv IS NOT NULL),
+           min(t.iv), max(t.iv),
+           sum(t.amount) FILTER (WHERE t.index_price > 0 AND i.strike > 0),
+           sum(ln(i.strike / t.index_price) * t.amount) FILTER (WHERE t.index_price > 0 AND i.strike > 0),
+           coalesce(sum(t.amount) FILTER (WHERE t.block_trade_id IS NOT NULL), 0)
+      FROM deribit.trades t
+      LEFT JOIN deribit.instruments i ON i.instrument_name = t.instrument_name
+     WHERE t.instrument_name = p_instrument AND t.ts >= lo AND t.ts < hi
+     GROUP BY 1, 2;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END;
+$$;
+
+-- One row per option trade, with what its instrument says (currency, expiry, strike, type) and what follows from
+-- the trade: time to expiry, log-moneyness against the index at the trade, Black-76 delta at the trade's IV.
+CREATE OR REPLACE VIEW deribit.option_trades AS
+SELECT t.instrument_name,
+       t.ts,
+       t.trade_id,
+       t.trade_seq,
+       t.price,
+       t.amount,
+       t.direction,
+       t.iv,
+       t.mark_price,
+       t.index_price,
+       t.block_trade_id,
+       t.liquidation,
+       i.base_currency                                                        AS currency,
+       i.expiry,
+       i.strike,
+       i.option_type,
+       extract(epoch FROM i.expiry - t.ts)::double precision / 86400          AS days_to_expiry,
+       CASE WHEN t.index_price > 0 AND i.strike > 0 THEN ln(i.strike / t.index_price) END AS log_moneyness,
+       g.delta,
+       t.amount * t.index_price                                               AS usd_notional
+  FROM deribit.trades t
+  JOIN deribit.instruments i ON i.instrument_name = t.instrument_name AND i.kind = 'option'
+  LEFT JOIN LATERAL (
+      SELECT b.delta FROM deribit.black76_greeks(i.option_type, t.index_price, i.strike,
+                                                 extract(epoch FROM i.expiry - t.ts)::double precision / (365 * 86400),
+                                                 t.iv) b
+       WHERE t.iv > 0 AND t.index_price > 0 AND i.strike > 0 AND i.expiry > t.ts) g ON true;
+
+-- The daily smile from trades: one row per option and UTC day it traded, as far back as the tape goes.
+CREATE OR REPLACE VIEW deribit.trade_smile_1d AS
+SELECT i.base_currency                                   AS currency,
+       d.day,
+       i.expiry,
+       i.strike,
+       i.option_type,
+       d.trades,
+       d.volume,
+       d.iv_amount / nullif(d.iv_volume, 0)              AS vwap_iv,
+       d.min_iv,
+       d.max_iv,
+       d.lm_amount / nullif(d.lm_volume, 0)              AS log_moneyness
+  FROM deribit_ts.trade_days d
+  JOIN deribit.instruments i ON i.instrument_name = d.instrument_name AND i.kind = 'option';
+
+-- Option flow per currency, UTC day and expiry: call and put volume, their ratio, block volume, trades.
+CREATE OR REPLACE VIEW deribit.option_flow_1d AS
+SELECT i.base_currency                                                         AS currency,
+       d.day,
+       i.expiry,
+       coalesce(sum(d.volume) FILTER (WHERE i.option_type = 'call'), 0)        AS call_volume,
+       coalesce(sum(d.volume) FILTER (WHERE i.option_type = 'put'), 0)         AS put_volume,
+       sum(d.volume) FILTER (WHERE i.option_type = 'put')
+           / nullif(sum(d.volume) FILTER (WHERE i.option_type = 'call'), 0)    AS put_call_ratio,
+       sum(d.block_volume)                                                     AS block_volume,
+       sum(d.trades)::bigint                                                   AS trades
+  FROM deribit_ts.trade_days d
+  JOIN deribit.instruments i ON i.instrument_name = d.instrument_name AND i.kind = 'option'
+ GROUP BY i.base_currency, d.day, i.expiry;
+
+-- Liquidation trades of futures and perpetuals (the partial index trades_liquidation_idx finds them).
+CREATE OR REPLACE VIEW deribit.liquidations AS
+SELECT t.instrument_name,
+       t.ts,
+       t.trade_id,
+       t.trade_seq,
+       t.price,
+       t.amount,
+       t.direction,
+       t.liquidation,
+       t.mark_price,
+       t.index_price,
+       i.base_currency                                                            AS currency,
+       i.is_perpetual,
+       CASE WHEN i.instrument_type = 'linear' THEN t.amount * t.price ELSE t.amount END AS usd_notional
+  FROM deribit.trades t
+  JOIN deribit.instruments i ON i.instrument_name = t.instrument_name AND i.kind = 'future'
+ WHERE t.liquidation IS NOT NULL;
