@@ -15,6 +15,9 @@
 --   * annualized figures are simple (not compounded) on a 365-day year.
 -- One section per relation, in the order the migrations and repeatable files create them.
 
+COMMENT ON SCHEMA deribit IS
+    'Deribit market data collected by deribit-ts: query the views (ohlcv_1m, funding_rates, index_prices, option_snapshots, ...). Conventions: times are timestamptz instants (deribit-ts prints UTC), a candle or bucket keyed by the instant it opens, expiries and deliveries at 08:00 UTC; prices in the instrument''s quote currency (USD for inverse futures and perpetuals, the coin for inverse options, USDC for linear instruments), strikes, forwards, index and delivery prices in USD; volume in the base currency, cost in the quote currency; implied volatilities and every _pct column in percent (61.27 = 61.27 %), fractions named as such; annualized figures simple on a 365-day year.';
+
 -- ---------------------------------------------------------------------------------------------------------------
 -- Tables (migrations)
 -- ---------------------------------------------------------------------------------------------------------------

@@ -18,6 +18,10 @@ SELECT format('column %I.%I.%I', n.nspname, c.relname, a.attname)
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
  WHERE n.nspname = 'deribit' AND c.relkind IN ('r', 'v', 'm', 'p', 'f')
    AND coalesce(btrim(col_description(c.oid, a.attnum)), '') = ''
+UNION ALL
+SELECT format('function %s', p.oid::regprocedure)
+  FROM pg_proc p
+ WHERE p.pronamespace = 'deribit'::regnamespace AND coalesce(btrim(obj_description(p.oid, 'pg_proc')), '') = ''
 ORDER BY 1
 """
 
