@@ -188,6 +188,41 @@ BEGIN
 END;
 $$;
 
+-- The candle_trades_mismatch rule: a stored candle that is not the aggregate of its minute's stored trades (open the
+-- first price, high the highest, low the lowest, close the last, volume and cost the sums in the candle's units:
+-- options and linear instruments count amount in the coin, inverse ones in USD), judged only where both are
+-- complete for that minute: the trades' and the candles' coverage both hold the whole minute, settled. Prices must
+-- be equal; volume and cost agree to the exchange's 8 decimals.
+CREATE OR REPLACE VIEW deribit_ts.candle_trades_mismatch AS
+SELECT i.instrument_name, c.ts,
+       format('candle open %s high %s low %s close %s volume %s cost %s; its %s trades: %s %s %s %s %s %s',
+              c.open, c.high, c.low, c.close, c.volume, c.cost, coalesce(a.trades, 0), a.open, a.high, a.low,
+              a.close, round(a.volume::numeric, 8), round(a.cost::numeric, 8)) AS detail
+FROM deribit.candles_1m c
+JOIN deribit.instruments i ON i.id = c.instrument_id
+LEFT JOIN LATERAL (
+    SELECT count(*) AS trades,
+           (array_agg(t.price ORDER BY t.ts, t.trade_seq))[1] AS open,
+           max(t.price) AS high, min(t.price) AS low,
+           (array_agg(t.price ORDER BY t.ts DESC, t.trade_seq DESC))[1] AS close,
+           sum(CASE WHEN i.kind = 'option' OR i.instrument_type = 'linear' THEN t.amount ELSE t.amount / t.price END)
+               AS volume,
+           sum(CASE WHEN i.kind = 'option' OR i.instrument_type = 'linear' THEN t.amount * t.price ELSE t.amount END)
+               AS cost
+      FROM deribit.trades t
+     WHERE t.instrument_name = i.instrument_name AND t.ts >= c.ts AND t.ts < c.ts + interval '1 minute'
+) a ON true
+WHERE EXISTS (SELECT 1 FROM deribit_ts.coverage v
+               WHERE v.dataset = 'trades' AND v.key = i.instrument_name
+                 AND v.fetched @> tstzrange(c.ts, c.ts + interval '1 minute') AND v.final_until >= c.ts + interval '1 minute')
+  AND EXISTS (SELECT 1 FROM deribit_ts.coverage v
+               WHERE v.dataset = 'candles' AND v.key = i.instrument_name
+                 AND v.fetched @> tstzrange(c.ts, c.ts + interval '1 minute') AND v.final_until >= c.ts + interval '1 minute')
+  AND (CASE WHEN a.trades = 0 THEN c.volume <> 0 OR c.cost <> 0
+            ELSE c.open <> a.open OR c.high <> a.high OR c.low <> a.low OR c.close <> a.close
+                 OR abs(c.volume - a.volume) > 1e-8 + 1e-9 * abs(c.volume)
+                 OR abs(c.cost - a.cost) > 1e-8 + 1e-9 * abs(c.cost) END);
+
 CREATE OR REPLACE VIEW deribit.sanity_violations AS
 SELECT 'candles'::text AS dataset, i.instrument_name, c.ts, v.rule, v.detail
 FROM deribit.candles_1m c
@@ -237,4 +272,7 @@ WHERE c.high < greatest(c.open, c.close) OR c.low > least(c.open, c.close) OR c.
    OR c.ts < date_trunc('minute', i.creation_ts) OR c.ts >= i.expiry
    OR c.ts <> date_trunc('minute', c.ts)
    OR greatest(c.high - greatest(c.open, c.close), least(c.open, c.close) - c.low, abs(c.close - c.open))
-      > greatest(0.005 * abs(c.close), 2 * coalesce(i.tick_size, 0));
+      > greatest(0.005 * abs(c.close), 2 * coalesce(i.tick_size, 0))
+UNION ALL
+SELECT 'candles'::text, m.instrument_name, m.ts, 'candle_trades_mismatch'::text, m.detail
+FROM deribit_ts.candle_trades_mismatch m;

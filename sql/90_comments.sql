@@ -330,11 +330,11 @@ COMMENT ON COLUMN deribit.gap_report.missing_minutes IS 'Length of the gap in mi
 COMMENT ON COLUMN deribit.gap_report.cause IS 'not_fetched: never fetched; exchange_empty: fetched, and the exchange had no row there';
 
 COMMENT ON VIEW deribit.sanity_violations IS
-    'Candles that break a sanity rule, one row per candle and rule (rule names are stable): OHLC order, non-positive prices, negative or one-sided volume/cost, outside the instrument''s listing-to-expiry life, off the minute grid, and spikes (a wick, or a close the next minute gives back, beyond 10 times the mean range of the previous 60 traded minutes). Filter on instrument_name and ts to read only those rows';
+    'Candles that break a sanity rule, one row per candle and rule (rule names are stable): OHLC order, non-positive prices, negative or one-sided volume/cost, outside the instrument''s listing-to-expiry life, off the minute grid, spikes (a wick, or a close the next minute gives back, beyond 10 times the mean range of the previous 60 traded minutes), and candle_trades_mismatch (a candle that is not the aggregate of its minute''s stored trades, judged only where the candles and the trades of that minute were both fetched and settled). Filter on instrument_name and ts to read only those rows';
 COMMENT ON COLUMN deribit.sanity_violations.dataset IS 'The dataset of the row: candles';
 COMMENT ON COLUMN deribit.sanity_violations.instrument_name IS 'The instrument of the candle';
 COMMENT ON COLUMN deribit.sanity_violations.ts IS 'The minute the candle opens';
-COMMENT ON COLUMN deribit.sanity_violations.rule IS 'The rule broken: high_below_open_close, low_above_open_close, high_below_low, non_positive_price, negative_volume_or_cost, volume_without_cost, cost_without_volume, outside_instrument_life, off_minute_grid or spike';
+COMMENT ON COLUMN deribit.sanity_violations.rule IS 'The rule broken: high_below_open_close, low_above_open_close, high_below_low, non_positive_price, negative_volume_or_cost, volume_without_cost, cost_without_volume, outside_instrument_life, off_minute_grid, spike or candle_trades_mismatch';
 COMMENT ON COLUMN deribit.sanity_violations.detail IS 'The values that break it, in words (prices in the instrument''s quote currency)';
 
 -- ---------------------------------------------------------------------------------------------------------------

@@ -97,3 +97,27 @@ def test_option_trades_and_liquidations(planted: str) -> None:
     assert first[7] == 60000.0
     assert count == 4
     assert liquidations == [("BTC-PERPETUAL", "5", "T", True, 100.0)]
+
+
+def test_candle_trades_mismatch_finds_exactly_the_planted_candle(planted: str) -> None:
+    """Three candles of CALL: 10:00 agrees with its trade, 11:00 has a wrong high, 12:00 has volume but no trade;
+    only minutes the trades and candles coverage both hold (10:00-11:59) are judged."""
+    with psycopg.connect(planted) as conn:
+        iid = conn.execute("SELECT id FROM deribit.instruments WHERE instrument_name = %s", (CALL,)).fetchone()[0]
+        conn.execute(
+            """INSERT INTO deribit.candles_1m (instrument_id, ts, open, high, low, close, volume, cost)
+               VALUES (%s, %s, 0.05, 0.05, 0.05, 0.05, 1, 0.05), (%s, %s, 0.06, 0.07, 0.06, 0.06, 3, 0.18),
+                      (%s, %s, 0.06, 0.06, 0.06, 0.06, 1, 0.06)""",
+            (iid, at(10), iid, at(11), iid, at(12, 30)),
+        )
+        for dataset in ("trades", "candles"):
+            conn.execute(
+                """INSERT INTO deribit_ts.coverage (dataset, key, fetched, rows, final_until)
+                   VALUES (%s, %s, tstzrange(%s, %s), 0, %s)""",
+                (dataset, CALL, at(9), at(12), at(12)),
+            )
+        rows = conn.execute(
+            """SELECT instrument_name, ts, rule FROM deribit.sanity_violations
+                WHERE rule = 'candle_trades_mismatch'"""
+        ).fetchall()
+    assert rows == [(CALL, at(11), "candle_trades_mismatch")]
