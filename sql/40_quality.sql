@@ -112,6 +112,23 @@ BEGIN
 END;
 $$;
 
+-- Holes in an instrument's trade_seq inside what was fetched: Deribit numbers each instrument's trades without
+-- gaps, so two stored trades whose numbers are not consecutive, both inside one settled stretch of the trades'
+-- coverage, have lost the trades between them. [gap_start, gap_end] are the times of the trades either side.
+CREATE OR REPLACE VIEW deribit_ts.trade_seq_holes AS
+SELECT s.instrument_name, s.prev_ts AS gap_start, s.ts AS gap_end, s.trade_seq - s.prev_seq - 1 AS missing_trades
+FROM (SELECT t.instrument_name, t.ts, t.trade_seq,
+             lag(t.trade_seq) OVER w AS prev_seq, lag(t.ts) OVER w AS prev_ts
+        FROM deribit.trades t
+      WINDOW w AS (PARTITION BY t.instrument_name ORDER BY t.trade_seq)) s
+WHERE s.trade_seq > s.prev_seq + 1
+  AND EXISTS (SELECT 1
+                FROM (SELECT range_agg(tstzrange(lower(v.fetched), least(upper(v.fetched), v.final_until))) AS settled
+                        FROM deribit_ts.coverage v
+                       WHERE v.dataset = 'trades' AND v.key = s.instrument_name
+                         AND least(upper(v.fetched), v.final_until) > lower(v.fetched)) c
+               WHERE c.settled @> tstzrange(s.prev_ts, s.ts, '[]'));
+
 CREATE OR REPLACE VIEW deribit.gap_report AS
 SELECT t.dataset,
        t.key                                                           AS instrument_name,
@@ -122,7 +139,11 @@ SELECT t.dataset,
 FROM deribit_ts.targets t
 JOIN deribit.instruments i ON i.instrument_name = t.key
 CROSS JOIN LATERAL deribit_ts.gaps_of(t.dataset, t.key, i.id, t.wanted) g
-WHERE t.dataset IN ('candles', 'funding');
+WHERE t.dataset IN ('candles', 'funding')
+UNION ALL
+SELECT 'trades'::text, h.instrument_name, h.gap_start, h.gap_end,
+       (extract(epoch FROM h.gap_end - h.gap_start) / 60)::bigint, 'trade_seq_hole'::text
+FROM deribit_ts.trade_seq_holes h;
 
 -- ---------------------------------------------------------------------------------------------------------------
 -- Sanity rules

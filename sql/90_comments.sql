@@ -321,13 +321,13 @@ COMMENT ON COLUMN deribit.ohlcv_1d.candles IS 'Number of one-minute rows in the 
 -- ---------------------------------------------------------------------------------------------------------------
 
 COMMENT ON VIEW deribit.gap_report IS
-    'Every maximal run of missing rows inside what was asked for, [gap_start, gap_end): one row per gap of candles or funding; cause not_fetched (never fetched) or exchange_empty (fetched, the exchange had no row). Filler candles are rows, not gaps. Filter on instrument_name to read one instrument only';
-COMMENT ON COLUMN deribit.gap_report.dataset IS 'candles or funding';
+    'Every maximal run of missing rows inside what was asked for, [gap_start, gap_end): one row per gap of candles or funding; cause not_fetched (never fetched) or exchange_empty (fetched, the exchange had no row). Filler candles are rows, not gaps. Trades: one row per hole in an instrument''s trade_seq inside what was fetched (cause trade_seq_hole), between the trades either side. Filter on instrument_name to read one instrument only';
+COMMENT ON COLUMN deribit.gap_report.dataset IS 'candles, funding or trades';
 COMMENT ON COLUMN deribit.gap_report.instrument_name IS 'The instrument with the gap';
-COMMENT ON COLUMN deribit.gap_report.gap_start IS 'The first missing minute (candles) or hour (funding), inclusive';
-COMMENT ON COLUMN deribit.gap_report.gap_end IS 'The end of the gap, exclusive: the next stored row, or the end of what was asked for';
+COMMENT ON COLUMN deribit.gap_report.gap_start IS 'The first missing minute (candles) or hour (funding), inclusive; trades: the time of the stored trade before the hole';
+COMMENT ON COLUMN deribit.gap_report.gap_end IS 'The end of the gap, exclusive: the next stored row, or the end of what was asked for; trades: the time of the stored trade after the hole';
 COMMENT ON COLUMN deribit.gap_report.missing_minutes IS 'Length of the gap in minutes (for funding too: an hour is 60)';
-COMMENT ON COLUMN deribit.gap_report.cause IS 'not_fetched: never fetched; exchange_empty: fetched, and the exchange had no row there';
+COMMENT ON COLUMN deribit.gap_report.cause IS 'not_fetched: never fetched; exchange_empty: fetched, and the exchange had no row there; trade_seq_hole: trade numbers missing between two stored trades of a fetched range';
 
 COMMENT ON VIEW deribit.sanity_violations IS
     'Candles that break a sanity rule, one row per candle and rule (rule names are stable): OHLC order, non-positive prices, negative or one-sided volume/cost, outside the instrument''s listing-to-expiry life, off the minute grid, spikes (a wick, or a close the next minute gives back, beyond 10 times the mean range of the previous 60 traded minutes), and candle_trades_mismatch (a candle that is not the aggregate of its minute''s stored trades, judged only where the candles and the trades of that minute were both fetched and settled). Filter on instrument_name and ts to read only those rows';

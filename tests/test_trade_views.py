@@ -121,3 +121,24 @@ def test_candle_trades_mismatch_finds_exactly_the_planted_candle(planted: str) -
                 WHERE rule = 'candle_trades_mismatch'"""
         ).fetchall()
     assert rows == [(CALL, at(11), "candle_trades_mismatch")]
+
+
+def test_trade_seq_hole_in_gap_report(planted: str) -> None:
+    """PUT's trade_seq 1 then 4 inside a fetched, settled range: one hole of two trades; CALL's 1, 2, 3 none."""
+    with psycopg.connect(planted) as conn:
+        conn.execute(
+            """INSERT INTO deribit.trades (instrument_name, ts, trade_id, trade_seq, price, amount, direction)
+               VALUES (%s, %s, '7', 4, 0.03, 1, 'buy')""",
+            (PUT, at(15)),
+        )
+        for name in (CALL, PUT):
+            conn.execute(
+                """INSERT INTO deribit_ts.coverage (dataset, key, fetched, rows, final_until)
+                   VALUES ('trades', %s, tstzrange(%s, %s), 0, %s)""",
+                (name, at(12), at(20), at(20)),
+            )
+        rows = conn.execute(
+            """SELECT dataset, instrument_name, gap_start, gap_end, cause FROM deribit.gap_report
+                WHERE dataset = 'trades'"""
+        ).fetchall()
+    assert rows == [("trades", PUT, at(12), at(15), "trade_seq_hole")]
