@@ -254,3 +254,48 @@ def test_repeatable_sql_never_drops_with_cascade():
         if "CASCADE" in line.upper() and "DROP" in line.upper() and not line.lstrip().startswith("--")
     ]
     assert offenders == []
+
+
+def test_a_migration_that_would_drop_a_users_view_with_cascade_is_refused_and_rolled_back(fresh_db, role, tmp_path):
+    """Released migrations drop with CASCADE where a server changes edition; whatever the file, a user's view never
+    goes silently: the file is refused, rolled back, and its objects named."""
+    apply_all(fresh_db)
+    load_market(fresh_db)
+    build_user_objects(fresh_db, role)
+    before = user_state(fresh_db, role)
+    migrations = tmp_path / "migrations"
+    shutil.copytree(migrations_dir(), migrations)
+    (migrations / "0900_recreate.sql").write_text(
+        "CREATE TABLE deribit_ts.marker (x int);\nDROP VIEW deribit.basis_1m CASCADE;\n"
+    )
+    with pytest.raises(UserError) as refused:
+        apply_all(fresh_db, migrations=load_migrations(migrations))
+    message = str(refused.value)
+    assert "0900_recreate.sql would drop objects of yours" in message and "it was not applied" in message
+    assert "view research.basis" in message and "view research.hourly_basis" in message
+    assert "research.closes" not in message  # not built on basis_1m
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT to_regclass('deribit_ts.marker')").fetchone() == (None,)
+        assert conn.execute("SELECT count(*) FROM deribit_ts.schema_migrations WHERE version = 900").fetchone() == (0,)
+    assert user_state(fresh_db, role) == before
+
+
+def test_grants_on_a_relation_a_migration_recreates_are_restored(fresh_db, role, tmp_path):
+    apply_all(fresh_db)
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute(sql.SQL("GRANT SELECT ON deribit.funding_apr TO {}").format(sql.Identifier(role)))
+        conn.execute("GRANT SELECT ON deribit.iv_skew TO PUBLIC")
+        oid = conn.execute("SELECT 'deribit.funding_apr'::regclass::oid").fetchone()[0]
+    migrations = tmp_path / "migrations"
+    shutil.copytree(migrations_dir(), migrations)
+    # Nothing of the user's is built on them, so the drop goes through; the repeatable files re-create both.
+    (migrations / "0900_recreate.sql").write_text("DROP VIEW deribit.funding_apr;\nDROP VIEW deribit.iv_skew;\n")
+    apply_all(fresh_db, migrations=load_migrations(migrations))
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT 'deribit.funding_apr'::regclass::oid").fetchone()[0] != oid  # re-created
+        assert conn.execute("SELECT has_table_privilege(%s, 'deribit.funding_apr', 'SELECT')", (role,)).fetchone()[0]
+        public = conn.execute(
+            """SELECT count(*) FROM pg_class c, aclexplode(c.relacl) a
+                WHERE c.oid = 'deribit.iv_skew'::regclass AND a.grantee = 0 AND a.privilege_type = 'SELECT'"""
+        ).fetchone()[0]
+        assert public == 1

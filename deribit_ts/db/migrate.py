@@ -28,11 +28,13 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from deribit_ts.db.connect import ServerInfo, connect, server_info
 from deribit_ts.errors import UserError
@@ -262,13 +264,86 @@ def _refusal(f: SqlFile, exc: psycopg.errors.DependentObjectsStillExist) -> str:
     PostgreSQL lists the dependents in the error's detail, one per line; its hint (CASCADE) is never the answer."""
     what = " ".join((exc.diag.message_primary or str(exc)).split())
     dependents = [" ".join(line.split()) for line in (exc.diag.message_detail or "").splitlines() if line.strip()]
-    shown = "; ".join(dependents[:10]) + (f"; and {len(dependents) - 10} more" if len(dependents) > 10 else "")
+    return _refused(f, f"has to drop an object others depend on ({what}: {_listed(dependents)})")
+
+
+def _listed(names: list[str], shown: int = 10) -> str:
+    return "; ".join(names[:shown]) + (f"; and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def _refused(f: SqlFile, why: str) -> str:
     left = "it was not applied" if f.version is not None else "no view or function was replaced"
     return (
-        f"upgrade refused: {f.name} has to drop an object others depend on ({what}: {shown}), so {left}. "
-        "Save the definitions of your objects named there and drop them, run `deribit-ts db migrate` again, "
-        "then re-create them"
+        f"upgrade refused: {f.name} {why}, so {left}. Save the definitions of your objects named there and drop "
+        "them, run `deribit-ts db migrate` again, then re-create them"
     )
+
+
+# Users' views and materialized views built on deribit-ts' relations or functions, at any depth (a view on a view
+# on deribit.ohlcv_1m counts). A file that would drop one (a released migration's DROP ... CASCADE, say) is
+# refused and rolled back.
+_USER_OBJECTS = r"""
+WITH RECURSIVE ours AS (
+    SELECT c.oid, 'pg_class'::regclass AS catalog FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname IN ('deribit', 'deribit_ts')
+    UNION ALL
+    SELECT p.oid, 'pg_proc'::regclass FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE n.nspname IN ('deribit', 'deribit_ts')
+), built_on (oid) AS (
+    SELECT r.ev_class FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+      JOIN ours o ON o.oid = d.refobjid AND o.catalog = d.refclassid
+     WHERE d.classid = 'pg_rewrite'::regclass
+    UNION
+    SELECT r.ev_class FROM built_on b
+      JOIN pg_depend d ON d.refobjid = b.oid AND d.refclassid = 'pg_class'::regclass
+                      AND d.classid = 'pg_rewrite'::regclass
+      JOIN pg_rewrite r ON r.oid = d.objid
+)
+SELECT format('%s %I.%I', CASE c.relkind WHEN 'm' THEN 'materialized view' ELSE 'view' END, n.nspname, c.relname)
+  FROM built_on b JOIN pg_class c ON c.oid = b.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname NOT IN ('deribit', 'deribit_ts', 'pg_catalog', 'information_schema')
+   AND n.nspname NOT LIKE '\_timescaledb%' AND n.nspname NOT LIKE 'timescaledb\_%'
+"""
+
+
+@contextmanager
+def _users_objects_kept(conn: psycopg.Connection, f: SqlFile) -> Iterator[None]:
+    """Inside a file's transaction: refuse (and so roll back) the file when it dropped a user's object."""
+    before = {name for (name,) in conn.execute(_USER_OBJECTS)}
+    yield
+    lost = sorted(before - {name for (name,) in conn.execute(_USER_OBJECTS)})
+    if lost:
+        raise UserError(_refused(f, f"would drop objects of yours built on deribit-ts' ({_listed(lost)})"))
+
+
+# Privileges granted on deribit's relations, with the relation's oid: a relation a migration drops and creates
+# again (a released one re-creates the rollups when a server gains the Community license) gets them back.
+_GRANTS = """
+SELECT c.oid, c.relname, r.rolname, a.privilege_type, a.is_grantable
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ CROSS JOIN LATERAL aclexplode(c.relacl) a
+  LEFT JOIN pg_roles r ON r.oid = a.grantee
+ WHERE n.nspname = 'deribit' AND a.grantee <> c.relowner
+"""
+
+
+def _restore_grants(conn: psycopg.Connection, before: list[tuple]) -> int:
+    """Grant again what a re-created relation of schema deribit lost; returns the privileges restored."""
+    now = {(name, grantee, privilege) for _, name, grantee, privilege, _ in conn.execute(_GRANTS)}
+    oids = dict(conn.execute("SELECT relname, oid FROM pg_class WHERE relnamespace = 'deribit'::regnamespace"))
+    restored = 0
+    for oid, name, grantee, privilege, grantable in before:
+        if name in oids and oids[name] != oid and (name, grantee, privilege) not in now:
+            conn.execute(
+                sql.SQL("GRANT {} ON {} TO {}{}").format(
+                    sql.SQL(privilege),  # a keyword from aclexplode: SELECT, INSERT, ...
+                    sql.Identifier("deribit", name),
+                    sql.Identifier(grantee) if grantee is not None else sql.SQL("PUBLIC"),  # NULL role: PUBLIC
+                    sql.SQL(" WITH GRANT OPTION" if grantable else ""),
+                )
+            )
+            restored += 1
+    return restored
 
 
 def _record(conn: psycopg.Connection, step: Step, edition: str, seconds: float) -> None:
@@ -302,7 +377,7 @@ def _execute_step(conn: psycopg.Connection, step: Step, edition: str) -> None:
         with conn.transaction():
             _record(conn, step, edition, 0.0)
     elif step.file.transactional:
-        with conn.transaction():
+        with conn.transaction(), _users_objects_kept(conn, step.file):
             _run_statements(conn, step.file)
             _record(conn, step, edition, time.monotonic() - started)
     else:
@@ -331,7 +406,8 @@ def _apply_repeatables(
         for step in steps:
             _announce(step, progress)
             started = time.monotonic()
-            _run_statements(conn, step.file)
+            with _users_objects_kept(conn, step.file):
+                _run_statements(conn, step.file)
             _record(conn, step, edition, time.monotonic() - started)
 
 
@@ -366,11 +442,16 @@ def apply_all(
             # Planned under the lock: a concurrent run that held it has already applied its steps.
             edition = edition_of(server_info(conn))
             steps = plan(conn, edition, migrations, repeatables)
+            grants = conn.execute(_GRANTS).fetchall() if steps else []
             for step in steps:
                 if step.action != "reapply":
                     _announce(step, progress)
                     _execute_step(conn, step, edition)
             _apply_repeatables(conn, [s for s in steps if s.action == "reapply"], edition, progress)
+            if grants:
+                with conn.transaction():
+                    if restored := _restore_grants(conn, grants):
+                        log.info("restored %d privilege(s) on re-created relations of schema deribit", restored)
             return steps
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))

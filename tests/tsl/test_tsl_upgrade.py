@@ -140,11 +140,9 @@ def test_apply_all_on_the_community_server_applies_what_was_skipped(apache_datab
     dsn, run_id = apache_database
     steps = apply_all(dsn)
     applied = {s.file.name: s.reason for s in steps if s.action == "apply"}
-    assert applied == {
-        "0006_rollups_continuous.sql": "previously skipped for the edition",
-        "0007_columnstore.sql": "previously skipped for the edition",
-        "0010_rollups_continuous_fine.sql": "previously skipped for the edition",
-    }
+    community_only = {f.name for f in load_migrations() if f.edition == "timescale"}
+    assert {"0006_rollups_continuous.sql", "0007_columnstore.sql", "0010_rollups_continuous_fine.sql"} <= community_only
+    assert applied == dict.fromkeys(community_only, "previously skipped for the edition")
     assert {s.file.name for s in steps if s.action == "reapply"} == {f.name for f in load_repeatables()}
     with tsl_connect() as conn:
         status = ledger(conn)
