@@ -35,6 +35,8 @@ RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     created integer;
+    bound timestamptz;
+    straddling deribit_ts.tasks;
 BEGIN
     IF isempty(p_want) THEN
         RETURN 0;
@@ -46,17 +48,42 @@ BEGIN
     VALUES (p_dataset, p_key, tstzmultirange(p_want))
     ON CONFLICT (dataset, key) DO UPDATE SET wanted = t.wanted + EXCLUDED.wanted, updated_at = now();
 
+    -- The collector's tasks (negative priorities) and the backfill's (positive) are two plans over the same keys:
+    -- each planner retries and re-prioritizes only its own side's tasks.
     UPDATE deribit_ts.tasks
        SET state = 'pending', attempts = 0, last_error = NULL, updated_at = now()
-     WHERE dataset = p_dataset AND key = p_key AND state = 'failed'
+     WHERE dataset = p_dataset AND key = p_key AND state = 'failed' AND sign(priority) = sign(p_priority)
        AND tstzrange(range_start, range_end) && p_want;
 
     -- Urgency changes with time (an option moves to a more urgent tier as it nears expiry): the newest plan's
     -- priority holds for every task of the key still waiting.
     UPDATE deribit_ts.tasks
        SET priority = p_priority, due = p_due, updated_at = now()
-     WHERE dataset = p_dataset AND key = p_key AND state = 'pending'
+     WHERE dataset = p_dataset AND key = p_key AND state = 'pending' AND sign(priority) = sign(p_priority)
        AND (priority, due) IS DISTINCT FROM (p_priority, p_due);
+
+    -- A waiting task that straddles an end of the want is cut there, so that a bounded command works exactly the
+    -- tasks inside what it asked for (claim_task's p_within) and leaves the rest of an earlier plan waiting.
+    FOREACH bound IN ARRAY ARRAY[lower(p_want), upper(p_want)] LOOP
+        CONTINUE WHEN bound IS NULL;
+        FOR straddling IN SELECT * FROM deribit_ts.tasks
+                           WHERE dataset = p_dataset AND key = p_key AND state = 'pending'
+                             AND coalesce(cursor, range_start) < bound AND bound < range_end
+                           FOR UPDATE
+        LOOP
+            BEGIN
+                UPDATE deribit_ts.tasks SET range_end = bound, updated_at = now()
+                 WHERE task_id = straddling.task_id;
+                INSERT INTO deribit_ts.tasks (dataset, key, range_start, range_end, priority, due)
+                VALUES (p_dataset, p_key, bound, straddling.range_end, straddling.priority, straddling.due)
+                ON CONFLICT (dataset, key, range_start, range_end) DO UPDATE
+                    SET state = 'pending', cursor = NULL, attempts = 0, updated_at = now()
+                    WHERE deribit_ts.tasks.state IN ('done', 'failed');
+            EXCEPTION WHEN unique_violation THEN
+                NULL;  -- an old task holds the first piece's bounds: the task stays whole (worked by whoever claims it)
+            END;
+        END LOOP;
+    END LOOP;
 
     WITH fetched AS (
         SELECT coalesce(range_agg(tstzrange(lower(fetched),
@@ -86,14 +113,39 @@ BEGIN
 END;
 $$;
 
+-- Whether what is left of a task (from its cursor) lies inside `p_within` (a command's bounds for its dataset).
+CREATE OR REPLACE FUNCTION deribit_ts.task_within(
+    p_cursor timestamptz, p_start timestamptz, p_end timestamptz, p_within tstzrange, p_anywhere boolean)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT p_anywhere OR coalesce(tstzrange(coalesce(p_cursor, p_start), p_end) <@ p_within, false);
+$$;
+
+-- Unfinished tasks a claim with the same arguments could take (now, or once their lease ends).
+CREATE OR REPLACE FUNCTION deribit_ts.open_tasks(
+    p_datasets text[], p_keys text[], p_min_priority integer, p_max_priority integer, p_within tstzrange[] DEFAULT NULL)
+RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT count(*) FROM deribit_ts.tasks
+     WHERE state IN ('pending', 'running')
+       AND priority BETWEEN p_min_priority AND p_max_priority
+       AND dataset = ANY (p_datasets)
+       AND (p_keys IS NULL OR key = ANY (p_keys))
+       AND deribit_ts.task_within(cursor, range_start, range_end, p_within[array_position(p_datasets, dataset)],
+                                  p_within IS NULL);
+$$;
+
 -- Claim the next task for `p_owner`: a pending one, or a running one whose lease expired (its worker
--- died), among the tasks of priority p_min_priority..p_max_priority (inclusive). Backfill runs claim priorities
+-- died), among the tasks of priority p_min_priority..p_max_priority (inclusive) and, with p_within (one range per
+-- dataset, in the order of p_datasets), among those left inside the range of their dataset. Backfill runs claim priorities
 -- >= 1, the collector its own negative ones (deribit_ts/ingest/tasks.py), so neither ever takes the other's work.
 -- SKIP LOCKED lets any number of workers, in any number of processes, claim concurrently. Order: priority
 -- (urgency tier), then the soonest expiry, then a key's newest range first: the order of tasks_claim_idx.
 DROP FUNCTION IF EXISTS deribit_ts.claim_task(text, interval, text[], text[]);
+DROP FUNCTION IF EXISTS deribit_ts.claim_task(text, interval, text[], text[], integer, integer);
 CREATE OR REPLACE FUNCTION deribit_ts.claim_task(
-    p_owner text, p_lease interval, p_datasets text[], p_keys text[], p_min_priority integer, p_max_priority integer)
+    p_owner text, p_lease interval, p_datasets text[], p_keys text[], p_min_priority integer, p_max_priority integer,
+    p_within tstzrange[] DEFAULT NULL)
 RETURNS SETOF deribit_ts.tasks
 LANGUAGE sql AS $$
     UPDATE deribit_ts.tasks t
@@ -105,6 +157,8 @@ LANGUAGE sql AS $$
                AND priority BETWEEN p_min_priority AND p_max_priority
                AND dataset = ANY (p_datasets)
                AND (p_keys IS NULL OR key = ANY (p_keys))
+               AND deribit_ts.task_within(cursor, range_start, range_end, p_within[array_position(p_datasets, dataset)],
+                                          p_within IS NULL)
              ORDER BY priority, due, range_start DESC, task_id
              LIMIT 1
              FOR UPDATE SKIP LOCKED)
@@ -153,6 +207,9 @@ DECLARE
     old deribit_ts.coverage;
     pieces tstzrange[];
 BEGIN
+    -- Serialized per (dataset, key) until the caller's transaction ends: two writers of one key would each miss
+    -- the other's uncommitted record and leave overlapping ones (rows then counted twice).
+    PERFORM pg_advisory_xact_lock(hashtext('deribit_ts.coverage'), hashtext(p_dataset || '/' || p_key));
     FOR old IN SELECT * FROM deribit_ts.coverage
                 WHERE dataset = p_dataset AND key = p_key AND lower(fetched) < upper(p_fetched)
                   AND fetched && p_fetched
@@ -340,19 +397,27 @@ LANGUAGE sql AS $$
     SELECT count(*)::int FROM released;
 $$;
 
--- Per run and dataset: what a run did (for `deribit-ts runs` and the backfill summary).
+-- Per run and dataset: what a run did (for `deribit-ts runs` and the backfill summary): the details of its tasks
+-- still kept, plus the totals of those deleted once done and old (deribit_ts.compact_bookkeeping).
 CREATE OR REPLACE VIEW deribit_ts.run_datasets AS
-SELECT r.run_id,
-       t.dataset,
-       count(*)                                  AS tasks,
-       count(*) FILTER (WHERE r.error IS NOT NULL) AS failed_tasks,
-       sum(r.rows_fetched)::bigint               AS rows_fetched,
-       sum(r.inserted)::bigint                   AS inserted,
-       sum(r.revised)::bigint                    AS revised,
-       sum(r.requests)::bigint                   AS requests,
-       sum(r.retries)::bigint                    AS retries,
-       sum(r.errors)::bigint                     AS errors,
-       sum(r.duration)                           AS task_time
-FROM deribit_ts.run_tasks r
-JOIN deribit_ts.tasks t USING (task_id)
-GROUP BY r.run_id, t.dataset;
+SELECT run_id,
+       dataset,
+       sum(tasks)::bigint        AS tasks,
+       sum(failed_tasks)::bigint AS failed_tasks,
+       sum(rows_fetched)::bigint AS rows_fetched,
+       sum(inserted)::bigint     AS inserted,
+       sum(revised)::bigint      AS revised,
+       sum(requests)::bigint     AS requests,
+       sum(retries)::bigint      AS retries,
+       sum(errors)::bigint       AS errors,
+       sum(task_time)            AS task_time
+FROM (
+    SELECT r.run_id, t.dataset, 1 AS tasks, (r.error IS NOT NULL)::int AS failed_tasks, r.rows_fetched, r.inserted,
+           r.revised, r.requests, r.retries, r.errors, r.duration AS task_time
+      FROM deribit_ts.run_tasks r
+      JOIN deribit_ts.tasks t USING (task_id)
+    UNION ALL
+    SELECT run_id, dataset, tasks, failed_tasks, rows_fetched, inserted, revised, requests, retries, errors, task_time
+      FROM deribit_ts.run_dataset_totals
+) d
+GROUP BY run_id, dataset;

@@ -174,6 +174,58 @@ LANGUAGE sql STABLE AS $$
            j.last_ok_exchange,
            CASE WHEN j.last_ok_exchange IS NOT NULL THEN greatest(p_now - j.last_ok_exchange, interval '0') END, NULL
       FROM deribit_ts.collector_jobs j
-     WHERE j.job NOT IN ('candles', 'candles.full', 'funding', 'index', 'dvol', 'delivery', 'options', 'rollups')
+     WHERE j.job NOT IN ('candles', 'candles.full', 'funding', 'index', 'dvol', 'delivery', 'options', 'rollups',
+                         'bookkeeping')
      ORDER BY 1
+$$;
+
+-- Leadership takeover (deribit_ts/collect/leader.py). A standby that finds the lock holder's heartbeat older than
+-- the lease ends the holder's lock session, so the lock is free for the standby's next try.
+CREATE OR REPLACE FUNCTION deribit_ts.collector_end_stale_leader()
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    holder integer;
+    ended integer := 0;
+BEGIN
+    FOR holder IN SELECT l.pid FROM pg_locks l
+                   WHERE l.locktype = 'advisory' AND l.granted AND l.pid <> pg_backend_pid()
+                     AND l.classid = 1685222515::oid AND l.objid = 1::oid AND l.objsubid = 2
+                     AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    LOOP
+        IF pg_terminate_backend(holder) THEN
+            ended := ended + 1;
+        END IF;
+    END LOOP;
+    RETURN ended;
+END;
+$$;
+
+-- Begin a new leadership epoch for p_holder (the caller holds the leader lock). Transactions of the previous epoch
+-- that are still open (a frozen leader's: they hold a share lock on the lease row) would hold the takeover up, so
+-- they are ended first; whatever they had not committed is lost to them, as fencing requires.
+CREATE OR REPLACE FUNCTION deribit_ts.collector_take_lease(p_holder text)
+RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    taken bigint;
+BEGIN
+    PERFORM set_config('lock_timeout', '2s', true);
+    FOR attempt IN 1..5 LOOP
+        PERFORM pg_terminate_backend(l.pid)
+           FROM pg_locks l
+          WHERE l.relation = 'deribit_ts.collector_lease'::regclass AND l.mode = 'RowShareLock' AND l.granted
+            AND l.pid <> pg_backend_pid();
+        BEGIN
+            UPDATE deribit_ts.collector_lease
+               SET epoch = epoch + 1, holder = p_holder, backend_pid = pg_backend_pid(), taken_at = now()
+            RETURNING epoch INTO taken;
+            RETURN taken;
+        EXCEPTION WHEN lock_not_available THEN
+            NULL;  -- a previous epoch's transaction began meanwhile: end it too
+        END;
+    END LOOP;
+    RAISE EXCEPTION 'could not begin a leadership epoch: transactions of the previous one keep the lease locked'
+        USING ERRCODE = 'lock_not_available';
+END;
 $$;

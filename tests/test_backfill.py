@@ -827,3 +827,38 @@ def test_two_processes_on_one_host_share_deribits_limit(new_db):
     assert stored_candles(new_db, "BTC-PERPETUAL") == truth
     with psycopg.connect(new_db) as conn:
         assert conn.execute("SELECT count(DISTINCT pid), sum(throttled) FROM deribit_ts.runs").fetchone() == (2, 0)
+
+
+def test_a_bounded_command_works_only_its_own_range_and_resume_finishes_the_rest(sim, new_db):
+    """An earlier, interrupted plan (BTC-PERPETUAL from January, ETH-PERPETUAL too) is left waiting: a bounded
+    `backfill candles` works only its two days (cutting the earlier tasks that straddle its bounds) and says what
+    it left; `backfill resume` then finishes the earlier plan; the table equals the market."""
+    backfill(new_db, sim.url, "instruments", "--currency", "BTC,ETH")
+    start, end = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 2, 20, tzinfo=UTC)
+    with psycopg.connect(new_db, autocommit=True) as conn:
+        for name in ("BTC-PERPETUAL", "ETH-PERPETUAL"):  # what `backfill all` planned before it was interrupted
+            conn.execute(
+                "SELECT deribit_ts.plan_tasks('candles', %s, tstzrange(%s, %s), interval '25000 minutes', 100000)",
+                (name, start, end),
+            )
+        earlier = conn.execute("SELECT count(*) FROM deribit_ts.tasks WHERE state = 'pending'").fetchone()[0]
+    since, until = datetime(2024, 2, 3, tzinfo=UTC), datetime(2024, 2, 5, tzinfo=UTC)
+    args = ["candles", "--instrument", "BTC-PERPETUAL", "--since", since.isoformat(), "--until", until.isoformat()]
+    summary = backfill(new_db, sim.url, *args)
+    assert summary["status"] == "ok"
+    assert summary["datasets"]["candles"]["rows_fetched"] == 2 * 1440, summary
+    assert stored_candles(new_db, "BTC-PERPETUAL") == true_candles(sim, "BTC-PERPETUAL", since, until)
+    assert stored_candles(new_db, "ETH-PERPETUAL") == []
+    assert summary["left_for_resume"] >= earlier, summary
+    said = run_cli("backfill", *args, "--quiet", "--dsn", new_db, "--api-url", sim.url, env=NO_LIMITER)
+    assert said.returncode == 0, said.stderr
+    assert f"{summary['left_for_resume']:,} pending tasks of earlier runs left for `deribit-ts backfill resume`" in (
+        said.stderr
+    )
+
+    resumed = backfill(new_db, sim.url, "resume")
+    assert resumed["status"] == "ok" and resumed["left_for_resume"] == 0, resumed
+    for name in ("BTC-PERPETUAL", "ETH-PERPETUAL"):
+        assert stored_candles(new_db, name) == true_candles(sim, name, start, end), name
+    with psycopg.connect(new_db) as conn:
+        assert conn.execute("SELECT count(*) FROM deribit_ts.tasks WHERE state <> 'done'").fetchone() == (0,)

@@ -473,3 +473,66 @@ def test_options_that_traded_get_their_candles_within_5_minutes(new_db):
     charts = stats["requests_by_method"].get("get_tradingview_chart_data", 0)
     scans = stats["requests_by_method"].get("get_last_trades_by_currency_and_time", 0)
     assert scans >= 5 and charts < 40 * 22, stats  # far from a chart request per option per minute
+
+
+@pytest.mark.slow
+def test_a_frozen_leader_is_replaced_and_writes_nothing_more(new_db):
+    """SIGSTOP the leader with a standby running: the standby takes over within the lease (10 s here; 30 s by
+    default) and a poll of the frozen leader's last heartbeat, well within 60 s; collection goes on. SIGCONT: the
+    old leader commits nothing more (its epoch is over) and stands by; one leader; every row equals the market."""
+    env = {"DERIBIT_TS_LEADER_LEASE_S": "10"}
+    with run_in_thread(sim_config()) as sim:
+        first = start_collector(new_db, sim.url, env=env)
+        second = None
+        try:
+            wait_for(lambda: collecting(new_db), 30, "the first collector to collect")
+            second = start_collector(new_db, sim.url, env=env)
+            wait_for(lambda: roles(new_db) == {first.pid: "leader", second.pid: "standby"}, 30, "a standby")
+            sim_minutes(sim, 3)
+            first.send_signal(signal.SIGSTOP)
+            wait_for(lambda: (leader(new_db) or (0,))[0] == second.pid, 60, "the standby to take over")
+            with psycopg.connect(new_db) as conn:
+                epoch, taken_at = conn.execute("SELECT epoch, taken_at FROM deribit_ts.collector_lease").fetchone()
+                last_beat, first_run = conn.execute(
+                    "SELECT beat_at, run_id FROM deribit_ts.collector_processes WHERE pid = %s", (first.pid,)
+                ).fetchone()
+            wait_for(lambda: (freshness(new_db, sim)["candles.perpetual"] or 1e9) < MAX_LAG_S, 30, "fresh candles")
+            sim_minutes(sim, 3)
+        finally:
+            first.send_signal(signal.SIGCONT)
+        wait_for(lambda: roles(new_db).get(first.pid) == "standby", 40, "the old leader to stand by")
+        sim_minutes(sim, 3)
+        wait_for(lambda: caught_up(new_db, sim), 30, "every dataset fresh")
+        assert roles(new_db) == {first.pid: "standby", second.pid: "leader"}
+        _, first_err = stop(first)
+        _, second_err = stop(second)
+        check_against_the_market(new_db, sim)
+    assert timedelta(0) < taken_at - last_beat < timedelta(seconds=60), (last_beat, taken_at)
+    assert "Traceback" not in first_err + second_err, first_err + second_err
+    assert "no longer leads" in first_err or "terminating connection" in first_err, first_err
+    with psycopg.connect(new_db) as conn:
+        # fencing: nothing of the old leader's run was committed after the takeover
+        late = conn.execute(
+            "SELECT count(*) FROM deribit_ts.coverage WHERE run_id = %s AND fetched_at >= %s", (first_run, taken_at)
+        ).fetchone()[0]
+        assert conn.execute("SELECT epoch FROM deribit_ts.collector_lease").fetchone()[0] == epoch
+    assert late == 0
+
+
+def test_a_write_of_an_epoch_that_is_over_is_refused(new_db):
+    """Fencing on its own: a connection that carries a leader epoch writes while the epoch is current; once another
+    process takes the lease, the same statement fails with the fencing SQLSTATE and nothing is written."""
+    with psycopg.connect(new_db, autocommit=True) as conn:
+        epoch = conn.execute("SELECT deribit_ts.collector_take_lease('first')").fetchone()[0]
+    fenced_dsn = psycopg.conninfo.make_conninfo(new_db, options=f"-c deribit_ts.leader_epoch={epoch}")
+    mark = "INSERT INTO deribit_ts.watermarks (dataset, key, covered_until) VALUES ('candles', %s, now())"
+    with psycopg.connect(fenced_dsn, autocommit=True) as old:
+        old.execute(mark, ("BEFORE",))
+        with psycopg.connect(new_db, autocommit=True) as conn:
+            assert conn.execute("SELECT deribit_ts.collector_take_lease('second')").fetchone()[0] == epoch + 1
+        with pytest.raises(psycopg.Error) as refused:
+            old.execute(mark, ("AFTER",))
+        assert refused.value.sqlstate == "DT001" and "no longer leads" in str(refused.value)
+    with psycopg.connect(new_db) as conn:
+        keys = [k for (k,) in conn.execute("SELECT key FROM deribit_ts.watermarks ORDER BY key")]
+    assert keys == ["BEFORE"]

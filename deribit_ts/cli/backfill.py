@@ -24,7 +24,7 @@ from deribit_ts.cli.common import (
 from deribit_ts.config import DEFAULT_WORKERS
 from deribit_ts.db.migrate import apply_all
 from deribit_ts.errors import DatabaseUnavailable, UserError
-from deribit_ts.ingest.backfill import KINDS, BackfillRequest, dry_run, run_backfill
+from deribit_ts.ingest.backfill import KINDS, BackfillRequest, dry_run, run_backfill, run_resume
 from deribit_ts.ingest.index import DEFAULT_INDEXES
 from deribit_ts.ingest.options import TIERS
 from deribit_ts.ingest.progress import Reporter, RichReporter
@@ -75,12 +75,22 @@ def _run(
 ) -> None:
     request.since, request.until = since_until(since, until)
     s = settings(ctx, dsn, api_url, history_url)
+    _work(
+        s,
+        as_json,
+        quiet,
+        lambda target, reporter: run_backfill(target, s.api_url, request, reporter, command, s.history_url),
+    )
+
+
+def _work(s, as_json: bool, quiet: bool, start) -> None:
+    """Run `start(dsn, reporter)` (a backfill or a resume), print its summary, fail in one line."""
     target = database_dsn(s)
     apply_all(target)  # the schema this version needs (a no-op when it is current)
     reporter = Reporter() if quiet or as_json else RichReporter()
     with reporter:
         try:
-            summary = asyncio.run(run_backfill(target, s.api_url, request, reporter, command, s.history_url))
+            summary = asyncio.run(start(target, reporter))
         except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, or SIGTERM (which cancels the run)
             # Said here because Typer turns a KeyboardInterrupt into a silent exit 130.
             raise UserError(
@@ -97,6 +107,9 @@ def _run(
         typer.echo(json.dumps(summary, default=str))
     elif not quiet:
         _print_summary(summary)
+    left = summary.get("left_for_resume")
+    if left and not as_json:  # other plans' tasks are not this command's work: say where they went
+        typer.echo(f"{left:,} pending tasks of earlier runs left for `deribit-ts backfill resume`", err=True)
     if summary["status"] != "ok":
         run_id = summary["run_id"]
         raise UserError(
@@ -377,3 +390,21 @@ def all_cmd(
         trade_kinds=list(TRADE_KINDS),
     )
     _run(ctx, dsn, api_url, request, "backfill all", as_json, quiet, since, until)
+
+
+@app.command("resume")
+def resume_cmd(
+    ctx: typer.Context,
+    dsn: DsnOption = None,
+    api_url: ApiUrlOption = None,
+    history_url: HistoryUrlOption = None,
+    workers: WorkersOption = DEFAULT_WORKERS,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Finish every unfinished backfill task, whichever command planned it (e.g. an interrupted `backfill all`: a
+    bounded command such as `backfill candles --since A --until B` works only its own range and leaves the rest).
+
+    Example: deribit-ts backfill resume --workers 8"""
+    s = settings(ctx, dsn, api_url, history_url)
+    _work(s, as_json, quiet, lambda target, reporter: run_resume(target, s.api_url, reporter, workers, s.history_url))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated
 
 import typer
@@ -122,4 +123,8 @@ def register(app: typer.Typer) -> None:
         s = settings(ctx, dsn, api_url)
         target = database_dsn(s)
         apply_all(target)
+        # A daemon says what it does without -v: when it starts leading, a summary every few minutes, when it stops.
+        own = logging.getLogger("deribit_ts.collect")
+        if own.getEffectiveLevel() > logging.INFO:
+            own.setLevel(logging.INFO)
         asyncio.run(run_collector(target, s.api_url, request))

@@ -8,18 +8,8 @@ from typing import Annotated
 import typer
 
 from deribit_ts.cli.common import DsnOption, JsonOption, database_dsn, settings
-from deribit_ts.collect.status import Thresholds, collect_status
+from deribit_ts.collect.status import Thresholds, age, collect_status, stamp
 from deribit_ts.db.connect import connect
-
-
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "never"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f}m"
-    return f"{seconds / 3600:.1f}h"
 
 
 def register(app: typer.Typer) -> None:
@@ -60,20 +50,23 @@ def register(app: typer.Typer) -> None:
 
 
 def _print(report: dict) -> None:
+    """Every timestamp as 2024-03-08 08:10:00Z (UTC), every duration as 45s / 12m05s / 3h02m / 2d04h."""
+    typer.echo(f"as of    {stamp(report['reference_time'])} (the exchange's clock)")
     leader = report["leader"]
     if leader:
         typer.echo(
-            f"leader   {leader['process_id']}  heartbeat {_age(leader['heartbeat_age_s'])} ago  {leader['state']}"
+            f"leader   {leader['process_id']}  since {stamp(leader['leader_since'])}  "
+            f"heartbeat {age(leader['heartbeat_age_s'])} ago  {leader['state']}"
         )
     for p in report["processes"]:
         if not p["holds_lock"]:
-            typer.echo(f"{p['role']:8} {p['process_id']}  heartbeat {_age(p['heartbeat_age_s'])} ago  {p['state']}")
-    typer.echo(f"{'dataset':18} {'keys':>5} {'newest':26} {'lag':>7} {'max':>7} {'errors':>6}  state")
+            typer.echo(f"{p['role']:8} {p['process_id']}  heartbeat {age(p['heartbeat_age_s'])} ago  {p['state']}")
+    typer.echo(f"{'dataset':18} {'keys':>5} {'newest':21} {'lag':>7} {'max':>7} {'errors':>6}  state")
     for d in report["datasets"]:
         state = "STALE" if d["stale"] else ("-" if not d["keys"] else "ok")
         typer.echo(
-            f"{d['dataset']:18} {d['keys']:>5} {(d['newest'] or '-')[:25]:26} {_age(d['lag_s']):>7} "
-            f"{_age(d['threshold_s']):>7} {d['errors']:>6}  {state}"
+            f"{d['dataset']:18} {d['keys']:>5} {stamp(d['newest']):21} {age(d['lag_s']):>7} "
+            f"{age(d['threshold_s']):>7} {d['errors']:>6}  {state}"
         )
     for problem in report["problems"]:
         typer.echo(f"problem: {problem}", err=True)

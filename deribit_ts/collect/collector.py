@@ -15,9 +15,11 @@ commits atomically with its coverage), the run is closed, the heartbeat says 'st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -30,7 +32,15 @@ from deribit_ts.collect.clock import ExchangeClock
 from deribit_ts.collect.engine import CollectorEngine
 from deribit_ts.collect.health import Healthcheck
 from deribit_ts.collect.jobs import Job, Jobs, snapshots_available
-from deribit_ts.collect.leader import APPLICATION, Leadership, new_process_id
+from deribit_ts.collect.leader import (
+    APPLICATION,
+    BEAT_TIMEOUT_S,
+    Leadership,
+    LeadershipLost,
+    fenced,
+    new_process_id,
+)
+from deribit_ts.collect.status import age
 from deribit_ts.collect.systemd import notify
 from deribit_ts.config import DEFAULT_MAX_RETRIES, env_int
 from deribit_ts.db.connect import connect_async
@@ -48,6 +58,8 @@ HEARTBEAT_S = 5.0  # real seconds between heartbeats (the issue asks for at leas
 STOP_GRACE_S = 8.0  # in-flight tasks get this long to commit on SIGTERM, then they are cancelled
 EXCHANGE_PROBE_S = 5.0  # while the exchange is unavailable, ask it the time this often
 MAX_BACKOFF_S = 15.0
+SUMMARY_ENV = "DERIBIT_TS_COLLECT_SUMMARY_S"
+DEFAULT_SUMMARY_S = 300  # real seconds between the leader's one-line summaries
 
 
 @dataclass
@@ -62,6 +74,7 @@ class CollectSettings:
     catalogue_every: timedelta = timedelta(minutes=5)
     full_check_every: timedelta = timedelta(hours=1)
     rollups_every: timedelta = timedelta(minutes=5)
+    bookkeeping_every: timedelta = timedelta(hours=1)  # deribit_ts.compact_bookkeeping
     options_every: timedelta = timedelta(minutes=2)  # option candles within 5 minutes: a scan every 2
     snapshots_every: timedelta = timedelta(minutes=5)  # bulk option snapshots (book summaries)
     greeks_every: timedelta = timedelta(hours=1)  # option snapshots with the exchange's greeks (a ticker each)
@@ -136,8 +149,10 @@ async def run_collector(dsn: str, api_url: str, settings: CollectSettings, stop:
                     if stop.is_set():
                         await lead.beat("stopped", role="stopped")
                         break
-                    await Leader(dsn, client, settings, lead, stop, health, clock).run()
+                    await Leader(lead.fenced_dsn(), client, settings, lead, stop, health, clock).run()
                     backoff = 1.0
+            except LeadershipLost as exc:
+                _lost_leadership(exc, health)
             except (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable, TimeoutError) as exc:
                 reason = "database unavailable: " + " ".join(str(exc).split())[:300]
                 log.warning("%s; retrying in %.0f s", reason, backoff)
@@ -145,8 +160,34 @@ async def run_collector(dsn: str, api_url: str, settings: CollectSettings, stop:
                 health.watchdog.progress(reason)  # retrying is working as designed
                 await stop.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
+            except psycopg.Error as exc:
+                if not fenced(exc):
+                    raise
+                _lost_leadership(exc, health)
     notify("STOPPING=1")
+    log.info("stopped (process %s)", process_id)
     await health.drain()
+
+
+@dataclass(frozen=True)
+class Totals:
+    """What a leader has done so far: rows written (this leadership's engines), requests sent (this process)."""
+
+    at: float
+    rows: int
+    requests: int
+
+    @classmethod
+    def of(cls, leader: Leader) -> Totals:
+        return cls(time.monotonic(), leader.rows_written(), leader.client.stats.requests)
+
+
+def _lost_leadership(exc: Exception, health: Healthcheck) -> None:
+    """Another process took over while this one could not beat (it was frozen): nothing it wrote since then was
+    kept (fencing); stand by again."""
+    reason = " ".join(str(exc).split())[:300]
+    log.warning("%s; standing by", reason)
+    health.fail(reason)
 
 
 async def _check_names(client: DeribitClient, settings: CollectSettings, stop: Stop, health: Healthcheck) -> None:
@@ -168,7 +209,7 @@ async def _stand_by(lead: Leadership, stop: Stop, health: Healthcheck) -> None:
     loop = asyncio.get_running_loop()
     while not stop.is_set():
         if await lead.try_lead():
-            log.info("leading (process %s)", lead.process_id)
+            log.info("leading (process %s, epoch %s)", lead.process_id, lead.epoch)
             return
         if loop.time() >= next_beat:
             leader = await lead.leader_name()
@@ -202,6 +243,7 @@ class Leader:
         self.run_id: int | None = None
         self.jobs: Jobs | None = None  # the job bodies and what they keep between runs
         self.engine: CollectorEngine | None = None
+        self.rows_before = 0  # rows written by the engines of this leadership before the current one
         self.reported_errors: dict[str, int] = {}
         self.ending = asyncio.Event()  # this leadership ends (stop, or the lock connection is gone)
 
@@ -230,6 +272,14 @@ class Leader:
                 pass  # the database is what failed
         finally:
             await control.close()
+            done = Totals.of(self)
+            log.info(
+                "stopped leading (run %s, %s): %s rows written, %s requests",
+                self.run_id,
+                run.status if run is not None else "not started",
+                f"{done.rows:,}",
+                f"{done.requests:,}",
+            )
 
     async def _lead_until_ended(self, control: AsyncConnection) -> None:
         """Beat and collect until stopped; raises what ended the leadership otherwise (a lost connection)."""
@@ -246,6 +296,34 @@ class Leader:
         for task in done:
             task.result()  # raises what ended it (a lost database connection)
 
+    def rows_written(self) -> int:
+        current = sum(self.engine.reporter.written.values()) if self.engine is not None else 0
+        return self.rows_before + current
+
+    async def _summary(self, since: Totals) -> Totals:
+        """Log one line on how collecting goes; return the totals the next line counts from."""
+        now = Totals.of(self)
+        lags = []
+        if self.clock.samples:
+            with contextlib.suppress(psycopg.Error, TimeoutError):
+                cur = await asyncio.wait_for(
+                    self.lead.conn.execute(
+                        "SELECT dataset, lag FROM deribit_ts.collector_freshness(%s, %s, %s)",
+                        (self.clock.now(), self.s.currencies, self.s.kinds),
+                    ),
+                    BEAT_TIMEOUT_S,
+                )
+                lags = [f"{d} {age(lag)}" for d, lag in await cur.fetchall()]
+        log.info(
+            "%s: %s rows written, %s requests in %s; lag %s",
+            self.state,
+            f"{now.rows - since.rows:,}",
+            f"{now.requests - since.requests:,}",
+            age(timedelta(seconds=now.at - since.at)),
+            ", ".join(lags) or "unknown",
+        )
+        return now
+
     async def _wind_down(self, work: asyncio.Task) -> None:
         """The heartbeat ended (stop, or the lock connection died): let the work finish what it holds."""
         self.ending.set()
@@ -258,13 +336,20 @@ class Leader:
             await asyncio.gather(work, return_exceptions=True)
 
     async def _heartbeat(self) -> None:
-        """Beat every HEARTBEAT_S until stopped; raises when the lock connection is gone (leadership lost)."""
+        """Beat every HEARTBEAT_S until stopped; raises when the lock connection is gone (leadership lost). Every
+        DERIBIT_TS_COLLECT_SUMMARY_S, one line: the lag of each dataset, rows written and requests sent."""
+        loop = asyncio.get_running_loop()
+        every = env_int(SUMMARY_ENV, DEFAULT_SUMMARY_S, minimum=1)
+        next_summary, since = loop.time() + every, Totals.of(self)
         while not self.stop.is_set():
+            if loop.time() >= next_summary:
+                since = await self._summary(since)
+                next_summary = loop.time() + every
             exchange_now = self.clock.now() if self.clock.samples else None
             error, self.error = self.error, None
             try:
                 await self.lead.beat(self.state, exchange_now=exchange_now, run_id=self.run_id, error=error)
-            except (psycopg.Error, TimeoutError):
+            except (psycopg.Error, TimeoutError, LeadershipLost):
                 self.ending.set()  # the lock connection is gone, so is the lock: stop leading at once
                 raise
             self.health.watchdog.progress(self.state)
@@ -322,6 +407,7 @@ class Leader:
             if await jobs.catalogue_stale(now):  # else a previous leader just refreshed it
                 await jobs.catalogue(catalogue, now, True)
                 await plan.record_job(control, "catalogue", now)
+            self.rows_before = self.rows_written()  # (an outage restarts collecting with a new engine)
             self.engine = CollectorEngine(
                 self.dsn,
                 self.client,

@@ -32,6 +32,16 @@ DATASETS = ["candles", "funding", "index", "dvol", "delivery"]
 IDLE_S = 2.0  # an idle worker looks again this often even without a pulse (tasks whose lease expired)
 
 
+class RowCounter(Reporter):
+    """Counts the rows written per dataset (the collector's periodic summary line)."""
+
+    def __init__(self) -> None:
+        self.written: Counter[str] = Counter()
+
+    def rows(self, dataset: str, rows: int) -> None:
+        self.written[dataset] += rows
+
+
 class CollectorEngine(Engine):
     def __init__(
         self,
@@ -43,7 +53,7 @@ class CollectorEngine(Engine):
         workers: int,
         fresh_workers: int,
     ):
-        super().__init__(dsn, client, run_id, instrument_ids, now, Reporter(), workers)
+        super().__init__(dsn, client, run_id, instrument_ids, now, RowCounter(), workers)
         self.fresh_workers = min(fresh_workers, workers - 1) if workers > 1 else 0
         self.keys: list[str] = []
         self.errors: Counter[str] = Counter()  # failed tasks per dataset

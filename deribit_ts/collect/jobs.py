@@ -7,6 +7,8 @@
                       each series from its watermark (a full check: from the origin) to the exchange's now
     option_snapshots  a round of bulk option snapshots; option_greeks: one with the exchange's greeks
     rollups           a refresh of the rollups of what was written
+    bookkeeping       old done tasks deleted (their run details kept as totals), coverage records merged, dead
+                      process rows deleted (deribit_ts.compact_bookkeeping, sql/75_bookkeeping.sql)
 
 The planning jobs only plan backfill tasks and tell the engine which keys it may claim; the engine
 (collect/engine.py) fetches and writes.
@@ -134,6 +136,7 @@ class Jobs:
             ),
             Job("catalogue", s.catalogue_every, lambda now, f: self.catalogue(catalogue, now, f), full_every=full),
             Job("rollups", s.rollups_every, lambda now, f: self._rollups()),
+            Job("bookkeeping", s.bookkeeping_every, lambda now, f: self._bookkeeping(), timedelta(minutes=17)),
         ]
         if "option" in s.kinds:
             jobs.insert(
@@ -255,3 +258,16 @@ class Jobs:
         continuous aggregates), on a connection of its own so a long first refresh never holds up planning."""
         async with await connect_async(self.dsn, application_name=APPLICATION) as conn:
             await rollups.refresh_async(conn)
+
+    async def _bookkeeping(self) -> None:
+        """Keep the bookkeeping bounded, on a connection of its own (the first run after an upgrade takes longest)."""
+        async with await connect_async(self.dsn, application_name=APPLICATION) as conn:
+            cur = await conn.execute("SELECT * FROM deribit_ts.compact_bookkeeping()")
+            tasks_deleted, merged, processes = await cur.fetchone()
+        if tasks_deleted or merged or processes:
+            log.info(
+                "bookkeeping: %d old done task(s) deleted, %d coverage record(s) merged, %d dead process row(s)",
+                tasks_deleted,
+                merged,
+                processes,
+            )

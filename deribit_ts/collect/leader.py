@@ -1,19 +1,30 @@
-"""Leadership and heartbeat: one PostgreSQL session advisory lock, held on a connection of its own.
+"""Leadership and heartbeat: a PostgreSQL session advisory lock held on a connection of its own, a lease on the
+leader's heartbeat, and an epoch that fences every write.
 
 Any number of `deribit-ts collect` processes may run against one database. Each opens a dedicated connection
 and tries `pg_try_advisory_lock` every couple of seconds; the one that gets it leads, the others stand by. The
 lock belongs to that session, so it is released by the server the moment the leader's process dies or its
 connection is lost (TCP keepalives bound how long a silent network failure can hide that), and a standby takes
-over at its next try. No lease table, no clock comparisons: PostgreSQL is the referee.
+over at its next try.
 
-The same connection writes the process's heartbeat row (deribit_ts.collector_processes) every few seconds, so a
-leader whose connection died finds out at its next beat and stops leading.
+A leader that is frozen (SIGSTOP, a stuck disk, a stalled event loop) keeps its session and so the lock. Its
+heartbeat (deribit_ts.collector_processes.beat_at, written every HEARTBEAT_S on the lock connection, in the
+database's clock: no clocks of two hosts are ever compared) is its lease: a standby that finds the lock holder's
+heartbeat older than the lease (DERIBIT_TS_LEADER_LEASE_S, default 30 s) terminates the holder's lock session
+(pg_terminate_backend: the only way to take a session lock from a process that cannot act; the holder is by then
+known to be doing nothing useful, and whatever it would still write is fenced off) and takes the lock at once. So
+a standby leads within lease + STANDBY_POLL_S (32 s by default) of the frozen leader's last heartbeat.
+
+Every takeover increments the epoch (deribit_ts.collector_lease). Every connection a leader opens carries its
+epoch, and a trigger on the collector's tables checks it in the same transaction as each write (migration 0026):
+a leader that resumes after losing its lease commits nothing more, and learns it at its next heartbeat.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import time
@@ -22,9 +33,16 @@ from datetime import datetime
 import psycopg
 from psycopg import AsyncConnection
 
+from deribit_ts.config import env_int
 from deribit_ts.db.connect import connect_async
 
+log = logging.getLogger(__name__)
+
 APPLICATION = "deribit-ts collect"
+LEASE_ENV = "DERIBIT_TS_LEADER_LEASE_S"
+DEFAULT_LEASE_S = 30  # a standby takes over a leader whose heartbeat is older than this
+FENCED = "DT001"  # the SQLSTATE of a write by a leader whose epoch is over (deribit_ts.check_leader_epoch)
+TERMINATION_WAIT_S = 10.0  # how long a terminated lock session may take to end
 LOCK_KEY = (1685222515, 1)  # ("drts", collector); sql/70_collector.sql reads pg_locks with the same pair
 BEAT_TIMEOUT_S = 10.0  # a heartbeat that takes longer than this means the connection is gone
 # Keepalives on the lock connection: the server notices a leader whose network vanished within ~15 s.
@@ -54,6 +72,20 @@ ON CONFLICT (process_id) DO UPDATE SET
 """
 
 
+class LeadershipLost(Exception):
+    """Another process took the leadership over (this one's heartbeat was older than the lease)."""
+
+
+def lease_s() -> int:
+    """The lease in whole seconds (at least two heartbeats: a leader is never deposed for one slow beat)."""
+    return env_int(LEASE_ENV, DEFAULT_LEASE_S, minimum=5, maximum=3600)
+
+
+def fenced(exc: BaseException) -> bool:
+    """Whether `exc` is the database refusing a write of a leader whose epoch is over."""
+    return isinstance(exc, psycopg.Error) and exc.sqlstate == FENCED
+
+
 def new_process_id() -> str:
     return f"{socket.gethostname()}/{os.getpid()}/{int(time.time())}"
 
@@ -67,6 +99,7 @@ class Leadership:
         self.settings = json.dumps(settings, default=str)
         self.conn: AsyncConnection | None = None
         self.leading = False
+        self.epoch: int | None = None  # this process's leadership epoch while it leads
 
     async def __aenter__(self) -> Leadership:
         dsn = psycopg.conninfo.make_conninfo(self.dsn, **_KEEPALIVES)
@@ -80,9 +113,39 @@ class Leadership:
             self.leading = False
 
     async def try_lead(self) -> bool:
-        cur = await asyncio.wait_for(self.conn.execute("SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEY), BEAT_TIMEOUT_S)
-        self.leading = bool((await cur.fetchone())[0])
-        return self.leading
+        """Take the lock if it is free, or if its holder's heartbeat is older than the lease; then a new epoch."""
+        got = await self._try_lock()
+        if not got and await self._holder_is_stale():
+            log.warning("the leader's heartbeat is older than %.0f s: taking its leadership over", lease_s())
+            await self._query("SELECT deribit_ts.collector_end_stale_leader()")
+            deadline = asyncio.get_running_loop().time() + TERMINATION_WAIT_S
+            while not (got := await self._try_lock()) and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.2)
+        if got:
+            self.epoch = (await self._query("SELECT deribit_ts.collector_take_lease(%s)", (self.process_id,)))[0]
+        self.leading = got
+        return got
+
+    def fenced_dsn(self) -> str:
+        """The DSN of this leadership's connections: each carries the epoch its writes are checked against."""
+        params = psycopg.conninfo.conninfo_to_dict(self.dsn)
+        params["options"] = f"{params.get('options') or ''} -c deribit_ts.leader_epoch={self.epoch}".strip()
+        return psycopg.conninfo.make_conninfo(**params)
+
+    async def _try_lock(self) -> bool:
+        return bool((await self._query("SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEY))[0])
+
+    async def _holder_is_stale(self) -> bool:
+        row = await self._query(
+            """SELECT coalesce(bool_and(beat_at < now() - make_interval(secs => %s)), false)
+                 FROM deribit_ts.collector_status WHERE holds_lock""",
+            (lease_s(),),
+        )
+        return bool(row[0])
+
+    async def _query(self, query: str, params=None) -> tuple:
+        cur = await asyncio.wait_for(self.conn.execute(query, params), BEAT_TIMEOUT_S)
+        return await cur.fetchone()
 
     async def beat(
         self,
@@ -106,6 +169,11 @@ class Leadership:
             "error": error[:1000] if error else None,
         }
         await asyncio.wait_for(self.conn.execute(_UPSERT_BEAT, params), BEAT_TIMEOUT_S)
+        if self.leading and params["role"] == "leader":
+            (epoch,) = await self._query("SELECT epoch FROM deribit_ts.collector_lease")
+            if epoch != self.epoch:
+                self.leading = False
+                raise LeadershipLost(f"this collector no longer leads: another took over (epoch {epoch})")
 
     async def leader_name(self) -> str | None:
         """The process that holds the lock now, as its heartbeat row names it (None if unknown)."""

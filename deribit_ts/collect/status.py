@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 
@@ -85,7 +85,30 @@ def _seconds(value: timedelta | None) -> float | None:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+    """Every timestamp of the report in one form: ISO-8601 in UTC (whatever the session's time zone)."""
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def stamp(value: str | datetime | None) -> str:
+    """A timestamp for people, always in one form: 2024-03-08 08:10:00Z ('-' when unknown)."""
+    if value is None:
+        return "-"
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def age(value: timedelta | float | None) -> str:
+    """A duration for people, always in one form: 45s, 12m05s, 3h02m, 2d04h ('never' when unknown)."""
+    if value is None:
+        return "never"
+    seconds = max(0, round(value.total_seconds() if isinstance(value, timedelta) else value))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
 def collect_status(conn: psycopg.Connection, thresholds: Thresholds) -> dict:

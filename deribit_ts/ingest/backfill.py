@@ -97,6 +97,9 @@ class BackfillRequest:
 class Plan:
     keys: dict[str, list[str]] = field(default_factory=dict)  # dataset -> keys planned
     new_tasks: dict[str, int] = field(default_factory=dict)
+    # dataset -> the [from, until) the request bounds it to (None: unbounded): the run works only the tasks inside,
+    # never the rest of an earlier plan for the same keys
+    within: tasks.Within = field(default_factory=dict)
 
 
 async def _wants(
@@ -190,6 +193,7 @@ async def make_plan(
             wants = _series_wants(dataset, req, aligned.since, until, first_points or {})
         span = RANGED[dataset].task_span if dataset in RANGED else INDEX_TASK_SPAN
         plan.keys[dataset] = [key for key, *_ in wants]
+        plan.within[dataset] = (aligned.since, aligned.until)
         plan.new_tasks[dataset] = 0
         for key, start, end, priority, due in wants:
             # An expiry off the step (none known so far) still ends on a whole step: its last row is in.
@@ -310,14 +314,15 @@ async def run_backfill(
             option_keys = [k for k in plan.keys.get("candles", []) if options.is_option(k)]
             tiers = await options.tier_plan(control, option_keys, now) if option_keys else None
             for dataset, keys in plan.keys.items():
-                reporter.planned(dataset, await _open_tasks(control, dataset, keys))
+                reporter.planned(dataset, await _open_tasks(control, dataset, keys, plan.within.get(dataset)))
             ids = await instruments.name_to_id(control)
             work = [d for d in req.datasets if d in plan.keys]
             all_keys = sorted({k for d in work for k in plan.keys[d]})
             # One connection per worker: start no more workers than there are tasks to work on.
-            workers = min(req.workers, await tasks.unfinished(control, work, all_keys)) if work and all_keys else 0
+            open_tasks = await tasks.unfinished(control, work, all_keys, within=plan.within) if work and all_keys else 0
+            workers = min(req.workers, open_tasks)
             engine = Engine(dsn, client, run_id, ids, now, reporter, workers, history)
-            result = await engine.run(work, all_keys) if workers else None
+            result = await engine.run(work, all_keys, plan.within) if workers else None
             failed = result.failed if result else []
             await rollups.refresh_after_run(control, run_id)
             if failed:
@@ -325,6 +330,7 @@ async def run_backfill(
                 run.status = "failed"
                 run.error = f"{len(failed)} task(s) failed, the first: {first.dataset} {first.key}: {why}"
             summary = await summarize(control, run_id, plan)
+            summary["left_for_resume"] = await tasks.left_for_resume(control)
             if tiers is not None:  # options planned, per urgency tier, as the run found them
                 summary["tiers"] = {name: t["options"] for name, t in tiers.items()}
                 summary["tier_plan"] = tiers
@@ -350,6 +356,57 @@ async def _history_client(api_url: str, history_url: str | None, retries: int, c
         return
     async with DeribitClient(history_url, limiter=CreditLimiter.from_env(), max_retries=retries) as history:
         yield history
+
+
+async def run_resume(dsn: str, api_url: str, reporter: Reporter, workers: int, history_url: str | None = None) -> dict:
+    """Work every unfinished backfill task, whichever run planned it (an interrupted `backfill all`, a bounded
+    command's neighbours); return the summary (the --json output)."""
+    if os.name == "posix":
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+    control = await connect_async(dsn, application_name="deribit-ts backfill")
+    retries = env_int("DERIBIT_TS_MAX_RETRIES", DEFAULT_MAX_RETRIES)
+    async with (
+        control,
+        DeribitClient(api_url, limiter=CreditLimiter.from_env(), max_retries=retries) as client,
+        _history_client(api_url, history_url, retries, client) as history,
+    ):
+        await tasks.recover_dead_local_workers(control)
+        async with (
+            RunLog(control, "backfill resume", {"workers": workers}, client) as run,
+            allowance_shared(control, client.limiter),
+        ):
+            now = from_ms(await client.get_time())
+            cur = await control.execute(
+                """SELECT dataset, array_agg(DISTINCT key ORDER BY key) FROM deribit_ts.tasks
+                    WHERE state IN ('pending', 'running') AND priority BETWEEN %s AND %s GROUP BY dataset""",
+                tasks.BACKFILL_PRIORITIES,
+            )
+            plan = Plan(keys=dict(await cur.fetchall()))
+            for dataset, keys in plan.keys.items():
+                reporter.planned(dataset, await _open_tasks(control, dataset, keys, None))
+            work = list(plan.keys)
+            count = await tasks.unfinished(control, work, None) if work else 0
+            ids = await instruments.name_to_id(control)
+            engine = Engine(dsn, client, run.run_id, ids, now, reporter, min(workers, count), history)
+            result = await engine.run(work, None) if count else None
+            failed = result.failed if result else []
+            await rollups.refresh_after_run(control, run.run_id)
+            if failed:
+                first, why = failed[0]
+                run.status = "failed"
+                run.error = f"{len(failed)} task(s) failed, the first: {first.dataset} {first.key}: {why}"
+            summary = await summarize(control, run.run_id, plan)
+            summary["left_for_resume"] = await tasks.left_for_resume(control)
+        summary.update(
+            {
+                "run_id": run.run_id,
+                "status": run.status,
+                "error": run.error,
+                "instruments_catalogued": 0,
+                "exchange": client.stats.as_dict(),
+            }
+        )
+        return summary
 
 
 def allowance_per_s(limiter: CreditLimiter) -> float:
@@ -403,15 +460,20 @@ async def dry_run(dsn: str, api_url: str, req: BackfillRequest) -> dict:
     return summary
 
 
-async def _open_tasks(conn: AsyncConnection, dataset: str, keys: list[str]) -> dict[str, int]:
-    """Open tasks of every planned key that has a target, 0 for those with nothing left to do: the same keys
-    the summary's coverage counts, so the progress bar's "done/total keys" ends where the summary starts."""
+async def _open_tasks(
+    conn: AsyncConnection, dataset: str, keys: list[str], within: tuple[datetime | None, datetime | None] | None
+) -> dict[str, int]:
+    """Open tasks of every planned key that has a target (inside the run's bounds), 0 for those with nothing left to
+    do: the same keys the summary's coverage counts, so the progress bar's "done/total keys" ends where the summary
+    starts."""
+    lower, upper = within or (None, None)
     cur = await conn.execute(
         """SELECT t.key, count(k.task_id) FROM deribit_ts.targets t
              LEFT JOIN deribit_ts.tasks k
-               ON k.dataset = t.dataset AND k.key = t.key AND k.state IN ('pending', 'running')
+               ON k.dataset = t.dataset AND k.key = t.key AND k.state IN ('pending', 'running') AND k.priority >= 1
+              AND deribit_ts.task_within(k.cursor, k.range_start, k.range_end, tstzrange(%s, %s), false)
             WHERE t.dataset = %s AND t.key = ANY(%s) GROUP BY t.key""",
-        (dataset, keys),
+        (lower, upper, dataset, keys),
     )
     return dict(await cur.fetchall())
 

@@ -79,8 +79,14 @@ class Engine:
         self.reporter = reporter
         self.workers = workers
         self.result = EngineResult()
+        self.within: tasks.Within | None = None
 
-    async def run(self, datasets: list[str], keys: list[str] | None) -> EngineResult:
+    async def run(
+        self, datasets: list[str], keys: list[str] | None, within: tasks.Within | None = None
+    ) -> EngineResult:
+        """Work the backfill tasks of `datasets` and `keys` (None: any), with `within` only those inside its
+        dataset's range, until none is left."""
+        self.within = within
         owners = [tasks.worker_id(n) for n in range(self.workers)]
         jobs = [asyncio.create_task(self._worker(owner, datasets, keys)) for owner in owners]
         try:
@@ -104,9 +110,9 @@ class Engine:
     async def _worker(self, owner: str, datasets: list[str], keys: list[str] | None) -> None:
         async with await connect_async(self.dsn, application_name="deribit-ts backfill") as conn:
             while True:
-                task = await tasks.claim(conn, owner, datasets, keys)
+                task = await tasks.claim(conn, owner, datasets, keys, within=self.within)
                 if task is None:
-                    if await tasks.unfinished(conn, datasets, keys) == 0:
+                    if await tasks.unfinished(conn, datasets, keys, within=self.within) == 0:
                         return
                     await asyncio.sleep(IDLE_POLL_S)  # others hold the rest; take over if they die
                     continue

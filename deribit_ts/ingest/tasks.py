@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
+from psycopg.types.range import Range
 
 from deribit_ts.exchange.client import Tally
 from deribit_ts.processes import process_alive
@@ -72,17 +73,30 @@ async def plan(
     return (await cur.fetchone())[0]
 
 
+Within = dict[str, tuple[datetime | None, datetime | None]]  # per dataset, [from, until) (None: unbounded)
+
+
+def _within(datasets: list[str], within: Within | None) -> list[tuple] | None:
+    """The per-dataset ranges in the order of `datasets` (a dataset not named: unbounded)."""
+    if within is None:
+        return None
+    return [Range(*within.get(d, (None, None)), "[)") for d in datasets]
+
+
 async def claim(
     conn: AsyncConnection,
     owner: str,
     datasets: list[str],
     keys: list[str] | None,
     priorities: tuple[int, int] = BACKFILL_PRIORITIES,
+    within: Within | None = None,
 ) -> Task | None:
-    """The next task of `datasets` (and `keys`, None: any) whose priority is in `priorities` (inclusive)."""
+    """The next task of `datasets` (and `keys`, None: any) whose priority is in `priorities` (inclusive) and, with
+    `within`, whose unfinished part lies inside its dataset's range."""
     async with conn.cursor(row_factory=class_row(Task)) as cur:
         await cur.execute(
-            "SELECT * FROM deribit_ts.claim_task(%s, %s, %s, %s, %s, %s)", (owner, LEASE, datasets, keys, *priorities)
+            "SELECT * FROM deribit_ts.claim_task(%s, %s, %s, %s, %s, %s, %s::tstzrange[])",
+            (owner, LEASE, datasets, keys, *priorities, _within(datasets, within)),
         )
         return await cur.fetchone()
 
@@ -168,10 +182,21 @@ async def unfinished(
     datasets: list[str],
     keys: list[str] | None,
     priorities: tuple[int, int] = BACKFILL_PRIORITIES,
+    within: Within | None = None,
 ) -> int:
+    """Unfinished tasks a claim with the same arguments could take (now, or once their lease ends)."""
     cur = await conn.execute(
-        "SELECT count(*) FROM deribit_ts.tasks WHERE state IN ('pending', 'running') AND dataset = ANY(%s) "
-        "AND (%s::text[] IS NULL OR key = ANY(%s)) AND priority BETWEEN %s AND %s",
-        (datasets, keys, keys, *priorities),
+        "SELECT deribit_ts.open_tasks(%s, %s, %s, %s, %s::tstzrange[])",
+        (datasets, keys, *priorities, _within(datasets, within)),
+    )
+    return (await cur.fetchone())[0]
+
+
+async def left_for_resume(conn: AsyncConnection) -> int:
+    """Unfinished backfill tasks of every plan (resumed by `deribit-ts backfill resume`)."""
+    cur = await conn.execute(
+        """SELECT count(*) FROM deribit_ts.tasks
+            WHERE state IN ('pending', 'running') AND priority BETWEEN %s AND %s""",
+        BACKFILL_PRIORITIES,
     )
     return (await cur.fetchone())[0]

@@ -1,0 +1,92 @@
+-- Bounded bookkeeping. The collector plans a task per key every minute, records a coverage range per window and a
+-- process row per start: without this, deribit_ts.tasks alone grows by about 9,400 rows a day and the coverage view
+-- and the planner read every record of a key ever written. deribit_ts.compact_bookkeeping, run by the collector's
+-- `bookkeeping` job every hour (and callable by anyone, e.g. after a large backfill), keeps it bounded:
+--   * done tasks not touched for p_keep (a day) are deleted, their run details (run_tasks) first added to
+--     run_dataset_totals: deribit_ts.run_datasets adds both, so a run's summary stays what it was;
+--   * coverage records of one key that are settled and rolled up, and that touch end to end, are merged into one
+--     (the rows they hold are added, the filler minutes kept, "empty" and non-empty ranges never mixed);
+--   * collector_processes rows whose heartbeat is older than p_keep (a process gone for a day) are deleted.
+-- Failed and waiting tasks, runs (the run log) and targets are never deleted.
+
+-- Merge the settled, rolled-up coverage records of (dataset, key) that touch end to end. Serialized with
+-- record_coverage per key. Returns the number of records removed.
+CREATE OR REPLACE FUNCTION deribit_ts.merge_coverage(p_dataset text, p_key text)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    island record;
+    removed integer := 0;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('deribit_ts.coverage'), hashtext(p_dataset || '/' || p_key));
+    FOR island IN
+        WITH mergeable AS (
+            SELECT c.*,
+                   CASE WHEN lower(c.fetched) = lag(upper(c.fetched)) OVER w AND (c.rows = 0) = lag(c.rows = 0) OVER w
+                        THEN 0 ELSE 1 END AS starts
+              FROM deribit_ts.coverage c
+             WHERE c.dataset = p_dataset AND c.key = p_key AND upper(c.fetched) <= c.final_until
+               AND (c.rolled_up_at IS NOT NULL OR c.rows = 0 OR c.dataset <> 'candles')
+            WINDOW w AS (ORDER BY lower(c.fetched))
+        ), numbered AS (
+            SELECT m.*, sum(m.starts) OVER (ORDER BY lower(m.fetched)) AS island FROM mergeable m
+        )
+        SELECT array_agg(n.coverage_id) AS ids, range_merge(range_agg(n.fetched)) AS fetched, sum(n.rows) AS rows,
+               max(n.final_until) AS final_until, max(n.fetched_at) AS fetched_at,
+               (array_agg(n.run_id ORDER BY n.fetched_at DESC))[1] AS run_id, max(n.rolled_up_at) AS rolled_up_at,
+               nullif(coalesce(range_agg(n.filled) FILTER (WHERE n.filled IS NOT NULL), '{}'), '{}') AS filled
+          FROM numbered n
+         GROUP BY n.island
+        HAVING count(*) > 1
+    LOOP
+        DELETE FROM deribit_ts.coverage WHERE coverage_id = ANY (island.ids);
+        INSERT INTO deribit_ts.coverage (dataset, key, fetched, rows, final_until, fetched_at, run_id, rolled_up_at,
+                                         filled)
+        VALUES (p_dataset, p_key, island.fetched, island.rows, island.final_until, island.fetched_at, island.run_id,
+                island.rolled_up_at, island.filled);
+        removed := removed + cardinality(island.ids) - 1;
+    END LOOP;
+    RETURN removed;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION deribit_ts.compact_bookkeeping(p_keep interval DEFAULT interval '1 day')
+RETURNS TABLE (tasks_deleted bigint, coverage_merged bigint, processes_deleted bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    old_tasks bigint[];
+    k record;
+BEGIN
+    SELECT coalesce(array_agg(task_id), '{}') INTO old_tasks
+      FROM deribit_ts.tasks WHERE state = 'done' AND updated_at < now() - p_keep;
+    INSERT INTO deribit_ts.run_dataset_totals AS r (run_id, dataset, tasks, failed_tasks, rows_fetched, inserted,
+                                                     revised, requests, retries, errors, task_time)
+    SELECT d.run_id, t.dataset, count(*), count(*) FILTER (WHERE d.error IS NOT NULL), sum(d.rows_fetched),
+           sum(d.inserted), sum(d.revised), sum(d.requests), sum(d.retries), sum(d.errors), sum(d.duration)
+      FROM deribit_ts.run_tasks d JOIN deribit_ts.tasks t USING (task_id)
+     WHERE d.task_id = ANY (old_tasks)
+     GROUP BY d.run_id, t.dataset
+    ON CONFLICT (run_id, dataset) DO UPDATE
+        SET tasks = r.tasks + EXCLUDED.tasks, failed_tasks = r.failed_tasks + EXCLUDED.failed_tasks,
+            rows_fetched = r.rows_fetched + EXCLUDED.rows_fetched, inserted = r.inserted + EXCLUDED.inserted,
+            revised = r.revised + EXCLUDED.revised, requests = r.requests + EXCLUDED.requests,
+            retries = r.retries + EXCLUDED.retries, errors = r.errors + EXCLUDED.errors,
+            task_time = r.task_time + EXCLUDED.task_time;
+    DELETE FROM deribit_ts.tasks WHERE task_id = ANY (old_tasks);  -- their run_tasks go with them (ON DELETE CASCADE)
+    tasks_deleted := cardinality(old_tasks);
+
+    coverage_merged := 0;
+    FOR k IN SELECT c.dataset, c.key FROM deribit_ts.coverage c
+              WHERE upper(c.fetched) <= c.final_until
+              GROUP BY c.dataset, c.key HAVING count(*) > 1
+    LOOP
+        coverage_merged := coverage_merged + deribit_ts.merge_coverage(k.dataset, k.key);
+    END LOOP;
+
+    DELETE FROM deribit_ts.collector_processes p
+     WHERE p.beat_at < now() - p_keep
+       AND NOT EXISTS (SELECT 1 FROM deribit_ts.collector_status s WHERE s.process_id = p.process_id AND s.holds_lock);
+    GET DIAGNOSTICS processes_deleted = ROW_COUNT;
+    RETURN NEXT;
+END;
+$$;
