@@ -40,9 +40,11 @@ class IntSetting:
 
 WORKERS = IntSetting("DERIBIT_TS_WORKERS", 16, 1, 256)  # concurrent backfill tasks per process
 MAX_RETRIES = IntSetting("DERIBIT_TS_MAX_RETRIES", 8, 0, 100)  # attempts after the first, per exchange request
+# The largest exchange reply read, in MiB (deribit_ts/exchange/client.py): beyond it a reply is refused as it is read.
+MAX_REPLY_MB = IntSetting("DERIBIT_TS_MAX_REPLY_MB", 32, 1, 1024)
 DEFAULT_WORKERS = WORKERS.default
 DEFAULT_MAX_RETRIES = MAX_RETRIES.default
-_INT_SETTINGS = {s.env: s for s in (WORKERS, MAX_RETRIES)}
+_INT_SETTINGS = {s.env: s for s in (WORKERS, MAX_RETRIES, MAX_REPLY_MB)}
 
 
 def env_int(name: str, default: int, *, minimum: int = 0, maximum: int = 2**31 - 1) -> int:

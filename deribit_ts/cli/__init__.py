@@ -17,7 +17,15 @@ import typer
 
 from deribit_ts import __version__
 from deribit_ts.cli.common import ApiUrlOption, DsnOption, JsonOption, settings
-from deribit_ts.config import MAX_RETRIES, WORKERS, MaskingFormatter, Settings, install_log_masking, mask_password
+from deribit_ts.config import (
+    MAX_REPLY_MB,
+    MAX_RETRIES,
+    WORKERS,
+    MaskingFormatter,
+    Settings,
+    install_log_masking,
+    mask_password,
+)
 from deribit_ts.errors import UserError
 from deribit_ts.validate import CONTROL_CHARS, shown, text
 
@@ -107,6 +115,7 @@ def config_cmd(
     effective["workers"] = WORKERS.from_env()
     effective["rate_limit"] = CreditLimiter.from_env().describe()
     effective["max_retries"] = MAX_RETRIES.from_env()
+    effective["max_reply_mb"] = MAX_REPLY_MB.from_env()
     if as_json:
         typer.echo(json.dumps(effective))
     else:

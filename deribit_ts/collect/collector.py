@@ -46,7 +46,7 @@ from deribit_ts.config import DEFAULT_MAX_RETRIES, env_int
 from deribit_ts.db.connect import connect_async
 from deribit_ts.errors import DatabaseUnavailable
 from deribit_ts.exchange.client import DeribitClient
-from deribit_ts.exchange.errors import ExchangeUnavailableError
+from deribit_ts.exchange.errors import ExchangeError, ExchangeUnavailableError, UnexpectedReplyError
 from deribit_ts.ingest import instruments, tasks
 from deribit_ts.ingest.backfill import allowance_shared
 from deribit_ts.ingest.runlog import RunLog
@@ -196,7 +196,7 @@ async def _check_names(client: DeribitClient, settings: CollectSettings, stop: S
         try:
             settings.currencies = await instruments.resolve_currencies(client, settings.currencies)
             return
-        except ExchangeUnavailableError as exc:
+        except (ExchangeUnavailableError, UnexpectedReplyError) as exc:  # down, or answering out of shape
             health.fail(str(exc))
             log.warning("%s; retrying", exc)
             await stop.sleep(EXCHANGE_PROBE_S)
@@ -368,6 +368,9 @@ class Leader:
             except ExchangeUnavailableError as exc:
                 self._fail(f"exchange unavailable: {exc.detail}", state="exchange unavailable")
                 await self._wait_for_exchange()  # then collect again: new jobs, whose first runs are full checks
+            except UnexpectedReplyError as exc:  # the clock or the index list answered out of shape: as an outage
+                self._fail(str(exc), state="exchange answers out of shape")
+                await self._wait_for_exchange()
 
     def _ended(self) -> bool:
         return self.stop.is_set() or self.ending.is_set()
@@ -381,6 +384,8 @@ class Leader:
                 return
             except ExchangeUnavailableError as exc:
                 self._fail(f"exchange unavailable: {exc.detail}", state="exchange unavailable")
+            except UnexpectedReplyError as exc:
+                self._fail(str(exc), state="exchange answers out of shape")
 
     def _fail(self, reason: str, state: str | None = None) -> None:
         log.warning("%s", reason)
@@ -405,8 +410,12 @@ class Leader:
         catalogue = jobs.catalogue_conn = await connect_async(self.dsn, application_name=APPLICATION)
         try:
             if await jobs.catalogue_stale(now):  # else a previous leader just refreshed it
-                await jobs.catalogue(catalogue, now, True)
-                await plan.record_job(control, "catalogue", now)
+                try:
+                    await jobs.catalogue(catalogue, now, True)
+                    await plan.record_job(control, "catalogue", now)
+                except (ExchangeError, UnexpectedReplyError) as exc:  # collect with the stored catalogue meanwhile
+                    self._fail(f"catalogue: {' '.join(str(exc).split())[:300]}")
+                    await plan.record_job(control, "catalogue", now, error=self.error)
             self.rows_before = self.rows_written()  # (an outage restarts collecting with a new engine)
             self.engine = CollectorEngine(
                 self.dsn,
@@ -474,8 +483,9 @@ class Leader:
             new = count - self.reported_errors.get(dataset, 0)
             if new > 0:
                 self.reported_errors[dataset] = count
-                self._fail(self.engine.last_error or f"{dataset}: a task failed")
-                await plan.record_job(control, dataset, None, error=self.engine.last_error, errors=new)
+                error = self.engine.last_errors.get(dataset) or f"{dataset}: a task failed"
+                self._fail(error)
+                await plan.record_job(control, dataset, None, error=error, errors=new)
 
 
 async def _release_previous_leaders_tasks(conn: AsyncConnection) -> None:

@@ -58,6 +58,7 @@ class CollectorEngine(Engine):
         self.keys: list[str] = []
         self.errors: Counter[str] = Counter()  # failed tasks per dataset
         self.last_error: str | None = None
+        self.last_errors: dict[str, str] = {}  # per dataset, its newest failed task's error
         self.done: Counter[str] = Counter()  # tasks finished per dataset
         self.stopping = False
         self._pulse = asyncio.Event()
@@ -88,13 +89,13 @@ class CollectorEngine(Engine):
                         pass
                     continue
                 request_priority.set(task.priority)
-                failed = len(self.result.failed)
-                await self._process(conn, owner, task)
+                error = await self._process(conn, owner, task)
                 self.done[task.dataset] += 1
-                if len(self.result.failed) > failed:
+                if error is not None:
                     self.errors[task.dataset] += 1
-                    self.last_error = f"{task.dataset} {task.key}: {self.result.failed[-1][1]}"
-                    del self.result.failed[:]  # counted; the next plan retries the range
+                    self.last_error = f"{task.dataset} {task.key}: {error}"
+                    self.last_errors[task.dataset] = self.last_error
+                    self.result.failed.clear()  # counted; the next plan retries the range
 
     async def open_tasks(self, conn: AsyncConnection) -> dict[str, int]:
         """Unfinished collector tasks: fresh ones and catch-up ones."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import logging
 import math
 import random
@@ -20,6 +21,7 @@ import ccxt
 import ccxt.async_support
 import certifi
 
+from deribit_ts.exchange import replies
 from deribit_ts.exchange.errors import (
     RETRYABLE_CODES,
     TOO_MANY_REQUESTS,
@@ -47,6 +49,81 @@ class Tally:
 # The tally of the work the current asyncio task is doing: the ingest engine sets one per window, so the run
 # log can say per task how many requests and retries it took, although every task shares this client.
 current_tally: contextvars.ContextVar[Tally | None] = contextvars.ContextVar("deribit_ts_tally", default=None)
+
+
+# The largest reply read (after decompression). Deribit's largest replies (an instrument list with the expired
+# instruments, a 5,000-candle chart, a 1,000-trade page) are a few MB at most; a reply beyond the cap is refused
+# while it is read, never held in memory whole (parsed, a 40 MB chart costs a gigabyte).
+DEFAULT_MAX_REPLY_MB = 32
+
+
+class ReplyTooLargeError(Exception):
+    """A reply grew beyond the cap while it was read."""
+
+    def __init__(self, limit: int, declared: int | None = None):
+        self.limit = limit
+        self.declared = declared
+        size = f"{declared:,} bytes" if declared is not None else "more"
+        super().__init__(f"a reply of {size}, beyond the cap of {limit:,} bytes (DERIBIT_TS_MAX_REPLY_MB)")
+
+
+class _CappedResponse(aiohttp.ClientResponse):
+    """aiohttp's response, read at most `max_bytes` far: ccxt reads every body through read() (via text())."""
+
+    max_bytes = DEFAULT_MAX_REPLY_MB * 2**20
+
+    async def read(self) -> bytes:
+        if self._body is None:
+            declared = self.content_length
+            if declared is not None and declared > self.max_bytes:
+                self.close()
+                raise ReplyTooLargeError(self.max_bytes, declared)
+            body = bytearray()
+            try:
+                while chunk := await self.content.read(2**16):
+                    body += chunk
+                    if len(body) > self.max_bytes:
+                        raise ReplyTooLargeError(self.max_bytes)
+            except BaseException:
+                self.close()
+                raise
+            self._body = bytes(body)
+        return await super().read()
+
+
+class NonFiniteNumber(Exception):  # not a ValueError: ccxt's parse_json would swallow that and return None
+    """A reply whose JSON holds NaN, Infinity or a number beyond a double (1e400)."""
+
+    def __init__(self, token: str):
+        self.token = token
+        super().__init__(token)
+
+
+def _refuse_non_finite(token: str) -> float:
+    raise NonFiniteNumber(token)
+
+
+def _finite_float(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):
+        raise NonFiniteNumber(token[:40])
+    return value
+
+
+def _parse_json(body: str) -> Any:
+    """orjson (fast), which refuses NaN and Infinity like JSON does; when it refuses, Python's parser tells a body
+    with a non-finite number (raised as NonFiniteNumber: Deribit answered, with a value we refuse) from one that is
+    not JSON (ValueError: truncated or not an API reply)."""
+    try:
+        return _orjson_loads(body)
+    except ValueError:
+        return json.loads(body, parse_constant=_refuse_non_finite, parse_float=_finite_float)
+
+
+try:
+    from orjson import loads as _orjson_loads
+except ImportError:  # pragma: no cover - ccxt installs orjson; without it Python's parser does both jobs
+    _orjson_loads = json.loads
 
 
 class _ErrorReply(Exception):
@@ -88,6 +165,7 @@ class _RawDeribit(ccxt.async_support.deribit):
     """
 
     received_bytes = 0
+    on_json_response = staticmethod(_parse_json)
 
     def handle_errors(self, httpCode, reason, url, method, headers, body, response, requestHeaders, requestBody):
         self.received_bytes += len(body.encode("utf-8", "replace")) if body else 0
@@ -163,6 +241,7 @@ class DeribitClient:
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         backoff_base_s: float = 0.25,
         backoff_cap_s: float = 10.0,
+        max_reply_bytes: int | None = None,
     ):
         self.api_url = _base_url(api_url)
         self.limiter = limiter if limiter is not None else CreditLimiter.from_env()
@@ -171,6 +250,11 @@ class DeribitClient:
         self.backoff_cap_s = backoff_cap_s
         self.stats = ClientStats()
         self._max_in_flight = max_in_flight
+        if max_reply_bytes is None:
+            from deribit_ts.config import MAX_REPLY_MB
+
+            max_reply_bytes = MAX_REPLY_MB.from_env() * 2**20
+        self.max_reply_bytes = max_reply_bytes
         # Requests hold a slot from before the limiter grants credits until the reply is read. Taking the slot
         # first means a granted request is sent at once instead of queueing behind a busy connection pool,
         # which would bunch requests up on the server's side of the bucket.
@@ -203,7 +287,8 @@ class DeribitClient:
             connector = aiohttp.TCPConnector(
                 limit=self._max_in_flight, ssl=ssl.create_default_context(cafile=certifi.where())
             )
-            self._session = aiohttp.ClientSession(connector=connector)
+            capped = type("CappedResponse", (_CappedResponse,), {"max_bytes": self.max_reply_bytes})
+            self._session = aiohttp.ClientSession(connector=connector, response_class=capped)
             self._exchange.session = self._session
 
     async def close(self) -> None:
@@ -234,6 +319,12 @@ class DeribitClient:
                 tally.requests += 1
             try:
                 return await self._attempt(name, endpoint, params)
+            except ReplyTooLargeError as exc:
+                self.stats.errors["too_large"] += 1
+                raise replies.BadReplyError(f"public/{name}", params, str(exc)) from None
+            except NonFiniteNumber as exc:
+                self.stats.errors["bad_reply"] += 1
+                raise replies.BadReplyError(f"public/{name}", params, f"{exc.token}: not a finite number") from None
             except (_ErrorReply, _MalformedReply, ccxt.NetworkError, ccxt.ExchangeError) as exc:
                 failure = self._classify(exc, name, params)
             self._record(failure, name, attempt, final=attempt == self.max_retries)
@@ -256,6 +347,11 @@ class DeribitClient:
                 self.limiter.request_done(name)
                 self.stats.bytes_received += self._exchange.received_bytes - received_before
         self._last_success_at = asyncio.get_running_loop().time()
+        try:
+            replies.check(name, params, envelope["result"])
+        except replies.BadReplyError:
+            self.stats.errors["bad_reply"] += 1
+            raise
         return envelope["result"]
 
     def _endpoint(self, name: str) -> Any:

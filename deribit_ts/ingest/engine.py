@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import psycopg
 from psycopg import AsyncConnection
 
 from deribit_ts.db.connect import connect_async
@@ -118,7 +119,8 @@ class Engine:
                     continue
                 await self._process(conn, owner, task)
 
-    async def _process(self, conn: AsyncConnection, owner: str, task: Task) -> None:
+    async def _process(self, conn: AsyncConnection, owner: str, task: Task) -> str | None:
+        """Work one task; returns why it failed (None: it did not)."""
         started = time.monotonic()
         error = None
         try:
@@ -128,7 +130,7 @@ class Engine:
                 await self._ranged_task(conn, owner, task)
         except LeaseLost:
             log.warning("task %s (%s %s) was taken over by another worker", task.task_id, task.dataset, task.key)
-            return
+            return None
         except (ExchangeError, UnexpectedReplyError) as exc:
             # This task cannot succeed now (the exchange refused it, kept failing it while answering others,
             # or answered out of shape): record why and let the others go on. Only an exchange that answers
@@ -137,8 +139,15 @@ class Engine:
             error = str(exc)
             self.result.failed.append((task, error))
             log.info("task %s (%s %s) failed: %s", task.task_id, task.dataset, task.key, error)
+        except psycopg.errors.DataException as exc:
+            # The database refused a value the reply checks let through (exchange/replies.py is the first line):
+            # the window's transaction is rolled back and only this task fails, with the database's words.
+            error = f"{task.dataset} of {task.key}: the database refused a value of the exchange's reply ({exc})"
+            self.result.failed.append((task, error))
+            log.info("task %s (%s %s) failed: %s", task.task_id, task.dataset, task.key, error)
         await tasks.finish(conn, task, owner, self.run_id, error, timedelta(seconds=time.monotonic() - started))
         self.reporter.task_done(task.dataset, task.key)
+        return error
 
     async def _ranged_task(self, conn: AsyncConnection, owner: str, task: Task) -> None:
         dataset = ranged_dataset(task)

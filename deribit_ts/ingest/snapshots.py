@@ -24,7 +24,7 @@ from psycopg import AsyncConnection, sql
 from deribit_ts.config import DEFAULT_MAX_RETRIES, env_int
 from deribit_ts.db.connect import connect_async
 from deribit_ts.exchange.client import DeribitClient
-from deribit_ts.exchange.errors import ExchangeError, RetriesExhaustedError
+from deribit_ts.exchange.errors import ExchangeError, RetriesExhaustedError, UnexpectedReplyError
 from deribit_ts.exchange.limiter import CreditLimiter
 from deribit_ts.ingest import instruments
 from deribit_ts.ingest.load import Table, copy_rows
@@ -225,6 +225,9 @@ async def _tickers(
                 log.warning("ticker %s kept failing (%s); its greeks come from SQL", name, exc)
                 return name, None
             raise
+        except UnexpectedReplyError as exc:  # refused (exchange/replies.py): the book summary's checked row stays
+            log.warning("%s; its row comes from the book summary, its greeks from SQL", exc)
+            return name, None
         finally:
             done += 1
             if on_ticker is not None:

@@ -1,0 +1,66 @@
+"""The collector against a hostile exchange: the index chart answers 1e308 and DVOL answers NaN (not JSON) on every
+request. The collector keeps running and keeps every other dataset fresh; the errors reach the heartbeat's
+last_error, `status` and a /fail ping, with the exchange's words. (Before, it died seconds after every start.)
+"""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import test_collect as tc
+from helpers import run_cli
+from hostile import hostile_exchange
+
+
+def test_bad_replies_fail_their_dataset_and_the_collector_goes_on(new_db):
+    def answer(method: str, params: dict, reply: dict):
+        if "result" not in reply:
+            return None
+        if method == "get_index_chart_data":
+            reply["result"][-1][1] = 1e308
+            return reply
+        if method == "get_volatility_index_data" and reply["result"]["data"]:
+            reply["result"]["data"][0][2] = float("nan")
+            return reply
+        return None
+
+    with (
+        tc.run_in_thread(tc.sim_config()) as sim,
+        hostile_exchange(answer, upstream=sim.url) as (url, _),
+        tc.healthcheck_server() as (ping_url, pings),
+    ):
+        collector = tc.start_collector(new_db, url, "--healthcheck-url", ping_url)
+        try:
+            tc.wait_for(lambda: tc.collecting(new_db), 60, "the collector to collect")
+            tc.sim_minutes(sim, 12)  # twice the time it took to die before
+            assert collector.poll() is None, collector.stderr.read()[-3000:]
+            tc.wait_for(
+                lambda: (tc.freshness(new_db, sim)["candles.perpetual"] or 1e9) < tc.MAX_LAG_S, 30, "fresh candles"
+            )
+            with psycopg.connect(new_db) as conn:
+                beat = conn.execute(
+                    "SELECT state, last_error FROM deribit_ts.collector_status WHERE holds_lock"
+                ).fetchone()
+                failed = dict(
+                    conn.execute(
+                        "SELECT dataset, last_error FROM deribit_ts.tasks WHERE state = 'failed' AND priority < 0"
+                    ).fetchall()
+                )
+                stored = conn.execute(
+                    """SELECT (SELECT count(*) FROM deribit.index_price_history WHERE price > 1e9),
+                              (SELECT count(*) FROM deribit.volatility_index WHERE high = 'NaN')"""
+                ).fetchone()
+            status = json.loads(run_cli("status", "--json", "--dsn", new_db).stdout)
+        finally:
+            _, err = tc.stop(collector)
+    assert beat is not None and beat[0] == "collecting", beat
+    assert beat[1] and ("public/get_index_chart_data" in beat[1] or "public/get_volatility_index_data" in beat[1])
+    assert "1e+308" in failed.get("index", ""), failed
+    assert "NaN" in failed.get("dvol", "") and "cannot reach" not in failed["dvol"], failed
+    assert stored == (0, 0)
+    errors = {d["dataset"]: d.get("last_error") or "" for d in status["datasets"]}
+    assert "1e+308" in errors["index"] and "NaN" in errors["dvol"], errors
+    fails = [body for path, body in pings if path.endswith("/fail")]
+    assert any("1e+308" in body or "NaN" in body for body in fails), pings
+    assert "Traceback" not in err
