@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -480,14 +481,15 @@ def test_a_frozen_leader_is_replaced_and_writes_nothing_more(new_db):
     """SIGSTOP the leader with a standby running: the standby takes over within the lease (10 s here; 30 s by
     default) and a poll of the frozen leader's last heartbeat, well within 60 s; collection goes on. SIGCONT: the
     old leader commits nothing more (its epoch is over) and stands by; one leader; every row equals the market."""
-    env = {"DERIBIT_TS_LEADER_LEASE_S": "10"}
+    env = {"DERIBIT_TS_LEADER_LEASE_S": "10", "DERIBIT_TS_COLLECT_SUMMARY_S": "5"}
     with run_in_thread(sim_config()) as sim:
         first = start_collector(new_db, sim.url, env=env)
         second = None
         try:
             wait_for(lambda: collecting(new_db), 30, "the first collector to collect")
             second = start_collector(new_db, sim.url, env=env)
-            wait_for(lambda: roles(new_db) == {first.pid: "leader", second.pid: "standby"}, 30, "a standby")
+            # (starting a process takes seconds on a loaded machine: this waits for it, it bounds nothing)
+            wait_for(lambda: roles(new_db) == {first.pid: "leader", second.pid: "standby"}, 90, "a standby")
             sim_minutes(sim, 3)
             first.send_signal(signal.SIGSTOP)
             wait_for(lambda: (leader(new_db) or (0,))[0] == second.pid, 60, "the standby to take over")
@@ -510,6 +512,10 @@ def test_a_frozen_leader_is_replaced_and_writes_nothing_more(new_db):
     assert timedelta(0) < taken_at - last_beat < timedelta(seconds=60), (last_beat, taken_at)
     assert "Traceback" not in first_err + second_err, first_err + second_err
     assert "no longer leads" in first_err or "terminating connection" in first_err, first_err
+    # what it says: when it starts leading, a summary line every DERIBIT_TS_COLLECT_SUMMARY_S, when it stops
+    assert re.search(r"leading \(process \S+, epoch \d+\)", second_err), second_err
+    assert re.search(r"collecting: [\d,]+ rows written, [\d,]+ requests in \S+; lag candles\.future", second_err)
+    assert "stopped leading (run" in second_err and "stopped (process" in second_err, second_err
     with psycopg.connect(new_db) as conn:
         # fencing: nothing of the old leader's run was committed after the takeover
         late = conn.execute(

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -75,4 +76,12 @@ def test_a_stale_dataset_fails_the_check(db):
         assert problem.startswith("index is stale: lag 6") and problem.endswith("(threshold 150 s)"), problem
         relaxed = run_cli("status", "--max-lag", "index=900", "--dsn", db)
         assert relaxed.returncode == 0, relaxed.stderr
+        # every timestamp in one form (UTC, to the second), every duration in one form, even in another time zone
+        assert all(
+            v is None or v.endswith("+00:00") for v in (report["reference_time"], report["leader"]["last_heartbeat"])
+        )
+        shown = run_cli("status", "--dsn", db, env={"PGTZ": "America/New_York"}).stdout
+        stamps = re.findall(r"\d{4}-\d\d-\d\d[ T][\d:.]+\S*", shown)
+        assert stamps and all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", t) for t in stamps), shown
+        assert "2024-03-01 11:59:30Z" in shown and re.search(r"index +1 2024-03-01 11:50:00Z +\d+m\d\ds ", shown), shown
         conn.execute("SELECT pg_advisory_unlock(1685222515, 1)")
