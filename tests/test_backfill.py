@@ -21,9 +21,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import psycopg
 import pytest
-from helpers import cli_command, create_database, drop_database, run_cli
+from helpers import cli_command, clone_database, drop_database, run_cli
 
-from deribit_ts.db.migrate import apply_all
 from deribit_ts.sim import SimConfig, run_in_thread
 from deribit_ts.timeutil import HOUR_MS, MINUTE_MS, ceil_ms, from_ms, to_ms
 
@@ -83,6 +82,7 @@ def table_fingerprint(dsn: str) -> list[tuple]:
         ).fetchall()
 
 
+@pytest.mark.slow
 def test_backfill_all_equals_the_simulator_row_for_row(sim, new_db):
     until = datetime(2024, 3, 1, tzinfo=UTC)
     summary = backfill(
@@ -137,6 +137,7 @@ def test_backfill_all_equals_the_simulator_row_for_row(sim, new_db):
     assert all(res == timedelta(hours=1) for ts, _, res in index_rows if ts < min(minute_rows))
 
 
+@pytest.mark.slow
 def test_second_run_changes_nothing(sim, new_db):
     args = ("candles", "--instrument", "BTC-PERPETUAL", "--since", "2024-02-01", "--until", "2024-02-08")
     first = backfill(new_db, sim.url, *args)
@@ -174,6 +175,7 @@ def test_revised_candles_are_counted_and_the_newer_value_wins(sim, new_db):
     assert stored_candles(new_db, "BTC-PERPETUAL") == true_candles(sim, "BTC-PERPETUAL", start, end)
 
 
+@pytest.mark.slow
 def test_with_ten_percent_faults_the_result_is_the_same(new_db):
     config = SimConfig(now=NOW, rate_limit="off", fault_rate=0.1, stall_seconds=0.2)
     with run_in_thread(config) as faulty:
@@ -198,6 +200,7 @@ def test_with_ten_percent_faults_the_result_is_the_same(new_db):
     assert stored_candles(new_db, "BTC-PERPETUAL") == truth
 
 
+@pytest.mark.slow
 def test_deribit_default_limits_never_trigger_10028(new_db):
     with run_in_thread(SimConfig(now=NOW, rate_limit="deribit")) as limited:
         summary = run_cli(
@@ -223,6 +226,7 @@ def test_deribit_default_limits_never_trigger_10028(new_db):
     assert json.loads(summary.stdout)["exchange"]["throttled"] == 0
 
 
+@pytest.mark.slow
 def test_two_concurrent_processes_share_one_plan(sim, new_db):
     args = [
         "backfill",
@@ -267,7 +271,8 @@ def wait_for_first_rows(dsn: str, process: subprocess.Popen, timeout_s: float = 
         time.sleep(0.05)
 
 
-def test_kill_9_at_random_points_then_resume_gives_the_same_table(pg_server):
+@pytest.mark.slow
+def test_kill_9_at_random_points_then_resume_gives_the_same_table(pg_server, migrated_template):
     rng = random.Random(20241124)
     since, until = datetime(2023, 6, 1, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC)
     config = SimConfig(now=NOW, rate_limit="off", latency_ms=40)
@@ -275,10 +280,9 @@ def test_kill_9_at_random_points_then_resume_gives_the_same_table(pg_server):
     with run_in_thread(config) as slow:
         truth = true_candles(slow, "BTC-PERPETUAL", since, until)
         for trial in range(5):
-            name = create_database(pg_server, f"kill{trial}")
+            name = clone_database(pg_server, migrated_template, f"kill{trial}")
             dsn = psycopg.conninfo.make_conninfo(pg_server, dbname=name)
             try:
-                apply_all(dsn)
                 args = [
                     "backfill",
                     "candles",
@@ -361,6 +365,7 @@ def test_funding_windows_cover_hours_exactly(sim, new_db):
     assert got == [from_ms(t) for t in range(start, end, HOUR_MS) if not sim.market.in_outage(t)]
 
 
+@pytest.mark.slow
 def test_sigterm_stops_cleanly_and_releases_the_plan(new_db):
     with run_in_thread(SimConfig(now=NOW, rate_limit="off", latency_ms=40)) as slow:
         args = [
@@ -502,6 +507,7 @@ def interrupt_then_resume(dsn: str, interrupt, env: dict | None = None) -> tuple
     return first, truth
 
 
+@pytest.mark.slow
 def test_lost_database_connection_fails_in_one_line_and_resumes_exactly(new_db):
     def terminate_backends(_sim) -> None:
         time.sleep(0.5)
@@ -517,6 +523,7 @@ def test_lost_database_connection_fails_in_one_line_and_resumes_exactly(new_db):
         assert conn.execute("SELECT count(*) FROM deribit_ts.tasks WHERE state <> 'done'").fetchone() == (0,)
 
 
+@pytest.mark.slow
 def test_lost_network_fails_in_one_line_and_resumes_exactly(new_db):
     # Leaving the simulator's block stops it: every request in flight and every retry finds nobody listening.
     first, _ = interrupt_then_resume(new_db, lambda _sim: time.sleep(0.5), env={"DERIBIT_TS_MAX_RETRIES": "2"})
@@ -653,6 +660,7 @@ def tampering_proxy(upstream: str, tamper):
         server.server_close()
 
 
+@pytest.mark.slow
 def test_failing_tasks_are_recorded_and_the_others_go_on(sim, new_db):
     """One task's window answered 11094 on every try, one with chart columns of different lengths, one with the
     connection dropped every time while the rest of the exchange answers: those three tasks fail with their reason
@@ -743,6 +751,7 @@ def connection_slots_left(dsn: str, free: int):
             conn.close()
 
 
+@pytest.mark.slow
 def test_workers_are_capped_at_the_tasks_there_are(sim, new_db):
     """--workers 64 for one task opens one worker connection, not 64: with 3 slots left the run still fits."""
     with connection_slots_left(new_db, 3):
@@ -762,6 +771,7 @@ def test_workers_are_capped_at_the_tasks_there_are(sim, new_db):
     assert summary["status"] == "ok" and summary["datasets"]["candles"]["tasks"] == 1
 
 
+@pytest.mark.slow
 def test_too_many_workers_for_the_database_fail_in_one_line(sim, new_db):
     with connection_slots_left(new_db, 2):
         result = run_cli(
@@ -790,6 +800,7 @@ def test_too_many_workers_for_the_database_fail_in_one_line(sim, new_db):
     ], result.stderr
 
 
+@pytest.mark.slow
 def test_two_processes_on_one_host_share_deribits_limit(new_db):
     """Deribit limits public requests per IP: two backfills on one host split the allowance between them, so the
     simulator, enforcing Deribit's default limits per client address, answers none of them with 10028."""

@@ -225,6 +225,7 @@ def invocations(path: tuple[str, ...], command) -> list[list[str]]:
     return argvs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("path", "command"), LEAVES, ids=[" ".join(p) for p, _ in LEAVES])
 def test_every_option_of_every_command_survives_hostile_values(path, command, env, invoke):
     if path in NOT_IN_PROCESS:

@@ -250,6 +250,7 @@ def healthcheck_server():
         server.server_close()
 
 
+@pytest.mark.slow
 def test_two_collectors_keep_everything_fresh_through_a_listing_an_expiry_and_a_kill_9(new_db):
     """Two collectors on one database for 30+ simulated minutes: one leads, one stands by; kill -9 of the leader
     hands over within 30 s; a listing is collected from its first minute, an expiring future to its last minute
@@ -365,6 +366,7 @@ def restartable_db(new_db):
         shutil.rmtree(parent, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_an_exchange_outage_a_database_restart_and_a_kill_9_each_end_with_the_gap_filled(restartable_db):
     """A single collector: the exchange goes away for 3 simulated minutes (more, counting the retries), the
     database restarts, and the process is killed with -9 and started again: every gap is filled from the
@@ -410,6 +412,7 @@ def test_an_exchange_outage_a_database_restart_and_a_kill_9_each_end_with_the_ga
     assert any("database unavailable" in body for body in fails), pings
 
 
+@pytest.mark.slow
 def test_options_that_traded_get_their_candles_within_5_minutes(new_db):
     """A small option chain: one bulk trades request per scan finds the options that traded; each gets its candles
     from the origin, within 5 simulated minutes of trading, equal to the market's; options that never traded cost

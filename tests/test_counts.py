@@ -172,7 +172,13 @@ def test_a_killed_runs_requests_are_not_zero(new_db):
                 if conn.execute("SELECT count(*) FROM deribit_ts.coverage").fetchone()[0] >= 3:
                     break
             time.sleep(0.05)
-        time.sleep(2.5)  # past one traffic log
+        while time.monotonic() < deadline and victim.poll() is None:  # until the first traffic log
+            with psycopg.connect(new_db) as conn:
+                logged = """SELECT (SELECT max(requests) FROM deribit_ts.runs) > 0
+                                   AND (SELECT sum(requests) FROM deribit_ts.run_tasks) > 0"""
+                if conn.execute(logged).fetchone()[0]:
+                    break
+            time.sleep(0.05)
         victim.send_signal(signal.SIGKILL)
         victim.wait()
     run = json.loads(run_cli("runs", "--last", "1", "--json", "--dsn", new_db).stdout)[0]

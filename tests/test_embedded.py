@@ -235,6 +235,7 @@ KILL_POINTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", KILL_POINTS)
 def test_a_first_up_killed_part_way_leaves_a_home_the_next_up_completes(point: str, fresh_home: Path):
     home = fresh_home

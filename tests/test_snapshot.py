@@ -44,6 +44,7 @@ def _rows(dsn: str, query: str, params=()) -> list[tuple]:
         return conn.execute(query, params).fetchall()
 
 
+@pytest.mark.slow
 def test_a_real_sized_round_stays_inside_the_allowance(new_db) -> None:
     config = sim_config(option_strike_density=1.0, rate_limit="deribit", rate_limit_scale=SCALE)
     with run_in_thread(config) as sim:
@@ -165,6 +166,7 @@ def test_cli_round_json_run_log_and_one_line_errors(new_db) -> None:
     assert _rows(new_db, "SELECT count(*) FROM deribit.option_snapshots")[0][0] == summary["options"]
 
 
+@pytest.mark.slow
 def test_kill_9_during_a_round_leaves_nothing_and_the_next_round_is_whole(new_db) -> None:
     """SIGKILL while the tickers are being fetched: the round was one transaction, so nothing of it is stored;
     the next round stores every option exactly once."""
