@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -32,12 +33,22 @@ def create_database(server_dsn: str, label: str) -> str:
     return name
 
 
-def clone_database(server_dsn: str, template: str, label: str) -> str:
-    """A new database copied from ``template`` (which nobody may be connected to meanwhile)."""
+def clone_database(server_dsn: str, template: str, label: str, timeout_s: float = 30) -> str:
+    """A new database copied from ``template`` (CREATE DATABASE ... TEMPLATE). Nobody may be connected to the
+    template meanwhile: retried briefly, because a server whose background workers visit every database
+    (TimescaleDB's job scheduler on the Community edition) may hold it open for a moment."""
     name = f"test_{label}_{uuid.uuid4().hex[:8]}".lower()
+    statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
+    deadline = time.monotonic() + timeout_s
     with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
-    return name
+        while True:
+            try:
+                conn.execute(statement)
+                return name
+            except psycopg.errors.ObjectInUse:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
 
 def drop_database(server_dsn: str, name: str) -> None:
