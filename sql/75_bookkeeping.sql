@@ -50,7 +50,11 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION deribit_ts.compact_bookkeeping(p_keep interval DEFAULT interval '1 day')
+-- At most p_batch done tasks per call (the first call after an upgrade meets a year of them): the collector's next
+-- hourly run takes the next batch.
+DROP FUNCTION IF EXISTS deribit_ts.compact_bookkeeping(interval);
+CREATE OR REPLACE FUNCTION deribit_ts.compact_bookkeeping(
+    p_keep interval DEFAULT interval '1 day', p_batch integer DEFAULT 200000)
 RETURNS TABLE (tasks_deleted bigint, coverage_merged bigint, processes_deleted bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -58,7 +62,8 @@ DECLARE
     k record;
 BEGIN
     SELECT coalesce(array_agg(task_id), '{}') INTO old_tasks
-      FROM deribit_ts.tasks WHERE state = 'done' AND updated_at < now() - p_keep;
+      FROM (SELECT task_id FROM deribit_ts.tasks WHERE state = 'done' AND updated_at < now() - p_keep
+             ORDER BY updated_at LIMIT p_batch) old;
     INSERT INTO deribit_ts.run_dataset_totals AS r (run_id, dataset, tasks, failed_tasks, rows_fetched, inserted,
                                                      revised, requests, retries, errors, task_time)
     SELECT d.run_id, t.dataset, count(*), count(*) FILTER (WHERE d.error IS NOT NULL), sum(d.rows_fetched),
@@ -72,7 +77,8 @@ BEGIN
             revised = r.revised + EXCLUDED.revised, requests = r.requests + EXCLUDED.requests,
             retries = r.retries + EXCLUDED.retries, errors = r.errors + EXCLUDED.errors,
             task_time = r.task_time + EXCLUDED.task_time;
-    DELETE FROM deribit_ts.tasks WHERE task_id = ANY (old_tasks);  -- their run_tasks go with them (ON DELETE CASCADE)
+    DELETE FROM deribit_ts.run_tasks WHERE task_id = ANY (old_tasks);
+    DELETE FROM deribit_ts.tasks WHERE task_id = ANY (old_tasks);
     tasks_deleted := cardinality(old_tasks);
 
     coverage_merged := 0;
