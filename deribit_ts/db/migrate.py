@@ -346,6 +346,17 @@ def _restore_grants(conn: psycopg.Connection, before: list[tuple]) -> int:
     return restored
 
 
+def _restore_grants_after(conn: psycopg.Connection, grants: list[tuple]) -> None:
+    if not grants or conn.closed:
+        return
+    try:
+        with conn.transaction():
+            if restored := _restore_grants(conn, grants):
+                log.info("restored %d privilege(s) on re-created relations of schema deribit", restored)
+    except psycopg.Error as exc:  # the run's own error (if any) is the one to report
+        log.warning("could not restore privileges on schema deribit: %s", " ".join(str(exc).split()))
+
+
 def _record(conn: psycopg.Connection, step: Step, edition: str, seconds: float) -> None:
     f = step.file
     if f.version is None:
@@ -443,15 +454,16 @@ def apply_all(
             edition = edition_of(server_info(conn))
             steps = plan(conn, edition, migrations, repeatables)
             grants = conn.execute(_GRANTS).fetchall() if steps else []
-            for step in steps:
-                if step.action != "reapply":
-                    _announce(step, progress)
-                    _execute_step(conn, step, edition)
-            _apply_repeatables(conn, [s for s in steps if s.action == "reapply"], edition, progress)
-            if grants:
-                with conn.transaction():
-                    if restored := _restore_grants(conn, grants):
-                        log.info("restored %d privilege(s) on re-created relations of schema deribit", restored)
+            try:
+                for step in steps:
+                    if step.action != "reapply":
+                        _announce(step, progress)
+                        _execute_step(conn, step, edition)
+                _apply_repeatables(conn, [s for s in steps if s.action == "reapply"], edition, progress)
+            finally:
+                # Also after a failed step: what the committed steps re-created gets its privileges back now,
+                # while this run still knows them.
+                _restore_grants_after(conn, grants)
             return steps
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
