@@ -449,6 +449,97 @@ COMMENT ON COLUMN deribit.iv_skew.rr25 IS '25-delta risk reversal: call IV - put
 COMMENT ON COLUMN deribit.iv_skew.bf25 IS '25-delta butterfly: (call IV + put IV) / 2 - ATM IV (iv_term_structure), in vol points (percent)';
 
 -- ---------------------------------------------------------------------------------------------------------------
+-- 65_research.sql
+-- ---------------------------------------------------------------------------------------------------------------
+
+COMMENT ON VIEW deribit.iv_constant_maturity IS
+    'Constant-maturity implied volatility: one row per currency, snapshot round and tenor (7, 14, 30, 60, 90, 180 days); ATM IV linear in total variance (iv^2 x T) between the two expiries around the tenor, rr25 and bf25 linear in T; NULL outside the listed expiries (no extrapolation)';
+COMMENT ON COLUMN deribit.iv_constant_maturity.currency IS 'Base currency of the options (BTC, ETH, ...)';
+COMMENT ON COLUMN deribit.iv_constant_maturity.ts IS 'The snapshot round''s exchange time (timestamptz, UTC)';
+COMMENT ON COLUMN deribit.iv_constant_maturity.tenor_days IS 'Constant maturity in calendar days: 7, 14, 30, 60, 90 or 180';
+COMMENT ON COLUMN deribit.iv_constant_maturity.atm_iv IS 'ATM implied volatility at the tenor, percent (annualized, like DVOL): sqrt of the total variance interpolated linearly in T between the bracketing expiries'' ATM IVs (iv_term_structure) / tenor; NULL before the first or after the last expiry';
+COMMENT ON COLUMN deribit.iv_constant_maturity.rr25 IS '25-delta risk reversal at the tenor (call IV - put IV, vol points, delta not premium-adjusted, from iv_skew), linear in T between the bracketing expiries; NULL outside them';
+COMMENT ON COLUMN deribit.iv_constant_maturity.bf25 IS '25-delta butterfly at the tenor ((call IV + put IV) / 2 - ATM IV, vol points, from iv_skew), linear in T between the bracketing expiries; NULL outside them';
+
+COMMENT ON VIEW deribit.realized_vol_1d IS
+    'Realized volatility of a future or perpetual per UTC day, annualized in percent like DVOL, from one-minute log returns of closes between candles one minute apart (a gap is skipped); as of the last deribit-ts refresh';
+COMMENT ON COLUMN deribit.realized_vol_1d.instrument_name IS 'Future or perpetual, e.g. BTC-PERPETUAL';
+COMMENT ON COLUMN deribit.realized_vol_1d.day IS 'UTC calendar day (date); its returns are those ending in it';
+COMMENT ON COLUMN deribit.realized_vol_1d.rv_1d IS 'Percent a year: 100 x sqrt(525,600 x mean squared one-minute log return) over the day; NULL without a return';
+COMMENT ON COLUMN deribit.realized_vol_1d.rv_7d IS 'Percent a year: the same over the 7 calendar days ending with this day (returns of the days held, weighted by count)';
+COMMENT ON COLUMN deribit.realized_vol_1d.rv_30d IS 'Percent a year: the same over the 30 calendar days ending with this day';
+COMMENT ON COLUMN deribit.realized_vol_1d.parkinson_1d IS 'Percent a year: Parkinson''s estimator from the day''s one-minute highs and lows, 100 x sqrt(525,600 x mean(ln(high/low)^2) / (4 ln 2))';
+
+COMMENT ON VIEW deribit.vol_risk_premium IS
+    'Per currency and UTC day: DVOL against the trailing 30-day realized volatility of the currency''s perpetual (the inverse one where several exist); dvol NULL on days without DVOL candles';
+COMMENT ON COLUMN deribit.vol_risk_premium.currency IS 'Base currency (BTC, ETH, ...)';
+COMMENT ON COLUMN deribit.vol_risk_premium.day IS 'UTC calendar day (date)';
+COMMENT ON COLUMN deribit.vol_risk_premium.dvol IS 'DVOL (percent, 30-day implied) at the day''s close: the last one-minute DVOL close of the day';
+COMMENT ON COLUMN deribit.vol_risk_premium.rv_30d IS 'Realized volatility of the perpetual over the 30 days ending with this day, percent a year (realized_vol_1d.rv_30d)';
+COMMENT ON COLUMN deribit.vol_risk_premium.vrp IS 'dvol - rv_30d, vol points (implied over trailing realized; positive: options priced above what was realized)';
+
+COMMENT ON VIEW deribit.open_interest_by_strike IS
+    'Open interest per currency, snapshot round, live expiry and strike, calls and puts side by side';
+COMMENT ON COLUMN deribit.open_interest_by_strike.currency IS 'Base currency of the options';
+COMMENT ON COLUMN deribit.open_interest_by_strike.ts IS 'The snapshot round''s exchange time';
+COMMENT ON COLUMN deribit.open_interest_by_strike.expiry IS 'Expiration (08:00 UTC)';
+COMMENT ON COLUMN deribit.open_interest_by_strike.strike IS 'Strike, USD';
+COMMENT ON COLUMN deribit.open_interest_by_strike.call_oi IS 'Call open interest, contracts (= base currency, e.g. BTC); NULL where no call of this strike was in the round';
+COMMENT ON COLUMN deribit.open_interest_by_strike.put_oi IS 'Put open interest, contracts (base currency); NULL where no put of this strike was in the round';
+COMMENT ON COLUMN deribit.open_interest_by_strike.call_oi_usd IS 'Call open interest x the option''s index price (the ticker''s index_price), USD';
+COMMENT ON COLUMN deribit.open_interest_by_strike.put_oi_usd IS 'Put open interest x the option''s index price, USD';
+
+COMMENT ON VIEW deribit.max_pain IS
+    'Max pain per currency, snapshot round and live expiry: the listed strike at which settlement would pay option holders the least';
+COMMENT ON COLUMN deribit.max_pain.currency IS 'Base currency of the options';
+COMMENT ON COLUMN deribit.max_pain.ts IS 'The snapshot round''s exchange time';
+COMMENT ON COLUMN deribit.max_pain.expiry IS 'Expiration (08:00 UTC)';
+COMMENT ON COLUMN deribit.max_pain.max_pain_strike IS 'USD: the strike K* minimizing sum(call oi x max(K* - K, 0)) + sum(put oi x max(K - K*, 0)); the lowest on a tie; NULL without open interest';
+COMMENT ON COLUMN deribit.max_pain.payout_usd IS 'USD: that minimum, the options'' intrinsic value at K* times their open interest (inverse options pay it in coin)';
+
+COMMENT ON VIEW deribit.put_call_ratio IS 'Put/call open interest ratio per currency, snapshot round and live expiry';
+COMMENT ON COLUMN deribit.put_call_ratio.currency IS 'Base currency of the options';
+COMMENT ON COLUMN deribit.put_call_ratio.ts IS 'The snapshot round''s exchange time';
+COMMENT ON COLUMN deribit.put_call_ratio.expiry IS 'Expiration (08:00 UTC)';
+COMMENT ON COLUMN deribit.put_call_ratio.oi_ratio IS 'Put open interest / call open interest (contracts / contracts, a plain ratio); NULL without call open interest';
+
+COMMENT ON VIEW deribit.futures_settlement IS
+    'Every dated future that settled (its index has a delivery price on the expiry date): delivery price against its last one-minute close';
+COMMENT ON COLUMN deribit.futures_settlement.instrument_name IS 'The dated future, e.g. BTC-29MAR24';
+COMMENT ON COLUMN deribit.futures_settlement.expiry IS 'Expiration (08:00 UTC)';
+COMMENT ON COLUMN deribit.futures_settlement.delivery_price IS 'USD: the index''s delivery price of the expiry date (delivery_prices)';
+COMMENT ON COLUMN deribit.futures_settlement.last_close IS 'USD: close of the future''s last one-minute candle before expiry; NULL without candles';
+COMMENT ON COLUMN deribit.futures_settlement.settlement_basis IS 'USD: last_close - delivery_price';
+COMMENT ON COLUMN deribit.futures_settlement.settlement_basis_pct IS 'Percent: 100 x (last_close / delivery_price - 1)';
+
+COMMENT ON VIEW deribit.perpetual_premium_1m IS
+    'Per perpetual and minute where its index is known (an index history sample at that minute, else the funding history''s index on the hour): the one-minute close against the index';
+COMMENT ON COLUMN deribit.perpetual_premium_1m.instrument_name IS 'The perpetual, e.g. BTC-PERPETUAL';
+COMMENT ON COLUMN deribit.perpetual_premium_1m.ts IS 'The minute (candle open time, UTC)';
+COMMENT ON COLUMN deribit.perpetual_premium_1m.perpetual_price IS 'USD: the perpetual''s one-minute close';
+COMMENT ON COLUMN deribit.perpetual_premium_1m.index_price IS 'USD: the index (price_index) at that minute: index history first, funding history''s index_price second; never a stand-in';
+COMMENT ON COLUMN deribit.perpetual_premium_1m.premium_pct IS 'Percent: 100 x (perpetual_price / index_price - 1), not annualized';
+
+COMMENT ON VIEW deribit.funding_carry IS
+    'Per perpetual and funding hour: the funding a long position has paid since the first hour of its funding history';
+COMMENT ON COLUMN deribit.funding_carry.instrument_name IS 'The perpetual, e.g. BTC-PERPETUAL';
+COMMENT ON COLUMN deribit.funding_carry.ts IS 'The funding hour (funding_rates.ts)';
+COMMENT ON COLUMN deribit.funding_carry.cumulative_funding_pct IS 'Percent of notional, simple (not compounded): 100 x running sum of interest_1h from the first row of history through this hour; positive = longs paid; missing hours count for nothing; a ts filter keeps the sum from the start';
+
+COMMENT ON VIEW deribit.svi_fit IS
+    'Raw SVI w(k) = a + b (rho (k - m) + sqrt((k - m)^2 + sigma^2)) fitted to the out-of-the-money mark IVs (iv_smile) of each snapshot round and expiry with at least 5 strikes; w = total implied variance (iv/100)^2 x T (T in 365-day years), k = ln(K/F); quasi-explicit least squares (Zeliade)';
+COMMENT ON COLUMN deribit.svi_fit.currency IS 'Base currency of the options';
+COMMENT ON COLUMN deribit.svi_fit.ts IS 'The snapshot round''s exchange time';
+COMMENT ON COLUMN deribit.svi_fit.expiry IS 'Expiration (08:00 UTC)';
+COMMENT ON COLUMN deribit.svi_fit.a IS 'SVI a: level of total variance (dimensionless, in [0, max w] by the fit''s constraints)';
+COMMENT ON COLUMN deribit.svi_fit.b IS 'SVI b >= 0: slope of the wings in total variance per unit of log-moneyness (b (1 + |rho|) <= 4)';
+COMMENT ON COLUMN deribit.svi_fit.rho IS 'SVI rho in [-1, 1]: skew (negative: puts richer)';
+COMMENT ON COLUMN deribit.svi_fit.m IS 'SVI m: log-moneyness of the smile''s vertex';
+COMMENT ON COLUMN deribit.svi_fit.sigma IS 'SVI sigma > 0: curvature at the vertex, log-moneyness units';
+COMMENT ON COLUMN deribit.svi_fit.rmse_iv IS 'Root mean square of fitted IV - mark IV over the fitted options, vol points (percent)';
+COMMENT ON COLUMN deribit.svi_fit.butterfly_arbitrage IS 'true: the fitted slice has a negative density (Gatheral''s g(k) < 0, or w <= 0) somewhere within one unit of log-moneyness beyond the quoted strikes';
+
+-- ---------------------------------------------------------------------------------------------------------------
 -- 65_trades.sql
 -- ---------------------------------------------------------------------------------------------------------------
 

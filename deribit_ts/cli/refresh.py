@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from deribit_ts.cli.common import DsnOption, JsonOption, database_dsn, settings
-from deribit_ts.ingest import rollups
+from deribit_ts.db.connect import connect
+from deribit_ts.ingest import rollups, round_research
 
 
 def refresh(
@@ -24,17 +25,38 @@ def refresh(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Bring the rollups (deribit.ohlcv_5m, ohlcv_15m, ohlcv_1h, ohlcv_1d) up to date.
+    """Bring the rollups (deribit.ohlcv_5m, ohlcv_15m, ohlcv_1h, ohlcv_1d) and the research tables up to date.
 
     Only what changed since the last refresh is recomputed: the days whose one-minute candles were written
     (Apache edition), or the buckets Timescale's invalidation log names (Community edition). Every backfill
     ends with a refresh; run this after writing candles some other way, or from a timer (deploy/).
+
+    Then the research tables: the realized variance of every futures day whose candles changed (realized_vol_1d,
+    vol_risk_premium) and the research rows of every snapshot round stored before this version summarized it at
+    round time (iv_constant_maturity, max_pain, put_call_ratio, svi_fit; about 0.1 s a round, progress on
+    stderr). --full recomputes every day's realized variance too.
     """
-    summary = rollups.refresh(database_dsn(settings(ctx, dsn)), full=full)
+    dsn_ = database_dsn(settings(ctx, dsn))
+    summary = rollups.refresh(dsn_, full=full)
+    with connect(dsn_, autocommit=True, application_name="deribit-ts refresh") as conn:
+        summary["research"] = round_research.refresh(conn, full=full, on_progress=_progress)
     if as_json:
         typer.echo(json.dumps(summary))
         return
     typer.echo(describe(summary))
+    typer.echo(describe_research(summary["research"]))
+
+
+def _progress(done: int, total: int) -> None:
+    typer.echo(f"research rows: {done:,} of {total:,} snapshot rounds summarized", err=True)
+
+
+def describe_research(research: dict) -> str:
+    return (
+        f"research tables refreshed: {research['realized_variance_days']} instrument-day(s) of realized variance, "
+        f"{research['rounds_summarized']} snapshot round(s) summarized ({research['svi_fits']} SVI fits) in "
+        f"{research['seconds']:.3f} s"
+    )
 
 
 def describe(summary: dict) -> str:
