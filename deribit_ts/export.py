@@ -341,6 +341,12 @@ def _write_parquet(conn: psycopg.Connection, query: str, path: Path) -> int:
 _WRITERS = {"csv": _write_csv, "jsonl": _write_jsonl, "parquet": _write_parquet}
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def export(
     dsn: str,
     view: str | None = None,
@@ -369,6 +375,7 @@ def export(
         os.close(fd)
         try:
             rows = _WRITERS[format](conn, query, Path(temporary))
+            os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; the file gets the usual mode
             os.replace(temporary, target)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

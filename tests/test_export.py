@@ -14,7 +14,7 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from deribit_ts.export import arrow_table
+from deribit_ts.export import _umask, arrow_table
 
 invoke = cli_inprocess.invoke  # the fixture
 
@@ -66,6 +66,7 @@ def test_parquet_round_trips_a_view_exactly(invoke, dsn, tmp_path) -> None:
     result = _run(invoke, dsn, "ohlcv_1m", "--format", "parquet", "--out", str(out))
     assert result.code == 0, result.err
     assert "16 rows" in result.out
+    assert out.stat().st_mode & 0o777 == 0o666 & ~_umask()  # not the temporary file's private mode
     table = pq.read_table(out)
     assert table.schema.field("ts").type.tz == "UTC"
     got = sorted(tuple(r.values()) for r in table.to_pylist())
