@@ -342,39 +342,44 @@ COMMENT ON COLUMN deribit.sanity_violations.detail IS 'The values that break it,
 -- ---------------------------------------------------------------------------------------------------------------
 
 COMMENT ON VIEW deribit.basis_1m IS
-    'Basis of dated futures: one row per future and minute with a candle before its expiry, its close against the index at that minute (basis, basis_pct, simple annualized on 365 days); index_source names the price used for the index: index, funding_index, perpetual (its close, premium included) or index_prev_hour; NULL where none exists';
+    'Basis of dated futures: one row per future and minute with a candle before its expiry, its close against the index at that minute (basis, basis_pct, simple annualized on 365 days); the index comes from an index source only (index_source: index, funding_index or index_prev_hour), NULL where none exists; the perpetual''s close at that minute is beside it (perpetual_price, spread_to_perpetual)';
 COMMENT ON COLUMN deribit.basis_1m.instrument_name IS 'The dated future, e.g. BTC-27SEP24';
 COMMENT ON COLUMN deribit.basis_1m.ts IS 'The minute (the future''s candle opens then)';
 COMMENT ON COLUMN deribit.basis_1m.future_price IS 'The future''s one-minute close, in USD';
-COMMENT ON COLUMN deribit.basis_1m.index_price IS 'The price standing for the index at that minute, in USD; which one is in index_source';
-COMMENT ON COLUMN deribit.basis_1m.basis IS 'future_price - index_price, in USD';
-COMMENT ON COLUMN deribit.basis_1m.basis_pct IS '100 * (future_price / index_price - 1), percent';
-COMMENT ON COLUMN deribit.basis_1m.annualized_basis_pct IS 'basis_pct * 365 / days_to_expiry: percent a year, simple (not compounded)';
+COMMENT ON COLUMN deribit.basis_1m.index_price IS 'The index at that minute, in USD, from an index source only (which one: index_source); NULL when none: never the perpetual''s price';
+COMMENT ON COLUMN deribit.basis_1m.basis IS 'future_price - index_price, in USD; NULL without an index';
+COMMENT ON COLUMN deribit.basis_1m.basis_pct IS '100 * (future_price / index_price - 1), percent; NULL without an index';
+COMMENT ON COLUMN deribit.basis_1m.annualized_basis_pct IS 'basis_pct * 365 / days_to_expiry: percent a year, simple (not compounded); NULL without an index and when less than one day is left (where dividing by the days left turns dollars into thousands of percent)';
 COMMENT ON COLUMN deribit.basis_1m.days_to_expiry IS '(expiry - ts) in days, fractional; 0 at the 08:00 UTC settlement';
-COMMENT ON COLUMN deribit.basis_1m.index_source IS 'index (the index history at that minute), funding_index (the perpetual''s funding record, on the hour), perpetual (the perpetual''s close: the index plus its premium), index_prev_hour (the newest index sample of the hour before); NULL when none';
+COMMENT ON COLUMN deribit.basis_1m.index_source IS 'index (the index history at that minute), funding_index (the perpetual''s funding record at that minute, on the hour), index_prev_hour (the index at the start of the minute''s hour, from the index or funding history: up to 59 minutes stale); NULL when none';
 COMMENT ON COLUMN deribit.basis_1m.currency IS 'The future''s base currency (BTC, ETH, ...)';
 COMMENT ON COLUMN deribit.basis_1m.expiry IS 'The future''s expiration (08:00 UTC)';
+COMMENT ON COLUMN deribit.basis_1m.perpetual_price IS 'The one-minute close of the perpetual of the future''s index at that minute, in USD (the index plus the perpetual''s premium: no index); NULL when it has no candle then';
+COMMENT ON COLUMN deribit.basis_1m.spread_to_perpetual IS 'future_price - perpetual_price, in USD';
+COMMENT ON COLUMN deribit.basis_1m.spread_to_perpetual_pct IS '100 * (future_price / perpetual_price - 1), percent';
 
 COMMENT ON VIEW deribit.basis_term_structure IS
-    'The basis term structure once an hour: one row per full hour and dated future live then with a candle at that minute (its basis from basis_1m); ORDER BY ts DESC LIMIT n reads only the newest hours';
+    'The basis term structure once an hour: one row per full hour and dated future live then where the index is known on the hour and the future traded in the hour before; the future''s price is the close of its last candle closed by the hour';
 COMMENT ON COLUMN deribit.basis_term_structure.currency IS 'The futures'' base currency (BTC, ETH, ...)';
-COMMENT ON COLUMN deribit.basis_term_structure.ts IS 'The full hour';
+COMMENT ON COLUMN deribit.basis_term_structure.ts IS 'The full hour: the instant both prices are taken at';
 COMMENT ON COLUMN deribit.basis_term_structure.expiry IS 'The future''s expiration (08:00 UTC)';
 COMMENT ON COLUMN deribit.basis_term_structure.days_to_expiry IS '(expiry - ts) in days, fractional';
-COMMENT ON COLUMN deribit.basis_term_structure.annualized_basis_pct IS 'basis_pct * 365 / days_to_expiry: percent a year, simple (not compounded)';
+COMMENT ON COLUMN deribit.basis_term_structure.annualized_basis_pct IS 'basis_pct * 365 / days_to_expiry: percent a year, simple (not compounded); NULL when less than one day is left';
 COMMENT ON COLUMN deribit.basis_term_structure.instrument_name IS 'The dated future';
-COMMENT ON COLUMN deribit.basis_term_structure.future_price IS 'The future''s close at the hour''s minute, in USD';
-COMMENT ON COLUMN deribit.basis_term_structure.index_price IS 'The price standing for the index, in USD (see index_source)';
+COMMENT ON COLUMN deribit.basis_term_structure.future_price IS 'The close of the future''s last one-minute candle that closed at or before ts, within the hour before it (its hourly bar''s close), in USD';
+COMMENT ON COLUMN deribit.basis_term_structure.index_price IS 'The index at ts, in USD (which sample: index_source)';
 COMMENT ON COLUMN deribit.basis_term_structure.basis_pct IS '100 * (future_price / index_price - 1), percent';
-COMMENT ON COLUMN deribit.basis_term_structure.index_source IS 'Which price stood for the index (as in basis_1m): index, funding_index, perpetual or index_prev_hour';
+COMMENT ON COLUMN deribit.basis_term_structure.index_source IS 'index (the index history''s sample on the hour) or funding_index (the perpetual''s funding record on the hour)';
 
 COMMENT ON VIEW deribit.funding_apr IS
-    'Funding of perpetuals as an annual rate: one row per perpetual and hour; apr = interest_1h * 24 * 365 * 100, apr_1d / apr_7d = the same of the trailing 24 h / 7 d mean (hours missing from the history are left out of the mean)';
+    'Funding of perpetuals as an annual rate: one row per perpetual and hour; apr = interest_1h * 24 * 365 * 100, apr_1d / apr_7d = the same of the trailing 24 h / 7 d mean over hours_1d / hours_7d hourly records (hours missing from the history are left out of the mean)';
 COMMENT ON COLUMN deribit.funding_apr.instrument_name IS 'The perpetual, e.g. BTC-PERPETUAL';
 COMMENT ON COLUMN deribit.funding_apr.ts IS 'The hour of the funding record';
 COMMENT ON COLUMN deribit.funding_apr.apr IS 'The hour''s funding rate annualized: interest_1h * 8760 * 100, percent a year, simple; positive: longs pay shorts';
-COMMENT ON COLUMN deribit.funding_apr.apr_1d IS 'Mean hourly rate of the 24 hours ending with this row, annualized as apr (percent a year); on the first rows of history, the mean of the hours there are';
-COMMENT ON COLUMN deribit.funding_apr.apr_7d IS 'Mean hourly rate of the 168 hours ending with this row, annualized as apr (percent a year); on the first rows of history, the mean of the hours there are';
+COMMENT ON COLUMN deribit.funding_apr.apr_1d IS 'Mean hourly rate of the 24 hours ending with this row, annualized as apr (percent a year), over the hours_1d records there are (1 on a history''s first row: one hour''s rate)';
+COMMENT ON COLUMN deribit.funding_apr.apr_7d IS 'Mean hourly rate of the 168 hours ending with this row, annualized as apr (percent a year), over the hours_7d records there are';
+COMMENT ON COLUMN deribit.funding_apr.hours_1d IS 'Hourly funding records inside apr_1d''s mean (24 when none is missing)';
+COMMENT ON COLUMN deribit.funding_apr.hours_7d IS 'Hourly funding records inside apr_7d''s mean (168 when none is missing)';
 
 -- ---------------------------------------------------------------------------------------------------------------
 -- 60_options.sql

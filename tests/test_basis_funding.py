@@ -94,49 +94,78 @@ def market(db):
     return db
 
 
-def basis_rows(dsn: str, name: str) -> list[tuple]:
+def basis_rows(dsn: str, name: str, since: datetime = EXPIRY - timedelta(days=1)) -> list[tuple]:
     with psycopg.connect(dsn) as conn:
         return conn.execute(
             """SELECT ts, future_price, index_price, basis, basis_pct, annualized_basis_pct,
-                                      days_to_expiry, index_source
-                                 FROM deribit.basis_1m WHERE instrument_name = %s ORDER BY ts""",
-            (name,),
+                      days_to_expiry, index_source, perpetual_price, spread_to_perpetual, spread_to_perpetual_pct
+                 FROM deribit.basis_1m WHERE instrument_name = %s AND ts >= %s ORDER BY ts""",
+            (name, since),
         ).fetchall()
 
 
-def expected(ts: datetime, future: float, index: float | None, source: str | None) -> tuple:
+def expected(
+    ts: datetime, future: float, index: float | None, source: str | None, perpetual: float | None = None
+) -> tuple:
+    spread = (None, None) if perpetual is None else (future - perpetual, pytest.approx(100 * (future / perpetual - 1)))
     if index is None:
-        return (ts, future, None, None, None, None, pytest.approx(days(ts)), None)
+        return (ts, future, None, None, None, None, pytest.approx(days(ts)), None, perpetual, *spread)
     return (
         ts,
         future,
         index,
         pytest.approx(future - index),
         pytest.approx(100 * (future / index - 1)),
-        pytest.approx(annualized(future, index, ts)),
+        # annualizing divides by the days left: NULL in the last day, where it reaches thousands of percent
+        pytest.approx(annualized(future, index, ts)) if days(ts) >= 1 else None,
         pytest.approx(days(ts)),
         source,
+        perpetual,
+        *spread,
     )
 
 
-def test_basis_takes_the_best_index_source_at_each_minute(market):
+def test_basis_takes_the_index_from_index_sources_only(market):
     assert basis_rows(market, "BTC-29MAR24") == [
-        expected(t("2024-03-29 06:00"), 70050.0, 70010.0, "funding_index"),
-        expected(t("2024-03-29 06:01"), 70045.0, 70015.0, "perpetual"),
+        expected(t("2024-03-29 06:00"), 70050.0, 70010.0, "funding_index", 70020.0),
+        # the perpetual's close is no index: the index of 06:00 (an hour-start sample) stands, the perpetual beside
+        expected(t("2024-03-29 06:01"), 70045.0, 70010.0, "index_prev_hour", 70015.0),
         expected(t("2024-03-29 06:30"), 70030.0, 70010.0, "index_prev_hour"),
         expected(t("2024-03-29 07:45"), 70012.0, None, None),
-        expected(t("2024-03-29 07:57"), 70006.0, 70000.0, "index"),
-        expected(t("2024-03-29 07:58"), 70003.0, 70001.0, "index"),
-        expected(t("2024-03-29 07:59"), 70001.5, 70001.0, "index"),
+        expected(t("2024-03-29 07:57"), 70006.0, 70000.0, "index", 70100.0),
+        expected(t("2024-03-29 07:58"), 70003.0, 70001.0, "index", 70101.0),
+        expected(t("2024-03-29 07:59"), 70001.5, 70001.0, "index", 70101.0),
     ]
+
+
+def test_basis_without_any_index_source_is_null_even_with_the_perpetual(market):
+    with psycopg.connect(market) as conn:
+        # 2024-03-10 12:30: only the perpetual traded with the future, no index sample within the hour.
+        candle(conn, "BTC-29MAR24", t("2024-03-10 12:30"), 68100.0)
+        candle(conn, "BTC-PERPETUAL", t("2024-03-10 12:30"), 68000.0)
+        index(conn, t("2024-03-10 11:00"), 67900.0, resolution="1 hour")  # the hour before: too old
+        # 2024-03-10 13:20: the index of 13:00 from the hourly index history, 19 days before expiry.
+        candle(conn, "BTC-29MAR24", t("2024-03-10 13:20"), 68200.0)
+        index(conn, t("2024-03-10 13:00"), 68050.0, resolution="1 hour")
+        rows = conn.execute(
+            """SELECT ts, future_price, index_price, basis, basis_pct, annualized_basis_pct,
+                      days_to_expiry, index_source, perpetual_price, spread_to_perpetual, spread_to_perpetual_pct
+                 FROM deribit.basis_1m WHERE instrument_name = 'BTC-29MAR24' AND ts < '2024-03-11' ORDER BY ts"""
+        ).fetchall()
+        conn.rollback()
+    assert rows == [
+        expected(t("2024-03-10 12:30"), 68100.0, None, None, 68000.0),
+        expected(t("2024-03-10 13:20"), 68200.0, 68050.0, "index_prev_hour"),
+    ]
+    assert rows[1][5] == pytest.approx(100 * (68200 / 68050 - 1) * 365 / days(t("2024-03-10 13:20")))
 
 
 def test_future_converges_to_the_index_at_expiry(market):
     last = basis_rows(market, "BTC-29MAR24")[-3:]
     basis = [row[3] for row in last]
     assert basis == [6.0, 2.0, 0.5] and last[-1][6] == pytest.approx(1 / 1440)
-    # Annualized on 365 days: half a dollar on 70,001 a minute before expiry is 375 % a year.
-    assert last[-1][5] == pytest.approx(0.5 / 70001 * 100 * 365 * 1440)
+    # Annualized, half a dollar on 70,001 a minute before expiry would be 375 % a year: less than a day left, NULL.
+    assert [row[5] for row in last] == [None, None, None]
 
 
 def test_basis_lists_futures_only_and_keeps_minutes_without_an_index(market):
@@ -150,66 +179,64 @@ def test_basis_lists_futures_only_and_keeps_minutes_without_an_index(market):
     assert eth == [(None, None, "ETH", EXPIRY)]
 
 
-def test_term_structure_newest_hour_first(market):
+def term_structure(conn, since: datetime, until: datetime) -> list[tuple]:
+    return conn.execute(
+        """SELECT currency, ts, expiry, days_to_expiry, annualized_basis_pct, instrument_name, future_price,
+                  index_price, basis_pct, index_source
+             FROM deribit.basis_term_structure WHERE ts >= %s AND ts < %s ORDER BY ts, expiry""",
+        (since, until),
+    ).fetchall()
+
+
+def term_row(hour: datetime, name: str, expiry: datetime, future: float, index: float, source: str) -> tuple:
+    left = days(hour, expiry)
+    return (
+        "BTC",
+        hour,
+        expiry,
+        pytest.approx(left),
+        pytest.approx(annualized(future, index, hour, expiry)) if left >= 1 else None,
+        name,
+        future,
+        index,
+        pytest.approx(100 * (future / index - 1)),
+        source,
+    )
+
+
+def test_term_structure_every_hour_the_index_is_known_with_the_last_candle_before_it(market):
     with psycopg.connect(market) as conn:
-        # Two live BTC futures with candles on the hour at 2024-03-20 10:00 and 11:00; the funding index there.
         for hour, spot in ((t("2024-03-20 10:00"), 65000.0), (t("2024-03-20 11:00"), 65100.0)):
             funding(conn, hour, 2e-6, spot)
-            candle(conn, "BTC-22MAR24", hour, spot + 10)
-            candle(conn, "BTC-29MAR24", hour, spot + 80)
-            candle(conn, "BTC-29MAR24", hour + timedelta(minutes=1), spot + 85)  # not on the hour: not listed
-        rows = conn.execute("""SELECT currency, ts, expiry, days_to_expiry, annualized_basis_pct, instrument_name,
-                                      index_source
-                                 FROM deribit.basis_term_structure
-                                WHERE ts < '2024-03-29' ORDER BY ts DESC, expiry LIMIT 3""").fetchall()
+        funding(conn, t("2024-03-20 12:00"), 2e-6, 65200.0)
+        index(conn, t("2024-03-20 12:00"), 65210.0, resolution="1 hour")  # the index history wins on the hour
+        candle(conn, "BTC-22MAR24", t("2024-03-20 09:59"), 65010.0)  # closes at 10:00
+        candle(conn, "BTC-22MAR24", t("2024-03-20 10:30"), 65050.0)  # 11:00 has no candle on the hour
+        candle(conn, "BTC-29MAR24", t("2024-03-20 11:00"), 65180.0)  # opens at 11:00: the price of 12:00, not 11:00
+        candle(conn, "BTC-29MAR24", t("2024-03-20 11:45"), 65190.0)  # the last before 12:00
+        candle(conn, "BTC-29MAR24", t("2024-03-20 12:00"), 65300.0)  # after 12:00's instant; 13:00 has no index
+        # 09:00 has its candle but no index; BTC-22MAR24 has no candle between 11:00 and 12:00: no rows.
+        candle(conn, "BTC-22MAR24", t("2024-03-20 08:10"), 64900.0)
+        rows = term_structure(conn, t("2024-03-20 00:00"), t("2024-03-21 00:00"))
         conn.rollback()  # leave the module's market as the other tests expect it
-    hour = t("2024-03-20 11:00")
     assert rows == [
-        (
-            "BTC",
-            hour,
-            WEEKLY_EXPIRY,
-            pytest.approx(days(hour, WEEKLY_EXPIRY)),
-            pytest.approx(annualized(65110.0, 65100.0, hour, WEEKLY_EXPIRY)),
-            "BTC-22MAR24",
-            "funding_index",
-        ),
-        (
-            "BTC",
-            hour,
-            EXPIRY,
-            pytest.approx(days(hour)),
-            pytest.approx(annualized(65180.0, 65100.0, hour)),
-            "BTC-29MAR24",
-            "funding_index",
-        ),
-        (
-            "BTC",
-            t("2024-03-20 10:00"),
-            WEEKLY_EXPIRY,
-            pytest.approx(days(t("2024-03-20 10:00"), WEEKLY_EXPIRY)),
-            pytest.approx(annualized(65010.0, 65000.0, t("2024-03-20 10:00"), WEEKLY_EXPIRY)),
-            "BTC-22MAR24",
-            "funding_index",
-        ),
+        term_row(t("2024-03-20 10:00"), "BTC-22MAR24", WEEKLY_EXPIRY, 65010.0, 65000.0, "funding_index"),
+        term_row(t("2024-03-20 11:00"), "BTC-22MAR24", WEEKLY_EXPIRY, 65050.0, 65100.0, "funding_index"),
+        term_row(t("2024-03-20 12:00"), "BTC-29MAR24", EXPIRY, 65190.0, 65210.0, "index"),
     ]
 
 
-def test_term_structure_starts_at_the_newest_candle_fetched(market):
+def test_term_structure_up_to_the_expiry_hour(market):
     with psycopg.connect(market) as conn:
-        conn.execute(
-            "INSERT INTO deribit_ts.watermarks (dataset, key, covered_until) "
-            "VALUES ('candles', 'BTC-29MAR24', '2024-03-29 07:00')"
-        )
-        newest = conn.execute(
-            "SELECT ts, instrument_name, index_source FROM deribit.basis_term_structure ORDER BY ts DESC LIMIT 2"
-        ).fetchall()
+        for hour in ("2024-03-22 07:00", "2024-03-22 08:00"):
+            funding(conn, t(hour), 2e-6, 66000.0)
+        candle(conn, "BTC-22MAR24", t("2024-03-22 06:30"), 66020.0)
+        candle(conn, "BTC-22MAR24", t("2024-03-22 07:59"), 66001.0)  # its last minute; 08:00 is settlement
+        rows = term_structure(conn, t("2024-03-22 00:00"), t("2024-03-23 00:00"))
         conn.rollback()
-    # 07:00 (the watermark's hour) has only ETH's candle, without an index; 06:00 has BTC-29MAR24's.
-    assert newest == [
-        (t("2024-03-29 07:00"), "ETH-29MAR24", None),
-        (t("2024-03-29 06:00"), "BTC-29MAR24", "funding_index"),
-    ]
+    # 07:00: an hour before expiry, annualized NULL (less than a day left); 08:00, the expiry itself: no row.
+    assert rows == [term_row(t("2024-03-22 07:00"), "BTC-22MAR24", WEEKLY_EXPIRY, 66020.0, 66000.0, "funding_index")]
+    assert rows[0][4] is None
 
 
 def test_funding_apr_annualizes_hourly_funding(db):
@@ -225,23 +252,25 @@ def test_funding_apr_annualizes_hourly_funding(db):
                 funding(conn, start + timedelta(hours=h), 1e-5, 2000.0, name="ETH-PERPETUAL")
         funding(conn, start + timedelta(hours=200), 5e-5, 2000.0, name="ETH-PERPETUAL")
         rows = conn.execute(
-            "SELECT ts, apr, apr_1d, apr_7d FROM deribit.funding_apr "
+            "SELECT ts, apr, apr_1d, apr_7d, hours_1d, hours_7d FROM deribit.funding_apr "
             "WHERE instrument_name = 'ETH-PERPETUAL' AND ts >= %s ORDER BY ts",
             (start + timedelta(hours=199),),
         ).fetchall()
         first = conn.execute(
-            "SELECT apr, apr_1d, apr_7d FROM deribit.funding_apr "
+            "SELECT apr, apr_1d, apr_7d, hours_1d, hours_7d FROM deribit.funding_apr "
             "WHERE instrument_name = 'ETH-PERPETUAL' ORDER BY ts LIMIT 1"
         ).fetchone()
     year = 24 * 365 * 100
-    assert first == pytest.approx((1e-5 * year,) * 3)  # 8.76 % a year
+    assert first == (pytest.approx(8.76), pytest.approx(8.76), pytest.approx(8.76), 1, 1)  # one hour's rate
     # The last hour: 23 hours of 1e-5 (one of the 24 missing) and one of 5e-5; 7 days: 166 + 1 hours.
     assert rows == [
-        (start + timedelta(hours=199), pytest.approx(8.76), pytest.approx(8.76), pytest.approx(8.76)),
+        (start + timedelta(hours=199), pytest.approx(8.76), pytest.approx(8.76), pytest.approx(8.76), 23, 167),
         (
             start + timedelta(hours=200),
             pytest.approx(5e-5 * year),
             pytest.approx((22 * 1e-5 + 5e-5) / 23 * year),
             pytest.approx((166 * 1e-5 + 5e-5) / 167 * year),
+            23,
+            167,
         ),
     ]
