@@ -163,38 +163,46 @@ SELECT r.currency, r.ts, e.expiry, extract(epoch FROM e.expiry - r.ts) / 86400 A
  WHERE e.k_below IS NOT NULL AND e.k_above IS NOT NULL;
 
 -- 25-delta risk reversal and butterfly per round and expiry: the call IV at delta 0.25 and the put IV at delta
--- -0.25, each interpolated linearly in delta between the two options that bracket it; rr25 = call - put,
--- bf25 = (call + put) / 2 - ATM (iv_term_structure). None where the wings are too thin: no option on one side of
--- 25 delta, or the bracketing pair more than 0.25 delta apart.
+-- -0.25, each interpolated linearly in delta between the two quoted options that bracket it (one at or beyond 25
+-- delta, one inside); rr25 = call - put, bf25 = (call + put) / 2 - ATM (iv_term_structure). Every expiry whose two
+-- wings each have such a pair has a row, however far apart the pair's strikes: the smile is smooth in delta
+-- between listed strikes, so the interpolation is as good there as anywhere. None where a wing has no option on one
+-- side of 25 delta (no extrapolation).
+-- Two delta conventions: rr25 / bf25 use Deribit's delta as quoted (Black-76 N(d1), not premium-adjusted);
+-- rr25_pa / bf25_pa the premium-adjusted delta, the convention for coin-margined options, whose premium is paid in
+-- the coin: delta - mark_price (the option's price in coin), i.e. K/F N(d2) for a call, -K/F N(-d2) for a put.
 CREATE OR REPLACE VIEW deribit.iv_skew AS
-SELECT t.currency, t.ts, t.expiry, w.call25 - w.put25 AS rr25, (w.call25 + w.put25) / 2 - t.atm_iv AS bf25
+SELECT t.currency, t.ts, t.expiry,
+       w.call25 - w.put25 AS rr25, (w.call25 + w.put25) / 2 - t.atm_iv AS bf25,
+       w.call25_pa - w.put25_pa AS rr25_pa, (w.call25_pa + w.put25_pa) / 2 - t.atm_iv AS bf25_pa
   FROM deribit.iv_term_structure t
  CROSS JOIN LATERAL (
-    SELECT max(CASE WHEN p.option_type = 'call' THEN p.iv END) AS call25,
-           max(CASE WHEN p.option_type = 'put' THEN p.iv END) AS put25
+    SELECT max(p.iv) FILTER (WHERE p.option_type = 'call' AND NOT p.adjusted) AS call25,
+           max(p.iv) FILTER (WHERE p.option_type = 'put' AND NOT p.adjusted) AS put25,
+           max(p.iv) FILTER (WHERE p.option_type = 'call' AND p.adjusted) AS call25_pa,
+           max(p.iv) FILTER (WHERE p.option_type = 'put' AND p.adjusted) AS put25_pa
       FROM (
-        SELECT a.option_type,
-               a.iv_in + (a.iv_out - a.iv_in) * (a.target - a.d_in) / nullif(a.d_out - a.d_in, 0) AS iv,
-               abs(a.d_out - a.d_in) AS gap
+        SELECT a.option_type, a.adjusted,
+               a.iv_in + (a.iv_out - a.iv_in) * (a.target - a.d_in) / nullif(a.d_out - a.d_in, 0) AS iv
           FROM (
-            SELECT q.option_type, q.target,
+            SELECT q.option_type, q.adjusted, q.target,
                    (array_agg(q.delta ORDER BY abs(q.delta) ASC) FILTER (WHERE abs(q.delta) >= 0.25))[1] AS d_in,
                    (array_agg(q.iv ORDER BY abs(q.delta) ASC) FILTER (WHERE abs(q.delta) >= 0.25))[1] AS iv_in,
                    (array_agg(q.delta ORDER BY abs(q.delta) DESC) FILTER (WHERE abs(q.delta) < 0.25))[1] AS d_out,
                    (array_agg(q.iv ORDER BY abs(q.delta) DESC) FILTER (WHERE abs(q.delta) < 0.25))[1] AS iv_out
               FROM (
-                SELECT i.option_type, s.delta, s.mark_iv AS iv,
+                SELECT i.option_type, d.adjusted, d.delta, s.mark_iv AS iv,
                        CASE WHEN i.option_type = 'call' THEN 0.25 ELSE -0.25 END AS target
                   FROM deribit.instruments i  -- the options of this expiry, then their row of the round
                  CROSS JOIN LATERAL (SELECT * FROM deribit.option_ticker_snapshots s
                                       WHERE s.instrument_id = i.id AND s.ts = t.ts OFFSET 0) s
+                 CROSS JOIN LATERAL (VALUES (false, s.delta), (true, s.delta - s.mark_price)) AS d (adjusted, delta)
                  WHERE i.base_currency = t.currency AND i.kind = 'option' AND i.expiry = t.expiry
-                   AND s.mark_iv > 0 AND s.delta IS NOT NULL
+                   AND s.mark_iv > 0 AND d.delta IS NOT NULL
               ) q
-             GROUP BY q.option_type, q.target
+             GROUP BY q.option_type, q.adjusted, q.target
           ) a
          WHERE a.d_in IS NOT NULL AND a.d_out IS NOT NULL
       ) p
-     WHERE p.gap <= 0.25
  ) w
  WHERE w.call25 IS NOT NULL AND w.put25 IS NOT NULL;

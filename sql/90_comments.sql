@@ -446,12 +446,14 @@ COMMENT ON COLUMN deribit.iv_term_structure.days_to_expiry IS '(expiry - ts) in 
 COMMENT ON COLUMN deribit.iv_term_structure.atm_iv IS 'At-the-money implied volatility, percent a year (the forward: the round''s mean underlying_price of the expiry)';
 
 COMMENT ON VIEW deribit.iv_skew IS
-    '25-delta risk reversal and butterfly: one row per snapshot round and expiry whose wings are quoted closely enough (the options bracketing 25 delta at most 0.25 delta apart on each side); the call IV at delta 0.25 and the put IV at delta -0.25 (not premium-adjusted), each interpolated linearly in delta';
+    '25-delta risk reversal and butterfly: one row per snapshot round and expiry whose two wings each interpolate between two quoted options around 25 delta (however far apart their strikes); the call IV at delta 0.25 and the put IV at delta -0.25, each interpolated linearly in delta: rr25/bf25 with Deribit''s delta (not premium-adjusted), rr25_pa/bf25_pa with the premium-adjusted delta';
 COMMENT ON COLUMN deribit.iv_skew.currency IS 'The options'' base currency (BTC, ETH, ...)';
 COMMENT ON COLUMN deribit.iv_skew.ts IS 'The round''s exchange time';
 COMMENT ON COLUMN deribit.iv_skew.expiry IS 'The expiration (08:00 UTC)';
 COMMENT ON COLUMN deribit.iv_skew.rr25 IS '25-delta risk reversal: call IV - put IV, in vol points (percent)';
 COMMENT ON COLUMN deribit.iv_skew.bf25 IS '25-delta butterfly: (call IV + put IV) / 2 - ATM IV (iv_term_structure), in vol points (percent)';
+COMMENT ON COLUMN deribit.iv_skew.rr25_pa IS '25-delta risk reversal on the premium-adjusted delta (delta - mark_price in coin: K/F N(d2) for a call, -K/F N(-d2) for a put; the convention for coin-margined options): call IV - put IV, in vol points (percent)';
+COMMENT ON COLUMN deribit.iv_skew.bf25_pa IS '25-delta butterfly on the premium-adjusted delta: (call IV + put IV) / 2 - ATM IV, in vol points (percent)';
 
 -- ---------------------------------------------------------------------------------------------------------------
 -- 65_research.sql

@@ -1,6 +1,6 @@
 """The options views over planted snapshot rounds, with exact expected rows: option_chain_latest, iv_smile,
-iv_term_structure (ATM interpolated in log-moneyness) and iv_skew (25-delta, interpolated in delta, none where the
-wings are too thin)."""
+iv_term_structure (ATM interpolated in log-moneyness) and iv_skew (25-delta, interpolated in delta with and without
+premium adjustment, none where a wing has no option on one side of 25 delta)."""
 
 from __future__ import annotations
 
@@ -127,11 +127,54 @@ def test_term_structure_interpolates_atm_in_log_moneyness(conn) -> None:
         assert float(row[3]) == pytest.approx((row[2] - row[1]).total_seconds() / 86400)
 
 
-def test_skew_interpolates_25_delta_and_skips_thin_wings(conn) -> None:
-    got = conn.execute("SELECT currency, ts, expiry, rr25, bf25 FROM deribit.iv_skew WHERE ts = %s", (T2,)).fetchall()
-    call25 = 54 + (57 - 54) * (0.25 - 0.30) / (0.20 - 0.30)  # between the 0.30 and 0.20 delta calls
-    put25 = 60 + (64 - 60) * (-0.25 + 0.30) / (-0.20 + 0.30)  # between the -0.30 and -0.20 delta puts
+def lerp(target: float, inside: tuple[float, float], outside: tuple[float, float]) -> float:
+    """The IV at `target` delta between two quoted (delta, iv) points."""
+    return inside[1] + (outside[1] - inside[1]) * (target - inside[0]) / (outside[0] - inside[0])
+
+
+def test_skew_interpolates_25_delta_in_both_conventions(conn) -> None:
+    got = conn.execute(
+        "SELECT currency, ts, expiry, rr25, bf25, rr25_pa, bf25_pa FROM deribit.iv_skew WHERE ts = %s", (T2,)
+    ).fetchall()
     atm = 55 + (56 - 55) * math.log(105 / 100) / math.log(110 / 100)
-    assert [r[:3] for r in got] == [("BTC", T2, NEAR)]  # FAR: calls jump from delta 0.60 to 0.10 (too thin)
-    assert got[0][3] == pytest.approx(call25 - put25, abs=1e-12)
-    assert got[0][4] == pytest.approx((call25 + put25) / 2 - atm, abs=1e-12)
+    call25 = lerp(0.25, (0.30, 54), (0.20, 57))  # between the 0.30 and 0.20 delta calls
+    put25 = lerp(-0.25, (-0.30, 60), (-0.20, 64))  # between the -0.30 and -0.20 delta puts
+    # premium-adjusted: delta - mark_price (0.01 coin for every planted option)
+    call25_pa = lerp(0.25, (0.29, 54), (0.19, 57))
+    put25_pa = lerp(-0.25, (-0.31, 60), (-0.21, 64))
+    # FAR: the puts have no option inside 25 delta (only -0.40): no row; ETH: no ATM, no row
+    assert [r[:3] for r in got] == [("BTC", T2, NEAR)]
+    assert got[0][3:] == pytest.approx(
+        (call25 - put25, (call25 + put25) / 2 - atm, call25_pa - put25_pa, (call25_pa + put25_pa) / 2 - atm),
+        abs=1e-12,
+    )
+
+
+def test_skew_keeps_a_wing_between_far_apart_strikes(conn) -> None:
+    with conn.transaction() as planted:
+        # a FAR put at delta -0.15: now both wings interpolate, the calls between delta 0.60 and 0.10 (strikes 100
+        # and 130, half a delta apart)
+        far_put = ("BTC", FAR, 80.0, "put", 104.0, 60.0, -0.15)
+        conn.execute(
+            """INSERT INTO deribit.instruments (instrument_name, kind, base_currency, expiry, strike, option_type, raw)
+               VALUES (%s, 'option', 'BTC', %s, 80, 'put', '{}')""",
+            (_name(*far_put[:4]), FAR),
+        )
+        conn.execute(
+            """INSERT INTO deribit.option_ticker_snapshots (instrument_id, ts, quote_ts, underlying_price, mark_price,
+                   mark_iv, delta, greeks_source)
+               SELECT id, %s, %s, 104, 0.01, 60, -0.15, 'ticker' FROM deribit.instruments WHERE instrument_name = %s""",
+            (T2, T2, _name(*far_put[:4])),
+        )
+        got = conn.execute(
+            "SELECT expiry, rr25, bf25, rr25_pa, bf25_pa FROM deribit.iv_skew WHERE ts = %s AND expiry = %s", (T2, FAR)
+        ).fetchall()
+        raise psycopg.Rollback(planted)  # leave the module's rounds as the other tests expect them
+    atm = 51 + (55 - 51) * math.log(104 / 100) / math.log(130 / 100)
+    call25, put25 = lerp(0.25, (0.60, 50), (0.10, 55)), lerp(-0.25, (-0.40, 52), (-0.15, 60))
+    call25_pa, put25_pa = lerp(0.25, (0.59, 50), (0.09, 55)), lerp(-0.25, (-0.41, 52), (-0.16, 60))
+    assert len(got) == 1
+    assert got[0][1:] == pytest.approx(
+        (call25 - put25, (call25 + put25) / 2 - atm, call25_pa - put25_pa, (call25_pa + put25_pa) / 2 - atm),
+        abs=1e-12,
+    )
