@@ -239,6 +239,67 @@ BEGIN
 END;
 $$;
 
+-- What a coverage record holds, derived from the table when the record is written or its window changes (a trigger,
+-- so a record written by any path, an older version's included, carries it): its first and last stored row, the
+-- minutes of its `filled` (option fillers: held, not stored), and `empty`, the steps of its window with neither a
+-- row nor a filler (the exchange answered nothing there). The window's rows are read with its bounds as constants
+-- (EXECUTE), so TimescaleDB plans only the one or two chunks of the window; the islands of rows are merged only
+-- when the window is not full (an outage, a listing, an option's minutes before its first trade).
+CREATE OR REPLACE FUNCTION deribit_ts.coverage_derive()
+RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    step interval := CASE NEW.dataset WHEN 'candles' THEN interval '1 minute' WHEN 'funding' THEN interval '1 hour' END;
+    source text := CASE NEW.dataset WHEN 'candles' THEN 'deribit.candles_1m'
+                                    WHEN 'funding' THEN 'deribit.funding_rate_history' END;
+    lo timestamptz := lower(NEW.fetched);
+    hi timestamptz := upper(NEW.fetched);
+    grid_first timestamptz;
+    steps bigint := 0;
+    stored bigint;
+    instrument integer;
+    islands tstzmultirange;
+BEGIN
+    NEW.filled_minutes := coalesce((SELECT sum(ceil(extract(epoch FROM upper(r) - lower(r)) / 60))
+                                      FROM unnest(NEW.filled) r), 0);
+    NEW.first_row := NULL;
+    NEW.last_row := NULL;
+    NEW.empty := NULL;
+    SELECT i.id INTO instrument FROM deribit.instruments i WHERE i.instrument_name = NEW.key;
+    IF step IS NULL OR instrument IS NULL OR lo IS NULL OR hi IS NULL THEN
+        RETURN NEW;
+    END IF;
+    EXECUTE format('SELECT min(ts), max(ts), count(*) FROM %s WHERE instrument_id = %s AND ts >= %L AND ts < %L',
+                   source, instrument, lo, hi)
+       INTO NEW.first_row, NEW.last_row, stored;
+    -- the grid points (whole minutes or hours) inside [lo, hi)
+    grid_first := date_trunc(CASE NEW.dataset WHEN 'candles' THEN 'minute' ELSE 'hour' END, lo);
+    IF grid_first < lo THEN
+        grid_first := grid_first + step;
+    END IF;
+    IF grid_first < hi THEN
+        steps := floor(extract(epoch FROM hi - grid_first - interval '1 microsecond') / extract(epoch FROM step)) + 1;
+    END IF;
+    IF step = interval '1 minute' THEN
+        stored := stored + NEW.filled_minutes;
+    END IF;
+    IF stored >= steps THEN
+        RETURN NEW;
+    END IF;
+    EXECUTE format('SELECT range_agg(tstzrange(ts, ts + %L::interval)) FROM %s
+                     WHERE instrument_id = %s AND ts >= %L AND ts < %L', step, source, instrument, lo, hi)
+       INTO islands;
+    NEW.empty := nullif(tstzmultirange(NEW.fetched) - coalesce(islands, '{}') - coalesce(NEW.filled, '{}'), '{}');
+    RETURN NEW;
+END;
+$$;
+
+CREATE OR REPLACE TRIGGER coverage_derive BEFORE INSERT OR UPDATE OF fetched, rows, filled ON deribit_ts.coverage
+    FOR EACH ROW EXECUTE FUNCTION deribit_ts.coverage_derive();
+
+-- Records written before the columns existed are derived once (an update of `rows` fires the trigger).
+UPDATE deribit_ts.coverage SET rows = rows WHERE filled_minutes IS NULL;
+
 -- What is stored of (dataset, key) inside `p_wanted`: the first and last row, how many rows a gapless series
 -- would hold there, and the resolution each span is held at. Candles are held at one minute and funding at one
 -- hour; the index comes at the resolution the exchange still serves for each period (one minute only for about
@@ -291,10 +352,16 @@ $$;
 
 -- Coverage against the targets: for each (dataset, key) what was asked, what is still missing.
 -- "Never fetched" is in `missing`; "fetched, the exchange had nothing" is covered with rows = 0.
--- `rows` adds up coverage records, which never overlap (deribit_ts.record_coverage): it is the number of rows
--- stored for the key inside what was wanted. `expected_rows` is what a gapless series would hold there (for the
--- index, at the resolutions it is held at: `resolution` lists them span by span), `completeness_pct` the share
--- of it that is stored (below 100 where the exchange had no data, e.g. an outage, or where nothing was fetched).
+-- Everything is over what was asked for (the records overlapping `wanted`). `rows` adds up coverage records, which
+-- never overlap (deribit_ts.record_coverage): it is the number of rows stored for the key inside what was wanted;
+-- `filler_minutes` the minutes an option holds as filler candles (answered by the exchange, not stored). Both count
+-- as held: `completeness_pct` is (rows + filler_minutes) / `expected_rows`, what a gapless series would hold in
+-- `wanted` (for the index, at the resolutions it is held at: `resolution` lists them span by span). It is below
+-- 100 where the exchange had no data (an outage, an option's minutes before its first trade) or nothing was
+-- fetched yet.
+-- Candles and funding are read from the records' derived columns (first_row, last_row, filled_minutes:
+-- deribit_ts.coverage_derive), a few rows per 5,000 candles; only the index, whose resolution changes span by
+-- span, is read from its table.
 CREATE OR REPLACE VIEW deribit.coverage AS
 SELECT t.dataset,
        t.key,
@@ -307,22 +374,37 @@ SELECT t.dataset,
        c.last_fetched_at,
        -- Fetched but still inside the exchange's settling time when fetched: the next run fetches it again.
        (t.wanted * coalesce(c.done, '{}'::tstzmultirange)) - coalesce(c.final, '{}'::tstzmultirange) AS unsettled,
-       h.first_ts,
-       h.last_ts,
-       h.expected_rows,
-       round(100.0 * coalesce(c.fetched_rows, 0) / nullif(h.expected_rows, 0), 2) AS completeness_pct,
-       h.resolution
+       coalesce(c.first_row, h.first_ts)                        AS first_ts,
+       coalesce(c.last_row, h.last_ts)                          AS last_ts,
+       coalesce(g.steps, h.expected_rows)                       AS expected_rows,
+       round(100.0 * (coalesce(c.fetched_rows, 0) + coalesce(c.filler_minutes, 0))
+             / nullif(coalesce(g.steps, h.expected_rows), 0), 2) AS completeness_pct,
+       coalesce(g.resolution, h.resolution)                     AS resolution,
+       coalesce(c.filler_minutes, 0)                            AS filler_minutes
 FROM deribit_ts.targets t
 LEFT JOIN LATERAL (
     SELECT range_agg(fetched) AS done,
            range_agg(tstzrange(lower(fetched), greatest(lower(fetched), least(upper(fetched), final_until)))) AS final,
            sum(rows)          AS fetched_rows,
+           sum(filled_minutes) AS filler_minutes,
            count(*) FILTER (WHERE rows = 0) AS empty_ranges,
-           max(fetched_at)    AS last_fetched_at
+           max(fetched_at)    AS last_fetched_at,
+           min(first_row)     AS first_row,
+           max(last_row)      AS last_row
       FROM deribit_ts.coverage cv
-     WHERE cv.dataset = t.dataset AND cv.key = t.key
+     WHERE cv.dataset = t.dataset AND cv.key = t.key AND cv.fetched && t.wanted
 ) c ON true
-LEFT JOIN LATERAL deribit_ts.held(t.dataset, t.key, t.wanted) h ON true;
+-- the grid steps of what was wanted: minutes for candles, whole hours for funding
+LEFT JOIN LATERAL (
+    SELECT sum(CASE t.dataset
+                   WHEN 'candles' THEN ceil(extract(epoch FROM upper(r) - lower(r)) / 60)
+                   ELSE ceil(extract(epoch FROM upper(r) - date_trunc('hour', lower(r))) / 3600)
+                        - CASE WHEN lower(r) > date_trunc('hour', lower(r)) THEN 1 ELSE 0 END END)::bigint AS steps,
+           CASE t.dataset WHEN 'candles' THEN '1 minute' WHEN 'funding' THEN '1 hour' END AS resolution
+      FROM unnest(t.wanted) r
+     WHERE t.dataset IN ('candles', 'funding')
+) g ON true
+LEFT JOIN LATERAL (SELECT * FROM deribit_ts.held(t.dataset, t.key, t.wanted) WHERE t.dataset = 'index' OFFSET 0) h ON true;
 
 -- Record one committed window of a task, in the caller's transaction with the window's rows: the
 -- coverage it proves (final up to p_final_until), the task's cursor (resume point), the lease extension, the watermark and the

@@ -77,6 +77,36 @@ SELECT i.instrument_name, c.ts, c.open, c.high, c.low, c.close, c.volume, c.cost
 FROM deribit.instruments i
 CROSS JOIN LATERAL (SELECT * FROM deribit.candles_1d r WHERE r.instrument_id = i.id ORDER BY r.ts) c;
 
+-- The one-minute series exactly as the exchange's chart endpoint answers it, fillers included: for perpetuals and
+-- futures the stored rows (their zero-volume filler candles are stored); for options the traded minutes (the
+-- stored rows) and, for every minute the exchange answered with a filler candle (coverage.filled, not stored),
+-- the filler rebuilt as the exchange makes it: open = high = low = close = the last traded close before it,
+-- volume 0, cost 0, filler true. A SQL function that the planner inlines: its bounds reach the hypertable as
+-- constants, so only the chunks of [since, until) are read. NULL bounds are open.
+CREATE OR REPLACE FUNCTION deribit.ohlcv_1m_exchange(instrument_name text, since timestamptz, until timestamptz)
+RETURNS TABLE (ts timestamptz, open double precision, high double precision, low double precision,
+               close double precision, volume double precision, cost double precision, filler boolean)
+LANGUAGE sql STABLE AS $$
+SELECT c.ts, c.open, c.high, c.low, c.close, c.volume, c.cost, false
+  FROM deribit.candles_1m c
+ WHERE c.instrument_id = (SELECT i.id FROM deribit.instruments i WHERE i.instrument_name = $1)
+   AND c.ts >= coalesce($2, '-infinity') AND c.ts < coalesce($3, 'infinity')
+UNION ALL
+SELECT m, p.close, p.close, p.close, p.close, 0, 0, true
+  FROM deribit_ts.coverage cv
+ CROSS JOIN LATERAL unnest(cv.filled * tstzmultirange(tstzrange($2, $3))) AS f (minutes)
+ -- the close the fillers of this run repeat: the last traded minute before it
+ CROSS JOIN LATERAL (SELECT c.close FROM deribit.candles_1m c
+                      WHERE c.instrument_id = (SELECT i.id FROM deribit.instruments i WHERE i.instrument_name = $1)
+                        AND c.ts < lower(f.minutes)
+                      ORDER BY c.ts DESC LIMIT 1) p
+ CROSS JOIN LATERAL generate_series(date_trunc('minute', lower(f.minutes)), upper(f.minutes) - interval '1 minute',
+                                    interval '1 minute') AS m
+ WHERE cv.dataset = 'candles' AND cv.key = $1 AND cv.filled IS NOT NULL
+   AND cv.fetched && tstzrange($2, $3)
+ORDER BY 1
+$$;
+
 -- Apache: recompute the rollups of every marked day, and consume the marks. One transaction: readers see the
 -- marks and the old rows, or neither. The marks deleted are those committed before this statement began, whose
 -- candles the following statements (later snapshots) therefore see; a mark committed meanwhile stays for the

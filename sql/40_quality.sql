@@ -8,109 +8,11 @@
 -- Gaps
 -- ---------------------------------------------------------------------------------------------------------------
 
--- Where `p_instrument_id` has no row, as ranges reaching to infinity at both ends. Cheap where nothing is
--- missing: the history is read in spans of 7 days (the candle chunks' width), each counted through the primary
--- key (an index-only count); a span holding a row for every step is one unbroken island, and only the other spans
--- (an outage, a listing or expiry, sparse options) have their rows merged into islands. So the report costs
--- about what count(*) of the instrument does; merging every row (lag() over the whole history) cost four times
--- more. (A row off the step grid could make a span with one missing step look full: sanity_violations reports
--- such rows as off_minute_grid.)
-CREATE OR REPLACE FUNCTION deribit_ts.row_holes(p_dataset text, p_instrument_id integer)
-RETURNS tstzmultirange
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    step interval := CASE p_dataset WHEN 'candles' THEN interval '1 minute' WHEN 'funding' THEN interval '1 hour' END;
-    span interval := CASE p_dataset WHEN 'candles' THEN interval '7 days' ELSE interval '365 days' END;
-    islands tstzmultirange := '{}';
-    history_first timestamptz;
-    history_last timestamptz;
-    span_start timestamptz;
-    n bigint;
-BEGIN
-    IF step IS NULL THEN
-        RETURN NULL;
-    END IF;
-    IF p_dataset = 'candles' THEN
-        SELECT min(ts), max(ts) INTO history_first, history_last FROM deribit.candles_1m
-         WHERE instrument_id = p_instrument_id;
-    ELSE
-        SELECT min(ts), max(ts) INTO history_first, history_last FROM deribit.funding_rate_history
-         WHERE instrument_id = p_instrument_id;
-    END IF;
-    IF history_first IS NULL THEN
-        RETURN '{(,)}';
-    END IF;
-    span_start := time_bucket(span, history_first);
-    WHILE span_start <= history_last LOOP
-        IF p_dataset = 'candles' THEN
-            SELECT count(*) INTO n FROM deribit.candles_1m
-             WHERE instrument_id = p_instrument_id AND ts >= span_start AND ts < span_start + span;
-        ELSE
-            SELECT count(*) INTO n FROM deribit.funding_rate_history
-             WHERE instrument_id = p_instrument_id AND ts >= span_start AND ts < span_start + span;
-        END IF;
-        IF n = extract(epoch FROM span) / extract(epoch FROM step) THEN
-            islands := islands + tstzmultirange(tstzrange(span_start, span_start + span));
-        ELSIF n > 0 THEN
-            islands := islands + deribit_ts.row_islands(p_dataset, p_instrument_id, span_start,
-                                                        span_start + span - step, step);
-        END IF;
-        span_start := span_start + span;
-    END LOOP;
-    RETURN '{(,)}'::tstzmultirange - islands;
-END;
-$$;
-
--- The unbroken runs of rows of one instrument between two of its rows, one step per row.
-CREATE OR REPLACE FUNCTION deribit_ts.row_islands(p_dataset text, p_instrument_id integer, p_first timestamptz,
-                                                  p_last timestamptz, p_step interval)
-RETURNS tstzmultirange
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    islands tstzmultirange;
-BEGIN
-    IF p_dataset = 'candles' THEN
-        SELECT range_agg(tstzrange(ts, ts + p_step)) INTO islands FROM deribit.candles_1m
-         WHERE instrument_id = p_instrument_id AND ts >= p_first AND ts <= p_last;
-    ELSE
-        SELECT range_agg(tstzrange(ts, ts + p_step)) INTO islands FROM deribit.funding_rate_history
-         WHERE instrument_id = p_instrument_id AND ts >= p_first AND ts <= p_last;
-    END IF;
-    RETURN coalesce(islands, '{}');
-END;
-$$;
-
--- The gaps of one (dataset, key): what was wanted and is not stored, split by whether it was ever fetched.
--- Minutes the exchange answered with a row (zero-volume filler candles included) are stored, so never gaps.
--- Option fillers are not stored: their minutes are in the coverage records' `filled` (options backfill), and
--- are no gaps either. (`filled` is read only where the column exists, so this file does not depend on it.)
-CREATE OR REPLACE FUNCTION deribit_ts.gaps_of(p_dataset text, p_key text, p_instrument_id integer,
-                                              p_wanted tstzmultirange)
-RETURNS TABLE (gap tstzrange, cause text)
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    missing tstzmultirange := p_wanted * deribit_ts.row_holes(p_dataset, p_instrument_id);
-    fetched tstzmultirange;
-    filled tstzmultirange := '{}';
-BEGIN
-    IF missing IS NULL OR isempty(missing) THEN
-        RETURN;
-    END IF;
-    SELECT coalesce(range_agg(c.fetched), '{}') INTO fetched
-      FROM deribit_ts.coverage c WHERE c.dataset = p_dataset AND c.key = p_key;
-    IF EXISTS (SELECT 1 FROM pg_attribute
-                WHERE attrelid = 'deribit_ts.coverage'::regclass AND attname = 'filled' AND NOT attisdropped) THEN
-        EXECUTE 'SELECT coalesce(range_agg(f), ''{}'') FROM deribit_ts.coverage c, unnest(c.filled) f
-                  WHERE c.dataset = $1 AND c.key = $2'
-           INTO filled USING p_dataset, p_key;
-        missing := missing - filled;
-    END IF;
-    RETURN QUERY
-        SELECT g, 'not_fetched' FROM unnest(missing - fetched) AS g
-        UNION ALL
-        SELECT g, 'exchange_empty' FROM unnest(missing * fetched) AS g;
-END;
-$$;
+-- The gaps come from the bookkeeping written with the rows: what was asked for (deribit_ts.targets), what was fetched
+-- (deribit_ts.coverage.fetched) and, inside each fetched window, the steps the exchange answered with nothing
+-- (coverage.empty, derived from the table when the window was recorded: deribit_ts.coverage_derive). So the report
+-- reads a few bookkeeping rows per 5,000 candles, never the candles themselves; probing each instrument's history
+-- cost 35 times a count(*) of every candle.
 
 -- Holes in an instrument's trade_seq inside what was fetched: Deribit numbers each instrument's trades without
 -- gaps, so two stored trades whose numbers are not consecutive, both inside one settled stretch of the trades'
@@ -129,6 +31,11 @@ WHERE s.trade_seq > s.prev_seq + 1
                          AND least(upper(v.fetched), v.final_until) > lower(v.fetched)) c
                WHERE c.settled @> tstzrange(s.prev_ts, s.ts, '[]'));
 
+-- Every maximal run of missing rows inside what was asked for. Minutes the exchange answered with a row
+-- (zero-volume filler candles included) are stored, and option fillers are held in coverage.filled: neither is a
+-- gap. cause: not_fetched (no coverage record: a run never got there), exchange_empty (fetched, the exchange had
+-- nothing: an outage), before_first_trade (an option's fetched span before its first traded minute, or all of it
+-- when it never traded: there was nothing to have, not an outage).
 CREATE OR REPLACE VIEW deribit.gap_report AS
 SELECT t.dataset,
        t.key                                                           AS instrument_name,
@@ -138,12 +45,32 @@ SELECT t.dataset,
        g.cause
 FROM deribit_ts.targets t
 JOIN deribit.instruments i ON i.instrument_name = t.key
-CROSS JOIN LATERAL deribit_ts.gaps_of(t.dataset, t.key, i.id, t.wanted) g
+CROSS JOIN LATERAL (
+    SELECT coalesce(range_agg(cv.fetched), '{}') AS fetched,
+           coalesce(range_agg(cv.empty), '{}')   AS empty,
+           min(cv.first_row)                     AS first_row
+      FROM deribit_ts.coverage cv
+     WHERE cv.dataset = t.dataset AND cv.key = t.key
+) c
+CROSS JOIN LATERAL (
+    SELECT missing.gap, 'not_fetched' AS cause
+      FROM unnest(t.wanted - c.fetched) AS missing (gap)
+    UNION ALL
+    SELECT empty.gap,
+           CASE WHEN i.kind = 'option' AND t.dataset = 'candles'
+                     AND (c.first_row IS NULL OR upper(empty.gap) <= c.first_row)
+                THEN 'before_first_trade' ELSE 'exchange_empty' END
+      FROM unnest(t.wanted * c.empty) AS empty (gap)
+) g
 WHERE t.dataset IN ('candles', 'funding')
 UNION ALL
 SELECT 'trades'::text, h.instrument_name, h.gap_start, h.gap_end,
        (extract(epoch FROM h.gap_end - h.gap_start) / 60)::bigint, 'trade_seq_hole'::text
 FROM deribit_ts.trade_seq_holes h;
+-- the per-instrument probes of an earlier version (nothing of ours uses them any more)
+DROP FUNCTION IF EXISTS deribit_ts.gaps_of(text, text, integer, tstzmultirange);
+DROP FUNCTION IF EXISTS deribit_ts.row_holes(text, integer);
+DROP FUNCTION IF EXISTS deribit_ts.row_islands(text, integer, timestamptz, timestamptz, interval);
 
 -- ---------------------------------------------------------------------------------------------------------------
 -- Sanity rules

@@ -199,13 +199,13 @@ COMMENT ON COLUMN deribit.option_snapshots.greeks_source IS 'ticker = the exchan
 -- ---------------------------------------------------------------------------------------------------------------
 
 COMMENT ON VIEW deribit.coverage IS
-    'What was asked for and what is held: one row per dataset and key (instrument, index or currency), with the range asked for, what is still missing (never fetched), rows stored (= count(*) inside it), what is fetched but not yet settled, the first and last row, expected rows, completeness and the resolution each span is held at';
+    'What was asked for and what is held: one row per dataset and key (instrument, index or currency), with the range asked for, what is still missing (never fetched), rows stored (= count(*) inside it) and option filler minutes held, what is fetched but not yet settled, the first and last row, expected rows, completeness (held over what was asked for) and the resolution each span is held at';
 COMMENT ON COLUMN deribit.coverage.dataset IS 'The dataset: candles, funding, index, dvol, delivery, ...';
 COMMENT ON COLUMN deribit.coverage.key IS 'What the dataset is keyed by: an instrument name (candles, funding), an index name (index, delivery) or a currency (dvol)';
 COMMENT ON COLUMN deribit.coverage.wanted_from IS 'Start of everything asked for so far (backfills and the collector)';
 COMMENT ON COLUMN deribit.coverage.wanted_until IS 'End (exclusive) of everything asked for so far';
 COMMENT ON COLUMN deribit.coverage.missing IS 'The ranges asked for that were never fetched';
-COMMENT ON COLUMN deribit.coverage.rows IS 'Rows stored inside what was asked for (= count(*) of the dataset''s table there)';
+COMMENT ON COLUMN deribit.coverage.rows IS 'Rows stored by the fetches of what was asked for (= count(*) of the dataset''s table there)';
 COMMENT ON COLUMN deribit.coverage.empty_ranges IS 'Number of fetched ranges for which the exchange had no row';
 COMMENT ON COLUMN deribit.coverage.complete IS 'true when nothing asked for is missing (every range fetched; the exchange may still have had no data)';
 COMMENT ON COLUMN deribit.coverage.last_fetched_at IS 'When the newest fetch of this key was recorded (our clock)';
@@ -213,7 +213,8 @@ COMMENT ON COLUMN deribit.coverage.unsettled IS 'Ranges fetched while still insi
 COMMENT ON COLUMN deribit.coverage.first_ts IS 'The first stored row inside what was asked for';
 COMMENT ON COLUMN deribit.coverage.last_ts IS 'The last stored row inside what was asked for';
 COMMENT ON COLUMN deribit.coverage.expected_rows IS 'Rows a gapless series would hold in what was asked for, at the resolution each span is held at';
-COMMENT ON COLUMN deribit.coverage.completeness_pct IS 'rows / expected_rows in percent (100 = gapless), 2 decimals';
+COMMENT ON COLUMN deribit.coverage.completeness_pct IS '(rows + filler_minutes) / expected_rows in percent, over what was asked for only (100 = gapless), 2 decimals; below 100 where the exchange had no data (an outage, an option''s minutes before its first trade) or nothing was fetched yet';
+COMMENT ON COLUMN deribit.coverage.filler_minutes IS 'Options: minutes inside what was asked for that the exchange answered with a zero-volume filler candle (held in coverage.filled, not stored as rows; rebuilt by deribit.ohlcv_1m_exchange); 0 for other instruments, whose fillers are rows';
 COMMENT ON COLUMN deribit.coverage.resolution IS 'The resolution rows are held at: 1 minute (candles), 1 hour (funding), for the index span by span ("1 hour 2024-01-01 00:00..2024-01-31 23:00, ..."); NULL for other datasets';
 
 -- ---------------------------------------------------------------------------------------------------------------
@@ -269,7 +270,7 @@ COMMENT ON COLUMN deribit.candles_1d.cost IS 'Sum of the minutes'' cost, in the 
 COMMENT ON COLUMN deribit.candles_1d.candles IS 'Number of one-minute rows in the day (at most 1440)';
 
 COMMENT ON VIEW deribit.ohlcv_5m IS
-    '5-minute OHLCV rolled up from ohlcv_1m: one row per instrument and 5-minute bucket with candles (bars of the stored minutes, i.e. of trades for options)';
+    '5-minute OHLCV rolled up from ohlcv_1m: one row per instrument and 5-minute bucket with candles (bars of the stored minutes, i.e. of trades for options); for options not the exchange''s bars, which carry the last close through untraded minutes (deribit.ohlcv_1m_exchange rebuilds those)';
 COMMENT ON COLUMN deribit.ohlcv_5m.instrument_name IS 'Deribit''s instrument name';
 COMMENT ON COLUMN deribit.ohlcv_5m.ts IS 'The instant the 5-minute bucket opens';
 COMMENT ON COLUMN deribit.ohlcv_5m.open IS 'Open of the bucket''s first minute, in the quote currency (USD for futures and perpetuals, the coin for inverse options)';
@@ -281,7 +282,7 @@ COMMENT ON COLUMN deribit.ohlcv_5m.cost IS 'Traded value in the quote currency';
 COMMENT ON COLUMN deribit.ohlcv_5m.candles IS 'Number of one-minute rows in the bucket (at most 5)';
 
 COMMENT ON VIEW deribit.ohlcv_15m IS
-    '15-minute OHLCV rolled up from ohlcv_1m: one row per instrument and 15-minute bucket with candles (bars of the stored minutes, i.e. of trades for options)';
+    '15-minute OHLCV rolled up from ohlcv_1m: one row per instrument and 15-minute bucket with candles (bars of the stored minutes, i.e. of trades for options); for options not the exchange''s bars, which carry the last close through untraded minutes (deribit.ohlcv_1m_exchange rebuilds those)';
 COMMENT ON COLUMN deribit.ohlcv_15m.instrument_name IS 'Deribit''s instrument name';
 COMMENT ON COLUMN deribit.ohlcv_15m.ts IS 'The instant the 15-minute bucket opens';
 COMMENT ON COLUMN deribit.ohlcv_15m.open IS 'Open of the bucket''s first minute, in the quote currency (USD for futures and perpetuals, the coin for inverse options)';
@@ -293,7 +294,7 @@ COMMENT ON COLUMN deribit.ohlcv_15m.cost IS 'Traded value in the quote currency'
 COMMENT ON COLUMN deribit.ohlcv_15m.candles IS 'Number of one-minute rows in the bucket (at most 15)';
 
 COMMENT ON VIEW deribit.ohlcv_1h IS
-    'Hourly OHLCV rolled up from ohlcv_1m (continuous aggregate or materialized table, by edition): one row per instrument and hour with candles (bars of the stored minutes, i.e. of trades for options)';
+    'Hourly OHLCV rolled up from ohlcv_1m (continuous aggregate or materialized table, by edition): one row per instrument and hour with candles (bars of the stored minutes, i.e. of trades for options); for options not the exchange''s bars, which carry the last close through untraded minutes (deribit.ohlcv_1m_exchange rebuilds those)';
 COMMENT ON COLUMN deribit.ohlcv_1h.instrument_name IS 'Deribit''s instrument name';
 COMMENT ON COLUMN deribit.ohlcv_1h.ts IS 'The hour the bar opens';
 COMMENT ON COLUMN deribit.ohlcv_1h.open IS 'Open of the hour''s first minute, in the quote currency (USD for futures and perpetuals, the coin for inverse options)';
@@ -305,7 +306,7 @@ COMMENT ON COLUMN deribit.ohlcv_1h.cost IS 'Traded value in the quote currency';
 COMMENT ON COLUMN deribit.ohlcv_1h.candles IS 'Number of one-minute rows in the hour (at most 60)';
 
 COMMENT ON VIEW deribit.ohlcv_1d IS
-    'Daily OHLCV (UTC days) rolled up from ohlcv_1m: one row per instrument and day with candles (bars of the stored minutes, i.e. of trades for options)';
+    'Daily OHLCV (UTC days) rolled up from ohlcv_1m: one row per instrument and day with candles (bars of the stored minutes, i.e. of trades for options); for options not the exchange''s bars, which carry the last close through untraded minutes (deribit.ohlcv_1m_exchange rebuilds those)';
 COMMENT ON COLUMN deribit.ohlcv_1d.instrument_name IS 'Deribit''s instrument name';
 COMMENT ON COLUMN deribit.ohlcv_1d.ts IS 'Midnight UTC of the day';
 COMMENT ON COLUMN deribit.ohlcv_1d.open IS 'Open of the day''s first minute, in the quote currency (USD for futures and perpetuals, the coin for inverse options)';
@@ -316,18 +317,21 @@ COMMENT ON COLUMN deribit.ohlcv_1d.volume IS 'Traded amount in the base currency
 COMMENT ON COLUMN deribit.ohlcv_1d.cost IS 'Traded value in the quote currency';
 COMMENT ON COLUMN deribit.ohlcv_1d.candles IS 'Number of one-minute rows in the day (at most 1440)';
 
+COMMENT ON FUNCTION deribit.ohlcv_1m_exchange(text, timestamptz, timestamptz) IS
+    'The one-minute series of an instrument in [since, until) as the exchange answers it, fillers included: columns ts, open, high, low, close (the instrument''s quote: USD for futures, the coin for inverse options), volume (base currency), cost (quote), filler (true: an option minute without trades, rebuilt at the last traded close with volume and cost 0). NULL bounds are open';
+
 -- ---------------------------------------------------------------------------------------------------------------
 -- 40_quality.sql
 -- ---------------------------------------------------------------------------------------------------------------
 
 COMMENT ON VIEW deribit.gap_report IS
-    'Every maximal run of missing rows inside what was asked for, [gap_start, gap_end): one row per gap of candles or funding; cause not_fetched (never fetched) or exchange_empty (fetched, the exchange had no row). Filler candles are rows, not gaps. Trades: one row per hole in an instrument''s trade_seq inside what was fetched (cause trade_seq_hole), between the trades either side. Filter on instrument_name to read one instrument only';
+    'Every maximal run of missing rows inside what was asked for, [gap_start, gap_end): one row per gap of candles, funding or trades; cause not_fetched (never fetched), exchange_empty (fetched, the exchange had no row: an outage), before_first_trade (an option''s fetched span before its first trade) or trade_seq_hole. Filler candles are held, not gaps. Candles and funding are read from the bookkeeping (coverage records), never the candles; filter on instrument_name to read one instrument only';
 COMMENT ON COLUMN deribit.gap_report.dataset IS 'candles, funding or trades';
 COMMENT ON COLUMN deribit.gap_report.instrument_name IS 'The instrument with the gap';
 COMMENT ON COLUMN deribit.gap_report.gap_start IS 'The first missing minute (candles) or hour (funding), inclusive; trades: the time of the stored trade before the hole';
 COMMENT ON COLUMN deribit.gap_report.gap_end IS 'The end of the gap, exclusive: the next stored row, or the end of what was asked for; trades: the time of the stored trade after the hole';
 COMMENT ON COLUMN deribit.gap_report.missing_minutes IS 'Length of the gap in minutes (for funding too: an hour is 60)';
-COMMENT ON COLUMN deribit.gap_report.cause IS 'not_fetched: never fetched; exchange_empty: fetched, and the exchange had no row there; trade_seq_hole: trade numbers missing between two stored trades of a fetched range';
+COMMENT ON COLUMN deribit.gap_report.cause IS 'not_fetched: never fetched; exchange_empty: fetched, and the exchange had no row there (an outage); before_first_trade: an option''s fetched minutes from its listing to its first trade (all of them when it never traded): nothing to have, not an outage; trade_seq_hole: trade numbers missing between two stored trades of a fetched range';
 
 COMMENT ON VIEW deribit.sanity_violations IS
     'Candles that break a sanity rule, one row per candle and rule (rule names are stable): OHLC order, non-positive prices, negative or one-sided volume/cost, outside the instrument''s listing-to-expiry life, off the minute grid, spikes (a wick, or a close the next minute gives back, beyond 10 times the mean range of the previous 60 traded minutes), and candle_trades_mismatch (a candle that is not the aggregate of its minute''s stored trades, judged only where the candles and the trades of that minute were both fetched and settled). Filter on instrument_name and ts to read only those rows';

@@ -30,12 +30,13 @@ def add_instrument(
     created: datetime | None = None,
     expiry: datetime | None = None,
     tick: float = 0.01,
+    kind: str = "future",
 ) -> int:
     return conn.execute(
         """INSERT INTO deribit.instruments (instrument_name, kind, is_perpetual, base_currency, creation_ts, expiry,
                                             tick_size, raw)
-           VALUES (%s, 'future', %s, 'TST', %s, %s, %s, '{}') RETURNING id""",
-        (name, perpetual, created, expiry, tick),
+           VALUES (%s, %s, %s, 'TST', %s, %s, %s, '{}') RETURNING id""",
+        (name, kind, perpetual, created, expiry, tick),
     ).fetchone()[0]
 
 
@@ -153,13 +154,14 @@ def test_gap_report_gives_each_cause_exactly(planted):
         assert conn.execute(GAPS).fetchall() == GAP_ROWS
 
 
-def test_gap_report_for_one_instrument_reads_only_that_instrument(planted):
+def test_gap_report_for_one_instrument_reads_only_its_bookkeeping(planted):
     with psycopg.connect(planted) as conn:
         plan = "\n".join(
             r[0]
             for r in conn.execute("EXPLAIN ANALYZE SELECT * FROM deribit.gap_report WHERE instrument_name = 'GAP-FUT'")
         )
-    assert "targets_pkey" in plan and "loops=1" in plan.split("gaps_of")[1].split("\n")[0], plan
+    # one target by its key, its coverage records by theirs, and never the candles
+    assert "targets_pkey" in plan and "coverage_key_idx" in plan and "candles_1m" not in plan, plan
 
 
 def test_coverage_counts_first_last_expected_and_completeness(planted):
@@ -356,6 +358,71 @@ def test_index_coverage_starts_with_the_index_and_says_its_resolutions(new_db):
     assert expected == rows + outage_points
     assert pct == round(Decimal(100 * rows) / expected, 2)
     assert f"at {resolution}" in text
+
+
+OPT_EXPIRY = T0 + 10 * H
+
+
+def test_an_option_before_its_first_trade_is_no_outage_and_its_fillers_are_held(db):
+    """Options: listed at T0, wanted and fetched for 2 hours. OPT-NEVER never traded; OPT-LATE first traded at
+    minute 30, its minutes 31-59 answered with fillers, then an outage at 60-70 and fillers again to 120."""
+    with psycopg.connect(db) as conn:
+        add_instrument(conn, "OPT-NEVER-C", created=T0, expiry=OPT_EXPIRY, kind="option")
+        late = add_instrument(conn, "OPT-LATE-C", created=T0, expiry=OPT_EXPIRY, kind="option")
+        add_candles(conn, late, [candle(T0 + 30 * M), candle(T0 + 90 * M, 101.0)])
+        want_and_fetch(conn, "candles", "OPT-NEVER-C", [(T0, T0 + 2 * H)], [(T0, T0 + H, 0), (T0 + H, T0 + 2 * H, 0)])
+        want_and_fetch(conn, "candles", "OPT-LATE-C", [(T0, T0 + 2 * H)], [])
+        for a, b, rows, filled in (
+            (T0, T0 + H, 1, [(T0 + 31 * M, T0 + 60 * M)]),
+            (T0 + H, T0 + 2 * H, 1, [(T0 + 70 * M, T0 + 90 * M), (T0 + 91 * M, T0 + 120 * M)]),
+        ):
+            conn.execute(
+                "SELECT deribit_ts.record_coverage('candles', %s, tstzrange(%s, %s), %s, %s, NULL, %s::tstzmultirange)",
+                (
+                    "OPT-LATE-C",
+                    a,
+                    b,
+                    rows,
+                    b,
+                    "{" + ",".join(f"[{x.isoformat()},{y.isoformat()})" for x, y in filled) + "}",
+                ),
+            )
+        # a record outside what was asked for (a later fetch nobody planned) counts for nothing
+        conn.execute(
+            "SELECT deribit_ts.record_coverage('candles', 'OPT-LATE-C', tstzrange(%s, %s), 0, %s, NULL)",
+            (T0 + 5 * H, T0 + 6 * H, T0 + 6 * H),
+        )
+        gaps = conn.execute(
+            """SELECT instrument_name, gap_start, gap_end, missing_minutes, cause FROM deribit.gap_report
+                WHERE instrument_name LIKE 'OPT-%' ORDER BY 1, 2"""
+        ).fetchall()
+        coverage = conn.execute(
+            """SELECT key, rows, filler_minutes, expected_rows, completeness_pct, complete, first_ts, last_ts
+                 FROM deribit.coverage WHERE key LIKE 'OPT-%' ORDER BY key"""
+        ).fetchall()
+        exchange = conn.execute(
+            "SELECT * FROM deribit.ohlcv_1m_exchange('OPT-LATE-C', %s, %s)", (T0 + 29 * M, T0 + 92 * M)
+        ).fetchall()
+        conn.rollback()
+    # the exchange's series: each traded minute, and every filler minute at the last traded close, volume 0
+    filler = lambda m, close: (T0 + m * M, close, close, close, close, 0.0, 0.0, True)  # noqa: E731
+    assert exchange == [
+        (*candle(T0 + 30 * M), False),
+        *[filler(m, 100.0) for m in range(31, 60)],
+        *[filler(m, 100.0) for m in range(70, 90)],
+        (*candle(T0 + 90 * M, 101.0), False),
+        filler(91, 101.0),
+    ]
+    assert gaps == [
+        ("OPT-LATE-C", T0, T0 + 30 * M, 30, "before_first_trade"),
+        ("OPT-LATE-C", T0 + 60 * M, T0 + 70 * M, 10, "exchange_empty"),
+        ("OPT-NEVER-C", T0, T0 + 2 * H, 120, "before_first_trade"),
+    ]
+    assert coverage == [
+        # 2 traded minutes and 29 + 20 + 29 filler minutes held of the 120 asked for
+        ("OPT-LATE-C", 2, 78, 120, Decimal("66.67"), True, T0 + 30 * M, T0 + 90 * M),
+        ("OPT-NEVER-C", 0, 0, 120, Decimal("0.00"), True, None, None),
+    ]
 
 
 def test_option_fillers_recorded_as_filled_are_no_gaps(db):

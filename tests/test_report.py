@@ -109,7 +109,9 @@ def test_basis_is_the_newest_term_structure(loaded):
         (newest,),
     )
     rows = json.loads(report(loaded, "basis", "--json").stdout)
-    assert newest == datetime(2024, 2, 29, 23, 0, tzinfo=UTC)  # the last full hour before the simulator's now
+    # the simulator's now (2024-03-01 00:00): the funding index is known on that hour, the futures' last candles of
+    # the hour before closed by then
+    assert newest == datetime(2024, 3, 1, 0, 0, tzinfo=UTC)
     assert [(r["instrument_name"], datetime.fromisoformat(r["expiry"]), r["index_source"]) for r in rows] == expected
     assert len(rows) >= 4 and {r["currency"] for r in rows} == {"BTC"}
     # The simulator prices futures at an annualized basis of -2 % to +20 % over its index; the hourly term
