@@ -246,7 +246,7 @@ $$;
 -- (EXECUTE), so TimescaleDB plans only the one or two chunks of the window; the islands of rows are merged only
 -- when the window is not full (an outage, a listing, an option's minutes before its first trade).
 CREATE OR REPLACE FUNCTION deribit_ts.coverage_derive()
-RETURNS trigger
+RETURNS pg_catalog.trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     step interval := CASE NEW.dataset WHEN 'candles' THEN interval '1 minute' WHEN 'funding' THEN interval '1 hour' END;
