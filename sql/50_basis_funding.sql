@@ -118,30 +118,41 @@ DROP FUNCTION IF EXISTS deribit_ts.index_before(text, integer, timestamptz);
 -- before it (its hourly bar's close: a future that did not trade in that hour has no row). Annualized basis NULL
 -- in the last day before expiry, as in basis_1m.
 --
--- Read from the hourly rollup (candles_1h, one row per future and hour) joined to the index samples on the hour:
--- a currency's whole history is one hash join over tens of thousands of rows, where walking the hours through
--- basis_1m read every minute.
+-- Read from the hourly rollup (candles_1h, one row per future and hour) joined to the index samples on the hour
+-- (grouped per index and hour, so the planner hashes them): a currency's whole history is one hash join over tens
+-- of thousands of rows, where walking the hours through basis_1m read every minute.
 CREATE OR REPLACE VIEW deribit.basis_term_structure AS
 SELECT f.currency,
-       b.ts + interval '1 hour'                                                AS ts,
+       h.ts,
        f.expiry,
-       extract(epoch FROM f.expiry - (b.ts + interval '1 hour'))::double precision / 86400 AS days_to_expiry,
-       CASE WHEN f.expiry - b.ts >= interval '25 hours'
-            THEN 100 * (b.close / coalesce(x.price, fr.index_price) - 1) * 365
-                 / (extract(epoch FROM f.expiry - (b.ts + interval '1 hour'))::double precision / 86400)
+       extract(epoch FROM f.expiry - h.ts)::double precision / 86400           AS days_to_expiry,
+       CASE WHEN f.expiry - h.ts >= interval '1 day'
+            THEN 100 * (b.close / h.price - 1) * 365 / (extract(epoch FROM f.expiry - h.ts)::double precision / 86400)
        END                                                                     AS annualized_basis_pct,
        f.instrument_name,
        b.close                                                                 AS future_price,
-       coalesce(x.price, fr.index_price)                                       AS index_price,
-       100 * (b.close / coalesce(x.price, fr.index_price) - 1)                 AS basis_pct,
-       CASE WHEN x.price IS NOT NULL THEN 'index' ELSE 'funding_index' END     AS index_source
+       h.price                                                                 AS index_price,
+       100 * (b.close / h.price - 1)                                           AS basis_pct,
+       CASE h.source WHEN 1 THEN 'index' ELSE 'funding_index' END              AS index_source
 FROM deribit_ts.dated_futures f
 JOIN deribit.candles_1h b ON b.instrument_id = f.id
                          AND b.ts >= f.listed - interval '1 hour' AND b.ts < f.expiry - interval '1 hour'
-LEFT JOIN deribit.index_price_history x ON x.index_name = f.price_index AND x.ts = b.ts + interval '1 hour'
-LEFT JOIN deribit.funding_rate_history fr ON fr.instrument_id = f.perpetual_id AND fr.ts = b.ts + interval '1 hour'
-                                         AND fr.index_price > 0
-WHERE x.price IS NOT NULL OR fr.index_price IS NOT NULL;
+-- every index's samples on the hour: its own history first, else a perpetual's funding record (the exchange's
+-- index then; perpetuals of one index agree on it)
+JOIN (
+    SELECT s.index_name, s.ts, (array_agg(s.price ORDER BY s.source, s.perpetual))[1] AS price, min(s.source) AS source
+      FROM (
+        SELECT x.index_name, x.ts, x.price, 1 AS source, 0 AS perpetual
+          FROM deribit.index_price_history x
+         WHERE x.ts = date_trunc('hour', x.ts)
+        UNION ALL
+        SELECT p.price_index, fr.ts, fr.index_price, 2, p.id
+          FROM deribit.funding_rate_history fr
+          JOIN deribit.instruments p ON p.id = fr.instrument_id
+         WHERE p.is_perpetual AND fr.index_price > 0 AND fr.ts = date_trunc('hour', fr.ts)
+      ) s
+     GROUP BY s.index_name, s.ts
+) h ON h.index_name = f.price_index AND h.ts = b.ts + interval '1 hour';
 -- An earlier version's term structure walked the hours through basis_1m at one minute (nothing uses it any more).
 DROP FUNCTION IF EXISTS deribit_ts.basis_at(timestamptz);
 
