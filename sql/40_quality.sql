@@ -177,7 +177,10 @@ FROM deribit.candles_1m c
 JOIN deribit.instruments i ON i.id = c.instrument_id
 CROSS JOIN LATERAL (
     SELECT greatest(c.high - greatest(c.open, c.close), least(c.open, c.close) - c.low, abs(c.close - c.open))
-           > greatest(0.005 * abs(c.close), 2 * coalesce(i.tick_size, 0)) AS candidate
+           > greatest(0.005 * abs(c.close), 2 * coalesce(i.tick_size, 0)) AS candidate,
+           -- NaN and infinities compare above every number in PostgreSQL, so these bounds catch them too
+           greatest(abs(c.open), abs(c.high), abs(c.low), abs(c.close)) > 1e12
+           OR greatest(abs(c.volume), abs(c.cost)) > 1e15 AS absurd
 ) k
 CROSS JOIN LATERAL (
     SELECT 'high_below_open_close' AS rule,
@@ -209,9 +212,15 @@ CROSS JOIN LATERAL (
     SELECT 'off_minute_grid', format('timestamp %s is not a whole minute', c.ts)
      WHERE c.ts <> date_trunc('minute', c.ts)
     UNION ALL
+    -- no instrument trades near a trillion in its quote currency, nor that many coins or dollars in a minute: such
+    -- a value (a non-finite one, 1e308) is a corrupt row, whatever the other rules say of it
+    SELECT 'absurd_value', format('open %s high %s low %s close %s volume %s cost %s',
+                                  c.open, c.high, c.low, c.close, c.volume, c.cost)
+     WHERE k.absurd
+    UNION ALL
     SELECT 'spike', d.detail
       FROM deribit_ts.spike_detail(c.instrument_id, c.ts, c.open, c.high, c.low, c.close) AS d (detail)
-     WHERE k.candidate AND d.detail IS NOT NULL
+     WHERE k.candidate AND NOT k.absurd AND d.detail IS NOT NULL
 ) v
 -- Only rows that can break a rule reach the checks: the scan stays a filter over the table.
 WHERE c.high < greatest(c.open, c.close) OR c.low > least(c.open, c.close) OR c.high < c.low
@@ -221,6 +230,8 @@ WHERE c.high < greatest(c.open, c.close) OR c.low > least(c.open, c.close) OR c.
    OR c.ts <> date_trunc('minute', c.ts)
    OR greatest(c.high - greatest(c.open, c.close), least(c.open, c.close) - c.low, abs(c.close - c.open))
       > greatest(0.005 * abs(c.close), 2 * coalesce(i.tick_size, 0))
+   OR greatest(abs(c.open), abs(c.high), abs(c.low), abs(c.close)) > 1e12
+   OR greatest(abs(c.volume), abs(c.cost)) > 1e15
 UNION ALL
 SELECT 'candles'::text, m.instrument_name, m.ts, 'candle_trades_mismatch'::text, m.detail
 FROM deribit_ts.candle_trades_mismatch m;

@@ -193,6 +193,29 @@ def test_every_sanity_rule_finds_its_planted_candle(planted):
     assert spikes[T0 + 60 * M].startswith("close 120 is 20 beyond the body")
 
 
+def test_absurd_values_are_violations(db):
+    """A non-finite value or one no market has (1e308) breaks `absurd_value`, and is no spike (its arithmetic would
+    be meaningless)."""
+    with psycopg.connect(db) as conn:
+        odd = add_instrument(conn, "ABSURD-FUT", created=T0, expiry=T0 + 10 * H)
+        rows = [candle(T0 + m * M) for m in range(20)]
+        rows[12] = (T0 + 12 * M, 100.0, 1e308, 99.7, 100.0, 1.0, 100.0)
+        rows[13] = (T0 + 13 * M, 100.0, 100.3, 99.7, float("nan"), 1.0, 100.0)
+        rows[14] = (T0 + 14 * M, 100.0, 100.3, 99.7, 100.0, float("inf"), 100.0)
+        add_candles(conn, odd, rows)
+        found = conn.execute(
+            "SELECT ts, rule FROM deribit.sanity_violations WHERE instrument_name = 'ABSURD-FUT' ORDER BY ts, rule"
+        ).fetchall()
+        conn.rollback()
+    # (the NaN close also sits above its high: NaN compares above every number)
+    assert found == [
+        (T0 + 12 * M, "absurd_value"),
+        (T0 + 13 * M, "absurd_value"),
+        (T0 + 13 * M, "high_below_open_close"),
+        (T0 + 14 * M, "absurd_value"),
+    ]
+
+
 def test_sanity_violations_filtered_by_instrument_and_time_read_only_those_rows(planted):
     with psycopg.connect(planted) as conn:
         plan = "\n".join(
