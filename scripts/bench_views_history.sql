@@ -56,15 +56,15 @@ SELECT c || '-' || upper(to_char(f, 'FMDDMONYY')) || '-' || k::bigint || '-' || 
 -- Perpetuals and futures: a candle every minute of their life up to :now (the future at a basis that decays
 -- to zero at expiry).
 INSERT INTO deribit.candles_1m (instrument_id, ts, open, high, low, close, volume, cost)
-SELECT i.id, m, p * (1 + 0.0002 * (random() - 0.5)), p * (1 + 0.0004 * random()), p * (1 - 0.0004 * random()), p,
-       v, v * p
+SELECT i.id, m, o, greatest(o, p) * (1 + 0.0004 * random()), least(o, p) * (1 - 0.0004 * random()), p, v, v * p
   FROM deribit.instruments i,
        generate_series(greatest(i.creation_ts, :'start'::timestamptz),
                        least(i.expiry, :'now'::timestamptz) - interval '1 minute', interval '1 minute') m,
        LATERAL (SELECT pg_temp.spot(i.base_currency, m)
                        * (1 + CASE WHEN i.is_perpetual THEN 0.0003
                                    ELSE 0.08 * extract(epoch FROM i.expiry - m) / 31536000 END) AS p,
-                       CASE WHEN random() < 0.5 THEN 0 ELSE 10 END AS v) price
+                       CASE WHEN random() < 0.5 THEN 0 ELSE 10 END AS v) price,
+       LATERAL (SELECT price.p * (1 + 0.0002 * (random() - 0.5)) AS o) open_price
  WHERE i.kind = 'future';
 
 -- Options: about 2 % of their minutes traded (at least one), the first of them some days after listing.
