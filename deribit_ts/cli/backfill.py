@@ -248,7 +248,7 @@ def _dry_run(
         typer.echo(f"{tier:10} {t['options']:>8,} {t['tasks']:>8,} {t['requests']:>9,} {_duration(t['seconds']):>10}")
     tasks = sum(t["tasks"] for t in result["plan"].values())
     futures = result.get("futures")
-    if futures:  # a trades run: futures and perpetuals, not tiered
+    if futures and futures["instruments"]:  # a trades run: futures and perpetuals, not tiered
         typer.echo(
             f"{'futures':10} {futures['instruments']:>8,} {futures['tasks']:>8,} {futures['requests']:>9,} "
             f"{_duration(futures['seconds']):>10}"

@@ -222,6 +222,9 @@ class Trades(RangedDataset):
 
     name = "trades"
     step_ms = 1  # a trade's time has milliseconds
+    # A trade, once made, does not change; but a recent minute may still be revised (a late or busted trade, as the
+    # candles are): the newest 15 minutes are fetched again by the next run or collector cycle.
+    settle = timedelta(minutes=15)
 
     def __init__(self, window: timedelta, task_span: timedelta):
         self.window_points = int(window / timedelta(milliseconds=1))
