@@ -259,7 +259,14 @@ def test_global_options_survive_hostile_values(env, invoke):
 
 @pytest.mark.parametrize(
     "variable",
-    ["DERIBIT_TS_DSN", "DERIBIT_TS_API_URL", "DERIBIT_TS_HOME", "DERIBIT_TS_WORKERS", "DERIBIT_TS_MAX_RETRIES"],
+    [
+        "DERIBIT_TS_DSN",
+        "DERIBIT_TS_API_URL",
+        "DERIBIT_TS_HISTORY_URL",
+        "DERIBIT_TS_HOME",
+        "DERIBIT_TS_WORKERS",
+        "DERIBIT_TS_MAX_RETRIES",
+    ],
 )
 def test_hostile_environment_variables(variable, env, invoke, monkeypatch):
     before = fingerprint(env["DERIBIT_TS_DSN"])
