@@ -12,11 +12,12 @@ import traceback
 from pathlib import Path
 from typing import Annotated
 
-import psycopg
 import typer
 
 from deribit_ts import __version__
+from deribit_ts.cli.commands import LazyGroup
 from deribit_ts.cli.common import ApiUrlOption, DsnOption, JsonOption, settings
+from deribit_ts.cli.examples import EXAMPLES_BY_PATH, epilog
 from deribit_ts.config import (
     MAX_REPLY_MB,
     MAX_RETRIES,
@@ -29,11 +30,22 @@ from deribit_ts.config import (
 from deribit_ts.errors import UserError
 from deribit_ts.validate import CONTROL_CHARS, shown, text
 
+
+class _Root(LazyGroup):
+    @staticmethod
+    def prepare(command):
+        _harden(command, (command.name,))
+        return command
+
+
 app = typer.Typer(
+    cls=_Root,
     name="deribit-ts",
     help="Keep a complete, research-ready history of Deribit market data in TimescaleDB.",
+    epilog=epilog(EXAMPLES_BY_PATH[()]),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's plain help: paragraphs wrap, flags show no type, and rich is not imported
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -58,11 +70,15 @@ def _root(
             show_default="~/.local/share/deribit-ts",
         ),
     ] = None,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output on stderr.")] = 0,
+    verbose: Annotated[
+        int,
+        typer.Option("--verbose", "-v", count=True, help="More log output on stderr (-vv: debug).", show_default=False),
+    ] = 0,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
+    ctx.meta["verbose"] = verbose
     _setup_logging(verbose)
     ctx.obj = Settings.from_env(
         dsn=dsn, api_url=api_url, home=Path(text(home, "--home / DERIBIT_TS_HOME")).expanduser() if home else None
@@ -123,38 +139,36 @@ def config_cmd(
             typer.echo(f"{key:14} {value if value is not None else '-'}")
 
 
-def _register_subcommands() -> None:
-    # Each command module owns one noun of the CLI.
-    from deribit_ts.cli import (
-        backfill,
-        backup,
-        collect,
-        coverage,
-        db,
-        export,
-        refresh,
-        report,
-        runs,
-        sim,
-        snapshot,
-        status,
-    )
-
-    app.add_typer(db.app, name="db")
-    app.add_typer(backfill.app, name="backfill")
-    app.add_typer(sim.app, name="sim")
-    app.add_typer(snapshot.app, name="snapshot")
-    runs.register(app)
-    coverage.register(app)
-    report.register(app)
-    backup.register(app)
-    collect.register(app)
-    status.register(app)
-    refresh.register(app)
-    export.register(app)
+def _more_verbose(ctx: typer.Context, value: int) -> None:
+    """-v given after the subcommand counts as if given before it (`deribit-ts backfill all -v`)."""
+    if value:
+        root = ctx.find_root()
+        root.meta["verbose"] = root.meta.get("verbose", 0) + value
+        _setup_logging(root.meta["verbose"])
 
 
-_register_subcommands()
+def _verbose_option():
+    """A fresh -v/--verbose parameter for one subcommand (built by Typer from a probe, like every other option)."""
+    probe = typer.Typer()
+
+    @probe.command()
+    def _probe(
+        verbose: Annotated[
+            int,
+            typer.Option(
+                "--verbose",
+                "-v",
+                count=True,
+                expose_value=False,
+                callback=_more_verbose,
+                help="More log output on stderr (-vv: debug).",
+                show_default=False,
+            ),
+        ] = 0,
+    ) -> None:
+        pass
+
+    return typer.main.get_command(probe).params[0]
 
 
 def _terminate(signum, frame) -> None:
@@ -187,27 +201,35 @@ def run(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("interrupted")
         return 130
-    except psycopg.errors.UndefinedTable as exc:
+    except Exception as exc:
+        return _failed(exc)
+    return status if isinstance(status, int) else 0  # a command's typer.Exit(code), or Ctrl-C (130)
+
+
+def _failed(exc: Exception) -> int:
+    """One line for an unexpected failure; its exit status."""
+    # psycopg is imported by the commands that use it, never for --help: if it is not loaded, exc is not its.
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(exc, psycopg.errors.UndefinedTable):
         _error(
             f"{_first_line(exc)} (this database has no deribit-ts schema, or an older one: run `deribit-ts db migrate`)"
         )
         return 2
-    except psycopg.Error as exc:  # the last net: whatever the database refused, one line and no traceback
+    if psycopg is not None and isinstance(exc, psycopg.Error):  # whatever the database refused: one line
         _error(f"database error: {_first_line(exc)}")
         return 2
-    except OSError as exc:  # a file or directory the user pointed at is unusable (permissions, full disk, ...)
+    if isinstance(exc, OSError):  # a file or directory the user pointed at is unusable (permissions, full disk)
         where = f": {exc.filename}" if exc.filename else ""
         _error(f"{exc.strerror or _first_line(exc)}{where} (check the path and its permissions, e.g. DERIBIT_TS_HOME)")
         return 2
-    except Exception as exc:  # a bug: still one line (masked), the traceback only on request
-        if os.environ.get("DERIBIT_TS_DEBUG"):
-            traceback.print_exc(file=_MaskedStream(sys.stderr))
-        _error(
-            f"internal error: {exc.__class__.__name__}: {_first_line(exc)} (a bug in deribit-ts: please "
-            "report it; DERIBIT_TS_DEBUG=1 shows the traceback)"
-        )
-        return 70  # EX_SOFTWARE
-    return status if isinstance(status, int) else 0  # a command's typer.Exit(code), or Ctrl-C (130)
+    # A bug: still one line (masked), the traceback only on request.
+    if os.environ.get("DERIBIT_TS_DEBUG"):
+        traceback.print_exception(exc, file=_MaskedStream(sys.stderr))
+    _error(
+        f"internal error: {exc.__class__.__name__}: {_first_line(exc)} (a bug in deribit-ts: please "
+        "report it; DERIBIT_TS_DEBUG=1 shows the traceback)"
+    )
+    return 70  # EX_SOFTWARE
 
 
 ERROR_LINE_MAX_CHARS = 500  # an error line quotes input: cut what it echoes
@@ -239,11 +261,26 @@ def _command():
     return command
 
 
-def _harden(command) -> None:
+def _harden(command, path: tuple[str, ...] = ()) -> None:
+    """Every parameter refuses blank values; every subcommand takes -v and shows its examples."""
     for param in getattr(command, "params", []):
         _refuse_blank(param)
-    for sub in getattr(command, "commands", {}).values():  # a group (Typer vendors click: no isinstance)
-        _harden(sub)
+        _name_value(param)
+    if path:
+        command.params.append(_verbose_option())
+        if path in EXAMPLES_BY_PATH:
+            command.epilog = epilog(EXAMPLES_BY_PATH[path])
+    subs = getattr(command, "commands", None)  # a group (Typer vendors click: no isinstance)
+    if isinstance(subs, dict):  # (the root's LazyCommands harden each command as it loads: see _Root)
+        for name, sub in subs.items():
+            _harden(sub, (*path, name))
+
+
+def _name_value(param) -> None:
+    """Show a value by its name (`--since SINCE`, `restore FILE`), not by its Python type (`<str>`, `{file}`)."""
+    takes_value = not (getattr(param, "is_flag", False) or getattr(param, "count", False))
+    if param.metavar is None and takes_value and param.name:
+        param.metavar = param.name.upper()
 
 
 def _refuse_blank(param) -> None:

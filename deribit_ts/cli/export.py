@@ -11,18 +11,11 @@ from deribit_ts.cli.common import DsnOption, JsonOption, database_dsn, settings,
 
 FORMATS = ("parquet", "csv", "jsonl")  # = deribit_ts.export.FORMATS (not imported here: sqlglot loads slowly)
 
+# The examples at the end of its help are in deribit_ts/cli/examples.py, with every command's.
 _HELP = """Write a view of schema deribit, or one read-only SELECT, to FILE at full precision.
 
 Rows stream from the server (nothing is held in memory) inside a READ ONLY transaction; the file appears only \
 when complete. --since/--until bound the result's ts (or day) column.
-
-Examples:
-
-  deribit-ts export ohlcv_1d --format parquet --out d.parquet
-
-  deribit-ts export ohlcv_1m --where "instrument_name = 'BTC-PERPETUAL'" --since 2024-01-01 --format csv --out m.csv
-
-  deribit-ts export --sql "select currency, ts, atm_iv from iv_constant_maturity where tenor_days = 30" --out cm.parquet
 """
 
 
