@@ -94,7 +94,8 @@ def root_command():
 
 
 def options_of(command) -> list:
-    return [p for p in command.params if getattr(p, "opts", None) and not set(p.opts) & {"--help", "-h"}]
+    # (--verbose is there to add lines to stderr: a failure's log lines are not a second error line)
+    return [p for p in command.params if getattr(p, "opts", None) and not set(p.opts) & {"--help", "-h", "--verbose"}]
 
 
 def is_flag(param) -> bool:
