@@ -75,6 +75,12 @@ def test_dvol_before_the_index_existed_is_fetched_empty_and_covered(sim, new_db)
     )
     assert stored_dvol(new_db, "BTC")[0][0] == datetime(2021, 3, 24, tzinfo=UTC)
     assert summary["coverage"]["dvol"]["complete"] == 1
+    # `coverage --json` gives numbers as numbers (a script must not parse "100.00" or "0:00:00").
+    result = run_cli("coverage", "--dataset", "dvol", "--json", "--dsn", new_db)
+    assert result.returncode == 0, result.stderr
+    [row] = json.loads(result.stdout)
+    assert row["missing_time"] == 0.0 and row["unsettled_time"] == 0.0 and isinstance(row["rows"], int)
+    assert all(not isinstance(row[key], str) for key in ("completeness_pct", "expected_rows"))
 
 
 def test_dvol_kill_9_then_resume_gives_the_same_table(new_db):

@@ -91,3 +91,10 @@ def test_verbose_after_the_subcommand(capsys):
         assert logging.getLogger().level == logging.DEBUG
     finally:
         logging.getLogger().setLevel(logging.WARNING)
+
+
+def test_coverage_help_names_every_dataset():
+    from deribit_ts.cli.coverage import COVERED_DATASETS
+    from deribit_ts.ingest.backfill import DATASETS
+
+    assert set(COVERED_DATASETS) == set(DATASETS) - {"instruments"}

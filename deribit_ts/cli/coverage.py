@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
+from decimal import Decimal
 from typing import Annotated
 
 import typer
 from psycopg.rows import dict_row
 
-from deribit_ts.cli.common import DsnOption, JsonOption, database_dsn, settings, shown
+from deribit_ts.cli.common import DsnOption, database_dsn, settings, shown
 from deribit_ts.db.connect import connect
 from deribit_ts.errors import UsageError
+
+# Every dataset a backfill records coverage for (deribit_ts.ingest.backfill.DATASETS but the catalogue, which has
+# no time range; written out so that `coverage --help` need not import the backfill: a test keeps them equal).
+COVERED_DATASETS = ("candles", "funding", "index", "dvol", "delivery")
 
 _COVERAGE = """
 SELECT dataset, key, wanted_from, wanted_until, rows, complete,
@@ -28,12 +34,15 @@ SELECT dataset, key, wanted_from, wanted_until, rows, complete,
 
 def coverage(
     ctx: typer.Context,
-    dataset: Annotated[str | None, typer.Option("--dataset", help="Only this dataset (candles, funding, index).")] = (
-        None
-    ),
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help=f"Only this dataset ({', '.join(COVERED_DATASETS)}).")
+    ] = None,
     incomplete: Annotated[bool, typer.Option("--incomplete", help="Only keys with missing ranges.")] = False,
     dsn: DsnOption = None,
-    as_json: JsonOption = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the rows as JSON on stdout (durations in seconds, numbers as numbers)."),
+    ] = False,
 ) -> None:
     """Coverage of every backfilled dataset and key (from the deribit.coverage view): rows stored, the share of a
     gapless series they are ("held"; below 100 % where the exchange had no data, see deribit.gap_report), and for
@@ -45,7 +54,7 @@ def coverage(
     shown = len(rows)
     rows = [r for r in rows if not incomplete or not r["complete"]]
     if as_json:
-        typer.echo(json.dumps(rows, default=str))
+        typer.echo(json.dumps(rows, default=_json_value))
         return
     if not rows:
         typer.echo(
@@ -69,6 +78,15 @@ def coverage(
         )
     done = sum(r["complete"] for r in rows)
     typer.echo(f"{done}/{len(rows)} complete")
+
+
+def _json_value(value: object) -> object:
+    """What json cannot write itself: numbers stay numbers (a percentage, a duration in seconds), times as text."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return str(value)
 
 
 def _check_dataset(cur, dataset: str) -> None:
