@@ -13,6 +13,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
+from deribit_ts.db import queries as named
 from deribit_ts.db.migrate import split_statements
 from deribit_ts.resources import migrations_dir, sql_dir
 
@@ -112,3 +113,41 @@ def test_split_statements_respects_quotes_comments_and_dollar_bodies():
 
 def test_comment_only_text_has_no_statements():
     assert split_statements("-- nothing\n/* here */\n;\n") == []
+
+
+# --- named queries (sql/queries/*.sql, loaded by deribit_ts.db.queries) -------------------------------------
+
+QUERY_FILES = sorted(named.queries_dir().glob("*.sql"))
+NAMED_QUERIES = [(path.stem, name) for path in QUERY_FILES for name in named.load(path.stem)]
+
+
+@pytest.mark.parametrize(("group", "name"), NAMED_QUERIES, ids=lambda v: v)
+def test_named_query_parses(group, name):
+    """Each query is one statement sqlglot reads as a query or DML (not an opaque Command). Its {placeholders}
+    (identifiers composed with psycopg.sql) are read as plain names for the check."""
+    text = re.sub(r"(?<!\{)\{(\w+)\}(?!\})", r"\1", named.query(group, name))
+    parsed = [p for p in sqlglot.parse(text, read="postgres") if p is not None]
+    assert len(parsed) == 1, f"{group}.{name}: {len(parsed)} statements"
+    assert not isinstance(parsed[0], exp.Command), f"{group}.{name}: sqlglot cannot read it"
+
+
+def test_there_are_named_queries():
+    assert ("report", "gaps") in NAMED_QUERIES
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("SELECT 1;\n-- name: a\nSELECT 2", "before the first"),
+        ("-- name: a\nSELECT 1;\n-- name: a\nSELECT 2", "defined twice"),
+        ("-- name: a\n-- nothing here\n", "is empty"),
+    ],
+)
+def test_a_malformed_query_file_is_refused(text, error):
+    with pytest.raises(ValueError, match=error):
+        named.parse(text)
+
+
+def test_queries_are_split_by_name_and_lose_their_semicolon():
+    text = "-- header\n-- name: one\n-- what it is\nSELECT 1;\n\n-- name: two\nSELECT {x} FROM t;\n"
+    assert named.parse(text) == {"one": "-- what it is\nSELECT 1", "two": "SELECT {x} FROM t"}
