@@ -46,6 +46,8 @@ def test_a_redirected_backfill_reports_progress_in_plain_lines(new_db):
     assert lines[-1].startswith("deribit-ts: candles: ") and "ETA -" in lines[-1]
     done, total = map(int, re.search(r"([\d,]+)/([\d,]+) tasks", lines[-1]).groups())
     assert done == total > 0
+    # A finished dataset's line is printed once, not again at every interval until the run ends.
+    assert [line for line in lines if f"{total:,}/{total:,} tasks" in line] == [lines[-1]]
 
 
 @pytest.mark.parametrize("raw", ["0", "-1", "soon", "1e400", "nan"])

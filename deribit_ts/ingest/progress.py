@@ -80,6 +80,8 @@ class RichReporter(Reporter):
         self.open: dict[str, dict[str, int]] = {}  # dataset -> key -> tasks left
         self.key_totals: dict[str, int] = {}
         self.started = time.monotonic()
+        # (dataset, tasks) whose finished plain line is printed: not repeated (a dataset given more tasks is news)
+        self._reported_done: set[tuple[str, float]] = set()
 
     def __enter__(self) -> RichReporter:
         if self.plain:
@@ -105,6 +107,10 @@ class RichReporter(Reporter):
     def _print_lines(self) -> None:
         elapsed = max(time.monotonic() - self.started, 1e-6)
         for task in list(self.progress.tasks):
+            if (task.description, task.total) in self._reported_done:
+                continue
+            if task.total is not None and task.completed >= task.total:
+                self._reported_done.add((task.description, task.total))
             rows = task.fields["rows"]
             self.console.print(
                 plain_line(
