@@ -199,3 +199,14 @@ def test_status_counts_pending_migrations_changed_views_and_refusals(fresh_db, t
         (changed / "0002_instruments.sql").write_text("-- rewritten\n")
         state = migration_state(conn, load_migrations(changed), load_repeatables(views))
         assert state["pending"] is None and "0002_instruments.sql was changed" in state["problem"]
+
+
+def test_a_new_database_says_its_views_are_new_and_an_upgrade_what_changed(fresh_db):
+    # A first `db up` must not claim the views "changed": they did not exist.
+    steps = apply_all(fresh_db)
+    assert {s.reason for s in steps if s.action == "reapply"} == {"new"}
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("UPDATE deribit_ts.schema_repeatables SET sha256 = 'old' WHERE name = '10_market_views.sql'")
+    steps = apply_all(fresh_db)
+    reasons = {s.file.name: s.reason for s in steps if s.action == "reapply"}
+    assert reasons["10_market_views.sql"] == "changed" and set(reasons.values()) == {"changed", "after migrations"}

@@ -52,9 +52,15 @@ def up(
     if was_running:
         typer.echo(f"deribit-ts: the embedded cluster is already running on port {cluster.status()['port']}", err=True)
     steps = apply_all(cluster.url(), progress=lambda step: typer.echo(f"  {step.describe()}", err=True))
-    typer.echo(
-        f"deribit-ts: schema: {len(steps)} migration step(s) applied" if steps else "deribit-ts: schema up to date",
-        err=True,
+    typer.echo(f"deribit-ts: schema: {_steps_summary(steps)}" if steps else "deribit-ts: schema up to date", err=True)
+
+
+def _steps_summary(steps) -> str:
+    """What `db up` did, counted as `db status` counts it (migrations applied and skipped, view files)."""
+    count = {action: sum(s.action == action for s in steps) for action in ("apply", "skip", "reapply")}
+    return (
+        f"{count['apply']} migration(s) applied, {count['skip']} skipped (not for this edition), "
+        f"{count['reapply']} view and function file(s) applied"
     )
 
 

@@ -237,9 +237,18 @@ def plan(conn: psycopg.Connection, edition: str, migrations: list[SqlFile], repe
     changed = _changed_repeatables(edition, repeatables, applied_repeatables)
     if any(s.action == "apply" for s in steps) or changed:
         # Views may depend on one another and on migrated tables: re-create all of them, in order.
-        reason = "changed" if changed else "after migrations"
-        steps += [Step("reapply", f, reason) for f in repeatables if f.runs_on(edition)]
+        steps += [
+            Step("reapply", f, _repeatable_reason(f, applied_repeatables)) for f in repeatables if f.runs_on(edition)
+        ]
     return steps
+
+
+def _repeatable_reason(f: SqlFile, applied: dict[str, str]) -> str:
+    """Why a repeatable file is applied: new to this database, changed since it was applied, or neither (it is
+    re-created because migrations ran)."""
+    if f.name not in applied:
+        return "new"
+    return "changed" if applied[f.name] != f.sha256 else "after migrations"
 
 
 def _changed_repeatables(edition: str, repeatables: list[SqlFile], applied: dict[str, str]) -> list[SqlFile]:
