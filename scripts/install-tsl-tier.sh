@@ -28,6 +28,6 @@ if [ "${1:-}" != "--force" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$lock_
 fi
 
 # npm ci installs exactly the lock file (and wipes a stale node_modules first).
-npm ci --prefix "$tier_dir" --no-audit --no-fund --loglevel=error >&2
+npm ci --prefix "$tier_dir" --no-audit --no-fund --no-update-notifier --loglevel=error >&2
 echo "$lock_hash" >"$stamp"
 echo "install-tsl-tier: installed into $tier_dir/node_modules" >&2

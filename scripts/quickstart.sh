@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job end to end on embedded defaults: set up what is missing, start the embedded TimescaleDB,
 # backfill the instrument catalogue, the most recent month of perpetuals, futures, funding, index and DVOL,
-# every delivery price, and the most recent days of every option (active and expired), and print the coverage.
+# every delivery price, and the most recent days of every option (active and expired), and print a summary per
+# dataset with the commands to try next.
 #
 # With DERIBIT_TS_API_URL unset, the local Deribit simulator stands in for the exchange (machines without
 # network access); set DERIBIT_TS_API_URL=https://www.deribit.com to collect from the real exchange.
@@ -38,13 +39,19 @@ for dataset in candles funding index dvol; do  # then the month, where it is che
     "$cli" backfill "$dataset" --since "$since"
 done
 "$cli" backfill delivery                       # every delivery price: a few thousand rows in all
-"$cli" coverage
+echo >&2
+"$cli" coverage --summary                      # one line per dataset (`coverage` alone: one per key)
 
 # A new shell has no `deribit-ts` on PATH: everything lives in this checkout's .venv.
 venv="$(pwd)/.venv"
 cat >&2 <<EOF
 
 quickstart: done. deribit-ts and its Python (with ccxt and psycopg) are installed in $venv:
-    source $venv/bin/activate     # then: deribit-ts --help, deribit-ts db status, python -c "import ccxt"
-or call them by path: $venv/bin/deribit-ts, $venv/bin/python
+    source $venv/bin/activate     # or call $venv/bin/deribit-ts and $venv/bin/python by path
+Next, try:
+    deribit-ts coverage --incomplete             # which keys still miss ranges
+    deribit-ts report                            # gaps, sanity, basis, funding, smile in the terminal
+    deribit-ts report --html report.html         # the same with plots, one page that opens offline
+    psql "\$(deribit-ts db url)"                  # the data: select * from deribit.ohlcv_1h limit 5
+    deribit-ts --help                            # every command, each with examples
 EOF

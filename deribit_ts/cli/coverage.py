@@ -12,24 +12,12 @@ from psycopg.rows import dict_row
 
 from deribit_ts.cli.common import DsnOption, database_dsn, settings, shown
 from deribit_ts.db.connect import connect
+from deribit_ts.db.queries import query
 from deribit_ts.errors import UsageError
 
 # Every dataset a backfill records coverage for (deribit_ts.ingest.backfill.DATASETS but the catalogue, which has
 # no time range; written out so that `coverage --help` need not import the backfill: a test keeps them equal).
 COVERED_DATASETS = ("candles", "funding", "index", "dvol", "delivery")
-
-_COVERAGE = """
-SELECT dataset, key, wanted_from, wanted_until, rows, complete,
-       date_trunc('minute', (SELECT coalesce(sum(upper(m) - lower(m)), interval '0') FROM unnest(missing) AS m))
-           AS missing_time,
-       missing::text AS missing,
-       date_trunc('minute', (SELECT coalesce(sum(upper(u) - lower(u)), interval '0') FROM unnest(unsettled) AS u))
-           AS unsettled_time,
-       first_ts, last_ts, expected_rows, completeness_pct, resolution
-  FROM deribit.coverage
- WHERE (%(dataset)s::text IS NULL OR dataset = %(dataset)s)
- ORDER BY dataset, key
-"""
 
 
 def coverage(
@@ -38,6 +26,7 @@ def coverage(
         str | None, typer.Option("--dataset", help=f"Only this dataset ({', '.join(COVERED_DATASETS)}).")
     ] = None,
     incomplete: Annotated[bool, typer.Option("--incomplete", help="Only keys with missing ranges.")] = False,
+    summary: Annotated[bool, typer.Option("--summary", help="One line per dataset instead of one per key.")] = False,
     dsn: DsnOption = None,
     as_json: Annotated[
         bool,
@@ -48,9 +37,12 @@ def coverage(
     gapless series they are ("held"; below 100 % where the exchange had no data, see deribit.gap_report), and for
     the index the resolution each span is held at."""
     with connect(database_dsn(settings(ctx, dsn))) as conn, conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(_COVERAGE, {"dataset": dataset}).fetchall()
+        rows = cur.execute(query("coverage", "summary" if summary else "keys"), {"dataset": dataset}).fetchall()
         if dataset is not None and not rows:
             _check_dataset(cur, dataset)
+    if summary:
+        _print_summary(rows, as_json)
+        return
     shown = len(rows)
     rows = [r for r in rows if not incomplete or not r["complete"]]
     if as_json:
@@ -80,6 +72,23 @@ def coverage(
     typer.echo(f"{done}/{len(rows)} complete")
 
 
+def _print_summary(rows: list[dict], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(rows, default=_json_value))
+        return
+    if not rows:
+        typer.echo("nothing backfilled yet (see `deribit-ts backfill --help`)")
+        return
+    typer.echo(f"{'dataset':<9} {'keys':>7} {'complete':>9} {'rows':>13}  {'first':<16}  {'last':<16}  never fetched")
+    for r in rows:
+        first = f"{r['first_ts']:%Y-%m-%d %H:%M}" if r["first_ts"] else "-"
+        last = f"{r['last_ts']:%Y-%m-%d %H:%M}" if r["last_ts"] else "-"
+        typer.echo(
+            f"{r['dataset']:<9} {r['keys']:>7,} {r['complete_keys']:>9,} {r['rows'] or 0:>13,}  {first:<16}  "
+            f"{last:<16}  {r['missing_time'] or '-'}"
+        )
+
+
 def _json_value(value: object) -> object:
     """What json cannot write itself: numbers stay numbers (a percentage, a duration in seconds), times as text."""
     if isinstance(value, Decimal):
@@ -93,7 +102,7 @@ def _check_dataset(cur, dataset: str) -> None:
     """A --dataset nothing was ever backfilled under and that no backfill knows is a typo: say so (exit 2)."""
     from deribit_ts.ingest.backfill import DATASETS
 
-    present = {row["dataset"] for row in cur.execute("SELECT DISTINCT dataset FROM deribit.coverage")}
+    present = {row["dataset"] for row in cur.execute(query("coverage", "datasets"))}
     known = sorted((set(DATASETS) - {"instruments"}) | present)
     if dataset not in known:
         raise UsageError(f"unknown --dataset {shown(dataset)}: choose from {', '.join(known)}")

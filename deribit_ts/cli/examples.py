@@ -42,7 +42,11 @@ EXAMPLES_BY_PATH: dict[tuple[str, ...], list[str]] = {
     ("snapshot", "options"): ["deribit-ts snapshot options --currency BTC", "deribit-ts snapshot options --bulk-only"],
     ("collect",): ["deribit-ts collect", "deribit-ts collect --currency BTC --kinds perpetual,future"],
     ("status",): ["deribit-ts status", "deribit-ts status --json --max-lag candles=300"],
-    ("coverage",): ["deribit-ts coverage --incomplete", "deribit-ts coverage --dataset funding --json"],
+    ("coverage",): [
+        "deribit-ts coverage --summary",
+        "deribit-ts coverage --incomplete",
+        "deribit-ts coverage --dataset funding --json",
+    ],
     ("runs",): ["deribit-ts runs -n 5", "deribit-ts runs --run 3"],
     ("report",): ["deribit-ts report", "deribit-ts report smile --currency BTC", "deribit-ts report --html out.html"],
     ("export",): [
