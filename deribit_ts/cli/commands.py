@@ -12,8 +12,9 @@ commands to the Typer app it is given). tests/test_cli.py checks each summary ag
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
+from typing import Any
 
 import typer
 import typer.core
@@ -43,7 +44,8 @@ COMMANDS: tuple[Entry, ...] = (
 )
 
 
-def load(entry: Entry) -> typer.core.TyperCommand | typer.core.TyperGroup:
+def load(entry: Entry) -> Any:
+    # (a click command or group: Typer vendors click, so its classes are not a public type to name here)
     """The click command of one top-level entry, built afresh (callers wrap its parameters)."""
     module = importlib.import_module(entry.module)
     holder = typer.Typer(rich_markup_mode=None)  # plain help: it wraps paragraphs and needs no rich
@@ -60,7 +62,7 @@ class LazyCommands(MutableMapping):
     """The root group's commands: eager ones (defined in deribit_ts.cli) plus the entries of COMMANDS, each
     loaded on first access and then passed through `prepare` (which hardens its parameters)."""
 
-    def __init__(self, eager: dict, prepare: Callable) -> None:
+    def __init__(self, eager: Mapping, prepare: Callable) -> None:
         self._entries = {entry.name: entry for entry in COMMANDS}
         self._loaded: dict = {}
         self._eager = {name: prepare(command) for name, command in eager.items()}
@@ -112,7 +114,8 @@ class LazyGroup(typer.core.TyperGroup):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.commands = LazyCommands(self.commands, self.prepare)
+        self.lazy = LazyCommands(self.commands, self.prepare)
+        self.commands = self.lazy
 
     def list_commands(self, ctx) -> list[str]:
         return list(self.commands)  # the names only: TyperGroup's would load every command
@@ -120,7 +123,7 @@ class LazyGroup(typer.core.TyperGroup):
     def format_commands(self, ctx, formatter) -> None:
         rows = []
         for name in self.list_commands(ctx):
-            summary = self.commands.summary(name)
+            summary = self.lazy.summary(name)
             command = _Summary(name, summary) if summary is not None else self.get_command(ctx, name)
             if command is not None and not command.hidden:
                 rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
