@@ -5,7 +5,7 @@
 -- Plan the fetches of `p_want` for one (dataset, key): everything in it that is neither fetched yet
 -- (coverage) nor already planned (an unfinished task), cut into tasks of at most `p_chunk`.
 -- Failed tasks in the range are retried. Returns the number of new tasks.
--- Urgency tiers of an instrument's candles (issue 8): the data most at risk first. An expired instrument soon
+-- Urgency tiers of an instrument's candles: the data most at risk first. An expired instrument soon
 -- drops out of what the exchange lists; one expiring within a week is about to.
 CREATE OR REPLACE FUNCTION deribit_ts.option_tier(p_expiry timestamptz, p_now timestamptz)
 RETURNS text
@@ -303,7 +303,7 @@ UPDATE deribit_ts.coverage SET rows = rows WHERE filled_minutes IS NULL;
 -- What is stored of (dataset, key) inside `p_wanted`: the first and last row, how many rows a gapless series
 -- would hold there, and the resolution each span is held at. Candles are held at one minute and funding at one
 -- hour; the index comes at the resolution the exchange still serves for each period (one minute only for about
--- the last two days, hourly for a month, daily before: deribit_api.md), so its expected rows follow the
+-- the last two days, hourly for a month, daily before: docs/deribit.md), so its expected rows follow the
 -- resolutions it is held at, span by span.
 CREATE OR REPLACE FUNCTION deribit_ts.held(p_dataset text, p_key text, p_wanted tstzmultirange)
 RETURNS TABLE (first_ts timestamptz, last_ts timestamptz, expected_rows bigint, resolution text)

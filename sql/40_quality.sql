@@ -83,7 +83,7 @@ DROP FUNCTION IF EXISTS deribit_ts.row_islands(text, integer, timestamptz, times
 -- with the widest of them left out, so one earlier bad tick does not hide the next. A move is a spike when it
 -- exceeds 10 times that typical range: an honest one-minute wick is a fraction of a few typical ranges (the
 -- simulator's are at most 1.5 minute-sigma), while the bad ticks reported in Deribit's chart data are 100 USD and
--- more (../shared/peers.md [DB-i1]) and freqtrade warns at a 10 % jump. A true jump of the market (a body that
+-- more (as users of other Deribit downloaders report them) and freqtrade warns at a 10 % jump. A true jump of the market (a body that
 -- stays where it went) is no spike: the close rule needs the next close to give back at least half of the move.
 -- With fewer than 10 traded minutes of history there is no judgement. Only candles whose wick or body is at least
 -- 0.5 % of the price and two ticks are judged: the look-back costs an index probe per candle judged, and at 0.5 %

@@ -1,5 +1,5 @@
 -- Options research in SQL: Deribit's greeks (black76_greeks), the latest chain, the smile, the ATM term
--- structure and the 25-delta skew. Conventions (../shared/deribit_api.md 3.10a, checked against exchange
+-- structure and the 25-delta skew. Conventions (docs/deribit.md, checked against exchange
 -- records): Black-76 on the forward F = underlying_price, r = 0, T in years of 365 days, IVs in percent.
 -- Every view reads snapshot rounds (deribit-ts snapshot options): all rows of a round share one `ts`.
 
