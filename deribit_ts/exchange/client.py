@@ -33,7 +33,7 @@ from deribit_ts.exchange.limiter import CreditLimiter, method_key
 
 log = logging.getLogger(__name__)
 
-# Deribit allows 32 simultaneous connections per IP (deribit_api.md section 1).
+# Deribit allows 32 simultaneous connections per IP (docs/deribit.md, Transport).
 DEFAULT_MAX_IN_FLIGHT = 32
 CHART_COLUMNS = ("ticks", "open", "high", "low", "close", "volume", "cost")
 

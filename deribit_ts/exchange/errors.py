@@ -7,7 +7,7 @@ from typing import Any
 from deribit_ts.errors import ExchangeUnavailable, UserError
 
 # Deribit errors that say "not now" rather than "never": rate limit, retry later, settlement, maintenance,
-# overload, timeouts (deribit_api.md section 1; the same set NautilusTrader retries).
+# overload, timeouts (docs/deribit.md, Transport; the same set NautilusTrader retries).
 RETRYABLE_CODES = frozenset({10028, 10040, 10041, 10047, 10066, 11051, 11094, 13028, 13888})
 TOO_MANY_REQUESTS = 10028
 

@@ -1,4 +1,4 @@
-"""Client-side model of Deribit's credit-based rate limit (deribit_api.md section 2).
+"""Client-side model of Deribit's credit-based rate limit (docs/deribit.md, Rate limits).
 
 Deribit keeps a leaky bucket of credits; every request costs credits and a request that finds too few credits
 is answered with 10028 ``too_many_requests`` (and the session may be dropped). We keep our own copy of that

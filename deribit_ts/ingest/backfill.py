@@ -205,7 +205,7 @@ async def make_plan(
     return plan
 
 
-# Deribit limits unauthenticated public requests per IP (deribit_api.md section 2), so the backfill processes of
+# Deribit limits unauthenticated public requests per IP (docs/deribit.md, Rate limits), so the backfill processes of
 # one host split the allowance: each counts the live runs of its host this often and uses 1/n of its scale.
 SHARE_POLL_S = 2.0
 

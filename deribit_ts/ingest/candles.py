@@ -32,11 +32,11 @@ _ANY_ROW = "SELECT EXISTS (SELECT 1 FROM deribit.candles_1m WHERE instrument_id 
 class Candles(RangedDataset):
     name = "candles"
     step_ms = MINUTE_MS
-    # Deribit returns at most ~5,000 candles a request (../shared/deribit_api.md 3.2); fetch_exact copes
+    # Deribit returns at most ~5,000 candles a request (docs/deribit.md, Endpoints); fetch_exact copes
     # if a server returns fewer.
     window_points = 5000
     # The cap counts buckets from the window's end, so no_data proves a window empty only up to what answers
-    # are known to span: 1,000 (the conservative size deribit_api.md names) until a wider answer is seen.
+    # are known to span: 1,000 (ccxt's default page, a safe lower bound) until a wider answer is seen.
     empty_proof_floor = 1000
     # Five full requests a task: small enough that many workers share one instrument's history,
     # large enough that the plan of BTC-PERPETUAL's whole history is ~150 tasks.

@@ -1,6 +1,6 @@
 """Daily delivery prices of an index (btc_usd, ...) into deribit.delivery_prices.
 
-public/get_delivery_prices pages by offset from the newest delivery, at most 1,000 a page (deribit_api.md 3.8).
+public/get_delivery_prices pages by offset from the newest delivery, at most 1,000 a page (docs/deribit.md, Endpoints).
 Pages are walked newest first until the oldest date of the asked range is passed or records_total is reached. A
 delivery published between two pages shifts the later pages by one: that repeats a row (deduplicated by date),
 never skips one. A delivery happens at 08:00 UTC of its date; that instant places it in a task's range.

@@ -1,7 +1,7 @@
 """DVOL, Deribit's implied volatility index, at one-minute resolution into deribit.volatility_index.
 
 public/get_volatility_index_data answers at most a page of candles (how many is unconfirmed) and a `continuation`
-to send as the next request's end_timestamp (deribit_api.md 3.9): one window is walked backwards page by page
+to send as the next request's end_timestamp (docs/deribit.md, Endpoints): one window is walked backwards page by page
 until the continuation is null or leaves the window. fetch_exact then checks both edges like any other dataset.
 """
 
@@ -26,7 +26,7 @@ VOLATILITY_INDEX = Table(
     key=("currency", "ts"),
 )
 
-# DVOL starts in March 2021 (deribit_api.md 3.10a); a plan without --since starts shortly before, so the walk does
+# DVOL starts in March 2021 (docs/deribit.md, Endpoints); a plan without --since starts shortly before, so the walk does
 # not spend a request per week on the years before it existed.
 HISTORY_START = datetime(2021, 1, 1, tzinfo=UTC)
 RESOLUTION = "60"  # seconds: one-minute candles

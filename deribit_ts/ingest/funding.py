@@ -1,7 +1,7 @@
 """Hourly funding history of perpetuals into deribit.funding_rate_history.
 
-Paged directly in 30-day windows: ccxt's own funding pagination is known to lose rows
-(../shared/peers.md pain point 3), and the endpoint's per-request cap (744 rows per ccxt) is unconfirmed,
+Paged directly in 30-day windows: ccxt's own funding pagination has been reported by its users to lose rows,
+and the endpoint's per-request cap (744 rows per ccxt) is unconfirmed,
 so windows stay below it and fetch_exact verifies both edges anyway.
 """
 

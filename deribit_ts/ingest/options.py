@@ -29,7 +29,7 @@ from deribit_ts.timeutil import MINUTE_MS
 
 TIERS = ("critical", "high", "medium", "low")
 
-# BTC-27SEP24-40000-C, XRP_USDC-30JUN23-0d625-C (deribit_api.md 3); combos (BTC-CS-...) are not options here.
+# BTC-27SEP24-40000-C, XRP_USDC-30JUN23-0d625-C (docs/deribit.md); combos (BTC-CS-...) are not options here.
 _OPTION_NAME = re.compile(r"^[A-Z0-9_]+-\d{1,2}[A-Z]{3}\d{2}-[0-9d.]+-[CP]$")
 
 

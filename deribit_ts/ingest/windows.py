@@ -1,7 +1,7 @@
 """Fetching a time range exactly, whatever the endpoint does at the edges of a window.
 
 Deribit's history endpoints do not say how much they return: the chart endpoint silently cuts the old
-end of a window that is too wide (../shared/deribit_api.md 3.2), and whether another deployment cuts the
+end of a window that is too wide (docs/deribit.md, Endpoints), and whether another deployment cuts the
 new end instead, or caps at another count, is unconfirmed. So a response is never assumed to cover what
 was asked. When it holds every expected point, the window is complete. When its first point is later
 than the window's start (or its last earlier than the end), the uncovered edge is asked for again: an
