@@ -286,7 +286,7 @@ def _name_value(param) -> None:
 def _refuse_blank(param) -> None:
     """An empty or blank value (from the command line or the parameter's environment variable) is a usage error
     for every option and argument of every command, and so are control characters: none means anything here,
-    and taking "" as "the default" widened runs (issue 9.2)."""
+    and taking "" as "the default" silently widened runs beyond what the user asked for."""
     process_value = param.process_value
 
     def checked(ctx, value):

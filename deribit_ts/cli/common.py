@@ -1,6 +1,6 @@
 """Options and helpers shared by the command modules.
 
-Input rules every command follows (issue 9; the hostile-input test in tests/test_cli_hostile.py holds them):
+Input rules every command follows (the hostile-input test in tests/test_cli_hostile.py holds them):
 - Check every value at the top of the command, before connecting to anything: `since_until`, `names`,
   `text` (re-exported from deribit_ts.validate) raise UsageError, which main() prints as one line, exit 2.
 - Give every int option min= and max= (a huge number must be refused, not overflow later).

@@ -85,14 +85,14 @@ class SimConfig:
     funding_truncate: str = "new"  # ...keeping the oldest rows so a forward walk continues at the last row
     trades_max_count: int = 1000  # `count` above this is a -32602 error, like the real API
     dvol_max_rows: int = 1000  # get_volatility_index_data rows per call before `continuation` is set
-    # DVOL exists from its launch in March 2021 (deribit_api.md 3.10a; the day is an assumption), not from `start`
+    # DVOL exists from its launch in March 2021 (docs/deribit.md; the day is an assumption), not from `start`
     dvol_start: datetime = datetime(2021, 3, 24, tzinfo=UTC)
     mark_history_step_seconds: int = 300  # get_mark_price_history: Deribit documents 5-minute data...
     mark_history_max_rows: int = 1000  # ...and this many (the newest) per answer (a cap Deribit does not document)
     index_chart_resolution: dict[str, int] = field(
         default_factory=lambda: {"1h": 60, "1d": 60, "2d": 60, "1m": 3600, "1y": 86400, "all": 86400}
     )  # seconds between points of get_index_chart_data per `range`
-    # Options (deribit_api.md 3.10a): strikes from call delta 0.9 to 0.1 at listing, a fine grid near the money and
+    # Options (docs/deribit.md): strikes from call delta 0.9 to 0.1 at listing, a fine grid near the money and
     # a coarser one in the wings, each strike as a call and a put: ~700-900 live options per currency. A density
     # below 1 thins the grid (0.25: about a quarter of the options, for fast tests); `strikes_per_expiry` instead
     # gives every expiry that many strikes on an even grid.

@@ -170,7 +170,7 @@ class SimMarket:
     def chart(self, name: str, start_ms: int, end_ms: int, resolution: str, now_ms: int | None = None) -> dict:
         """What get_tradingview_chart_data answers: the candles of at most `chart_max_candles` buckets.
 
-        The cap counts buckets, not rows, as measured (deribit_api.md 3.2: a wide window answers the newest
+        The cap counts buckets, not rows, as measured (docs/deribit.md, Endpoints: a wide window answers the newest
         5,001 buckets, first tick = end - 5000 * resolution, start ignored), so a window whose newest buckets
         are all empty (an outage) answers no_data even when older buckets of it have candles. The buckets are
         counted from min(end, now): the measurement asked for a past end. chart_truncate='new' (a variant

@@ -65,7 +65,7 @@ def black76_usd_array(
     return strike * norm_cdf_array(-d2) - forward * norm_cdf_array(-d1)
 
 
-# ---- Deribit's option conventions (deribit_api.md 3.10a), vectorised over a chain ----------------------------------
+# ---- Deribit's option conventions (docs/deribit.md), vectorised over a chain ----------------------------------
 def _norm_cdf_exact(x: np.ndarray) -> np.ndarray:
     """N(x) through erfc, accurate in both tails (deep wings' prices and rho)."""
     erfc = math.erfc

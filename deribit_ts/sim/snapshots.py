@@ -137,7 +137,7 @@ class ChainView:
 
 
 def chain_view(market: SimMarket, insts: list[Instrument], at: int) -> ChainView:
-    """Marks, IVs and greeks of many options at `at` in one vectorised pass (deribit_api.md 3.10a).
+    """Marks, IVs and greeks of many options at `at` in one vectorised pass (docs/deribit.md).
 
     Every reported number is computed from the reported (rounded) inputs, so deribit.black76_greeks over a
     ticker's underlying_price, strike, (expiry - timestamp) / 365 days and mark_iv gives back its greeks."""
