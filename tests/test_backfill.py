@@ -442,7 +442,7 @@ def test_exact_whatever_the_chart_endpoint_truncates(new_db, cap, cut):
 
 @pytest.mark.parametrize("cap", [60, 100])
 def test_exact_when_a_capped_answer_holds_only_empty_buckets(new_db, cap):
-    """Deribit's cap counts buckets from the window's end (deribit_api.md 3.2): a window whose newest buckets fall
+    """Deribit's cap counts buckets from the window's end (docs/deribit.md): a window whose newest buckets fall
     in an outage answers no_data although older buckets have candles. An empty answer is no proof of an empty
     window wider than what answers are known to span, so such a window is asked for again in pieces. (Caps
     below the assumed floor of 1,000, the only ones the simulator's outages are long enough for, are learnt

@@ -1,6 +1,6 @@
 """deribit.black76_greeks against the exchange's own numbers and against the simulator's tickers.
 
-The conventions (deribit_api.md 3.10a): Black-76 on the forward (underlying_price), r = 0, T = (expiry - quote
+The conventions (docs/deribit.md): Black-76 on the forward (underlying_price), r = 0, T = (expiry - quote
 timestamp) / 365 days, sigma = mark_iv / 100; price in USD (mark_price in coin = price / forward), delta not
 premium-adjusted, gamma per USD (the exchange rounds it to 5 decimals), vega per vol point, theta per day capped
 at the time value left, spot-style rho.

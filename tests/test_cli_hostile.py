@@ -1,4 +1,4 @@
-"""Hostile input at every edge of the CLI (issue 9.10).
+"""Hostile input at every edge of the CLI.
 
 Every command and option is walked from the Typer app (a command added later is covered by itself) and given
 hostile values: empty, blank, huge, negative, overflowing, non-ASCII, 100 kB, injection-looking. Each invocation

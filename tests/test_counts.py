@@ -1,4 +1,4 @@
-"""Every count a user sees agrees with count(*) (issue 9.5): coverage rows after the settling tail is fetched
+"""Every count a user sees agrees with count(*): coverage rows after the settling tail is fetched
 again, the progress bar's keys against the summary's coverage keys, a run's requests against its dataset lines
 and the simulator's own count, also for a run killed mid-way."""
 

@@ -169,7 +169,7 @@ def test_cli_up_with_a_dsn_manages_only_the_embedded_cluster(tmp_path: Path):
     assert not (tmp_path / "cluster").exists()
 
 
-# ------------------------------------------------ a first `db up` killed part-way (issue 9.1)
+# ------------------------------------------------ a first `db up` killed part-way
 
 
 def _initdb_processes(home: Path) -> list[int]:

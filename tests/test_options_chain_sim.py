@@ -1,5 +1,5 @@
-"""The simulator's option chain (issue 8.1): real-sized, on Deribit's calendar, strikes from delta 0.9 to 0.1 at
-listing, tickers and book summaries as deribit_api.md 3.10a describes them."""
+"""The simulator's option chain: real-sized, on Deribit's calendar, strikes from delta 0.9 to 0.1 at
+listing, tickers and book summaries as docs/deribit.md describes them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A backfill whose stderr is not a terminal prints plain progress lines every few seconds (issue 9.9)."""
+"""A backfill whose stderr is not a terminal prints plain progress lines every few seconds."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Secrets never printed (issue 9.4): one masking function, config.mask_password, used by every message, log line
+"""Secrets never printed: one masking function, config.mask_password, used by every message, log line
 and displayed DSN or URL, including text that comes back from libraries (psycopg quotes what it cannot parse).
 
 The CLI test feeds passwords through every command that takes a DSN or an API URL (walked from the Typer app, so
@@ -184,7 +184,7 @@ def test_config_masks_the_api_url_and_the_dsn(show):
 
 
 def test_through_the_real_entry_point(tmp_path):
-    # The reproduction of issue 9.4, as a user runs it: the empty-user DSN's password in no output.
+    # The case that once leaked, as a user runs it: the empty-user DSN's password in no output.
     for args in (
         ["config", "--dsn", DSNS[0]],
         ["runs", "--dsn", DSNS[0]],

@@ -105,7 +105,7 @@ def test_bad_pathology_choices_are_user_errors(args: list[str]) -> None:
     assert isinstance(result.exception, UserError) and "patholog" in str(result.exception)
 
 
-# ------------------------------------------------ settings that start but cannot work are refused (issue 9.8)
+# ------------------------------------------------ settings that start but cannot work are refused
 
 
 @pytest.mark.parametrize(

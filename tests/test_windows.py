@@ -1,4 +1,4 @@
-"""fetch_exact against endpoints that cut their answers in each plausible way (deribit_api.md 3.2): the rows it
+"""fetch_exact against endpoints that cut their answers in each plausible way (docs/deribit.md): the rows it
 returns are exactly the series' rows in the range, whatever the cap, the end cut and the gaps."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def endpoint(rows: list[list[int]], cap: int, counts: str, cut: str, calls: list
 @pytest.mark.parametrize("cut", ["old", "new"])
 @pytest.mark.parametrize("cap", [1000, 2999, 5001])
 def test_exact_whatever_the_cap_and_the_gaps(counts, cut, cap):
-    """Any cap down to the assumed floor (1,000, the size deribit_api.md calls conservative)."""
+    """Any cap down to the assumed floor (1,000, ccxt's default page)."""
     rows = series(12_000, gaps=[range(0, 300), range(4_700, 5_000), range(6_000, 6_180), range(11_900, 12_000)])
     calls: list = []
     fetch_once = endpoint(rows, cap, counts, cut, calls)
