@@ -314,12 +314,7 @@ def trades_cmd(
 ) -> None:
     """Every trade (price, amount, direction, IV, mark and index at the trade) into deribit.trades, expired
     instruments included, from the history host. Without --since each instrument from its listing; options most
-    urgent first, like their candles.
-
-    Examples:
-      deribit-ts backfill trades --currency BTC --kind option --since 2024-03-01 --until 2024-04-01
-      deribit-ts backfill trades --instrument BTC-PERPETUAL --since 2024-03-01
-    """
+    urgent first, like their candles."""
     request = BackfillRequest(
         datasets=["trades"], currencies=_split(currency, "--currency"), kinds=_kinds(kind), workers=workers
     )

@@ -17,7 +17,7 @@ from deribit_ts.errors import UsageError
 
 # Every dataset a backfill records coverage for (deribit_ts.ingest.backfill.DATASETS but the catalogue, which has
 # no time range; written out so that `coverage --help` need not import the backfill: a test keeps them equal).
-COVERED_DATASETS = ("candles", "funding", "index", "dvol", "delivery")
+COVERED_DATASETS = ("candles", "funding", "index", "dvol", "delivery", "trades")
 
 
 def coverage(
