@@ -398,8 +398,6 @@ def resume_cmd(
     quiet: QuietOption = False,
 ) -> None:
     """Finish every unfinished backfill task, whichever command planned it (e.g. an interrupted `backfill all`: a
-    bounded command such as `backfill candles --since A --until B` works only its own range and leaves the rest).
-
-    Example: deribit-ts backfill resume --workers 8"""
+    bounded command such as `backfill candles --since A --until B` works only its own range and leaves the rest)."""
     s = settings(ctx, dsn, api_url, history_url)
     _work(s, as_json, quiet, lambda target, reporter: run_resume(target, s.api_url, reporter, workers, s.history_url))

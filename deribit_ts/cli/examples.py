@@ -31,6 +31,7 @@ EXAMPLES_BY_PATH: dict[tuple[str, ...], list[str]] = {
     ],
     ("backfill", "funding"): ["deribit-ts backfill funding --since 2024-01-01"],
     ("backfill", "index"): ["deribit-ts backfill index --index btc_usd --since 2024-01-01"],
+    ("backfill", "resume"): ["deribit-ts backfill resume", "deribit-ts backfill resume --workers 8"],
     ("backfill", "trades"): [
         "deribit-ts backfill trades --currency BTC --kind option --since 2024-03-01 --until 2024-04-01",
         "deribit-ts backfill trades --instrument BTC-PERPETUAL --since 2024-03-01",
