@@ -150,4 +150,4 @@ def test_a_malformed_query_file_is_refused(text, error):
 
 def test_queries_are_split_by_name_and_lose_their_semicolon():
     text = "-- header\n-- name: one\n-- what it is\nSELECT 1;\n\n-- name: two\nSELECT {x} FROM t;\n"
-    assert named.parse(text) == {"one": "-- what it is\nSELECT 1", "two": "SELECT {x} FROM t"}
+    assert named.parse(text) == {"one": "SELECT 1", "two": "SELECT {x} FROM t"}

@@ -10,37 +10,7 @@ from psycopg.rows import dict_row
 
 from deribit_ts.cli.common import DsnOption, JsonOption, database_dsn, settings
 from deribit_ts.db.connect import connect
-
-_RUNS = """
-SELECT r.run_id, r.command, r.status, r.started_at, r.finished_at,
-       extract(epoch FROM coalesce(r.finished_at, now()) - r.started_at)::float AS seconds,
-       -- A run's traffic is logged every few seconds and at its end; a killed run's last seconds are still in its
-       -- tasks' counts, so the run line is never less than the sum of its dataset lines.
-       greatest(r.requests, sum(d.requests))::bigint AS requests,
-       greatest(r.retries, sum(d.retries))::bigint AS retries,
-       r.throttled, r.errors, r.error,
-       coalesce(jsonb_object_agg(d.dataset, jsonb_build_object(
-           'tasks', d.tasks, 'failed_tasks', d.failed_tasks, 'rows_fetched', d.rows_fetched,
-           'inserted', d.inserted, 'revised', d.revised, 'requests', d.requests, 'retries', d.retries,
-           'errors', d.errors, 'task_seconds', extract(epoch FROM d.task_time)))
-           FILTER (WHERE d.dataset IS NOT NULL), '{}') AS datasets
-  FROM deribit_ts.runs r
-  LEFT JOIN deribit_ts.run_datasets d USING (run_id)
- GROUP BY r.run_id
- ORDER BY r.run_id DESC
- LIMIT %s
-"""
-
-
-_RUN_TASKS = """
-SELECT t.task_id, t.dataset, t.key, t.range_start, t.range_end, t.state, rt.rows_fetched, rt.inserted,
-       rt.revised, rt.requests, rt.retries, rt.errors, extract(epoch FROM rt.duration)::float AS seconds,
-       coalesce(rt.error, t.last_error) AS error
-  FROM deribit_ts.run_tasks rt
-  JOIN deribit_ts.tasks t USING (task_id)
- WHERE rt.run_id = %s
- ORDER BY rt.errors > 0 DESC, t.dataset, t.key, t.range_start
-"""
+from deribit_ts.db.queries import query
 
 
 def runs(
@@ -54,9 +24,9 @@ def runs(
     with --run, per task of that run (failed tasks first, with the exchange's message)."""
     with connect(database_dsn(settings(ctx, dsn))) as conn, conn.cursor(row_factory=dict_row) as cur:
         if run is not None:
-            _show_tasks(run, cur.execute(_RUN_TASKS, (run,)).fetchall(), as_json)
+            _show_tasks(run, cur.execute(query("runs", "tasks"), {"run_id": run}).fetchall(), as_json)
             return
-        rows = cur.execute(_RUNS, (last,)).fetchall()
+        rows = cur.execute(query("runs", "recent"), {"last": last}).fetchall()
     if as_json:
         typer.echo(json.dumps(rows, default=str))
         return

@@ -1,7 +1,8 @@
 """Named SQL queries: the SQL that Python runs lives in sql/queries/*.sql, one file per module or concept.
 
 A file holds blocks, each opened by a line `-- name: query_name` (the pattern of procrastinate's queries.sql);
-the comment lines under it say what the query returns. A file is read once per process:
+the comment lines right under it say what the query returns (they are not sent to the server, so they may
+mention %(parameters)s). A file is read once per process:
 
     from deribit_ts.db.queries import query
     conn.execute(query("report", "gaps"), params)
@@ -40,10 +41,13 @@ def parse(text: str, source: str = "<text>") -> dict[str, str]:
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         if name in found:
             raise ValueError(f"{source}: query {name!r} is defined twice")
-        body = body.strip().rstrip(";").rstrip()
-        if not [line for line in body.splitlines() if line.strip() and not line.lstrip().startswith("--")]:
+        lines = body.strip().splitlines()
+        while lines and lines[0].lstrip().startswith("--"):  # the query's description, not sent to the server
+            lines.pop(0)
+        query = "\n".join(lines).strip().rstrip(";").rstrip()
+        if not query:
             raise ValueError(f"{source}: query {name!r} is empty")
-        found[name] = body
+        found[name] = query
     return found
 
 
