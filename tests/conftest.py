@@ -34,6 +34,7 @@ os.environ.setdefault("DERIBIT_TS_PROGRESS_INTERVAL", "3600")
 
 TIMESCALE_IMAGE = "timescale/timescaledb:latest-pg17"
 REPO = Path(__file__).resolve().parent.parent
+TSL_DIR = REPO / "tests" / "tsl"
 
 
 def _docker_answers() -> bool:
@@ -133,15 +134,52 @@ def fresh_db(pg_server: str) -> Iterator[str]:
         drop_database(pg_server, name)
 
 
-@pytest.hookimpl(trylast=True)  # after tests/tsl/conftest.py has marked its tier
+# The workers tell the scheduler (in the controlling process) which tests are marked slow: through files in a
+# directory the controller names in this variable before it starts them.
+SLOW_IDS_ENV = "DERIBIT_TS_TEST_SLOW_IDS"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and config.getoption("numprocesses", None):
+        os.environ[SLOW_IDS_ENV] = tempfile.mkdtemp(prefix="deribit-ts-slow-ids-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and SLOW_IDS_ENV in os.environ:
+        shutil.rmtree(os.environ.pop(SLOW_IDS_ENV), ignore_errors=True)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Schedule for pytest-xdist (`--dist loadgroup`): a module's tests share one worker (so its module-scoped
-    fixtures are built once), the tsl tier shares one worker (one PGlite server), and each `slow` test is a unit
-    of its own, moved to the front: the longest units start first and the short modules fill in around them."""
-    slow, rest = [], []
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None and item.get_closest_marker("slow") is None:
-            group = "tsl" if item.get_closest_marker("tsl") else item.nodeid.split("::", 1)[0]
-            item.add_marker(pytest.mark.xdist_group(group))
-        (slow if item.get_closest_marker("slow") else rest).append(item)
-    items[:] = slow + rest
+    """Slow tests first (the longest units start first, the short modules fill in around them); on an xdist
+    worker, their ids written for the scheduler below."""
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    items[:] = slow + [item for item in items if not item.get_closest_marker("slow")]
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput and os.environ.get(SLOW_IDS_ENV):
+        ids = "".join(f"{item.nodeid}\n" for item in slow)
+        (Path(os.environ[SLOW_IDS_ENV]) / workerinput["workerid"]).write_text(ids)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """`--dist loadscope`, with units of our own: a module's tests share one worker (its module-scoped fixtures
+    are built once), the tsl tier shares one worker (one PGlite server), and each test marked slow is a unit of
+    its own, so a module's long scenarios spread over the workers. (xdist's loadgroup would express this with
+    marks, but it renames test ids in a way pytest 9 no longer honours.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesAndSlowTests(LoadScopeScheduling):
+        _slow: set[str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self._slow is None:  # first called once every worker has collected (and written its list)
+                folder = Path(os.environ.get(SLOW_IDS_ENV) or "/nonexistent")
+                self._slow = {line for f in folder.glob("*") for line in f.read_text().splitlines()}
+            if nodeid in self._slow:
+                return nodeid
+            module = nodeid.split("::", 1)[0]
+            return "tsl" if TSL_DIR in (REPO / module).parents else module
+
+    return ModulesAndSlowTests(config, log)
