@@ -5,9 +5,10 @@ database, and an exchange outage of --outage-s real seconds.
 
 It prints, while it runs: every collector's RSS and every dataset's lag (simulated seconds, against the
 simulator's clock) every --sample-s real seconds; at each simulated day: rows and bytes of every deribit_ts table.
-At the end it checks every stored candle of the live BTC futures and the BTC funding rows, from the collector's
-origin to each watermark, against the simulator, and prints the worst lag per dataset against its `status`
-threshold. Exit 1 when anything differs or a lag stayed over its threshold after the run's last event settled.
+At the end it waits until the collector has caught up (no task of its own left), checks every stored candle of the
+live BTC futures and the BTC funding rows, from the collector's origin to each watermark, against the simulator,
+and prints the worst lag per dataset against its `status` threshold, overall and once each event's catch-up has
+settled. Exit 1 when anything differs or a lag stayed over its threshold after the events settled.
 
     .venv/bin/python scripts/bench_soak.py [--days 3] [--speed 120] [--options] [--fault-rate 0.02]
 """
@@ -86,6 +87,18 @@ def table_sizes(dsn: str) -> list[tuple[str, int, int]]:
         ]
 
 
+def caught_up(dsn: str) -> bool:
+    """No collector task waiting or running: every gap the events left is filled (what the check compares)."""
+    try:
+        with psycopg.connect(dsn, connect_timeout=5) as conn:
+            open_tasks = conn.execute(
+                "SELECT count(*) FROM deribit_ts.tasks WHERE state IN ('pending', 'running') AND priority < 0"
+            ).fetchone()[0]
+    except psycopg.Error:
+        return False
+    return open_tasks == 0
+
+
 def leader_pid(dsn: str) -> int | None:
     try:
         with psycopg.connect(dsn, connect_timeout=5) as conn:
@@ -143,6 +156,9 @@ def main() -> int:  # noqa: PLR0915 (one scenario, read top to bottom)
     parser.add_argument("--fault-rate", type=float, default=0.02)
     parser.add_argument("--outage-s", type=float, default=30.0)
     parser.add_argument("--sample-s", type=float, default=10.0)
+    parser.add_argument(
+        "--settle-s", type=float, default=600.0, help="real seconds to wait for the catch-up at the end"
+    )
     args = parser.parse_args()
     kinds = "perpetual,future,option" if args.options else "perpetual,future"
     kind_list = kinds.split(",")
@@ -221,6 +237,10 @@ def main() -> int:  # noqa: PLR0915 (one scenario, read top to bottom)
                 for table, rows, size in table_sizes(dsn):
                     print(f"   {table:28} {rows:>12,} {size:>14,}")
             time.sleep(0.5)
+        settle_started = time.monotonic()
+        while time.monotonic() - settle_started < args.settle_s and not caught_up(dsn):
+            time.sleep(1)
+        print(f"caught up {time.monotonic() - settle_started:.0f} s (real) after the run's end", flush=True)
         for p in processes:
             p.send_signal(signal.SIGTERM)
         for p in processes:
