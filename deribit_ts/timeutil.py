@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from deribit_ts.display import shown
 from deribit_ts.errors import UsageError
 
 MINUTE_MS = 60_000
@@ -20,8 +21,6 @@ LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 def parse_utc(text: str, *, flag: str) -> datetime:
     """An ISO-8601 date or datetime; naive values are UTC. Refused in one line when blank, malformed or outside
     [1970-01-01, 9999-01-01]."""
-    from deribit_ts.validate import shown
-
     if not text or not text.strip():
         raise UsageError(f"{flag} is empty: give an ISO-8601 date or datetime (e.g. 2024-01-01), or leave it out")
     try:

@@ -15,23 +15,19 @@ import urllib.parse
 from collections.abc import Iterable
 from datetime import datetime
 
+from deribit_ts.display import SHOWN_CHARS, shown
 from deribit_ts.errors import UsageError
+from deribit_ts.masking import mask_password, remember_secrets
+from deribit_ts.timeutil import parse_utc
 
-SHOWN_CHARS = 40  # how much of a bad value an error line echoes
+__all__ = ["SHOWN_CHARS", "shown"]  # (re-exported: command modules import them from here)
+
 NAME_MAX_CHARS = 64  # instrument, index and currency names (Deribit's longest are about 30)
 URL_MAX_CHARS = 2048
 DSN_MAX_CHARS = 4096
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,19}")  # ASCII digits only: int() would take '١٢', '1_000', ' 1 '
-
-
-def shown(value: object) -> str:
-    """A value as an error line quotes it: repr'd, cut to SHOWN_CHARS, with its length when cut."""
-    text = value if isinstance(value, str) else str(value)
-    if len(text) <= SHOWN_CHARS:
-        return repr(text)
-    return f"{text[:SHOWN_CHARS]!r}... ({len(text):,} characters)"
 
 
 def text(value: str | None, flag: str, *, max_chars: int | None = None) -> str:
@@ -81,8 +77,6 @@ def timestamp(value: str | None, flag: str) -> datetime | None:
     """An ISO-8601 date or datetime (naive = UTC) within what the exchange and PostgreSQL hold. None: not given."""
     if value is None:
         return None
-    from deribit_ts.timeutil import parse_utc
-
     return parse_utc(text(value, flag), flag=flag)
 
 
@@ -118,8 +112,6 @@ def api_url(value: str, flag: str = "--api-url / DERIBIT_TS_API_URL") -> str:
     """An http(s) base URL with a host and a valid port, without a trailing slash. Checked here so a URL that
     cannot work fails at once, not after a minute of retries."""
     value = text(value, flag, max_chars=URL_MAX_CHARS)
-    from deribit_ts.config import mask_password, remember_secrets
-
     remember_secrets(value)
     try:
         parts = urllib.parse.urlsplit(value)
@@ -142,8 +134,6 @@ def api_url(value: str, flag: str = "--api-url / DERIBIT_TS_API_URL") -> str:
 
 
 def _check_host(host: str, value: str, flag: str) -> None:
-    from deribit_ts.config import mask_password
-
     try:
         ipaddress.ip_address(host)
         return
@@ -160,8 +150,6 @@ def dsn(value: str, flag: str = "--dsn / DERIBIT_TS_DSN") -> str:
     secret first, so no message (ours or psycopg's) can echo it."""
     value = text(value, flag, max_chars=DSN_MAX_CHARS)
     from psycopg.conninfo import conninfo_to_dict
-
-    from deribit_ts.config import mask_password, remember_secrets
 
     remember_secrets(value)
     try:

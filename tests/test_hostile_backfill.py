@@ -154,3 +154,58 @@ def test_a_bad_value_of_any_dataset_fails_in_one_line_and_stores_nothing_of_the_
     assert errors and all(words in e and f"public/{method}" in e for e in errors), (errors, result.stderr)
     summary = run_cli("runs", "--json", "--dsn", new_db)
     assert words in json.dumps(json.loads(summary.stdout)), summary.stdout
+
+
+HOSTILE_NAME = "BTC-\x1b]0;pwned\x07\x1b[2J-\r\nFAKE\u202e"
+
+
+def test_names_from_the_exchange_are_escaped_in_every_line_printed(sim, new_db):
+    """The catalogue lists a future whose name holds an OSC title sequence, a screen clear, \\r, a newline and a
+    bidi override; its chart requests fail. Every line printed (the error line, runs, coverage, logs with -v) shows
+    the name escaped, never a raw control character."""
+
+    def answer(method: str, params: dict, reply: dict):
+        if method == "get_instruments" and params.get("currency") == "BTC" and "result" in reply:
+            future = next(
+                i for i in reply["result"] if i.get("kind") == "future" and i.get("settlement_period") != "perpetual"
+            )
+            reply["result"].append({**future, "instrument_name": HOSTILE_NAME, "instrument_id": 999_999})
+            return reply
+        if params.get("instrument_name") == HOSTILE_NAME:
+            return {"jsonrpc": "2.0", "result": {"status": "ok", "ticks": [1], "open": ["\x1b[31mred"]}}
+        return None
+
+    with hostile_exchange(answer, upstream=sim.url) as (url, _):
+        catalogue = backfill(new_db, url, "instruments", "--currency", "BTC")
+        assert catalogue.returncode == 0, catalogue.stderr
+        result = run_cli(
+            "-v",
+            "backfill",
+            "candles",
+            "--currency",
+            "BTC",
+            "--since",
+            "2024-02-29",
+            "--until",
+            "2024-03-01",
+            "--quiet",
+            "--dsn",
+            new_db,
+            "--api-url",
+            url,
+            env=NO_LIMITER,
+        )
+    assert result.returncode != 0
+    with psycopg.connect(new_db) as conn:
+        run_id = conn.execute("SELECT max(run_id) FROM deribit_ts.runs").fetchone()[0]
+    outputs = {
+        "backfill": result.stdout + result.stderr,
+        "runs": run_cli("runs", "--run", str(run_id), "--dsn", new_db).stdout,
+        "coverage": run_cli("coverage", "--dsn", new_db).stdout,
+    }
+    escaped = "BTC-\\x1b]0;pwned\\x07\\x1b[2J-\\x0d\\x0aFAKE\\u202e"
+    for where, text in outputs.items():
+        assert not any(c in text for c in "\x1b\x07\r\u202e"), (where, text)
+        assert "FAKE" not in text or escaped in text, (where, text)
+    assert escaped in outputs["runs"] and escaped in outputs["coverage"], outputs
+    assert escaped in outputs["backfill"], outputs["backfill"]

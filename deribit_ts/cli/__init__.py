@@ -27,6 +27,7 @@ from deribit_ts.config import (
     install_log_masking,
     mask_password,
 )
+from deribit_ts.display import printable
 from deribit_ts.errors import UserError
 from deribit_ts.validate import CONTROL_CHARS, shown, text
 
@@ -240,7 +241,7 @@ def _error(message: str) -> None:
 
 
 def _say(message: str) -> None:
-    line = " ".join((mask_password(message) or "").split())
+    line = printable(" ".join((mask_password(message) or "").split()))
     if len(line) > ERROR_LINE_MAX_CHARS:
         line = line[:ERROR_LINE_MAX_CHARS] + f"... ({len(line):,} characters, cut)"
     typer.echo(f"deribit-ts: {line}", err=True)

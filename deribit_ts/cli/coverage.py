@@ -13,6 +13,7 @@ from psycopg.rows import dict_row
 from deribit_ts.cli.common import DsnOption, database_dsn, settings, shown
 from deribit_ts.db.connect import connect
 from deribit_ts.db.queries import query
+from deribit_ts.display import printable
 from deribit_ts.errors import UsageError
 
 # Every dataset a backfill records coverage for (deribit_ts.ingest.backfill.DATASETS but the catalogue, which has
@@ -65,7 +66,7 @@ def coverage(
             status += f" at {r['resolution']}"
         held = "" if r["completeness_pct"] is None else f"{r['completeness_pct']:.2f}%"
         typer.echo(
-            f"{r['dataset']:<9} {r['key']:<22} {r['wanted_from']:%Y-%m-%d %H:%M} "
+            f"{r['dataset']:<9} {printable(r['key']):<22} {r['wanted_from']:%Y-%m-%d %H:%M} "
             f"{r['wanted_until']:%Y-%m-%d %H:%M} {r['rows']:>10,} {held:>8}  {status}"
         )
     done = sum(r["complete"] for r in rows)

@@ -11,6 +11,7 @@ from psycopg.rows import dict_row
 from deribit_ts.cli.common import DsnOption, JsonOption, database_dsn, settings
 from deribit_ts.db.connect import connect
 from deribit_ts.db.queries import query
+from deribit_ts.display import printable
 
 
 def runs(
@@ -36,7 +37,7 @@ def runs(
         typer.echo(
             f"run {r['run_id']:<5} {r['command']:<20} {r['status']:<11} {r['started_at']:%Y-%m-%d %H:%M:%S}  "
             f"{r['seconds']:8.1f}s  requests {r['requests']}  retries {r['retries']}  "
-            f"throttled {r['throttled']}" + (f"  error: {r['error']}" if r["error"] else "")
+            f"throttled {r['throttled']}" + (f"  error: {printable(r['error'])}" if r["error"] else "")
         )
         for dataset, d in sorted(r["datasets"].items()):
             typer.echo(
@@ -54,11 +55,11 @@ def _show_tasks(run_id: int, tasks: list[dict], as_json: bool) -> None:
         typer.echo(f"run {run_id} worked on no tasks (or there is no such run: see `deribit-ts runs`)")
     for t in tasks:
         typer.echo(
-            f"task {t['task_id']:<6} {t['dataset']:<8} {t['key']:<24} {t['range_start']:%Y-%m-%d %H:%M} "
+            f"task {t['task_id']:<6} {t['dataset']:<8} {printable(t['key']):<24} {t['range_start']:%Y-%m-%d %H:%M} "
             f"{t['range_end']:%Y-%m-%d %H:%M}  {t['state']:<8} fetched {t['rows_fetched']:<9} "
             f"inserted {t['inserted']:<9} revised {t['revised']:<5} requests {t['requests']:<5} "
             f"retries {t['retries']:<3} errors {t['errors']:<3} {t['seconds']:7.1f}s"
-            + (f"  error: {t['error']}" if t["error"] else "")
+            + (f"  error: {printable(t['error'])}" if t["error"] else "")
         )
 
 

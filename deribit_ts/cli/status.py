@@ -10,6 +10,7 @@ import typer
 from deribit_ts.cli.common import DsnOption, JsonOption, database_dsn, settings
 from deribit_ts.collect.status import Thresholds, age, collect_status, stamp
 from deribit_ts.db.connect import connect
+from deribit_ts.display import printable
 
 
 def register(app: typer.Typer) -> None:
@@ -56,11 +57,13 @@ def _print(report: dict) -> None:
     if leader:
         typer.echo(
             f"leader   {leader['process_id']}  since {stamp(leader['leader_since'])}  "
-            f"heartbeat {age(leader['heartbeat_age_s'])} ago  {leader['state']}"
+            f"heartbeat {age(leader['heartbeat_age_s'])} ago  {printable(leader['state'])}"
         )
     for p in report["processes"]:
         if not p["holds_lock"]:
-            typer.echo(f"{p['role']:8} {p['process_id']}  heartbeat {age(p['heartbeat_age_s'])} ago  {p['state']}")
+            typer.echo(
+                f"{p['role']:8} {p['process_id']}  heartbeat {age(p['heartbeat_age_s'])} ago  {printable(p['state'])}"
+            )
     typer.echo(f"{'dataset':18} {'keys':>5} {'newest':21} {'lag':>7} {'max':>7} {'errors':>6}  state")
     for d in report["datasets"]:
         state = "STALE" if d["stale"] else ("-" if not d["keys"] else "ok")
@@ -69,5 +72,5 @@ def _print(report: dict) -> None:
             f"{age(d['threshold_s']):>7} {d['errors']:>6}  {state}"
         )
     for problem in report["problems"]:
-        typer.echo(f"problem: {problem}", err=True)
+        typer.echo(f"problem: {printable(problem)}", err=True)
     typer.echo("ok" if report["ok"] else "NOT OK", err=True)

@@ -14,6 +14,8 @@ from datetime import timedelta
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from deribit_ts.display import printable
+
 
 class Reporter:
     """Silent by default; RichReporter draws bars."""
@@ -156,7 +158,7 @@ class RichReporter(Reporter):
         self.progress.update(self.bars[dataset], advance=1, keys=self._keys(dataset))
 
     def message(self, text: str) -> None:
-        self.console.print(text)
+        self.console.print(printable(text), markup=False, highlight=False)
 
 
 def plain_line(
