@@ -36,3 +36,9 @@ class UsageError(UserError):
     """
 
     exit_code = 2
+
+
+class DiskFull(UserError):
+    """The database server ran out of disk space while writing (what was being written is rolled back)."""
+
+    exit_code = 2

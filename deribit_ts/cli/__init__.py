@@ -217,7 +217,10 @@ def _failed(exc: Exception) -> int:
         )
         return 2
     if psycopg is not None and isinstance(exc, psycopg.Error):  # whatever the database refused: one line
-        _error(f"database error: {_first_line(exc)}")
+        from deribit_ts.db.connect import disk_full
+
+        full = disk_full(exc, after="what was being written was rolled back")
+        _error(str(full) if full is not None else f"database error: {_first_line(exc)}")
         return 2
     if isinstance(exc, OSError):  # a file or directory the user pointed at is unusable (permissions, full disk)
         where = f": {exc.filename}" if exc.filename else ""

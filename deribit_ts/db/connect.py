@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import psycopg
 
 from deribit_ts.config import mask_password
-from deribit_ts.errors import DatabaseUnavailable
+from deribit_ts.errors import DatabaseUnavailable, DiskFull
 
 CONNECT_TIMEOUT_S = 10
 
@@ -20,6 +20,27 @@ def connect(dsn: str, *, autocommit: bool = False, application_name: str = "deri
         )
     except psycopg.OperationalError as exc:
         raise _unavailable(dsn, exc) from None
+
+
+DISK_FULL = "53100"  # SQLSTATE disk_full
+# A server process that fails to write (its WAL, a temporary file) may die before it can answer with a SQLSTATE:
+# the connection is then lost, and only the message says why.
+_NO_SPACE = ("No space left on device", "could not extend file", "disk full")
+
+
+def disk_full(exc: BaseException, *, after: str) -> DiskFull | None:
+    """The one line for a database error that means "the disk is full" (SQLSTATE 53100, or a connection lost with
+    ENOSPC), saying what to do; None for any other error. `after` says what happens to the work (e.g. "every
+    committed window is kept")."""
+    if not isinstance(exc, psycopg.Error):
+        return None
+    text = " ".join(str(exc).split())
+    if getattr(exc, "sqlstate", None) != DISK_FULL and not any(words in text for words in _NO_SPACE):
+        return None
+    return DiskFull(
+        f"the database server's disk is full ({text[:200]}): {after}; free space on the disk of its data directory "
+        "(or its tablespace), then re-run the same command: it resumes where it stopped"
+    )
 
 
 TOO_MANY_CONNECTIONS = "53300"  # SQLSTATE too_many_connections: max_connections or a role/database limit
