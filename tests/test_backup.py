@@ -229,3 +229,15 @@ def test_backup_of_an_unreachable_database_fails_in_one_line_without_the_passwor
 def test_help_names_the_locking_promise():
     result = run_cli("backup", "--help", env={"COLUMNS": "200", **os.environ})
     assert "ACCESS SHARE" in result.stdout
+
+
+def test_backups_are_private_to_their_owner(source: str, tmp_path: Path):
+    """Every row (and the database's roles) is in a backup: files 0600 in a 0700 directory, also one made 0755."""
+    old = tmp_path / "made-before"
+    old.mkdir(mode=0o755)
+    old.chmod(0o755)
+    for directory in (tmp_path / "new" / "backups", old):
+        result = backup.backup(source, directory, bindirs=backup.client_bindirs(default_home()))
+        assert directory.stat().st_mode & 0o777 == 0o700
+        for path in (result.dump, result.manifest):
+            assert path.stat().st_mode & 0o777 == 0o600, path

@@ -199,7 +199,7 @@ def backup(
                 "deribit-ts to back up (run `deribit-ts db migrate` first)"
             )
         pg_dump = pg_tool("pg_dump", _server_major(conn), bindirs or [])
-        to.mkdir(parents=True, exist_ok=True)
+        _private_directory(to)
         snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
         conninfo, env = _client_args(dsn)
         # pg_dump reads the very snapshot the manifest is computed in, while this transaction stays open.
@@ -240,6 +240,7 @@ def backup(
         "tables": tables,
     }
     _write_atomically(manifest_path(dump), json.dumps(manifest, indent=2) + "\n")
+    partial.chmod(0o600)
     partial.replace(dump)  # the dump appears last: a backup listed is a complete one
     pruned = prune(to, keep) if keep is not None else []
     return BackupResult(dump, manifest_path(dump), len(tables), sum(t["rows"] for t in tables.values()), pruned)
@@ -273,8 +274,18 @@ def _sha256(path: Path) -> str:
 
 def _write_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        handle.write(text)
+    tmp.chmod(0o600)  # (an older file of that name keeps its mode through O_TRUNC)
     tmp.replace(path)
+
+
+def _private_directory(path: Path) -> None:
+    """Backups hold every row (and the database's users): 0700, readable by their owner only. A directory of ours
+    made before (0755 then) is tightened; someone else's is left as its owner set it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_uid == os.getuid():
+        path.chmod(0o700)
 
 
 # --------------------------------------------------------------------------------------------- restore
