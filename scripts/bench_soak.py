@@ -87,12 +87,15 @@ def table_sizes(dsn: str) -> list[tuple[str, int, int]]:
         ]
 
 
-def caught_up(dsn: str) -> bool:
-    """No collector task waiting or running: every gap the events left is filled (what the check compares)."""
+def caught_up(dsn: str, until: datetime) -> bool:
+    """No collector task left before `until`: every gap the events left is filled (the collector goes on planning
+    the newest minutes meanwhile, at a fast clock several a second)."""
     try:
         with psycopg.connect(dsn, connect_timeout=5) as conn:
             open_tasks = conn.execute(
-                "SELECT count(*) FROM deribit_ts.tasks WHERE state IN ('pending', 'running') AND priority < 0"
+                """SELECT count(*) FROM deribit_ts.tasks
+                    WHERE state IN ('pending', 'running') AND priority < 0 AND range_start < %s""",
+                (until,),
             ).fetchone()[0]
     except psycopg.Error:
         return False
@@ -108,12 +111,16 @@ def leader_pid(dsn: str) -> int | None:
     return row[0] if row else None
 
 
-def check(dsn: str, sim) -> list[str]:
-    """Differences between the stored candles (live BTC futures) and funding rows and the simulator's."""
+def check(dsn: str, sim, run_end: datetime) -> list[str]:
+    """Differences between the stored candles (live BTC futures) and funding rows and the simulator's, from the
+    collector's origin to each watermark or the run's end, whichever is earlier."""
     problems = []
     with psycopg.connect(dsn) as conn:
         origin = conn.execute("SELECT origin FROM deribit_ts.collector_origin").fetchone()[0]
-        marks = dict(conn.execute("SELECT dataset || ' ' || key, covered_until FROM deribit_ts.watermarks"))
+        marks = {
+            k: min(v, run_end)
+            for k, v in conn.execute("SELECT dataset || ' ' || key, covered_until FROM deribit_ts.watermarks")
+        }
         names = [
             n
             for (n,) in conn.execute(
@@ -140,7 +147,10 @@ def check(dsn: str, sim) -> list[str]:
             ]
             if stored != want:
                 problems.append(f"{name}: {len(stored)} candles stored, {len(want)} in the market, or values differ")
-        funding = conn.execute("SELECT ts, interest_1h FROM deribit.funding_rates ORDER BY ts").fetchall()
+        funding = conn.execute(
+            "SELECT ts, interest_1h FROM deribit.funding_rates WHERE ts < %s ORDER BY ts",
+            (marks["funding BTC-PERPETUAL"],),
+        ).fetchall()
     hour = origin.replace(minute=0)
     truth = sim.market.funding("BTC-PERPETUAL", to_ms(hour) - 1, to_ms(marks["funding BTC-PERPETUAL"]) - 1)
     if funding != [(from_ms(r["timestamp"]), r["interest_1h"]) for r in truth]:
@@ -237,15 +247,15 @@ def main() -> int:  # noqa: PLR0915 (one scenario, read top to bottom)
                 for table, rows, size in table_sizes(dsn):
                     print(f"   {table:28} {rows:>12,} {size:>14,}")
             time.sleep(0.5)
-        settle_started = time.monotonic()
-        while time.monotonic() - settle_started < args.settle_s and not caught_up(dsn):
+        settle_started, run_end = time.monotonic(), from_ms(sim.market.now_ms())
+        while time.monotonic() - settle_started < args.settle_s and not caught_up(dsn, run_end):
             time.sleep(1)
         print(f"caught up {time.monotonic() - settle_started:.0f} s (real) after the run's end", flush=True)
         for p in processes:
             p.send_signal(signal.SIGTERM)
         for p in processes:
             p.wait(timeout=60)
-        problems = check(dsn, sim)
+        problems = check(dsn, sim, run_end)
     except BaseException:
         for log in logs:
             print(f"--- {log.name} (last lines)\n" + "\n".join(log.read_text().splitlines()[-15:]))
