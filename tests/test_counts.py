@@ -37,6 +37,8 @@ UNION ALL
 SELECT 'dvol', currency, count(*) FROM deribit.volatility_index GROUP BY 2
 UNION ALL
 SELECT 'delivery', index_name, count(*) FROM deribit.delivery_prices GROUP BY 2
+UNION ALL
+SELECT 'trades', instrument_name, count(*) FROM deribit.trades GROUP BY 2
 """
 
 
