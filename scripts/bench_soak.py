@@ -247,7 +247,8 @@ def main() -> int:  # noqa: PLR0915 (one scenario, read top to bottom)
                 for table, rows, size in table_sizes(dsn):
                     print(f"   {table:28} {rows:>12,} {size:>14,}")
             time.sleep(0.5)
-        settle_started, run_end = time.monotonic(), from_ms(sim.market.now_ms())
+        # (the run ends on a whole minute: the minute forming at its end is not in the market yet)
+        settle_started, run_end = time.monotonic(), from_ms(sim.market.now_ms() // MINUTE_MS * MINUTE_MS)
         while time.monotonic() - settle_started < args.settle_s and not caught_up(dsn, run_end):
             time.sleep(1)
         print(f"caught up {time.monotonic() - settle_started:.0f} s (real) after the run's end", flush=True)
