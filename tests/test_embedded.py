@@ -155,6 +155,23 @@ def test_cli_status_and_psql_on_the_embedded_cluster(cluster: Cluster, home: Pat
     assert (psql.returncode, psql.stdout.strip()) == (0, "42")
 
 
+@pytest.mark.slow
+def test_cli_reader_on_the_embedded_cluster(cluster: Cluster, home: Path):
+    env = {"DERIBIT_TS_HOME": str(home), "DERIBIT_TS_DSN": None}
+    up = run_cli("db", "up", env=env)  # the schema, so that there is something to read
+    assert up.returncode == 0, up.stderr
+    made = run_cli("db", "reader", "analyst", "--json", env=env)
+    assert made.returncode == 0, made.stderr
+    dsn = json.loads(made.stdout)["dsn"]
+    assert dsn.startswith("postgresql://analyst:") and dsn.endswith(
+        "@127.0.0.1:" + str(cluster.status()["port"]) + "/deribit"
+    )
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM deribit.instruments").fetchone() == (0,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT count(*) FROM deribit_ts.tasks")
+
+
 def test_cli_status_with_an_unreachable_dsn_fails_in_one_line(tmp_path: Path):
     result = run_cli("db", "status", env={"DERIBIT_TS_DSN": UNREACHABLE, "DERIBIT_TS_HOME": str(tmp_path)})
     assert result.returncode != 0

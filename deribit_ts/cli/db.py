@@ -302,6 +302,35 @@ def jobs(ctx: typer.Context, dsn: DsnOption = None, as_json: JsonOption = False)
         )
 
 
+@app.command()
+def reader(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The role's name: lower-case letters, digits and _ (e.g. analyst).")],
+    dsn: DsnOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create (or renew) a login role that can read schema deribit and nothing else; print its DSN once.
+
+    The password is generated and appears only in that DSN (it is stored nowhere else). Run it again for an
+    existing reader to renew its grants and rotate its password (the old one stops working)."""
+    from deribit_ts.db.roles import check_name, ensure_reader
+
+    check_name(name)  # before starting a cluster for nothing
+    made = ensure_reader(database_dsn(settings(ctx, dsn)), name)
+    what = (
+        f"created read-only role {made.role}"
+        if made.created
+        else f"role {made.role} existed: renewed its grants and rotated its password (the old one no longer works)"
+    )
+    typer.echo(f"deribit-ts: {what}; its DSN (shown only now) is on stdout", err=True)
+    if as_json:
+        typer.echo(
+            json.dumps({"role": made.role, "dsn": made.dsn, "created": made.created, "rotated": not made.created})
+        )
+    else:
+        typer.echo(made.dsn)
+
+
 from deribit_ts.cli import db_migrate  # noqa: E402  (it registers `db migrate` on this app)
 
 db_migrate.register(app)

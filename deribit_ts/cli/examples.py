@@ -20,6 +20,7 @@ EXAMPLES_BY_PATH: dict[tuple[str, ...], list[str]] = {
     ("db", "size"): ["deribit-ts db size --json"],
     ("db", "compress"): ["deribit-ts db compress"],
     ("db", "jobs"): ["deribit-ts db jobs"],
+    ("db", "reader"): ["deribit-ts db reader analyst", "deribit-ts db reader grafana --json"],
     ("db", "migrate"): ["deribit-ts db migrate --dry-run", "deribit-ts db migrate --dsn postgresql://me@host/db"],
     ("sim",): ["deribit-ts sim serve --port 8765"],
     ("sim", "serve"): ["deribit-ts sim serve --port 8765", "deribit-ts sim serve --port 8765 --no-pathologies"],
