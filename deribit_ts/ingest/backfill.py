@@ -371,11 +371,12 @@ async def run_resume(dsn: str, api_url: str, reporter: Reporter, workers: int, h
         _history_client(api_url, history_url, retries, client) as history,
     ):
         await tasks.recover_dead_local_workers(control)
+        # The exchange's clock first: an unreachable exchange fails the command before a run is logged.
+        now = from_ms(await client.get_time())
         async with (
             RunLog(control, "backfill resume", {"workers": workers}, client) as run,
             allowance_shared(control, client.limiter),
         ):
-            now = from_ms(await client.get_time())
             cur = await control.execute(
                 """SELECT dataset, array_agg(DISTINCT key ORDER BY key) FROM deribit_ts.tasks
                     WHERE state IN ('pending', 'running') AND priority BETWEEN %s AND %s GROUP BY dataset""",
