@@ -288,18 +288,7 @@ async def run_backfill(
 ) -> dict:
     """Run one backfill; return its summary (the --json output). Trades come from `history_url` (default: the API)."""
     check_order(req.since, req.until)
-    # SIGTERM (systemd, kill) cancels the run like Ctrl-C does: workers stop, leases are released, the run
-    # is logged as interrupted.
-    if os.name == "posix":  # event loops elsewhere cannot watch signals
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
-    control = await connect_async(dsn, application_name="deribit-ts backfill")
-    retries = env_int("DERIBIT_TS_MAX_RETRIES", DEFAULT_MAX_RETRIES)
-    async with (
-        control,
-        DeribitClient(api_url, limiter=CreditLimiter.from_env(), max_retries=retries) as client,
-        _history_client(api_url, history_url, retries, client) as history,
-    ):
-        await tasks.recover_dead_local_workers(control)
+    async with _session(dsn, api_url, history_url) as (control, client, history):
         await _check_names(client, control, req)
         summary, catalogued = {}, 0
         # (the allowance is shared once the run is logged: the share counts the logged runs of this host)
@@ -322,29 +311,67 @@ async def run_backfill(
             open_tasks = await tasks.unfinished(control, work, all_keys, within=plan.within) if work and all_keys else 0
             workers = min(req.workers, open_tasks)
             engine = Engine(dsn, client, run_id, ids, now, reporter, workers, history)
-            result = await engine.run(work, all_keys, plan.within) if workers else None
-            failed = result.failed if result else []
-            await rollups.refresh_after_run(control, run_id)
-            if failed:
-                first, why = failed[0]
-                run.status = "failed"
-                run.error = f"{len(failed)} task(s) failed, the first: {first.dataset} {first.key}: {why}"
-            summary = await summarize(control, run_id, plan)
-            summary["left_for_resume"] = await tasks.left_for_resume(control)
+            summary = await _work(control, run, engine, plan, work, all_keys, plan.within)
             if tiers is not None:  # options planned, per urgency tier, as the run found them
                 summary["tiers"] = {name: t["options"] for name, t in tiers.items()}
                 summary["tier_plan"] = tiers
-        status, error = run.status, run.error
-        summary.update(
-            {
-                "run_id": run_id,
-                "status": status,
-                "error": error,
-                "instruments_catalogued": catalogued,
-                "exchange": client.stats.as_dict(),
-            }
-        )
-        return summary
+        return _closed(summary, run, catalogued, client)
+
+
+@contextlib.asynccontextmanager
+async def _session(dsn: str, api_url: str, history_url: str | None):
+    """The control connection, the exchange's client and the history host's, with dead local workers' tasks
+    released: what every backfill command (a planned run, a resume) works with."""
+    # SIGTERM (systemd, kill) cancels the run like Ctrl-C does: workers stop, leases are released, the run
+    # is logged as interrupted.
+    if os.name == "posix":  # event loops elsewhere cannot watch signals
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+    control = await connect_async(dsn, application_name="deribit-ts backfill")
+    retries = env_int("DERIBIT_TS_MAX_RETRIES", DEFAULT_MAX_RETRIES)
+    async with (
+        control,
+        DeribitClient(api_url, limiter=CreditLimiter.from_env(), max_retries=retries) as client,
+        _history_client(api_url, history_url, retries, client) as history,
+    ):
+        await tasks.recover_dead_local_workers(control)
+        yield control, client, history
+
+
+async def _work(
+    control: AsyncConnection,
+    run: RunLog,
+    engine: Engine,
+    plan: Plan,
+    work: list[str],
+    keys: list[str] | None,
+    within: tasks.Within | None,
+) -> dict:
+    """Work the open tasks of `work` (`keys` and `within` restrict them unless None), refresh the rollups, mark
+    the run failed when a task failed; return the run's summary so far."""
+    result = await engine.run(work, keys, within) if engine.workers else None
+    failed = result.failed if result else []
+    await rollups.refresh_after_run(control, run.run_id)
+    if failed:
+        first, why = failed[0]
+        run.status = "failed"
+        run.error = f"{len(failed)} task(s) failed, the first: {first.dataset} {first.key}: {why}"
+    summary = await summarize(control, run.run_id, plan)
+    summary["left_for_resume"] = await tasks.left_for_resume(control)
+    return summary
+
+
+def _closed(summary: dict, run: RunLog, catalogued: int, client: DeribitClient) -> dict:
+    """The summary of a closed run (the --json output): its outcome and its exchange traffic added."""
+    summary.update(
+        {
+            "run_id": run.run_id,
+            "status": run.status,
+            "error": run.error,
+            "instruments_catalogued": catalogued,
+            "exchange": client.stats.as_dict(),
+        }
+    )
+    return summary
 
 
 @contextlib.asynccontextmanager
@@ -361,16 +388,7 @@ async def _history_client(api_url: str, history_url: str | None, retries: int, c
 async def run_resume(dsn: str, api_url: str, reporter: Reporter, workers: int, history_url: str | None = None) -> dict:
     """Work every unfinished backfill task, whichever run planned it (an interrupted `backfill all`, a bounded
     command's neighbours); return the summary (the --json output)."""
-    if os.name == "posix":
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
-    control = await connect_async(dsn, application_name="deribit-ts backfill")
-    retries = env_int("DERIBIT_TS_MAX_RETRIES", DEFAULT_MAX_RETRIES)
-    async with (
-        control,
-        DeribitClient(api_url, limiter=CreditLimiter.from_env(), max_retries=retries) as client,
-        _history_client(api_url, history_url, retries, client) as history,
-    ):
-        await tasks.recover_dead_local_workers(control)
+    async with _session(dsn, api_url, history_url) as (control, client, history):
         # The exchange's clock first: an unreachable exchange fails the command before a run is logged.
         now = from_ms(await client.get_time())
         async with (
@@ -389,25 +407,8 @@ async def run_resume(dsn: str, api_url: str, reporter: Reporter, workers: int, h
             count = await tasks.unfinished(control, work, None) if work else 0
             ids = await instruments.name_to_id(control)
             engine = Engine(dsn, client, run.run_id, ids, now, reporter, min(workers, count), history)
-            result = await engine.run(work, None) if count else None
-            failed = result.failed if result else []
-            await rollups.refresh_after_run(control, run.run_id)
-            if failed:
-                first, why = failed[0]
-                run.status = "failed"
-                run.error = f"{len(failed)} task(s) failed, the first: {first.dataset} {first.key}: {why}"
-            summary = await summarize(control, run.run_id, plan)
-            summary["left_for_resume"] = await tasks.left_for_resume(control)
-        summary.update(
-            {
-                "run_id": run.run_id,
-                "status": run.status,
-                "error": run.error,
-                "instruments_catalogued": 0,
-                "exchange": client.stats.as_dict(),
-            }
-        )
-        return summary
+            summary = await _work(control, run, engine, plan, work, None, None)
+        return _closed(summary, run, 0, client)
 
 
 def allowance_per_s(limiter: CreditLimiter) -> float:
