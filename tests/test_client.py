@@ -100,6 +100,23 @@ def test_market_data_comes_back_as_deribit_sent_it(sim):
     assert stats.bytes_received > 10_000
 
 
+def test_bytes_received_count_each_reply_once_however_many_run_at_once(sim):
+    """Replies read concurrently are each counted once: a counter read before and after every request counted
+    the replies of the requests running meanwhile too (a trades backfill reported 14.6 GB)."""
+
+    async def received(concurrent: int) -> tuple[int, int]:
+        async with DeribitClient(sim.url, limiter=CreditLimiter(enabled=False)) as client:
+            start, end = chart_windows(1)[0]
+            await asyncio.gather(*(client.get_chart("BTC-PERPETUAL", start, end) for _ in range(concurrent)))
+            return client.stats.bytes_received, client.stats.requests
+
+    one, _ = asyncio.run(received(1))
+    many, requests = asyncio.run(received(24))
+    assert requests == 24
+    # the same reply each time, but for the envelope's timing fields (a few digits)
+    assert 24 * (one - 50) <= many <= 24 * (one + 50)
+
+
 def test_unknown_instrument_fails_at_once_without_retries(sim):
     async def main() -> tuple[ExchangeError, DeribitClient]:
         async with DeribitClient(sim.url, limiter=CreditLimiter(enabled=False)) as client:
