@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 STANDBY_POLL_S = 2.0  # a standby tries the lock this often: takeover well within 30 s
 HEARTBEAT_S = 5.0  # real seconds between heartbeats (the issue asks for at least one every 30 s)
 STOP_GRACE_S = 8.0  # in-flight tasks get this long to commit on SIGTERM, then they are cancelled
+TAKEN_OVER = "another took over while it could not beat (frozen longer than the lease)"
 EXCHANGE_PROBE_S = 5.0  # while the exchange is unavailable, ask it the time this often
 MAX_BACKOFF_S = 15.0
 SUMMARY_ENV = "DERIBIT_TS_COLLECT_SUMMARY_S"
@@ -143,8 +144,9 @@ async def run_collector(dsn: str, api_url: str, settings: CollectSettings, stop:
         clock = ExchangeClock(client)  # kept across leaderships: a takeover needs one sample, not a new rate
         backoff = 1.0
         while not stop.is_set():
+            lead = Leadership(dsn, process_id, settings.public())
             try:
-                async with Leadership(dsn, process_id, settings.public()) as lead:
+                async with lead:
                     await _stand_by(lead, stop, health)
                     if stop.is_set():
                         await lead.beat("stopped", role="stopped")
@@ -154,6 +156,9 @@ async def run_collector(dsn: str, api_url: str, settings: CollectSettings, stop:
             except LeadershipLost as exc:
                 _lost_leadership(exc, health)
             except (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable, TimeoutError) as exc:
+                if await lead.taken_over():  # frozen past its lease: the standby ended its session and leads
+                    _lost_leadership(LeadershipLost(f"this collector no longer leads: {TAKEN_OVER}"), health)
+                    continue
                 reason = "database unavailable: " + " ".join(str(exc).split())[:300]
                 log.warning("%s; retrying in %.0f s", reason, backoff)
                 health.fail(reason)

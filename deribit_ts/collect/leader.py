@@ -35,6 +35,7 @@ from psycopg import AsyncConnection
 
 from deribit_ts.config import env_int
 from deribit_ts.db.connect import connect_async
+from deribit_ts.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,23 @@ class Leadership:
             if epoch != self.epoch:
                 self.leading = False
                 raise LeadershipLost(f"this collector no longer leads: another took over (epoch {epoch})")
+
+    async def taken_over(self) -> bool:
+        """Whether another process took the lease since this one led: a leader that was frozen finds its lock
+        session ended by the standby (pg_terminate_backend), which looks like a lost connection until the epoch
+        is read on a new one. False when the database cannot say (it is then really unavailable)."""
+        if self.epoch is None:
+            return False
+        try:
+            conn = await connect_async(self.dsn, application_name=APPLICATION)
+            async with conn:
+                cur = await asyncio.wait_for(
+                    conn.execute("SELECT epoch FROM deribit_ts.collector_lease"), BEAT_TIMEOUT_S
+                )
+                row = await cur.fetchone()
+        except (psycopg.Error, DatabaseUnavailable, TimeoutError):
+            return False
+        return row is not None and row[0] != self.epoch
 
     async def leader_name(self) -> str | None:
         """The process that holds the lock now, as its heartbeat row names it (None if unknown)."""
