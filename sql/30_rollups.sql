@@ -114,8 +114,14 @@ $$;
 -- marked days; a bucket whose value is unchanged is not rewritten, a bucket whose candles are gone is deleted
 -- (looked for only on days that lost rows).
 -- Days are worked in batches in time order, each statement bounded by literal times, so the planner reads only
--- the chunks of that batch (a join parameter would probe every chunk of the hypertable) and the aggregation of
--- a batch fits in memory however much is marked (the first refresh after an upgrade covers all history).
+-- the chunks of that batch and the work of a statement stays bounded however much is marked (the first refresh
+-- after an upgrade covers all history). Within a batch each marked (instrument, day) is aggregated on its own,
+-- in a LATERAL subquery: an index range scan of that instrument's day (the chunks outside it are excluded at run
+-- time) and an aggregation of at most 1,440 rows. A plain join of the batch to the source lets the planner pick
+-- a merge join on instrument_id alone, which on a database of one instrument compares every marked day with
+-- every row of the batch's range (200 days: 57 million pairs thrown away, 18x the time of this shape).
+-- "Unchanged": OHLC and the count are picked values and compare exactly; volume and cost are float sums, whose
+-- last bits depend on the order the rows were added in, so they count as unchanged within a relative 1e-9.
 -- Returns {"days": n, "rows": {level: bucket rows written or deleted}}.
 CREATE OR REPLACE FUNCTION deribit_ts.refresh_materialized_rollups(p_full boolean DEFAULT false,
                                                                     p_batch_days integer DEFAULT 200)
@@ -161,7 +167,6 @@ BEGIN
         INSERT INTO rollup_refresh_batch
         SELECT instrument_id, day, removed FROM rollup_refresh_days WHERE n / p_batch_days = batch;
         SELECT min(day), max(day) + INTERVAL '1 day' INTO lo, hi FROM rollup_refresh_batch;
-        ANALYZE rollup_refresh_batch;
         FOR level IN SELECT * FROM (VALUES
                 ('5m', INTERVAL '5 minutes', 'deribit', 'candles_1m', 'count(*)'),
                 ('15m', INTERVAL '15 minutes', 'deribit_ts', 'rollup_5m', 'sum(s.candles)::bigint'),
@@ -172,19 +177,24 @@ BEGIN
             EXECUTE format(
                 $upsert$
                 INSERT INTO deribit_ts.%1$I AS m (instrument_id, ts, open, high, low, close, volume, cost, candles)
-                SELECT s.instrument_id, time_bucket(%2$L::interval, s.ts), first(s.open, s.ts), max(s.high),
-                       min(s.low), last(s.close, s.ts), sum(s.volume), sum(s.cost), %5$s
+                SELECT d.instrument_id, a.ts, a.open, a.high, a.low, a.close, a.volume, a.cost, a.candles
                   FROM rollup_refresh_batch d
-                  JOIN %3$I.%4$I s
-                    ON s.instrument_id = d.instrument_id AND s.ts >= d.day AND s.ts < d.day + INTERVAL '1 day'
-                 WHERE s.ts >= %6$L::timestamptz AND s.ts < %7$L::timestamptz
-                 GROUP BY 1, 2
+                 CROSS JOIN LATERAL (
+                       SELECT time_bucket(%2$L::interval, s.ts) AS ts, first(s.open, s.ts) AS open,
+                              max(s.high) AS high, min(s.low) AS low, last(s.close, s.ts) AS close,
+                              sum(s.volume) AS volume, sum(s.cost) AS cost, %5$s AS candles
+                         FROM %3$I.%4$I s
+                        WHERE s.instrument_id = d.instrument_id
+                          AND s.ts >= d.day AND s.ts < d.day + INTERVAL '1 day'
+                          AND s.ts >= %6$L::timestamptz AND s.ts < %7$L::timestamptz
+                        GROUP BY 1) a
                 ON CONFLICT (instrument_id, ts) DO UPDATE
                    SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
                        volume = EXCLUDED.volume, cost = EXCLUDED.cost, candles = EXCLUDED.candles
-                 WHERE (m.open, m.high, m.low, m.close, m.volume, m.cost, m.candles)
-                       IS DISTINCT FROM (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume,
-                                         EXCLUDED.cost, EXCLUDED.candles)
+                 WHERE (m.open, m.high, m.low, m.close, m.candles)
+                       IS DISTINCT FROM (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.candles)
+                    OR abs(m.volume - EXCLUDED.volume) > 1e-9 * greatest(abs(m.volume), abs(EXCLUDED.volume))
+                    OR abs(m.cost - EXCLUDED.cost) > 1e-9 * greatest(abs(m.cost), abs(EXCLUDED.cost))
                 $upsert$, 'rollup_' || level.name, level.bucket, level.source_schema, level.source, level.candles,
                 lo, hi);
             GET DIAGNOSTICS changed = ROW_COUNT;
