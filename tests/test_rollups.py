@@ -296,6 +296,40 @@ def test_refresh_cli(new_db, conn):
     assert text.returncode == 0 and "up to date" in text.stdout
 
 
+def test_the_rollups_are_refreshed_while_the_body_runs(new_db, conn):
+    """refreshing_meanwhile: what is written while the body runs (a backfill's fetching) is rolled up before
+    the body ends, so the refresh at the run's end has nothing of it left."""
+    btc, eth = add_instruments(conn, "BTC-PERPETUAL", "ETH-PERPETUAL")
+
+    async def body() -> rollups.Meanwhile:
+        async with rollups.refreshing_meanwhile(new_db, pause_s=0.05) as meanwhile:
+            for instrument, seed in ((btc, 1), (eth, 2)):
+                await asyncio.to_thread(load, new_db, synthetic(instrument, START, MINUTES, seed))
+                deadline = time.monotonic() + 60
+                while marks(conn) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                assert marks(conn) == []  # consumed while the body still runs
+        return meanwhile
+
+    meanwhile = asyncio.run(body())
+    assert meanwhile.refreshes >= 2 and meanwhile.days == 8
+    assert_exact(conn, refreshed=True)
+    assert rollups.refresh(new_db)["days"] == 0  # nothing left for the end
+
+
+def test_a_refresh_meanwhile_that_fails_leaves_the_work_to_the_end(new_db, conn, caplog):
+    """The refresh loop cannot reach its database: the body runs to its end all the same, with a warning."""
+    closed = "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2"
+
+    async def body() -> rollups.Meanwhile:
+        async with rollups.refreshing_meanwhile(closed, pause_s=0.01) as meanwhile:
+            await asyncio.sleep(0.3)
+        return meanwhile
+
+    assert asyncio.run(body()).refreshes == 0
+    assert "refreshing the rollups while fetching stopped" in caplog.text
+
+
 NOW = datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
 
 
@@ -329,9 +363,11 @@ def test_a_backfill_ends_with_rollups_equal_to_its_candles_even_after_a_killed_r
         assert partial > 0
         assert_exact(conn, refreshed=False)
         resumed = subprocess.run(
-            cli_command(*args, "--api-url", slow.url), env=env, capture_output=True, text=True, timeout=300
+            cli_command(*args, "--json", "--api-url", slow.url), env=env, capture_output=True, text=True, timeout=300
         )
         assert resumed.returncode == 0, resumed.stderr
+    refresh = json.loads(resumed.stdout.strip().splitlines()[-1])["rollups_refresh"]
+    assert set(refresh) == {"final_s", "meanwhile"} and set(refresh["meanwhile"]) == {"refreshes", "seconds", "days"}
     assert marks(conn) == []
     assert conn.execute("SELECT count(*) FROM deribit.candles_1m").fetchone()[0] > partial
     assert_exact(conn, refreshed=True)

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -348,15 +349,23 @@ async def _work(
 ) -> dict:
     """Work the open tasks of `work` (`keys` and `within` restrict them unless None), refresh the rollups, mark
     the run failed when a task failed; return the run's summary so far."""
-    result = await engine.run(work, keys, within) if engine.workers else None
+    # The rollups are refreshed while the workers fetch, so the refresh at the end has only the last seconds'
+    # candles left: a backfill at the allowance is not held up by its rollups.
+    result, meanwhile = None, rollups.Meanwhile()
+    if engine.workers:
+        async with rollups.refreshing_meanwhile(engine.dsn) as meanwhile:
+            result = await engine.run(work, keys, within)
     failed = result.failed if result else []
-    await rollups.refresh_after_run(control, run.run_id)
+    final_began = time.monotonic()
+    await rollups.refresh_after_run(control, run.run_id, meanwhile)
+    refresh = {"final_s": round(time.monotonic() - final_began, 3), "meanwhile": meanwhile.as_dict()}
     if failed:
         first, why = failed[0]
         run.status = "failed"
         run.error = f"{len(failed)} task(s) failed, the first: {first.dataset} {first.key}: {why}"
     summary = await summarize(control, run.run_id, plan)
     summary["left_for_resume"] = await tasks.left_for_resume(control)
+    summary["rollups_refresh"] = refresh
     return summary
 
 
