@@ -330,6 +330,20 @@ def test_a_refresh_meanwhile_that_fails_leaves_the_work_to_the_end(new_db, conn,
     assert "refreshing the rollups while fetching stopped" in caplog.text
 
 
+def test_every_rollup_counts_its_candles_in_bigint(conn):
+    """`candles` is a bigint in every rollup and its public view, on this edition as on the Community one."""
+    types = dict(
+        conn.execute(
+            """SELECT c.relname, format_type(a.atttypid, a.atttypmod)
+                 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                WHERE c.relnamespace = 'deribit'::regnamespace AND a.attname = 'candles' AND NOT a.attisdropped
+                  AND c.relname IN ('candles_5m', 'candles_15m', 'candles_1h', 'candles_1d',
+                                    'ohlcv_5m', 'ohlcv_15m', 'ohlcv_1h', 'ohlcv_1d')"""
+        ).fetchall()
+    )
+    assert types == {name: "bigint" for level in LEVELS for name in (f"candles_{level}", f"ohlcv_{level}")}
+
+
 NOW = datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
 
 

@@ -155,3 +155,21 @@ def test_columnstore_policy_compresses_only_old_candles(migrated, tsl_connect, t
     assert any(old for old, _ in chunks) and any(not old for old, _ in chunks)
     assert all(old == compressed for old, compressed in chunks)
     assert read_back == old_rows
+
+
+def test_every_rollup_counts_its_candles_in_bigint(migrated, tsl_connect) -> None:
+    """`candles` is a bigint in every rollup and its public view, as on the Apache edition (the 15-minute and
+    daily aggregates sum the level below, and a sum of bigints is numeric unless cast back)."""
+    with tsl_connect() as conn:
+        types = dict(
+            conn.execute(
+                """SELECT c.relname, format_type(a.atttypid, a.atttypmod)
+                     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                    WHERE c.relnamespace = 'deribit'::regnamespace AND a.attname = 'candles' AND NOT a.attisdropped
+                      AND c.relname IN ('candles_5m', 'candles_15m', 'candles_1h', 'candles_1d',
+                                        'ohlcv_5m', 'ohlcv_15m', 'ohlcv_1h', 'ohlcv_1d')"""
+            ).fetchall()
+        )
+    assert types == {
+        name: "bigint" for level in ("5m", "15m", "1h", "1d") for name in (f"candles_{level}", f"ohlcv_{level}")
+    }
