@@ -73,7 +73,7 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     cluster = Cluster(parent / "home", prefix=prefix)
     try:
         cluster.up(quiet=True)
-        yield cluster.url()
+        yield cluster.superuser_url()  # (the suite creates and drops databases, tablespaces and roles)
     finally:
         cluster.down()
         shutil.rmtree(parent, ignore_errors=True)

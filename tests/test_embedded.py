@@ -69,9 +69,9 @@ def test_not_set_up(tmp_path: Path):
 def test_up_creates_a_password_protected_cluster(cluster: Cluster, home: Path):
     assert cluster.is_running()
     url = cluster.url()
-    assert url.startswith("postgresql://deribit_ts:") and url.endswith("/deribit")
+    assert url.startswith("postgresql://deribit_owner:") and url.endswith("/deribit")
     assert stat.S_IMODE((home / "cluster.password").stat().st_mode) == 0o600
-    with psycopg.connect(url) as conn:
+    with psycopg.connect(cluster.superuser_url()) as conn:  # (pg_hba_file_rules is the superuser's to read)
         assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
         hba = conn.execute("SELECT DISTINCT auth_method FROM pg_hba_file_rules").fetchall()
         listen = conn.execute("SHOW listen_addresses").fetchone()
@@ -276,6 +276,7 @@ def test_a_first_up_killed_part_way_leaves_a_home_the_next_up_completes(point: s
             "cluster.lock",
             "cluster.log",
             "cluster.password",
+            "owner.password",
         }
         assert not leftovers
     finally:

@@ -95,8 +95,9 @@ def settings(
     )
 
 
-def database_dsn(s: Settings, *, start: bool = True) -> str:
-    """The DSN to use: the configured one, else the embedded cluster's (started when needed)."""
+def database_dsn(s: Settings, *, start: bool = True, superuser: bool = False) -> str:
+    """The DSN to use: the configured one, else the embedded cluster's (started when needed): its owner's, or
+    with `superuser` its bootstrap superuser's (for what only it may do: creating roles)."""
     if s.dsn:
         return s.dsn
     from deribit_ts.db.embedded import Cluster
@@ -104,4 +105,4 @@ def database_dsn(s: Settings, *, start: bool = True) -> str:
     cluster = Cluster(s.home)
     if start:
         cluster.up(quiet=True)
-    return cluster.url()
+    return cluster.superuser_url() if superuser else cluster.url()

@@ -165,9 +165,24 @@ def _human_size(size: int | None) -> str:
 
 
 @app.command()
-def url(ctx: typer.Context, dsn: DsnOption = None) -> None:
-    """Print the DSN in use (with its password): the configured one, else the embedded cluster's."""
+def url(
+    ctx: typer.Context,
+    dsn: DsnOption = None,
+    superuser: Annotated[
+        bool,
+        typer.Option(
+            "--superuser",
+            help="The embedded cluster's superuser instead of its owner: only for restoring a backup "
+            "(deribit-ts itself never needs it).",
+        ),
+    ] = False,
+) -> None:
+    """Print the DSN in use (with its password): the configured one, else the embedded cluster's owner's (a role
+    that owns the database and is no superuser)."""
     s = settings(ctx, dsn)
+    if superuser:
+        typer.echo(_embedded(ctx, dsn, "url --superuser").superuser_url())
+        return
     typer.echo(s.dsn or Cluster(s.home).url())
 
 
@@ -316,7 +331,8 @@ def reader(
     from deribit_ts.db.roles import check_name, ensure_reader
 
     check_name(name)  # before starting a cluster for nothing
-    made = ensure_reader(database_dsn(settings(ctx, dsn)), name)
+    # (on the embedded cluster, roles are made by its superuser: the owner deribit-ts runs as may not)
+    made = ensure_reader(database_dsn(settings(ctx, dsn), superuser=True), name)
     what = (
         f"created read-only role {made.role}"
         if made.created

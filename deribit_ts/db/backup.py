@@ -16,7 +16,10 @@ dump and the manifest, computed side by side, are done.
 
 Restore follows TimescaleDB's procedure: into an EMPTY database, create the extension at the backup's version,
 ``SELECT timescaledb_pre_restore()``, pg_restore, ``SELECT timescaledb_post_restore()``; then every table's
-row count and checksum are compared with the manifest.
+row count and checksum are compared with the manifest. Only a superuser may restore (TimescaleDB's
+pre-restore step stops its job scheduler, and pg_restore creates chunks in TimescaleDB's own schema); what it
+restores is then handed over to the target database's owner when that is another role (the embedded cluster's
+owner, who may create the empty database itself).
 """
 
 from __future__ import annotations
@@ -313,6 +316,7 @@ def restore(dump: Path, dsn: str, *, bindirs: list[Path] | None = None) -> dict[
     version = manifest["timescaledb_version"]
     with connect(dsn, autocommit=True) as conn:
         _refuse_non_empty(conn, dsn)
+        _refuse_non_superuser(conn)
         pg_restore = pg_tool("pg_restore", _server_major(conn), bindirs or [])
         conninfo, env = _client_args(dsn)
         schema = manifest.get("timescaledb_schema") or "public"
@@ -342,6 +346,7 @@ def restore(dump: Path, dsn: str, *, bindirs: list[Path] | None = None) -> dict[
             error = _tool_error(result, "pg_restore")
             raise UserError(f"{error}; the target database is incomplete: drop it and restore into a new one")
     with connect(dsn) as conn:
+        _hand_over_to_the_databases_owner(conn)
         tables = table_checksums(conn)
     problems = compare(manifest["tables"], tables)
     if problems:
@@ -350,6 +355,26 @@ def restore(dump: Path, dsn: str, *, bindirs: list[Path] | None = None) -> dict[
             + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
         )
     return tables
+
+
+def _refuse_non_superuser(conn: psycopg.Connection) -> None:
+    if conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() != (True,):
+        raise UserError(
+            f"restoring needs a superuser (TimescaleDB's restore stops its job scheduler and writes into its own "
+            f"schema), {conn.info.user!r} is none: on the embedded cluster, give --dsn the superuser's DSN "
+            "(`deribit-ts db url --superuser`) with the empty database's name; nothing was written"
+        )
+
+
+def _hand_over_to_the_databases_owner(conn: psycopg.Connection) -> None:
+    """pg_restore --no-owner made us (a superuser) the owner of everything: the database's owner, if it is a role
+    that is no superuser (the one that created it to restore into), gets it all, as it would have made it."""
+    from deribit_ts.db.owner import hand_over
+
+    row = conn.execute("""SELECT r.rolname, r.rolsuper FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba
+                          WHERE d.datname = current_database()""").fetchone()
+    if row is not None and not row[1]:
+        hand_over(conn, conn.info.user, row[0])
 
 
 def _contents_without_extension(pg_restore: str, dump: Path, schema: str, env: dict[str, str]) -> Path:

@@ -7,7 +7,10 @@ Files under ``home`` (default ~/.local/share/deribit-ts):
                         copy) and the finished data directory is renamed to ``cluster/``, so a first `up` killed
                         part-way leaves no half-made cluster, only this directory, which the next `up` removes
 - ``cluster.json``      what to remember between runs: port, binaries, major version
-- ``cluster.password``  the generated password of the ``deribit_ts`` superuser (mode 0600)
+- ``cluster.password``  the generated password of the ``deribit_ts`` superuser (mode 0600), used only to bootstrap:
+                        create the database, the TimescaleDB extension and the owner role
+- ``owner.password``    the generated password of ``deribit_owner`` (mode 0600), the role everything else connects
+                        as (`db url`): it owns the database and all of deribit-ts's objects, and is no superuser
 - ``cluster.log``       the server log
 - ``postgres/``         the private PostgreSQL prefix (scripts/install-timescaledb.sh), unless PostgreSQL with
                         TimescaleDB is already installed on the machine
@@ -40,13 +43,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from psycopg import sql
-
 from deribit_ts.db.connect import connect, server_info
 from deribit_ts.errors import UserError
 from deribit_ts.processes import process_alive
 
-SUPERUSER = "deribit_ts"
+SUPERUSER = "deribit_ts"  # the bootstrap superuser (initdb's): creates the database, the extension, the owner
+OWNER = "deribit_owner"  # what deribit-ts connects as: owns the database and everything in it, no superuser
 DATABASE = "deribit"
 SERVICE_USER = "deribit-ts"  # the OS user the server runs as when we are root
 START_TIMEOUT_S = 60
@@ -75,6 +77,7 @@ class Cluster:
         self.data_dir = self.home / "cluster"
         self.state_path = self.home / "cluster.json"
         self.password_path = self.home / "cluster.password"
+        self.owner_password_path = self.home / "owner.password"
         self.init_dir = self.home / "cluster.initdb"  # scratch space of a first initialisation
         self._lock_fds: tuple[int, ...] = ()  # the home's lock while held, for initdb to inherit
 
@@ -83,15 +86,21 @@ class Cluster:
     def up(self, quiet: bool = False, *, port: int | None = None) -> None:
         """Create (once) and start the cluster; a no-op when it already runs."""
         self._make_home()
-        if self.is_running() and self._state().get("ready"):
+        if self.is_running() and self._ready():
             self._refuse_port_change(port)
             return
         with self._exclusive():
             if self.is_running():  # another process started it while we waited for the lock
-                self._finish_first_start()
+                self._finish_first_start(quiet)
                 self._refuse_port_change(port)
                 return
             self._start_cluster(quiet, port)
+
+    def _ready(self) -> bool:
+        """Started once completely, by a version that made the owner role (an older one connected as the
+        superuser: its `up` hands everything over to the owner first)."""
+        state = self._state()
+        return bool(state.get("ready")) and state.get("owner") == OWNER
 
     def _start_cluster(self, quiet: bool, port: int | None) -> None:
         binaries = self._binaries()
@@ -105,8 +114,7 @@ class Cluster:
         self._prepare_start(binaries, owner, port)
         self._start(binaries, owner)
         self._save_state(port=port)  # only a port the server could listen on is remembered
-        self._create_database()
-        self._save_state(ready=True)
+        self._bootstrap(quiet)
         if not quiet:
             _say(f"embedded cluster running on 127.0.0.1:{port} (data: {self.data_dir}, log: {self.log_path()})")
 
@@ -159,11 +167,22 @@ class Cluster:
         return known
 
     def url_if_known(self) -> str | None:
+        """The owner's DSN: what every command connects as (None until `up` has made the owner role)."""
+        return self._url_of(OWNER, self.owner_password_path) if self._state().get("owner") == OWNER else None
+
+    def superuser_url(self) -> str:
+        """The bootstrap superuser's DSN: for creating databases, the extension and roles, nothing else."""
+        known = self._url_of(SUPERUSER, self.password_path)
+        if known is None:
+            raise UserError(NOT_SET_UP)
+        return known
+
+    def _url_of(self, role: str, password_path: Path) -> str | None:
         port = self._state().get("port")
-        if not port or not self._initialized() or not self.password_path.is_file():
+        if not port or not self._initialized() or not password_path.is_file():
             return None
-        password = self.password_path.read_text().strip()
-        return f"postgresql://{SUPERUSER}:{password}@127.0.0.1:{port}/{DATABASE}"
+        password = password_path.read_text().strip()
+        return f"postgresql://{role}:{password}@127.0.0.1:{port}/{DATABASE}"
 
     def is_running(self) -> bool:
         return self._postmaster_pid() is not None
@@ -198,10 +217,10 @@ class Cluster:
             finally:
                 self._lock_fds = ()
 
-    def _finish_first_start(self) -> None:
+    def _finish_first_start(self, quiet: bool) -> None:
         """A server that runs, but whose first `up` was killed before the port was remembered or the
         database created: finish that now (called under the home's lock)."""
-        if self._state().get("ready"):
+        if self._ready():
             return
         if not self._state().get("port"):
             port = _port_in_lock_file(self.data_dir / "postmaster.pid")
@@ -211,8 +230,16 @@ class Cluster:
                     "and `deribit-ts db up` again"
                 )
             self._save_state(port=port)
-        self._create_database()
-        self._save_state(ready=True)
+        self._bootstrap(quiet)
+
+    def _bootstrap(self, quiet: bool) -> None:
+        """As the superuser: the database, the extension, the owner role; hand over what the superuser owns."""
+        from deribit_ts.db.owner import bootstrap
+
+        handed = bootstrap(self.superuser_url(), DATABASE, OWNER, self._password(self.owner_password_path))
+        if handed and not quiet:
+            _say(f"{handed} object(s) made by the superuser now belong to {OWNER!r}, the role deribit-ts connects as")
+        self._save_state(ready=True, owner=OWNER)
 
     def _check_home(self) -> None:
         if self.home.exists() and not self.home.is_dir():
@@ -375,7 +402,7 @@ class Cluster:
                 f"{self.data_dir} exists but is not a PostgreSQL data directory; "
                 "move it away and run `deribit-ts db up` again"
             )
-        password = self._password()
+        password = self._password(self.password_path)
         if not quiet:
             _say(f"creating the embedded cluster in {self.data_dir} (PostgreSQL {binaries.major})")
         self.init_dir.mkdir(mode=0o700)
@@ -428,11 +455,11 @@ class Cluster:
         with open(data / "postgresql.conf", "a") as conf:
             conf.write(_INCLUDE_BLOCK)
 
-    def _password(self) -> str:
-        if self.password_path.is_file():
-            return self.password_path.read_text().strip()
+    def _password(self, path: Path) -> str:
+        if path.is_file():
+            return path.read_text().strip()
         password = secrets.token_urlsafe(24)  # URL-safe: it goes into the DSN unescaped
-        _write_private(self.password_path, password + "\n")
+        _write_private(path, password + "\n")
         return password
 
     def _prepare_start(self, binaries: Binaries, owner: _ServerOwner, port: int) -> None:
@@ -465,15 +492,6 @@ class Cluster:
         if result.returncode != 0:
             reason = _last_server_error(self.log_path(), log_offset) or _last_line(result.stderr or result.stdout)
             raise UserError(f"the embedded cluster did not start: {reason} (see {self.log_path()})")
-
-    def _create_database(self) -> None:
-        url = self.url()
-        with connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
-            if not exists:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-        with connect(url, autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
 
 
 # ---------------------------------------------------------------- server settings
