@@ -2,7 +2,7 @@
 -- (deribit.sanity_violations). Both are views built so that a filter on instrument_name (and, for the sanity
 -- rules, on ts) reaches the base tables: a per-instrument report reads that instrument's rows only.
 --
--- The views read tables and functions only (no other view).
+-- The public views read tables, functions and the helper views of schema deribit_ts only (no other public view).
 
 -- ---------------------------------------------------------------------------------------------------------------
 -- Gaps
@@ -77,23 +77,36 @@ DROP FUNCTION IF EXISTS deribit_ts.row_islands(text, integer, timestamptz, times
 -- ---------------------------------------------------------------------------------------------------------------
 
 -- The spike rule. A bad tick is a trade far from where the market is, that the market does not follow: the wick
--- of a candle (high above its open/close, low below) or a close that the next minute gives back. "Far" is
--- measured against the instrument's own recent range, so one rule fits BTC at 60,000 USD in a calm week and an
--- option at 0.0155 BTC: the typical range is the mean high-low of the previous 60 traded minutes (within a day),
--- with the widest of them left out, so one earlier bad tick does not hide the next. A move is a spike when it
--- exceeds 10 times that typical range: an honest one-minute wick is a fraction of a few typical ranges (the
--- simulator's are at most 1.5 minute-sigma), while the bad ticks reported in Deribit's chart data are 100 USD and
--- more (as users of other Deribit downloaders report them) and freqtrade warns at a 10 % jump. A true jump of the market (a body that
--- stays where it went) is no spike: the close rule needs the next close to give back at least half of the move.
--- With fewer than 10 traded minutes of history there is no judgement. Only candles whose wick or body is at least
--- 0.5 % of the price and two ticks are judged: the look-back costs an index probe per candle judged, and at 0.5 %
--- that is about one candle in 5,000 of the simulator's BTC history (at 0.2 %, one in 30, and a full report 100
--- times slower). Smaller moves are not reported as bad ticks, whatever the recent range: Deribit's reported bad
--- ticks (100 USD and more at 6,000-20,000 USD) are 0.5-1.7 %.
--- The spike rule for one candle that is already suspect (see above): NULL when it is no spike. The look-back and the
--- next candle are read with their time bounds as constants (EXECUTE), so TimescaleDB picks the one or two chunks
--- they are in when planning; as parameters, every execution would test all chunks of the history again (15 ms a
--- candle over eight years of weekly chunks).
+-- of a candle (high above its open/close, low below) or a close that the next minute gives back. What "far"
+-- means depends on how the instrument trades:
+--
+-- Perpetuals and futures trade nearly every minute, so their own recent range is a scale: the typical range is
+-- the mean high-low of the previous 60 traded minutes (within a day), with the widest of them left out, so one
+-- earlier bad tick does not hide the next. A move is a spike when it exceeds 10 times that typical range: an
+-- honest one-minute wick is a fraction of a few typical ranges (the simulator's are at most 1.5 minute-sigma),
+-- while the bad ticks reported in Deribit's chart data are 100 USD and more (as users of other Deribit
+-- downloaders report them) and freqtrade warns at a 10 % jump. A true jump of the market (a body that stays where
+-- it went) is no spike: the close rule needs the next close to give back at least half of the move. With fewer
+-- than 10 traded minutes of history there is no judgement. Only candles whose wick or body is at least 0.5 % of
+-- the price and two ticks are judged: the look-back costs an index probe per candle judged, and at 0.5 % that is
+-- about one candle in 5,000 of the simulator's BTC history. Smaller moves are not reported as bad ticks, whatever
+-- the recent range: Deribit's reported bad ticks (100 USD and more at 6,000-20,000 USD) are 0.5-1.7 %.
+--
+-- Options trade in a few minutes a day, most of them at one price (open = high = low = close), so their own
+-- recent range is mostly zero, and the step from one traded minute to the next mixes the bid-ask bounce with
+-- hours of the underlying's drift: neither is a scale for one minute. The scale is the option's own price in that
+-- minute (the body, as near to its mark as the candle knows): a trade beyond the minute's open and close by more
+-- than 2 % of that price, and by two ticks at least (one tick of a cheap option is many percent of it, and the
+-- book's next level is one tick away), is reported. 2 % is a choice: the underlying moves about 0.1 % in a minute,
+-- which moves most options' prices by less than 2 % (their leverage times that), and the smallest bad tick the
+-- simulator plants is 3 %; a real sweep through a thin book beyond 2 % is reported too, and deserves a look. The
+-- body is never judged: an option that opens at the bid and closes at the ask, or that jumps after hours without
+-- a trade and is traded back later, is ordinary thin trading. So an option's spike needs no look-back at all.
+--
+-- The perpetual's and futures' rule for one candle that is already suspect (see above): NULL when it is no spike.
+-- The look-back and the next candle are read with their time bounds as constants (EXECUTE), so TimescaleDB picks
+-- the one or two chunks they are in when planning; as parameters, every execution would test all chunks of the
+-- history again (15 ms a candle over eight years of weekly chunks).
 CREATE OR REPLACE FUNCTION deribit_ts.spike_detail(
     p_instrument_id integer, p_ts timestamptz, p_open double precision, p_high double precision,
     p_low double precision, p_close double precision)
@@ -136,48 +149,39 @@ BEGIN
 END;
 $$;
 
--- The candle_trades_mismatch rule: a stored candle that is not the aggregate of its minute's stored trades (open the
--- first price, high the highest, low the lowest, close the last, volume and cost the sums in the candle's units:
--- options and linear instruments count amount in the coin, inverse ones in USD), judged only where both are
--- complete for that minute: the trades' and the candles' coverage both hold the whole minute, settled. Prices must
--- be equal; volume and cost agree to the exchange's 8 decimals.
-CREATE OR REPLACE VIEW deribit_ts.candle_trades_mismatch AS
-SELECT i.instrument_name, c.ts,
-       format('candle open %s high %s low %s close %s volume %s cost %s; its %s trades: %s %s %s %s %s %s',
-              c.open, c.high, c.low, c.close, c.volume, c.cost, coalesce(a.trades, 0), a.open, a.high, a.low,
-              a.close, round(a.volume::numeric, 8), round(a.cost::numeric, 8)) AS detail
-FROM deribit.candles_1m c
-JOIN deribit.instruments i ON i.id = c.instrument_id
-LEFT JOIN LATERAL (
-    SELECT count(*) AS trades,
-           (array_agg(t.price ORDER BY t.ts, t.trade_seq))[1] AS open,
-           max(t.price) AS high, min(t.price) AS low,
-           (array_agg(t.price ORDER BY t.ts DESC, t.trade_seq DESC))[1] AS close,
-           sum(CASE WHEN i.kind = 'option' OR i.instrument_type = 'linear' THEN t.amount ELSE t.amount / t.price END)
-               AS volume,
-           sum(CASE WHEN i.kind = 'option' OR i.instrument_type = 'linear' THEN t.amount * t.price ELSE t.amount END)
-               AS cost
-      FROM deribit.trades t
-     WHERE t.instrument_name = i.instrument_name AND t.ts >= c.ts AND t.ts < c.ts + interval '1 minute'
-) a ON true
-WHERE EXISTS (SELECT 1 FROM deribit_ts.coverage v
-               WHERE v.dataset = 'trades' AND v.key = i.instrument_name
-                 AND v.fetched @> tstzrange(c.ts, c.ts + interval '1 minute') AND v.final_until >= c.ts + interval '1 minute')
-  AND EXISTS (SELECT 1 FROM deribit_ts.coverage v
-               WHERE v.dataset = 'candles' AND v.key = i.instrument_name
-                 AND v.fetched @> tstzrange(c.ts, c.ts + interval '1 minute') AND v.final_until >= c.ts + interval '1 minute')
-  AND (CASE WHEN a.trades = 0 THEN c.volume <> 0 OR c.cost <> 0
-            ELSE c.open <> a.open OR c.high <> a.high OR c.low <> a.low OR c.close <> a.close
-                 OR abs(c.volume - a.volume) > 1e-8 + 1e-9 * abs(c.volume)
-                 OR abs(c.cost - a.cost) > 1e-8 + 1e-9 * abs(c.cost) END);
+-- An option's spike (see above): its wicks beyond 2 % of the body's price and two ticks; NULL when none.
+CREATE OR REPLACE FUNCTION deribit_ts.option_spike_detail(
+    p_open double precision, p_high double precision, p_low double precision, p_close double precision,
+    p_tick double precision)
+RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT nullif(concat_ws('; ',
+        CASE WHEN p_high - greatest(p_open, p_close) > greatest(0.02 * greatest(p_open, p_close), 1.5 * p_tick)
+             THEN format('high %s is %s beyond the body: %s %% of the option''s price %s (options: beyond 2 %% and two ticks)',
+                         p_high, trim_scale(round((p_high - greatest(p_open, p_close))::numeric, 10)),
+                         round((100 * (p_high - greatest(p_open, p_close)) / greatest(p_open, p_close))::numeric, 1),
+                         greatest(p_open, p_close)) END,
+        CASE WHEN least(p_open, p_close) - p_low > greatest(0.02 * least(p_open, p_close), 1.5 * p_tick)
+             THEN format('low %s is %s beyond the body: %s %% of the option''s price %s (options: beyond 2 %% and two ticks)',
+                         p_low, trim_scale(round((least(p_open, p_close) - p_low)::numeric, 10)),
+                         round((100 * (least(p_open, p_close) - p_low) / least(p_open, p_close))::numeric, 1),
+                         least(p_open, p_close)) END), '')
+$$;
 
-CREATE OR REPLACE VIEW deribit.sanity_violations AS
-SELECT 'candles'::text AS dataset, i.instrument_name, c.ts, v.rule, v.detail
+-- Every candle rule but candle_trades_mismatch, judged on the stored candles: what deribit_ts.refresh_sanity
+-- stores and deribit.sanity_violations judges on read for the candles newer than the last refresh. A filter on
+-- instrument_id/instrument_name and ts reaches the candle scan.
+CREATE OR REPLACE VIEW deribit_ts.candle_rule_violations AS
+SELECT c.instrument_id, i.instrument_name, c.ts, v.rule, v.detail
 FROM deribit.candles_1m c
 JOIN deribit.instruments i ON i.id = c.instrument_id
 CROSS JOIN LATERAL (
-    SELECT greatest(c.high - greatest(c.open, c.close), least(c.open, c.close) - c.low, abs(c.close - c.open))
-           > greatest(0.005 * abs(c.close), 2 * coalesce(i.tick_size, 0)) AS candidate,
+    SELECT CASE WHEN i.kind = 'option'
+                THEN greatest(c.high - greatest(c.open, c.close), least(c.open, c.close) - c.low)
+                     > greatest(0.02 * least(c.open, c.close), 1.5 * coalesce(i.tick_size, 0))
+                ELSE greatest(c.high - greatest(c.open, c.close), least(c.open, c.close) - c.low,
+                              abs(c.close - c.open))
+                     > greatest(0.005 * abs(c.close), 2 * coalesce(i.tick_size, 0)) END AS candidate,
            -- NaN and infinities compare above every number in PostgreSQL, so these bounds catch them too
            greatest(abs(c.open), abs(c.high), abs(c.low), abs(c.close)) > 1e12
            OR greatest(abs(c.volume), abs(c.cost)) > 1e15 AS absurd
@@ -219,8 +223,12 @@ CROSS JOIN LATERAL (
      WHERE k.absurd
     UNION ALL
     SELECT 'spike', d.detail
-      FROM deribit_ts.spike_detail(c.instrument_id, c.ts, c.open, c.high, c.low, c.close) AS d (detail)
-     WHERE k.candidate AND NOT k.absurd AND d.detail IS NOT NULL
+      FROM (SELECT CASE WHEN i.kind = 'option'
+                        THEN deribit_ts.option_spike_detail(c.open, c.high, c.low, c.close, coalesce(i.tick_size, 0))
+                        ELSE deribit_ts.spike_detail(c.instrument_id, c.ts, c.open, c.high, c.low, c.close) END
+                   AS detail
+             WHERE k.candidate AND NOT k.absurd) d
+     WHERE d.detail IS NOT NULL
 ) v
 -- Only rows that can break a rule reach the checks: the scan stays a filter over the table.
 WHERE c.high < greatest(c.open, c.close) OR c.low > least(c.open, c.close) OR c.high < c.low
@@ -228,10 +236,144 @@ WHERE c.high < greatest(c.open, c.close) OR c.low > least(c.open, c.close) OR c.
    OR (c.volume > 0) <> (c.cost > 0)
    OR c.ts < date_trunc('minute', i.creation_ts) OR c.ts >= i.expiry
    OR c.ts <> date_trunc('minute', c.ts)
-   OR greatest(c.high - greatest(c.open, c.close), least(c.open, c.close) - c.low, abs(c.close - c.open))
-      > greatest(0.005 * abs(c.close), 2 * coalesce(i.tick_size, 0))
+   OR greatest(c.high - greatest(c.open, c.close), least(c.open, c.close) - c.low)
+      > greatest(0.005 * least(abs(c.close), abs(c.open)), 1.5 * coalesce(i.tick_size, 0))
+   OR (i.kind <> 'option' AND abs(c.close - c.open) > greatest(0.005 * abs(c.close), 2 * coalesce(i.tick_size, 0)))
    OR greatest(abs(c.open), abs(c.high), abs(c.low), abs(c.close)) > 1e12
-   OR greatest(abs(c.volume), abs(c.cost)) > 1e15
+   OR greatest(abs(c.volume), abs(c.cost)) > 1e15;
+
+-- The candle_trades_mismatch rule: a stored candle that is not the aggregate of its minute's stored trades (open the
+-- first price, high the highest, low the lowest, close the last, volume and cost the sums in the candle's units:
+-- options and linear instruments count amount in the coin, inverse ones in USD), judged only where both are
+-- complete for that minute: the trades' and the candles' coverage both hold the whole minute, settled. Prices must
+-- be equal; volume and cost agree to the exchange's 8 decimals.
+-- Driven by the trades' coverage records (a candle is joined to the one record holding its minute: records never
+-- overlap), so where no trades were fetched no candle is read; filters on instrument_name and ts reach the candles.
+CREATE OR REPLACE VIEW deribit_ts.candle_trades_mismatch AS
+SELECT i.instrument_name, c.ts,
+       format('candle open %s high %s low %s close %s volume %s cost %s; its %s trades: %s %s %s %s %s %s',
+              c.open, c.high, c.low, c.close, c.volume, c.cost, coalesce(a.trades, 0), a.open, a.high, a.low,
+              a.close, round(a.volume::numeric, 8), round(a.cost::numeric, 8)) AS detail,
+       c.instrument_id
+FROM deribit_ts.coverage tv
+JOIN deribit.instruments i ON i.instrument_name = tv.key
+JOIN deribit.candles_1m c ON c.instrument_id = i.id AND c.ts >= lower(tv.fetched)
+                         AND c.ts <= least(upper(tv.fetched), tv.final_until) - interval '1 minute'
+LEFT JOIN LATERAL (
+    SELECT count(*) AS trades,
+           (array_agg(t.price ORDER BY t.ts, t.trade_seq))[1] AS open,
+           max(t.price) AS high, min(t.price) AS low,
+           (array_agg(t.price ORDER BY t.ts DESC, t.trade_seq DESC))[1] AS close,
+           sum(CASE WHEN i.kind = 'option' OR i.instrument_type = 'linear' THEN t.amount ELSE t.amount / t.price END)
+               AS volume,
+           sum(CASE WHEN i.kind = 'option' OR i.instrument_type = 'linear' THEN t.amount * t.price ELSE t.amount END)
+               AS cost
+      FROM deribit.trades t
+     WHERE t.instrument_name = i.instrument_name AND t.ts >= c.ts AND t.ts < c.ts + interval '1 minute'
+) a ON true
+WHERE tv.dataset = 'trades'
+  AND EXISTS (SELECT 1 FROM deribit_ts.coverage v
+               WHERE v.dataset = 'candles' AND v.key = i.instrument_name
+                 AND v.fetched @> tstzrange(c.ts, c.ts + interval '1 minute') AND v.final_until >= c.ts + interval '1 minute')
+  AND (CASE WHEN a.trades = 0 THEN c.volume <> 0 OR c.cost <> 0
+            ELSE c.open <> a.open OR c.high <> a.high OR c.low <> a.low OR c.close <> a.close
+                 OR abs(c.volume - a.volume) > 1e-8 + 1e-9 * abs(c.volume)
+                 OR abs(c.cost - a.cost) > 1e-8 + 1e-9 * abs(c.cost) END);
+
+-- Every rule, judged on the stored rows: what deribit_ts.refresh_sanity stores, and what the view judges on read
+-- for the candles newer than the last refresh.
+CREATE OR REPLACE VIEW deribit_ts.sanity_judged AS
+SELECT v.instrument_id, v.instrument_name, v.ts, v.rule, v.detail
+FROM deribit_ts.candle_rule_violations v
 UNION ALL
-SELECT 'candles'::text, m.instrument_name, m.ts, 'candle_trades_mismatch'::text, m.detail
+SELECT m.instrument_id, m.instrument_name, m.ts, 'candle_trades_mismatch'::text, m.detail
 FROM deribit_ts.candle_trades_mismatch m;
+
+-- The findings are kept (deribit_ts.sanity_found, migration 0044): judging every candle on read took minutes at
+-- full history. deribit_ts.refresh_sanity() (`deribit-ts refresh`, the end of every backfill) stores what the
+-- candles before its start break; the view adds the candles since, judged on read, so it is exact for everything
+-- written after the last refresh too. What a refresh judges again:
+--   * the tail: every candle from a day before the previous refresh's bound (a candle judged then may have had no
+--     next close yet) up to the new bound, the start of the current minute (the forming minute stays on read);
+--   * every window of candles or trades a coverage record says was fetched since the previous refresh began (a
+--     late window, a re-load of old history, trades fetched for old candles), widened by a day each side: the spike rule looks back a day and a candle's close is judged
+--     by the next one, so a changed candle changes the judgement of its neighbours.
+-- Candles written by hand (without a coverage record) before the bound, or an instrument's changed listing, tick
+-- or expiry, are judged again by `deribit-ts refresh --full`, which judges every candle.
+
+-- The bound: candles before it are in deribit_ts.sanity_found. STABLE, so TimescaleDB excludes the older chunks
+-- when the view's query starts (not per row).
+CREATE OR REPLACE FUNCTION deribit_ts.sanity_checked_until()
+RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT s.checked_until FROM deribit_ts.sanity_state s), '-infinity'::timestamptz)
+$$;
+
+CREATE OR REPLACE FUNCTION deribit_ts.refresh_sanity(p_full boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    state deribit_ts.sanity_state;
+    bound timestamptz := date_trunc('minute', now());
+    tail_from timestamptz;
+    span record;
+    spans integer := 0;
+    stored bigint := 0;
+    n bigint;
+    insert_sql constant text := 'INSERT INTO deribit_ts.sanity_found (instrument_id, ts, rule, detail)
+                                 SELECT instrument_id, ts, rule, detail FROM deribit_ts.sanity_judged
+                                  WHERE ts >= %L AND ts < %L';
+BEGIN
+    -- one refresh at a time: two would each judge and store the same candles
+    PERFORM pg_advisory_xact_lock(hashtext('deribit_ts.refresh_sanity'));
+    SELECT * INTO state FROM deribit_ts.sanity_state;
+    IF p_full OR state IS NULL THEN
+        TRUNCATE deribit_ts.sanity_found;
+        EXECUTE format(insert_sql, '-infinity'::timestamptz, bound);
+        GET DIAGNOSTICS stored = ROW_COUNT;
+    ELSE
+        tail_from := least(state.checked_until, bound) - interval '1 day';
+        -- windows fetched since the previous refresh began (an hour's margin for a writer whose transaction began
+        -- before it and committed after), older than the tail, merged per instrument
+        FOR span IN
+            SELECT i.id, w.span
+              FROM (SELECT c.key, range_agg(tstzrange(lower(c.fetched) - interval '1 day',
+                                                      upper(c.fetched) + interval '1 day 1 minute')) AS spans
+                      FROM deribit_ts.coverage c
+                     WHERE c.dataset IN ('candles', 'trades') AND c.fetched_at >= state.refreshed_at - interval '1 hour'
+                       AND lower(c.fetched) - interval '1 day' < tail_from
+                     GROUP BY c.key) t
+              JOIN deribit.instruments i ON i.instrument_name = t.key
+             CROSS JOIN LATERAL unnest(t.spans * tstzmultirange(tstzrange(NULL, tail_from))) AS w (span)
+        LOOP
+            EXECUTE format('DELETE FROM deribit_ts.sanity_found WHERE instrument_id = %s AND ts >= %L AND ts < %L',
+                           span.id, lower(span.span), upper(span.span));
+            EXECUTE format(insert_sql || ' AND instrument_id = %s', lower(span.span), upper(span.span), span.id);
+            GET DIAGNOSTICS n = ROW_COUNT;
+            stored := stored + n;
+            spans := spans + 1;
+        END LOOP;
+        DELETE FROM deribit_ts.sanity_found WHERE ts >= tail_from;
+        EXECUTE format(insert_sql, tail_from, bound);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        stored := stored + n;
+    END IF;
+    INSERT INTO deribit_ts.sanity_state (singleton, checked_until, refreshed_at) VALUES (true, bound, now())
+        ON CONFLICT (singleton) DO UPDATE SET checked_until = excluded.checked_until,
+                                              refreshed_at = excluded.refreshed_at;
+    RETURN jsonb_build_object('full', p_full OR state IS NULL, 'checked_until', bound, 'tail_from', tail_from,
+                              'windows', spans, 'violations_stored', stored,
+                              'seconds', round(extract(epoch FROM clock_timestamp() - started)::numeric, 3));
+END;
+$$;
+
+CREATE OR REPLACE VIEW deribit.sanity_violations AS
+SELECT 'candles'::text AS dataset, i.instrument_name, f.ts, f.rule, f.detail
+FROM deribit_ts.sanity_found f
+JOIN deribit.instruments i ON i.id = f.instrument_id
+UNION ALL
+-- the candles written since the last refresh (all of them before the first), judged on read
+SELECT 'candles'::text, v.instrument_name, v.ts, v.rule, v.detail
+FROM deribit_ts.sanity_judged v
+WHERE v.ts >= deribit_ts.sanity_checked_until();

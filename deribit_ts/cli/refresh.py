@@ -9,7 +9,7 @@ import typer
 
 from deribit_ts.cli.common import DsnOption, JsonOption, database_dsn, settings
 from deribit_ts.db.connect import connect
-from deribit_ts.ingest import rollups, round_research
+from deribit_ts.ingest import rollups, round_research, sanity
 
 
 def refresh(
@@ -20,7 +20,8 @@ def refresh(
         typer.Option(
             "--full",
             help="Apache edition: rebuild every rollup from the one-minute candles, not only the days that "
-            "changed (the Community edition's continuous aggregates always know what changed).",
+            "changed (the Community edition's continuous aggregates always know what changed); judge every "
+            "candle's sanity again.",
         ),
     ] = False,
     as_json: JsonOption = False,
@@ -35,16 +36,22 @@ def refresh(
     vol_risk_premium) and the research rows of every snapshot round stored before this version summarized it at
     round time (iv_constant_maturity, max_pain, put_call_ratio, svi_fit; about 0.1 s a round, progress on
     stderr). --full recomputes every day's realized variance too.
+
+    Then the sanity findings (deribit.sanity_violations): the candles written since the last refresh, and the
+    windows fetched again since, are judged and what breaks a rule is stored. --full judges every candle again
+    (after candles were changed by hand, or an instrument's listing, tick or expiry).
     """
     dsn_ = database_dsn(settings(ctx, dsn))
     summary = rollups.refresh(dsn_, full=full)
     with connect(dsn_, autocommit=True, application_name="deribit-ts refresh") as conn:
         summary["research"] = round_research.refresh(conn, full=full, on_progress=_progress)
+        summary["sanity"] = sanity.refresh(conn, full=full)
     if as_json:
         typer.echo(json.dumps(summary))
         return
     typer.echo(describe(summary))
     typer.echo(describe_research(summary["research"]))
+    typer.echo(sanity.describe(summary["sanity"]))
 
 
 def _progress(done: int, total: int) -> None:

@@ -24,7 +24,7 @@ from deribit_ts.config import DEFAULT_MAX_RETRIES, env_int
 from deribit_ts.db.connect import connect_async
 from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.exchange.limiter import DEFAULT_BUCKET, CreditLimiter
-from deribit_ts.ingest import delivery, dvol, index, instruments, options, rollups, tasks, trades
+from deribit_ts.ingest import delivery, dvol, index, instruments, options, rollups, sanity, tasks, trades
 from deribit_ts.ingest.engine import RANGED, Engine
 from deribit_ts.ingest.progress import Reporter
 from deribit_ts.ingest.runlog import RunLog
@@ -347,8 +347,8 @@ async def _work(
     keys: list[str] | None,
     within: tasks.Within | None,
 ) -> dict:
-    """Work the open tasks of `work` (`keys` and `within` restrict them unless None), refresh the rollups, mark
-    the run failed when a task failed; return the run's summary so far."""
+    """Work the open tasks of `work` (`keys` and `within` restrict them unless None), refresh the rollups and the
+    sanity findings, mark the run failed when a task failed; return the run's summary so far."""
     # The rollups are refreshed while the workers fetch, so the refresh at the end has only the last seconds'
     # candles left: a backfill at the allowance is not held up by its rollups.
     result, meanwhile = None, rollups.Meanwhile()
@@ -359,6 +359,7 @@ async def _work(
     final_began = time.monotonic()
     await rollups.refresh_after_run(control, run.run_id, meanwhile)
     refresh = {"final_s": round(time.monotonic() - final_began, 3), "meanwhile": meanwhile.as_dict()}
+    await sanity.refresh_async(control)
     if failed:
         first, why = failed[0]
         run.status = "failed"
