@@ -149,3 +149,15 @@ def test_endpoints(sim, market: SimMarket) -> None:
         count=10,
     )
     assert body["result"] == {"trades": [], "has_more": False}
+    # a start older than 24 hours returns nothing even when the window reaches into them (not a clamped window)
+    for hours_back, found in ((25, False), (23, True)):
+        status, body = call(
+            sim.url,
+            "get_last_trades_by_currency_and_time",
+            currency="BTC",
+            kind="option",
+            start_timestamp=SIM_NOW_MS - hours_back * DAY_MS // 24,
+            end_timestamp=SIM_NOW_MS,
+            count=10,
+        )
+        assert bool(body["result"]["trades"]) is found, hours_back

@@ -384,8 +384,8 @@ def _currency_trades(m: SimMarket, p: Params, now: int, need_time: bool) -> dict
     start, end = p.integer("start_timestamp"), p.integer("end_timestamp")
     if need_time and start is None and end is None:
         raise invalid_params("value is required", "start_timestamp")
-    floor = now - DAY_MS  # by-currency methods only reach back 24 hours
-    if currency not in CURRENCIES or (start is not None and start < floor and (end or now) < floor):
+    floor = now - DAY_MS  # by-currency methods only reach back 24 hours: an older start returns nothing, no error
+    if currency not in CURRENCIES or (start is not None and start < floor):
         return {"trades": [], "has_more": False}
     start = max(start if start is not None else floor, floor)
     insts = [i for i in m.catalogue.alive(currency, now) if kind == "any" or i.kind == kind]
