@@ -155,8 +155,21 @@ LANGUAGE sql STABLE AS $$
         SELECT 'delivery', 'delivery', lower(c) || '_usd' FROM unnest(p_currencies) AS c
         UNION ALL  -- options: how far the scan for traded options has come (their candles follow within a cycle)
         SELECT 'candles.option', 'option_trades', c FROM unnest(p_currencies) AS c WHERE 'option' = ANY (p_kinds)
+        UNION ALL  -- the trade tape of each kind collected: how far its scans have stored it
+        SELECT 'trades.' || k, k || '_trades', c FROM unnest(p_currencies) AS c, unnest(p_kinds) AS k
     ), marks AS (
-        SELECT l.dataset, l.key, w.covered_until
+        -- A trade tape is complete up to its watermark, except where the collector left a gap to trades tasks
+        -- (beyond the by-currency route's reach): until they are done it is complete up to the oldest of them.
+        SELECT l.dataset, l.key,
+               CASE WHEN l.dataset LIKE 'trades.%' AND w.covered_until IS NOT NULL THEN least(w.covered_until, (
+                   SELECT min(coalesce(t.cursor, t.range_start))
+                     FROM deribit_ts.tasks t
+                     JOIN deribit.instruments i ON i.instrument_name = t.key
+                    WHERE t.dataset = 'trades' AND t.priority < 0 AND t.state IN ('pending', 'running', 'failed')
+                      AND i.base_currency = l.key
+                      AND CASE WHEN i.kind = 'option' THEN 'option' WHEN i.is_perpetual THEN 'perpetual'
+                               ELSE 'future' END = substr(l.dataset, 8)))
+                    ELSE w.covered_until END AS covered_until
           FROM live l
           LEFT JOIN deribit_ts.watermarks w ON w.dataset = l.source AND w.key = l.key
     ), by_watermark AS (
@@ -175,7 +188,7 @@ LANGUAGE sql STABLE AS $$
            CASE WHEN j.last_ok_exchange IS NOT NULL THEN greatest(p_now - j.last_ok_exchange, interval '0') END, NULL
       FROM deribit_ts.collector_jobs j
      WHERE j.job NOT IN ('candles', 'candles.full', 'funding', 'index', 'dvol', 'delivery', 'options', 'rollups',
-                         'bookkeeping')
+                         'bookkeeping', 'trades')
      ORDER BY 1
 $$;
 

@@ -85,3 +85,37 @@ def test_a_stale_dataset_fails_the_check(db):
         assert stamps and all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", t) for t in stamps), shown
         assert "2024-03-01 11:59:30Z" in shown and re.search(r"index +1 2024-03-01 11:50:00Z +\d+m\d\ds ", shown), shown
         conn.execute("SELECT pg_advisory_unlock(1685222515, 1)")
+
+
+def test_the_trades_lag_counts_from_the_oldest_gap_still_being_filled(new_db):
+    """The trade tape's lag: from the scan's watermark, or from the oldest collector trades task still open (a gap
+    beyond the by-currency route's reach); in --json and in the text."""
+    now = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+    with psycopg.connect(new_db, autocommit=True) as conn:
+        conn.execute("""INSERT INTO deribit.instruments (instrument_name, kind, is_perpetual, base_currency, raw,
+                            creation_ts) VALUES ('BTC-PERPETUAL', 'future', true, 'BTC', '{}', '2018-08-14')""")
+        conn.execute(
+            """INSERT INTO deribit_ts.collector_processes (process_id, host, pid, backend_pid, role, state,
+                      exchange_now, settings)
+               VALUES ('h/1/1', 'h', 1, pg_backend_pid(), 'leader', 'collecting', %s, %s)""",
+            (now, json.dumps({"currencies": ["BTC"], "kinds": ["perpetual"], "datasets": ["trades.perpetual"]})),
+        )
+        conn.execute(
+            "INSERT INTO deribit_ts.watermarks (dataset, key, covered_until) VALUES ('perpetual_trades', 'BTC', %s)",
+            (now - timedelta(seconds=30),),
+        )
+        conn.execute(
+            """INSERT INTO deribit_ts.tasks (dataset, key, range_start, range_end, priority)
+               VALUES ('trades', 'BTC-PERPETUAL', %s, %s, -500)""",
+            (now - timedelta(days=2), now - timedelta(days=1)),
+        )
+        conn.execute("SELECT pg_advisory_lock(1685222515, 1)")
+        report = json.loads(run_cli("status", "--json", "--dsn", new_db).stdout)
+        [trades] = report["datasets"]
+        assert trades["dataset"] == "trades.perpetual" and trades["stale"] and trades["threshold_s"] == 150
+        assert trades["covered_until"] == (now - timedelta(days=2)).isoformat() and trades["lag_s"] > 2 * 86400
+        conn.execute("UPDATE deribit_ts.tasks SET state = 'done' WHERE dataset = 'trades'")
+        result = run_cli("status", "--dsn", new_db)
+        assert result.returncode == 0, result.stderr
+        assert re.search(r"trades\.perpetual +1 2024-03-01 11:59:30Z", result.stdout), result.stdout
+        conn.execute("SELECT pg_advisory_unlock(1685222515, 1)")

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from deribit_ts import validate
-from deribit_ts.cli.common import ApiUrlOption, DsnOption, database_dsn, settings
+from deribit_ts.cli.common import ApiUrlOption, DsnOption, HistoryUrlOption, database_dsn, settings
 from deribit_ts.collect.collector import CollectSettings, run_collector
 from deribit_ts.db.migrate import apply_all
 from deribit_ts.errors import UserError
@@ -101,6 +101,7 @@ def register(app: typer.Typer) -> None:
         ] = 4,
         dsn: DsnOption = None,
         api_url: ApiUrlOption = None,
+        history_url: HistoryUrlOption = None,
     ) -> None:
         """Keep every dataset current until stopped (SIGTERM/SIGINT): candles within 90 s of the minute's close,
         index every minute, funding hourly, the catalogue every few minutes; gaps after any outage are filled
@@ -120,11 +121,11 @@ def register(app: typer.Typer) -> None:
             workers=workers,
         )
         request.since = validate.timestamp(since, "--since")
-        s = settings(ctx, dsn, api_url)
+        s = settings(ctx, dsn, api_url, history_url)
         target = database_dsn(s)
         apply_all(target)
         # A daemon says what it does without -v: when it starts leading, a summary every few minutes, when it stops.
         own = logging.getLogger("deribit_ts.collect")
         if own.getEffectiveLevel() > logging.INFO:
             own.setLevel(logging.INFO)
-        asyncio.run(run_collector(target, s.api_url, request))
+        asyncio.run(run_collector(target, s.api_url, request, history_url=s.history_url))

@@ -18,7 +18,7 @@ from deribit_ts.exchange.limiter import CreditLimiter
 # Lower runs first. Values below zero keep collector tasks apart from backfill tasks (whose priorities are >= 1).
 FRESH = -1000  # the newest closed minute of perpetuals and futures, the index
 FUNDING = -900
-OPTIONS = -800  # candles of options that traded
+OPTIONS = -800  # candles of options that traded; the scans of trades (stored, and naming those options)
 CATCH_UP = -500  # everything older than the fresh window: gaps after an outage, a new listing's history
 SNAPSHOTS = -400
 BACKGROUND = 0  # the catalogue, clock syncs and anything else that is not market data

@@ -48,7 +48,7 @@ from deribit_ts.errors import DatabaseUnavailable
 from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.exchange.errors import ExchangeError, ExchangeUnavailableError, UnexpectedReplyError
 from deribit_ts.ingest import instruments, tasks
-from deribit_ts.ingest.backfill import allowance_shared
+from deribit_ts.ingest.backfill import allowance_shared, history_client
 from deribit_ts.ingest.runlog import RunLog
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ class CollectSettings:
     rollups_every: timedelta = timedelta(minutes=5)
     bookkeeping_every: timedelta = timedelta(hours=1)  # deribit_ts.compact_bookkeeping
     options_every: timedelta = timedelta(minutes=2)  # option candles within 5 minutes: a scan every 2
+    trades_every: timedelta = timedelta(minutes=1)  # future and perpetual trades within 2 minutes
     snapshots_every: timedelta = timedelta(minutes=5)  # bulk option snapshots (book summaries)
     greeks_every: timedelta = timedelta(hours=1)  # option snapshots with the exchange's greeks (a ticker each)
     dvol_every: timedelta = timedelta(minutes=1)
@@ -102,11 +103,11 @@ class CollectSettings:
     def datasets(self) -> list[str]:
         out = ["instruments"]
         if "perpetual" in self.kinds:
-            out += ["candles.perpetual", "funding"]
+            out += ["candles.perpetual", "funding", "trades.perpetual"]
         if "future" in self.kinds:
-            out.append("candles.future")
+            out += ["candles.future", "trades.future"]
         if "option" in self.kinds:
-            out.append("candles.option")
+            out += ["candles.option", "trades.option"]
             if snapshots_available():
                 out += ["option_snapshots", "option_greeks"]
         return [*out, "index", "dvol", "delivery"]
@@ -128,7 +129,11 @@ class Stop:
             pass
 
 
-async def run_collector(dsn: str, api_url: str, settings: CollectSettings, stop: Stop | None = None) -> None:
+async def run_collector(
+    dsn: str, api_url: str, settings: CollectSettings, stop: Stop | None = None, history_url: str | None = None
+) -> None:
+    """Collect until stopped; trades beyond the by-currency route's reach come from `history_url` (default: the
+    API)."""
     stop = stop or Stop()
     if os.name == "posix":
         loop = asyncio.get_running_loop()
@@ -138,7 +143,10 @@ async def run_collector(dsn: str, api_url: str, settings: CollectSettings, stop:
     health.start()
     process_id = new_process_id()
     retries = env_int("DERIBIT_TS_MAX_RETRIES", DEFAULT_MAX_RETRIES)
-    async with DeribitClient(api_url, limiter=PriorityLimiter.from_env(), max_retries=retries) as client:
+    async with (
+        DeribitClient(api_url, limiter=PriorityLimiter.from_env(), max_retries=retries) as client,
+        history_client(api_url, history_url, retries, client) as history,
+    ):
         await _check_names(client, settings, stop, health)
         notify("READY=1\nSTATUS=connecting to the database")
         clock = ExchangeClock(client)  # kept across leaderships: a takeover needs one sample, not a new rate
@@ -151,7 +159,7 @@ async def run_collector(dsn: str, api_url: str, settings: CollectSettings, stop:
                     if stop.is_set():
                         await lead.beat("stopped", role="stopped")
                         break
-                    await Leader(lead.fenced_dsn(), client, settings, lead, stop, health, clock).run()
+                    await Leader(lead.fenced_dsn(), client, settings, lead, stop, health, clock, history).run()
                     backoff = 1.0
             except LeadershipLost as exc:
                 _lost_leadership(exc, health)
@@ -235,9 +243,11 @@ class Leader:
         stop: Stop,
         health: Healthcheck,
         clock: ExchangeClock,
+        history: DeribitClient | None = None,
     ):
         self.dsn = dsn
         self.client = client
+        self.history = history or client  # the history host: trades beyond the by-currency route's reach
         self.s = settings
         self.lead = lead
         self.stop = stop
@@ -430,6 +440,7 @@ class Leader:
                 now,
                 self.s.workers,
                 self.s.fresh_workers,
+                self.history,
             )
             jobs.engine = self.engine
             scheduled = jobs.schedule(self.clock.now())

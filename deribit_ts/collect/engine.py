@@ -28,7 +28,7 @@ from deribit_ts.ingest.tasks import COLLECTOR_PRIORITIES
 
 log = logging.getLogger(__name__)
 
-DATASETS = ["candles", "funding", "index", "dvol", "delivery"]
+DATASETS = ["candles", "funding", "index", "dvol", "delivery", "trades"]
 IDLE_S = 2.0  # an idle worker looks again this often even without a pulse (tasks whose lease expired)
 
 
@@ -52,8 +52,9 @@ class CollectorEngine(Engine):
         now,
         workers: int,
         fresh_workers: int,
+        history: DeribitClient | None = None,
     ):
-        super().__init__(dsn, client, run_id, instrument_ids, now, RowCounter(), workers)
+        super().__init__(dsn, client, run_id, instrument_ids, now, RowCounter(), workers, history)
         self.fresh_workers = min(fresh_workers, workers - 1) if workers > 1 else 0
         self.keys: list[str] = []
         self.errors: Counter[str] = Counter()  # failed tasks per dataset

@@ -2,7 +2,8 @@
 
     catalogue         the active instruments every run, the recently expired ones with each full check
     candles           candles of the live perpetuals and futures (plus recently retired ones on a full check)
-    options           a scan of option trades; the candles of the options that traded
+    options           a scan of option trades, stored; the candles of the options that traded
+    trades            a scan of future and perpetual trades, stored (collect/trades.py)
     index, funding, dvol, delivery
                       each series from its watermark (a full check: from the origin) to the exchange's now
     option_snapshots  a round of bulk option snapshots; option_greeks: one with the exchange's greeks
@@ -25,15 +26,14 @@ from typing import TYPE_CHECKING
 
 from psycopg import AsyncConnection
 
-from deribit_ts.collect import options, plan
-from deribit_ts.collect.budget import BACKGROUND, FRESH, SNAPSHOTS, request_priority
+from deribit_ts.collect import options, plan, trades
+from deribit_ts.collect.budget import BACKGROUND, FRESH, OPTIONS, SNAPSHOTS, request_priority
 from deribit_ts.collect.engine import CollectorEngine
 from deribit_ts.collect.leader import APPLICATION
 from deribit_ts.db.connect import connect_async
 from deribit_ts.exchange.client import DeribitClient
-from deribit_ts.ingest import candles, dvol, instruments, rollups
+from deribit_ts.ingest import dvol, instruments, rollups
 from deribit_ts.ingest.backfill import INDEX_TASK_SPAN
-from deribit_ts.timeutil import to_ms
 
 if TYPE_CHECKING:
     from deribit_ts.collect.collector import CollectSettings
@@ -159,6 +159,11 @@ class Jobs:
                     ),
                     Job("option_greeks", s.greeks_every, lambda now, f: self._snapshot(False), timedelta(seconds=40)),
                 ]
+        if {"future", "perpetual"} & set(s.kinds):
+            jobs.insert(
+                1,
+                Job("trades", s.trades_every, lambda now, f: self._store_trades(control, now), timedelta(seconds=3)),
+            )
         if "perpetual" not in s.kinds:
             jobs = [j for j in jobs if j.name != "funding"]
         for job in jobs:  # the catalogue was just refreshed, with the expired instruments: next due in a period
@@ -182,20 +187,38 @@ class Jobs:
         self._keys("candles", planned.keys)
 
     async def _plan_options(self, control: AsyncConnection, now: datetime) -> None:
-        """Scan each currency's option trades since its scan watermark (trailing by the settling time), plan the
-        candles of the options that traded. An option's keys stay claimable for two settling times."""
-        settle = candles.DATASET.settle
-        traded: set[str] = set()
-        for currency in self.s.currencies:
-            since = min(await options.scan_watermark(control, currency) or self.origin, now - settle)
-            traded |= await options.traded_options(self.client, currency, to_ms(since), to_ms(now))
-        planned = await plan.plan_options(control, now, self.origin, sorted(traded))
-        for currency in self.s.currencies:
-            await options.set_scan_watermark(control, currency, now)
+        """Scan each currency's option trades since its watermark (reading again the last `trail`), storing them;
+        plan the candles of the options that traded. An option's keys stay claimable for two trails."""
+        request_priority.set(OPTIONS)  # the scan serves fresh data: ahead of catch-up and snapshots
+        trail = options.trail(self.s.options_every)
+        async with await connect_async(self.dsn, application_name=APPLICATION) as conn:  # its own transactions
+            scans = [
+                await trades.scan(conn, self.client, currency, ["option"], self.origin, now, trail)
+                for currency in self.s.currencies
+            ]
+            traded = sorted({name for scan in scans for name in scan.names})
+            planned = await plan.plan_options(control, now, self.origin, traded, trail)
+            for scan in scans:  # the watermark moves only once the candles of what it read are planned
+                await trades.commit(conn, scan)
         for name in planned.keys:
             self.options_seen[name] = now
-        self.options_seen = {k: t for k, t in self.options_seen.items() if t > now - 2 * settle}
+        self.options_seen = {k: t for k, t in self.options_seen.items() if t > now - 2 * trail}
         self._keys("options", sorted(self.options_seen))
+        await self._trade_tasks(control)
+
+    async def _store_trades(self, control: AsyncConnection, now: datetime) -> None:
+        """Store each currency's future and/or perpetual trades since their watermarks (one scan serves both)."""
+        request_priority.set(OPTIONS)  # fresh data: ahead of catch-up and snapshots
+        kinds: list[str] = [k for k in ("future", "perpetual") if k in self.s.kinds]
+        async with await connect_async(self.dsn, application_name=APPLICATION) as conn:  # its own transactions
+            for currency in self.s.currencies:
+                await trades.commit(conn, await trades.scan(conn, self.client, currency, kinds, self.origin, now))
+        await self._trade_tasks(control)
+
+    async def _trade_tasks(self, control: AsyncConnection) -> None:
+        """The trades tasks the scans left to the by-instrument route (and failed ones, again) are claimable."""
+        await plan.retry_failed(control, "trades")
+        self._keys("trades", await trades.open_keys(control))
 
     async def _plan_series(self, control: AsyncConnection, dataset: str, now: datetime, full: bool) -> None:
         """DVOL of each currency every minute; delivery prices of each index daily."""

@@ -87,15 +87,18 @@ async def plan_candles(
     return out
 
 
-async def plan_options(conn: AsyncConnection, now: datetime, origin: datetime, names: list[str]) -> Planned:
-    """Candles of the options that traded; the newest part at the options' priority, anything older as catch-up."""
+async def plan_options(
+    conn: AsyncConnection, now: datetime, origin: datetime, names: list[str], trail: timedelta
+) -> Planned:
+    """Candles of the options that traded, each from `trail` before its watermark (collect/options.py); that part
+    at the options' priority, anything older as catch-up."""
     out = Planned()
     if not names:
         return out
     cur = await conn.execute(
-        "SELECT * FROM deribit_ts.collector_option_wants(%s, %s, %s, %s)", (now, origin, names, candles.DATASET.settle)
+        "SELECT * FROM deribit_ts.collector_option_wants(%s, %s, %s, %s)", (now, origin, names, trail)
     )
-    fresh_from = now.replace(second=0, microsecond=0) - FRESH_SPAN
+    fresh_from = now.replace(second=0, microsecond=0) - trail
     for name, start, end in await cur.fetchall():
         out.keys.append(name)
         out.new_tasks += await _plan_split(

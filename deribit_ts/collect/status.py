@@ -28,6 +28,12 @@ DEFAULT_MAX_LAG = {
     "delivery": 93600.0,  # daily at 08:00 UTC: a day and two hours
     "option_snapshots": 900.0,
     "option_greeks": 7200.0,
+    # The trade tape: the lag counts from the end of the newest scan (or the oldest trades task still filling a gap
+    # beyond the by-currency route's reach). Futures and perpetuals are scanned every minute (trades stored within 2
+    # minutes), options with their scan every 2 minutes.
+    "trades.perpetual": 150.0,
+    "trades.future": 150.0,
+    "trades.option": 300.0,
 }
 DEFAULT_MAX_LAG_OTHER = 900.0  # datasets added later (snapshots, DVOL, ...) unless set
 DEFAULT_MAX_HEARTBEAT_AGE = 60.0
@@ -39,6 +45,9 @@ _JOB_OF = {
     "candles.future": "candles",
     "candles.option": "options",
     "instruments": "catalogue",
+    "trades.perpetual": "trades",
+    "trades.future": "trades",
+    "trades.option": "options",
 }
 
 

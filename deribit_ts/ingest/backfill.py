@@ -332,7 +332,7 @@ async def _session(dsn: str, api_url: str, history_url: str | None):
     async with (
         control,
         DeribitClient(api_url, limiter=CreditLimiter.from_env(), max_retries=retries) as client,
-        _history_client(api_url, history_url, retries, client) as history,
+        history_client(api_url, history_url, retries, client) as history,
     ):
         await tasks.recover_dead_local_workers(control)
         yield control, client, history
@@ -385,7 +385,7 @@ def _closed(summary: dict, run: RunLog, catalogued: int, client: DeribitClient) 
 
 
 @contextlib.asynccontextmanager
-async def _history_client(api_url: str, history_url: str | None, retries: int, client: DeribitClient):
+async def history_client(api_url: str, history_url: str | None, retries: int, client: DeribitClient):
     """The history host's client: the API's own when both are one server (one rate limit), else a second one with
     its own limiter (another host counts its own credits)."""
     if history_url is None or history_url.rstrip("/") == api_url.rstrip("/"):

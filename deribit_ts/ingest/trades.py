@@ -164,8 +164,8 @@ def parse_trade(trade: object, instrument: str) -> tuple:
     )
 
 
-def parse_page(reply: object, instrument: str) -> tuple[list[tuple], bool]:
-    """(rows, has_more) of one reply."""
+def _page(reply: object) -> tuple[list, bool]:
+    """(trades, has_more) of one reply, checked for shape and size."""
     if not isinstance(reply, dict) or not isinstance(reply.get("trades"), list):
         raise BadTrade("the reply has no list of trades")
     if len(reply["trades"]) > 10 * PAGE:  # bounded memory per reply, whatever the host accepts as count
@@ -173,7 +173,25 @@ def parse_page(reply: object, instrument: str) -> tuple[list[tuple], bool]:
     has_more = reply.get("has_more", False)
     if not isinstance(has_more, bool):
         raise BadTrade(f"has_more is {str(has_more)[:40]!r}, not true or false")
-    return [parse_trade(t, instrument) for t in reply["trades"]], has_more
+    return reply["trades"], has_more
+
+
+def parse_page(reply: object, instrument: str) -> tuple[list[tuple], bool]:
+    """(rows, has_more) of one reply."""
+    trades, has_more = _page(reply)
+    return [parse_trade(t, instrument) for t in trades], has_more
+
+
+def parse_any_page(reply: object) -> tuple[list[tuple[str, tuple]], bool]:
+    """((instrument, row) of each trade, has_more) of a by-currency reply, whose trades are of many instruments."""
+    trades, has_more = _page(reply)
+    return [parse_any(t) for t in trades], has_more
+
+
+def parse_any(trade: object) -> tuple[str, tuple]:
+    """(instrument, row) of a trade of a by-currency reply."""
+    name = (_text(trade, "instrument_name", required=True) if isinstance(trade, dict) else None) or ""
+    return name, parse_trade(trade, name)
 
 
 async def fetch_trades(client: DeribitClient, instrument: str, start_ms: int, end_ms: int) -> list[tuple]:
@@ -266,24 +284,45 @@ class Trades(RangedDataset):
                 await copy_rows(conn, TRADES, fresh)
             inserted = len(fresh)
         except psycopg.errors.UniqueViolation:
-            inserted = await _insert_missing(conn, fresh)
+            inserted = len(await _insert_missing(conn, fresh))
         if is_option(window.key):  # the daily smile and flow read the option tape's daily sums
             await conn.execute("SELECT deribit_ts.refresh_trade_days(%s, %s, %s)", (window.key, lo, hi))
         return LoadResult(inserted=inserted)
 
 
-async def _insert_missing(conn: AsyncConnection, rows: list[tuple]) -> int:
-    """Insert the rows whose key is not stored yet (through a session's staging table); how many were new."""
+async def _insert_missing(conn: AsyncConnection, rows: list[tuple]) -> list[tuple[str, datetime]]:
+    """Insert the rows whose key is not stored yet (through a session's staging table); (instrument, ts) of each
+    new one."""
     await conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS staging_trades (LIKE deribit.trades INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
     await copy_rows(conn, TRADES, rows, into=TRADES.staging)
     cur = await conn.execute(
-        "INSERT INTO deribit.trades SELECT * FROM staging_trades ON CONFLICT (instrument_name, ts, trade_id) DO NOTHING"
+        """INSERT INTO deribit.trades SELECT * FROM staging_trades
+           ON CONFLICT (instrument_name, ts, trade_id) DO NOTHING RETURNING instrument_name, ts"""
     )
-    inserted = cur.rowcount
+    new = await cur.fetchall()
     await conn.execute("TRUNCATE staging_trades")
-    return inserted
+    return new
+
+
+async def store_new(conn: AsyncConnection, trades: list[tuple[str, tuple]]) -> int:
+    """Store the trades (instrument, row) not stored yet, in the caller's transaction, and recompute the daily sums
+    of the options that got new ones (deribit_ts.trade_days, what the daily smile and flow read); how many were
+    new. A stored trade is left as it is (a trade never changes once made): storing a page twice writes nothing."""
+    if not trades:
+        return 0
+    new = await _insert_missing(conn, [(name, datetime.fromtimestamp(r[0] / 1000, UTC), *r[1:]) for name, r in trades])
+    spans: dict[str, tuple[datetime, datetime]] = {}
+    for name, ts in new:
+        lo, hi = spans.get(name, (ts, ts))
+        spans[name] = (min(lo, ts), max(hi, ts))
+    for name, (lo, hi) in sorted(spans.items()):
+        if is_option(name):
+            await conn.execute(
+                "SELECT deribit_ts.refresh_trade_days(%s, %s, %s)", (name, lo, hi + timedelta(milliseconds=1))
+            )
+    return len(new)
 
 
 # Options trade a few times a day: a week a window keeps it near one request per option-week. Futures trade every
