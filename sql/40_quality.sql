@@ -295,11 +295,15 @@ FROM deribit_ts.candle_trades_mismatch m;
 -- written after the last refresh too. What a refresh judges again:
 --   * the tail: every candle from a day before the previous refresh's bound (a candle judged then may have had no
 --     next close yet) up to the new bound, the start of the current minute (the forming minute stays on read);
---   * every window of candles or trades a coverage record says was fetched since the previous refresh began (a
---     late window, a re-load of old history, trades fetched for old candles), widened by a day each side: the spike rule looks back a day and a candle's close is judged
---     by the next one, so a changed candle changes the judgement of its neighbours.
--- Candles written by hand (without a coverage record) before the bound, or an instrument's changed listing, tick
--- or expiry, are judged again by `deribit-ts refresh --full`, which judges every candle.
+--   * every older day whose aggregate changed: the day's candles_1d row (count, open, high, low, close, volume,
+--     cost) and its trade count and volume (trade_days), against what deribit_ts.sanity_days kept when it was
+--     judged (migration 0045). So a late window, a re-load of old history, candles written by hand or trades
+--     fetched for old candles are judged again, whoever wrote them, on either edition, and the candles of unchanged
+--     days are never read. A changed day is judged with its neighbours: the spike rule looks back a day and a
+--     candle's close is judged by the next one.
+-- A change that leaves a day's whole aggregate as it was (a candle's inner values changed, the day's extremes,
+-- sums and count kept), or an instrument's changed listing, tick or expiry, is judged again by
+-- `deribit-ts refresh --full`, which judges every candle.
 
 -- The bound: candles before it are in deribit_ts.sanity_found. STABLE, so TimescaleDB excludes the older chunks
 -- when the view's query starts (not per row).
@@ -307,6 +311,17 @@ CREATE OR REPLACE FUNCTION deribit_ts.sanity_checked_until()
 RETURNS timestamptz
 LANGUAGE sql STABLE AS $$
     SELECT coalesce((SELECT s.checked_until FROM deribit_ts.sanity_state s), '-infinity'::timestamptz)
+$$;
+
+-- Each instrument-day's aggregate as the findings would be judged on now (days before p_bound).
+CREATE OR REPLACE FUNCTION deribit_ts.sanity_day_signatures(p_bound timestamptz)
+RETURNS SETOF deribit_ts.sanity_days
+STABLE LANGUAGE sql AS $$
+    SELECT d.instrument_id, d.ts, d.candles, d.open, d.high, d.low, d.close, d.volume, d.cost, t.trades, t.volume
+      FROM deribit.candles_1d d
+      JOIN deribit.instruments i ON i.id = d.instrument_id
+      LEFT JOIN deribit_ts.trade_days t ON t.instrument_name = i.instrument_name AND t.day = (d.ts AT TIME ZONE 'UTC')::date
+     WHERE d.ts < p_bound
 $$;
 
 CREATE OR REPLACE FUNCTION deribit_ts.refresh_sanity(p_full boolean DEFAULT false)
@@ -319,6 +334,7 @@ DECLARE
     tail_from timestamptz;
     span record;
     spans integer := 0;
+    days integer := 0;
     stored bigint := 0;
     n bigint;
     insert_sql constant text := 'INSERT INTO deribit_ts.sanity_found (instrument_id, ts, rule, detail)
@@ -329,27 +345,38 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('deribit_ts.refresh_sanity'));
     SELECT * INTO state FROM deribit_ts.sanity_state;
     IF p_full OR state IS NULL THEN
-        TRUNCATE deribit_ts.sanity_found;
+        TRUNCATE deribit_ts.sanity_found, deribit_ts.sanity_days;
         EXECUTE format(insert_sql, '-infinity'::timestamptz, bound);
         GET DIAGNOSTICS stored = ROW_COUNT;
+        INSERT INTO deribit_ts.sanity_days SELECT * FROM deribit_ts.sanity_day_signatures(bound);
+        GET DIAGNOSTICS days = ROW_COUNT;
     ELSE
         tail_from := least(state.checked_until, bound) - interval '1 day';
-        -- windows fetched since the previous refresh began (an hour's margin for a writer whose transaction began
-        -- before it and committed after), older than the tail, merged per instrument
+        CREATE TEMP TABLE IF NOT EXISTS sanity_changed_days (LIKE deribit_ts.sanity_days) ON COMMIT DROP;
+        -- the days whose aggregate differs from the one judged (new, changed or gone)
+        INSERT INTO sanity_changed_days
+        SELECT coalesce(now_d.instrument_id, kept.instrument_id), coalesce(now_d.day, kept.day), now_d.candles,
+               now_d.open, now_d.high, now_d.low, now_d.close, now_d.volume, now_d.cost, now_d.trades,
+               now_d.trade_volume
+          FROM deribit_ts.sanity_day_signatures(bound) now_d
+          FULL JOIN deribit_ts.sanity_days kept ON kept.instrument_id = now_d.instrument_id AND kept.day = now_d.day
+         WHERE (now_d.candles, now_d.open, now_d.high, now_d.low, now_d.close, now_d.volume, now_d.cost,
+                now_d.trades, now_d.trade_volume)
+               IS DISTINCT FROM (kept.candles, kept.open, kept.high, kept.low, kept.close, kept.volume, kept.cost,
+                                 kept.trades, kept.trade_volume);
+        GET DIAGNOSTICS days = ROW_COUNT;
+        -- judged again with a day each side, older than the tail (which is judged whole below), merged per instrument
         FOR span IN
-            SELECT i.id, w.span
-              FROM (SELECT c.key, range_agg(tstzrange(lower(c.fetched) - interval '1 day',
-                                                      upper(c.fetched) + interval '1 day 1 minute')) AS spans
-                      FROM deribit_ts.coverage c
-                     WHERE c.dataset IN ('candles', 'trades') AND c.fetched_at >= state.refreshed_at - interval '1 hour'
-                       AND lower(c.fetched) - interval '1 day' < tail_from
-                     GROUP BY c.key) t
-              JOIN deribit.instruments i ON i.instrument_name = t.key
-             CROSS JOIN LATERAL unnest(t.spans * tstzmultirange(tstzrange(NULL, tail_from))) AS w (span)
+            SELECT c.instrument_id, w.span
+              FROM (SELECT instrument_id,
+                           range_agg(tstzrange(day - interval '1 day', day + interval '2 days')) AS spans
+                      FROM sanity_changed_days WHERE day - interval '1 day' < tail_from GROUP BY instrument_id) c
+             CROSS JOIN LATERAL unnest(c.spans * tstzmultirange(tstzrange(NULL, tail_from))) AS w (span)
         LOOP
             EXECUTE format('DELETE FROM deribit_ts.sanity_found WHERE instrument_id = %s AND ts >= %L AND ts < %L',
-                           span.id, lower(span.span), upper(span.span));
-            EXECUTE format(insert_sql || ' AND instrument_id = %s', lower(span.span), upper(span.span), span.id);
+                           span.instrument_id, lower(span.span), upper(span.span));
+            EXECUTE format(insert_sql || ' AND instrument_id = %s', lower(span.span), upper(span.span),
+                           span.instrument_id);
             GET DIAGNOSTICS n = ROW_COUNT;
             stored := stored + n;
             spans := spans + 1;
@@ -358,12 +385,16 @@ BEGIN
         EXECUTE format(insert_sql, tail_from, bound);
         GET DIAGNOSTICS n = ROW_COUNT;
         stored := stored + n;
+        DELETE FROM deribit_ts.sanity_days k USING sanity_changed_days c
+         WHERE k.instrument_id = c.instrument_id AND k.day = c.day;
+        INSERT INTO deribit_ts.sanity_days SELECT * FROM sanity_changed_days WHERE candles IS NOT NULL;
+        DROP TABLE sanity_changed_days;
     END IF;
     INSERT INTO deribit_ts.sanity_state (singleton, checked_until, refreshed_at) VALUES (true, bound, now())
         ON CONFLICT (singleton) DO UPDATE SET checked_until = excluded.checked_until,
                                               refreshed_at = excluded.refreshed_at;
     RETURN jsonb_build_object('full', p_full OR state IS NULL, 'checked_until', bound, 'tail_from', tail_from,
-                              'windows', spans, 'violations_stored', stored,
+                              'days_changed', days, 'spans', spans, 'violations_stored', stored,
                               'seconds', round(extract(epoch FROM clock_timestamp() - started)::numeric, 3));
 END;
 $$;

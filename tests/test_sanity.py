@@ -87,25 +87,20 @@ def test_an_option_is_judged_against_its_own_price_not_its_thin_trading(new_db):
     assert details[T0 + 300 * M].startswith("low 0.0285 is 0.0015")
 
 
-def record(conn, key: str, a: datetime, b: datetime) -> None:
-    """A coverage record, as the loader writes one with every window."""
-    conn.execute("""SELECT deribit_ts.record_coverage('candles', %s, tstzrange(%s, %s), 0, %s, NULL)""", (key, a, b, b))
-
-
 FOUND = "SELECT instrument_id, ts, rule, detail FROM deribit_ts.sanity_found WHERE ts < %s ORDER BY 1, 2, 3"
 
 
 def test_findings_kept_after_a_late_window_and_a_reload_equal_a_full_recompute(new_db):
     """Two days of a future's minutes with a planted wick; a refresh stores the findings. Then a re-load of the
     first day replaces the wick with the true candle but plants a low two hours before it, a late window of day two
-    plants a wick there, and a candle of the current minute is written (newer than the refresh: judged on read).
-    The next refresh's incremental findings are the planted rows, as a full recompute's are."""
+    plants a wick there (both written by hand: no coverage record says so), and a candle of the current minute is
+    written (newer than the refresh: judged on read). The next refresh judges the changed days again: its
+    incremental findings are the planted rows, as a full recompute's are."""
     with psycopg.connect(new_db, autocommit=True) as conn:
         fut = add_instrument(conn, "TST-FUT", created=T0, expiry=None)
         rows = [candle(T0 + m * M, 100.0 + (m % 7) * 0.01) for m in range(2 * 1440)]
         rows[600] = (T0 + 600 * M, 100.0, 112.0, 99.7, 100.0, 1.0, 100.0)
         add_candles(conn, fut, rows)
-        record(conn, "TST-FUT", T0, T0 + 2 * D)
         conn.execute("SELECT deribit_ts.refresh_sanity()")
         first = conn.execute(ROWS, ("TST-FUT",)).fetchall()
 
@@ -116,11 +111,9 @@ def test_findings_kept_after_a_late_window_and_a_reload_equal_a_full_recompute(n
         conn.execute(
             "UPDATE deribit.candles_1m SET low = 88.0 WHERE instrument_id = %s AND ts = %s", (fut, T0 + 480 * M)
         )
-        record(conn, "TST-FUT", T0, T0 + D)
         conn.execute(
             "UPDATE deribit.candles_1m SET high = 113.0 WHERE instrument_id = %s AND ts = %s", (fut, T0 + D + 30 * M)
         )
-        record(conn, "TST-FUT", T0 + D, T0 + D + 60 * M)
         now = conn.execute("SELECT date_trunc('minute', now())").fetchone()[0]
         add_candles(conn, fut, [(now, 100.0, 1e308, 99.7, 100.0, 1.0, 100.0)])
         stale = conn.execute(ROWS, ("TST-FUT",)).fetchall()
@@ -131,10 +124,12 @@ def test_findings_kept_after_a_late_window_and_a_reload_equal_a_full_recompute(n
         full = conn.execute(ROWS, ("TST-FUT",)).fetchall()
         recomputed = conn.execute(FOUND, (now,)).fetchall()
     assert first == [("TST-FUT", T0 + 600 * M, "spike")]
-    # before the refresh, what the last one stored (the windows fetched since are judged by the next), and the
-    # current minute judged on read
+    # before the refresh, what the last one stored (the changed days are judged by the next), and the current
+    # minute judged on read
     assert stale == [("TST-FUT", T0 + 600 * M, "spike"), ("TST-FUT", now, "absurd_value")]
-    assert summary["windows"] == 1 and not summary["full"]  # the two windows, widened, merge into one span
+    # days one and two changed, each judged with a day either side: one span; today's day is new, and its day
+    # before (older than the tail) is judged again too: a second span
+    assert (summary["days_changed"], summary["spans"], summary["full"]) == (3, 2, False)
     assert incremental == [
         ("TST-FUT", T0 + 480 * M, "spike"),
         ("TST-FUT", T0 + D + 30 * M, "spike"),

@@ -38,8 +38,8 @@ def refresh(
     stderr). --full recomputes every day's realized variance too.
 
     Then the sanity findings (deribit.sanity_violations): the candles written since the last refresh, and the
-    windows fetched again since, are judged and what breaks a rule is stored. --full judges every candle again
-    (after candles were changed by hand, or an instrument's listing, tick or expiry).
+    older days whose candles or trades changed since, are judged and what breaks a rule is stored. --full judges
+    every candle again (after an instrument's listing, tick or expiry changed).
     """
     dsn_ = database_dsn(settings(ctx, dsn))
     summary = rollups.refresh(dsn_, full=full)
