@@ -23,3 +23,11 @@ def test_gap_report_and_sanity_read_compressed_chunks_alike(tsl_migrated) -> Non
     assert compressed
     assert gaps == GAP_ROWS
     assert sanity == SANITY_ROWS
+    # kept by the refresh (the daily continuous aggregate gives the days' aggregates): the same rows, stored
+    with psycopg.connect(tsl_migrated, autocommit=True) as conn:
+        first = conn.execute("SELECT deribit_ts.refresh_sanity()").fetchone()[0]
+        stored = conn.execute(SANITY).fetchall()
+        again = conn.execute("SELECT deribit_ts.refresh_sanity()").fetchone()[0]
+        days = conn.execute("SELECT count(*) FROM deribit_ts.sanity_days").fetchone()[0]
+    assert first["full"] and not again["full"] and again["days_changed"] == 0
+    assert stored == SANITY_ROWS and days > 0
