@@ -37,6 +37,7 @@ import psycopg
 from psycopg import sql
 
 from deribit_ts.db.connect import ServerInfo, connect, server_info
+from deribit_ts.db.queries import compose, query
 from deribit_ts.errors import UserError
 from deribit_ts.resources import migrations_dir, sql_dir
 
@@ -48,25 +49,6 @@ ADVISORY_LOCK_KEY = 0x6465726962697473  # "deribits"
 EDITIONS = ("apache", "timescale")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _DIRECTIVE = re.compile(r"^--\s*deribit-ts:\s*(.+?)\s*$")
-
-LEDGER_DDL = """
-CREATE SCHEMA IF NOT EXISTS deribit_ts;
-CREATE TABLE IF NOT EXISTS deribit_ts.schema_migrations (
-    version    integer PRIMARY KEY,
-    name       text NOT NULL,
-    sha256     text NOT NULL,
-    status     text NOT NULL CHECK (status IN ('applied', 'skipped')),
-    edition    text,
-    applied_at timestamptz NOT NULL DEFAULT now(),
-    duration   interval NOT NULL DEFAULT '0'
-);
-CREATE TABLE IF NOT EXISTS deribit_ts.schema_repeatables (
-    name       text PRIMARY KEY,
-    sha256     text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now(),
-    duration   interval NOT NULL DEFAULT '0'
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -193,18 +175,21 @@ def edition_of(info: ServerInfo) -> str:
     return "timescale" if info.edition == "timescale" else "apache"
 
 
+def create_ledger(conn: psycopg.Connection) -> None:
+    """The ledger's schema and tables, where they are missing."""
+    for part in ("ledger_schema", "ledger_migrations", "ledger_repeatables"):
+        conn.execute(query("migrate", part))
+
+
 def _ledger(conn: psycopg.Connection) -> tuple[dict[int, tuple[str, str, str]], dict[str, str]]:
     """Applied/skipped migrations {version: (name, sha256, status)} and repeatables {name: sha256}."""
-    exists = conn.execute("SELECT to_regclass('deribit_ts.schema_migrations') IS NOT NULL").fetchone()
+    exists = conn.execute(query("migrate", "ledger_exists")).fetchone()
     if not exists or not exists[0]:
         return {}, {}
     migrations = {
-        v: (name, sha, status)
-        for v, name, sha, status in conn.execute(
-            "SELECT version, name, sha256, status FROM deribit_ts.schema_migrations"
-        )
+        v: (name, sha, status) for v, name, sha, status in conn.execute(query("migrate", "applied_migrations"))
     }
-    repeatables = dict(conn.execute("SELECT name, sha256 FROM deribit_ts.schema_repeatables").fetchall())
+    repeatables = dict(conn.execute(query("migrate", "applied_repeatables")).fetchall())
     return migrations, repeatables
 
 
@@ -288,67 +273,31 @@ def _refused(f: SqlFile, why: str) -> str:
     )
 
 
-# Users' views and materialized views built on deribit-ts' relations or functions, at any depth (a view on a view
-# on deribit.ohlcv_1m counts). A file that would drop one (a released migration's DROP ... CASCADE, say) is
-# refused and rolled back.
-_USER_OBJECTS = r"""
-WITH RECURSIVE ours AS (
-    SELECT c.oid, 'pg_class'::regclass AS catalog FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname IN ('deribit', 'deribit_ts')
-    UNION ALL
-    SELECT p.oid, 'pg_proc'::regclass FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-     WHERE n.nspname IN ('deribit', 'deribit_ts')
-), built_on (oid) AS (
-    SELECT r.ev_class FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
-      JOIN ours o ON o.oid = d.refobjid AND o.catalog = d.refclassid
-     WHERE d.classid = 'pg_rewrite'::regclass
-    UNION
-    SELECT r.ev_class FROM built_on b
-      JOIN pg_depend d ON d.refobjid = b.oid AND d.refclassid = 'pg_class'::regclass
-                      AND d.classid = 'pg_rewrite'::regclass
-      JOIN pg_rewrite r ON r.oid = d.objid
-)
-SELECT format('%s %I.%I', CASE c.relkind WHEN 'm' THEN 'materialized view' ELSE 'view' END, n.nspname, c.relname)
-  FROM built_on b JOIN pg_class c ON c.oid = b.oid JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE n.nspname NOT IN ('deribit', 'deribit_ts', 'pg_catalog', 'information_schema')
-   AND n.nspname NOT LIKE '\_timescaledb%' AND n.nspname NOT LIKE 'timescaledb\_%'
-"""
-
-
 @contextmanager
 def _users_objects_kept(conn: psycopg.Connection, f: SqlFile) -> Iterator[None]:
     """Inside a file's transaction: refuse (and so roll back) the file when it dropped a user's object."""
-    before = {name for (name,) in conn.execute(_USER_OBJECTS)}
+    before = {name for (name,) in conn.execute(query("migrate", "user_objects"))}
     yield
-    lost = sorted(before - {name for (name,) in conn.execute(_USER_OBJECTS)})
+    lost = sorted(before - {name for (name,) in conn.execute(query("migrate", "user_objects"))})
     if lost:
         raise UserError(_refused(f, f"would drop objects of yours built on deribit-ts' ({_listed(lost)})"))
 
 
-# Privileges granted on deribit's relations, with the relation's oid: a relation a migration drops and creates
-# again (a released one re-creates the rollups when a server gains the Community license) gets them back.
-_GRANTS = """
-SELECT c.oid, c.relname, r.rolname, a.privilege_type, a.is_grantable
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- CROSS JOIN LATERAL aclexplode(c.relacl) a
-  LEFT JOIN pg_roles r ON r.oid = a.grantee
- WHERE n.nspname = 'deribit' AND a.grantee <> c.relowner
-"""
-
-
 def _restore_grants(conn: psycopg.Connection, before: list[tuple]) -> int:
     """Grant again what a re-created relation of schema deribit lost; returns the privileges restored."""
-    now = {(name, grantee, privilege) for _, name, grantee, privilege, _ in conn.execute(_GRANTS)}
-    oids = dict(conn.execute("SELECT relname, oid FROM pg_class WHERE relnamespace = 'deribit'::regnamespace"))
+    now = {(name, grantee, privilege) for _, name, grantee, privilege, _ in conn.execute(query("migrate", "grants"))}
+    oids = dict(conn.execute(query("migrate", "relation_oids")))
     restored = 0
     for oid, name, grantee, privilege, grantable in before:
         if name in oids and oids[name] != oid and (name, grantee, privilege) not in now:
             conn.execute(
-                sql.SQL("GRANT {} ON {} TO {}{}").format(
-                    sql.SQL(privilege),  # a keyword from aclexplode: SELECT, INSERT, ...
-                    sql.Identifier("deribit", name),
-                    sql.Identifier(grantee) if grantee is not None else sql.SQL("PUBLIC"),  # NULL role: PUBLIC
-                    sql.SQL(" WITH GRANT OPTION" if grantable else ""),
+                compose(
+                    "migrate",
+                    "grant",
+                    privilege=sql.SQL(privilege),  # a keyword from aclexplode: SELECT, INSERT, ...
+                    relation=sql.Identifier("deribit", name),
+                    grantee=sql.Identifier(grantee) if grantee is not None else sql.SQL("PUBLIC"),  # NULL: PUBLIC
+                    grant_option=sql.SQL(" WITH GRANT OPTION" if grantable else ""),
                 )
             )
             restored += 1
@@ -369,25 +318,22 @@ def _restore_grants_after(conn: psycopg.Connection, grants: list[tuple]) -> None
 def _record(conn: psycopg.Connection, step: Step, edition: str, seconds: float) -> None:
     f = step.file
     if f.version is None:
-        conn.execute(
-            """INSERT INTO deribit_ts.schema_repeatables (name, sha256, applied_at, duration)
-               VALUES (%s, %s, now(), make_interval(secs => %s))
-               ON CONFLICT (name) DO UPDATE SET sha256 = EXCLUDED.sha256, applied_at = now(),
-                                                duration = EXCLUDED.duration""",
-            (f.name, f.sha256, seconds),
-        )
+        conn.execute(query("migrate", "record_repeatable"), {"name": f.name, "sha256": f.sha256, "seconds": seconds})
         return
     if step.action == "apply":
         # The repeatable files run after the migrations; should they fail (or be refused), this mark makes the
         # next run apply them again even though none of them changed.
-        conn.execute("UPDATE deribit_ts.schema_repeatables SET sha256 = 'stale: a migration ran since'")
+        conn.execute(query("migrate", "repeatables_stale"))
     conn.execute(
-        """INSERT INTO deribit_ts.schema_migrations (version, name, sha256, status, edition, applied_at, duration)
-           VALUES (%s, %s, %s, %s, %s, now(), make_interval(secs => %s))
-           ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, sha256 = EXCLUDED.sha256,
-               status = EXCLUDED.status, edition = EXCLUDED.edition, applied_at = now(),
-               duration = EXCLUDED.duration""",
-        (f.version, f.name, f.sha256, "skipped" if step.action == "skip" else "applied", edition, seconds),
+        query("migrate", "record_migration"),
+        {
+            "version": f.version,
+            "name": f.name,
+            "sha256": f.sha256,
+            "status": "skipped" if step.action == "skip" else "applied",
+            "edition": edition,
+            "seconds": seconds,
+        },
     )
 
 
@@ -432,7 +378,7 @@ def _apply_repeatables(
 
 
 def _ensure_timescaledb_available(conn: psycopg.Connection) -> None:
-    row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
+    row = conn.execute(query("migrate", "timescaledb_available")).fetchone()
     if row is None:
         raise UserError(
             "this PostgreSQL server has no timescaledb extension: use a TimescaleDB server "
@@ -455,14 +401,14 @@ def apply_all(
         _ensure_timescaledb_available(conn)
         if dry_run:
             return plan(conn, edition_of(server_info(conn)), migrations, repeatables)
-        conn.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
+        conn.execute(query("migrate", "lock"), {"key": ADVISORY_LOCK_KEY})
         try:
             with conn.transaction():
-                conn.execute(LEDGER_DDL)
+                create_ledger(conn)
             # Planned under the lock: a concurrent run that held it has already applied its steps.
             edition = edition_of(server_info(conn))
             steps = plan(conn, edition, migrations, repeatables)
-            grants = conn.execute(_GRANTS).fetchall() if steps else []
+            grants = conn.execute(query("migrate", "grants")).fetchall() if steps else []
             try:
                 for step in steps:
                     if step.action != "reapply":
@@ -475,7 +421,7 @@ def apply_all(
                 _restore_grants_after(conn, grants)
             return steps
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+            conn.execute(query("migrate", "unlock"), {"key": ADVISORY_LOCK_KEY})
 
 
 def migration_state(

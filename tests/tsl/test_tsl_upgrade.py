@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from deribit_ts.db.migrate import LEDGER_DDL, apply_all, load_migrations, load_repeatables, plan, split_statements
+from deribit_ts.db.migrate import apply_all, create_ledger, load_migrations, load_repeatables, plan, split_statements
 from deribit_ts.ingest.rollups import refresh_after_run
 
 pytestmark = pytest.mark.tsl
@@ -30,7 +30,7 @@ ALL_ROLLUPS = ["deribit.candles_5m", "deribit.candles_15m", "deribit.candles_1h"
 
 def migrate_as_apache(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(LEDGER_DDL)
+        create_ledger(conn)
         for step in plan(conn, "apache", load_migrations(), load_repeatables()):
             assert step.file.transactional  # every file of the Apache plan runs in one transaction
             with conn.transaction():
