@@ -37,6 +37,8 @@ from psycopg import sql
 from sqlglot import exp
 
 from deribit_ts.db.connect import connect
+from deribit_ts.db.queries import compose
+from deribit_ts.db.queries import query as named
 from deribit_ts.errors import UsageError
 from deribit_ts.validate import shown
 
@@ -157,16 +159,13 @@ def check_where(text: str) -> str:
 
 
 def public_relations(conn: psycopg.Connection) -> set[str]:
-    rows = conn.execute(
-        """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname = 'deribit' AND c.relkind IN ('v', 'm', 'r', 'p', 'f')"""
-    ).fetchall()
+    rows = conn.execute(named("export", "public_relations")).fetchall()
     return {r[0] for r in rows}
 
 
 def _time_column(conn: psycopg.Connection, query: str) -> str:
     """The column --since/--until bound: `ts`, else `day`."""
-    cur = conn.execute(sql.SQL("SELECT * FROM ({}) q LIMIT 0").format(sql.SQL(query)))
+    cur = conn.execute(compose("export", "columns", query=sql.SQL(query)))
     names = [c.name for c in cur.description or []]
     for candidate in ("ts", "day"):
         if candidate in names:
@@ -191,27 +190,28 @@ def build_query(
         name = view.strip().lower().removeprefix("deribit.")
         if name not in public:
             raise UsageError(f"{shown(view)} is not a view of schema deribit (`\\dv deribit.*` in psql lists them)")
-        base = sql.SQL("SELECT * FROM {}").format(sql.Identifier("deribit", name)).as_string(conn)
+        base = compose("export", "view", view=sql.Identifier("deribit", name)).as_string(conn)
     else:
         base = check_select(query, public)
-    conditions = []
+    conditions: list[sql.Composable] = []
     if where is not None:
-        conditions.append(f"({check_where(where)})")
+        conditions.append(sql.SQL("({})").format(sql.SQL(check_where(where))))
     if since is not None or until is not None:
-        column = sql.Identifier(_time_column(conn, base)).as_string(conn)
+        column = sql.Identifier(_time_column(conn, base))
         if since is not None:
-            conditions.append(f"q.{column} >= {sql.Literal(since).as_string(conn)}")
+            conditions.append(sql.SQL("q.{} >= {}").format(column, sql.Literal(since)))
         if until is not None:
-            conditions.append(f"q.{column} < {sql.Literal(until).as_string(conn)}")
+            conditions.append(sql.SQL("q.{} < {}").format(column, sql.Literal(until)))
     if not conditions:
         return base
-    return f"SELECT * FROM ({base}) q WHERE " + " AND ".join(conditions)
+    return compose("export", "bounded", query=sql.SQL(base), conditions=sql.SQL(" AND ").join(conditions)).as_string(
+        conn
+    )
 
 
 def _read_only(conn: psycopg.Connection) -> None:
-    conn.execute("SET TRANSACTION READ ONLY")
-    # Times in UTC whatever the server's default, so every format writes the same instants.
-    conn.execute("SET LOCAL TimeZone = 'UTC'")
+    conn.execute(named("export", "read_only"))
+    conn.execute(named("export", "utc"))  # the same instants in every format, whatever the server's time zone
 
 
 def _batches(conn: psycopg.Connection, query: str) -> Iterator[tuple[list, list[tuple]]]:
@@ -231,7 +231,7 @@ def _batches(conn: psycopg.Connection, query: str) -> Iterator[tuple[list, list[
 
 def _write_csv(conn: psycopg.Connection, query: str, path: Path) -> int:
     with conn.cursor() as cur, open(path, "wb") as out:
-        with cur.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)") as stream:
+        with cur.copy(compose("export", "csv", query=sql.SQL(query))) as stream:
             for chunk in stream:
                 out.write(chunk)
         return cur.rowcount

@@ -40,38 +40,12 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from deribit_ts.config import mask_password
 from deribit_ts.db.connect import connect, server_info
+from deribit_ts.db.queries import compose, query
 from deribit_ts.errors import UserError
 
 SCHEMAS = ("deribit", "deribit_ts")
 MANIFEST_FORMAT = 1
 _NAME = re.compile(r"^deribit-(\d{8}T\d{6}(?:\.\d+)?Z)\.dump$")
-
-# The row text the checksums hash must not depend on session settings the two ends may differ in.
-_STABLE_TEXT = (
-    "SET TIME ZONE 'UTC'",
-    "SET DateStyle = 'ISO, MDY'",
-    "SET IntervalStyle = 'postgres'",
-    "SET extra_float_digits = 1",
-    "SET bytea_output = 'hex'",
-)
-
-# Tables (plain, partitioned, hypertables) and materialized views of our schemas. A hypertable is queried
-# through its root, which reads every chunk.
-_TABLES = """
-SELECT n.nspname, c.relname
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = ANY(%s) AND c.relkind IN ('r', 'p', 'm') AND NOT c.relispartition
-ORDER BY 1, 2
-"""
-
-# Order-independent and streaming (no giant string_agg): the sum of each row's md5 as two 64-bit halves,
-# hashed once more. Equal multisets of rows give equal checksums; the row count rules out pairs cancelling.
-_CHECKSUM = """
-SELECT count(*),
-       md5(coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint::numeric), 0)::text || ':' ||
-           coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint::numeric), 0)::text)
-FROM (SELECT md5(t::text) AS h FROM {} AS t) AS rows
-"""
 
 
 @dataclass(frozen=True)
@@ -88,12 +62,10 @@ class BackupResult:
 
 def table_checksums(conn: psycopg.Connection) -> dict[str, dict]:
     """{"schema.table": {"rows": n, "checksum": hex}} for every table of our schemas, as this session sees them."""
-    for statement in _STABLE_TEXT:
-        conn.execute(statement)
+    conn.execute(query("backup", "stable_text"))
     result = {}
-    for schema, table in conn.execute(_TABLES, (list(SCHEMAS),)).fetchall():
-        query = sql.SQL(_CHECKSUM).format(sql.Identifier(schema, table))
-        rows, checksum = conn.execute(query).fetchone()
+    for schema, table in conn.execute(query("backup", "tables"), {"schemas": list(SCHEMAS)}).fetchall():
+        rows, checksum = conn.execute(compose("backup", "checksum", table=sql.Identifier(schema, table))).fetchone()
         result[f"{schema}.{table}"] = {"rows": rows, "checksum": checksum}
     return result
 
@@ -163,7 +135,7 @@ def _tool_major(path: Path) -> int | None:
 
 
 def _server_major(conn: psycopg.Connection) -> int:
-    return int(conn.execute("SHOW server_version_num").fetchone()[0]) // 10000
+    return int(conn.execute(query("backup", "server_major")).fetchone()[0]) // 10000
 
 
 def _client_args(dsn: str) -> tuple[str, dict[str, str]]:
@@ -193,7 +165,7 @@ def backup(
     dump = to / f"deribit-{stamp}.dump"
     partial = dump.with_name(dump.name + ".partial")
     with connect(dsn) as conn:
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        conn.execute(query("backup", "snapshot_transaction"))
         info = server_info(conn)
         extension_schema = _extension_schema(conn)
         if info.timescaledb_version is None:
@@ -203,7 +175,7 @@ def backup(
             )
         pg_dump = pg_tool("pg_dump", _server_major(conn), bindirs or [])
         _private_directory(to)
-        snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+        snapshot = conn.execute(query("backup", "export_snapshot")).fetchone()[0]
         conninfo, env = _client_args(dsn)
         # pg_dump reads the very snapshot the manifest is computed in, while this transaction stays open.
         with subprocess.Popen(
@@ -322,7 +294,7 @@ def restore(dump: Path, dsn: str, *, bindirs: list[Path] | None = None) -> dict[
         schema = manifest.get("timescaledb_schema") or "public"
         contents = _contents_without_extension(pg_restore, dump, schema, env)
         _create_extension(conn, version, schema)
-        conn.execute(sql.SQL("SELECT {}.timescaledb_pre_restore()").format(sql.Identifier(schema)))
+        conn.execute(compose("backup", "pre_restore", schema=sql.Identifier(schema)))
         try:
             # --no-owner: the restoring role owns everything (the backup's roles may not exist here).
             result = subprocess.run(
@@ -340,7 +312,7 @@ def restore(dump: Path, dsn: str, *, bindirs: list[Path] | None = None) -> dict[
                 text=True,
             )
         finally:
-            conn.execute(sql.SQL("SELECT {}.timescaledb_post_restore()").format(sql.Identifier(schema)))
+            conn.execute(compose("backup", "post_restore", schema=sql.Identifier(schema)))
             contents.unlink(missing_ok=True)
         if result.returncode != 0:
             error = _tool_error(result, "pg_restore")
@@ -392,26 +364,7 @@ def _contents_without_extension(pg_restore: str, dump: Path, schema: str, env: d
 
 def _refuse_non_empty(conn: psycopg.Connection, dsn: str) -> None:
     """An empty database: no schema but public, nothing in public, no extension but plpgsql and timescaledb."""
-    row = conn.execute(
-        """
-        SELECT (SELECT count(*) FROM pg_namespace
-                WHERE nspname NOT IN ('public', 'information_schema') AND nspname NOT LIKE 'pg\\_%%'
-                  AND nspname NOT LIKE '\\_timescaledb%%' AND nspname NOT IN ('timescaledb_information',
-                      'timescaledb_experimental', 'toolkit_experimental')),
-               (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE n.nspname = 'public' AND NOT EXISTS (
-                    SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')),
-               (SELECT count(*) FROM _timescaledb_catalog.hypertable)
-        """
-        if _has_timescaledb(conn)
-        else """
-        SELECT (SELECT count(*) FROM pg_namespace
-                WHERE nspname NOT IN ('public', 'information_schema') AND nspname NOT LIKE 'pg\\_%%'),
-               (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE n.nspname = 'public'),
-               0
-        """
-    ).fetchone()
+    row = conn.execute(query("backup", "non_empty_timescale" if _has_timescaledb(conn) else "non_empty")).fetchone()
     if any(row):
         raise UserError(
             f"the target database {mask_password(dsn)} is not empty: restore into a new, empty "
@@ -420,20 +373,17 @@ def _refuse_non_empty(conn: psycopg.Connection, dsn: str) -> None:
 
 
 def _extension_schema(conn: psycopg.Connection) -> str | None:
-    row = conn.execute("""SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-                          WHERE e.extname = 'timescaledb'""").fetchone()
+    row = conn.execute(query("backup", "extension_schema")).fetchone()
     return row[0] if row else None
 
 
 def _has_timescaledb(conn: psycopg.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is not None
+    return conn.execute(query("backup", "has_timescaledb")).fetchone() is not None
 
 
 def _create_extension(conn: psycopg.Connection, version: str, schema: str) -> None:
     """TimescaleDB at the backup's version, in the schema it had there (objects refer to it by name)."""
-    installed = conn.execute("""SELECT e.extversion, n.nspname FROM pg_extension e
-                                JOIN pg_namespace n ON n.oid = e.extnamespace
-                                WHERE e.extname = 'timescaledb'""").fetchone()
+    installed = conn.execute(query("backup", "installed_timescaledb")).fetchone()
     if installed:
         if installed[0] != version:
             raise UserError(
@@ -446,21 +396,12 @@ def _create_extension(conn: psycopg.Connection, version: str, schema: str) -> No
                 f"{schema}: restore into a new database without the extension"
             )
         return
-    available = {
-        r[0]
-        for r in conn.execute(
-            "SELECT version FROM pg_available_extension_versions WHERE name = 'timescaledb'"
-        ).fetchall()
-    }
+    available = {r[0] for r in conn.execute(query("backup", "available_timescaledb")).fetchall()}
     if version not in available:
         offered = ", ".join(sorted(available)) or "none"
         raise UserError(
             f"the backup needs TimescaleDB {version}, the target server offers {offered}: restore on "
             f"a server with TimescaleDB {version} (then upgrade with ALTER EXTENSION if you like)"
         )
-    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-    conn.execute(
-        sql.SQL("CREATE EXTENSION timescaledb SCHEMA {} VERSION {}").format(
-            sql.Identifier(schema), sql.Literal(version)
-        )
-    )
+    conn.execute(compose("backup", "create_schema", schema=sql.Identifier(schema)))
+    conn.execute(compose("backup", "create_timescaledb", schema=sql.Identifier(schema), version=sql.Literal(version)))
