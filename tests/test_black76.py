@@ -277,7 +277,8 @@ def test_exact_limits(conn) -> None:
 def test_a_round_near_expiry_is_written_whole(db) -> None:
     """Greeks completed in SQL for options minutes and seconds from expiry, deep in the wings or without a vol:
     the round's one INSERT writes every row (once, one underflow rolled back the whole round)."""
-    from deribit_ts.ingest.snapshots import _STAGING_DDL, _WRITE, STAGING
+    from deribit_ts.db.queries import query
+    from deribit_ts.ingest.snapshots import STAGING, staging_ddl
 
     quote = datetime(2026, 3, 27, 7, 59, 59, tzinfo=UTC)
     expiry = datetime(2026, 3, 27, 8, tzinfo=UTC)
@@ -299,7 +300,7 @@ def test_a_round_near_expiry_is_written_whole(db) -> None:
                     (name, expiry, strike, kind),
                 ).fetchone()[0]
             )
-        conn.execute(_STAGING_DDL)
+        conn.execute(staging_ddl())
         values = {column: None for column in STAGING.columns}
         for instrument_id, (_, _, _, forward, iv, seconds) in zip(ids, rows, strict=True):
             row = {
@@ -315,7 +316,7 @@ def test_a_round_near_expiry_is_written_whole(db) -> None:
                 f"VALUES ({', '.join(['%s'] * len(STAGING.columns))})",
                 [row[c] for c in STAGING.columns],
             )
-        assert conn.execute(_WRITE, {"ts": quote}).rowcount == len(rows)
+        assert conn.execute(query("snapshots", "write"), {"ts": quote}).rowcount == len(rows)
         stored = conn.execute(
             """SELECT delta, gamma, greeks_source FROM deribit.option_ticker_snapshots
                 WHERE instrument_id = ANY (%s) ORDER BY instrument_id""",

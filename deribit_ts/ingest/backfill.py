@@ -22,6 +22,7 @@ from psycopg import AsyncConnection
 
 from deribit_ts.config import DEFAULT_MAX_RETRIES, env_int
 from deribit_ts.db.connect import connect_async
+from deribit_ts.db.queries import query
 from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.exchange.limiter import DEFAULT_BUCKET, CreditLimiter
 from deribit_ts.ingest import delivery, dvol, index, instruments, options, rollups, sanity, tasks, trades
@@ -64,20 +65,6 @@ FUNDING_PRIORITY = 1
 INDEX_PRIORITY = 2
 DVOL_PRIORITY = 3
 DELIVERY_PRIORITY = 4
-_INSTRUMENT_WANTS = """
-SELECT instrument_name,
-       greatest(date_trunc(%(unit)s, coalesce(creation_ts, %(default_start)s)), %(since)s) AS want_from,
-       least(coalesce(expiry, 'infinity'), %(until)s, %(horizon)s) AS want_until,
-       deribit_ts.candle_priority(is_perpetual, expiry, %(now)s) AS priority,
-       CASE WHEN NOT is_perpetual THEN expiry END AS due
-  FROM deribit.instruments
- WHERE base_currency = ANY(%(currencies)s)
-   AND ((%(perpetual)s AND kind = 'future' AND is_perpetual)
-        OR (%(future)s AND kind = 'future' AND NOT is_perpetual)
-        OR (%(option)s AND kind = 'option'))
-   AND (%(names)s::text[] IS NULL OR instrument_name = ANY(%(names)s))
- ORDER BY priority, due, instrument_name
-"""
 
 
 @dataclass
@@ -107,7 +94,7 @@ async def _wants(
     conn: AsyncConnection, req: BackfillRequest, kinds: list[str], unit: str, horizon: datetime, now: datetime
 ) -> list[tuple]:
     cur = await conn.execute(
-        _INSTRUMENT_WANTS,
+        query("backfill", "instrument_wants"),
         {
             "unit": unit,
             "default_start": datetime(2016, 1, 1, tzinfo=UTC),
@@ -405,11 +392,8 @@ async def run_resume(dsn: str, api_url: str, reporter: Reporter, workers: int, h
             RunLog(control, "backfill resume", {"workers": workers}, client) as run,
             allowance_shared(control, client.limiter),
         ):
-            cur = await control.execute(
-                """SELECT dataset, array_agg(DISTINCT key ORDER BY key) FROM deribit_ts.tasks
-                    WHERE state IN ('pending', 'running') AND priority BETWEEN %s AND %s GROUP BY dataset""",
-                tasks.BACKFILL_PRIORITIES,
-            )
+            lowest, highest = tasks.BACKFILL_PRIORITIES
+            cur = await control.execute(query("backfill", "unfinished_keys"), {"lowest": lowest, "highest": highest})
             plan = Plan(keys=dict(await cur.fetchall()))
             for dataset, keys in plan.keys.items():
                 reporter.planned(dataset, await _open_tasks(control, dataset, keys, None))
@@ -480,33 +464,20 @@ async def _open_tasks(
     starts."""
     lower, upper = within or (None, None)
     cur = await conn.execute(
-        """SELECT t.key, count(k.task_id) FROM deribit_ts.targets t
-             LEFT JOIN deribit_ts.tasks k
-               ON k.dataset = t.dataset AND k.key = t.key AND k.state IN ('pending', 'running') AND k.priority >= 1
-              AND deribit_ts.task_within(k.cursor, k.range_start, k.range_end, tstzrange(%s, %s), false)
-            WHERE t.dataset = %s AND t.key = ANY(%s) GROUP BY t.key""",
-        (lower, upper, dataset, keys),
+        query("backfill", "open_tasks_by_key"), {"lower": lower, "upper": upper, "dataset": dataset, "keys": keys}
     )
     return dict(await cur.fetchall())
 
 
 async def summarize(conn: AsyncConnection, run_id: int, plan: Plan) -> dict:
-    cur = await conn.execute(
-        """SELECT dataset, tasks, rows_fetched, inserted, revised, requests, retries, errors
-             FROM deribit_ts.run_datasets WHERE run_id = %s ORDER BY dataset""",
-        (run_id,),
-    )
+    cur = await conn.execute(query("backfill", "run_datasets"), {"run_id": run_id})
     datasets = {
         d: {"tasks": t, "rows_fetched": f, "inserted": i, "revised": r, "requests": q, "retries": rt, "errors": e}
         for d, t, f, i, r, q, rt, e in await cur.fetchall()
     }
     coverage = {}
     for dataset, keys in plan.keys.items():
-        cur = await conn.execute(
-            """SELECT count(*), count(*) FILTER (WHERE complete), coalesce(sum(rows), 0)
-                 FROM deribit.coverage WHERE dataset = %s AND key = ANY(%s)""",
-            (dataset, keys),
-        )
+        cur = await conn.execute(query("backfill", "coverage"), {"dataset": dataset, "keys": keys})
         total, complete, rows = await cur.fetchone()
         coverage[dataset] = {"keys": total, "complete": complete, "rows": int(rows)}
         datasets.setdefault(

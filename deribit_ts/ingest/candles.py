@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg import AsyncConnection
 
+from deribit_ts.db.queries import query
 from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.exchange.errors import UnexpectedReplyError
 from deribit_ts.ingest.dataset import RangedDataset, Window
@@ -25,8 +26,6 @@ CANDLES = Table(
 )
 
 _COLUMNS = ("ticks", "open", "high", "low", "close", "volume", "cost")  # a row: the timestamp, then the values
-# An index probe: does this instrument already have a row in the window? Only then is an upsert needed.
-_ANY_ROW = "SELECT EXISTS (SELECT 1 FROM deribit.candles_1m WHERE instrument_id = %s AND ts >= %s AND ts < %s)"
 
 
 class Candles(RangedDataset):
@@ -71,7 +70,11 @@ class Candles(RangedDataset):
         # fromtimestamp is twice as fast as EPOCH + timedelta on this hot path (5,000 rows a window).
         rows = [(key_id, fromtimestamp(r[0] / 1000, UTC), *r[1:]) for r in window.rows]
         first, last = rows[0][1], rows[-1][1]
-        cur = await conn.execute(_ANY_ROW, (key_id, first, last + timedelta(minutes=1)))
+        # An index probe: does this instrument already have a row in the window? Only then is an upsert needed.
+        cur = await conn.execute(
+            query("candles", "any_row"),
+            {"instrument_id": key_id, "start": first, "end": last + timedelta(minutes=1)},
+        )
         overlap = (await cur.fetchone())[0]
         if not overlap:
             try:

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from psycopg import AsyncConnection
 
+from deribit_ts.db.queries import query
 from deribit_ts.errors import UserError
 from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.exchange.errors import ExchangeError
@@ -16,31 +17,6 @@ from deribit_ts.timeutil import from_ms
 
 # Deribit marks perpetuals (and spot) with an expiration in the year 3000; we store NULL instead.
 _NO_EXPIRY_AFTER = datetime(2999, 1, 1).timestamp() * 1000
-
-_UPSERT = """
-INSERT INTO deribit.instruments AS i (
-    instrument_name, kind, is_perpetual, base_currency, quote_currency, counter_currency, settlement_currency,
-    settlement_period, instrument_type, price_index, deribit_instrument_id, creation_ts, expiry, strike,
-    option_type, tick_size, contract_size, min_trade_amount, maker_commission, taker_commission, max_leverage,
-    is_active, state, raw)
-VALUES (%(instrument_name)s, %(kind)s, %(is_perpetual)s, %(base_currency)s, %(quote_currency)s,
-    %(counter_currency)s, %(settlement_currency)s, %(settlement_period)s, %(instrument_type)s, %(price_index)s,
-    %(instrument_id)s, %(creation_ts)s, %(expiry)s, %(strike)s, %(option_type)s, %(tick_size)s,
-    %(contract_size)s, %(min_trade_amount)s, %(maker_commission)s, %(taker_commission)s, %(max_leverage)s,
-    %(is_active)s, %(state)s, %(raw)s)
-ON CONFLICT (instrument_name) DO UPDATE SET
-    kind = EXCLUDED.kind, is_perpetual = EXCLUDED.is_perpetual, base_currency = EXCLUDED.base_currency,
-    quote_currency = EXCLUDED.quote_currency, counter_currency = EXCLUDED.counter_currency,
-    settlement_currency = EXCLUDED.settlement_currency, settlement_period = EXCLUDED.settlement_period,
-    instrument_type = EXCLUDED.instrument_type, price_index = EXCLUDED.price_index,
-    deribit_instrument_id = coalesce(EXCLUDED.deribit_instrument_id, i.deribit_instrument_id),
-    creation_ts = coalesce(EXCLUDED.creation_ts, i.creation_ts), expiry = EXCLUDED.expiry,
-    strike = EXCLUDED.strike, option_type = EXCLUDED.option_type, tick_size = EXCLUDED.tick_size,
-    contract_size = EXCLUDED.contract_size, min_trade_amount = EXCLUDED.min_trade_amount,
-    maker_commission = EXCLUDED.maker_commission, taker_commission = EXCLUDED.taker_commission,
-    max_leverage = EXCLUDED.max_leverage, is_active = EXCLUDED.is_active, state = EXCLUDED.state,
-    raw = EXCLUDED.raw, last_seen = now()
-"""
 
 
 def _number(value):
@@ -112,12 +88,12 @@ async def fetch_catalogue(client: DeribitClient, currencies: Iterable[str]) -> l
 async def store(conn: AsyncConnection, instruments: list[dict]) -> int:
     async with conn.transaction():
         async with conn.cursor() as cur:
-            await cur.executemany(_UPSERT, [to_record(raw) for raw in instruments])
+            await cur.executemany(query("instruments", "upsert"), [to_record(raw) for raw in instruments])
     return len(instruments)
 
 
 async def name_to_id(conn: AsyncConnection) -> dict[str, int]:
-    cur = await conn.execute("SELECT instrument_name, id FROM deribit.instruments")
+    cur = await conn.execute(query("instruments", "ids"))
     return dict(await cur.fetchall())
 
 
@@ -145,11 +121,7 @@ async def resolve_unknown(client: DeribitClient, conn: AsyncConnection, names: I
 
 async def check_perpetuals(conn: AsyncConnection, names: Iterable[str]) -> None:
     """Funding exists only for perpetuals: refuse any other named instrument before anything is planned."""
-    cur = await conn.execute(
-        "SELECT instrument_name FROM deribit.instruments WHERE instrument_name = ANY(%s) AND NOT is_perpetual "
-        "ORDER BY 1",
-        (list(names),),
-    )
+    cur = await conn.execute(query("instruments", "not_perpetual"), {"names": list(names)})
     others = [row[0] for row in await cur.fetchall()]
     if others:
         raise UserError(

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from psycopg import AsyncConnection
 
+from deribit_ts.db.queries import query
 from deribit_ts.ingest.candles import Candles
 from deribit_ts.ingest.dataset import Window
 from deribit_ts.ingest.load import LoadResult
@@ -54,12 +55,6 @@ def filler_runs(ticks: list[int]) -> list[tuple[datetime, datetime]]:
     return [(datetime.fromtimestamp(a / 1000, UTC), datetime.fromtimestamp(b / 1000, UTC)) for a, b in runs]
 
 
-_DELETE_FILLED = """
-DELETE FROM deribit.candles_1m
- WHERE instrument_id = %s AND ts >= %s AND ts < %s AND ts = ANY(%s)
-"""
-
-
 class OptionCandles(Candles):
     """Candles of one option: the traded ones are stored, the fillers recorded as covered minutes."""
 
@@ -75,7 +70,10 @@ class OptionCandles(Candles):
             lo = datetime.fromtimestamp(filler_ticks[0] / 1000, UTC)
             hi = datetime.fromtimestamp(filler_ticks[-1] / 1000, UTC) + timedelta(minutes=1)
             stamps = [datetime.fromtimestamp(t / 1000, UTC) for t in filler_ticks]
-            cur = await conn.execute(_DELETE_FILLED, (key_id, lo, hi, stamps))
+            cur = await conn.execute(
+                query("candles", "delete_filled"),
+                {"instrument_id": key_id, "start": lo, "end": hi, "minutes": stamps},
+            )
             result.revised += cur.rowcount  # a traded candle the exchange no longer has
         result.filled = filler_runs(filler_ticks)
         result.rows = len(traded)  # coverage counts the rows stored (deribit.coverage.rows = count(*))
@@ -84,20 +82,6 @@ class OptionCandles(Candles):
 
 OPTION_CANDLES = OptionCandles()
 
-# What the planned option tasks amount to per tier. Requests: one per window of a task's remaining range (the
-# least it takes; an option with no trade yet answers no_data and may take a few more).
-_TIER_PLAN = """
-SELECT deribit_ts.option_tier(i.expiry, %(now)s) AS tier,
-       count(DISTINCT t.key) AS options,
-       count(*) AS tasks,
-       coalesce(sum(ceil(extract(epoch FROM t.range_end - coalesce(t.cursor, t.range_start)) / %(window_s)s)),
-                0)::bigint AS requests
-  FROM deribit_ts.tasks t
-  JOIN deribit.instruments i ON i.instrument_name = t.key
- WHERE t.dataset = %(dataset)s AND t.state IN ('pending', 'running') AND t.key = ANY(%(keys)s)
- GROUP BY 1
-"""
-
 
 async def tier_plan(
     conn: AsyncConnection, keys: list[str], now: datetime, dataset: str = "candles", window_ms: int | None = None
@@ -105,7 +89,9 @@ async def tier_plan(
     """Per tier: options with work planned (of `dataset`), their open tasks, and the requests those take at least
     (one per window of `window_ms`, default the option candles')."""
     window_s = (window_ms or OPTION_CANDLES.window_ms) / 1000
-    cur = await conn.execute(_TIER_PLAN, {"now": now, "keys": keys, "window_s": window_s, "dataset": dataset})
+    cur = await conn.execute(
+        query("candles", "tier_plan"), {"now": now, "keys": keys, "window_s": window_s, "dataset": dataset}
+    )
     found = {tier: (options, tasks, requests) for tier, options, tasks, requests in await cur.fetchall()}
     return {
         tier: dict(zip(("options", "tasks", "requests"), found.get(tier, (0, 0, 0)), strict=True)) for tier in TIERS

@@ -26,12 +26,12 @@ import psycopg
 from psycopg import AsyncConnection
 
 from deribit_ts.db.connect import connect, connect_async
+from deribit_ts.db.queries import query
 from deribit_ts.errors import UserError
 
 log = logging.getLogger(__name__)
 
 ROLLUPS = ("deribit.candles_5m", "deribit.candles_15m", "deribit.candles_1h", "deribit.candles_1d")
-_REFRESH = "CALL deribit_ts.refresh_rollups(%s, NULL)"
 # While a backfill fetches, the rollups are refreshed this long after the previous refresh ended: the refresh at
 # the run's end then has only the last seconds' candles left, instead of everything the run wrote.
 MEANWHILE_PAUSE_S = 1.0
@@ -53,7 +53,7 @@ def refresh(conn_or_dsn: psycopg.Connection | str, *, full: bool = False) -> dic
     conn = conn_or_dsn
     if not conn.autocommit:
         raise ValueError("rollups.refresh needs an autocommit connection (the Community refresh commits as it goes)")
-    summary = _summary(conn.execute(_REFRESH, (full,)).fetchone())
+    summary = _summary(conn.execute(query("rollups", "refresh"), {"full": full}).fetchone())
     _log(summary)
     return summary
 
@@ -62,7 +62,7 @@ async def refresh_async(conn: AsyncConnection, *, full: bool = False) -> dict:
     """refresh() for asyncio code, on an open autocommit AsyncConnection."""
     if not conn.autocommit:
         raise ValueError("rollups.refresh_async needs an autocommit connection")
-    cur = await conn.execute(_REFRESH, (full,))
+    cur = await conn.execute(query("rollups", "refresh"), {"full": full})
     summary = _summary(await cur.fetchone())
     _log(summary)
     return summary

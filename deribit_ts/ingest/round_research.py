@@ -15,6 +15,7 @@ from datetime import datetime
 import psycopg
 from psycopg import AsyncConnection
 
+from deribit_ts.db.queries import query
 from deribit_ts.svi import fit_svi
 
 log = logging.getLogger(__name__)
@@ -22,21 +23,21 @@ log = logging.getLogger(__name__)
 # Raise when what a round's rows hold changes: `deribit-ts refresh` then rewrites the rounds of older versions.
 VERSION = 1
 
-_SUMMARIZE = "SELECT deribit_ts.summarize_option_round(%(currency)s, %(ts)s)"
-# The smile the fit reads: out-of-the-money mark IVs, k = ln(K/F) against each option's own forward.
-_SMILE = """SELECT expiry, log_moneyness, mark_iv FROM deribit.iv_smile
-             WHERE currency = %(currency)s AND ts = %(ts)s ORDER BY expiry, log_moneyness"""
-_CLEAR_FITS = "DELETE FROM deribit_ts.svi_fits WHERE currency = %(currency)s AND ts = %(ts)s"
-_INSERT_FIT = """INSERT INTO deribit_ts.svi_fits (currency, ts, expiry, a, b, rho, m, sigma, rmse_iv,
-                     butterfly_arbitrage, strikes) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
-_DONE = """INSERT INTO deribit_ts.option_round_summaries (currency, ts, version)
-           VALUES (%(currency)s, %(ts)s, %(version)s)
-           ON CONFLICT (currency, ts) DO UPDATE SET version = excluded.version, summarized_at = now()"""
-_PENDING = """SELECT r.currency, r.ts FROM deribit_ts.snapshot_rounds r
-                LEFT JOIN deribit_ts.option_round_summaries s ON s.currency = r.currency AND s.ts = r.ts
-               WHERE s.ts IS NULL OR s.version < %s
-               ORDER BY r.ts, r.currency"""
 YEAR_SECONDS = 365 * 86400
+# The columns of an svi_fits row, in the order svi_rows gives them.
+FIT_COLUMNS = (
+    "currency",
+    "ts",
+    "expiry",
+    "a",
+    "b",
+    "rho",
+    "m",
+    "sigma",
+    "rmse_iv",
+    "butterfly_arbitrage",
+    "strikes",
+)
 
 
 def svi_rows(currency: str, ts: datetime, smile: list[tuple]) -> list[tuple]:
@@ -71,28 +72,33 @@ def svi_rows(currency: str, ts: datetime, smile: list[tuple]) -> list[tuple]:
     return rows
 
 
+def _fit_params(row: tuple) -> dict:
+    """An svi_rows row as the parameters of the insert_fit query."""
+    return dict(zip(FIT_COLUMNS, row, strict=True))
+
+
 def summarize_round(conn: psycopg.Connection, currency: str, ts: datetime) -> int:
     """Write one round's research rows (inside the caller's transaction); returns the SVI slices fitted."""
     params = {"currency": currency, "ts": ts, "version": VERSION}
-    conn.execute(_SUMMARIZE, params)
-    rows = svi_rows(currency, ts, conn.execute(_SMILE, params).fetchall())
-    conn.execute(_CLEAR_FITS, params)
+    conn.execute(query("round_research", "summarize"), params)
+    rows = svi_rows(currency, ts, conn.execute(query("round_research", "smile"), params).fetchall())
+    conn.execute(query("round_research", "clear_fits"), params)
     with conn.cursor() as cur:
-        cur.executemany(_INSERT_FIT, rows)
-    conn.execute(_DONE, params)
+        cur.executemany(query("round_research", "insert_fit"), [_fit_params(row) for row in rows])
+    conn.execute(query("round_research", "done"), params)
     return len(rows)
 
 
 async def summarize_round_async(conn: AsyncConnection, currency: str, ts: datetime) -> int:
     """summarize_round on an asyncio connection (the snapshot round's)."""
     params = {"currency": currency, "ts": ts, "version": VERSION}
-    await conn.execute(_SUMMARIZE, params)
-    smile = await (await conn.execute(_SMILE, params)).fetchall()
+    await conn.execute(query("round_research", "summarize"), params)
+    smile = await (await conn.execute(query("round_research", "smile"), params)).fetchall()
     rows = svi_rows(currency, ts, smile)
-    await conn.execute(_CLEAR_FITS, params)
+    await conn.execute(query("round_research", "clear_fits"), params)
     async with conn.cursor() as cur:
-        await cur.executemany(_INSERT_FIT, rows)
-    await conn.execute(_DONE, params)
+        await cur.executemany(query("round_research", "insert_fit"), [_fit_params(row) for row in rows])
+    await conn.execute(query("round_research", "done"), params)
     return len(rows)
 
 
@@ -103,9 +109,9 @@ def refresh(
     older version), one transaction per round so an interrupted refresh keeps what it did. `conn` in autocommit
     mode; `on_progress(done, total)` after every 100 rounds."""
     started = time.monotonic()
-    days = conn.execute("SELECT deribit_ts.refresh_realized_variance(%s)", (full,)).fetchone()[0]
+    days = conn.execute(query("round_research", "realized_variance"), {"full": full}).fetchone()[0]
     rv_seconds = time.monotonic() - started
-    pending = conn.execute(_PENDING, (VERSION,)).fetchall()
+    pending = conn.execute(query("round_research", "pending"), {"version": VERSION}).fetchall()
     fits = 0
     for done, (currency, ts) in enumerate(pending, 1):
         with conn.transaction():

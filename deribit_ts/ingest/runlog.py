@@ -23,18 +23,19 @@ import psycopg
 from psycopg import AsyncConnection
 
 from deribit_ts.config import mask_password
+from deribit_ts.db.queries import query
 from deribit_ts.ingest import tasks
 
 TRAFFIC_LOG_S = 2.0
 
-_START = "INSERT INTO deribit_ts.runs (command, arguments, host, pid) VALUES (%s, %s, %s, %s) RETURNING run_id"
-_TRAFFIC = "UPDATE deribit_ts.runs SET requests = %s, retries = %s, throttled = %s, errors = %s WHERE run_id = %s"
-_FINISH = """UPDATE deribit_ts.runs SET finished_at = now(), status = %s, error = %s,
-                    requests = %s, retries = %s, throttled = %s, errors = %s WHERE run_id = %s"""
 
-
-def _traffic(stats) -> tuple[int, int, int, int]:
-    return stats.requests, stats.retries, stats.throttled, sum(stats.errors.values())
+def _traffic(stats) -> dict[str, int]:
+    return {
+        "requests": stats.requests,
+        "retries": stats.retries,
+        "throttled": stats.throttled,
+        "errors": sum(stats.errors.values()),
+    }
 
 
 def first_line(exc: BaseException) -> str:
@@ -68,7 +69,13 @@ class RunLog:
 
     async def __aenter__(self) -> RunLog:
         cur = await self.conn.execute(
-            _START, (self.command, json.dumps(self.arguments, default=str), tasks.HOST, os.getpid())
+            query("runlog", "start"),
+            {
+                "command": self.command,
+                "arguments": json.dumps(self.arguments, default=str),
+                "host": tasks.HOST,
+                "pid": os.getpid(),
+            },
         )
         self.run_id = (await cur.fetchone())[0]
         if self.log_traffic:
@@ -88,7 +95,13 @@ class RunLog:
                 self.status = "ok"
         try:
             await self.conn.execute(
-                _FINISH, (self.status, mask_password(self.error), *_traffic(self.client.stats), self.run_id)
+                query("runlog", "finish"),
+                {
+                    "status": self.status,
+                    "error": mask_password(self.error),
+                    **_traffic(self.client.stats),
+                    "run_id": self.run_id,
+                },
             )
         except (psycopg.Error, TimeoutError):
             pass  # the row stays 'running'; the next run on this host marks it interrupted
@@ -100,4 +113,6 @@ class RunLog:
                 await asyncio.wait_for(self._stop.wait(), TRAFFIC_LOG_S)
                 return
             with contextlib.suppress(psycopg.Error):  # the run's own work reports a lost database
-                await self.conn.execute(_TRAFFIC, (*_traffic(self.client.stats), self.run_id))
+                await self.conn.execute(
+                    query("runlog", "traffic"), {**_traffic(self.client.stats), "run_id": self.run_id}
+                )

@@ -24,6 +24,7 @@ from psycopg import AsyncConnection, sql
 
 from deribit_ts.config import DEFAULT_MAX_RETRIES, env_int
 from deribit_ts.db.connect import connect_async
+from deribit_ts.db.queries import compose, query
 from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.exchange.errors import ExchangeError, RetriesExhaustedError, UnexpectedReplyError
 from deribit_ts.exchange.limiter import CreditLimiter
@@ -83,31 +84,14 @@ STAGING = Table(
     ("instrument_id",),
 )
 
-_STAGING_DDL = sql.SQL("CREATE TEMP TABLE IF NOT EXISTS snapshot_round ({}) ON COMMIT DELETE ROWS").format(
-    sql.SQL(", ").join(
+
+def staging_ddl() -> sql.Composed:
+    """The round's staging table (pg_temp.snapshot_round, emptied at commit) with STAGING's columns."""
+    columns = sql.SQL(", ").join(
         sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
         for c, t in zip(STAGING.columns, STAGING.types, strict=True)
     )
-)
-
-# Rows whose greeks the exchange did not send (bulk-only, or a ticker that failed) get them from the same formula
-# the exchange uses; T runs from the quote's own timestamp to expiry in 365-day years.
-_WRITE = """
-INSERT INTO deribit.option_ticker_snapshots (
-    instrument_id, ts, quote_ts, underlying_price, underlying_index, index_price, mark_price, mark_iv, bid_iv, ask_iv,
-    best_bid_price, best_ask_price, delta, gamma, vega, theta, rho, interest_rate, open_interest, greeks_source)
-SELECT r.instrument_id, %(ts)s, r.quote_ts, r.underlying_price, r.underlying_index, r.index_price, r.mark_price,
-       r.mark_iv, r.bid_iv, r.ask_iv, r.best_bid_price, r.best_ask_price,
-       coalesce(r.delta, g.delta), coalesce(r.gamma, g.gamma), coalesce(r.vega, g.vega),
-       coalesce(r.theta, g.theta), coalesce(r.rho, g.rho), r.interest_rate, r.open_interest,
-       CASE WHEN r.delta IS NULL THEN 'sql' ELSE r.greeks_source END
-  FROM pg_temp.snapshot_round r
-  JOIN deribit.instruments i ON i.id = r.instrument_id
-  LEFT JOIN LATERAL deribit.black76_greeks(
-        i.option_type, r.underlying_price, i.strike,
-        extract(epoch FROM i.expiry - r.quote_ts) / (365 * 86400), r.mark_iv) g ON r.delta IS NULL
-ON CONFLICT (instrument_id, ts) DO NOTHING
-"""
+    return compose("snapshots", "staging", columns=columns)
 
 
 @dataclass
@@ -297,14 +281,20 @@ async def take_snapshot(
         by_currency[currency] = len(mine)
     seconds = time.monotonic() - started
     async with conn.transaction():
-        await conn.execute(_STAGING_DDL)
+        await conn.execute(staging_ddl())
         await copy_rows(conn, STAGING, rows, into=sql.Identifier("pg_temp", "snapshot_round"))
-        written = (await conn.execute(_WRITE, {"ts": ts})).rowcount
+        written = (await conn.execute(query("snapshots", "write"), {"ts": ts})).rowcount
         for currency, count in by_currency.items():
             await conn.execute(
-                """INSERT INTO deribit_ts.snapshot_rounds (currency, ts, options, bulk_only, run_id, seconds)
-                   VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (currency, ts) DO NOTHING""",
-                (currency, ts, count, bulk_only, run_id, seconds),
+                query("snapshots", "round"),
+                {
+                    "currency": currency,
+                    "ts": ts,
+                    "options": count,
+                    "bulk_only": bulk_only,
+                    "run_id": run_id,
+                    "seconds": seconds,
+                },
             )
         if research:
             for currency in by_currency:

@@ -1,8 +1,8 @@
 """The shared backfill plan: planning, claiming under a lease, progress, completion, recovery.
 
-The SQL lives in sql/20_backfill.sql; these are thin calls. Worker identities are `host/pid/wN`, so a
-process can recognise leases held by dead processes on its own host and take them back at once instead of
-waiting for them to expire.
+The SQL lives in sql/20_backfill.sql; these are thin calls of it (sql/queries/tasks.sql). Worker identities are
+`host/pid/wN`, so a process can recognise leases held by dead processes on its own host and take them back at once
+instead of waiting for them to expire.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import class_row
 from psycopg.types.range import Range
 
+from deribit_ts.db.queries import query
 from deribit_ts.exchange.client import Tally
 from deribit_ts.processes import process_alive
 
@@ -67,8 +68,8 @@ async def plan(
     if start >= end:
         return 0
     cur = await conn.execute(
-        "SELECT deribit_ts.plan_tasks(%s, %s, tstzrange(%s, %s), %s, %s, %s)",
-        (dataset, key, start, end, chunk, priority, due),
+        query("tasks", "plan"),
+        {"dataset": dataset, "key": key, "start": start, "end": end, "chunk": chunk, "priority": priority, "due": due},
     )
     return (await cur.fetchone())[0]
 
@@ -95,8 +96,16 @@ async def claim(
     `within`, whose unfinished part lies inside its dataset's range."""
     async with conn.cursor(row_factory=class_row(Task)) as cur:
         await cur.execute(
-            "SELECT * FROM deribit_ts.claim_task(%s, %s, %s, %s, %s, %s, %s::tstzrange[])",
-            (owner, LEASE, datasets, keys, *priorities, _within(datasets, within)),
+            query("tasks", "claim"),
+            {
+                "owner": owner,
+                "lease": LEASE,
+                "datasets": datasets,
+                "keys": keys,
+                "lowest": priorities[0],
+                "highest": priorities[1],
+                "within": _within(datasets, within),
+            },
         )
         return await cur.fetchone()
 
@@ -117,24 +126,23 @@ async def progress(
 ) -> bool:
     """Record one committed window; `filled` = [from, until) runs of filler minutes not stored as rows."""
     cur = await conn.execute(
-        "SELECT deribit_ts.task_progress(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-        "(SELECT range_agg(tstzrange(a, b)) FROM unnest(%s::timestamptz[], %s::timestamptz[]) AS u(a, b)))",
-        (
-            task.task_id,
-            owner,
-            LEASE,
-            run_id,
-            start,
-            end,
-            final_until,
-            rows,
-            inserted,
-            revised,
-            tally.requests,
-            tally.retries,
-            [a for a, _ in filled or []],
-            [b for _, b in filled or []],
-        ),
+        query("tasks", "progress"),
+        {
+            "task_id": task.task_id,
+            "owner": owner,
+            "lease": LEASE,
+            "run_id": run_id,
+            "start": start,
+            "end": end,
+            "final_until": final_until,
+            "rows": rows,
+            "inserted": inserted,
+            "revised": revised,
+            "requests": tally.requests,
+            "retries": tally.retries,
+            "filled_from": [a for a, _ in filled or []],
+            "filled_until": [b for _, b in filled or []],
+        },
     )
     return (await cur.fetchone())[0]
 
@@ -143,37 +151,31 @@ async def finish(
     conn: AsyncConnection, task: Task, owner: str, run_id: int, error: str | None, duration: timedelta
 ) -> None:
     await conn.execute(
-        "SELECT deribit_ts.finish_task(%s, %s, %s, %s, %s)", (task.task_id, owner, run_id, error, duration)
+        query("tasks", "finish"),
+        {"task_id": task.task_id, "owner": owner, "run_id": run_id, "error": error, "duration": duration},
     )
 
 
 async def release(conn: AsyncConnection, owners: list[str]) -> int:
-    cur = await conn.execute("SELECT deribit_ts.release_tasks(%s)", (owners,))
+    cur = await conn.execute(query("tasks", "release"), {"owners": owners})
     return (await cur.fetchone())[0]
 
 
 async def recover_dead_local_workers(conn: AsyncConnection) -> int:
     """Release tasks leased by processes of this host that no longer exist (e.g. after kill -9),
     and mark their runs interrupted. Returns the number of tasks released."""
-    cur = await conn.execute(
-        "SELECT DISTINCT lease_owner FROM deribit_ts.tasks WHERE state = 'running' AND lease_owner LIKE %s",
-        (f"{HOST}/%",),
-    )
+    cur = await conn.execute(query("tasks", "running_owners"), {"prefix": f"{HOST}/%"})
     dead_owners = [owner for (owner,) in await cur.fetchall() if not process_alive(int(owner.split("/")[1]))]
-    cur = await conn.execute("SELECT pid FROM deribit_ts.runs WHERE status = 'running' AND host = %s", (HOST,))
+    cur = await conn.execute(query("tasks", "running_runs"), {"host": HOST})
     dead_pids = [pid for (pid,) in await cur.fetchall() if pid and not process_alive(pid)]
     if dead_pids:
-        await conn.execute(
-            "UPDATE deribit_ts.runs SET status = 'interrupted', finished_at = now(), error = 'process died' "
-            "WHERE status = 'running' AND host = %s AND pid = ANY(%s)",
-            (HOST, dead_pids),
-        )
+        await conn.execute(query("tasks", "runs_interrupted"), {"host": HOST, "pids": dead_pids})
     return await release(conn, dead_owners) if dead_owners else 0
 
 
 async def live_local_runs(conn: AsyncConnection) -> int:
     """Backfill runs in progress on this host whose process is alive (this one included once it is logged)."""
-    cur = await conn.execute("SELECT pid FROM deribit_ts.runs WHERE status = 'running' AND host = %s", (HOST,))
+    cur = await conn.execute(query("tasks", "running_runs"), {"host": HOST})
     return sum(1 for (pid,) in await cur.fetchall() if pid and process_alive(pid))
 
 
@@ -186,17 +188,20 @@ async def unfinished(
 ) -> int:
     """Unfinished tasks a claim with the same arguments could take (now, or once their lease ends)."""
     cur = await conn.execute(
-        "SELECT deribit_ts.open_tasks(%s, %s, %s, %s, %s::tstzrange[])",
-        (datasets, keys, *priorities, _within(datasets, within)),
+        query("tasks", "open_tasks"),
+        {
+            "datasets": datasets,
+            "keys": keys,
+            "lowest": priorities[0],
+            "highest": priorities[1],
+            "within": _within(datasets, within),
+        },
     )
     return (await cur.fetchone())[0]
 
 
 async def left_for_resume(conn: AsyncConnection) -> int:
     """Unfinished backfill tasks of every plan (resumed by `deribit-ts backfill resume`)."""
-    cur = await conn.execute(
-        """SELECT count(*) FROM deribit_ts.tasks
-            WHERE state IN ('pending', 'running') AND priority BETWEEN %s AND %s""",
-        BACKFILL_PRIORITIES,
-    )
+    lowest, highest = BACKFILL_PRIORITIES
+    cur = await conn.execute(query("tasks", "left_for_resume"), {"lowest": lowest, "highest": highest})
     return (await cur.fetchone())[0]
