@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from psycopg import AsyncConnection, sql
 
+from deribit_ts.db.queries import compose
+
 
 @dataclass(frozen=True)
 class Table:
@@ -41,11 +43,13 @@ class LoadResult:
     rows: int | None = None  # rows of the window kept in the table, when not every row answered is (None: all)
 
 
+def _columns(names: tuple[str, ...]) -> sql.Composed:
+    return sql.SQL(", ").join(map(sql.Identifier, names))
+
+
 async def copy_rows(conn: AsyncConnection, table: Table, rows: Sequence[Sequence], *, into=None) -> None:
     """Binary COPY of rows into `table` (or the given relation)."""
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        into or table.ident, sql.SQL(", ").join(map(sql.Identifier, table.columns))
-    )
+    statement = compose("load", "copy_in", target=into or table.ident, columns=_columns(table.columns))
     async with conn.cursor() as cur:
         async with cur.copy(statement) as copy:
             copy.set_types(list(table.types))
@@ -58,13 +62,8 @@ async def upsert_rows(conn: AsyncConnection, table: Table, rows: Sequence[Sequen
     if not rows:
         return LoadResult()
     # ON COMMIT DELETE ROWS: the staging table empties itself at every commit and lives for the session.
-    await conn.execute(
-        sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS").format(
-            table.staging, table.ident
-        )
-    )
+    await conn.execute(compose("load", "staging", staging=table.staging, target=table.ident))
     await copy_rows(conn, table, rows, into=table.staging)
-    cols = sql.SQL(", ").join(map(sql.Identifier, table.columns))
     values = [c for c in table.columns if c not in table.key]
     changed = sql.SQL("({}) IS DISTINCT FROM ({})").format(
         sql.SQL(", ").join(sql.Identifier("t", c) for c in values),
@@ -72,16 +71,14 @@ async def upsert_rows(conn: AsyncConnection, table: Table, rows: Sequence[Sequen
     )
     if table.update_only_if:
         changed = sql.SQL("{} AND {}").format(changed, sql.SQL(table.update_only_if))
-    statement = sql.SQL(
-        """INSERT INTO {table} AS t ({cols}) SELECT DISTINCT ON ({key}) {cols} FROM {staging}
-           ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE {changed}
-           RETURNING (xmax = 0) AS inserted"""
-    ).format(
-        table=table.ident,
-        cols=cols,
+    statement = compose(
+        "load",
+        "upsert",
+        target=table.ident,
+        columns=_columns(table.columns),
         staging=table.staging,
-        key=sql.SQL(", ").join(map(sql.Identifier, table.key)),
-        sets=sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in values),
+        key=_columns(table.key),
+        assignments=sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in values),
         changed=changed,
     )
     result = LoadResult()
@@ -92,5 +89,5 @@ async def upsert_rows(conn: AsyncConnection, table: Table, rows: Sequence[Sequen
                 result.inserted += 1
             else:
                 result.revised += 1
-    await conn.execute(sql.SQL("TRUNCATE {}").format(table.staging))
+    await conn.execute(compose("load", "truncate", staging=table.staging))
     return result
