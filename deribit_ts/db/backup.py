@@ -330,7 +330,7 @@ def restore(dump: Path, dsn: str, *, bindirs: list[Path] | None = None) -> dict[
 
 
 def _refuse_non_superuser(conn: psycopg.Connection) -> None:
-    if conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() != (True,):
+    if conn.execute(query("backup", "is_superuser")).fetchone() != (True,):
         raise UserError(
             f"restoring needs a superuser (TimescaleDB's restore stops its job scheduler and writes into its own "
             f"schema), {conn.info.user!r} is none: on the embedded cluster, give --dsn the superuser's DSN "
@@ -343,8 +343,7 @@ def _hand_over_to_the_databases_owner(conn: psycopg.Connection) -> None:
     that is no superuser (the one that created it to restore into), gets it all, as it would have made it."""
     from deribit_ts.db.owner import hand_over
 
-    row = conn.execute("""SELECT r.rolname, r.rolsuper FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba
-                          WHERE d.datname = current_database()""").fetchone()
+    row = conn.execute(query("backup", "database_owner")).fetchone()
     if row is not None and not row[1]:
         hand_over(conn, conn.info.user, row[0])
 

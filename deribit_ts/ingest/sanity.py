@@ -13,9 +13,9 @@ import logging
 import psycopg
 from psycopg import AsyncConnection
 
-log = logging.getLogger(__name__)
+from deribit_ts.db.queries import query
 
-_REFRESH = "SELECT deribit_ts.refresh_sanity(%s)"
+log = logging.getLogger(__name__)
 
 
 def _summary(row) -> dict:
@@ -27,14 +27,14 @@ def refresh(conn: psycopg.Connection, *, full: bool = False) -> dict:
     """Judge and store what changed since the last refresh (every candle with `full`); `conn` in autocommit mode
     (the refresh is its own transaction). Returns the summary: full, checked_until, days_changed, spans,
     violations_stored, seconds."""
-    summary = _summary(conn.execute(_REFRESH, (full,)).fetchone())
+    summary = _summary(conn.execute(query("sanity", "refresh"), {"full": full}).fetchone())
     log.debug("refresh_sanity: %s", summary)
     return summary
 
 
 async def refresh_async(conn: AsyncConnection, *, full: bool = False) -> dict:
     """refresh() on an open asyncio connection."""
-    cur = await conn.execute(_REFRESH, (full,))
+    cur = await conn.execute(query("sanity", "refresh"), {"full": full})
     summary = _summary(await cur.fetchone())
     log.debug("refresh_sanity: %s", summary)
     return summary

@@ -81,3 +81,12 @@ CREATE SCHEMA IF NOT EXISTS {schema};
 -- name: create_timescaledb
 -- TimescaleDB at the backup's {version} (a literal), in the {schema} it had there.
 CREATE EXTENSION timescaledb SCHEMA {schema} VERSION {version};
+
+-- name: is_superuser
+-- Whether the session's role is a superuser (a restore needs one).
+SELECT rolsuper FROM pg_roles WHERE rolname = current_user;
+
+-- name: database_owner
+-- The database's owner and whether it is a superuser.
+SELECT r.rolname, r.rolsuper FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba
+ WHERE d.datname = current_database();
