@@ -6,9 +6,11 @@ database, and an exchange outage of --outage-s real seconds.
 It prints, while it runs: every collector's RSS and every dataset's lag (simulated seconds, against the
 simulator's clock) every --sample-s real seconds; at each simulated day: rows and bytes of every deribit_ts table.
 At the end it waits until the collector has caught up (no task of its own left), checks every stored candle of the
-live BTC futures and the BTC funding rows, from the collector's origin to each watermark, against the simulator,
-and prints the worst lag per dataset against its `status` threshold, overall and once each event's catch-up has
-settled. Exit 1 when anything differs or a lag stayed over its threshold after the events settled.
+live BTC futures and the BTC funding rows, from the collector's origin to each watermark, and a random sample of
+the stored option snapshot rows (--snapshot-sample) against the simulator, and prints the worst lag per dataset
+against its `status` threshold, overall and once each event's catch-up has settled, and what the run cost: CPU
+seconds of the collectors and of the database server, requests sent, against the real seconds. Exit 1 when
+anything differs or a lag stayed over its threshold after the events settled.
 
     .venv/bin/python scripts/bench_soak.py [--days 3] [--speed 120] [--options] [--fault-rate 0.02]
 """
@@ -16,6 +18,7 @@ settled. Exit 1 when anything differs or a lag stayed over its threshold after t
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -34,6 +37,7 @@ from deribit_ts.config import default_home
 from deribit_ts.db.embedded import Cluster
 from deribit_ts.db.migrate import apply_all
 from deribit_ts.sim import SimConfig, run_in_thread
+from deribit_ts.sim import snapshots as sim_snapshots
 from deribit_ts.sim.config import Pathologies
 from deribit_ts.timeutil import MINUTE_MS, from_ms, to_ms
 
@@ -41,10 +45,10 @@ START = datetime(2024, 3, 4, 7, 0, tzinfo=UTC)
 LEASE_S = 10
 
 
-def collector(dsn: str, url: str, kinds: str, log: Path) -> subprocess.Popen:
+def collector(dsn: str, url: str, kinds: str, log: Path, lease_s: int) -> subprocess.Popen:
     argv = [sys.executable, "-m", "deribit_ts", "collect", "--currency", "BTC", "--kinds", kinds]
     argv += ["--dsn", dsn, "--api-url", url]
-    env = {**os.environ, "DERIBIT_TS_LEADER_LEASE_S": str(LEASE_S), "DERIBIT_TS_COLLECT_SUMMARY_S": "60"}
+    env = {**os.environ, "DERIBIT_TS_LEADER_LEASE_S": str(lease_s), "DERIBIT_TS_COLLECT_SUMMARY_S": "60"}
     return subprocess.Popen(argv, env=env, stderr=log.open("a"))
 
 
@@ -97,9 +101,29 @@ def caught_up(dsn: str, until: datetime) -> bool:
                     WHERE state IN ('pending', 'running') AND priority < 0 AND range_start < %s""",
                 (until,),
             ).fetchone()[0]
+            # and the live futures' candles are collected up to the end (no task is left when none is planned: a
+            # collector that has not reconnected yet plans nothing)
+            behind = conn.execute(
+                """SELECT count(*) FROM deribit.instruments i
+                     LEFT JOIN deribit_ts.watermarks w ON w.dataset = 'candles' AND w.key = i.instrument_name
+                    WHERE i.base_currency = 'BTC' AND i.kind = 'future' AND (i.expiry IS NULL OR i.expiry > %(until)s)
+                      AND i.creation_ts <= %(until)s AND coalesce(w.covered_until, '-infinity') < %(until)s""",
+                {"until": until},
+            ).fetchone()[0]
     except psycopg.Error:
         return False
-    return open_tasks == 0
+    return open_tasks == 0 and behind == 0
+
+
+def collecting(dsn: str) -> bool:
+    try:
+        with psycopg.connect(dsn, connect_timeout=5) as conn:
+            row = conn.execute(
+                "SELECT 1 FROM deribit_ts.collector_status WHERE holds_lock AND state = 'collecting'"
+            ).fetchone()
+    except psycopg.Error:
+        return False
+    return row is not None
 
 
 def leader_pid(dsn: str) -> int | None:
@@ -149,13 +173,68 @@ def check(dsn: str, sim, run_end: datetime) -> list[str]:
                 problems.append(f"{name}: {len(stored)} candles stored, {len(want)} in the market, or values differ")
         funding = conn.execute(
             "SELECT ts, interest_1h FROM deribit.funding_rates WHERE ts < %s ORDER BY ts",
-            (marks["funding BTC-PERPETUAL"],),
+            (marks.get("funding BTC-PERPETUAL", origin),),
         ).fetchall()
+    if "funding BTC-PERPETUAL" not in marks:
+        return [*problems, "funding: never collected"]
     hour = origin.replace(minute=0)
     truth = sim.market.funding("BTC-PERPETUAL", to_ms(hour) - 1, to_ms(marks["funding BTC-PERPETUAL"]) - 1)
     if funding != [(from_ms(r["timestamp"]), r["interest_1h"]) for r in truth]:
         problems.append(f"funding: {len(funding)} rows stored, {len(truth)} in the market, or values differ")
     return problems
+
+
+def check_snapshots(dsn: str, sim, sample: int) -> tuple[int, list[str]]:
+    """A random sample of the stored option snapshot rows against what the simulator quoted at each row's own
+    quote time: the ticker's for rounds with the exchange's greeks, the book summary's for bulk rounds. Returns
+    (rounds stored, differences)."""
+    with psycopg.connect(dsn) as conn:
+        rounds = conn.execute("SELECT count(DISTINCT ts) FROM deribit.option_snapshots").fetchone()[0]
+        rows = conn.execute(
+            """SELECT instrument_name, quote_ts, mark_price, mark_iv, underlying_price, greeks_source
+                 FROM deribit.option_snapshots ORDER BY random() LIMIT %s""",
+            (sample,),
+        ).fetchall()
+    problems = []
+    for name, quote_ts, mark, mark_iv, underlying, source in rows:
+        inst = sim.market.instrument(name, now_ms=to_ms(quote_ts))
+        quote = (sim_snapshots.ticker if source == "ticker" else sim_snapshots.book_summary)(
+            sim.market, inst, to_ms(quote_ts)
+        )
+        want = (quote["mark_price"], quote["mark_iv"], quote["underlying_price"])
+        if (mark, mark_iv, underlying) != want:
+            problems.append(
+                f"snapshot {name} at {quote_ts:%Y-%m-%d %H:%M:%S} ({source}): {(mark, mark_iv, underlying)}"
+                f" stored, {want} quoted"
+            )
+    return rounds, problems
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds of a process and of its children that ended (utime, stime, cutime, cstime)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_s(cluster: Cluster) -> float:
+    """CPU seconds of the database server so far: the postmaster, its ended children and its live ones."""
+    postmaster = cluster._postmaster_pid()
+    if postmaster is None:
+        return 0.0
+    total = cpu_s(postmaster)
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == postmaster:
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def main() -> int:  # noqa: PLR0915 (one scenario, read top to bottom)
@@ -167,6 +246,18 @@ def main() -> int:  # noqa: PLR0915 (one scenario, read top to bottom)
     parser.add_argument("--outage-s", type=float, default=30.0)
     parser.add_argument("--sample-s", type=float, default=10.0)
     parser.add_argument(
+        "--report-h", type=float, default=24.0, help="simulated hours between reports of the tables' rows and bytes"
+    )
+    parser.add_argument("--lease-s", type=int, default=LEASE_S, help="the leader's lease (at least 5 s)")
+    parser.add_argument(
+        "--stop-s", type=float, default=None, help="real seconds the leader stays stopped (default: lease + 20 s)"
+    )
+    parser.add_argument(
+        "--no-events", action="store_true", help="no SIGSTOP, restart or outage: the steady state (to find a clock)"
+    )
+    parser.add_argument("--summary", action="store_true", help="end with one line: summary {json} (for tests)")
+    parser.add_argument("--snapshot-sample", type=int, default=300, help="option snapshot rows checked at the end")
+    parser.add_argument(
         "--settle-s", type=float, default=600.0, help="real seconds to wait for the catch-up at the end"
     )
     args = parser.parse_args()
@@ -174,7 +265,8 @@ def main() -> int:  # noqa: PLR0915 (one scenario, read top to bottom)
     kind_list = kinds.split(",")
     print(
         f"# {datetime.now(UTC):%Y-%m-%d %H:%M}Z on {platform.node()} ({os.cpu_count()} cpus): {args.days} simulated "
-        f"days at {args.speed:g}x, kinds {kinds}, fault rate {args.fault_rate}"
+        f"days at {args.speed:g}x, kinds {kinds}, fault rate {args.fault_rate}; load average "
+        + " ".join(f"{x:.2f}" for x in os.getloadavg())
     )
     prefix = Path(os.environ.get("DERIBIT_TS_PG_PREFIX") or default_home() / "postgres")
     parent = Path(tempfile.mkdtemp(prefix="deribit-ts-soak-"))
@@ -190,38 +282,52 @@ def main() -> int:  # noqa: PLR0915 (one scenario, read top to bottom)
         option_expiries=("day", "week"),
         pathologies=Pathologies(late_corrections=False),
     )
-    events = {0.25: "sigstop", 0.5: "database restart", 0.75: "exchange outage"}
+    events = {} if args.no_events else {0.25: "sigstop", 0.5: "database restart", 0.75: "exchange outage"}
     worst: dict[str, float] = {}
     settled_worst: dict[str, float] = {}
     last_event_real = 0.0
     processes: list[subprocess.Popen] = []
     logs: list[Path] = []
+    server_cpu, requests = 0.0, 0  # of the database servers and simulators that ran before the current ones
+    rounds, snapshot_problems = 0, []
     sim_cm = run_in_thread(config)
     sim = sim_cm.__enter__()
     try:
         port = int(sim.url.rsplit(":", 1)[1])
         logs = [parent / f"collector-{n}.log" for n in range(2)]
-        processes = [collector(dsn, sim.url, kinds, log) for log in logs]
-        end_ms = to_ms(START) + args.days * 86_400_000
-        next_day = to_ms(START) + 86_400_000
+        processes = [collector(dsn, sim.url, kinds, log, args.lease_s) for log in logs]
+        last_event_real = time.monotonic()  # (starting is an event too: the first catch-up)
+        # The run's days start once a leader collects (starting takes real seconds: simulated hours at a fast clock).
+        ready_by = time.monotonic() + 180
+        while not collecting(dsn) and time.monotonic() < ready_by:
+            time.sleep(0.5)
+        begin_ms = sim.market.now_ms()
+        print(f"{from_ms(begin_ms):%Y-%m-%d %H:%M}Z a leader collects", flush=True)
+        end_ms = begin_ms + args.days * 86_400_000
+        report_ms = int(args.report_h * 3_600_000)
+        next_day = begin_ms + report_ms
+        reports: list[dict[str, int]] = []  # rows per deribit_ts table at each report
+        rss_series: list[float] = []  # the largest collector's RSS at each sample (MB)
         next_sample = 0.0
         started = time.monotonic()
         while sim.market.now_ms() < end_ms:
-            done = (sim.market.now_ms() - to_ms(START)) / (end_ms - to_ms(START))
+            done = (sim.market.now_ms() - begin_ms) / (end_ms - begin_ms)
             for at in sorted(events):
                 if done >= at:
                     event = events.pop(at)
                     print(f"{from_ms(sim.market.now_ms()):%Y-%m-%d %H:%M}Z event: {event}", flush=True)
                     if event == "sigstop" and (pid := leader_pid(dsn)):
                         os.kill(pid, signal.SIGSTOP)
-                        time.sleep(LEASE_S + 20)
+                        time.sleep(args.stop_s if args.stop_s is not None else args.lease_s + 20)
                         os.kill(pid, signal.SIGCONT)
                     elif event == "database restart":
+                        server_cpu += server_cpu_s(cluster)
                         cluster.down()
                         time.sleep(2)
                         cluster.up(quiet=True)
                     elif event == "exchange outage":
                         now_ms = sim.market.now_ms()
+                        requests += sim.stats()["requests"]
                         sim_cm.__exit__(None, None, None)
                         time.sleep(args.outage_s)
                         resumed = now_ms + args.outage_s * args.speed * 1000
@@ -238,13 +344,18 @@ def main() -> int:  # noqa: PLR0915 (one scenario, read top to bottom)
                         worst[dataset] = max(worst.get(dataset, 0.0), lag)
                         if time.monotonic() - last_event_real > 120:  # an event's catch-up has settled
                             settled_worst[dataset] = max(settled_worst.get(dataset, 0.0), lag)
-                rss = " ".join(f"{p.pid}:{rss_mb(p.pid) or 0:.0f}MB" for p in processes)
+                rss_now = [rss_mb(p.pid) or 0.0 for p in processes]
+                rss_series.append(max(rss_now))
+                rss = " ".join(f"{p.pid}:{mb:.0f}MB" for p, mb in zip(processes, rss_now, strict=True))
                 shown = ", ".join(f"{d} {age(v)}" for d, v in sorted(current.items()) if v is not None)
-                print(f"{now:%Y-%m-%d %H:%M}Z rss {rss}  lag {shown}", flush=True)
+                load = os.getloadavg()[0]
+                print(f"{now:%Y-%m-%d %H:%M}Z rss {rss} load {load:.1f}  lag {shown}", flush=True)
             if sim.market.now_ms() >= next_day:
-                next_day += 86_400_000
-                print(f"-- simulated day {from_ms(next_day - 86_400_000):%Y-%m-%d}: table rows bytes")
-                for table, rows, size in table_sizes(dsn):
+                print(f"-- {from_ms(next_day):%Y-%m-%d %H:%M}Z (simulated): table rows bytes")
+                next_day += report_ms
+                sizes = table_sizes(dsn)
+                reports.append({table: rows for table, rows, _ in sizes})
+                for table, rows, size in sizes:
                     print(f"   {table:28} {rows:>12,} {size:>14,}")
             time.sleep(0.5)
         # (the run ends on a whole minute: the minute forming at its end is not in the market yet)
@@ -252,11 +363,25 @@ def main() -> int:  # noqa: PLR0915 (one scenario, read top to bottom)
         while time.monotonic() - settle_started < args.settle_s and not caught_up(dsn, run_end):
             time.sleep(1)
         print(f"caught up {time.monotonic() - settle_started:.0f} s (real) after the run's end", flush=True)
+        real_s = time.monotonic() - started
+        collector_cpu = sum(cpu_s(p.pid) for p in processes)
+        sim_cpu = time.process_time()  # this process: the simulator's threads (and the sampling, a sliver)
+        server_cpu += server_cpu_s(cluster)
+        requests += sim.stats()["requests"]
         for p in processes:
             p.send_signal(signal.SIGTERM)
         for p in processes:
             p.wait(timeout=60)
         problems = check(dsn, sim, run_end)
+        with psycopg.connect(dsn) as conn:  # merged as the collector goes: a handful per key, not one per window
+            coverage_per_key = conn.execute(
+                """SELECT coalesce(max(n), 0)
+                     FROM (SELECT count(*) AS n FROM deribit_ts.coverage GROUP BY dataset, key) c"""
+            ).fetchone()[0]
+        print(f"coverage records per key at the end: at most {coverage_per_key}")
+        if args.options:
+            rounds, snapshot_problems = check_snapshots(dsn, sim, args.snapshot_sample)
+            problems += snapshot_problems
     except BaseException:
         for log in logs:
             print(f"--- {log.name} (last lines)\n" + "\n".join(log.read_text().splitlines()[-15:]))
@@ -269,6 +394,16 @@ def main() -> int:  # noqa: PLR0915 (one scenario, read top to bottom)
         cluster.down()
         shutil.rmtree(parent, ignore_errors=True)
     print(f"real time {time.monotonic() - started:.0f} s")
+    print(
+        f"cost over {real_s:.0f} real s (to the catch-up): collectors {collector_cpu:.0f} CPU s "
+        f"({collector_cpu / real_s:.0%} of a core), database server {server_cpu:.0f} CPU s "
+        f"({server_cpu / real_s:.0%} of a core), simulator {sim_cpu:.0f} CPU s ({sim_cpu / real_s:.0%} of a core), "
+        f"{requests:,} requests ({requests / real_s:.1f}/s real, "
+        f"{requests / (args.days * 86400):.2f}/simulated s); load average now "
+        + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    )
+    if args.options:
+        print(f"option snapshot rounds stored: {rounds:,}; {args.snapshot_sample} rows checked")
     print(f"{'dataset':20} {'worst lag':>10} {'after events':>13} {'threshold':>10}")
     over = []
     for dataset in sorted(worst):
@@ -281,6 +416,17 @@ def main() -> int:  # noqa: PLR0915 (one scenario, read top to bottom)
         print(f"DIFFERS: {problem}")
     print("data equal to the simulator" if not problems else f"{len(problems)} difference(s)")
     print("every dataset within its threshold" if not over else f"over threshold: {', '.join(over)}")
+    if args.summary:
+        summary = {
+            "problems": problems,
+            "over": over,
+            "reports": reports,
+            "worst": worst,
+            "rss_mb": rss_series,
+            "settled": settled_worst,
+            "coverage_per_key": coverage_per_key,
+        }
+        print("summary " + json.dumps(summary, default=str))
     return 1 if problems or over else 0
 
 

@@ -274,7 +274,7 @@ class Leader:
                 allowance_shared(control, self.client.limiter),
             ):
                 self.run_id = run.run_id
-                self.jobs = Jobs(self.dsn, self.client, self.s, control, self.run_id)
+                self.jobs = Jobs(self.dsn, self.client, self.s, control, self.run_id, lambda: self.clock.rate)
                 try:
                     await self._lead_until_ended(control)
                 except BaseException:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from deribit_ts.collect.collector import CollectSettings
 
 log = logging.getLogger(__name__)
+BOOKKEEPING_KEEP = timedelta(days=1)  # done tasks and dead process rows older than this are compacted away
 
 
 def snapshots_available() -> bool:
@@ -84,8 +85,17 @@ class Jobs:
     engine may claim), the live instruments, the options seen trading. The leader sets `origin`, `indexes`,
     `catalogue_conn` and `engine` each time collecting (re)starts."""
 
-    def __init__(self, dsn: str, client: DeribitClient, settings: CollectSettings, control: AsyncConnection, run_id):
+    def __init__(
+        self,
+        dsn: str,
+        client: DeribitClient,
+        settings: CollectSettings,
+        control: AsyncConnection,
+        run_id,
+        clock_rate: Callable[[], float] = lambda: 1.0,
+    ):
         self.dsn = dsn
+        self.clock_rate = clock_rate  # exchange seconds per real second (1 but against a simulator's fast clock)
         self.client = client
         self.s = settings
         self.control = control
@@ -285,7 +295,10 @@ class Jobs:
     async def _bookkeeping(self) -> None:
         """Keep the bookkeeping bounded, on a connection of its own (the first run after an upgrade takes longest)."""
         async with await connect_async(self.dsn, application_name=APPLICATION) as conn:
-            cur = await conn.execute("SELECT * FROM deribit_ts.compact_bookkeeping()")
+            # Done tasks and dead processes are kept a day of the exchange's clock: the database's clock ages them,
+            # so against a simulator's fast clock the day is shorter in real time (a soak's bookkeeping stays flat).
+            keep = BOOKKEEPING_KEEP / max(self.clock_rate(), 1.0)
+            cur = await conn.execute("SELECT * FROM deribit_ts.compact_bookkeeping(%s)", (keep,))
             tasks_deleted, merged, processes = await cur.fetchone()
         if tasks_deleted or merged or processes:
             log.info(
