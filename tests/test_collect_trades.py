@@ -188,3 +188,33 @@ def fencing_scenario(conn: psycopg.Connection) -> None:
 def test_trade_writes_of_an_epoch_that_is_over_are_refused(new_db):
     with psycopg.connect(new_db, autocommit=True) as conn:
         fencing_scenario(conn)
+
+
+@pytest.mark.slow
+def test_an_options_last_traded_minute_is_fetched_again_once_settled(new_db):
+    """A candle counts as final only when fetched after it settled (30 minutes); the option scan reads back far
+    enough that an option's traded minute is fetched once more after that, even if the option never trades again
+    (the scan used to stop seeing the trade just before the minute settled)."""
+    with run_in_thread(sim_config(strikes_per_expiry=4, option_expiries=("day", "week"))) as sim:
+        collector = start_collector(new_db, sim.url, "--kinds", "option")
+        wait_for(lambda: collecting(new_db) or bool(trade_marks(new_db)), 30, "collecting")
+        sim_minutes(sim, 42)
+        checked_at = sim.market.now_ms()
+        _, err = stop(collector)
+        assert "Traceback" not in err, err
+        with psycopg.connect(new_db) as conn:
+            origin = conn.execute("SELECT origin FROM deribit_ts.collector_origin").fetchone()[0]
+            final = dict(
+                conn.execute(
+                    "SELECT key, max(final_until) FROM deribit_ts.coverage WHERE dataset = 'candles' GROUP BY key"
+                ).fetchall()
+            )
+    # a scan at least every 2 minutes, the minute, the 30 minutes' settling time, and a scan's margin
+    settled_before = checked_at - 37 * 60_000
+    checked = 0
+    for name in btc_names(sim, ("option",)):
+        minutes = [t.timestamp // 60_000 * 60_000 for t in sim.market.trades(name, to_ms(origin), settled_before)]
+        if minutes:
+            checked += 1
+            assert name in final and to_ms(final[name]) >= minutes[-1] + 60_000, (name, from_ms(minutes[-1]))
+    assert checked >= 2, "a few options should trade in the first minutes"
