@@ -161,3 +161,28 @@ def test_endpoints(sim, market: SimMarket) -> None:
             count=10,
         )
         assert bool(body["result"]["trades"]) is found, hours_back
+
+
+def test_trades_per_day_come_back_from_the_disk_cache_unchanged(tmp_path, monkeypatch) -> None:
+    """The first trade request of a process counted every day since the perpetual's listing; the counts are kept
+    on disk (seqcache) and a later process reads them: the same trade_seq, the same tape, whatever the file."""
+    monkeypatch.setenv("DERIBIT_TS_SIM_CACHE", str(tmp_path))
+    day = DAY - 3
+    cold = SimMarket(sim_config())
+    inst = cold.instrument("BTC-PERPETUAL")
+    tape = cold.day_tape(inst, day)
+    files = list(tmp_path.glob("day-counts-*.npy"))
+    assert len(files) == 1
+    counted = day - cold._first_day(inst)
+    warm = SimMarket(sim_config())
+    warm.seq_base(inst, warm._first_day(inst) + 1)  # the first question of a process: the file answers it whole
+    assert len(warm._seq_bases[inst.name]) == counted + 1
+    assert warm.day_tape(inst, day) == tape
+    monkeypatch.setenv("DERIBIT_TS_SIM_CACHE", "off")
+    assert SimMarket(sim_config()).day_tape(inst, day) == tape
+    assert len(list(tmp_path.glob("*"))) == 1  # off: nothing written
+    monkeypatch.setenv("DERIBIT_TS_SIM_CACHE", str(tmp_path))
+    files[0].write_bytes(b"not a numpy file")  # unreadable: counted again, and written again
+    assert SimMarket(sim_config()).day_tape(inst, day) == tape
+    assert SimMarket(sim_config(seed=7)).seq_base(inst, day) != tape[0].trade_seq  # another market, another key
+    assert len(list(tmp_path.glob("day-counts-*.npy"))) == 2

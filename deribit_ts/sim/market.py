@@ -6,6 +6,7 @@ The server only formats what this object answers, and tests compare a database w
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import threading
 from collections import OrderedDict
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from deribit_ts.sim import outages as _outages
-from deribit_ts.sim import snapshots
+from deribit_ts.sim import seqcache, snapshots
 from deribit_ts.sim.blocks import Block, decimals_of, generate_block
 from deribit_ts.sim.calendar import Catalogue, Instrument
 from deribit_ts.sim.chart import RESOLUTION_MINUTES, aggregate_block
@@ -328,15 +329,26 @@ class SimMarket:
         if day <= first:
             return 1
         with self._seq_lock:
-            bases = self._seq_bases.setdefault(inst.name, [1])
-            while len(bases) <= day - first:
-                d = first + len(bases) - 1
-                p = self.config.pathologies
-                count = day_count(
-                    inst, self.paths[inst.currency], d, self.config.seed, self.outage_windows(), p.bad_ticks
+            bases = self._seq_bases.get(inst.name)
+            if bases is None:
+                bases = self._seq_bases[inst.name] = list(
+                    itertools.accumulate(seqcache.load(self._seq_key(inst)), initial=1)
                 )
-                bases.append(bases[-1] + count)
+            if len(bases) <= day - first:
+                p = self.config.pathologies
+                while len(bases) <= day - first:
+                    d = first + len(bases) - 1
+                    count = day_count(
+                        inst, self.paths[inst.currency], d, self.config.seed, self.outage_windows(), p.bad_ticks
+                    )
+                    bases.append(bases[-1] + count)
+                seqcache.save(self._seq_key(inst), np.diff(bases).tolist())
             return bases[day - first]
+
+    def _seq_key(self, inst: Instrument) -> str:
+        """What an instrument's trades per day depend on, besides the simulator's code (seqcache)."""
+        p = self.config.pathologies
+        return f"{self.config.seed}|{self.config.start_ms}|{self.outage_windows()}|{p.bad_ticks}|{inst!r}"
 
     def _day_of_seq(self, inst: Instrument, seq: int, last_day: int) -> int:
         """The day holding trade_seq `seq` (clamped to [first day, last_day])."""
