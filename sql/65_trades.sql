@@ -31,6 +31,51 @@ BEGIN
 END;
 $$;
 
+-- Recompute deribit_ts.trade_seq_gaps where trades of `p_instrument` in [p_from, p_until) were written: the pairs of
+-- consecutive stored trades from the last one before the range to the first one after it (trade_seq follows time,
+-- so those two are found by time on the trades' key, and everything between them lies in the range). Reads the
+-- range's trades once; called by every writer of trades in the transaction that writes them.
+CREATE OR REPLACE FUNCTION deribit_ts.refresh_trade_seq_gaps(
+    p_instrument text, p_from timestamptz, p_until timestamptz)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    before_seq bigint;
+    before_ts timestamptz;
+    after_seq bigint;
+    after_ts timestamptz;
+    written integer;
+BEGIN
+    SELECT t.trade_seq, t.ts INTO before_seq, before_ts
+      FROM deribit.trades t
+     WHERE t.instrument_name = p_instrument AND t.ts < p_from
+     ORDER BY t.ts DESC, t.trade_seq DESC LIMIT 1;
+    SELECT t.trade_seq, t.ts INTO after_seq, after_ts
+      FROM deribit.trades t
+     WHERE t.instrument_name = p_instrument AND t.ts >= p_until
+     ORDER BY t.ts, t.trade_seq LIMIT 1;
+    DELETE FROM deribit_ts.trade_seq_gaps g
+     WHERE g.instrument_name = p_instrument
+       AND g.trade_seq > coalesce(before_seq, -1)
+       AND (after_seq IS NULL OR g.trade_seq <= after_seq);
+    INSERT INTO deribit_ts.trade_seq_gaps (instrument_name, trade_seq, ts, prev_seq, prev_ts)
+    SELECT p_instrument, s.trade_seq, s.ts, s.prev_seq, s.prev_ts
+      FROM (SELECT r.trade_seq, r.ts, lag(r.trade_seq) OVER w AS prev_seq, lag(r.ts) OVER w AS prev_ts
+              FROM (SELECT before_seq AS trade_seq, before_ts AS ts WHERE before_seq IS NOT NULL
+                    UNION ALL
+                    SELECT t.trade_seq, t.ts FROM deribit.trades t
+                     WHERE t.instrument_name = p_instrument AND t.ts >= p_from AND t.ts < p_until
+                    UNION ALL
+                    SELECT after_seq, after_ts WHERE after_seq IS NOT NULL) r
+            WINDOW w AS (ORDER BY r.trade_seq)) s
+     WHERE s.trade_seq > s.prev_seq + 1
+    ON CONFLICT (instrument_name, trade_seq) DO UPDATE
+       SET ts = excluded.ts, prev_seq = excluded.prev_seq, prev_ts = excluded.prev_ts;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END;
+$$;
+
 -- One row per option trade, with what its instrument says (currency, expiry, strike, type) and what follows from
 -- the trade: time to expiry, log-moneyness against the index at the trade, Black-76 delta at the trade's IV.
 CREATE OR REPLACE VIEW deribit.option_trades AS

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from helpers import cli_command, run_cli
 
-from deribit_ts.ingest.trades import TRADES
+from deribit_ts.ingest.trades import PAGE, PERPETUAL_TRADES, TRADES, Trades
 from deribit_ts.sim import SimConfig, run_in_thread
 from deribit_ts.sim.paths import DAY_MS
 from deribit_ts.timeutil import from_ms, to_ms
@@ -126,7 +126,7 @@ def test_cascade_in_one_millisecond_survives_kill_9(fresh_db: str, sim) -> None:
                     exists
                     and conn.execute("SELECT count(*) FROM deribit_ts.coverage WHERE dataset = 'trades'").fetchone()[0]
                 )
-            if done and done >= 3:
+            if done and done >= 2:  # of 5 windows: they grow with the trades seen (1 h, 1 h, 4 h, 4 h, 14 h)
                 break
             time.sleep(0.2)
         killed = proc.poll() is None
@@ -151,3 +151,41 @@ def test_cascade_in_one_millisecond_survives_kill_9(fresh_db: str, sim) -> None:
                 GROUP BY ts ORDER BY count(*) DESC LIMIT 1"""
         ).fetchone()[0]
     assert n >= 1500
+
+
+def test_windows_grow_to_full_pages_on_a_dense_instrument(fresh_db: str) -> None:
+    """Requests are what the exchange limits: a perpetual's windows grow from an hour (a third of a page in the
+    simulator) until each holds about 20 full pages, so its trades take about one request per 1,000."""
+    with run_in_thread(SimConfig(now=NOW, rate_limit="off")) as fresh_sim:
+        since, until = SINCE - timedelta(days=5), SINCE
+        summary = backfill(fresh_db, fresh_sim.url, "--instrument", "BTC-PERPETUAL", "--kind", "perpetual",
+                           "--since", since.isoformat(), "--until", until.isoformat(), "--workers", "1")  # fmt: skip
+        served = fresh_sim.stats()["requests_by_method"]
+        assert summary["status"] == "ok"
+        assert stored(fresh_db) == truth(fresh_sim, ["BTC-PERPETUAL"], since, until)
+    trades = summary["datasets"]["trades"]["inserted"]
+    requests = served.get("get_last_trades_by_instrument_and_time", 0) + served.get("get_last_trades_by_instrument", 0)
+    assert trades > 30 * PAGE
+    assert requests <= 1.15 * trades / PAGE + 6  # 6: the first windows, an hour long, before the rate is known
+
+
+def test_window_length_follows_the_rate_within_bounds() -> None:
+    dataset = Trades(window=timedelta(hours=1), task_span=timedelta(days=7))
+    hour, start, far = 3_600_000, 0, 10**12
+    assert dataset.window_end("X", start, far) == hour  # nothing seen: the kind's first window
+    dataset._learn("X", hour, 500)  # 500 trades an hour: 20 pages would take 40 hours, but 4x at most a step
+    assert dataset.window_end("X", start, far) == 4 * hour
+    dataset._learn("X", 4 * hour, 2000)
+    assert dataset.window_end("X", start, far) == 16 * hour
+    dataset._learn("X", 16 * hour, 8000)  # 20 pages at this rate: 40 hours
+    assert dataset.window_end("X", start, far) == 40 * hour
+    assert dataset.window_end("X", start, 5 * hour) == 5 * hour  # never past the task's end
+    dataset._learn("X", hour, 10**7)  # a cascade: shrinks 4x a step, never below a minute
+    assert dataset.window_end("X", start, far) == hour // 4
+    dataset._learn("X", 60_000, 10**7)
+    assert dataset.window_end("X", start, far) == 60_000
+    dataset._learn("Z", hour, 500)
+    dataset._learn("Z", 60_000, 0)  # a task's last window, cut short: grows from the length it had
+    assert dataset.window_end("Z", start, far) == 16 * hour
+    assert dataset.window_end("Y", start, far) == hour  # per instrument
+    assert PERPETUAL_TRADES.task_span == timedelta(days=7)

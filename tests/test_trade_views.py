@@ -51,6 +51,11 @@ def planted(db: str) -> str:
             conn.execute(
                 "SELECT deribit_ts.refresh_trade_days(%s, %s, %s)", (name, at(0), datetime(2024, 3, 16, tzinfo=UTC))
             )
+        for name in (CALL, PUT, "BTC-PERPETUAL"):
+            conn.execute(
+                "SELECT deribit_ts.refresh_trade_seq_gaps(%s, %s, %s)",
+                (name, at(0), datetime(2024, 3, 16, tzinfo=UTC)),
+            )
     return db
 
 
@@ -131,6 +136,7 @@ def test_trade_seq_hole_in_gap_report(planted: str) -> None:
                VALUES (%s, %s, '7', 4, 0.03, 1, 'buy')""",
             (PUT, at(15)),
         )
+        conn.execute("SELECT deribit_ts.refresh_trade_seq_gaps(%s, %s, %s)", (PUT, at(15), at(16)))
         for name in (CALL, PUT):
             conn.execute(
                 """INSERT INTO deribit_ts.coverage (dataset, key, fetched, rows, final_until)

@@ -66,6 +66,11 @@ class RangedDataset(ABC):
         start_ms, end_ms = to_ms(start), to_ms(end)
         return [(a, min(a + self.window_ms, end_ms)) for a in range(start_ms, end_ms, self.window_ms)]
 
+    def window_end(self, key: str, start_ms: int, end_ms: int) -> int:
+        """Where the window of `key` that starts at start_ms ends, inside a task ending at end_ms. Fixed-size here;
+        a dataset whose rows per time vary by orders of magnitude (trades) sizes it from what it has seen."""
+        return min(start_ms + self.window_ms, end_ms)
+
     async def fetch_window(self, client: DeribitClient, key: str, start_ms: int, end_ms: int) -> Window:
         window = Window(start_ms, end_ms, [], key=key)
         current_tally.set(window.tally)  # this runs in its own asyncio task: the tally is the window's

@@ -23,7 +23,7 @@ from deribit_ts.ingest import candles, delivery, dvol, funding, index, options, 
 from deribit_ts.ingest.dataset import RangedDataset
 from deribit_ts.ingest.progress import Reporter
 from deribit_ts.ingest.tasks import Task
-from deribit_ts.timeutil import from_ms
+from deribit_ts.timeutil import from_ms, to_ms
 
 log = logging.getLogger(__name__)
 
@@ -152,19 +152,24 @@ class Engine:
     async def _ranged_task(self, conn: AsyncConnection, owner: str, task: Task) -> None:
         dataset = ranged_dataset(task)
         key_id = self.ids[task.key] if dataset.keyed_by_instrument else None
-        windows = dataset.windows(task.resume_from, task.range_end)
         client = self.history if task.dataset == "trades" else self.client
-        ahead: asyncio.Task | None = None
+        last_ms = to_ms(task.range_end)
+
+        def fetch(start_ms: int) -> tuple[int, asyncio.Task | None]:
+            """(its end, the window from start_ms in flight): its size is decided now, from the windows seen."""
+            if start_ms >= last_ms:
+                return start_ms, None
+            end_ms = dataset.window_end(task.key, start_ms, last_ms)
+            return end_ms, asyncio.create_task(dataset.fetch_window(client, task.key, start_ms, end_ms))
+
+        ahead_end, ahead = fetch(to_ms(task.resume_from))
         try:
-            for i, (start_ms, end_ms) in enumerate(windows):
-                current = ahead or asyncio.create_task(dataset.fetch_window(client, task.key, start_ms, end_ms))
+            while ahead is not None:
+                current = ahead
                 # Keep the next request in flight while this window is written.
-                ahead = (
-                    asyncio.create_task(dataset.fetch_window(client, task.key, *windows[i + 1]))
-                    if i + 1 < len(windows)
-                    else None
-                )
+                ahead_end, ahead = fetch(ahead_end)
                 window = await current
+                start_ms, end_ms = window.start_ms, window.end_ms
                 async with conn.transaction():
                     loaded = await dataset.load(conn, key_id, window)
                     rows = len(window.rows) if loaded.rows is None else loaded.rows

@@ -23,6 +23,7 @@ the rest are sorted by trade_seq and a trade_id sent twice with different conten
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -37,6 +38,11 @@ from deribit_ts.ingest.options import is_option
 from deribit_ts.timeutil import from_ms
 
 PAGE = 1000  # Deribit's most trades a request (a larger count is an error)
+# A window (one transaction, held in memory whole) aims at this many pages: the part-filled last page costs 2.5 %.
+WINDOW_PAGES = 20
+WINDOW_GROWTH = 4
+MIN_WINDOW_MS = 60_000
+MAX_LEARNED = 10_000  # instruments whose window length is remembered (an option chain is a few thousand)
 MAX_TEXT = 64  # longest identifier accepted from the exchange (its ids are ~10-20 characters)
 
 TRADES = Table(
@@ -247,6 +253,26 @@ class Trades(RangedDataset):
     def __init__(self, window: timedelta, task_span: timedelta):
         self.window_points = int(window / timedelta(milliseconds=1))
         self.task_span = task_span
+        self._spans: OrderedDict[str, int] = OrderedDict()  # per instrument: the next window's length, ms
+
+    def window_end(self, key: str, start_ms: int, end_ms: int) -> int:
+        """Windows sized to hold about WINDOW_PAGES pages of the instrument's trades at the rate its last window
+        had. Requests are what Deribit limits (20 a second) and each window ends with a part-filled page: at one
+        fixed length per kind, an hour of the simulator's perpetual (a few hundred trades) filled a third of one
+        page per request, while an option trading a few times a day spends a request per week."""
+        return min(start_ms + self._spans.get(key, self.window_ms), end_ms)
+
+    def _learn(self, key: str, span_ms: int, trades: int) -> None:
+        """Size the next window of `key` from one just fetched: WINDOW_PAGES pages at its rate, changing by at most
+        a factor of WINDOW_GROWTH a window (a quiet hour, an outage, says little about the next day). It grows from
+        the longer of this window and the length it had (a task's last window is cut short by the task's end)."""
+        wanted = span_ms * WINDOW_PAGES * PAGE // max(trades, 1)
+        longest = WINDOW_GROWTH * max(span_ms, self._spans.get(key, self.window_ms))
+        span = min(max(wanted, span_ms // WINDOW_GROWTH, MIN_WINDOW_MS), longest)
+        self._spans[key] = span
+        self._spans.move_to_end(key)
+        while len(self._spans) > MAX_LEARNED:
+            self._spans.popitem(last=False)
 
     async def fetch_once(self, client: DeribitClient, key: str, start_ms: int, end_ms: int) -> list[Sequence]:
         return await fetch_trades(client, key, start_ms, end_ms)
@@ -256,6 +282,7 @@ class Trades(RangedDataset):
         current_tally.set(window.tally)  # this runs in its own asyncio task: the tally is the window's
         try:
             window.rows = await fetch_trades(client, key, start_ms, end_ms)
+            self._learn(key, end_ms - start_ms, len(window.rows))
         except BadTrade as exc:
             raise UnexpectedReplyError(
                 f"trades of {key} from {from_ms(start_ms):%Y-%m-%d %H:%M}: the exchange's reply is not as documented "
@@ -285,7 +312,9 @@ class Trades(RangedDataset):
             inserted = len(fresh)
         except psycopg.errors.UniqueViolation:
             inserted = len(await _insert_missing(conn, fresh))
-        if is_option(window.key):  # the daily smile and flow read the option tape's daily sums
+        # gap_report reads the jumps in trade_seq; the daily smile and flow read the option tape's daily sums
+        await conn.execute("SELECT deribit_ts.refresh_trade_seq_gaps(%s, %s, %s)", (window.key, lo, hi))
+        if is_option(window.key):
             await conn.execute("SELECT deribit_ts.refresh_trade_days(%s, %s, %s)", (window.key, lo, hi))
         return LoadResult(inserted=inserted)
 
@@ -307,8 +336,9 @@ async def _insert_missing(conn: AsyncConnection, rows: list[tuple]) -> list[tupl
 
 
 async def store_new(conn: AsyncConnection, trades: list[tuple[str, tuple]]) -> int:
-    """Store the trades (instrument, row) not stored yet, in the caller's transaction, and recompute the daily sums
-    of the options that got new ones (deribit_ts.trade_days, what the daily smile and flow read); how many were
+    """Store the trades (instrument, row) not stored yet, in the caller's transaction, and recompute the jumps in
+    trade_seq around them (deribit_ts.trade_seq_gaps, what gap_report reads) and the daily sums of the options that
+    got new ones (deribit_ts.trade_days, what the daily smile and flow read); how many were
     new. A stored trade is left as it is (a trade never changes once made): storing a page twice writes nothing."""
     if not trades:
         return 0
@@ -318,19 +348,20 @@ async def store_new(conn: AsyncConnection, trades: list[tuple[str, tuple]]) -> i
         lo, hi = spans.get(name, (ts, ts))
         spans[name] = (min(lo, ts), max(hi, ts))
     for name, (lo, hi) in sorted(spans.items()):
+        until = hi + timedelta(milliseconds=1)
+        await conn.execute("SELECT deribit_ts.refresh_trade_seq_gaps(%s, %s, %s)", (name, lo, until))
         if is_option(name):
-            await conn.execute(
-                "SELECT deribit_ts.refresh_trade_days(%s, %s, %s)", (name, lo, hi + timedelta(milliseconds=1))
-            )
+            await conn.execute("SELECT deribit_ts.refresh_trade_days(%s, %s, %s)", (name, lo, until))
     return len(new)
 
 
-# Options trade a few times a day: a week a window keeps it near one request per option-week. Futures trade every
-# few minutes, perpetuals many times a second (Deribit: a few hundred thousand a day): their windows stay
-# a few hundred pages at most, so a window (one transaction) holds a bounded number of rows.
+# The first window of an instrument: options trade a few times a day (a week), futures every few minutes,
+# perpetuals many times a second (Deribit: a few hundred thousand a day: an hour is a dozen pages). Later windows
+# are sized from the trades seen (Trades.window_end). A perpetual's task is a week: a day of the simulator's
+# perpetual is 10 pages, so day-long tasks would cap its windows at a day and keep a part-filled page in ten.
 OPTION_TRADES = Trades(window=timedelta(days=7), task_span=timedelta(days=28))
 FUTURE_TRADES = Trades(window=timedelta(hours=6), task_span=timedelta(days=7))
-PERPETUAL_TRADES = Trades(window=timedelta(hours=1), task_span=timedelta(days=1))
+PERPETUAL_TRADES = Trades(window=timedelta(hours=1), task_span=timedelta(days=7))
 DATASET = FUTURE_TRADES
 
 
