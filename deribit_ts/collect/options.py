@@ -2,13 +2,13 @@
 
 A chart request per option per minute would need ~27 requests a second for Deribit's ~1,600 live options, more
 than the allowance, and most minutes of most options have no trade (their candle is a filler at the last close).
-So every minute one bulk request per currency, public/get_last_trades_by_currency_and_time with kind=option, lists
-the trades since the last scan, paged by time (1,000 trades a page; collect/trades.py, which also stores them): its
-instrument names are exactly the options whose candles changed. Why trades and not get_book_summary_by_currency:
-the book summary's 24-hour volume and last price only hint at a trade (a trade at the last price, or one that
-offsets a volume falling out of the 24-hour window, changes neither), while a trade list is exact, and pages by
-time, so after an outage the scan simply starts at its watermark. The cost is a request per 1,000 trades, a few a
-minute at Deribit's volumes.
+So every 2 minutes one bulk request per currency, public/get_last_trades_by_currency_and_time with kind=option,
+lists the trades since the last scan, paged by time (1,000 trades a page; collect/trades.py, which also stores
+them): its instrument names are exactly the options whose candles changed. Why trades and not
+get_book_summary_by_currency: the book summary's 24-hour volume and last price only hint at a trade (a trade at
+the last price, or one that offsets a volume falling out of the 24-hour window, changes neither), while a trade
+list is exact, and pages by time, so after an outage the scan simply starts at its watermark. The cost is a
+request per 1,000 trades, a few a minute at Deribit's volumes.
 
 Each option that traded gets its candles planned from its own watermark (or the collector's origin) to the last
 closed minute, like any instrument, reading again the last `trail` before its watermark. A candle counts as final
