@@ -192,6 +192,28 @@ def test_all_sections_at_once(loaded):
     }
 
 
+def test_the_newest_term_structure_is_found_beyond_the_last_week_of_the_index(loaded):
+    """basis_newest looks in the week before the newest index sample first; when the index runs on more than a
+    week past the last hour with a term structure (a planted far sample), the whole history is searched."""
+    from deribit_ts.db.queries import query as named
+    from deribit_ts.report.data import Filters
+
+    with psycopg.connect(loaded) as conn:
+        newest = conn.execute("SELECT max(ts) FROM deribit.basis_term_structure").fetchone()[0]
+        assert conn.execute(named("report", "basis_newest"), Filters().params()).fetchall() == [(newest,)]
+        conn.execute(
+            "INSERT INTO deribit.index_price_history (index_name, ts, price, resolution) "
+            "VALUES ('btc_usd', %s, 60000, '1 hour')",
+            (datetime(2024, 4, 1, tzinfo=UTC),),
+        )
+        assert conn.execute(named("report", "basis_newest"), Filters().params()).fetchall() == [(newest,)]
+        until = Filters(until=datetime(2024, 2, 28, 12, tzinfo=UTC)).params()
+        assert conn.execute(named("report", "basis_newest"), until).fetchall() == [
+            (datetime(2024, 2, 28, 11, tzinfo=UTC),)
+        ]
+        conn.rollback()
+
+
 def test_filters(loaded):
     rows = json.loads(report(loaded, "coverage", "--json", "--instrument", "BTC-PERPETUAL").stdout)
     assert {(r["dataset"], r["key"]) for r in rows} == {("candles", "BTC-PERPETUAL"), ("funding", "BTC-PERPETUAL")}

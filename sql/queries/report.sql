@@ -82,11 +82,25 @@ SELECT dataset, instrument_name, ts, rule, detail
 SELECT max(covered_until) FROM deribit_ts.watermarks WHERE dataset = 'candles';
 
 -- name: basis_newest
--- The newest hour that has a term structure (as of --until): the view walks back from the newest hour.
-SELECT ts FROM deribit.basis_term_structure
- WHERE (%(currency)s::text IS NULL OR currency = %(currency)s)
-   AND (%(until)s::timestamptz IS NULL OR ts < %(until)s)
- ORDER BY ts DESC LIMIT 1;
+-- The newest hour that has a term structure (as of --until). Looked for first in the week before the newest
+-- index sample (the view then reads the index and funding histories of that week only, through their time
+-- index), and over the whole history only when that week has none: the second branch of the UNION ALL runs only
+-- when the first found no row.
+(SELECT ts FROM deribit.basis_term_structure
+  WHERE (%(currency)s::text IS NULL OR currency = %(currency)s)
+    AND (%(until)s::timestamptz IS NULL OR ts < %(until)s)
+    AND ts > (SELECT greatest(
+                  (SELECT max(x.ts) FROM deribit.index_price_history x
+                    WHERE %(until)s::timestamptz IS NULL OR x.ts < %(until)s),
+                  (SELECT max(fr.ts) FROM deribit.funding_rate_history fr
+                    WHERE %(until)s::timestamptz IS NULL OR fr.ts < %(until)s))) - interval '7 days'
+  ORDER BY ts DESC LIMIT 1)
+UNION ALL
+(SELECT ts FROM deribit.basis_term_structure
+  WHERE (%(currency)s::text IS NULL OR currency = %(currency)s)
+    AND (%(until)s::timestamptz IS NULL OR ts < %(until)s)
+  ORDER BY ts DESC LIMIT 1)
+LIMIT 1;
 
 -- name: basis_latest
 -- The term structure at the hour %(newest)s.
