@@ -64,3 +64,36 @@ def test_bad_replies_fail_their_dataset_and_the_collector_goes_on(new_db):
     fails = [body for path, body in pings if path.endswith("/fail")]
     assert any("1e+308" in body or "NaN" in body for body in fails), pings
     assert "Traceback" not in err
+
+
+def test_a_bad_trades_page_fails_the_trade_scan_and_nothing_of_it_is_stored(new_db):
+    """A by-currency trades page with a trade of no known direction: the scan fails with the exchange's words
+    (status shows the trade tape stale with them), nothing of that page is stored, everything else goes on."""
+
+    def answer(method: str, params: dict, reply: dict):
+        trades = (reply.get("result") or {}).get("trades") if method == "get_last_trades_by_currency_and_time" else None
+        if trades:
+            trades[-1]["direction"] = "sideways"
+            return reply
+        return None
+
+    with (
+        tc.run_in_thread(tc.sim_config()) as sim,
+        hostile_exchange(answer, upstream=sim.url) as (url, _),
+    ):
+        collector = tc.start_collector(new_db, url, "--kinds", "perpetual")
+        try:
+            tc.wait_for(lambda: tc.collecting(new_db), 60, "the collector to collect")
+            tc.sim_minutes(sim, 5)
+            assert collector.poll() is None, collector.stderr.read()[-3000:]
+            tc.wait_for(
+                lambda: (tc.freshness(new_db, sim)["candles.perpetual"] or 1e9) < tc.MAX_LAG_S, 30, "fresh candles"
+            )
+            with psycopg.connect(new_db) as conn:
+                stored = conn.execute("SELECT count(*) FROM deribit.trades").fetchone()[0]
+            status = json.loads(run_cli("status", "--json", "--dsn", new_db).stdout)
+        finally:
+            _, err = tc.stop(collector)
+    tape = {d["dataset"]: d for d in status["datasets"]}["trades.perpetual"]
+    assert stored == 0 and tape["stale"] and "sideways" in (tape["last_error"] or ""), tape
+    assert "Traceback" not in err
