@@ -181,6 +181,7 @@ def test_a_busted_trade_is_removed_when_the_exchange_shows_a_filler(sim, new_db)
     assert stored(new_db, name) == truth(sim, name, day, day + timedelta(days=1))[0]
 
 
+@pytest.mark.slow
 def test_kill_9_during_an_options_backfill_loses_and_duplicates_nothing(new_db):
     with run_in_thread(SimConfig(now=NOW, rate_limit="off", latency_ms=30, option_strike_density=THIN)) as slow:
         args = [

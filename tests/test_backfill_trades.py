@@ -109,6 +109,7 @@ def _burst_day(sim) -> datetime:
     return from_ms(day * DAY_MS)
 
 
+@pytest.mark.slow
 def test_cascade_in_one_millisecond_survives_kill_9(fresh_db: str, sim) -> None:
     """A perpetual's day with thousands of trades in one millisecond: killed mid-run, resumed, every trade once."""
     day = _burst_day(sim)

@@ -25,7 +25,8 @@ NOW = datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def source(db: str) -> str:
     """A migrated database holding a little of every dataset, backfilled from the simulator."""
-    with run_in_thread(SimConfig(now=NOW, rate_limit="off", option_strike_density=0.25)) as sim:
+    # Options: two strikes per expiry (every expiry, a few dozen options: a task or two each, not hundreds).
+    with run_in_thread(SimConfig(now=NOW, rate_limit="off", strikes_per_expiry=2)) as sim:
         result = run_cli(
             "backfill",
             "all",

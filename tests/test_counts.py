@@ -60,7 +60,8 @@ def stored_rows(dsn: str) -> dict[tuple[str, str], int]:
 
 def test_coverage_rows_equal_count_after_reruns_over_the_unsettled_tail(new_db):
     args = ("all", "--currency", "BTC", "--since", (NOW - timedelta(hours=6)).isoformat())
-    with run_in_thread(SimConfig(now=NOW, rate_limit="off", option_strike_density=0.25)) as live:
+    # Options: two strikes per expiry (every expiry, a few dozen options: tasks of each dataset, not hundreds).
+    with run_in_thread(SimConfig(now=NOW, rate_limit="off", strikes_per_expiry=2)) as live:
         summaries = [backfill(new_db, live.url, *args)]
         for minutes in (7, 45):  # each run fetches the previous run's last 30 minutes again
             live.set_now(to_ms(NOW + timedelta(minutes=minutes)))

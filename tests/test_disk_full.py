@@ -45,6 +45,7 @@ def small_disk():
         mount.rmdir()
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_the_backfill_in_one_line_and_the_rerun_completes(new_db, small_disk):
     with psycopg.connect(new_db, autocommit=True) as conn:
         data = conn.execute("SHOW data_directory").fetchone()[0]

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 
 import psycopg
+import pytest
 import test_collect as tc
 from helpers import run_cli
 from hostile import hostile_exchange
 
 
+@pytest.mark.slow
 def test_bad_replies_fail_their_dataset_and_the_collector_goes_on(new_db):
     def answer(method: str, params: dict, reply: dict):
         if "result" not in reply:
