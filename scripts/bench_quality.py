@@ -105,6 +105,7 @@ def load_history(dsn: str, market: SimMarket, now: datetime) -> tuple[int, datet
             },
         )
     with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CALL deribit_ts.refresh_rollups()")  # as the backfill does, before the sanity refresh
         conn.execute("VACUUM ANALYZE")  # as autovacuum would have by the time anyone reads a history this size
     return total, start, end
 
