@@ -8,7 +8,8 @@ cache), and is printed next to a baseline read of the same rows in the same run:
 
     coverage          SELECT * FROM deribit.coverage                 vs the aggregate of its bookkeeping rows
     gap_report        SELECT * FROM deribit.gap_report               vs count(*) of every candle
-    basis_ts          basis_term_structure of one currency, all      vs count(*) of the funding rows it rests on
+    basis_ts          basis_term_structure of one currency, all      vs the hourly bars of its dated futures (the rows
+                                                                     it rests on, about as many, to the client too)
     funding_30d       funding_apr of BTC-PERPETUAL over 30 days      vs funding_rates, same rows
     sanity_all        SELECT * FROM deribit.sanity_violations        vs count(*) of every candle
     sanity_last_day   sanity_violations, the last day of every instrument   vs count(*) of that day's candles
@@ -89,8 +90,8 @@ def cases(conn: psycopg.Connection) -> dict[str, tuple[str, str, tuple]]:
         "gap_report": ("SELECT * FROM deribit.gap_report", "SELECT count(*) FROM deribit.candles_1m", ()),
         "basis_ts": (
             "SELECT * FROM deribit.basis_term_structure WHERE currency = 'BTC'",
-            "SELECT f.* FROM deribit.funding_rate_history f JOIN deribit.instruments i ON i.id = f.instrument_id "
-            "WHERE i.instrument_name = 'BTC-PERPETUAL'",
+            "SELECT c.* FROM deribit.candles_1h c JOIN deribit.instruments i ON i.id = c.instrument_id "
+            "WHERE i.base_currency = 'BTC' AND i.kind = 'future' AND NOT i.is_perpetual",
             (),
         ),
         "funding_30d": (
@@ -113,6 +114,9 @@ def measure(dsn: str, repeat: int, only: list[str] | None) -> dict:
     figures: dict = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
         figures["candles"] = conn.execute("SELECT count(*) FROM deribit.candles_1m").fetchone()[0]
+        figures["span"] = [
+            f"{t:%Y-%m-%d}" for t in conn.execute("SELECT min(ts), max(ts) FROM deribit.candles_1m").fetchone()
+        ]
         figures["instruments"] = dict(
             conn.execute("SELECT kind, count(*) FROM deribit.instruments GROUP BY kind").fetchall()
         )
@@ -160,7 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     start = datetime.fromisoformat(args.start).replace(tzinfo=UTC)
     now = datetime.fromisoformat(args.now).replace(tzinfo=UTC)
     began = time.perf_counter()
-    report: dict = {"date": f"{datetime.now(UTC):%Y-%m-%d}", "cpus": os.cpu_count()}
+    report: dict = {
+        "date": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg()[0],
+    }
     if args.reuse:
         report["figures"] = measure(args.reuse, args.repeat, args.only)
         report["database"] = "given database"
@@ -184,9 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     f = report["figures"]
     print(
-        f"history {args.start}..{args.now}: {f['candles']:,} candles, instruments {f['instruments']}, "
-        f"{f['coverage_records']:,} coverage records; {report['database']}; {report['cpus']} CPUs, "
-        f"load average {report['load_average']:.1f}; best of {args.repeat}"
+        f"{report['date']}: history {f['span'][0]}..{f['span'][1]}: {f['candles']:,} candles, instruments "
+        f"{f['instruments']}, {f['coverage_records']:,} coverage records; {report['database']}; {report['cpus']} CPUs, "
+        f"load average {report['load_average_at_start']:.1f} at the start, {report['load_average']:.1f} at the end; "
+        f"best of {args.repeat}"
     )
     for name, fig in f.items():
         if not isinstance(fig, dict) or "seconds" not in fig:
