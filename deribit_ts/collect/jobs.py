@@ -208,6 +208,10 @@ class Jobs:
             ]
             traded = sorted({name for scan in scans for name in scan.names})
             planned = await plan.plan_options(control, now, self.origin, traded, trail)
+            for scan in scans:  # beyond the scan's reach (an outage of a day or more): every option listed then
+                for _, start, end in scan.beyond:
+                    listed = await trades.listed(control, scan.currency, "option", start, end)
+                    await plan.plan_option_gap(control, listed, start, end)
             for scan in scans:  # the watermark moves only once the candles of what it read are planned
                 await trades.commit(conn, scan)
         for name in planned.keys:
@@ -226,7 +230,8 @@ class Jobs:
         await self._trade_tasks(control)
 
     async def _trade_tasks(self, control: AsyncConnection) -> None:
-        """The trades tasks the scans left to the by-instrument route (and failed ones, again) are claimable."""
+        """The trades tasks the scans left to the by-instrument route and the open option candle tasks (failed ones
+        again) are claimable."""
         await plan.retry_failed(control, "trades")
         self._keys("trades", await trades.open_keys(control))
 

@@ -107,6 +107,17 @@ async def plan_options(
     return out
 
 
+async def plan_option_gap(conn: AsyncConnection, names: list[str], start: datetime, end: datetime) -> Planned:
+    """Candles of the options listed in [start, end), a gap beyond the reach of the scan that names the options
+    that traded (after an outage of more than a day): each option's whole gap, as catch-up. An option that did not
+    trade costs its chart requests (one per window) instead of being left out."""
+    out = Planned()
+    for name in names:
+        out.keys.append(name)
+        out.new_tasks += await tasks.plan(conn, "candles", name, start, end, candles.DATASET.task_span, CATCH_UP)
+    return out
+
+
 async def plan_funding(
     conn: AsyncConnection, now: datetime, origin: datetime, full: bool, currencies: list[str]
 ) -> Planned:

@@ -66,6 +66,7 @@ class Scan:
     names: set[str] = field(default_factory=set)  # instruments with a trade in the scanned window
     stored: int = 0  # trades new to the table
     gaps: list[tuple[str, datetime, datetime]] = field(default_factory=list)  # (kind, from, until) for tasks
+    beyond: list[tuple[str, datetime, datetime]] = field(default_factory=list)  # those beyond the route's reach
 
 
 async def watermark(conn: AsyncConnection, kind: str, currency: str) -> datetime | None:
@@ -97,6 +98,7 @@ async def scan(
         mark = await watermark(conn, kind, currency)
         if mark is not None and mark < reach:
             out.gaps.append((kind, mark, reach))
+            out.beyond.append((kind, mark, reach))
         marks[kind] = mark or max(origin or reach, reach)  # a kind's first scan: at most as far as the route reaches
     start = max(min(min(marks.values()), now - trail), reach)
     route = "option" if kinds == ["option"] else "future"
@@ -168,9 +170,15 @@ async def listed(conn: AsyncConnection, currency: str, kind: str, start: datetim
 
 
 async def open_keys(conn: AsyncConnection) -> list[str]:
-    """Instruments with collector trades tasks not done (planned by an earlier scan or leadership)."""
+    """Instruments with collector tasks not done that no other job names: trades tasks (planned by a scan for a gap
+    or a crowded millisecond) and option candles (an option that traded before a restart, or was listed in a gap
+    beyond the route's reach)."""
     cur = await conn.execute(
-        """SELECT DISTINCT key FROM deribit_ts.tasks
-            WHERE dataset = 'trades' AND priority < 0 AND state IN ('pending', 'running', 'failed')"""
+        """SELECT DISTINCT t.key FROM deribit_ts.tasks t
+            WHERE t.priority < 0 AND t.state IN ('pending', 'running', 'failed')
+              AND (t.dataset = 'trades'
+                   OR (t.dataset = 'candles'
+                       AND EXISTS (SELECT 1 FROM deribit.instruments i
+                                    WHERE i.instrument_name = t.key AND i.kind = 'option')))"""
     )
     return sorted(key for (key,) in await cur.fetchall())
