@@ -73,6 +73,21 @@ def lags(dsn: str, now: datetime, kinds: list[str]) -> dict[str, float | None]:
     return {d: (lag.total_seconds() if lag is not None else None) for d, lag in rows}
 
 
+def backlog(dsn: str) -> str:
+    """Pending collector tasks by priority class: what the lags do not show (a catch-up that never gets its turn)."""
+    try:
+        with psycopg.connect(dsn, connect_timeout=5) as conn:
+            rows = conn.execute(
+                """SELECT CASE WHEN priority <= -1000 THEN 'fresh' WHEN priority <= -800 THEN 'options'
+                               WHEN priority <= -500 THEN 'catch-up' ELSE 'other' END, count(*)
+                     FROM deribit_ts.tasks WHERE state IN ('pending', 'running') AND priority < 0
+                    GROUP BY 1 ORDER BY 1"""
+            ).fetchall()
+    except psycopg.Error:
+        return "?"
+    return " ".join(f"{kind}:{n}" for kind, n in rows) or "none"
+
+
 def table_sizes(dsn: str) -> list[tuple[str, int, int]]:
     with psycopg.connect(dsn) as conn:
         tables = [
@@ -92,13 +107,14 @@ def table_sizes(dsn: str) -> list[tuple[str, int, int]]:
 
 
 def caught_up(dsn: str, until: datetime) -> bool:
-    """No collector task left before `until`: every gap the events left is filled (the collector goes on planning
-    the newest minutes meanwhile, at a fast clock several a second)."""
+    """No collector task left before `until` but options' (the backlog line shows those): every gap the events
+    left is filled (the collector goes on planning the newest minutes meanwhile, at a fast clock several a second)."""
     try:
         with psycopg.connect(dsn, connect_timeout=5) as conn:
             open_tasks = conn.execute(
                 """SELECT count(*) FROM deribit_ts.tasks
-                    WHERE state IN ('pending', 'running') AND priority < 0 AND range_start < %s""",
+                    WHERE state IN ('pending', 'running') AND priority < 0 AND range_start < %s
+                      AND key NOT LIKE '%%-C' AND key NOT LIKE '%%-P'""",
                 (until,),
             ).fetchone()[0]
             # and the live futures' candles are collected up to the end (no task is left when none is planned: a
@@ -349,7 +365,8 @@ def main() -> int:  # noqa: PLR0915 (one scenario, read top to bottom)
                 rss = " ".join(f"{p.pid}:{mb:.0f}MB" for p, mb in zip(processes, rss_now, strict=True))
                 shown = ", ".join(f"{d} {age(v)}" for d, v in sorted(current.items()) if v is not None)
                 load = os.getloadavg()[0]
-                print(f"{now:%Y-%m-%d %H:%M}Z rss {rss} load {load:.1f}  lag {shown}", flush=True)
+                pending = backlog(dsn)
+                print(f"{now:%Y-%m-%d %H:%M}Z rss {rss} load {load:.1f} tasks {pending}  lag {shown}", flush=True)
             if sim.market.now_ms() >= next_day:
                 print(f"-- {from_ms(next_day):%Y-%m-%d %H:%M}Z (simulated): table rows bytes")
                 next_day += report_ms

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
+import psycopg
 from test_limiter import run_virtual
 
 from deribit_ts.collect.budget import CATCH_UP, FRESH, SNAPSHOTS, PriorityLimiter, request_priority
+from deribit_ts.ingest import tasks
 
 
 def test_fresh_requests_overtake_queued_catch_up_and_snapshots():
@@ -51,3 +54,19 @@ def test_the_allowance_is_the_credit_limiters():
 
     elapsed = run_virtual(main)
     assert 200 / 20 - 0.5 <= elapsed <= 200 / 20 + 0.5  # 20 requests a second, the pool starting empty
+
+
+def test_a_process_with_two_runs_in_progress_shares_the_allowance_once(new_db):
+    """A collector whose database went away while it led could not close that leadership's run, and leads again in
+    a new one: one process on the host, so its share of the allowance stays whole."""
+    with psycopg.connect(new_db, autocommit=True) as conn:
+        for _ in range(2):
+            conn.execute(
+                "INSERT INTO deribit_ts.runs (command, host, pid) VALUES ('collect', %s, %s)", (tasks.HOST, os.getpid())
+            )
+
+    async def processes() -> int:
+        async with await psycopg.AsyncConnection.connect(new_db) as conn:
+            return await tasks.live_local_runs(conn)
+
+    assert asyncio.run(processes()) == 1

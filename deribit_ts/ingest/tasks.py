@@ -174,9 +174,11 @@ async def recover_dead_local_workers(conn: AsyncConnection) -> int:
 
 
 async def live_local_runs(conn: AsyncConnection) -> int:
-    """Backfill runs in progress on this host whose process is alive (this one included once it is logged)."""
+    """Processes on this host with a run in progress that are alive (this one included once its run is logged).
+    Processes, not runs: a collector whose database went away while it led could not close that leadership's run,
+    and leads again in a new one; counted twice, it would halve its own share of the allowance for good."""
     cur = await conn.execute(query("tasks", "running_runs"), {"host": HOST})
-    return sum(1 for (pid,) in await cur.fetchall() if pid and process_alive(pid))
+    return len({pid for (pid,) in await cur.fetchall() if pid and process_alive(pid)})
 
 
 async def unfinished(
