@@ -110,8 +110,12 @@ async def scan(
         if kept:
             async with conn.transaction():
                 out.stored += await trades.store_new(conn, kept)
-        if not has_more or not page:
+        if not has_more:
             break
+        if not page:  # moving the watermark on would skip what the exchange says is there
+            raise UnexpectedReplyError(
+                f"get_last_trades_by_currency_and_time({currency}, {route}): has_more is true but no trade came back"
+            )
         last = max(row[0] for _, row in page)
         if last <= cursor:  # a whole page inside one millisecond: the by-instrument route takes that millisecond
             out.gaps += [(kind, from_ms(cursor), from_ms(cursor + 1)) for kind in kinds]
