@@ -85,7 +85,8 @@ async def refreshing_meanwhile(dsn: str, pause_s: float = MEANWHILE_PAUSE_S) -> 
     """Refresh the rollups on a connection of their own, again and again (`pause_s` after each), while the body
     runs: a backfill's fetching waits on the exchange's allowance, the refresh uses the database meanwhile.
     Leaving the body lets a refresh under way finish (its work is not wasted) and stops there. A failed
-    refresh is logged and ends the loop: the refresh at the run's end covers whatever it left."""
+    refresh ends the loop, logged at info level only (the run's own error, if the database is gone, is the one
+    line a user needs): the refresh at the run's end covers whatever it left."""
     done = Meanwhile()
     stop = asyncio.Event()
 
@@ -103,7 +104,7 @@ async def refreshing_meanwhile(dsn: str, pause_s: float = MEANWHILE_PAUSE_S) -> 
                     done.seconds += time.monotonic() - began
                     done.days += summary.get("days") or 0
         except (psycopg.Error, UserError) as exc:
-            log.warning("refreshing the rollups while fetching stopped: %s", " ".join(str(exc).split()))
+            log.info("refreshing the rollups while fetching stopped: %s", " ".join(str(exc).split()))
 
     task = asyncio.create_task(loop())
     try:
