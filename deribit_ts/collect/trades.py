@@ -23,7 +23,7 @@ Reach. The by-currency route serves the last 24 hours only (an older start retur
 than REACH (an outage of a day or more) is caught up by the same by-instrument route: trades tasks for the gap,
 one per instrument of the kind listed in it, planned in the transaction that moves the watermark past the gap.
 Until the tasks are done the gap is theirs: `deribit-ts status` counts the trades' lag from the oldest unfinished
-one (deribit_ts.collector_freshness), and a restarted collector works them before anything else of theirs.
+one (deribit_ts.collector_freshness), and a restarted collector takes them up again (their keys stay claimable).
 
 Trail. Each scan reads again the last TRAIL of trades (the option scan longer: the candles it plans must be
 fetched once settled), so a trade that became visible a little after the exchange's time the scan asked up to
