@@ -143,6 +143,17 @@ def test_option_and_perpetual_trades_equal_the_tape_through_a_cascade_and_a_rest
         assert "Traceback" not in err, err
         end = complete_until(new_db)
         assert stored_trades(new_db, names, origin, end) == tape(sim, names, origin, end)
+        with psycopg.connect(new_db) as conn:  # the options' daily sums agree with their stored trades
+            days = conn.execute(
+                """SELECT instrument_name, day, trades, round(volume::numeric, 9)
+                     FROM deribit_ts.trade_days ORDER BY 1, 2"""
+            )
+            summed = conn.execute(
+                """SELECT instrument_name, (ts AT TIME ZONE 'UTC')::date, count(*), round(sum(amount)::numeric, 9)
+                     FROM deribit.trades
+                    WHERE instrument_name LIKE 'BTC-%%-%%-%%' GROUP BY 1, 2 ORDER BY 1, 2"""
+            )
+            assert days.fetchall() == summed.fetchall()
 
 
 @pytest.mark.slow
