@@ -318,19 +318,25 @@ def year_of_trades(now: datetime) -> dict:
     last = _ms(now) // DAY_MS
     trades = market.seq_base(inst, last) - market.seq_base(inst, last - 365)
     first_request = {}
-    for label, cache in (("counted", "off"), ("cached", None)):
-        if cache:
-            os.environ["DERIBIT_TS_SIM_CACHE"] = cache
-        else:
-            os.environ.pop("DERIBIT_TS_SIM_CACHE", None)
-        fresh = SimMarket(config)
+    configured = os.environ.get("DERIBIT_TS_SIM_CACHE")
+    try:
+        for label, cache in (("counted", "off"), ("cached", configured)):
+            if cache is None:
+                os.environ.pop("DERIBIT_TS_SIM_CACHE", None)
+            else:
+                os.environ["DERIBIT_TS_SIM_CACHE"] = cache
+            fresh = SimMarket(config)
+            began = time.perf_counter()
+            fresh.trades(PERPETUAL, _ms(now) - 2 * DAY_MS, _ms(now) - DAY_MS, limit=PAGE)
+            first_request[label] = round(time.perf_counter() - began, 3)
         began = time.perf_counter()
-        fresh.trades(PERPETUAL, _ms(now) - 2 * DAY_MS, _ms(now) - DAY_MS, limit=PAGE)
-        first_request[label] = round(time.perf_counter() - began, 3)
-    began = time.perf_counter()
-    fresh.trades(PERPETUAL, _ms(now) - 4 * DAY_MS, _ms(now) - 3 * DAY_MS, limit=PAGE)
-    first_request["next_day"] = round(time.perf_counter() - began, 3)
-    os.environ.pop("DERIBIT_TS_SIM_CACHE", None)
+        fresh.trades(PERPETUAL, _ms(now) - 4 * DAY_MS, _ms(now) - 3 * DAY_MS, limit=PAGE)
+        first_request["next_day"] = round(time.perf_counter() - began, 3)
+    finally:
+        if configured is None:
+            os.environ.pop("DERIBIT_TS_SIM_CACHE", None)
+        else:
+            os.environ["DERIBIT_TS_SIM_CACHE"] = configured
     return {"trades_per_day": round(trades / 365), "trades": trades, "first_request_s": first_request}
 
 
