@@ -197,17 +197,19 @@ class Jobs:
         self._keys("candles", planned.keys)
 
     async def _plan_options(self, control: AsyncConnection, now: datetime) -> None:
-        """Scan each currency's option trades since its watermark (reading again the last `trail`), storing them;
-        plan the candles of the options that traded. An option's keys stay claimable for two trails."""
+        """Scan each currency's option trades from `trail` before its watermark, storing them; plan the candles of
+        the options that traded (their last two scan periods and `trail` before at the options' priority). An
+        option's keys stay claimable for two trails."""
         request_priority.set(OPTIONS)  # the scan serves fresh data: ahead of catch-up and snapshots
-        trail = options.trail(self.s.options_every)
+        trail = options.trail()
         async with await connect_async(self.dsn, application_name=APPLICATION) as conn:  # its own transactions
             scans = [
                 await trades.scan(conn, self.client, currency, ["option"], self.origin, now, trail)
                 for currency in self.s.currencies
             ]
             traded = sorted({name for scan in scans for name in scan.names})
-            planned = await plan.plan_options(control, now, self.origin, traded, trail)
+            fresh_from = now.replace(second=0, microsecond=0) - trail - 2 * self.s.options_every
+            planned = await plan.plan_options(control, now, self.origin, traded, trail, fresh_from)
             for scan in scans:  # beyond the scan's reach (an outage of a day or more): every option listed then
                 for _, start, end in scan.beyond:
                     listed = await trades.listed(control, scan.currency, "option", start, end)

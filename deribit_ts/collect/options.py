@@ -11,13 +11,13 @@ list is exact, and pages by time, so after an outage the scan simply starts at i
 request per 1,000 trades, a few a minute at Deribit's volumes.
 
 Each option that traded gets its candles planned from its own watermark (or the collector's origin) to the last
-closed minute, like any instrument, reading again the last `trail` before its watermark. A candle counts as final
-only when fetched after it settled (the candles' settling time after its minute closed), so both the scan and the
-plan reach back the settling time, plus the minute itself, plus two scan periods (one, and one for a scan that
-starts late): some scan after an option's traded minute settled still sees its trade and plans that minute once
-more, now final, even if the option does not trade again. (Trailing by the settling time alone, the last scan to
-see the trade ran before the minute settled: the option's last traded minute stayed unsettled until its next trade,
-and a late correction of it was never fetched.)
+closed minute, like any instrument, reading again the last `trail()` before its watermark. A candle counts as final
+only when fetched after it settled (the candles' settling time after its minute closed), so each scan reads back
+from where the previous one ended the settling time, plus the minute itself, plus a minute for the clocks: the
+first scan after an option's traded minute settled, however late it runs (a busy machine, a slow scan), still sees
+its trade and plans that minute once more, now final, even if the option does not trade again. (Trailing by the
+settling time from the scan's own start, the last scan to see the trade ran before the minute settled: the
+option's last traded minute stayed unsettled until its next trade, and a late correction of it was never fetched.)
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from datetime import timedelta
 from deribit_ts.ingest import candles
 
 
-def trail(every: timedelta) -> timedelta:
-    """How far back each option scan reads again, for scans `every` apart."""
-    return candles.DATASET.settle + timedelta(minutes=1) + 2 * every
+def trail() -> timedelta:
+    """How far before the previous scan's end each option scan reads again (and each plan before an option's
+    candle watermark)."""
+    return candles.DATASET.settle + timedelta(minutes=2)

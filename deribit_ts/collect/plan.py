@@ -88,17 +88,16 @@ async def plan_candles(
 
 
 async def plan_options(
-    conn: AsyncConnection, now: datetime, origin: datetime, names: list[str], trail: timedelta
+    conn: AsyncConnection, now: datetime, origin: datetime, names: list[str], trail: timedelta, fresh_from: datetime
 ) -> Planned:
-    """Candles of the options that traded, each from `trail` before its watermark (collect/options.py); that part
-    at the options' priority, anything older as catch-up."""
+    """Candles of the options that traded, each from `trail` before its watermark (collect/options.py); from
+    `fresh_from` at the options' priority, anything older as catch-up."""
     out = Planned()
     if not names:
         return out
     cur = await conn.execute(
         "SELECT * FROM deribit_ts.collector_option_wants(%s, %s, %s, %s)", (now, origin, names, trail)
     )
-    fresh_from = now.replace(second=0, microsecond=0) - trail
     for name, start, end in await cur.fetchall():
         out.keys.append(name)
         out.new_tasks += await _plan_split(

@@ -25,9 +25,9 @@ one per instrument of the kind listed in it, planned in the transaction that mov
 Until the tasks are done the gap is theirs: `deribit-ts status` counts the trades' lag from the oldest unfinished
 one (deribit_ts.collector_freshness), and a restarted collector takes them up again (their keys stay claimable).
 
-Trail. Each scan reads again the last TRAIL of trades (the option scan longer: the candles it plans must be
-fetched once settled), so a trade that became visible a little after the exchange's time the scan asked up to
-(clocks are estimated, matching takes its time) is still stored.
+Trail. Each scan reads again TRAIL of trades before where the previous one ended (the option scan longer: the
+candles it plans must be fetched once settled), so a trade that became visible a little after the exchange's time
+the scan asked up to (clocks are estimated, matching takes its time) is still stored.
 """
 
 from __future__ import annotations
@@ -86,8 +86,8 @@ async def scan(
     now: datetime,
     trail: timedelta = TRAIL,
 ) -> Scan:
-    """Store the trades of `kinds` (option alone, or future and/or perpetual) of `currency` from their oldest
-    watermark, at least the last `trail`, up to `now` (a kind without a watermark: from `origin`, at most as far
+    """Store the trades of `kinds` (option alone, or future and/or perpetual) of `currency` from `trail` before
+    their oldest watermark up to `now` (a kind without a watermark: from `origin`, at most as far
     back as the route reaches; older trades are for `deribit-ts backfill trades`). What lies beyond the route's
     reach and any millisecond of more than a page are left in `gaps`: commit() plans them and advances the
     watermarks."""
@@ -100,9 +100,13 @@ async def scan(
             out.gaps.append((kind, mark, reach))
             out.beyond.append((kind, mark, reach))
         marks[kind] = mark or max(origin or reach, reach)  # a kind's first scan: at most as far as the route reaches
-    start = max(min(min(marks.values()), now - trail), reach)
+    start = max(min(min(marks.values()), now) - trail, reach)
     route = "option" if kinds == ["option"] else "future"
-    cursor, end = to_ms(start), to_ms(now)
+    # Up to the exchange's own time as it answers, not our estimate of it (which may run ahead when a busy process
+    # measured it late): every trade up to there exists when the pages are asked for, so the watermark is exact.
+    end = min(to_ms(now), await client.get_time())
+    out.until = from_ms(end)
+    cursor = to_ms(start)
     while cursor <= end:
         page, has_more = await _page(client, currency, route, cursor, end)
         kept = [(name, row) for name, row in page if cursor <= row[0] <= end and kind_of(name) in kinds]
