@@ -186,7 +186,12 @@ def check(dsn: str, sim, run_end: datetime) -> list[str]:
                 if to_ms(origin) <= t < to_ms(until)
             ]
             if stored != want:
-                problems.append(f"{name}: {len(stored)} candles stored, {len(want)} in the market, or values differ")
+                missing = sorted({row[0] for row in want} - {row[0] for row in stored})
+                shown = ", ".join(f"{ts:%m-%d %H:%M}" for ts in missing[:4]) + (" ..." if len(missing) > 4 else "")
+                problems.append(
+                    f"{name}: {len(stored)} candles stored, {len(want)} in the market, or values differ"
+                    + (f" (missing {shown})" if missing else "")
+                )
         funding = conn.execute(
             "SELECT ts, interest_1h FROM deribit.funding_rates WHERE ts < %s ORDER BY ts",
             (marks.get("funding BTC-PERPETUAL", origin),),
@@ -195,8 +200,13 @@ def check(dsn: str, sim, run_end: datetime) -> list[str]:
         return [*problems, "funding: never collected"]
     hour = origin.replace(minute=0)
     truth = sim.market.funding("BTC-PERPETUAL", to_ms(hour) - 1, to_ms(marks["funding BTC-PERPETUAL"]) - 1)
-    if funding != [(from_ms(r["timestamp"]), r["interest_1h"]) for r in truth]:
-        problems.append(f"funding: {len(funding)} rows stored, {len(truth)} in the market, or values differ")
+    want_funding = [(from_ms(r["timestamp"]), r["interest_1h"]) for r in truth]
+    if funding != want_funding:
+        missing = sorted({row[0] for row in want_funding} - {row[0] for row in funding})[:4]
+        problems.append(
+            f"funding: {len(funding)} rows stored, {len(truth)} in the market, or values differ"
+            + (f" (missing {', '.join(f'{ts:%m-%d %H:%M}' for ts in missing)})" if missing else "")
+        )
     return problems
 
 
