@@ -7,7 +7,8 @@ DSN an already loaded database is measured instead: the full history of every in
 candles) is built by `scripts/bench_views.py --start 2018-08-14 --now 2026-12-01 --dsn DSN --keep`.
 
 First the sanity findings are judged and stored from scratch (`deribit_ts.refresh_sanity(true)`, what the first
-refresh after an upgrade does), then an incremental refresh with nothing new. Then each query is run --repeat
+refresh after an upgrade does), then an incremental refresh with nothing new, then one after a candle in the
+middle of the history was written again (a re-loaded day). Then each query is run --repeat
 times and the best time kept (a warm cache, as a report a user runs twice), next to a baseline read of the same
 candles in the same run (a count(*): the rows read once, no work per row), so the ratio says how close to reading
 the rows once a report comes, whatever the machine and its load:
@@ -169,6 +170,26 @@ def cases(dsn: str, instrument: str) -> dict[str, tuple[str, str, tuple]]:
     }
 
 
+def reload_one_day(dsn: str, instrument: str) -> dict:
+    """One candle in the middle of the instrument's history written again with its volume and cost changed (a
+    re-load), the rollups refreshed as a backfill does, then the sanity refresh: it judges that day and its
+    neighbours again, nothing else."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            """UPDATE deribit.candles_1m c SET volume = c.volume + 1, cost = c.cost + c.close
+                 FROM deribit.instruments i, LATERAL (
+                      SELECT min(m.ts) + (max(m.ts) - min(m.ts)) / 2 AS mid FROM deribit.candles_1m m
+                       WHERE m.instrument_id = i.id) h
+                WHERE i.instrument_name = %s AND c.instrument_id = i.id
+                  AND c.ts = (SELECT n.ts FROM deribit.candles_1m n WHERE n.instrument_id = i.id AND n.ts >= h.mid
+                               ORDER BY n.ts LIMIT 1)""",
+            (instrument,),
+        )
+        conn.execute("CALL deribit_ts.refresh_rollups()")
+    seconds, summary = timed(dsn, "SELECT deribit_ts.refresh_sanity()")
+    return {"seconds": round(seconds, 3), "summary": summary}
+
+
 def measure(dsn: str, instrument: str, repeat: int) -> dict:
     """Store the findings from scratch, refresh with nothing new, then every case against its baseline."""
     figures: dict = {}
@@ -179,6 +200,7 @@ def measure(dsn: str, instrument: str, repeat: int) -> dict:
     figures["refresh_full"] = {"seconds": round(seconds, 2), "summary": summary}
     seconds, summary = timed(dsn, "SELECT deribit_ts.refresh_sanity()")
     figures["refresh_nothing_new"] = {"seconds": round(seconds, 3), "summary": summary}
+    figures["refresh_reloaded_day"] = reload_one_day(dsn, instrument)
     for name, (query, baseline, params) in cases(dsn, instrument).items():
         t, rows = best_of(dsn, query, params, repeat)
         base, _ = best_of(dsn, baseline, params, repeat)
@@ -254,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"sanity findings judged from scratch: {f['refresh_full']['seconds']:.1f} s, "
         f"{f['refresh_full']['summary'].get('violations_stored')} stored; "
-        f"a refresh with nothing new: {f['refresh_nothing_new']['seconds']:.3f} s\n"
+        f"a refresh with nothing new: {f['refresh_nothing_new']['seconds']:.3f} s; after a re-loaded day: "
+        f"{f['refresh_reloaded_day']['seconds']:.3f} s ({f['refresh_reloaded_day']['summary'].get('days_changed')} "
+        "day changed)\n"
     )
     print(f"{'query':<18}{'rows':>10}{'seconds':>10}{'baseline s':>12}{'ratio':>8}  target")
     for name, fig in f.items():
