@@ -293,8 +293,11 @@ def test_refresh_cli(new_db, conn):
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert (summary["edition"], summary["days"]) == ("apache", 2)
+    # the sanity findings too: the first refresh judges every candle, the next only what changed
+    assert summary["sanity"]["full"] and summary["sanity"]["violations_stored"] == 0
     text = run_cli("refresh", "--dsn", new_db)
     assert text.returncode == 0 and "up to date" in text.stdout
+    assert "sanity findings refreshed (the last day and 0 changed instrument-day(s))" in text.stdout
 
 
 def test_the_rollups_are_refreshed_while_the_body_runs(new_db, conn):
