@@ -123,6 +123,7 @@ def counts(dsn: str) -> tuple:
                                       (SELECT count(*) FROM deribit_ts.coverage)""").fetchone()
 
 
+@pytest.mark.slow
 def test_critical_first_expired_reached_and_candles_exact(sim, new_db):
     summary = backfill(new_db, sim.url, "options", "--currency", "BTC", "--since", SINCE.isoformat(), "--workers", "1")
     assert summary["status"] == "ok"

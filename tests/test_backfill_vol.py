@@ -83,6 +83,7 @@ def test_dvol_before_the_index_existed_is_fetched_empty_and_covered(sim, new_db)
     assert all(not isinstance(row[key], str) for key in ("completeness_pct", "expected_rows"))
 
 
+@pytest.mark.slow
 def test_dvol_kill_9_then_resume_gives_the_same_table(new_db):
     since, until = datetime(2023, 6, 1, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC)
     with run_in_thread(SimConfig(now=NOW, rate_limit="off", dvol_max_rows=1000, latency_ms=20)) as slow:

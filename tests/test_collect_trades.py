@@ -109,6 +109,7 @@ def complete_until(dsn: str) -> datetime:
     return min(trade_marks(dsn).values())
 
 
+@pytest.mark.slow
 def test_option_and_perpetual_trades_equal_the_tape_through_a_cascade_and_a_restart(new_db):
     """Options and the perpetual through a liquidation cascade (more trades in one millisecond than a page): every
     trade of the tape once, nothing else; a restart stores nothing twice and continues where the first run ended."""

@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import pytest
 from helpers import cli_command, run_cli
 
 from deribit_ts.ingest.backfill import BackfillRequest, run_backfill
@@ -58,6 +59,7 @@ def stored_rows(dsn: str) -> dict[tuple[str, str], int]:
         return {(d, k): n for d, k, n in conn.execute(STORED)}
 
 
+@pytest.mark.slow
 def test_coverage_rows_equal_count_after_reruns_over_the_unsettled_tail(new_db):
     args = ("all", "--currency", "BTC", "--since", (NOW - timedelta(hours=6)).isoformat())
     # Options: two strikes per expiry (every expiry, a few dozen options: tasks of each dataset, not hundreds).

@@ -68,6 +68,7 @@ def test_bad_replies_fail_their_dataset_and_the_collector_goes_on(new_db):
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_a_bad_trades_page_fails_the_trade_scan_and_nothing_of_it_is_stored(new_db):
     """A by-currency trades page with a trade of no known direction: the scan fails with the exchange's words
     (status shows the trade tape stale with them), nothing of that page is stored, everything else goes on."""
