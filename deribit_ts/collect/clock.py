@@ -28,10 +28,12 @@ class ExchangeClock:
         self.rate = 1.0  # exchange seconds per real second
 
     async def sync(self) -> None:
-        before = time.monotonic()
         exchange_ms = await self.client.get_time()
-        after = time.monotonic()
-        self.samples.append(((before + after) / 2, exchange_ms))
+        # The sample is dated when the answer is in: the exchange read its clock before that, however long the
+        # request first waited for the rate budget (a sync waits behind market data). Dating it in the middle
+        # of the call counted half that wait as exchange time: behind a busy budget at a fast clock the
+        # estimate ran minutes ahead, and the engine judged final what the exchange had not closed yet.
+        self.samples.append((time.monotonic(), exchange_ms))
         while len(self.samples) > 2 and self.samples[-1][0] - self.samples[1][0] >= WINDOW_S:
             self.samples.popleft()
         (t0, e0), (t1, e1) = self.samples[0], self.samples[-1]
