@@ -10,6 +10,8 @@ cache), and is printed next to a baseline read of the same rows in the same run:
     gap_report        SELECT * FROM deribit.gap_report               vs count(*) of every candle
     basis_ts          basis_term_structure of one currency, all      vs the hourly bars of its dated futures (the rows
                                                                      it rests on, about as many, to the client too)
+    basis_ts_on_read  the same rows computed on read from the bars   vs the same hourly bars (the view as it was
+                      and the index (deribit_ts.basis_ts_hours)        before its rows were kept by the refresh)
     funding_30d       funding_apr of BTC-PERPETUAL over 30 days      vs funding_rates, same rows
     sanity_all        SELECT * FROM deribit.sanity_violations        vs count(*) of every candle
     sanity_last_day   sanity_violations, the last day of every instrument   vs count(*) of that day's candles
@@ -90,6 +92,18 @@ def cases(conn: psycopg.Connection) -> dict[str, tuple[str, str, tuple]]:
         "gap_report": ("SELECT * FROM deribit.gap_report", "SELECT count(*) FROM deribit.candles_1m", ()),
         "basis_ts": (
             "SELECT * FROM deribit.basis_term_structure WHERE currency = 'BTC'",
+            "SELECT c.* FROM deribit.candles_1h c JOIN deribit.instruments i ON i.id = c.instrument_id "
+            "WHERE i.base_currency = 'BTC' AND i.kind = 'future' AND NOT i.is_perpetual",
+            (),
+        ),
+        # The term structure computed on read from the hourly bars and the index, as the view did before its rows
+        # were kept (deribit_ts.basis_ts_hours over all time, the view's arithmetic): the old view in this run.
+        "basis_ts_on_read": (
+            "SELECT f.currency, c.ts, f.expiry, extract(epoch FROM f.expiry - c.ts)::double precision / 86400, "
+            "f.instrument_name, c.future_price, c.index_price, 100 * (c.future_price / c.index_price - 1), "
+            "c.index_source FROM deribit_ts.dated_futures f "
+            "JOIN deribit_ts.basis_ts_hours('-infinity', 'infinity') c ON c.instrument_id = f.id "
+            "WHERE f.currency = 'BTC'",
             "SELECT c.* FROM deribit.candles_1h c JOIN deribit.instruments i ON i.id = c.instrument_id "
             "WHERE i.base_currency = 'BTC' AND i.kind = 'future' AND NOT i.is_perpetual",
             (),

@@ -118,41 +118,101 @@ DROP FUNCTION IF EXISTS deribit_ts.index_before(text, integer, timestamptz);
 -- before it (its hourly bar's close: a future that did not trade in that hour has no row). Annualized basis NULL
 -- in the last day before expiry, as in basis_1m.
 --
--- Read from the hourly rollup (candles_1h, one row per future and hour) joined to the index samples on the hour
--- (grouped per index and hour, so the planner hashes them): a currency's whole history is one hash join over tens
--- of thousands of rows, where walking the hours through basis_1m read every minute.
+-- deribit_ts.basis_ts_hours(from, until) computes the rows of the hours in [from, until): the hourly rollup
+-- (candles_1h, one row per future and hour) joined to the index samples on the hour (grouped per index and hour,
+-- so the planner hashes them). An SQL function the planner inlines: its bounds reach every hypertable as
+-- constants when they are.
+CREATE OR REPLACE FUNCTION deribit_ts.basis_ts_hours(p_from timestamptz, p_until timestamptz)
+RETURNS TABLE (instrument_id integer, ts timestamptz, future_price double precision, index_price double precision,
+               index_source smallint)
+LANGUAGE sql STABLE AS $$
+SELECT f.id, h.ts, b.close, h.price, h.source::smallint
+  FROM deribit_ts.dated_futures f
+  JOIN deribit.candles_1h b ON b.instrument_id = f.id
+                           AND b.ts >= f.listed - interval '1 hour' AND b.ts < f.expiry - interval '1 hour'
+                           AND b.ts >= p_from - interval '1 hour' AND b.ts < p_until - interval '1 hour'
+  -- every index's samples on the hour: its own history first, else a perpetual's funding record (the exchange's
+  -- index then; perpetuals of one index agree on it)
+  JOIN (
+      SELECT s.index_name, s.ts, (array_agg(s.price ORDER BY s.source, s.perpetual))[1] AS price,
+             min(s.source) AS source
+        FROM (
+          SELECT x.index_name, x.ts, x.price, 1 AS source, 0 AS perpetual
+            FROM deribit.index_price_history x
+           WHERE x.ts = date_trunc('hour', x.ts) AND x.ts >= p_from AND x.ts < p_until
+          UNION ALL
+          SELECT p.price_index, fr.ts, fr.index_price, 2, p.id
+            FROM deribit.funding_rate_history fr
+            JOIN deribit.instruments p ON p.id = fr.instrument_id
+           WHERE p.is_perpetual AND fr.index_price > 0 AND fr.ts = date_trunc('hour', fr.ts)
+             AND fr.ts >= p_from AND fr.ts < p_until
+        ) s
+       GROUP BY s.index_name, s.ts
+  ) h ON h.index_name = f.price_index AND h.ts = b.ts + interval '1 hour'
+$$;
+
+-- Store the term structure of every UTC day marked in basis_ts_dirty (0048: every write to the candles, the index
+-- history or the funding history marks the days it changes), and consume the marks. Called by
+-- deribit_ts.refresh_rollups after the rollups are up to date (its hourly bars are then materialized). The marks
+-- deleted are those committed before this statement began; later ones stay for the next refresh. Consecutive
+-- days are worked as one range, each statement bounded by literal times (the planner reads only the chunks of
+-- that range). Returns {"days": n, "rows": rows stored}.
+CREATE OR REPLACE FUNCTION deribit_ts.refresh_basis_term_structure()
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    days integer := 0;
+    stored bigint := 0;
+    n bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('deribit_ts.refresh_basis_term_structure'));
+    FOR r IN
+        WITH consumed AS (DELETE FROM deribit_ts.basis_ts_dirty RETURNING day),
+             marked AS (SELECT DISTINCT day FROM consumed),
+             -- runs of consecutive days (gaps and islands)
+             runs AS (SELECT day, day - (row_number() OVER (ORDER BY day))::integer * INTERVAL '1 day' AS run
+                        FROM marked)
+        SELECT min(day) AS lo, max(day) + INTERVAL '1 day' AS hi, count(*)::integer AS n FROM runs GROUP BY run
+    LOOP
+        DELETE FROM deribit_ts.basis_ts_hourly WHERE ts >= r.lo AND ts < r.hi;
+        EXECUTE format('INSERT INTO deribit_ts.basis_ts_hourly SELECT * FROM deribit_ts.basis_ts_hours(%L, %L)',
+                       r.lo, r.hi);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        stored := stored + n;
+        days := days + r.n;
+    END LOOP;
+    RETURN jsonb_build_object('days', days, 'rows', stored);
+END
+$$;
+
+-- The view: the stored hours of every day not marked since the last refresh, and the marked days (the newest
+-- hours, a past day re-loaded) computed on read from the oldest marked day on. After a refresh that is the last
+-- day or so; a currency's whole history is then a read of its stored rows.
 CREATE OR REPLACE VIEW deribit.basis_term_structure AS
 SELECT f.currency,
-       h.ts,
+       t.ts,
        f.expiry,
-       extract(epoch FROM f.expiry - h.ts)::double precision / 86400           AS days_to_expiry,
-       CASE WHEN f.expiry - h.ts >= interval '1 day'
-            THEN 100 * (b.close / h.price - 1) * 365 / (extract(epoch FROM f.expiry - h.ts)::double precision / 86400)
+       extract(epoch FROM f.expiry - t.ts)::double precision / 86400           AS days_to_expiry,
+       CASE WHEN f.expiry - t.ts >= interval '1 day'
+            THEN 100 * (t.future_price / t.index_price - 1) * 365
+                 / (extract(epoch FROM f.expiry - t.ts)::double precision / 86400)
        END                                                                     AS annualized_basis_pct,
        f.instrument_name,
-       b.close                                                                 AS future_price,
-       h.price                                                                 AS index_price,
-       100 * (b.close / h.price - 1)                                           AS basis_pct,
-       CASE h.source WHEN 1 THEN 'index' ELSE 'funding_index' END              AS index_source
+       t.future_price,
+       t.index_price,
+       100 * (t.future_price / t.index_price - 1)                              AS basis_pct,
+       CASE t.index_source WHEN 1 THEN 'index' ELSE 'funding_index' END        AS index_source
 FROM deribit_ts.dated_futures f
-JOIN deribit.candles_1h b ON b.instrument_id = f.id
-                         AND b.ts >= f.listed - interval '1 hour' AND b.ts < f.expiry - interval '1 hour'
--- every index's samples on the hour: its own history first, else a perpetual's funding record (the exchange's
--- index then; perpetuals of one index agree on it)
 JOIN (
-    SELECT s.index_name, s.ts, (array_agg(s.price ORDER BY s.source, s.perpetual))[1] AS price, min(s.source) AS source
-      FROM (
-        SELECT x.index_name, x.ts, x.price, 1 AS source, 0 AS perpetual
-          FROM deribit.index_price_history x
-         WHERE x.ts = date_trunc('hour', x.ts)
-        UNION ALL
-        SELECT p.price_index, fr.ts, fr.index_price, 2, p.id
-          FROM deribit.funding_rate_history fr
-          JOIN deribit.instruments p ON p.id = fr.instrument_id
-         WHERE p.is_perpetual AND fr.index_price > 0 AND fr.ts = date_trunc('hour', fr.ts)
-      ) s
-     GROUP BY s.index_name, s.ts
-) h ON h.index_name = f.price_index AND h.ts = b.ts + interval '1 hour';
+    SELECT k.instrument_id, k.ts, k.future_price, k.index_price, k.index_source
+      FROM deribit_ts.basis_ts_hourly k
+     WHERE NOT EXISTS (SELECT 1 FROM deribit_ts.basis_ts_dirty d WHERE d.day = time_bucket(interval '1 day', k.ts))
+    UNION ALL
+    SELECT c.instrument_id, c.ts, c.future_price, c.index_price, c.index_source
+      FROM deribit_ts.basis_ts_hours((SELECT min(d.day) FROM deribit_ts.basis_ts_dirty d), 'infinity') c
+     WHERE EXISTS (SELECT 1 FROM deribit_ts.basis_ts_dirty d WHERE d.day = time_bucket(interval '1 day', c.ts))
+) t ON t.instrument_id = f.id AND t.ts >= f.listed AND t.ts < f.expiry;
 -- An earlier version's term structure walked the hours through basis_1m at one minute (nothing uses it any more).
 DROP FUNCTION IF EXISTS deribit_ts.basis_at(timestamptz);
 
