@@ -10,8 +10,8 @@ cache), and is printed next to a baseline read of the same rows in the same run:
     gap_report        SELECT * FROM deribit.gap_report               vs count(*) of every candle
     basis_ts          basis_term_structure of one currency, all      vs the hourly bars of its dated futures (the rows
                                                                      it rests on, about as many, to the client too)
-    basis_ts_on_read  the same rows computed on read from the bars   vs the same hourly bars (the view as it was
-                      and the index (deribit_ts.basis_ts_hours)        before its rows were kept by the refresh)
+    basis_ts_on_read  the same rows computed on read, as the view    vs the same hourly bars
+                      was before the refresh kept its rows
     funding_30d       funding_apr of BTC-PERPETUAL over 30 days      vs funding_rates, same rows
     sanity_all        SELECT * FROM deribit.sanity_violations        vs count(*) of every candle
     sanity_last_day   sanity_violations, the last day of every instrument   vs count(*) of that day's candles
@@ -52,6 +52,29 @@ TARGETS_S = {
     "sanity_last_day": 0.2,
     "report_html": 15.0,
 }
+
+
+# deribit.basis_term_structure of BTC as it was defined before the refresh kept its rows (computed on read).
+BASIS_TS_ON_READ = """
+SELECT f.currency, h.ts, f.expiry, extract(epoch FROM f.expiry - h.ts)::double precision / 86400 AS days_to_expiry,
+       CASE WHEN f.expiry - h.ts >= interval '1 day'
+            THEN 100 * (b.close / h.price - 1) * 365 / (extract(epoch FROM f.expiry - h.ts)::double precision / 86400)
+       END AS annualized_basis_pct,
+       f.instrument_name, b.close AS future_price, h.price AS index_price, 100 * (b.close / h.price - 1) AS basis_pct,
+       CASE h.source WHEN 1 THEN 'index' ELSE 'funding_index' END AS index_source
+  FROM deribit_ts.dated_futures f
+  JOIN deribit.candles_1h b ON b.instrument_id = f.id
+                           AND b.ts >= f.listed - interval '1 hour' AND b.ts < f.expiry - interval '1 hour'
+  JOIN (SELECT s.index_name, s.ts, (array_agg(s.price ORDER BY s.source, s.perpetual))[1] AS price,
+               min(s.source) AS source
+          FROM (SELECT x.index_name, x.ts, x.price, 1 AS source, 0 AS perpetual
+                  FROM deribit.index_price_history x WHERE x.ts = date_trunc('hour', x.ts)
+                UNION ALL
+                SELECT p.price_index, fr.ts, fr.index_price, 2, p.id
+                  FROM deribit.funding_rate_history fr JOIN deribit.instruments p ON p.id = fr.instrument_id
+                 WHERE p.is_perpetual AND fr.index_price > 0 AND fr.ts = date_trunc('hour', fr.ts)) s
+         GROUP BY s.index_name, s.ts) h ON h.index_name = f.price_index AND h.ts = b.ts + interval '1 hour'
+ WHERE f.currency = 'BTC'"""
 
 
 def load_history(dsn: str, start: datetime, now: datetime) -> None:
@@ -96,14 +119,9 @@ def cases(conn: psycopg.Connection) -> dict[str, tuple[str, str, tuple]]:
             "WHERE i.base_currency = 'BTC' AND i.kind = 'future' AND NOT i.is_perpetual",
             (),
         ),
-        # The term structure computed on read from the hourly bars and the index, as the view did before its rows
-        # were kept (deribit_ts.basis_ts_hours over all time, the view's arithmetic): the old view in this run.
+        # The view as it was before its rows were kept: the hourly bars joined to the index on the hour on read.
         "basis_ts_on_read": (
-            "SELECT f.currency, c.ts, f.expiry, extract(epoch FROM f.expiry - c.ts)::double precision / 86400, "
-            "f.instrument_name, c.future_price, c.index_price, 100 * (c.future_price / c.index_price - 1), "
-            "c.index_source FROM deribit_ts.dated_futures f "
-            "JOIN deribit_ts.basis_ts_hours('-infinity', 'infinity') c ON c.instrument_id = f.id "
-            "WHERE f.currency = 'BTC'",
+            BASIS_TS_ON_READ,
             "SELECT c.* FROM deribit.candles_1h c JOIN deribit.instruments i ON i.id = c.instrument_id "
             "WHERE i.base_currency = 'BTC' AND i.kind = 'future' AND NOT i.is_perpetual",
             (),

@@ -121,7 +121,8 @@ DROP FUNCTION IF EXISTS deribit_ts.index_before(text, integer, timestamptz);
 -- deribit_ts.basis_ts_hours(from, until) computes the rows of the hours in [from, until): the hourly rollup
 -- (candles_1h, one row per future and hour) joined to the index samples on the hour (grouped per index and hour,
 -- so the planner hashes them). An SQL function the planner inlines: its bounds reach every hypertable as
--- constants when they are.
+-- constants when they are. A NULL `from` is the oldest day marked in basis_ts_dirty (the view's on-read part;
+-- a sub-select passed as an argument would stop the planner from inlining the function).
 CREATE OR REPLACE FUNCTION deribit_ts.basis_ts_hours(p_from timestamptz, p_until timestamptz)
 RETURNS TABLE (instrument_id integer, ts timestamptz, future_price double precision, index_price double precision,
                index_source smallint)
@@ -130,7 +131,9 @@ SELECT f.id, h.ts, b.close, h.price, h.source::smallint
   FROM deribit_ts.dated_futures f
   JOIN deribit.candles_1h b ON b.instrument_id = f.id
                            AND b.ts >= f.listed - interval '1 hour' AND b.ts < f.expiry - interval '1 hour'
-                           AND b.ts >= p_from - interval '1 hour' AND b.ts < p_until - interval '1 hour'
+                           AND b.ts >= coalesce(p_from, (SELECT min(d.day) FROM deribit_ts.basis_ts_dirty d))
+                                       - interval '1 hour'
+                           AND b.ts < p_until - interval '1 hour'
   -- every index's samples on the hour: its own history first, else a perpetual's funding record (the exchange's
   -- index then; perpetuals of one index agree on it)
   JOIN (
@@ -139,13 +142,14 @@ SELECT f.id, h.ts, b.close, h.price, h.source::smallint
         FROM (
           SELECT x.index_name, x.ts, x.price, 1 AS source, 0 AS perpetual
             FROM deribit.index_price_history x
-           WHERE x.ts = date_trunc('hour', x.ts) AND x.ts >= p_from AND x.ts < p_until
+           WHERE x.ts = date_trunc('hour', x.ts) AND x.ts < p_until
+             AND x.ts >= coalesce(p_from, (SELECT min(d.day) FROM deribit_ts.basis_ts_dirty d))
           UNION ALL
           SELECT p.price_index, fr.ts, fr.index_price, 2, p.id
             FROM deribit.funding_rate_history fr
             JOIN deribit.instruments p ON p.id = fr.instrument_id
            WHERE p.is_perpetual AND fr.index_price > 0 AND fr.ts = date_trunc('hour', fr.ts)
-             AND fr.ts >= p_from AND fr.ts < p_until
+             AND fr.ts >= coalesce(p_from, (SELECT min(d.day) FROM deribit_ts.basis_ts_dirty d)) AND fr.ts < p_until
         ) s
        GROUP BY s.index_name, s.ts
   ) h ON h.index_name = f.price_index AND h.ts = b.ts + interval '1 hour'
@@ -210,7 +214,7 @@ JOIN (
      WHERE NOT EXISTS (SELECT 1 FROM deribit_ts.basis_ts_dirty d WHERE d.day = time_bucket(interval '1 day', k.ts))
     UNION ALL
     SELECT c.instrument_id, c.ts, c.future_price, c.index_price, c.index_source
-      FROM deribit_ts.basis_ts_hours((SELECT min(d.day) FROM deribit_ts.basis_ts_dirty d), 'infinity') c
+      FROM deribit_ts.basis_ts_hours(NULL, 'infinity') c
      WHERE EXISTS (SELECT 1 FROM deribit_ts.basis_ts_dirty d WHERE d.day = time_bucket(interval '1 day', c.ts))
 ) t ON t.instrument_id = f.id AND t.ts >= f.listed AND t.ts < f.expiry;
 -- An earlier version's term structure walked the hours through basis_1m at one minute (nothing uses it any more).
