@@ -155,19 +155,20 @@ class Engine:
         client = self.history if task.dataset == "trades" else self.client
         last_ms = to_ms(task.range_end)
 
-        def fetch(start_ms: int) -> tuple[int, asyncio.Task | None]:
-            """(its end, the window from start_ms in flight): its size is decided now, from the windows seen."""
+        def fetch(start_ms: int) -> tuple[int, asyncio.Task | None, datetime]:
+            """(its end, the window from start_ms in flight, the exchange's time as the request left): its size
+            is decided now, from the windows seen."""
             if start_ms >= last_ms:
-                return start_ms, None
+                return start_ms, None, self.now
             end_ms = dataset.window_end(task.key, start_ms, last_ms)
-            return end_ms, asyncio.create_task(dataset.fetch_window(client, task.key, start_ms, end_ms))
+            return end_ms, asyncio.create_task(dataset.fetch_window(client, task.key, start_ms, end_ms)), self.now
 
-        ahead_end, ahead = fetch(to_ms(task.resume_from))
+        ahead_end, ahead, ahead_at = fetch(to_ms(task.resume_from))
         try:
             while ahead is not None:
-                current = ahead
+                current, asked_at = ahead, ahead_at
                 # Keep the next request in flight while this window is written.
-                ahead_end, ahead = fetch(ahead_end)
+                ahead_end, ahead, ahead_at = fetch(ahead_end)
                 window = await current
                 start_ms, end_ms = window.start_ms, window.end_ms
                 async with conn.transaction():
@@ -180,7 +181,9 @@ class Engine:
                         self.run_id,
                         from_ms(start_ms),
                         from_ms(end_ms),
-                        self.now - dataset.settle,
+                        # Final is what had settled when the window was asked for, not when it commits (a
+                        # window in flight during a stall, or written after the one before it, is older).
+                        asked_at - dataset.settle,
                         rows,
                         loaded.inserted,
                         loaded.revised,
