@@ -44,6 +44,7 @@ from deribit_ts.collect.status import age
 from deribit_ts.collect.systemd import notify
 from deribit_ts.config import DEFAULT_MAX_RETRIES, env_int
 from deribit_ts.db.connect import connect_async
+from deribit_ts.db.queries import query
 from deribit_ts.errors import DatabaseUnavailable
 from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.exchange.errors import ExchangeError, ExchangeUnavailableError, UnexpectedReplyError
@@ -323,8 +324,8 @@ class Leader:
             with contextlib.suppress(psycopg.Error, TimeoutError):
                 cur = await asyncio.wait_for(
                     self.lead.conn.execute(
-                        "SELECT dataset, lag FROM deribit_ts.collector_freshness(%s, %s, %s)",
-                        (self.clock.now(), self.s.currencies, self.s.kinds),
+                        query("collect", "lags"),
+                        {"now": self.clock.now(), "currencies": self.s.currencies, "kinds": self.s.kinds},
                     ),
                     BEAT_TIMEOUT_S,
                 )
@@ -507,7 +508,4 @@ class Leader:
 async def _release_previous_leaders_tasks(conn: AsyncConnection) -> None:
     """Only the leader works collector tasks (negative priorities), so any still marked running belong to a leader
     that died or lost its lock: take them back at once instead of waiting for their leases to expire."""
-    await conn.execute(
-        """UPDATE deribit_ts.tasks SET state = 'pending', lease_owner = NULL, lease_expires = NULL, updated_at = now()
-            WHERE state = 'running' AND priority < 0"""
-    )
+    await conn.execute(query("collect", "release_previous_leaders_tasks"))

@@ -20,6 +20,7 @@ from psycopg import AsyncConnection
 from deribit_ts.collect.budget import CATCH_UP, FUNDING, request_priority
 from deribit_ts.collect.leader import APPLICATION
 from deribit_ts.db.connect import connect_async
+from deribit_ts.db.queries import query
 from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.ingest import tasks
 from deribit_ts.ingest.engine import Engine
@@ -100,10 +101,6 @@ class CollectorEngine(Engine):
 
     async def open_tasks(self, conn: AsyncConnection) -> dict[str, int]:
         """Unfinished collector tasks: fresh ones and catch-up ones."""
-        cur = await conn.execute(
-            """SELECT count(*) FILTER (WHERE priority < %s), count(*) FILTER (WHERE priority >= %s)
-                 FROM deribit_ts.tasks WHERE state IN ('pending', 'running') AND priority < 0""",
-            (CATCH_UP, CATCH_UP),
-        )
+        cur = await conn.execute(query("collect", "open_tasks"), {"catch_up": CATCH_UP})
         fresh, catch_up = await cur.fetchone()
         return {"fresh": fresh, "catch_up": catch_up}

@@ -31,6 +31,7 @@ from deribit_ts.collect.budget import BACKGROUND, FRESH, OPTIONS, SNAPSHOTS, req
 from deribit_ts.collect.engine import CollectorEngine
 from deribit_ts.collect.leader import APPLICATION
 from deribit_ts.db.connect import connect_async
+from deribit_ts.db.queries import query
 from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.ingest import dvol, instruments, rollups
 from deribit_ts.ingest.backfill import INDEX_TASK_SPAN
@@ -278,9 +279,7 @@ class Jobs:
 
     async def catalogue_stale(self, now: datetime) -> bool:
         """Whether the catalogue needs a refresh now (a previous leader may just have refreshed it)."""
-        cur = await self.control.execute(
-            "SELECT last_ok_exchange FROM deribit_ts.collector_jobs WHERE job = 'catalogue'"
-        )
+        cur = await self.control.execute(query("collect", "catalogue_refreshed"))
         row = await cur.fetchone()
         return row is None or row[0] is None or not now - self.s.catalogue_every < row[0] <= now
 
@@ -305,7 +304,7 @@ class Jobs:
             # Done tasks and dead processes are kept a day of the exchange's clock: the database's clock ages them,
             # so against a simulator's fast clock the day is shorter in real time (a soak's bookkeeping stays flat).
             keep = BOOKKEEPING_KEEP / max(self.clock_rate(), 1.0)
-            cur = await conn.execute("SELECT * FROM deribit_ts.compact_bookkeeping(%s)", (keep,))
+            cur = await conn.execute(query("collect", "compact_bookkeeping"), {"keep": keep})
             tasks_deleted, merged, processes = await cur.fetchone()
         if tasks_deleted or merged or processes:
             log.info(

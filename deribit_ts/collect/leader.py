@@ -35,6 +35,7 @@ from psycopg import AsyncConnection
 
 from deribit_ts.config import env_int
 from deribit_ts.db.connect import connect_async
+from deribit_ts.db.queries import query
 from deribit_ts.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -54,23 +55,6 @@ _KEEPALIVES = {
     "keepalives_count": 3,
     "tcp_user_timeout": 15000,
 }
-
-_UPSERT_BEAT = """
-INSERT INTO deribit_ts.collector_processes AS p
-       (process_id, host, pid, backend_pid, role, state, leader_since, exchange_now, run_id, settings,
-        last_error, last_error_at)
-VALUES (%(process_id)s, %(host)s, %(pid)s, pg_backend_pid(), %(role)s::text, %(state)s,
-        CASE WHEN %(role)s::text = 'leader' THEN now() END, %(exchange_now)s::timestamptz, %(run_id)s::bigint,
-        %(settings)s::jsonb, %(error)s::text, CASE WHEN %(error)s::text IS NOT NULL THEN now() END)
-ON CONFLICT (process_id) DO UPDATE SET
-       backend_pid = EXCLUDED.backend_pid, role = EXCLUDED.role, state = EXCLUDED.state, beat_at = now(),
-       leader_since = CASE WHEN EXCLUDED.role <> 'leader' THEN NULL
-                           ELSE coalesce(p.leader_since, now()) END,
-       exchange_now = coalesce(EXCLUDED.exchange_now, p.exchange_now), run_id = EXCLUDED.run_id,
-       settings = EXCLUDED.settings,
-       last_error = coalesce(EXCLUDED.last_error, p.last_error),
-       last_error_at = coalesce(EXCLUDED.last_error_at, p.last_error_at)
-"""
 
 
 class LeadershipLost(Exception):
@@ -118,12 +102,12 @@ class Leadership:
         got = await self._try_lock()
         if not got and await self._holder_is_stale():
             log.warning("the leader's heartbeat is older than %.0f s: taking its leadership over", lease_s())
-            await self._query("SELECT deribit_ts.collector_end_stale_leader()")
+            await self._query(query("collect", "leader_end_stale"))
             deadline = asyncio.get_running_loop().time() + TERMINATION_WAIT_S
             while not (got := await self._try_lock()) and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.2)
         if got:
-            self.epoch = (await self._query("SELECT deribit_ts.collector_take_lease(%s)", (self.process_id,)))[0]
+            self.epoch = (await self._query(query("collect", "leader_take_lease"), {"process_id": self.process_id}))[0]
         self.leading = got
         return got
 
@@ -134,18 +118,15 @@ class Leadership:
         return psycopg.conninfo.make_conninfo(**params)
 
     async def _try_lock(self) -> bool:
-        return bool((await self._query("SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEY))[0])
+        key1, key2 = LOCK_KEY
+        return bool((await self._query(query("collect", "leader_try_lock"), {"key1": key1, "key2": key2}))[0])
 
     async def _holder_is_stale(self) -> bool:
-        row = await self._query(
-            """SELECT coalesce(bool_and(beat_at < now() - make_interval(secs => %s)), false)
-                 FROM deribit_ts.collector_status WHERE holds_lock""",
-            (lease_s(),),
-        )
+        row = await self._query(query("collect", "leader_holder_stale"), {"lease_s": lease_s()})
         return bool(row[0])
 
-    async def _query(self, query: str, params=None) -> tuple:
-        cur = await asyncio.wait_for(self.conn.execute(query, params), BEAT_TIMEOUT_S)
+    async def _query(self, statement: str, params=None) -> tuple:
+        cur = await asyncio.wait_for(self.conn.execute(statement, params), BEAT_TIMEOUT_S)
         return await cur.fetchone()
 
     async def beat(
@@ -169,9 +150,9 @@ class Leadership:
             "settings": self.settings,
             "error": error[:1000] if error else None,
         }
-        await asyncio.wait_for(self.conn.execute(_UPSERT_BEAT, params), BEAT_TIMEOUT_S)
+        await asyncio.wait_for(self.conn.execute(query("collect", "leader_beat"), params), BEAT_TIMEOUT_S)
         if self.leading and params["role"] == "leader":
-            (epoch,) = await self._query("SELECT epoch FROM deribit_ts.collector_lease")
+            (epoch,) = await self._query(query("collect", "leader_epoch"))
             if epoch != self.epoch:
                 self.leading = False
                 raise LeadershipLost(f"this collector no longer leads: another took over (epoch {epoch})")
@@ -185,9 +166,7 @@ class Leadership:
         try:
             conn = await connect_async(self.dsn, application_name=APPLICATION)
             async with conn:
-                cur = await asyncio.wait_for(
-                    conn.execute("SELECT epoch FROM deribit_ts.collector_lease"), BEAT_TIMEOUT_S
-                )
+                cur = await asyncio.wait_for(conn.execute(query("collect", "leader_epoch")), BEAT_TIMEOUT_S)
                 row = await cur.fetchone()
         except (psycopg.Error, DatabaseUnavailable, TimeoutError):
             return False
@@ -195,8 +174,6 @@ class Leadership:
 
     async def leader_name(self) -> str | None:
         """The process that holds the lock now, as its heartbeat row names it (None if unknown)."""
-        cur = await self.conn.execute(
-            "SELECT process_id FROM deribit_ts.collector_status WHERE holds_lock ORDER BY beat_at DESC LIMIT 1"
-        )
+        cur = await self.conn.execute(query("collect", "leader_name"))
         row = await cur.fetchone()
         return row[0] if row else None

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from psycopg import AsyncConnection
 
 from deribit_ts.collect.budget import CATCH_UP, FRESH, FUNDING, OPTIONS
+from deribit_ts.db.queries import query
 from deribit_ts.ingest import candles, funding, tasks
 from deribit_ts.ingest.backfill import INDEX_TASK_SPAN
 
@@ -51,11 +52,7 @@ async def _plan_split(
 async def retry_failed(conn: AsyncConnection, dataset: str) -> int:
     """Failed collector tasks are tried again by the next plan: a range that failed while later ones succeeded lies
     behind the watermark, where the regular plan no longer looks (each failure is counted in collector_jobs)."""
-    cur = await conn.execute(
-        """UPDATE deribit_ts.tasks SET state = 'pending', attempts = 0, updated_at = now()
-            WHERE dataset = %s AND state = 'failed' AND priority < 0""",
-        (dataset,),
-    )
+    cur = await conn.execute(query("collect", "retry_failed"), {"dataset": dataset})
     return cur.rowcount
 
 
@@ -66,17 +63,17 @@ async def plan_candles(
     if not {"perpetual", "future"} & set(kinds):
         return out
     cur = await conn.execute(
-        "SELECT * FROM deribit_ts.collector_candle_wants(%s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            now,
-            origin,
-            full,
-            currencies,
-            "perpetual" in kinds,
-            "future" in kinds,
-            candles.DATASET.settle,
-            FULL_KEEP_AFTER_EXPIRY if full else KEEP_AFTER_EXPIRY,
-        ),
+        query("collect", "candle_wants"),
+        {
+            "now": now,
+            "origin": origin,
+            "full": full,
+            "currencies": currencies,
+            "perpetual": "perpetual" in kinds,
+            "future": "future" in kinds,
+            "settle": candles.DATASET.settle,
+            "keep_after_expiry": FULL_KEEP_AFTER_EXPIRY if full else KEEP_AFTER_EXPIRY,
+        },
     )
     fresh_from = now.replace(second=0, microsecond=0) - FRESH_SPAN
     for name, start, end, _perpetual in await cur.fetchall():
@@ -96,7 +93,7 @@ async def plan_options(
     if not names:
         return out
     cur = await conn.execute(
-        "SELECT * FROM deribit_ts.collector_option_wants(%s, %s, %s, %s)", (now, origin, names, trail)
+        query("collect", "option_wants"), {"now": now, "origin": origin, "names": names, "trail": trail}
     )
     for name, start, end in await cur.fetchall():
         out.keys.append(name)
@@ -122,7 +119,7 @@ async def plan_funding(
 ) -> Planned:
     out = Planned()
     cur = await conn.execute(
-        "SELECT * FROM deribit_ts.collector_funding_wants(%s, %s, %s, %s)", (now, origin, full, currencies)
+        query("collect", "funding_wants"), {"now": now, "origin": origin, "full": full, "currencies": currencies}
     )
     fresh_from = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     for name, start, end in await cur.fetchall():
@@ -137,7 +134,7 @@ async def plan_index(conn: AsyncConnection, now: datetime, origin: datetime, ful
     """One task per index and gap: the index endpoint answers whole ranges back from now, not windows."""
     out = Planned()
     cur = await conn.execute(
-        "SELECT * FROM deribit_ts.collector_index_wants(%s, %s, %s, %s)", (now, origin, full, indexes)
+        query("collect", "index_wants"), {"now": now, "origin": origin, "full": full, "indexes": indexes}
     )
     for name, start, end in await cur.fetchall():
         out.keys.append(name)
@@ -160,8 +157,8 @@ async def plan_series(
     """DVOL (keyed by currency) and delivery prices (keyed by index name)."""
     out = Planned()
     cur = await conn.execute(
-        "SELECT * FROM deribit_ts.collector_series_wants(%s, %s, %s, %s, %s, %s)",
-        (dataset, now, origin, full, keys, settle),
+        query("collect", "series_wants"),
+        {"dataset": dataset, "now": now, "origin": origin, "full": full, "keys": keys, "settle": settle},
     )
     for key, start, end in await cur.fetchall():
         out.keys.append(key)
@@ -173,14 +170,7 @@ async def plan_series(
 async def ensure_origin(conn: AsyncConnection, since: datetime | None, now: datetime) -> datetime:
     """The collector's origin: set on the first start (now, or --since); an earlier --since moves it back."""
     start = since or now.replace(second=0, microsecond=0)
-    cur = await conn.execute(
-        """INSERT INTO deribit_ts.collector_origin AS o (origin) VALUES (%s)
-           ON CONFLICT (singleton) DO UPDATE
-               SET origin = CASE WHEN %s THEN least(o.origin, EXCLUDED.origin) ELSE o.origin END,
-                   updated_at = now()
-           RETURNING origin""",
-        (start, since is not None),
-    )
+    cur = await conn.execute(query("collect", "ensure_origin"), {"start": start, "moved": since is not None})
     return (await cur.fetchone())[0]
 
 
@@ -189,24 +179,9 @@ async def record_job(
 ) -> None:
     """One run of a job (error None: it succeeded), or `errors` failures of its tasks (exchange_now None)."""
     if exchange_now is None:
-        await conn.execute(
-            """INSERT INTO deribit_ts.collector_jobs AS j (job, errors, last_error, last_error_at)
-               VALUES (%s, %s, %s, now())
-               ON CONFLICT (job) DO UPDATE SET errors = j.errors + EXCLUDED.errors,
-                   last_error = EXCLUDED.last_error, last_error_at = now()""",
-            (job, errors, error),
-        )
+        await conn.execute(query("collect", "job_errors"), {"job": job, "errors": errors, "error": error})
         return
     await conn.execute(
-        """INSERT INTO deribit_ts.collector_jobs AS j (job, runs, errors, last_run_at, last_ok_at, last_ok_exchange,
-                                                       last_error, last_error_at)
-           VALUES (%(job)s, 1, %(failed)s::boolean::int, now(), CASE WHEN NOT %(failed)s::boolean THEN now() END,
-                   CASE WHEN NOT %(failed)s::boolean THEN %(now)s::timestamptz END, %(error)s::text,
-                   CASE WHEN %(failed)s::boolean THEN now() END)
-           ON CONFLICT (job) DO UPDATE SET runs = j.runs + 1, errors = j.errors + EXCLUDED.errors,
-               last_run_at = now(), last_ok_at = coalesce(EXCLUDED.last_ok_at, j.last_ok_at),
-               last_ok_exchange = coalesce(EXCLUDED.last_ok_exchange, j.last_ok_exchange),
-               last_error = coalesce(EXCLUDED.last_error, j.last_error),
-               last_error_at = coalesce(EXCLUDED.last_error_at, j.last_error_at)""",
+        query("collect", "job_run"),
         {"job": job, "failed": error is not None, "now": exchange_now, "error": error},
     )

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from deribit_ts.db.queries import query
 from deribit_ts.errors import UserError
 
 # Seconds of lag after which a dataset is stale. Candles: a minute closes, it must be stored within 90 s; the
@@ -121,11 +122,7 @@ def age(value: timedelta | float | None) -> str:
 
 
 def collect_status(conn: psycopg.Connection, thresholds: Thresholds) -> dict:
-    processes = conn.execute(
-        """SELECT process_id, host, pid, role, state, started_at, leader_since, beat_at, beat_age, exchange_now,
-                  run_id, settings, last_error, last_error_at, holds_lock
-             FROM deribit_ts.collector_status ORDER BY holds_lock DESC, beat_at DESC"""
-    ).fetchall()
+    processes = conn.execute(query("collect", "status_processes")).fetchall()
     names = (
         "process_id",
         "host",
@@ -147,10 +144,7 @@ def collect_status(conn: psycopg.Connection, thresholds: Thresholds) -> dict:
     live = [r for r in rows if r["role"] != "stopped"]
     leader = next((r for r in rows if r["holds_lock"]), None)
     problems: list[str] = []
-    reference = conn.execute(
-        """SELECT coalesce((SELECT exchange_now + (now() - beat_at) FROM deribit_ts.collector_status
-                             WHERE exchange_now IS NOT NULL ORDER BY holds_lock DESC, beat_at DESC LIMIT 1), now())"""
-    ).fetchone()[0]
+    reference = conn.execute(query("collect", "status_reference")).fetchone()[0]
     if not rows:
         problems.append("no collector has run on this database (start `deribit-ts collect`)")
     elif leader is None:
@@ -167,13 +161,11 @@ def collect_status(conn: psycopg.Connection, thresholds: Thresholds) -> dict:
         wanted = settings.get("datasets") or []
         jobs = {
             job: (errors, last_error)
-            for job, errors, last_error in conn.execute(
-                "SELECT job, errors, last_error FROM deribit_ts.collector_jobs"
-            ).fetchall()
+            for job, errors, last_error in conn.execute(query("collect", "status_jobs")).fetchall()
         }
         fresh = conn.execute(
-            "SELECT * FROM deribit_ts.collector_freshness(%s, %s, %s)",
-            (reference, settings.get("currencies") or [], settings.get("kinds") or []),
+            query("collect", "freshness"),
+            {"now": reference, "currencies": settings.get("currencies") or [], "kinds": settings.get("kinds") or []},
         ).fetchall()
         found = {row[0]: row for row in fresh}
         for dataset in wanted:

@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 from psycopg import AsyncConnection
 
 from deribit_ts.collect.budget import CATCH_UP
+from deribit_ts.db.queries import query
 from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.exchange.errors import UnexpectedReplyError
 from deribit_ts.ingest import tasks, trades
@@ -70,9 +71,7 @@ class Scan:
 
 
 async def watermark(conn: AsyncConnection, kind: str, currency: str) -> datetime | None:
-    cur = await conn.execute(
-        "SELECT covered_until FROM deribit_ts.watermarks WHERE dataset = %s AND key = %s", (WATERMARKS[kind], currency)
-    )
+    cur = await conn.execute(query("collect", "trades_watermark"), {"dataset": WATERMARKS[kind], "currency": currency})
     row = await cur.fetchone()
     return row[0] if row else None
 
@@ -153,10 +152,8 @@ async def commit(conn: AsyncConnection, scan: Scan) -> int:
                 planned += await _plan(conn, name, start, end)
         for kind in scan.kinds:
             await conn.execute(
-                """INSERT INTO deribit_ts.watermarks AS w (dataset, key, covered_until) VALUES (%s, %s, %s)
-                   ON CONFLICT (dataset, key) DO UPDATE
-                       SET covered_until = greatest(w.covered_until, EXCLUDED.covered_until), updated_at = now()""",
-                (WATERMARKS[kind], scan.currency, scan.until),
+                query("collect", "trades_watermark_advance"),
+                {"dataset": WATERMARKS[kind], "currency": scan.currency, "until": scan.until},
             )
     return planned
 
@@ -168,11 +165,14 @@ async def _plan(conn: AsyncConnection, name: str, start: datetime, end: datetime
 async def listed(conn: AsyncConnection, currency: str, kind: str, start: datetime, end: datetime) -> list[str]:
     """The instruments of `kind` and `currency` listed at some time in [start, end) (the catalogue's knowledge)."""
     cur = await conn.execute(
-        """SELECT instrument_name FROM deribit.instruments
-            WHERE base_currency = %s AND kind = %s AND is_perpetual = %s
-              AND coalesce(creation_ts, '-infinity') < %s AND (expiry IS NULL OR expiry >= %s)
-            ORDER BY instrument_name""",
-        (currency, "option" if kind == "option" else "future", kind == "perpetual", end, start),
+        query("collect", "trades_instruments"),
+        {
+            "currency": currency,
+            "kind": "option" if kind == "option" else "future",
+            "perpetual": kind == "perpetual",
+            "start": start,
+            "end": end,
+        },
     )
     return [name for (name,) in await cur.fetchall()]
 
@@ -181,12 +181,5 @@ async def open_keys(conn: AsyncConnection) -> list[str]:
     """Instruments with collector tasks not done that no other job names: trades tasks (planned by a scan for a gap
     or a crowded millisecond) and option candles (an option that traded before a restart, or was listed in a gap
     beyond the route's reach)."""
-    cur = await conn.execute(
-        """SELECT DISTINCT t.key FROM deribit_ts.tasks t
-            WHERE t.priority < 0 AND t.state IN ('pending', 'running', 'failed')
-              AND (t.dataset = 'trades'
-                   OR (t.dataset = 'candles'
-                       AND EXISTS (SELECT 1 FROM deribit.instruments i
-                                    WHERE i.instrument_name = t.key AND i.kind = 'option')))"""
-    )
+    cur = await conn.execute(query("collect", "open_keys"))
     return sorted(key for (key,) in await cur.fetchall())
