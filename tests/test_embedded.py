@@ -302,3 +302,25 @@ def test_a_cluster_left_half_initialised_by_an_earlier_version_is_created_again(
         assert [p.name for p in home.glob("cluster.incomplete-*")]  # moved aside, never deleted
     finally:
         cluster.down()
+
+
+def test_an_empty_owner_password_file_is_replaced_and_the_role_renewed(fresh_home: Path):
+    """A first `up` killed while an earlier version wrote owner.password left it empty: the next `up` must not take
+    the empty string for the password (libpq sends none), but make a new one and set it on the role."""
+    env = {"DERIBIT_TS_HOME": str(fresh_home), "DERIBIT_TS_PG_PREFIX": str(_prefix()), "DERIBIT_TS_DSN": None}
+    try:
+        assert run_cli("db", "up", env=env).returncode == 0
+        assert run_cli("db", "down", env=env).returncode == 0
+        (fresh_home / "owner.password").write_text("")
+        (fresh_home / ".owner.password.1.tmp").write_text("half")  # a scratch copy a killed writer left
+        state = json.loads((fresh_home / "cluster.json").read_text())
+        state.pop("ready", None)  # as after a first `up` killed before it finished
+        (fresh_home / "cluster.json").write_text(json.dumps(state))
+        result = run_cli("db", "up", env=env)
+        assert result.returncode == 0, result.stderr
+        assert (fresh_home / "owner.password").read_text().strip()
+        assert not list(fresh_home.glob(".*.tmp"))
+        with psycopg.connect(Cluster(fresh_home, prefix=_prefix()).url(), connect_timeout=5) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == ("deribit_owner",)
+    finally:
+        run_cli("db", "down", env=env)

@@ -456,8 +456,9 @@ class Cluster:
             conf.write(_INCLUDE_BLOCK)
 
     def _password(self, path: Path) -> str:
-        if path.is_file():
-            return path.read_text().strip()
+        known = path.read_text().strip() if path.is_file() else ""
+        if known:  # an empty file (left by an earlier version killed while writing it) is no password
+            return known
         password = secrets.token_urlsafe(24)  # URL-safe: it goes into the DSN unescaped
         _write_private(path, password + "\n")
         return password
@@ -553,10 +554,21 @@ def _has_include_line(data_dir: Path) -> bool:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read, without a moment of wider permissions."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
+    """Write a file only its owner can read, without a moment of wider permissions, whole or not at all: it is
+    written beside its name and renamed, so a process killed meanwhile never leaves an empty or partial file (an
+    empty password file would be read back as the password)."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed while writing
+        stale.unlink(missing_ok=True)
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(scratch, path)
+    finally:
+        scratch.unlink(missing_ok=True)
 
 
 def _quote(value: str) -> str:
