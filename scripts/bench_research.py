@@ -4,8 +4,9 @@ A fresh database gets a year of synthetic history for BTC at realistic volume:
   * a year of 5-minute snapshot rounds (105,120) as the round-time computation leaves them: 12 live expiries per
     round in deribit_ts.option_round_expiries and svi_fits (1.26 million rows each), 6 tenors per round in
     option_round_tenors (630,720 rows);
-  * a year of BTC-PERPETUAL one-minute candles (525,600) and DVOL minutes (525,600), hourly funding and index
-    history, 52 weekly futures with their delivery prices and their last week of candles.
+  * a year of BTC-PERPETUAL one-minute candles (525,600) and DVOL minutes (525,600), hourly funding from the
+    perpetual's first day (2018-08-14: 56,000 hours) and a year of index history, 52 weekly futures with their
+    delivery prices and their last week of candles.
 Then `deribit-ts refresh`'s research step (realized variance of every day) is timed, and every view is read
 under EXPLAIN ANALYZE (server time, no transfer) the way a quant reads a year of it, next to a baseline: the raw
 rows the view would have to read without its materialization (a year of minute candles, of rounds' tenors).
@@ -32,6 +33,7 @@ from deribit_ts.ingest import round_research
 
 START = "2024-01-01"
 END = "2025-01-01"
+FUNDING_START = "2018-08-14"  # BTC-PERPETUAL's funding from its first day (the trailing means' whole history)
 TARGET_S = 1.0
 
 _SYNTHETIC = f"""
@@ -50,7 +52,7 @@ SELECT 'BTC', t, v, v, v, v FROM (SELECT t, 50 + 10 * sin(extract(epoch FROM t) 
   FROM generate_series('{START}'::timestamptz, '{END}'::timestamptz - interval '1 minute', interval '1 minute') t) x;
 INSERT INTO deribit.funding_rate_history
 SELECT i.id, t, 0.00001 * (random() - 0.3), 0, 50000, 50000
-  FROM deribit.instruments i, generate_series('{START}'::timestamptz, '{END}'::timestamptz - interval '1 hour',
+  FROM deribit.instruments i, generate_series('{FUNDING_START}'::timestamptz, '{END}'::timestamptz - interval '1 hour',
                                               interval '1 hour') t
  WHERE i.instrument_name = 'BTC-PERPETUAL';
 INSERT INTO deribit.index_price_history
@@ -84,6 +86,20 @@ SELECT currency, ts, {round_research.VERSION} FROM deribit_ts.snapshot_rounds;
 
 YEAR = f"ts >= '{START}' AND ts < '{END}'"
 DAYS = f"day >= '{START}' AND day < '{END}'"
+LAST_30_DAYS = f"ts >= '{END}'::timestamptz - interval '30 days' AND ts < '{END}'"
+# deribit.funding_apr as it was before its means were kept (0051): each row's means read from the primary key.
+FUNDING_APR_ON_READ = """
+SELECT i.instrument_name, f.ts, f.interest_1h * 24 * 365 * 100 AS apr, w.mean_1d * 24 * 365 * 100 AS apr_1d,
+       w.mean_7d * 24 * 365 * 100 AS apr_7d, w.hours_1d, w.hours_7d
+  FROM deribit.funding_rate_history f
+  JOIN deribit.instruments i ON i.id = f.instrument_id
+ CROSS JOIN LATERAL (
+    SELECT avg(p.interest_1h) FILTER (WHERE p.ts > f.ts - interval '24 hours') AS mean_1d,
+           avg(p.interest_1h) AS mean_7d,
+           count(p.interest_1h) FILTER (WHERE p.ts > f.ts - interval '24 hours') AS hours_1d,
+           count(p.interest_1h) AS hours_7d
+      FROM deribit.funding_rate_history p
+     WHERE p.instrument_id = f.instrument_id AND p.ts > f.ts - interval '168 hours' AND p.ts <= f.ts) w"""
 # (name, the view read as a quant reads a year of it, the baseline: raw rows it stands on)
 QUERIES = [
     (
@@ -127,6 +143,21 @@ QUERIES = [
         f"SELECT * FROM deribit.funding_rate_history WHERE {YEAR}",
     ),
     (
+        "funding_apr, BTC-PERPETUAL, 30 days",
+        f"SELECT * FROM deribit.funding_apr WHERE instrument_name = 'BTC-PERPETUAL' AND {LAST_30_DAYS}",
+        f"SELECT * FROM deribit.funding_rates WHERE instrument_name = 'BTC-PERPETUAL' AND {LAST_30_DAYS}",
+    ),
+    (
+        "funding_apr on read (before 0051), 30 days",
+        f"SELECT * FROM ({FUNDING_APR_ON_READ}) o WHERE instrument_name = 'BTC-PERPETUAL' AND {LAST_30_DAYS}",
+        f"SELECT * FROM deribit.funding_rates WHERE instrument_name = 'BTC-PERPETUAL' AND {LAST_30_DAYS}",
+    ),
+    (
+        "funding_apr, BTC-PERPETUAL, a year",
+        f"SELECT * FROM deribit.funding_apr WHERE instrument_name = 'BTC-PERPETUAL' AND {YEAR}",
+        f"SELECT * FROM deribit.funding_rates WHERE instrument_name = 'BTC-PERPETUAL' AND {YEAR}",
+    ),
+    (
         "futures_settlement, all",
         "SELECT * FROM deribit.futures_settlement",
         "SELECT * FROM deribit.delivery_prices",
@@ -156,7 +187,8 @@ def main() -> int:
             started = time.monotonic()
             for statement in filter(str.strip, _SYNTHETIC.split(";\n")):
                 conn.execute(statement)
-            conn.execute("CALL deribit_ts.refresh_rollups(false, NULL)")
+            summary = conn.execute("CALL deribit_ts.refresh_rollups(false, NULL)").fetchone()[0]
+            report["rollups_refresh"] = summary
             conn.execute("ANALYZE")
             report["load_seconds"] = round(time.monotonic() - started, 1)
             started = time.monotonic()
@@ -189,6 +221,11 @@ def main() -> int:
         print(
             f"refresh (research step): {r['realized_variance_days']} days of realized variance in "
             f"{r['realized_variance_seconds']} s; again (nothing changed): {again['wall_seconds']} s"
+        )
+        kept = report["rollups_refresh"].get("funding_apr", {})
+        print(
+            f"rollups' refresh after the load: {report['rollups_refresh']['seconds']} s, of it the funding means "
+            f"kept: {kept.get('days')} days, {kept.get('rows')} rows"
         )
         for v in report["views"]:
             mark = "ok" if v["within_target"] else f"SLOWER than {TARGET_S:g} s"

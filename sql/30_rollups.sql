@@ -229,6 +229,7 @@ $$;
 -- Either way, the candle coverage rows read at the start are then marked rolled up (0008).
 -- p_full: Apache rebuilds every rollup from the one-minute rows; Community forces nothing (the invalidation
 -- log is authoritative). summary: {"edition", "rollups", "days", "rows", "basis_term_structure": {"days", "rows"},
+-- "funding_apr": {"days", "rows"},
 -- "coverage_rows", "seconds"}.
 CREATE OR REPLACE PROCEDURE deribit_ts.refresh_rollups(p_full boolean DEFAULT false, INOUT summary jsonb DEFAULT NULL)
 LANGUAGE plpgsql AS $$
@@ -261,6 +262,10 @@ BEGIN
     -- The hourly basis term structure rests on the hourly rollup: stored once that is up to date (0048).
     IF to_regclass('deribit_ts.basis_ts_dirty') IS NOT NULL THEN
         summary := summary || jsonb_build_object('basis_term_structure', deribit_ts.refresh_basis_term_structure());
+    END IF;
+    -- The trailing funding means (0051).
+    IF to_regclass('deribit_ts.funding_apr_dirty') IS NOT NULL THEN
+        summary := summary || jsonb_build_object('funding_apr', deribit_ts.refresh_funding_apr());
     END IF;
     UPDATE deribit_ts.coverage SET rolled_up_at = now() WHERE coverage_id = ANY (pending) AND rolled_up_at IS NULL;
     summary := summary || jsonb_build_object(

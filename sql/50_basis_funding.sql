@@ -226,24 +226,86 @@ DROP FUNCTION IF EXISTS deribit_ts.basis_at(timestamptz);
 -- outage, or the first hours of a perpetual's history) is left out of the average, not counted as zero, and
 -- hours_1d / hours_7d say how many hours each mean holds (1 on the first row of a history: one hour's rate).
 --
--- The trailing means are read per row from the primary key (at most 168 rows of one perpetual), so a filter on
--- instrument_name and ts costs in proportion to the rows it keeps; a window aggregate ran over the perpetual's
--- whole history before the filter could apply (74 times the rows of a 30-day read).
+-- deribit_ts.funding_apr_rows(from, until) computes the rows of the records in [from, until) with window
+-- aggregates over the records from 7 days before `from` (one pass, in proportion to the rows). The refresh below
+-- stores them in deribit_ts.funding_apr_kept (0051); the view reads those, and computes on read only the UTC days
+-- marked in funding_apr_dirty since the last refresh, each row's means read from the primary key (at most 168
+-- rows of one perpetual), so a filter on instrument_name and ts costs in proportion to the rows it keeps either
+-- way. (A window aggregate in the view ran over the perpetual's whole history before the filter could apply.)
+CREATE OR REPLACE FUNCTION deribit_ts.funding_apr_rows(p_from timestamptz, p_until timestamptz)
+RETURNS TABLE (instrument_id integer, ts timestamptz, interest_1h double precision, mean_1d double precision,
+               mean_7d double precision, hours_1d bigint, hours_7d bigint)
+LANGUAGE sql STABLE AS $$
+SELECT w.instrument_id, w.ts, w.interest_1h, w.mean_1d, w.mean_7d, w.hours_1d, w.hours_7d
+  FROM (SELECT f.instrument_id, f.ts, f.interest_1h,
+               -- (ts - 24 h, ts]: timestamps are whole microseconds
+               avg(f.interest_1h) OVER day_before   AS mean_1d,
+               avg(f.interest_1h) OVER week_before  AS mean_7d,
+               count(f.interest_1h) OVER day_before AS hours_1d,
+               count(f.interest_1h) OVER week_before AS hours_7d
+          FROM deribit.funding_rate_history f
+         WHERE f.ts >= p_from - interval '168 hours' AND f.ts < p_until
+        WINDOW day_before AS (PARTITION BY f.instrument_id ORDER BY f.ts
+                              RANGE BETWEEN interval '23:59:59.999999' PRECEDING AND CURRENT ROW),
+               week_before AS (PARTITION BY f.instrument_id ORDER BY f.ts
+                               RANGE BETWEEN interval '167:59:59.999999' PRECEDING AND CURRENT ROW)) w
+ WHERE w.ts >= p_from
+$$;
+
+-- Store the rows of every UTC day marked in funding_apr_dirty (0051: every write to the funding history marks
+-- the days whose means it changes), and consume the marks; as refresh_basis_term_structure does. Called by
+-- deribit_ts.refresh_rollups. Returns {"days": n, "rows": rows stored}.
+CREATE OR REPLACE FUNCTION deribit_ts.refresh_funding_apr()
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    days integer := 0;
+    stored bigint := 0;
+    n bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('deribit_ts.refresh_funding_apr'));
+    FOR r IN
+        WITH consumed AS (DELETE FROM deribit_ts.funding_apr_dirty RETURNING day),
+             marked AS (SELECT DISTINCT day FROM consumed),
+             runs AS (SELECT day, day - (row_number() OVER (ORDER BY day))::integer * INTERVAL '1 day' AS run
+                        FROM marked)
+        SELECT min(day) AS lo, max(day) + INTERVAL '1 day' AS hi, count(*)::integer AS n FROM runs GROUP BY run
+    LOOP
+        DELETE FROM deribit_ts.funding_apr_kept WHERE ts >= r.lo AND ts < r.hi;
+        EXECUTE format('INSERT INTO deribit_ts.funding_apr_kept SELECT * FROM deribit_ts.funding_apr_rows(%L, %L)',
+                       r.lo, r.hi);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        stored := stored + n;
+        days := days + r.n;
+    END LOOP;
+    RETURN jsonb_build_object('days', days, 'rows', stored);
+END
+$$;
+
 CREATE OR REPLACE VIEW deribit.funding_apr AS
 SELECT i.instrument_name,
-       f.ts,
-       f.interest_1h * 24 * 365 * 100 AS apr,
-       w.mean_1d * 24 * 365 * 100     AS apr_1d,
-       w.mean_7d * 24 * 365 * 100     AS apr_7d,
-       w.hours_1d,
-       w.hours_7d
-FROM deribit.funding_rate_history f
-JOIN deribit.instruments i ON i.id = f.instrument_id
-CROSS JOIN LATERAL (
-    SELECT avg(p.interest_1h) FILTER (WHERE p.ts > f.ts - interval '24 hours') AS mean_1d,
-           avg(p.interest_1h)                                                 AS mean_7d,
-           count(p.interest_1h) FILTER (WHERE p.ts > f.ts - interval '24 hours') AS hours_1d,
-           count(p.interest_1h)                                               AS hours_7d
-      FROM deribit.funding_rate_history p
-     WHERE p.instrument_id = f.instrument_id AND p.ts > f.ts - interval '168 hours' AND p.ts <= f.ts
-) w;
+       k.ts,
+       k.interest_1h * 24 * 365 * 100 AS apr,
+       k.mean_1d * 24 * 365 * 100     AS apr_1d,
+       k.mean_7d * 24 * 365 * 100     AS apr_7d,
+       k.hours_1d,
+       k.hours_7d
+FROM (
+    SELECT s.instrument_id, s.ts, s.interest_1h, s.mean_1d, s.mean_7d, s.hours_1d, s.hours_7d
+      FROM deribit_ts.funding_apr_kept s
+     WHERE NOT EXISTS (SELECT 1 FROM deribit_ts.funding_apr_dirty d WHERE d.day = time_bucket(interval '1 day', s.ts))
+    UNION ALL
+    SELECT f.instrument_id, f.ts, f.interest_1h, w.mean_1d, w.mean_7d, w.hours_1d, w.hours_7d
+      FROM deribit.funding_rate_history f
+     CROSS JOIN LATERAL (
+        SELECT avg(p.interest_1h) FILTER (WHERE p.ts > f.ts - interval '24 hours') AS mean_1d,
+               avg(p.interest_1h)                                                 AS mean_7d,
+               count(p.interest_1h) FILTER (WHERE p.ts > f.ts - interval '24 hours') AS hours_1d,
+               count(p.interest_1h)                                               AS hours_7d
+          FROM deribit.funding_rate_history p
+         WHERE p.instrument_id = f.instrument_id AND p.ts > f.ts - interval '168 hours' AND p.ts <= f.ts
+     ) w
+     WHERE EXISTS (SELECT 1 FROM deribit_ts.funding_apr_dirty d WHERE d.day = time_bucket(interval '1 day', f.ts))
+) k
+JOIN deribit.instruments i ON i.id = k.instrument_id;
