@@ -33,20 +33,26 @@ the end. With one, the role needs CREATEDB; the benchmark's databases are droppe
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from benchlib import Finished, cli_path, database_server, fresh_database, run_measured, server_version
+from benchlib import (
+    Finished,
+    SimHost,
+    cli_path,
+    database_server,
+    fresh_database,
+    run_measured,
+    serve_deployments,
+    server_version,
+    sim_host,
+    to_ms,
+)
 
 INSTRUMENT = "BTC-PERPETUAL"
 LISTED = "2018-08-14"  # BTC-PERPETUAL's first day, on the exchange and in the simulator
@@ -91,10 +97,7 @@ def serve_sim(options: dict) -> None:
     One market behind both means one cache to warm; the warm-up happens here, in-process, before the URLs
     are printed, so it costs no HTTP and no credits.
     """
-    from aiohttp import web
-
     from deribit_ts.sim import SimConfig, SimMarket
-    from deribit_ts.sim.server import SimServer
 
     warm_from, warm_until = options["warm_from_ms"], options["warm_until_ms"]
     days = (warm_until - warm_from) // (1440 * MINUTE_MS) + 2
@@ -108,60 +111,7 @@ def serve_sim(options: dict) -> None:
         market.candles(INSTRUMENT, start, min(start + 30 * 1440 * MINUTE_MS, warm_until) - 1)
     warm_s = time.perf_counter() - began
 
-    async def main() -> None:
-        urls = {}
-        runners = []
-        for name, config in (("off", unlimited), ("deribit", limited)):
-            runner = web.AppRunner(SimServer(config, market).app(), access_log=None, handle_signals=False)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            runners.append(runner)
-            urls[name] = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        print(json.dumps({"urls": urls, "warm_s": round(warm_s, 2)}), flush=True)
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
-
-
-@dataclass
-class SimHost:
-    process: subprocess.Popen
-    urls: dict[str, str]
-    warm_s: float
-
-    def reset(self, name: str) -> None:
-        """Zero the counters and refill the credit pools of one deployment."""
-        request = urllib.request.Request(f"{self.urls[name]}/_sim/reset", method="POST", data=b"")
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            reply.read()
-
-    def stats(self, name: str) -> dict:
-        with urllib.request.urlopen(f"{self.urls[name]}/_sim/stats", timeout=10) as reply:
-            return json.loads(reply.read())
-
-
-@contextmanager
-def sim_host(now: datetime, latency_ms: float, warm_from: datetime, warm_until: datetime) -> Iterator[SimHost]:
-    options = {
-        "now": now.isoformat(),
-        "latency_ms": latency_ms,
-        "warm_from_ms": _ms(warm_from),
-        "warm_until_ms": _ms(warm_until),
-    }
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--role", "sim", "--role-options", json.dumps(options)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        ready = process.stdout.readline()
-        if not ready:
-            raise SystemExit("the simulator host exited before it was ready (see its error above)")
-        info = json.loads(ready)
-        yield SimHost(process, info["urls"], info["warm_s"])
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    serve_deployments(market, {"off": unlimited, "deribit": limited}, warm_s)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -228,10 +178,6 @@ def _check(finished: Finished, what: str) -> None:
     if finished.returncode != 0:
         tail = finished.stderr.strip().splitlines()[-5:]
         raise SystemExit(f"{what} failed with exit code {finished.returncode}:\n" + "\n".join(tail))
-
-
-def _ms(value: datetime) -> int:
-    return int(value.timestamp() * 1000)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -330,7 +276,7 @@ def baseline_line(line: Line, sim: SimHost, dsn: str, since: datetime, until: da
     )
     _check(catalogue, "loading the instrument catalogue for line (c)")
     sim.reset("deribit")
-    options = {"url": sim.urls["deribit"], "dsn": dsn, "since_ms": _ms(since), "until_ms": _ms(until)}
+    options = {"url": sim.urls["deribit"], "dsn": dsn, "since_ms": to_ms(since), "until_ms": to_ms(until)}
     finished = run_measured(
         [sys.executable, __file__, "--role", "baseline", "--role-options", json.dumps(options)], _env(None)
     )
@@ -490,7 +436,7 @@ def bench(args: argparse.Namespace) -> int:
     if max(until.values()) > last_day or since < _utc(LISTED):
         raise SystemExit(f"every range must lie between {LISTED} and --now {args.now}: adjust --since or --days-*")
     began, load_at_start = time.perf_counter(), os.getloadavg()[0]
-    simulator = sim_host(now, args.latency_ms, since, max(until.values()))
+    simulator = sim_host(__file__, now, args.latency_ms, since, max(until.values()))
     with simulator as sim, database_server(args.dsn) as (server, where):
         header = [
             f"deribit-ts backfill benchmark: {INSTRUMENT} 1-minute candles from {since:%Y-%m-%d}, "

@@ -32,21 +32,28 @@ end. The exit status is 0 when (a) reaches its target, 1 otherwise (--quick judg
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-from benchlib import Finished, cli_path, database_server, fresh_database, machine, run_measured, server_version
+from benchlib import (
+    Finished,
+    SimHost,
+    cli_path,
+    database_server,
+    fresh_database,
+    machine,
+    run_measured,
+    serve_deployments,
+    server_version,
+    sim_host,
+    to_ms,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 PERPETUAL = "BTC-PERPETUAL"
@@ -65,10 +72,7 @@ TRADE_METHODS = ("get_last_trades_by_instrument_and_time", "get_last_trades_by_i
 def serve_sim(options: dict) -> None:
     """Serve one simulated market twice: unlimited, and with Deribit's limits plus latency. The perpetual's tapes
     of the measured days (and its trade_seq count up to them) are generated first, in-process."""
-    from aiohttp import web
-
     from deribit_ts.sim import SimConfig, SimMarket
-    from deribit_ts.sim.server import SimServer
 
     first, last = options["warm_from_ms"] // DAY_MS, options["warm_until_ms"] // DAY_MS
     unlimited = SimConfig(
@@ -85,70 +89,11 @@ def serve_sim(options: dict) -> None:
         market.day_tape(inst, day)
     warm_s = time.perf_counter() - began
 
-    async def main() -> None:
-        urls = {}
-        for name, config in (("off", unlimited), ("deribit", limited)):
-            runner = web.AppRunner(SimServer(config, market).app(), access_log=None, handle_signals=False)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            urls[name] = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        print(json.dumps({"urls": urls, "warm_s": round(warm_s, 2)}), flush=True)
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
-
-
-@dataclass
-class SimHost:
-    process: subprocess.Popen
-    urls: dict[str, str]
-    warm_s: float
-
-    def reset(self, name: str) -> None:
-        request = urllib.request.Request(f"{self.urls[name]}/_sim/reset", method="POST", data=b"")
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            reply.read()
-
-    def stats(self, name: str) -> dict:
-        with urllib.request.urlopen(f"{self.urls[name]}/_sim/stats", timeout=10) as reply:
-            return json.loads(reply.read())
-
-    def cpu_s(self) -> float:
-        """CPU seconds the simulator's process has used so far (user + system)."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def sim_host(now: datetime, latency_ms: float, warm_from: datetime, warm_until: datetime) -> Iterator[SimHost]:
-    options = {
-        "now": now.isoformat(),
-        "latency_ms": latency_ms,
-        "warm_from_ms": _ms(warm_from),
-        "warm_until_ms": _ms(warm_until),
-    }
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--role", "sim", "--role-options", json.dumps(options)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        ready = process.stdout.readline()
-        if not ready:
-            raise SystemExit("the simulator host exited before it was ready (see its error above)")
-        info = json.loads(ready)
-        yield SimHost(process, info["urls"], info["warm_s"])
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    serve_deployments(market, {"off": unlimited, "deribit": limited}, warm_s)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Lines: the CLI against the simulator
-
-
-def _ms(value: datetime) -> int:
-    return int(value.timestamp() * 1000)
 
 
 def _env(limiter_off: bool) -> dict[str, str]:
@@ -266,11 +211,11 @@ def tsl_compressed(days: int, until: datetime) -> dict:
         apply_all(dsn)
         market = SimMarket(SimConfig(now=until))
         inst = market.instrument(PERPETUAL)
-        start_ms = _ms(until) - days * DAY_MS
+        start_ms = to_ms(until) - days * DAY_MS
         placeholders = "(" + ", ".join(["%s"] * len(TRADES.columns)) + ")"
         began = time.perf_counter()
         with psycopg.connect(dsn, autocommit=True) as conn:
-            for day in range(start_ms // DAY_MS, _ms(until) // DAY_MS):
+            for day in range(start_ms // DAY_MS, to_ms(until) // DAY_MS):
                 tape = market.trades_json(inst, market.day_tape(inst, day))
                 rows = [parse_trade(t, PERPETUAL) for t in tape]
                 rows = [(PERPETUAL, datetime.fromtimestamp(r[0] / 1000, UTC), *r[1:]) for r in rows]
@@ -315,7 +260,7 @@ def year_of_trades(now: datetime) -> dict:
     config = SimConfig(now=now)
     market = SimMarket(config)
     inst = market.instrument(PERPETUAL)
-    last = _ms(now) // DAY_MS
+    last = to_ms(now) // DAY_MS
     trades = market.seq_base(inst, last) - market.seq_base(inst, last - 365)
     first_request = {}
     configured = os.environ.get("DERIBIT_TS_SIM_CACHE")
@@ -327,10 +272,10 @@ def year_of_trades(now: datetime) -> dict:
                 os.environ["DERIBIT_TS_SIM_CACHE"] = cache
             fresh = SimMarket(config)
             began = time.perf_counter()
-            fresh.trades(PERPETUAL, _ms(now) - 2 * DAY_MS, _ms(now) - DAY_MS, limit=PAGE)
+            fresh.trades(PERPETUAL, to_ms(now) - 2 * DAY_MS, to_ms(now) - DAY_MS, limit=PAGE)
             first_request[label] = round(time.perf_counter() - began, 3)
         began = time.perf_counter()
-        fresh.trades(PERPETUAL, _ms(now) - 4 * DAY_MS, _ms(now) - 3 * DAY_MS, limit=PAGE)
+        fresh.trades(PERPETUAL, to_ms(now) - 4 * DAY_MS, to_ms(now) - 3 * DAY_MS, limit=PAGE)
         first_request["next_day"] = round(time.perf_counter() - began, 3)
     finally:
         if configured is None:
@@ -442,7 +387,8 @@ def main() -> int:
     perp_since = now - timedelta(days=args.perp_days + 1)
     perp_until = now - timedelta(days=1)
     result: dict = {**machine()}
-    with database_server(args.dsn) as (server, where), sim_host(now, args.latency_ms, perp_since, perp_until) as sim:
+    simulator = sim_host(__file__, now, args.latency_ms, perp_since, perp_until)
+    with database_server(args.dsn) as (server, where), simulator as sim:
         result["database"] = f"{server_version(server)}, {where}"
         result["sim_warm_s"] = sim.warm_s
         perp = ["--instrument", PERPETUAL, "--kind", "perpetual"]

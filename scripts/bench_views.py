@@ -39,9 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_backfill import database_server, fresh_database, server_version  # noqa: E402
+from benchlib import database_server, fresh_database, server_version
 
 HISTORY_SQL = Path(__file__).resolve().parent / "bench_views_history.sql"
 TARGETS_S = {

@@ -1,6 +1,6 @@
 """Helpers the benchmarks in scripts/ share: a database server to measure on, fresh migrated databases, the
-server's description, and measured child processes. The scripts import it as a sibling module (running
-`python scripts/bench_x.py` puts scripts/ first on sys.path):
+server's description, measured child processes, and a simulator host in a process of its own. The scripts
+import it as a sibling module (running `python scripts/bench_x.py` puts scripts/ first on sys.path):
 
     from benchlib import database_server, fresh_database, server_version
 
@@ -10,6 +10,8 @@ physical limit measured in the same run, never against a figure from another day
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import platform
 import shutil
@@ -17,15 +19,20 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
+
+if TYPE_CHECKING:
+    from deribit_ts.sim import SimConfig, SimMarket
 
 # ---------------------------------------------------------------------------------------------------------------------
 # The database server and fresh databases on it
@@ -137,3 +144,82 @@ def cpu_times() -> tuple[int, int] | None:
         return None
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
     return sum(fields) - idle, sum(fields)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The simulator host: one market served in a child process (the benchmark's own CPU stays apart from it)
+
+
+def to_ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def serve_deployments(market: SimMarket, deployments: dict[str, SimConfig], warm_s: float) -> None:
+    """Serve one (warmed) market on a port per deployment (e.g. "off": unlimited, "deribit": the exchange's limits
+    plus latency), print {"urls": {name: url}, "warm_s": ...} as one line for sim_host(), and serve until killed."""
+    from aiohttp import web
+
+    from deribit_ts.sim.server import SimServer
+
+    async def main() -> None:
+        urls, runners = {}, []
+        for name, config in deployments.items():
+            runner = web.AppRunner(SimServer(config, market).app(), access_log=None, handle_signals=False)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            runners.append(runner)
+            urls[name] = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        print(json.dumps({"urls": urls, "warm_s": round(warm_s, 2)}), flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+@dataclass
+class SimHost:
+    process: subprocess.Popen
+    urls: dict[str, str]  # per deployment
+    warm_s: float  # what warming the market's cache took before it served
+
+    def reset(self, name: str) -> None:
+        """Zero the counters and refill the credit pools of one deployment."""
+        request = urllib.request.Request(f"{self.urls[name]}/_sim/reset", method="POST", data=b"")
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            reply.read()
+
+    def stats(self, name: str) -> dict:
+        with urllib.request.urlopen(f"{self.urls[name]}/_sim/stats", timeout=10) as reply:
+            return json.loads(reply.read())
+
+    def cpu_s(self) -> float:
+        """CPU seconds the simulator's process has used so far (user + system)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def sim_host(
+    script: str | Path, now: datetime, latency_ms: float, warm_from: datetime, warm_until: datetime
+) -> Iterator[SimHost]:
+    """Start `script --role sim --role-options {json}` (the benchmark's own simulator role, which warms what it
+    will measure and ends in serve_deployments()) and yield it once it printed its URLs."""
+    options = {
+        "now": now.isoformat(),
+        "latency_ms": latency_ms,
+        "warm_from_ms": to_ms(warm_from),
+        "warm_until_ms": to_ms(warm_until),
+    }
+    process = subprocess.Popen(
+        [sys.executable, str(script), "--role", "sim", "--role-options", json.dumps(options)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ready = process.stdout.readline() if process.stdout else ""
+        if not ready:
+            raise SystemExit("the simulator host exited before it was ready (see its error above)")
+        info = json.loads(ready)
+        yield SimHost(process, info["urls"], info["warm_s"])
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -54,3 +56,39 @@ def clone_database(server_dsn: str, template: str, label: str, timeout_s: float 
 def drop_database(server_dsn: str, name: str) -> None:
     with psycopg.connect(server_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def backfill_candles(dsn: str, api_url: str, *selection: str, since: datetime, until: datetime, timeout: float) -> dict:
+    """`deribit-ts backfill candles SELECTION --since --until --json` against a simulator without the client's rate
+    limiter; asserts that it ended ok and returns its JSON summary."""
+    result = run_cli(
+        "backfill",
+        "candles",
+        *selection,
+        "--since",
+        since.isoformat(),
+        "--until",
+        until.isoformat(),
+        "--json",
+        "--dsn",
+        dsn,
+        "--api-url",
+        api_url,
+        env={"DERIBIT_TS_RATE_LIMIT_SCALE": "off"},
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "ok", summary
+    return summary
+
+
+def wanted_candles(dsn: str) -> dict[str, tuple[datetime, datetime]]:
+    """Each key's wanted range of candles (deribit_ts.targets), as the backfill recorded it."""
+    with psycopg.connect(dsn) as conn:
+        return {
+            key: (lo, hi)
+            for key, lo, hi in conn.execute(
+                "SELECT key, lower(wanted), upper(wanted) FROM deribit_ts.targets WHERE dataset = 'candles'"
+            )
+        }

@@ -6,13 +6,12 @@ exactly the simulator's outage windows as gaps and exactly its planted bad ticks
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import psycopg
 import pytest
-from helpers import run_cli
+from helpers import backfill_candles, run_cli, wanted_candles
 
 from deribit_ts.sim import Pathologies, SimConfig, SimMarket, run_in_thread
 from deribit_ts.timeutil import MINUTE_MS, from_ms, to_ms
@@ -254,43 +253,15 @@ def simulated(pg_server):
         apply_all(dsn)
         config = SimConfig(now=SIM_NOW, rate_limit="off")
         with run_in_thread(config) as sim:
-            result = run_cli(
-                "backfill",
-                "candles",
-                "--currency",
-                "BTC",
-                "--since",
-                SINCE.isoformat(),
-                "--until",
-                UNTIL.isoformat(),
-                "--json",
-                "--dsn",
-                dsn,
-                "--api-url",
-                sim.url,
-                env={"DERIBIT_TS_RATE_LIMIT_SCALE": "off"},
-                timeout=300,
-            )
-            assert result.returncode == 0, result.stderr
-            assert json.loads(result.stdout)["status"] == "ok"
+            backfill_candles(dsn, sim.url, "--currency", "BTC", since=SINCE, until=UNTIL, timeout=300)
             yield dsn, sim
     finally:
         drop_database(pg_server, name)
 
 
-def _wanted(dsn: str) -> dict[str, tuple[datetime, datetime]]:
-    with psycopg.connect(dsn) as conn:
-        return {
-            key: (lo, hi)
-            for key, lo, hi in conn.execute(
-                "SELECT key, lower(wanted), upper(wanted) FROM deribit_ts.targets WHERE dataset = 'candles'"
-            )
-        }
-
-
 def test_gap_report_after_a_backfill_is_exactly_the_outages(simulated):
     dsn, sim = simulated
-    wanted = _wanted(dsn)
+    wanted = wanted_candles(dsn)
     outages = sim.market.outage_windows()
     expected = sorted(
         (
@@ -327,7 +298,7 @@ def planted_bad_ticks(sim, wanted: dict[str, tuple[datetime, datetime]]) -> set[
 
 def test_sanity_violations_after_a_backfill_are_exactly_the_planted_bad_ticks(simulated):
     dsn, sim = simulated
-    planted = planted_bad_ticks(sim, _wanted(dsn))
+    planted = planted_bad_ticks(sim, wanted_candles(dsn))
     with psycopg.connect(dsn) as conn:
         found = conn.execute("SELECT instrument_name, ts, rule FROM deribit.sanity_violations").fetchall()
     assert len(planted) >= 5

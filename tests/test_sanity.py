@@ -8,12 +8,11 @@ bad ticks it planted.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from helpers import run_cli
+from helpers import backfill_candles, wanted_candles
 from test_quality import SIM_NOW, add_candles, add_instrument, candle, planted_bad_ticks
 
 from deribit_ts.sim import SimConfig, SimMarket, run_in_thread
@@ -168,32 +167,9 @@ def test_a_month_of_simulated_options_gives_exactly_the_planted_bad_ticks(new_db
         if i.expiry_ms == to_ms(EXPIRY)
     )
     with run_in_thread(config) as sim:
-        result = run_cli(
-            "backfill",
-            "candles",
-            "--instrument",
-            ",".join(names),
-            "--since",
-            SINCE.isoformat(),
-            "--until",
-            UNTIL.isoformat(),
-            "--json",
-            "--dsn",
-            new_db,
-            "--api-url",
-            sim.url,
-            env={"DERIBIT_TS_RATE_LIMIT_SCALE": "off"},
-            timeout=600,
-        )
-        assert result.returncode == 0, result.stderr
-        assert json.loads(result.stdout)["status"] == "ok"
+        backfill_candles(new_db, sim.url, "--instrument", ",".join(names), since=SINCE, until=UNTIL, timeout=600)
+        wanted = wanted_candles(new_db)
         with psycopg.connect(new_db) as conn:
-            wanted = {
-                key: (lo, hi)
-                for key, lo, hi in conn.execute(
-                    "SELECT key, lower(wanted), upper(wanted) FROM deribit_ts.targets WHERE dataset = 'candles'"
-                )
-            }
             found = conn.execute("SELECT instrument_name, ts, rule FROM deribit.sanity_violations").fetchall()
             traded = conn.execute("SELECT count(*) FROM deribit.candles_1m WHERE volume > 0").fetchone()[0]
             kept = conn.execute("SELECT count(*) FROM deribit_ts.sanity_found").fetchone()[0]
