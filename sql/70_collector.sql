@@ -224,6 +224,15 @@ DECLARE
     taken bigint;
 BEGIN
     PERFORM set_config('lock_timeout', '2s', true);
+    -- A frozen leader may also sit inside a transaction that holds row locks but not yet the lease (rows of a data
+    -- table written before the transaction's fenced bookkeeping): the new leader's writes of the same rows would
+    -- wait for it for good. Every open transaction of the previous holder's process is ended, and waited for (up
+    -- to 5 s each); its sessions are named after it (deribit_ts/collect/leader.py, application_name()).
+    PERFORM pg_terminate_backend(a.pid, 5000)
+       FROM pg_stat_activity a, deribit_ts.collector_lease l
+      WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL
+        AND l.holder IS DISTINCT FROM p_holder
+        AND a.application_name = left('deribit-ts collect ' || l.holder, 63);
     FOR attempt IN 1..5 LOOP
         PERFORM pg_terminate_backend(l.pid)
            FROM pg_locks l

@@ -55,16 +55,32 @@ def sim_config(**changes) -> SimConfig:
 
 
 def start_collector(dsn: str, url: str, *args: str, env: dict | None = None) -> subprocess.Popen:
+    """A collector process; its stderr goes to a file, never a pipe nobody reads while it runs (a full pipe would
+    stall the collector's logging, and with it the collector), and can be read at any time with `logs`."""
     argv = cli_command("-v", "collect", "--currency", "BTC", "--dsn", dsn, "--api-url", url, *args)
-    return subprocess.Popen(argv, env={**os.environ, **(env or {})}, stderr=subprocess.PIPE, text=True)
+    err = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
+    process = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stderr=err, text=True)
+    process.err_file = err  # type: ignore[attr-defined]
+    return process
+
+
+def logs(process: subprocess.Popen) -> str:
+    """What the collector has written to stderr so far."""
+    err = process.err_file  # type: ignore[attr-defined]
+    err.flush()
+    err.seek(0)
+    return err.read()
 
 
 def stop(process: subprocess.Popen, timeout_s: float = 15) -> tuple[float, str]:
     """SIGTERM; returns (seconds it took to exit, its stderr)."""
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=timeout_s)
-    return time.monotonic() - started, err
+    process.wait(timeout=timeout_s)
+    took = time.monotonic() - started
+    err = logs(process)
+    process.err_file.close()  # type: ignore[attr-defined]
+    return took, err
 
 
 def sim_minutes(sim, minutes: float) -> None:
@@ -120,6 +136,18 @@ def wait_for(predicate, timeout_s: float, what: str) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def lag_report(dsn: str, sim, *collectors: subprocess.Popen | None) -> str:
+    """What a failed wait needs to be understood: the lags, the open tasks and each collector's log."""
+    with psycopg.connect(dsn) as conn:
+        tasks = conn.execute(
+            """SELECT dataset, key, state, lease_owner, lease_expires, priority FROM deribit_ts.tasks
+                WHERE state IN ('pending', 'running') ORDER BY priority, dataset, key LIMIT 20"""
+        ).fetchall()
+    parts = [f"lags: {freshness(dsn, sim)}", f"open tasks: {tasks}"]
+    parts += [f"--- collector {c.pid} ---\n{logs(c)[-6000:]}" for c in collectors if c is not None]
+    return "\n".join(parts)
 
 
 def collecting(dsn: str) -> bool:
@@ -503,6 +531,8 @@ def test_a_frozen_leader_is_replaced_and_writes_nothing_more(new_db):
                 ).fetchone()
             wait_for(lambda: (freshness(new_db, sim)["candles.perpetual"] or 1e9) < MAX_LAG_S, 30, "fresh candles")
             sim_minutes(sim, 3)
+        except AssertionError as failed:
+            raise AssertionError(f"{failed}\n{lag_report(new_db, sim, first, second)}") from None
         finally:
             first.send_signal(signal.SIGCONT)
         wait_for(lambda: roles(new_db).get(first.pid) == "standby", 40, "the old leader to stand by")
@@ -527,6 +557,33 @@ def test_a_frozen_leader_is_replaced_and_writes_nothing_more(new_db):
         ).fetchone()[0]
         assert conn.execute("SELECT epoch FROM deribit_ts.collector_lease").fetchone()[0] == epoch
     assert late == 0
+
+
+def test_a_takeover_ends_the_open_transactions_of_the_frozen_leader_and_only_those(new_db):
+    """A leader frozen inside a transaction that wrote a candle but not yet its fenced bookkeeping holds the row's
+    lock and not the lease: the new leader's write of the same candle would wait for it for good (candles froze
+    after a SIGSTOP). Taking the lease ends every open transaction of the previous holder's process, whose
+    sessions carry its name; another process's open transaction is left alone."""
+    with psycopg.connect(new_db, autocommit=True) as conn:
+        epoch = conn.execute("SELECT deribit_ts.collector_take_lease('host/1/1')").fetchone()[0]
+    candle = """INSERT INTO deribit.candles_1m VALUES (1, '2024-03-08T07:00Z', 1, 1, 1, 1, 0, 0)
+                ON CONFLICT (instrument_id, ts) DO UPDATE SET close = excluded.close"""
+    frozen_dsn = psycopg.conninfo.make_conninfo(
+        new_db, options=f"-c deribit_ts.leader_epoch={epoch}", application_name="deribit-ts collect host/1/1"
+    )
+    other_dsn = psycopg.conninfo.make_conninfo(new_db, application_name="deribit-ts collect host/2/1")
+    with psycopg.connect(frozen_dsn) as frozen, psycopg.connect(other_dsn) as other:
+        frozen.execute(candle)  # its transaction stays open: the process froze here
+        other.execute("SELECT count(*) FROM deribit.candles_1m")  # another process's open transaction
+        with psycopg.connect(new_db, autocommit=True) as conn:
+            conn.execute("SET statement_timeout = '20s'")  # (without the takeover's ending it, the write waits)
+            assert conn.execute("SELECT deribit_ts.collector_take_lease('host/3/1')").fetchone()[0] == epoch + 1
+            conn.execute(candle)
+        with pytest.raises(psycopg.OperationalError):
+            frozen.execute("SELECT 1")
+        assert other.execute("SELECT 1").fetchone() == (1,)
+    with psycopg.connect(new_db) as conn:
+        assert conn.execute("SELECT count(*) FROM deribit.candles_1m").fetchone()[0] == 1
 
 
 def test_a_write_of_an_epoch_that_is_over_is_refused(new_db):

@@ -36,7 +36,7 @@ def test_bad_replies_fail_their_dataset_and_the_collector_goes_on(new_db):
         try:
             tc.wait_for(lambda: tc.collecting(new_db), 60, "the collector to collect")
             tc.sim_minutes(sim, 12)  # twice the time it took to die before
-            assert collector.poll() is None, collector.stderr.read()[-3000:]
+            assert collector.poll() is None, tc.logs(collector)[-3000:]
             tc.wait_for(
                 lambda: (tc.freshness(new_db, sim)["candles.perpetual"] or 1e9) < tc.MAX_LAG_S, 30, "fresh candles"
             )
@@ -88,7 +88,7 @@ def test_a_bad_trades_page_fails_the_trade_scan_and_nothing_of_it_is_stored(new_
         try:
             tc.wait_for(lambda: tc.collecting(new_db), 60, "the collector to collect")
             tc.sim_minutes(sim, 5)
-            assert collector.poll() is None, collector.stderr.read()[-3000:]
+            assert collector.poll() is None, tc.logs(collector)[-3000:]
             tc.wait_for(
                 lambda: (tc.freshness(new_db, sim)["candles.perpetual"] or 1e9) < tc.MAX_LAG_S, 30, "fresh candles"
             )

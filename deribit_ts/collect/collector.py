@@ -33,12 +33,12 @@ from deribit_ts.collect.engine import CollectorEngine
 from deribit_ts.collect.health import Healthcheck
 from deribit_ts.collect.jobs import Job, Jobs, snapshots_available
 from deribit_ts.collect.leader import (
-    APPLICATION,
     BEAT_TIMEOUT_S,
     Leadership,
     LeadershipLost,
+    application_name,
     fenced,
-    new_process_id,
+    this_process_id,
 )
 from deribit_ts.collect.status import age
 from deribit_ts.collect.systemd import notify
@@ -142,7 +142,7 @@ async def run_collector(
             loop.add_signal_handler(sig, stop.event.set)
     health = Healthcheck(settings.healthcheck_url)
     health.start()
-    process_id = new_process_id()
+    process_id = this_process_id()
     retries = env_int("DERIBIT_TS_MAX_RETRIES", DEFAULT_MAX_RETRIES)
     async with (
         DeribitClient(api_url, limiter=PriorityLimiter.from_env(), max_retries=retries) as client,
@@ -265,7 +265,7 @@ class Leader:
 
     # ---- one leadership --------------------------------------------------------------------------------
     async def run(self) -> None:
-        control = await connect_async(self.dsn, application_name=APPLICATION)
+        control = await connect_async(self.dsn, application_name=application_name())
         run = None
         try:
             await tasks.recover_dead_local_workers(control)
@@ -423,7 +423,7 @@ class Leader:
             self.client, [f"{c.lower()}_usd" for c in self.s.currencies], keep_unlisted=False
         )
         await _release_previous_leaders_tasks(control)
-        catalogue = jobs.catalogue_conn = await connect_async(self.dsn, application_name=APPLICATION)
+        catalogue = jobs.catalogue_conn = await connect_async(self.dsn, application_name=application_name())
         try:
             if await jobs.catalogue_stale(now):  # else a previous leader just refreshed it
                 try:

@@ -18,7 +18,7 @@ from collections import Counter
 from psycopg import AsyncConnection
 
 from deribit_ts.collect.budget import CATCH_UP, FUNDING, request_priority
-from deribit_ts.collect.leader import APPLICATION
+from deribit_ts.collect.leader import application_name
 from deribit_ts.db.connect import connect_async
 from deribit_ts.db.queries import query
 from deribit_ts.exchange.client import DeribitClient
@@ -81,7 +81,7 @@ class CollectorEngine(Engine):
     async def _worker(self, owner: str, datasets: list[str], keys: list[str] | None) -> None:
         number = int(owner.rsplit("w", 1)[1])
         max_priority = FUNDING if number < self.fresh_workers else COLLECTOR_PRIORITIES[1]
-        async with await connect_async(self.dsn, application_name=APPLICATION) as conn:
+        async with await connect_async(self.dsn, application_name=application_name()) as conn:
             while not self.stopping:
                 task = await tasks.claim(conn, owner, datasets, self.keys, (COLLECTOR_PRIORITIES[0], max_priority))
                 if task is None:

@@ -29,7 +29,7 @@ from psycopg import AsyncConnection
 from deribit_ts.collect import options, plan, trades
 from deribit_ts.collect.budget import BACKGROUND, FRESH, OPTIONS, SNAPSHOTS, request_priority
 from deribit_ts.collect.engine import CollectorEngine
-from deribit_ts.collect.leader import APPLICATION
+from deribit_ts.collect.leader import application_name
 from deribit_ts.db.connect import connect_async
 from deribit_ts.db.queries import query
 from deribit_ts.exchange.client import DeribitClient
@@ -203,7 +203,7 @@ class Jobs:
         option's keys stay claimable for two trails."""
         request_priority.set(OPTIONS)  # the scan serves fresh data: ahead of catch-up and snapshots
         trail = options.trail()
-        async with await connect_async(self.dsn, application_name=APPLICATION) as conn:  # its own transactions
+        async with await connect_async(self.dsn, application_name=application_name()) as conn:  # its own transactions
             scans = [
                 await trades.scan(conn, self.client, currency, ["option"], self.origin, now, trail)
                 for currency in self.s.currencies
@@ -227,7 +227,7 @@ class Jobs:
         """Store each currency's future and/or perpetual trades since their watermarks (one scan serves both)."""
         request_priority.set(OPTIONS)  # fresh data: ahead of catch-up and snapshots
         kinds: list[str] = [k for k in ("future", "perpetual") if k in self.s.kinds]
-        async with await connect_async(self.dsn, application_name=APPLICATION) as conn:  # its own transactions
+        async with await connect_async(self.dsn, application_name=application_name()) as conn:  # its own transactions
             for currency in self.s.currencies:
                 await trades.commit(conn, await trades.scan(conn, self.client, currency, kinds, self.origin, now))
         await self._trade_tasks(control)
@@ -289,18 +289,18 @@ class Jobs:
         from deribit_ts.ingest.snapshots import take_snapshot
 
         request_priority.set(SNAPSHOTS)
-        async with await connect_async(self.dsn, application_name=APPLICATION) as conn:
+        async with await connect_async(self.dsn, application_name=application_name()) as conn:
             await take_snapshot(conn, self.client, self.s.currencies, bulk_only=bulk_only, run_id=self.run_id)
 
     async def _rollups(self) -> None:
         """Refresh the rollups of what was written (Apache: the materialized rollups' dirty buckets; Community: the
         continuous aggregates), on a connection of its own so a long first refresh never holds up planning."""
-        async with await connect_async(self.dsn, application_name=APPLICATION) as conn:
+        async with await connect_async(self.dsn, application_name=application_name()) as conn:
             await rollups.refresh_async(conn)
 
     async def _bookkeeping(self) -> None:
         """Keep the bookkeeping bounded, on a connection of its own (the first run after an upgrade takes longest)."""
-        async with await connect_async(self.dsn, application_name=APPLICATION) as conn:
+        async with await connect_async(self.dsn, application_name=application_name()) as conn:
             # Done tasks and dead processes are kept a day of the exchange's clock: the database's clock ages them,
             # so against a simulator's fast clock the day is shorter in real time (a soak's bookkeeping stays flat).
             keep = BOOKKEEPING_KEEP / max(self.clock_rate(), 1.0)

@@ -23,6 +23,7 @@ a leader that resumes after losing its lease commits nothing more, and learns it
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -40,7 +41,7 @@ from deribit_ts.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
-APPLICATION = "deribit-ts collect"
+APPLICATION = "deribit-ts collect"  # the start of every collector connection's application_name
 LEASE_ENV = "DERIBIT_TS_LEADER_LEASE_S"
 DEFAULT_LEASE_S = 30  # a standby takes over a leader whose heartbeat is older than this
 FENCED = "DT001"  # the SQLSTATE of a write by a leader whose epoch is over (deribit_ts.check_leader_epoch)
@@ -71,8 +72,19 @@ def fenced(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.Error) and exc.sqlstate == FENCED
 
 
-def new_process_id() -> str:
+@functools.cache
+def this_process_id() -> str:
+    """This process's identity: in its heartbeat row, in the lease while it leads, and in the application_name of
+    every connection it opens (application_name())."""
     return f"{socket.gethostname()}/{os.getpid()}/{int(time.time())}"
+
+
+def application_name() -> str:
+    """Every collector connection names its process, so that a standby taking the lease over can end the open
+    transactions of a leader that froze inside one: their row locks (rows of a data table written before the
+    transaction's fenced bookkeeping) would otherwise hold the new leader's writes of the same rows up for good.
+    deribit_ts.collector_take_lease matches this name (at most 63 bytes, like the server keeps it)."""
+    return f"{APPLICATION} {this_process_id()}"[:63]
 
 
 class Leadership:
@@ -88,7 +100,7 @@ class Leadership:
 
     async def __aenter__(self) -> Leadership:
         dsn = psycopg.conninfo.make_conninfo(self.dsn, **_KEEPALIVES)
-        self.conn = await connect_async(dsn, application_name=APPLICATION)
+        self.conn = await connect_async(dsn, application_name=application_name())
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -164,7 +176,7 @@ class Leadership:
         if self.epoch is None:
             return False
         try:
-            conn = await connect_async(self.dsn, application_name=APPLICATION)
+            conn = await connect_async(self.dsn, application_name=application_name())
             async with conn:
                 cur = await asyncio.wait_for(conn.execute(query("collect", "leader_epoch")), BEAT_TIMEOUT_S)
                 row = await cur.fetchone()
