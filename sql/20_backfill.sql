@@ -260,6 +260,10 @@ DECLARE
     instrument integer;
     islands tstzmultirange;
 BEGIN
+    -- A merge of touching records (deribit_ts.merge_coverage) combines what they derived: kept as given.
+    IF current_setting('deribit_ts.coverage_merging', true) = 'on' THEN
+        RETURN NEW;
+    END IF;
     NEW.filled_minutes := coalesce((SELECT sum(ceil(extract(epoch FROM upper(r) - lower(r)) / 60))
                                       FROM unnest(NEW.filled) r), 0);
     NEW.first_row := NULL;
@@ -369,7 +373,11 @@ SELECT t.dataset,
        upper(t.wanted)                                          AS wanted_until,
        t.wanted - coalesce(c.done, '{}'::tstzmultirange)        AS missing,
        coalesce(c.fetched_rows, 0)                              AS rows,
-       coalesce(c.empty_ranges, 0)                              AS empty_ranges,
+       -- candles and funding: the runs of minutes (hours) the exchange had nothing for, kept by the records (merged
+       -- records unite them); the other series: their records without rows
+       CASE WHEN t.dataset IN ('candles', 'funding')
+            THEN (SELECT count(*) FROM unnest(t.wanted * coalesce(c.empty, '{}'::tstzmultirange)) r)
+            ELSE coalesce(c.empty_ranges, 0) END                AS empty_ranges,
        isempty(t.wanted - coalesce(c.done, '{}'::tstzmultirange)) AS complete,
        c.last_fetched_at,
        -- Fetched but still inside the exchange's settling time when fetched: the next run fetches it again.
@@ -388,6 +396,7 @@ LEFT JOIN LATERAL (
            sum(rows)          AS fetched_rows,
            sum(filled_minutes) AS filler_minutes,
            count(*) FILTER (WHERE rows = 0) AS empty_ranges,
+           range_agg(cv.empty) AS empty,
            max(fetched_at)    AS last_fetched_at,
            min(first_row)     AS first_row,
            max(last_row)      AS last_row

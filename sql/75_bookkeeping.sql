@@ -5,12 +5,21 @@
 --   * done tasks not touched for p_keep (a day) are deleted, their run details (run_tasks) first added to
 --     run_dataset_totals: deribit_ts.run_datasets adds both, so a run's summary stays what it was;
 --   * coverage records of one key that are settled and rolled up, and that touch end to end, are merged into one
---     (the rows they hold are added, the filler minutes kept, "empty" and non-empty ranges never mixed);
+--     (the rows they hold are added; their first and last row, filler minutes and `empty` minutes combined);
 --   * collector_processes rows whose heartbeat is older than p_keep (a process gone for a day) are deleted.
 -- Failed and waiting tasks, runs (the run log) and targets are never deleted.
 
 -- Merge the settled, rolled-up coverage records of (dataset, key) that touch end to end. Serialized with
 -- record_coverage per key. Returns the number of records removed.
+-- A live collector's records of one key alternate between windows with rows and windows without: the sliver of a
+-- minute after a window that ended at the exchange's time (mid-minute), an option's windows of fillers only, an
+-- outage. Candles and funding merge across them all: their records keep the minutes (hours) the exchange had
+-- nothing for in `empty`, which the merged record unites, so nothing is lost. The other series keep no such
+-- column: a record of theirs without rows stays apart when it spans a whole minute (the exchange had nothing
+-- there), and merges when it does not (a sliver says nothing). Without this a key gained a record or two every time
+-- a window ended mid-minute or an option traded, for as long as it was collected.
+-- The merged record's derived columns are combined from the records' (not derived again from the table, which
+-- would read a key's whole history every hour once its records have merged into one).
 CREATE OR REPLACE FUNCTION deribit_ts.merge_coverage(p_dataset text, p_key text)
 RETURNS integer
 LANGUAGE plpgsql AS $$
@@ -22,28 +31,40 @@ BEGIN
     FOR island IN
         WITH mergeable AS (
             SELECT c.*,
-                   CASE WHEN lower(c.fetched) = lag(upper(c.fetched)) OVER w AND (c.rows = 0) = lag(c.rows = 0) OVER w
-                        THEN 0 ELSE 1 END AS starts
+                   c.rows = 0 AND c.dataset NOT IN ('candles', 'funding')
+                   AND date_trunc('minute', upper(c.fetched) - interval '1 microsecond') >= lower(c.fetched)
+                       AS nothing
               FROM deribit_ts.coverage c
              WHERE c.dataset = p_dataset AND c.key = p_key AND upper(c.fetched) <= c.final_until
                AND (c.rolled_up_at IS NOT NULL OR c.rows = 0 OR c.dataset <> 'candles')
-            WINDOW w AS (ORDER BY lower(c.fetched))
+        ), starts AS (
+            SELECT m.*,
+                   CASE WHEN lower(m.fetched) = lag(upper(m.fetched)) OVER w AND m.nothing = lag(m.nothing) OVER w
+                        THEN 0 ELSE 1 END AS starts
+              FROM mergeable m
+            WINDOW w AS (ORDER BY lower(m.fetched))
         ), numbered AS (
-            SELECT m.*, sum(m.starts) OVER (ORDER BY lower(m.fetched)) AS island FROM mergeable m
+            SELECT s.*, sum(s.starts) OVER (ORDER BY lower(s.fetched)) AS island FROM starts s
         )
         SELECT array_agg(n.coverage_id) AS ids, range_merge(range_agg(n.fetched)) AS fetched, sum(n.rows) AS rows,
                max(n.final_until) AS final_until, max(n.fetched_at) AS fetched_at,
                (array_agg(n.run_id ORDER BY n.fetched_at DESC))[1] AS run_id, max(n.rolled_up_at) AS rolled_up_at,
-               nullif(coalesce(range_agg(n.filled) FILTER (WHERE n.filled IS NOT NULL), '{}'), '{}') AS filled
+               nullif(coalesce(range_agg(n.filled) FILTER (WHERE n.filled IS NOT NULL), '{}'), '{}') AS filled,
+               sum(n.filled_minutes) AS filled_minutes, min(n.first_row) AS first_row, max(n.last_row) AS last_row,
+               nullif(coalesce(range_agg(n.empty) FILTER (WHERE n.empty IS NOT NULL), '{}'), '{}') AS empty
           FROM numbered n
          GROUP BY n.island
         HAVING count(*) > 1
     LOOP
         DELETE FROM deribit_ts.coverage WHERE coverage_id = ANY (island.ids);
+        -- (read by deribit_ts.coverage_derive: keep the columns given here)
+        PERFORM set_config('deribit_ts.coverage_merging', 'on', true);
         INSERT INTO deribit_ts.coverage (dataset, key, fetched, rows, final_until, fetched_at, run_id, rolled_up_at,
-                                         filled)
+                                         filled, filled_minutes, first_row, last_row, empty)
         VALUES (p_dataset, p_key, island.fetched, island.rows, island.final_until, island.fetched_at, island.run_id,
-                island.rolled_up_at, island.filled);
+                island.rolled_up_at, island.filled, island.filled_minutes, island.first_row, island.last_row,
+                island.empty);
+        PERFORM set_config('deribit_ts.coverage_merging', 'off', true);
         removed := removed + cardinality(island.ids) - 1;
     END LOOP;
     RETURN removed;
