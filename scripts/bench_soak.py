@@ -6,8 +6,9 @@ database, and an exchange outage of --outage-s real seconds.
 It prints, while it runs: every collector's RSS and every dataset's lag (simulated seconds, against the
 simulator's clock) every --sample-s real seconds; at each simulated day: rows and bytes of every deribit_ts table.
 At the end it waits until the collector has caught up (no task of its own left), checks every stored candle of the
-live BTC futures and the BTC funding rows, from the collector's origin to each watermark, and a random sample of
-the stored option snapshot rows (--snapshot-sample) against the simulator, and prints the worst lag per dataset
+live BTC futures and the BTC funding rows, from the collector's origin to each watermark, with --options every
+stored option candle (and every traded minute inside each option's final coverage) and every stored option snapshot
+row (or a random sample: --snapshot-sample) against the simulator, and prints the worst lag per dataset
 against its `status` threshold, overall and once each event's catch-up has settled, and what the run cost: CPU
 seconds of the collectors and of the database server, requests sent, against the real seconds. Exit 1 when
 anything differs or a lag stayed over its threshold after the events settled.
@@ -36,6 +37,7 @@ from deribit_ts.collect.status import DEFAULT_MAX_LAG, age
 from deribit_ts.config import default_home
 from deribit_ts.db.embedded import Cluster
 from deribit_ts.db.migrate import apply_all
+from deribit_ts.ingest.options import is_filler
 from deribit_ts.sim import SimConfig, run_in_thread
 from deribit_ts.sim import snapshots as sim_snapshots
 from deribit_ts.sim.config import Pathologies
@@ -210,16 +212,67 @@ def check(dsn: str, sim, run_end: datetime) -> list[str]:
     return problems
 
 
+def check_options(dsn: str, sim, run_end: datetime) -> tuple[int, int, list[str]]:
+    """Every stored candle of every BTC option against the simulator's traded minutes (its answer without the
+    zero-volume fillers, which are recorded, not stored), from the collector's origin to the run's end: each stored
+    candle equals the market's, and every traded minute inside the option's final coverage is stored (an option's
+    history may still be a backlog of tasks at a fast clock: its watermark is not a promise for what is below).
+    Returns (options checked, candles checked, differences)."""
+    problems, options, candles = [], 0, 0
+    columns = ("ticks", "open", "high", "low", "close", "volume", "cost")
+    with psycopg.connect(dsn) as conn:
+        origin = conn.execute("SELECT origin FROM deribit_ts.collector_origin").fetchone()[0]
+        names = [
+            n
+            for (n,) in conn.execute(
+                "SELECT instrument_name FROM deribit.instruments WHERE kind = 'option' AND base_currency = 'BTC' "
+                "ORDER BY 1"
+            )
+        ]
+        for name in names:
+            final = conn.execute(
+                """SELECT coalesce(range_agg(tstzrange(lower(fetched),
+                                                       greatest(lower(fetched), least(upper(fetched), final_until)))),
+                                 '{}')
+                     FROM deribit_ts.coverage WHERE dataset = 'candles' AND key = %s""",
+                (name,),
+            ).fetchone()[0]
+            stored = conn.execute(
+                "SELECT ts, open, high, low, close, volume FROM deribit.ohlcv_1m WHERE instrument_name = %s "
+                "AND ts >= %s AND ts < %s ORDER BY ts",
+                (name, origin, run_end),
+            ).fetchall()
+            if not stored and not final:
+                continue
+            truth = sim.market.candles(name, to_ms(origin), to_ms(run_end) - MINUTE_MS, now_ms=to_ms(run_end))
+            market = {
+                from_ms(t): (from_ms(t), o, h, low, c, v)
+                for t, o, h, low, c, v, cost in zip(*(truth[c] for c in columns), strict=True)
+                if to_ms(origin) <= t < to_ms(run_end) and not is_filler((t, o, h, low, c, v, cost))
+            }
+            options += 1
+            candles += len(stored)
+            differ = [row[0] for row in stored if market.get(row[0]) != row]
+            missing = sorted(ts for ts in market.keys() - {row[0] for row in stored} if any(ts in r for r in final))
+            if differ or missing:
+                shown = ", ".join(f"{ts:%m-%d %H:%M}" for ts in missing[:4]) + (" ..." if len(missing) > 4 else "")
+                problems.append(
+                    f"{name}: {len(stored)} candles stored, {len(differ)} not the market's"
+                    + (f", {len(missing)} traded minutes of its final coverage missing ({shown})" if missing else "")
+                )
+    return options, candles, problems
+
+
 def check_snapshots(dsn: str, sim, sample: int) -> tuple[int, list[str]]:
-    """A random sample of the stored option snapshot rows against what the simulator quoted at each row's own
-    quote time: the ticker's for rounds with the exchange's greeks, the book summary's for bulk rounds. Returns
-    (rounds stored, differences)."""
+    """A random sample of the stored option snapshot rows (every row with `sample` 0) against what the simulator
+    quoted at each row's own quote time: the ticker's for rounds with the exchange's greeks, the book summary's for
+    bulk rounds. Returns (rounds stored, differences)."""
     with psycopg.connect(dsn) as conn:
         rounds = conn.execute("SELECT count(DISTINCT ts) FROM deribit.option_snapshots").fetchone()[0]
         rows = conn.execute(
             """SELECT instrument_name, quote_ts, mark_price, mark_iv, underlying_price, greeks_source
                  FROM deribit.option_snapshots ORDER BY random() LIMIT %s""",
-            (sample,),
+            (sample or None,),
         ).fetchall()
     problems = []
     for name, quote_ts, mark, mark_iv, underlying, source in rows:
@@ -282,7 +335,9 @@ def main() -> int:  # noqa: PLR0915 (one scenario, read top to bottom)
         "--no-events", action="store_true", help="no SIGSTOP, restart or outage: the steady state (to find a clock)"
     )
     parser.add_argument("--summary", action="store_true", help="end with one line: summary {json} (for tests)")
-    parser.add_argument("--snapshot-sample", type=int, default=300, help="option snapshot rows checked at the end")
+    parser.add_argument(
+        "--snapshot-sample", type=int, default=0, help="option snapshot rows checked at the end (0: every row)"
+    )
     parser.add_argument(
         "--settle-s", type=float, default=600.0, help="real seconds to wait for the catch-up at the end"
     )
@@ -316,6 +371,7 @@ def main() -> int:  # noqa: PLR0915 (one scenario, read top to bottom)
     logs: list[Path] = []
     server_cpu, requests = 0.0, 0  # of the database servers and simulators that ran before the current ones
     rounds, snapshot_problems = 0, []
+    option_count, option_candles = 0, 0
     sim_cm = run_in_thread(config)
     sim = sim_cm.__enter__()
     try:
@@ -407,8 +463,9 @@ def main() -> int:  # noqa: PLR0915 (one scenario, read top to bottom)
             ).fetchone()[0]
         print(f"coverage records per key at the end: at most {coverage_per_key}")
         if args.options:
+            option_count, option_candles, option_problems = check_options(dsn, sim, run_end)
             rounds, snapshot_problems = check_snapshots(dsn, sim, args.snapshot_sample)
-            problems += snapshot_problems
+            problems += option_problems + snapshot_problems
     except BaseException:
         for log in logs:
             print(f"--- {log.name} (last lines)\n" + "\n".join(log.read_text().splitlines()[-15:]))
@@ -430,7 +487,9 @@ def main() -> int:  # noqa: PLR0915 (one scenario, read top to bottom)
         + " ".join(f"{x:.2f}" for x in os.getloadavg())
     )
     if args.options:
-        print(f"option snapshot rounds stored: {rounds:,}; {args.snapshot_sample} rows checked")
+        print(f"option candles checked: {option_candles:,} of {option_count} options")
+        checked = f"{args.snapshot_sample} random rows" if args.snapshot_sample else "every row"
+        print(f"option snapshot rounds stored: {rounds:,}; {checked} checked")
     print(f"{'dataset':20} {'worst lag':>10} {'after events':>13} {'threshold':>10}")
     over = []
     for dataset in sorted(worst):
