@@ -101,6 +101,17 @@ def test_option_trades_exact_and_rerun_changes_nothing(db: str, sim) -> None:
     assert stored(db) == got
 
 
+def test_dry_run_counts_the_windows_of_futures_and_perpetuals(new_db: str, sim) -> None:
+    result = run_cli("backfill", "trades", "--instrument", "BTC-PERPETUAL", "--since", "2024-02-28", "--until",
+                     "2024-03-01T11:00", "--dry-run", "--json", "--dsn", new_db, "--api-url", sim.url,
+                     env=NO_LIMITER)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)["futures"]
+    hours = (UNTIL - SINCE) // timedelta(hours=1)  # a perpetual's first window is an hour: one request each
+    assert (plan["instruments"], plan["tasks"], plan["requests"]) == (1, 1, hours)
+    assert stored(new_db) == []
+
+
 def _burst_day(sim) -> datetime:
     inst = sim.market.instrument("BTC-PERPETUAL")
     day = next(

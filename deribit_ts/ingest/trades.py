@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg import AsyncConnection
 
+from deribit_ts.db.queries import compose, query
 from deribit_ts.exchange.client import DeribitClient, current_tally
 from deribit_ts.exchange.errors import UnexpectedReplyError
 from deribit_ts.ingest.dataset import RangedDataset, Window
@@ -296,10 +297,8 @@ class Trades(RangedDataset):
         if not window.rows:
             return LoadResult()
         lo, hi = from_ms(window.start_ms), from_ms(window.end_ms)
-        cur = await conn.execute(
-            "SELECT trade_id FROM deribit.trades WHERE instrument_name = %s AND ts >= %s AND ts < %s",
-            (window.key, lo, hi),
-        )
+        span = {"instrument": window.key, "start": lo, "end": hi}
+        cur = await conn.execute(query("trades", "stored_ids"), span)
         stored = {trade_id for (trade_id,) in await cur.fetchall()}
         fresh = [
             (window.key, datetime.fromtimestamp(r[0] / 1000, UTC), *r[1:]) for r in window.rows if r[1] not in stored
@@ -313,25 +312,20 @@ class Trades(RangedDataset):
         except psycopg.errors.UniqueViolation:
             inserted = len(await _insert_missing(conn, fresh))
         # gap_report reads the jumps in trade_seq; the daily smile and flow read the option tape's daily sums
-        await conn.execute("SELECT deribit_ts.refresh_trade_seq_gaps(%s, %s, %s)", (window.key, lo, hi))
+        await conn.execute(query("trades", "refresh_seq_gaps"), span)
         if is_option(window.key):
-            await conn.execute("SELECT deribit_ts.refresh_trade_days(%s, %s, %s)", (window.key, lo, hi))
+            await conn.execute(query("trades", "refresh_days"), span)
         return LoadResult(inserted=inserted)
 
 
 async def _insert_missing(conn: AsyncConnection, rows: list[tuple]) -> list[tuple[str, datetime]]:
     """Insert the rows whose key is not stored yet (through a session's staging table); (instrument, ts) of each
     new one."""
-    await conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS staging_trades (LIKE deribit.trades INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-    )
+    await conn.execute(compose("load", "staging", staging=TRADES.staging, target=TRADES.ident))
     await copy_rows(conn, TRADES, rows, into=TRADES.staging)
-    cur = await conn.execute(
-        """INSERT INTO deribit.trades SELECT * FROM staging_trades
-           ON CONFLICT (instrument_name, ts, trade_id) DO NOTHING RETURNING instrument_name, ts"""
-    )
+    cur = await conn.execute(compose("trades", "insert_missing", staging=TRADES.staging))
     new = await cur.fetchall()
-    await conn.execute("TRUNCATE staging_trades")
+    await conn.execute(compose("load", "truncate", staging=TRADES.staging))
     return new
 
 
@@ -348,10 +342,10 @@ async def store_new(conn: AsyncConnection, trades: list[tuple[str, tuple]]) -> i
         lo, hi = spans.get(name, (ts, ts))
         spans[name] = (min(lo, ts), max(hi, ts))
     for name, (lo, hi) in sorted(spans.items()):
-        until = hi + timedelta(milliseconds=1)
-        await conn.execute("SELECT deribit_ts.refresh_trade_seq_gaps(%s, %s, %s)", (name, lo, until))
+        span = {"instrument": name, "start": lo, "end": hi + timedelta(milliseconds=1)}
+        await conn.execute(query("trades", "refresh_seq_gaps"), span)
         if is_option(name):
-            await conn.execute("SELECT deribit_ts.refresh_trade_days(%s, %s, %s)", (name, lo, until))
+            await conn.execute(query("trades", "refresh_days"), span)
     return len(new)
 
 
@@ -375,11 +369,7 @@ def for_key(name: str) -> Trades:
 async def plan_of(conn: AsyncConnection, keys: list[str]) -> dict:
     """Instruments with trades planned among `keys`, their open tasks, and the requests those take at least (one
     per window of each instrument's size)."""
-    cur = await conn.execute(
-        """SELECT key, extract(epoch FROM range_end - coalesce(cursor, range_start)) * 1000
-             FROM deribit_ts.tasks WHERE dataset = 'trades' AND state IN ('pending', 'running') AND key = ANY(%s)""",
-        (keys,),
-    )
+    cur = await conn.execute(query("trades", "open_tasks"), {"keys": keys})
     rows = await cur.fetchall()
     requests = sum(-(-int(ms) // for_key(key).window_ms) for key, ms in rows)
     return {"instruments": len({key for key, _ in rows}), "tasks": len(rows), "requests": requests}
