@@ -86,14 +86,11 @@ class _Asker:
         self.conn = conn
 
     def has(self, relation: str) -> bool:
-        return self.conn.execute("SELECT to_regclass(%s) IS NOT NULL", (relation,)).fetchone()[0]
+        return self.conn.execute(query("report", "relation_exists"), {"relation": relation}).fetchone()[0]
 
     def columns_of(self, relation: str) -> set[str]:
         schema, name = relation.split(".")
-        rows = self.conn.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
-            (schema, name),
-        )
+        rows = self.conn.execute(query("report", "columns_of"), {"schema": schema, "name": name})
         return {r[0] for r in rows}
 
     def absent(self, needs: tuple[str, ...]) -> str | None:
@@ -109,13 +106,13 @@ class _Asker:
         )
 
     def table(
-        self, name: str, title: str, needs: tuple[str, ...], query: str | sql.Composed, params: dict, **kwargs
+        self, name: str, title: str, needs: tuple[str, ...], statement: str | sql.Composed, params: dict, **kwargs
     ) -> Table:
         missing = self.absent(needs)
         if missing:
             return Table(name, title, missing=missing, **kwargs)
         with self.conn.cursor() as cur:
-            cur.execute(query, params)
+            cur.execute(statement, params)
             return Table(name, title, [d.name for d in cur.description], cur.fetchall(), **kwargs)
 
 

@@ -3,6 +3,15 @@
 -- %(instrument)s (a name or NULL). A currency is read off an instrument or index name:
 -- upper(split_part(replace(name, '_', '-'), '-', 1)), so BTC-PERPETUAL, BTC_USDC-PERPETUAL and btc_usd are BTC.
 
+-- name: relation_exists
+-- Whether the relation %(relation)s (schema.name) exists in this database: a view an older schema lacks makes its
+-- table "missing", not an error.
+SELECT to_regclass(%(relation)s) IS NOT NULL;
+
+-- name: columns_of
+-- The columns relation %(name)s of schema %(schema)s has (older schemas lack some optional ones).
+SELECT column_name FROM information_schema.columns WHERE table_schema = %(schema)s AND table_name = %(name)s;
+
 -- name: coverage
 -- Per dataset and key: the range asked for, rows stored, minutes never fetched. {extra} is the list of the
 -- optional columns this database's deribit.coverage has (older schemas lack some), each followed by a comma.
