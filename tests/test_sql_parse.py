@@ -58,6 +58,26 @@ CREATE_EXTENSION = re.compile(
     r"CREATE EXTENSION (?:IF NOT EXISTS )?\w+(?: (?:WITH )?SCHEMA \w+)?(?: VERSION \w+)?(?: CASCADE)?\s*;?\s*$", re.I
 )
 
+# Role and ownership DDL (sqlglot reads little of it): role attributes, database and object owners, grants and
+# default privileges, in the words PostgreSQL has for them. In a named query, `{kind}`, `{privilege}` and
+# `{objects}` are composed in from a fixed list (db/owner.py): the check reads them as those words.
+_PRIVILEGE = r"(?:SELECT|INSERT|UPDATE|DELETE|TRUNCATE|REFERENCES|TRIGGER|USAGE|EXECUTE|CONNECT|CREATE|privilege)"
+_PRIVILEGES = rf"{_PRIVILEGE}(?:\s*,\s*{_PRIVILEGE})*"
+_OBJECTS = r"(?:TABLES|FUNCTIONS|ROUTINES|SEQUENCES|TYPES|objects)"
+_KIND = r"(?:TABLE|FOREIGN TABLE|VIEW|MATERIALIZED VIEW|SEQUENCE|SCHEMA|TYPE|DOMAIN|FUNCTION|ROUTINE|AGGREGATE|kind)"
+_ATTRIBUTE = r"(?:NO)?(?:LOGIN|SUPERUSER|CREATEDB|CREATEROLE|REPLICATION|BYPASSRLS|INHERIT)|PASSWORD \S+"
+ROLE_DDL = [
+    re.compile(rf"^{form}\s*;?\s*$".replace(" ", r"\s+"), re.I)
+    for form in (
+        rf"(?:CREATE|ALTER) ROLE \w+(?: (?:{_ATTRIBUTE}))*",
+        r"CREATE DATABASE \w+ OWNER \w+",
+        r"ALTER DATABASE \w+ OWNER TO \w+",
+        rf"ALTER {_KIND} \S+ OWNER TO \w+",
+        rf"GRANT {_PRIVILEGES} ON (?:DATABASE \w+|SCHEMA \w+|ALL {_OBJECTS} IN SCHEMA \w+) TO \w+",
+        rf"ALTER DEFAULT PRIVILEGES FOR ROLE \w+ IN SCHEMA \w+ GRANT {_PRIVILEGES} ON {_OBJECTS} TO \w+",
+    )
+]
+
 
 def without_comments(statement: str) -> str:
     return re.sub(r"--[^\n]*", "", statement).strip()
@@ -78,7 +98,9 @@ def check_statement(statement: str) -> None:
         assert body, "empty function body"
         for inner in body:
             check_statement(inner)
-    elif not CREATE_EXTENSION.match(text) and not TRIGGER_FUNCTION.match(text):
+    elif not (
+        CREATE_EXTENSION.match(text) or TRIGGER_FUNCTION.match(text) or any(form.match(text) for form in ROLE_DDL)
+    ):
         pytest.fail(f"sqlglot cannot read this statement (a typo, or a form the test does not know): {text[:120]}")
 
 
@@ -90,6 +112,10 @@ def check_statement(statement: str) -> None:
         "CALL whatever(",
         "CREATE MATERIALIZED VIEW v WITH (timescaledb.continuous) AS SELEC 1 WITH NO DATA",
         "CREATE FUNCTION f() RETURNS SETOF int LANGUAGE sql AS $$ SELEC 1 $$",
+        "CREATE ROLE r LOGIN NOSUPERUSR",
+        "ALTER TABLBE deribit.x OWNER TO r",
+        "GRANT SELECT ON ALL TABLE IN SCHEMA deribit TO r",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE o IN SCHEMA deribit GRANT SELECT ONN TABLES TO r",
     ],
 )
 def test_a_typo_fails_the_check(statement):

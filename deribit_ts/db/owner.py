@@ -20,11 +20,10 @@ import psycopg
 from psycopg import sql
 
 from deribit_ts.db.connect import connect
-from deribit_ts.db.queries import query
+from deribit_ts.db.queries import compose, query
 from deribit_ts.db.roles import scram_verifier
 from deribit_ts.errors import UserError
 
-ATTRIBUTES = "LOGIN NOSUPERUSER CREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD {password}"
 HANDOVER_LOCK_TIMEOUT = "20s"  # a handover waits this long for another session's locks, then says what to do
 _DEFAULT_OBJECTS = {"r": "TABLES", "S": "SEQUENCES", "f": "FUNCTIONS", "T": "TYPES"}
 _PRIVILEGES = {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "USAGE", "EXECUTE"}
@@ -34,21 +33,22 @@ def bootstrap(superuser_dsn: str, database: str, owner: str, password: str) -> i
     """Make (or renew) the owner role and the database; returns how many objects were handed over to the owner."""
     role = sql.Identifier(owner)
     with connect(_other_database(superuser_dsn, "postgres"), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (owner,)).fetchone()
-        ddl = "ALTER ROLE {role} " if exists else "CREATE ROLE {role} "
-        conn.execute(sql.SQL(ddl + ATTRIBUTES).format(role=role, password=sql.Literal(scram_verifier(password))))
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), role))
-        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(database), role))
+        exists = conn.execute(query("owner", "role_exists"), {"name": owner}).fetchone()
+        ddl = "renew_owner" if exists else "create_owner"
+        conn.execute(compose("owner", ddl, role=role, password=sql.Literal(scram_verifier(password))))
+        db = sql.Identifier(database)
+        if not conn.execute(query("owner", "database_exists"), {"name": database}).fetchone():
+            conn.execute(compose("owner", "create_database", database=db, role=role))
+        conn.execute(compose("owner", "database_owner", database=db, role=role))
     with connect(superuser_dsn) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        conn.execute(query("owner", "create_extension"))
         handed = hand_over(conn, conn.info.user, owner)
     return handed
 
 
 def hand_over(conn: psycopg.Connection, superuser: str, owner: str) -> int:
     """Give `owner` what `superuser` owns of deribit-ts, its default privileges and its jobs, in one transaction."""
-    conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(HANDOVER_LOCK_TIMEOUT)))
+    conn.execute(query("owner", "lock_timeout"), {"timeout": HANDOVER_LOCK_TIMEOUT})
     role = sql.Identifier(owner)
     handed = 0
     try:
@@ -58,18 +58,20 @@ def hand_over(conn: psycopg.Connection, superuser: str, owner: str) -> int:
                 query("owner", "still_owned_by"), {"catalog": catalog, "object_oid": oid, "role": superuser}
             )
             if still.fetchone() == (True,):  # (the catalog quotes `name`; `kind` is one of the query's constants)
-                conn.execute(sql.SQL(f"ALTER {kind} {name} OWNER TO {{}}").format(role))  # type: ignore[arg-type]
+                conn.execute(compose("owner", "hand_over_object", kind=sql.SQL(kind), name=sql.SQL(name), role=role))
                 handed += 1
         defaults = conn.execute(query("owner", "default_privileges_of"), {"superuser": superuser}).fetchall()
         for schema, objects, grantee, privilege in defaults:
             if objects in _DEFAULT_OBJECTS and privilege in _PRIVILEGES:
                 conn.execute(
-                    sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT {} ON {} TO {}").format(
-                        role,
-                        sql.Identifier(schema),
-                        sql.SQL(privilege),
-                        sql.SQL(_DEFAULT_OBJECTS[objects]),
-                        sql.Identifier(grantee),
+                    compose(
+                        "owner",
+                        "hand_over_default_privileges",
+                        role=role,
+                        schema=sql.Identifier(schema),
+                        privilege=sql.SQL(privilege),
+                        objects=sql.SQL(_DEFAULT_OBJECTS[objects]),
+                        grantee=sql.Identifier(grantee),
                     )
                 )
         jobs = conn.execute(query("owner", "hand_over_jobs"), {"superuser": superuser, "owner": owner}).fetchall()

@@ -66,6 +66,6 @@ def query(group: str, name: str) -> str:
         raise KeyError(f"no query {name!r} in sql/queries/{group}.sql") from None
 
 
-def compose(group: str, name: str, **parts: sql.Composable) -> sql.Composed:
+def compose(group: str, name: str, /, **parts: sql.Composable) -> sql.Composed:
     """A named query with its {placeholders} filled by psycopg.sql objects (identifiers, lists of them)."""
     return sql.SQL(query(group, name)).format(**parts)

@@ -20,29 +20,17 @@ import psycopg
 from psycopg import sql
 
 from deribit_ts.db.connect import connect
-from deribit_ts.db.queries import query
+from deribit_ts.db.queries import compose, query
 from deribit_ts.errors import UserError
 
 # A plain identifier, lower case (unquoted SQL folds to it), within PostgreSQL's 63 bytes; pg_ names are reserved.
 ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 SCRAM_ITERATIONS = 4096  # PostgreSQL's default (scram_iterations)
 
-# The role's DDL (sqlglot, which checks sql/queries/, cannot read role DDL; the two reads live there). The
-# attributes are spelled out so that renewing a role also takes back any it was given since.
-ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD {password}"
-CREATE_ROLE = sql.SQL("CREATE ROLE {role} " + ATTRIBUTES)
-UPDATE_ROLE = sql.SQL("ALTER ROLE {role} " + ATTRIBUTES)
-GRANTS = [
-    sql.SQL("GRANT CONNECT ON DATABASE {database} TO {role}"),
-    sql.SQL("GRANT USAGE ON SCHEMA deribit TO {role}"),
-    sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA deribit TO {role}"),  # tables, views, matviews, caggs
-    sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA deribit TO {role}"),
-]
-# What {owner} creates in schema deribit later (a migration, a changed view file) is readable too.
-DEFAULTS = [
-    sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA deribit GRANT SELECT ON TABLES TO {role}"),
-    sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA deribit GRANT EXECUTE ON FUNCTIONS TO {role}"),
-]
+# The reader's grants, in order (sql/queries/roles.sql), and the default privileges given for each owner of
+# what schema deribit will hold.
+GRANTS = ("grant_connect", "grant_usage", "grant_select", "grant_execute")
+DEFAULTS = ("default_select", "default_execute")
 
 
 @dataclass(frozen=True)
@@ -86,12 +74,13 @@ def ensure_reader(dsn: str, name: str) -> Reader:
         if not owners:
             raise UserError(f"database {database!r} has no schema deribit yet: run `deribit-ts db migrate` first")
         verifier = sql.Literal(scram_verifier(password))
-        conn.execute((CREATE_ROLE if state is None else UPDATE_ROLE).format(role=ident, password=verifier))
+        ddl = "create_role" if state is None else "renew_role"
+        conn.execute(compose("roles", ddl, reader=ident, password=verifier))
         for grant in GRANTS:
-            conn.execute(grant.format(role=ident, database=sql.Identifier(database)))
+            conn.execute(compose("roles", grant, reader=ident, database=sql.Identifier(database)))
         for owner in owners:
             for default in DEFAULTS:
-                conn.execute(default.format(owner=sql.Identifier(owner), role=ident))
+                conn.execute(compose("roles", default, owner=sql.Identifier(owner), reader=ident))
     return Reader(role=role, dsn=_dsn_for(dsn, role, password), created=state is None)
 
 

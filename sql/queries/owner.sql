@@ -80,3 +80,47 @@ UPDATE _timescaledb_config.bgw_job
    SET owner = %(owner)s::regrole
  WHERE owner = %(superuser)s::regrole AND id >= 1000
 RETURNING id;
+
+-- name: role_exists
+-- Whether the role %(name)s exists in the cluster.
+SELECT 1 FROM pg_roles WHERE rolname = %(name)s;
+
+-- name: create_owner
+-- The owner role {role} with its SCRAM verifier {password} (a literal: DDL takes no parameters): it may log in
+-- and create databases (the empty one a backup is restored into), nothing a superuser alone may. The attributes
+-- are spelled out so that renewing the role also takes back any it was given since.
+CREATE ROLE {role} LOGIN NOSUPERUSER CREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD {password};
+
+-- name: renew_owner
+-- The existing owner role {role} renewed: the same attributes as create_owner, the password {password}.
+ALTER ROLE {role} LOGIN NOSUPERUSER CREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD {password};
+
+-- name: database_exists
+-- Whether the database %(name)s exists in the cluster.
+SELECT 1 FROM pg_database WHERE datname = %(name)s;
+
+-- name: create_database
+-- The database {database}, owned by {role}.
+CREATE DATABASE {database} OWNER {role};
+
+-- name: database_owner
+-- {role} owns the database {database} (one made before the owner role existed is the superuser's).
+ALTER DATABASE {database} OWNER TO {role};
+
+-- name: create_extension
+-- TimescaleDB in the current database (only a superuser may create it).
+CREATE EXTENSION IF NOT EXISTS timescaledb;
+
+-- name: lock_timeout
+-- How long a statement of this transaction waits for another session's locks (SET LOCAL lock_timeout).
+SELECT set_config('lock_timeout', %(timeout)s, true);
+
+-- name: hand_over_object
+-- {role} owns the object {name} of type {kind} from now on: kind and name as handover_objects reads them (name
+-- quoted by the catalog, with a routine's argument types).
+ALTER {kind} {name} OWNER TO {role};
+
+-- name: hand_over_default_privileges
+-- The owner {role} gives {grantee} the {privilege} on the {objects} it creates in {schema} from now on (as the
+-- superuser did: default_privileges_of).
+ALTER DEFAULT PRIVILEGES FOR ROLE {role} IN SCHEMA {schema} GRANT {privilege} ON {objects} TO {grantee};

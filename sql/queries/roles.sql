@@ -22,3 +22,36 @@ SELECT DISTINCT o.rolname::text
   JOIN pg_roles o ON o.oid = v.oid
  WHERE n.nspname = 'deribit' AND pg_has_role(current_user, o.oid, 'MEMBER')
  ORDER BY 1;
+
+-- name: create_role
+-- The reader role {reader} with its SCRAM verifier {password} (a literal: DDL takes no parameters). The attributes
+-- are spelled out so that renewing a role also takes back any it was given since.
+CREATE ROLE {reader} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD {password};
+
+-- name: renew_role
+-- An existing reader {reader} renewed: the same attributes as create_role, a new password.
+ALTER ROLE {reader} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD {password};
+
+-- name: grant_connect
+-- What the reader may do (this and the next three): connect to {database},
+GRANT CONNECT ON DATABASE {database} TO {reader};
+
+-- name: grant_usage
+-- see schema deribit,
+GRANT USAGE ON SCHEMA deribit TO {reader};
+
+-- name: grant_select
+-- read its relations (tables, views, materialized views, continuous aggregates),
+GRANT SELECT ON ALL TABLES IN SCHEMA deribit TO {reader};
+
+-- name: grant_execute
+-- and call its functions.
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA deribit TO {reader};
+
+-- name: default_select
+-- What {owner} creates in schema deribit later (a migration, a changed view file) is readable too: relations,
+ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA deribit GRANT SELECT ON TABLES TO {reader};
+
+-- name: default_execute
+-- and functions.
+ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA deribit GRANT EXECUTE ON FUNCTIONS TO {reader};
