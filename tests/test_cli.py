@@ -90,6 +90,15 @@ def test_migrate_dry_run_prints_the_plan(fresh_db):
     assert json.loads(again.stdout) == []
 
 
+def test_status_of_a_configured_server(db):
+    result = run_cli("db", "status", "--json", "--dsn", db)
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["server"] == "configured" and status["postgres_version"].startswith("17.")
+    assert status["timescaledb_version"] and status["edition"] in ("apache", "timescale")
+    assert status["data_size_bytes"] > 1_000_000
+
+
 def test_unmigrated_database_is_one_line_with_the_fix(fresh_db):
     for command in (["runs"], ["coverage"]):
         result = run_cli(*command, "--dsn", fresh_db)

@@ -15,7 +15,7 @@ import typer
 from deribit_ts.cli.common import DsnOption, JsonOption, database_dsn, settings
 from deribit_ts.config import Settings, mask_password
 from deribit_ts.db import storage
-from deribit_ts.db.connect import connect, server_info
+from deribit_ts.db.connect import connect, database_size, server_info
 from deribit_ts.db.embedded import Cluster
 from deribit_ts.db.migrate import apply_all, migration_state
 from deribit_ts.errors import UserError
@@ -104,12 +104,11 @@ def _embedded_status(s: Settings) -> dict:
 
 def _server_report(conn: psycopg.Connection) -> dict:
     info = server_info(conn)
-    size = conn.execute("SELECT pg_database_size(current_database())").fetchone()
     return {
         "postgres_version": info.postgres_version,
         "timescaledb_version": info.timescaledb_version,
         "edition": info.edition,
-        "data_size_bytes": size[0] if size else None,
+        "data_size_bytes": database_size(conn),
         "migrations": migration_state(conn),
     }
 

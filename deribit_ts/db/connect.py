@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import psycopg
 
 from deribit_ts.config import mask_password
+from deribit_ts.db.queries import query
 from deribit_ts.errors import DatabaseUnavailable, DiskFull
 
 CONNECT_TIMEOUT_S = 10
@@ -87,12 +88,12 @@ class ServerInfo:
 
 def server_info(conn: psycopg.Connection) -> ServerInfo:
     # timescaledb.license can only be set at server start, so one probe per connection is enough.
-    row = conn.execute(
-        """
-        SELECT current_setting('server_version'),
-               (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'),
-               current_setting('timescaledb.license', true)
-        """
-    ).fetchone()
+    row = conn.execute(query("server", "info")).fetchone()
     assert row is not None
     return ServerInfo(postgres_version=row[0], timescaledb_version=row[1], edition=row[2] or None)
+
+
+def database_size(conn: psycopg.Connection) -> int | None:
+    """The connected database's size on disk, in bytes."""
+    row = conn.execute(query("server", "database_size")).fetchone()
+    return row[0] if row else None

@@ -43,7 +43,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from deribit_ts.db.connect import connect, server_info
+from deribit_ts.db.connect import connect, database_size, server_info
 from deribit_ts.errors import UserError
 from deribit_ts.processes import process_alive
 
@@ -151,12 +151,12 @@ class Cluster:
         if pid is not None and self.url_if_known():
             with connect(self.url(), autocommit=True) as conn:
                 server = server_info(conn)
-                size = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+                size = database_size(conn)
             info.update(
                 postgres_version=server.postgres_version,
                 timescaledb_version=server.timescaledb_version,
                 edition=server.edition,
-                data_size_bytes=size[0] if size else None,
+                data_size_bytes=size,
             )
         return info
 
