@@ -151,3 +151,107 @@ def test_new_migrations_are_numbered_above_every_released_one():
 def test_migration_numbers_are_unique():
     versions = [_version(p.name) for p in migrations_dir().glob("*.sql")]
     assert len(versions) == len(set(versions)), sorted(v for v in versions if versions.count(v) > 1)
+
+
+# --- SQL run from Python: named queries only ----------------------------------------------------------------
+
+RUNS_SQL = {"execute", "executemany", "copy", "stream"}  # psycopg's connection and cursor methods that take SQL
+SQL_VERB = re.compile(
+    r"^\s*(?:SELECT|INSERT|UPDATE|DELETE|MERGE|WITH|VALUES|TABLE|CREATE|ALTER|DROP|TRUNCATE|GRANT|REVOKE|COMMENT|"
+    r"SET|RESET|SHOW|COPY|CALL|DO|LOCK|VACUUM|ANALYZE|CLUSTER|REINDEX|REFRESH|LISTEN|NOTIFY|BEGIN|COMMIT|ROLLBACK|"
+    r"SAVEPOINT|RELEASE|PREPARE|EXECUTE|EXPLAIN|DISCARD)\b",
+    re.I,
+)
+
+
+def _text_of(node: ast.expr) -> str | None:
+    """The SQL written in place by an expression, or None: a string or f-string, literal pieces joined by + or
+    %, "...".format(...), or psycopg's sql.SQL("...") (with .format, .join or + after it)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+    if isinstance(node, ast.BinOp):
+        return _text_of(node.left) or _text_of(node.right)
+    if isinstance(node, ast.Call):
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+        if name == "SQL" and node.args:
+            return _text_of(node.args[0])
+        if name in ("format", "join") and isinstance(func, ast.Attribute):
+            return _text_of(func.value)
+    return None
+
+
+def inline_sql(package: Path) -> list[str]:
+    """Where a module under `package` runs SQL it writes itself instead of a named query (sql/queries/*.sql via
+    deribit_ts.db.queries): SQL text passed to execute()/executemany()/copy()/stream(), directly or through a
+    module constant, and statements built with sql.SQL("...") anywhere (the module-constant shape). sql.SQL
+    fragments that are no statement (", ", "{} AND {}") compose identifiers and stay."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        constants = {
+            target.id: node.value
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
+        where = path.relative_to(package.parent)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+                continue
+            if node.func.attr in RUNS_SQL:
+                given = node.args[:1] + [k.value for k in node.keywords if k.arg == "query"]
+                for arg in given:
+                    text = _text_of(constants.get(arg.id, arg) if isinstance(arg, ast.Name) else arg)
+                    if text is not None:
+                        found.append(f"{where}:{node.lineno} {node.func.attr}({text.strip()[:60]!r})")
+            elif node.func.attr == "SQL" and node.args and SQL_VERB.match(_text_of(node.args[0]) or ""):
+                found.append(f"{where}:{node.lineno} sql.SQL({(_text_of(node.args[0]) or '').strip()[:60]!r})")
+    return sorted(set(found))
+
+
+def test_sql_run_from_python_is_named_queries():
+    """SQL has one home: sql/queries/<module>.sql, loaded by deribit_ts.db.queries.query()/compose() and parsed
+    by tests/test_sql_parse.py. Values go as %(name)s parameters, identifiers through compose()."""
+    found = inline_sql(PACKAGE)
+    assert not found, "SQL written in Python; make it a named query in sql/queries/:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'def f(conn):\n    conn.execute("SELECT 1")\n',
+        'async def f(conn, x):\n    await conn.execute(f"SELECT {x}")\n',
+        'def f(cur, rows):\n    cur.executemany("INSERT INTO t VALUES (%s)", rows)\n',
+        'def f(cur):\n    with cur.copy("COPY t FROM STDIN") as c:\n        pass\n',
+        'Q = "DELETE FROM t"\ndef f(conn):\n    conn.execute(Q)\n',
+        'from psycopg import sql\ndef f(conn, t):\n    conn.execute(sql.SQL("TRUNCATE {}").format(t))\n',
+        'from psycopg import sql\nDDL = sql.SQL("CREATE ROLE {role}")\n',
+        'def f(conn, x):\n    conn.execute("SELECT " + x)\n',
+        'def f(conn):\n    conn.execute(query="SELECT 1")\n',
+    ],
+)
+def test_the_sql_scan_sees_every_shape(tmp_path, source):
+    """The guard itself: each shape SQL written in Python takes is found."""
+    package = tmp_path / "deribit_ts"
+    package.mkdir()
+    (package / "x.py").write_text(source)
+    assert inline_sql(package)
+
+
+def test_the_sql_scan_lets_named_queries_and_fragments_pass(tmp_path):
+    package = tmp_path / "deribit_ts"
+    package.mkdir()
+    (package / "x.py").write_text(
+        "from psycopg import sql\n"
+        "from deribit_ts.db.queries import compose, query\n"
+        "def f(conn, cols, rows):\n"
+        '    conn.execute(query("report", "gaps"), {"since": None})\n'
+        '    conn.execute(compose("load", "truncate", staging=sql.Identifier("s")))\n'
+        '    cols = sql.SQL(", ").join(map(sql.Identifier, cols))\n'
+        "    d = rows.copy()\n"
+    )
+    assert inline_sql(package) == []
