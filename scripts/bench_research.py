@@ -1,9 +1,10 @@
 """Benchmark: the research views over a year of one currency, each against a baseline read in the same run.
 
 A fresh database gets a year of synthetic history for BTC at realistic volume:
-  * a year of 5-minute snapshot rounds (105,120) as the round-time computation leaves them: 12 live expiries per
-    round in deribit_ts.option_round_expiries and svi_fits (1.26 million rows each), 6 tenors per round in
-    option_round_tenors (630,720 rows);
+  * a year of 5-minute snapshot rounds of BTC and of ETH (105,120 each) as the round-time computation leaves
+    them, written round after round: 12 live expiries per round in deribit_ts.option_round_expiries and svi_fits
+    (1.26 million rows each a currency), 6 tenors per round in option_round_tenors (630,720 rows a currency);
+    the views read BTC's year among both currencies' rows;
   * a year of BTC-PERPETUAL one-minute candles (525,600) and DVOL minutes (525,600), hourly funding from the
     perpetual's first day (2018-08-14: 56,000 hours) and a year of index history, 52 weekly futures with their
     delivery prices and their last week of candles.
@@ -69,17 +70,22 @@ SELECT i.id, t, 50000, 50000, 50000, 50000, 1, 1
 INSERT INTO deribit.delivery_prices
 SELECT 'btc_usd', (expiry AT TIME ZONE 'UTC')::date, 50010 FROM deribit.instruments WHERE instrument_name LIKE 'BTC-W%';
 INSERT INTO deribit_ts.snapshot_rounds (currency, ts, options, bulk_only)
-SELECT 'BTC', t, 800, true
-  FROM generate_series('{START}'::timestamptz, '{END}'::timestamptz - interval '5 minutes', interval '5 minutes') t;
+SELECT c, t, 800, true
+  FROM generate_series('{START}'::timestamptz, '{END}'::timestamptz - interval '5 minutes', interval '5 minutes') t,
+       unnest(ARRAY['BTC', 'ETH']) c
+ ORDER BY t, c;
 INSERT INTO deribit_ts.option_round_expiries
-SELECT 'BTC', r.ts, r.ts + e * interval '9 days', e * 9, 50 + e, -2, 1, 1000, 800, 5e7, 4e7, 50000, 1e6
-  FROM deribit_ts.snapshot_rounds r, generate_series(1, 12) e;
+SELECT r.currency, r.ts, r.ts + e * interval '9 days', e * 9, 50 + e, -2, 1, 1000, 800, 5e7, 4e7, 50000, 1e6
+  FROM deribit_ts.snapshot_rounds r, generate_series(1, 12) e
+ ORDER BY r.ts, r.currency, e;
 INSERT INTO deribit_ts.svi_fits
-SELECT 'BTC', r.ts, r.ts + e * interval '9 days', 0.01, 0.1, -0.4, 0.05, 0.15, 0.2, false, 30
-  FROM deribit_ts.snapshot_rounds r, generate_series(1, 12) e;
+SELECT r.currency, r.ts, r.ts + e * interval '9 days', 0.01, 0.1, -0.4, 0.05, 0.15, 0.2, false, 30
+  FROM deribit_ts.snapshot_rounds r, generate_series(1, 12) e
+ ORDER BY r.ts, r.currency, e;
 INSERT INTO deribit_ts.option_round_tenors
-SELECT 'BTC', tenor, r.ts, 55, -2, 1
-  FROM deribit_ts.snapshot_rounds r, unnest(ARRAY[7, 14, 30, 60, 90, 180]) tenor;
+SELECT r.currency, tenor, r.ts, 55, -2, 1
+  FROM deribit_ts.snapshot_rounds r, unnest(ARRAY[7, 14, 30, 60, 90, 180]) tenor
+ ORDER BY r.ts, r.currency, tenor;
 INSERT INTO deribit_ts.option_round_summaries
 SELECT currency, ts, {round_research.VERSION} FROM deribit_ts.snapshot_rounds;
 """
@@ -189,7 +195,7 @@ def main() -> int:
                 conn.execute(statement)
             summary = conn.execute("CALL deribit_ts.refresh_rollups(false, NULL)").fetchone()[0]
             report["rollups_refresh"] = summary
-            conn.execute("ANALYZE")
+            conn.execute("VACUUM ANALYZE")  # as autovacuum leaves tables written once (the visibility map set)
             report["load_seconds"] = round(time.monotonic() - started, 1)
             started = time.monotonic()
             research = round_research.refresh(conn)

@@ -108,6 +108,21 @@ def test_max_pain_and_put_call_ratio(conn, round_) -> None:
     ]
 
 
+@pytest.mark.parametrize(("view", "rows"), [("max_pain", 2), ("put_call_ratio", 2), ("svi_fit", 1)])
+def test_a_year_of_the_round_views_reads_only_the_primary_key(conn, round_, view, rows) -> None:
+    """Their columns are in the key (0052): a currency's year can be an index-only scan (only possible when the
+    index holds every column the query reads), so a year is read in key order without visiting the heap."""
+    conn.execute("VACUUM deribit_ts.option_round_expiries, deribit_ts.svi_fits")  # autovacuum's visibility map
+    with conn.transaction():
+        conn.execute("SET LOCAL enable_seqscan = off")  # a planted round is too small for the planner to bother
+        plan = conn.execute(
+            f"EXPLAIN (ANALYZE, FORMAT JSON, TIMING OFF) SELECT * FROM deribit.{view} "
+            "WHERE currency = 'BTC' AND ts >= '2024-01-01' AND ts < '2025-01-01'"
+        ).fetchone()[0][0]["Plan"]
+    assert plan["Node Type"] == "Index Only Scan" and plan["Index Name"].endswith("_pkey")
+    assert plan["Actual Rows"] == rows
+
+
 def test_round_expiries_take_atm_and_skew_from_the_options_views(conn, round_) -> None:
     got = conn.execute(
         "SELECT expiry, atm_iv, rr25, bf25 FROM deribit_ts.option_round_expiries ORDER BY expiry"
