@@ -3,7 +3,8 @@
 sqlglot reads syntax it does not know as an opaque `Command` (and would accept `CREATE TABLBE x`), so a
 statement that comes back as a Command fails unless it is one of the TimescaleDB / PL forms below, whose SQL
 parts are then parsed on their own: a continuous aggregate's query, a procedure call's arguments, a SQL
-function's body. The statements themselves run for real in the Apache tier and the `tsl` tier.
+function's body; or role and ownership DDL, matched word by word against PostgreSQL's grammar for it. The
+statements themselves run for real in the Apache tier and the `tsl` tier.
 """
 
 import re
