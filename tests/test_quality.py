@@ -242,15 +242,14 @@ SINCE, UNTIL = datetime(2018, 9, 1, tzinfo=UTC), datetime(2018, 10, 1, tzinfo=UT
 
 
 @pytest.fixture(scope="module")
-def simulated(pg_server):
-    from helpers import create_database, drop_database
+def simulated(pg_server, migrated_template):
+    """A month of BTC's candles backfilled through the simulator, in a database of its own (`planted` writes into
+    the module's `db`)."""
+    from helpers import clone_database, drop_database
 
-    from deribit_ts.db.migrate import apply_all
-
-    name = create_database(pg_server, "qsim")
+    name = clone_database(pg_server, migrated_template, "qsim")
     dsn = psycopg.conninfo.make_conninfo(pg_server, dbname=name)
     try:
-        apply_all(dsn)
         config = SimConfig(now=SIM_NOW, rate_limit="off")
         with run_in_thread(config) as sim:
             backfill_candles(dsn, sim.url, "--currency", "BTC", since=SINCE, until=UNTIL, timeout=300)

@@ -12,9 +12,8 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from helpers import create_database, drop_database, run_cli
+from helpers import run_cli
 
-from deribit_ts.db.migrate import apply_all
 from deribit_ts.sim import SimConfig, run_in_thread
 
 NOW = datetime(2024, 3, 1, 0, 0, tzinfo=UTC)
@@ -24,20 +23,19 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @pytest.fixture(scope="module")
-def loaded(pg_server):
-    """BTC's instruments, its perpetual's and live futures' candles, funding and index of the last three days, and
-    one snapshot round of its option chain."""
-    name = create_database(pg_server, "report")
-    dsn = psycopg.conninfo.make_conninfo(pg_server, dbname=name)
-    apply_all(dsn)
-    with run_in_thread(SimConfig(now=NOW, rate_limit="off", option_strike_density=0.25)) as sim:
+def loaded(db):
+    """BTC's instruments, its perpetual's and live futures' candles, funding and index of the last two days, the
+    trades and candles of a small option chain (six strikes an expiry, dailies to quarterlies) and one snapshot
+    round of it. Two days are enough: the oldest time a test asks for is 2024-02-28 11:00 (test_filters)."""
+    dsn = db
+    with run_in_thread(SimConfig(now=NOW, rate_limit="off", strikes_per_expiry=6)) as sim:
         result = run_cli(
             "backfill",
             "all",
             "--currency",
             "BTC",
             "--since",
-            "2024-02-27",
+            "2024-02-28",
             "--quiet",
             "--dsn",
             dsn,
@@ -61,8 +59,7 @@ def loaded(pg_server):
             env=NO_LIMITER,
         )
         assert result.returncode == 0, result.stderr
-    yield dsn
-    drop_database(pg_server, name)
+    return dsn
 
 
 def report(dsn: str, *args: str):

@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from helpers import create_database, drop_database, run_cli
+from helpers import run_cli
 
-from deribit_ts.db.migrate import apply_all
 from deribit_ts.sim import SimConfig, run_in_thread
 
 NOW = datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
@@ -17,11 +16,9 @@ NO_LIMITER = {"DERIBIT_TS_RATE_LIMIT_SCALE": "off"}
 
 
 @pytest.fixture(scope="module")
-def loaded(pg_server):
+def loaded(db):
     """One small backfill of BTC-PERPETUAL candles up to the simulator's now: the last 30 minutes are unsettled."""
-    name = create_database(pg_server, "reports")
-    dsn = psycopg.conninfo.make_conninfo(pg_server, dbname=name)
-    apply_all(dsn)
+    dsn = db
     with run_in_thread(SimConfig(now=NOW, rate_limit="off")) as sim:
         result = run_cli(
             "backfill",
@@ -38,8 +35,7 @@ def loaded(pg_server):
             env=NO_LIMITER,
         )
         assert result.returncode == 0, result.stderr
-        yield dsn, json.loads(result.stdout)
-    drop_database(pg_server, name)
+        return dsn, json.loads(result.stdout)
 
 
 def test_runs_shows_each_task_of_a_run(loaded):
