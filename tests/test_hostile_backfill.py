@@ -22,7 +22,9 @@ NO_LIMITER = {"DERIBIT_TS_RATE_LIMIT_SCALE": "off", "DERIBIT_TS_MAX_RETRIES": "2
 
 @pytest.fixture(scope="module")
 def sim():
-    with run_in_thread(SimConfig(now=NOW, rate_limit="off", option_strike_density=0.25)) as handle:
+    # A small option chain: `backfill candles --currency BTC` below asks for every BTC instrument's candles, and no
+    # test here is about options.
+    with run_in_thread(SimConfig(now=NOW, rate_limit="off", strikes_per_expiry=2)) as handle:
         yield handle
 
 
@@ -46,8 +48,8 @@ def test_bad_candles_fail_their_windows_and_every_other_window_is_stored(sim, ne
     exchange's words, the rest complete, no price beyond the bound is stored, ohlcv_1h refreshes."""
     poisoned = {
         "1e308": datetime(2023, 11, 20, tzinfo=UTC),
-        "string": datetime(2023, 12, 20, tzinfo=UTC),
-        "nan": datetime(2024, 1, 25, tzinfo=UTC),
+        "string": datetime(2023, 12, 5, tzinfo=UTC),
+        "nan": datetime(2023, 12, 20, tzinfo=UTC),
     }
 
     def answer(method: str, params: dict, reply: dict):
@@ -62,7 +64,7 @@ def test_bad_candles_fail_their_windows_and_every_other_window_is_stored(sim, ne
             result["open"][3] = float("nan")  # written as NaN: not JSON
         return reply
 
-    since, until = "2023-11-01", "2024-02-20"
+    since, until = "2023-11-10", "2024-01-01"  # 15 windows of 5,000 candles
     args = ("candles", "--instrument", "BTC-PERPETUAL", "--since", since, "--until", until, "--workers", "4")
     with hostile_exchange(answer, upstream=sim.url) as (url, _):
         result = backfill(new_db, url, *args)
