@@ -33,8 +33,8 @@ from deribit_ts.collect.leader import application_name
 from deribit_ts.db.connect import connect_async
 from deribit_ts.db.queries import query
 from deribit_ts.exchange.client import DeribitClient
-from deribit_ts.ingest import dvol, instruments, rollups
-from deribit_ts.ingest.backfill import INDEX_TASK_SPAN
+from deribit_ts.ingest import instruments, rollups
+from deribit_ts.ingest.engine import DATASET_BY_NAME
 
 if TYPE_CHECKING:
     from deribit_ts.collect.collector import CollectSettings
@@ -241,10 +241,9 @@ class Jobs:
     async def _plan_series(self, control: AsyncConnection, dataset: str, now: datetime, full: bool) -> None:
         """DVOL of each currency every minute; delivery prices of each index daily."""
         await plan.retry_failed(control, dataset)
-        if dataset == "dvol":
-            keys, settle, span = self.s.currencies, dvol.DATASET.settle, dvol.DATASET.task_span
-        else:
-            keys, settle, span = self.indexes, timedelta(0), INDEX_TASK_SPAN
+        series = DATASET_BY_NAME[dataset]
+        keys = self.s.currencies if dataset == "dvol" else self.indexes
+        settle, span = series.settle, series.task_span
         planned = await plan.plan_series(control, dataset, now, self.origin, full, keys, settle, span, FRESH)
         self._keys(dataset, planned.keys)
 

@@ -15,8 +15,7 @@ from psycopg import AsyncConnection
 
 from deribit_ts.collect.budget import CATCH_UP, FRESH, FUNDING, OPTIONS
 from deribit_ts.db.queries import query
-from deribit_ts.ingest import candles, funding, tasks
-from deribit_ts.ingest.backfill import INDEX_TASK_SPAN
+from deribit_ts.ingest import candles, funding, index, tasks
 
 # How long after its expiry an instrument is still planned: the settling time of its last candles and a margin.
 KEEP_AFTER_EXPIRY = candles.DATASET.settle + timedelta(minutes=10)
@@ -139,7 +138,7 @@ async def plan_index(conn: AsyncConnection, now: datetime, origin: datetime, ful
     for name, start, end in await cur.fetchall():
         out.keys.append(name)
         if start < end:
-            out.new_tasks += await tasks.plan(conn, "index", name, start, end, INDEX_TASK_SPAN, FRESH)
+            out.new_tasks += await tasks.plan(conn, "index", name, start, end, index.DATASET.task_span, FRESH)
     return out
 
 

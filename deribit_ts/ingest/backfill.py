@@ -26,7 +26,7 @@ from deribit_ts.db.queries import query
 from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.exchange.limiter import DEFAULT_BUCKET, CreditLimiter
 from deribit_ts.ingest import delivery, dvol, index, instruments, options, rollups, sanity, tasks, trades
-from deribit_ts.ingest.engine import RANGED, Engine
+from deribit_ts.ingest.engine import DATASET_BY_NAME, Engine
 from deribit_ts.ingest.progress import Reporter
 from deribit_ts.ingest.runlog import RunLog
 from deribit_ts.timeutil import EPOCH, check_order, from_ms
@@ -43,7 +43,6 @@ DATASETS = (
     "trades",
 )  # the order `backfill all` plans them in
 KINDS = ("perpetual", "future", "option")
-INDEX_TASK_SPAN = timedelta(days=100_000)  # one task per index: the API pages by range, not by time
 
 # Rows are keyed by their open time, one per step (the row step of each dataset); a row belongs to a request
 # when since <= ts < until. Bounds are aligned UP to the step before planning, so coverage only ever records
@@ -179,7 +178,7 @@ async def make_plan(
         else:
             until = min(aligned.until or last_minute, last_minute)
             wants = _series_wants(dataset, req, aligned.since, until, first_points or {})
-        span = RANGED[dataset].task_span if dataset in RANGED else INDEX_TASK_SPAN
+        span = DATASET_BY_NAME[dataset].task_span
         plan.keys[dataset] = [key for key, *_ in wants]
         plan.within[dataset] = (aligned.since, aligned.until)
         plan.new_tasks[dataset] = 0

@@ -1,9 +1,10 @@
-"""What every ranged dataset (candles, funding) shares: windows, exact fetching, loading with progress.
+"""The one protocol every dataset follows, in its two shapes.
 
-A task covers [range_start, range_end) of one key. It is worked through in windows of at most one
-request's span; each window's rows, its coverage record and the task's cursor are committed in one
-transaction, so a killed worker resumes at the first window it had not committed, and never writes a row
-twice.
+A task covers [range_start, range_end) of one key. A ranged dataset (candles, funding, DVOL, trades) is worked
+through in windows of at most one request's span; each window's rows, its coverage record and the task's cursor
+are committed in one transaction, so a killed worker resumes at the first window it had not committed, and never
+writes a row twice. A dataset whose API pages by something other than time (the index's ranges that end now, the
+delivery prices' offsets) is fetched whole and written in one transaction with its coverage.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 
 from psycopg import AsyncConnection
@@ -32,18 +33,39 @@ class Window:
     key: str = ""  # the task's key (instrument, currency) the rows belong to
 
 
-class RangedDataset(ABC):
-    """A dataset fetched by time range, one key (instrument) at a time."""
+class Dataset(ABC):
+    """What the engine and the planners ask of every dataset."""
 
     name: str
+    task_span: timedelta  # size of one task of the plan
+    settle: timedelta = timedelta(0)  # how long the exchange may still revise its newest points
+    keyed_by_instrument: bool = True  # keys are instrument names (load gets their id); else the key itself
+
+
+class WholeDataset(Dataset):
+    """A dataset fetched whole per task: its API pages by something other than time."""
+
+    keyed_by_instrument = False
+
+    @abstractmethod
+    async def fetch(
+        self, client: DeribitClient, key: str, start: datetime, end: datetime, now: datetime
+    ) -> list[tuple]:
+        """Every row of `key` with start <= its time < end (`now`: the exchange's clock)."""
+
+    @abstractmethod
+    async def load(self, conn: AsyncConnection, rows: list[tuple]) -> LoadResult:
+        """Write the task's rows (inside the caller's transaction)."""
+
+
+class RangedDataset(Dataset):
+    """A dataset fetched by time range, one key (instrument) at a time."""
+
     step_ms: int  # spacing of the series' points
     window_points: int  # points per request: the most one request is trusted to return
     # An empty answer proves a window empty only up to what answers are known to span (windows.Reach); this is
     # the floor before any answer has shown more. None: the endpoint's cap counts rows, empty is always proof.
     empty_proof_floor: int | None = None
-    task_span: timedelta  # size of one task of the plan
-    settle: timedelta = timedelta(0)  # how long the exchange may still revise its newest points
-    keyed_by_instrument: bool = True  # keys are instrument names (load gets their id); else the key itself
 
     @cached_property
     def reach(self) -> Reach | None:

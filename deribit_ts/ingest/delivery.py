@@ -14,6 +14,7 @@ from psycopg import AsyncConnection
 
 from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.exchange.errors import UnexpectedReplyError
+from deribit_ts.ingest.dataset import WholeDataset
 from deribit_ts.ingest.load import LoadResult, Table, upsert_rows
 
 DELIVERY_PRICES = Table(
@@ -33,32 +34,6 @@ def delivered_at(day: date) -> datetime:
     return datetime.combine(day, DELIVERY_TIME)
 
 
-async def fetch(client: DeribitClient, index_name: str, start: datetime, end: datetime, now: datetime) -> list[tuple]:
-    """Rows (index_name, date, price) of the deliveries at start <= 08:00 of date < end."""
-    found: dict[date, float] = {}
-    offset, total = 0, None
-    while total is None or offset < total:
-        reply = await client.call("get_delivery_prices", {"index_name": index_name, "offset": offset, "count": PAGE})
-        try:
-            total = int(reply["records_total"])
-            page = [(date.fromisoformat(r["date"]), float(r["delivery_price"])) for r in reply["data"]]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UnexpectedReplyError(
-                f"get_delivery_prices({index_name}, offset {offset}): the exchange's reply is "
-                f"not as documented ({exc.__class__.__name__}: {exc})"
-            ) from None
-        if not page:
-            break
-        for day, price in page:
-            if start <= delivered_at(day) < end:
-                found[day] = price
-        offset += len(page)
-        newest_first = page[0][0] >= page[-1][0]  # as documented; if not, every page is read
-        if newest_first and page[-1][0] < (start - timedelta(days=1)).date():
-            break  # the rest is older than the range
-    return [(index_name, day, price) for day, price in sorted(found.items())]
-
-
 async def first_delivery(client: DeribitClient, index_name: str) -> datetime | None:
     """When the exchange's deliveries of an index start (the oldest one, two requests); None when it has none."""
     newest = await client.call("get_delivery_prices", {"index_name": index_name, "count": 1})
@@ -71,5 +46,41 @@ async def first_delivery(client: DeribitClient, index_name: str) -> datetime | N
     return delivered_at(min(days)) if days else None
 
 
-async def load(conn: AsyncConnection, rows: list[tuple]) -> LoadResult:
-    return await upsert_rows(conn, DELIVERY_PRICES, rows)
+class DeliveryPrices(WholeDataset):
+    """An index's daily delivery prices: the API pages by offset from the newest delivery."""
+
+    name = "delivery"
+    task_span = timedelta(days=100_000)  # one task per index
+
+    async def fetch(
+        self, client: DeribitClient, key: str, start: datetime, end: datetime, now: datetime
+    ) -> list[tuple]:
+        """Rows (index_name, date, price) of the deliveries at start <= 08:00 of date < end."""
+        found: dict[date, float] = {}
+        offset, total = 0, None
+        while total is None or offset < total:
+            reply = await client.call("get_delivery_prices", {"index_name": key, "offset": offset, "count": PAGE})
+            try:
+                total = int(reply["records_total"])
+                page = [(date.fromisoformat(r["date"]), float(r["delivery_price"])) for r in reply["data"]]
+            except (KeyError, TypeError, ValueError) as exc:
+                raise UnexpectedReplyError(
+                    f"get_delivery_prices({key}, offset {offset}): the exchange's reply is "
+                    f"not as documented ({exc.__class__.__name__}: {exc})"
+                ) from None
+            if not page:
+                break
+            for day, price in page:
+                if start <= delivered_at(day) < end:
+                    found[day] = price
+            offset += len(page)
+            newest_first = page[0][0] >= page[-1][0]  # as documented; if not, every page is read
+            if newest_first and page[-1][0] < (start - timedelta(days=1)).date():
+                break  # the rest is older than the range
+        return [(key, day, price) for day, price in sorted(found.items())]
+
+    async def load(self, conn: AsyncConnection, rows: list[tuple]) -> LoadResult:
+        return await upsert_rows(conn, DELIVERY_PRICES, rows)
+
+
+DATASET = DeliveryPrices()

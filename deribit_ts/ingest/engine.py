@@ -20,31 +20,30 @@ from deribit_ts.db.connect import connect_async
 from deribit_ts.exchange.client import DeribitClient, Tally, current_tally
 from deribit_ts.exchange.errors import ExchangeError, UnexpectedReplyError
 from deribit_ts.ingest import candles, delivery, dvol, funding, index, options, tasks, trades
-from deribit_ts.ingest.dataset import RangedDataset
+from deribit_ts.ingest.dataset import Dataset, RangedDataset, WholeDataset
 from deribit_ts.ingest.progress import Reporter
 from deribit_ts.ingest.tasks import Task
 from deribit_ts.timeutil import from_ms, to_ms
 
 log = logging.getLogger(__name__)
 
-RANGED: dict[str, RangedDataset] = {
+DATASET_BY_NAME: dict[str, Dataset] = {
     "candles": candles.DATASET,
     "funding": funding.DATASET,
     "dvol": dvol.DATASET,
     "trades": trades.DATASET,
+    "index": index.DATASET,
+    "delivery": delivery.DATASET,
 }
-# Datasets fetched whole per key (the API pages by something other than time): fetch(client, key, start, end, now)
-# and load(conn, rows) of their module.
-WHOLE = {"index": index, "delivery": delivery}
 
 
-def ranged_dataset(task: Task) -> RangedDataset:
+def dataset_for(task: Task) -> Dataset:
     """The dataset that works a task: an option's candles keep their fillers out of the table (ingest/options.py)."""
     if task.dataset == "candles" and options.is_option(task.key):
         return options.OPTION_CANDLES
     if task.dataset == "trades":  # windows sized by how often the instrument trades
         return trades.for_key(task.key)
-    return RANGED[task.dataset]
+    return DATASET_BY_NAME[task.dataset]
 
 
 IDLE_POLL_S = 1.0  # how often an idle worker looks for tasks released by dead workers
@@ -124,10 +123,12 @@ class Engine:
         started = time.monotonic()
         error = None
         try:
-            if task.dataset in WHOLE:
-                await self._whole_task(conn, owner, task)
+            dataset = dataset_for(task)
+            if isinstance(dataset, WholeDataset):
+                await self._whole_task(conn, owner, task, dataset)
             else:
-                await self._ranged_task(conn, owner, task)
+                assert isinstance(dataset, RangedDataset)
+                await self._ranged_task(conn, owner, task, dataset)
         except LeaseLost:
             log.warning("task %s (%s %s) was taken over by another worker", task.task_id, task.dataset, task.key)
             return None
@@ -149,8 +150,7 @@ class Engine:
         self.reporter.task_done(task.dataset, task.key)
         return error
 
-    async def _ranged_task(self, conn: AsyncConnection, owner: str, task: Task) -> None:
-        dataset = ranged_dataset(task)
+    async def _ranged_task(self, conn: AsyncConnection, owner: str, task: Task, dataset: RangedDataset) -> None:
         key_id = self.ids[task.key] if dataset.keyed_by_instrument else None
         client = self.history if task.dataset == "trades" else self.client
         last_ms = to_ms(task.range_end)
@@ -197,13 +197,12 @@ class Engine:
                 ahead.cancel()
                 await asyncio.gather(ahead, return_exceptions=True)
 
-    async def _whole_task(self, conn: AsyncConnection, owner: str, task: Task) -> None:
-        module = WHOLE[task.dataset]
+    async def _whole_task(self, conn: AsyncConnection, owner: str, task: Task, dataset: WholeDataset) -> None:
         tally = Tally()
         current_tally.set(tally)
-        rows = await module.fetch(self.client, task.key, task.resume_from, task.range_end, self.now)
+        rows = await dataset.fetch(self.client, task.key, task.resume_from, task.range_end, self.now)
         async with conn.transaction():
-            loaded = await module.load(conn, rows)
+            loaded = await dataset.load(conn, rows)
             if not await tasks.progress(
                 conn,
                 task,

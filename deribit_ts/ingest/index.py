@@ -16,6 +16,7 @@ from psycopg import AsyncConnection
 
 from deribit_ts.exchange.client import DeribitClient
 from deribit_ts.exchange.errors import UnexpectedReplyError
+from deribit_ts.ingest.dataset import WholeDataset
 from deribit_ts.ingest.load import LoadResult, Table, upsert_rows
 from deribit_ts.timeutil import from_ms, to_ms
 
@@ -55,26 +56,6 @@ def resolution_of(points: list[list]) -> timedelta:
     return timedelta(milliseconds=round(median(steps))) if steps else timedelta(minutes=1)
 
 
-async def fetch(client: DeribitClient, index_name: str, start: datetime, end: datetime, now: datetime):
-    """Rows (index_name, ts, price, resolution) for start <= ts < end."""
-    best: dict[int, tuple[float, timedelta]] = {}
-    ranges = ranges_reaching(start, now)
-    for range_ in ranges:
-        reply = await client.get_index_chart_data(index_name, range_)
-        try:
-            points = sorted((int(p[0]), float(p[1])) for p in reply if p and p[1] is not None)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise UnexpectedReplyError(
-                f"get_index_chart_data({index_name}, {range_}): the exchange's reply is not "
-                f"as documented ({exc.__class__.__name__}: {exc})"
-            ) from None
-        resolution = resolution_of(points)
-        for ts_ms, price in points:
-            if to_ms(start) <= ts_ms < to_ms(end) and (ts_ms not in best or resolution <= best[ts_ms][1]):
-                best[ts_ms] = (price, resolution)
-    return [(index_name, from_ms(ts), price, res) for ts, (price, res) in sorted(best.items())]
-
-
 async def first_point(client: DeribitClient, index_name: str) -> datetime | None:
     """When the exchange's history of an index starts: the first point of its whole-history (`all`) series,
     None when it has none. What `backfill index` wants when no --since is given."""
@@ -89,5 +70,35 @@ async def first_point(client: DeribitClient, index_name: str) -> datetime | None
     return from_ms(min(stamps)) if stamps else None
 
 
-async def load(conn: AsyncConnection, rows: list[tuple]) -> LoadResult:
-    return await upsert_rows(conn, INDEX_PRICES, rows)
+class IndexPrices(WholeDataset):
+    """An index's samples, one task per index: the API answers ranges that end now, at their own resolutions."""
+
+    name = "index"
+    task_span = timedelta(days=100_000)  # one task per index
+
+    async def fetch(
+        self, client: DeribitClient, key: str, start: datetime, end: datetime, now: datetime
+    ) -> list[tuple]:
+        """Rows (index_name, ts, price, resolution) for start <= ts < end."""
+        best: dict[int, tuple[float, timedelta]] = {}
+        ranges = ranges_reaching(start, now)
+        for range_ in ranges:
+            reply = await client.get_index_chart_data(key, range_)
+            try:
+                points = sorted((int(p[0]), float(p[1])) for p in reply if p and p[1] is not None)
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                raise UnexpectedReplyError(
+                    f"get_index_chart_data({key}, {range_}): the exchange's reply is not "
+                    f"as documented ({exc.__class__.__name__}: {exc})"
+                ) from None
+            resolution = resolution_of(points)
+            for ts_ms, price in points:
+                if to_ms(start) <= ts_ms < to_ms(end) and (ts_ms not in best or resolution <= best[ts_ms][1]):
+                    best[ts_ms] = (price, resolution)
+        return [(key, from_ms(ts), price, res) for ts, (price, res) in sorted(best.items())]
+
+    async def load(self, conn: AsyncConnection, rows: list[tuple]) -> LoadResult:
+        return await upsert_rows(conn, INDEX_PRICES, rows)
+
+
+DATASET = IndexPrices()
