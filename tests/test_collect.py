@@ -83,6 +83,13 @@ def stop(process: subprocess.Popen, timeout_s: float = 15) -> tuple[float, str]:
     return took, err
 
 
+def kill(process: subprocess.Popen) -> None:
+    """kill -9, and wait for it."""
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    process.err_file.close()  # type: ignore[attr-defined]
+
+
 def sim_minutes(sim, minutes: float) -> None:
     """Let `minutes` of simulated time pass."""
     target = sim.market.now_ms() + minutes * MINUTE_MS
@@ -294,9 +301,8 @@ def test_two_collectors_keep_everything_fresh_through_a_listing_an_expiry_and_a_
         sim_minutes(sim, 6)
 
         lags.paused.set()  # the hand-over is measured on its own
-        first.send_signal(signal.SIGKILL)
         killed = time.monotonic()
-        first.wait()
+        kill(first)
         wait_for(lambda: (leader(new_db) or (0,))[0] == second.pid, 30, "the standby to take over")
         takeover_s = time.monotonic() - killed
         wait_for(lambda: (freshness(new_db, sim)["candles.perpetual"] or 1e9) < MAX_LAG_S, 20, "fresh candles again")
@@ -414,8 +420,7 @@ def test_an_exchange_outage_a_database_restart_and_a_kill_9_each_end_with_the_ga
             sim_minutes(sim, 6)
             restart_database()
             sim_minutes(sim, 6)
-            collector.send_signal(signal.SIGKILL)
-            collector.wait()
+            kill(collector)
             sim_minutes(sim, 5)  # nobody collects
             collector = start_collector(new_db, sim.url, env=env)
             sim_minutes(sim, 10)
