@@ -24,6 +24,19 @@ def refresh(
             "candle's sanity again.",
         ),
     ] = False,
+    research_seconds: Annotated[
+        float,
+        typer.Option(
+            "--research-seconds",
+            min=0,
+            help="Stop summarizing old snapshot rounds after this many seconds (0: until none is left); the rest "
+            "waits for the next refresh. A year of 5-minute rounds is hours of SVI fitting.",
+        ),
+    ] = 300.0,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", min=1, help="Processes fitting the old rounds' SVI smiles (the fits are CPU-bound)."),
+    ] = 1,
     as_json: JsonOption = False,
 ) -> None:
     """Bring the rollups (deribit.ohlcv_5m, ohlcv_15m, ohlcv_1h, ohlcv_1d) and the research tables up to date.
@@ -34,8 +47,10 @@ def refresh(
 
     Then the research tables: the realized variance of every futures day whose candles changed (realized_vol_1d,
     vol_risk_premium) and the research rows of every snapshot round stored before this version summarized it at
-    round time (iv_constant_maturity, max_pain, put_call_ratio, svi_fit; about 0.1 s a round, progress on
-    stderr). --full recomputes every day's realized variance too.
+    round time (iv_constant_maturity, max_pain, put_call_ratio, svi_fit; 0.2 s or more of CPU a round, mostly
+    SVI fitting, progress on stderr), oldest first, for --research-seconds at most: the rounds left are taken up by
+    the next refresh (a timer's refreshes catch a year of rounds up in turn). --full recomputes every day's
+    realized variance too.
 
     Then the sanity findings (deribit.sanity_violations): the candles written since the last refresh, and the
     older days whose candles or trades changed since, are judged and what breaks a rule is stored. --full judges
@@ -44,7 +59,9 @@ def refresh(
     dsn_ = database_dsn(settings(ctx, dsn))
     summary = rollups.refresh(dsn_, full=full)
     with connect(dsn_, autocommit=True, application_name="deribit-ts refresh") as conn:
-        summary["research"] = round_research.refresh(conn, full=full, on_progress=_progress)
+        summary["research"] = round_research.refresh(
+            conn, full=full, on_progress=_progress, seconds=research_seconds or None, workers=workers
+        )
         summary["sanity"] = sanity.refresh(conn, full=full)
     if as_json:
         typer.echo(json.dumps(summary))
@@ -59,11 +76,19 @@ def _progress(done: int, total: int) -> None:
 
 
 def describe_research(research: dict) -> str:
-    return (
+    line = (
         f"research tables refreshed: {research['realized_variance_days']} instrument-day(s) of realized variance, "
         f"{research['rounds_summarized']} snapshot round(s) summarized ({research['svi_fits']} SVI fits) in "
         f"{research['seconds']:.3f} s"
     )
+    left = research.get("rounds_pending")
+    if left:
+        line += f"; {left:,} round(s) left for the next refresh"
+        rate = research.get("rounds_per_second")
+        if rate:
+            hours = left / rate / 3600
+            line += f" ({rate:g} rounds/s: about {f'{hours:.1f} h' if hours >= 1 else f'{hours * 60:.0f} min'} more)"
+    return line
 
 
 def describe(summary: dict) -> str:

@@ -7,9 +7,12 @@ rounds stored before (or summarized by an older VERSION), and refreshes the real
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 
 import psycopg
@@ -102,26 +105,88 @@ async def summarize_round_async(conn: AsyncConnection, currency: str, ts: dateti
     return len(rows)
 
 
+# Rounds written per transaction by refresh: an interrupted refresh keeps what the batches before did.
+BATCH_ROUNDS = 25
+
+
 def refresh(
-    conn: psycopg.Connection, *, full: bool = False, on_progress: Callable[[int, int], None] | None = None
+    conn: psycopg.Connection,
+    *,
+    full: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+    seconds: float | None = None,
+    workers: int = 1,
 ) -> dict:
-    """Realized variance of changed days (every day with `full`), then every round not yet summarized (or by an
-    older version), one transaction per round so an interrupted refresh keeps what it did. `conn` in autocommit
-    mode; `on_progress(done, total)` after every 100 rounds."""
+    """Realized variance of changed days (every day with `full`), then the rounds not yet summarized (or by an
+    older version), oldest first, BATCH_ROUNDS a transaction so an interrupted refresh keeps what it did.
+
+    `seconds` bounds the rounds' part: no batch starts after that long, and the rounds left wait for the next
+    refresh (a year of 5-minute rounds is hours of fitting: `rounds_pending` says what is left). `workers` > 1 fits
+    the smiles in that many processes while this one runs the rounds' SQL. `conn` in autocommit mode;
+    `on_progress(done, total)` after every batch."""
     started = time.monotonic()
     days = conn.execute(query("round_research", "realized_variance"), {"full": full}).fetchone()[0]
     rv_seconds = time.monotonic() - started
     pending = conn.execute(query("round_research", "pending"), {"version": VERSION}).fetchall()
-    fits = 0
-    for done, (currency, ts) in enumerate(pending, 1):
-        with conn.transaction():
-            fits += summarize_round(conn, currency, ts)
-        if on_progress is not None and (done % 100 == 0 or done == len(pending)):
-            on_progress(done, len(pending))
+    rounds_started = time.monotonic()
+    deadline = None if seconds is None else rounds_started + seconds
+    fits = done = 0
+    with _fitter(workers) as fit:
+        for first in range(0, len(pending), BATCH_ROUNDS):
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            batch = pending[first : first + BATCH_ROUNDS]
+            with conn.transaction():
+                fits += _summarize_batch(conn, batch, fit)
+            done += len(batch)
+            if on_progress is not None:
+                on_progress(done, len(pending))
+    rounds_seconds = time.monotonic() - rounds_started
     return {
         "realized_variance_days": days,
         "realized_variance_seconds": round(rv_seconds, 3),
-        "rounds_summarized": len(pending),
+        "rounds_summarized": done,
+        "rounds_pending": len(pending) - done,
+        "rounds_per_second": round(done / rounds_seconds, 2) if done and rounds_seconds > 0 else None,
         "svi_fits": fits,
         "seconds": round(time.monotonic() - started, 3),
     }
+
+
+Fit = Callable[[str, datetime, list[tuple]], Callable[[], list[tuple]]]
+
+
+def _summarize_batch(conn: psycopg.Connection, batch: list[tuple[str, datetime]], fit: Fit) -> int:
+    """Every round of the batch: its SQL research rows and smile first (the fits meanwhile under way), then its
+    SVI fits and the round marked done. Returns the SVI slices fitted."""
+    fitted = []
+    for currency, ts in batch:
+        params = {"currency": currency, "ts": ts, "version": VERSION}
+        conn.execute(query("round_research", "summarize"), params)
+        smile = conn.execute(query("round_research", "smile"), params).fetchall()
+        fitted.append((params, fit(currency, ts, smile)))
+    fits = 0
+    for params, result in fitted:
+        rows = result()
+        conn.execute(query("round_research", "clear_fits"), params)
+        with conn.cursor() as cur:
+            cur.executemany(query("round_research", "insert_fit"), [_fit_params(row) for row in rows])
+        conn.execute(query("round_research", "done"), params)
+        fits += len(rows)
+    return fits
+
+
+def _fit_here(currency: str, ts: datetime, smile: list[tuple]) -> Callable[[], list[tuple]]:
+    rows = svi_rows(currency, ts, smile)
+    return lambda: rows
+
+
+@contextmanager
+def _fitter(workers: int) -> Iterator[Fit]:
+    """fit(currency, ts, smile) -> a callable giving the round's svi_rows: computed here (workers <= 1) or in a
+    pool of worker processes (spawned: they share nothing with this process' connection)."""
+    if workers <= 1:
+        yield _fit_here
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield lambda currency, ts, smile: pool.submit(svi_rows, currency, ts, smile).result
