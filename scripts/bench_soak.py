@@ -108,6 +108,21 @@ def table_sizes(dsn: str) -> list[tuple[str, int, int]]:
         ]
 
 
+def records_per_key(dsn: str) -> dict[str, int]:
+    """The most coverage records of one key: of all keys, and of the keys without an open task (whose history is
+    complete: their records can all merge once settled, while a key with a backlog keeps a record per island)."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            """SELECT coalesce(max(n), 0), coalesce(max(n) FILTER (WHERE NOT open), 0)
+                 FROM (SELECT c.dataset, c.key, count(*) AS n,
+                              EXISTS (SELECT 1 FROM deribit_ts.tasks t
+                                       WHERE t.dataset = c.dataset AND t.key = c.key
+                                         AND t.state IN ('pending', 'running')) AS open
+                         FROM deribit_ts.coverage c GROUP BY c.dataset, c.key) k"""
+        ).fetchone()
+    return {"all": row[0], "without a backlog": row[1]}
+
+
 def caught_up(dsn: str, until: datetime) -> bool:
     """No collector task left before `until` but options' (the backlog line shows those): every gap the events
     left is filled (the collector goes on planning the newest minutes meanwhile, at a fast clock several a second)."""
@@ -440,6 +455,9 @@ def main() -> int:  # noqa: PLR0915 (one scenario, read top to bottom)
                 reports.append({table: rows for table, rows, _ in sizes})
                 for table, rows, size in sizes:
                     print(f"   {table:28} {rows:>12,} {size:>14,}")
+                per_key = records_per_key(dsn)
+                reports[-1]["coverage_per_key"] = per_key["all"]
+                print("   coverage records per key, most: " + ", ".join(f"{k} {n}" for k, n in per_key.items()))
             time.sleep(0.5)
         # (the run ends on a whole minute: the minute forming at its end is not in the market yet)
         settle_started, run_end = time.monotonic(), from_ms(sim.market.now_ms() // MINUTE_MS * MINUTE_MS)
