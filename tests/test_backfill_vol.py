@@ -85,8 +85,10 @@ def test_dvol_before_the_index_existed_is_fetched_empty_and_covered(sim, new_db)
 
 @pytest.mark.slow
 def test_dvol_kill_9_then_resume_gives_the_same_table(new_db):
-    since, until = datetime(2023, 6, 1, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC)
-    with run_in_thread(SimConfig(now=NOW, rate_limit="off", dvol_max_rows=1000, latency_ms=20)) as slow:
+    # Two months of minutes (88 requests of 1,000 rows): at 50 ms a request over two workers the load lasts at least
+    # 2.2 s whatever the machine, so the kill half a second after the first rows lands in its middle.
+    since, until = datetime(2023, 11, 1, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC)
+    with run_in_thread(SimConfig(now=NOW, rate_limit="off", dvol_max_rows=1000, latency_ms=50)) as slow:
         args = [
             "backfill",
             "dvol",
