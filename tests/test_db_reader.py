@@ -59,12 +59,15 @@ def test_a_reader_reads_deribit_and_nothing_else(env, invoke):
             {"r": name},
         ).fetchone()
         assert attributes == (False, False, False, True, False, False)
+        owner.execute("INSERT INTO deribit_ts.basis_ts_dirty (day) VALUES ('2024-01-01')")  # a day computed on read
 
     with psycopg.connect(reader_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM deribit.instruments").fetchone()[0] >= 1  # a table
         conn.execute("SELECT * FROM deribit.ohlcv_1m LIMIT 1").fetchall()  # views, some on hypertables
         conn.execute("SELECT * FROM deribit.coverage LIMIT 1").fetchall()  # reads deribit_ts as its owner
         conn.execute("SELECT * FROM deribit.gap_report LIMIT 1").fetchall()
+        conn.execute("SELECT * FROM deribit.basis_term_structure LIMIT 1").fetchall()  # its marked days' function
+        conn.execute("SELECT * FROM deribit.funding_apr LIMIT 1").fetchall()
         conn.rollback()
         assert "deribit_ts" in refused(conn, "SELECT * FROM deribit_ts.tasks LIMIT 1")
         refused(conn, "SELECT * FROM deribit_ts.runs LIMIT 1")
