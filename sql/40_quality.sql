@@ -270,9 +270,14 @@ LEFT JOIN LATERAL (
      WHERE t.instrument_name = i.instrument_name AND t.ts >= c.ts AND t.ts < c.ts + interval '1 minute'
 ) a ON true
 WHERE tv.dataset = 'trades'
-  AND EXISTS (SELECT 1 FROM deribit_ts.coverage v
-               WHERE v.dataset = 'candles' AND v.key = i.instrument_name
-                 AND v.fetched @> tstzrange(c.ts, c.ts + interval '1 minute') AND v.final_until >= c.ts + interval '1 minute')
+  -- the candles' settled coverage holds the minute, in one record or across the boundary of two (the collector's
+  -- candle windows start where the previous plan ended, mid-minute)
+  AND (SELECT range_agg(tstzrange(lower(v.fetched),
+                                   greatest(lower(v.fetched), least(upper(v.fetched), v.final_until))))
+         FROM deribit_ts.coverage v
+        WHERE v.dataset = 'candles' AND v.key = i.instrument_name
+          AND v.fetched && tstzrange(c.ts, c.ts + interval '1 minute'))
+      @> tstzrange(c.ts, c.ts + interval '1 minute')
   AND (CASE WHEN a.trades = 0 THEN c.volume <> 0 OR c.cost <> 0
             ELSE c.open <> a.open OR c.high <> a.high OR c.low <> a.low OR c.close <> a.close
                  OR abs(c.volume - a.volume) > 1e-8 + 1e-9 * abs(c.volume)

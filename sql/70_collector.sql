@@ -111,6 +111,41 @@ LANGUAGE sql STABLE AS $$
      ORDER BY k.key
 $$;
 
+-- A trade scan of the collector (collect/trades.py) read every trade of p_keys (instruments of one currency and
+-- kind) inside p_fetched: the scan's span less any millisecond it handed to the by-instrument route. Each key's
+-- share, clipped to the instrument's life, is recorded as its trades coverage, like a backfill window: it joins the
+-- key's target (what `deribit-ts coverage` measures against) and record_coverage cuts the key's older records back
+-- where the scan read again, counting its rows on the table; final up to p_final_until (what the next scan does
+-- not read again). The key's settled records that touch end to end are merged at once: a scan a minute would
+-- otherwise add a record per instrument a minute until the hourly bookkeeping. Returns the records written.
+CREATE OR REPLACE FUNCTION deribit_ts.record_scan_coverage(
+    p_keys text[], p_fetched tstzmultirange, p_final_until timestamptz, p_run_id bigint DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    k text;
+    life tstzmultirange;
+    piece tstzrange;
+    written integer := 0;
+BEGIN
+    FOREACH k IN ARRAY p_keys LOOP
+        SELECT tstzmultirange(tstzrange(i.creation_ts, i.expiry)) INTO life
+          FROM deribit.instruments i WHERE i.instrument_name = k;
+        FOR piece IN SELECT unnest(p_fetched * coalesce(life, '{(,)}')) LOOP
+            INSERT INTO deribit_ts.targets AS t (dataset, key, wanted)
+            VALUES ('trades', k, tstzmultirange(piece))
+            ON CONFLICT (dataset, key) DO UPDATE SET wanted = t.wanted + EXCLUDED.wanted, updated_at = now()
+                WHERE NOT t.wanted @> piece;
+            PERFORM deribit_ts.record_coverage('trades', k, piece, deribit_ts.stored_rows('trades', k, piece)::integer,
+                                               least(upper(piece), p_final_until), p_run_id);
+            written := written + 1;
+        END LOOP;
+        PERFORM deribit_ts.merge_coverage('trades', k);
+    END LOOP;
+    RETURN written;
+END;
+$$;
+
 -- The collector claims its tasks with deribit_ts.claim_task (sql/20_backfill.sql) and a priority range.
 DROP FUNCTION IF EXISTS deribit_ts.collector_claim_task(text, interval, text[], text[], integer);
 

@@ -14,7 +14,9 @@
 -- A live collector's records of one key alternate between windows with rows and windows without: the sliver of a
 -- minute after a window that ended at the exchange's time (mid-minute), an option's windows of fillers only, an
 -- outage. Candles and funding merge across them all: their records keep the minutes (hours) the exchange had
--- nothing for in `empty`, which the merged record unites, so nothing is lost. The other series keep no such
+-- nothing for in `empty`, which the merged record unites, so nothing is lost. Trades too: a span without a trade
+-- is no gap (trades are events; holes are jumps in trade_seq), and the collector's scans record a span a minute
+-- for every option, most of them without a trade. The other series keep no such
 -- column: a record of theirs without rows stays apart when it spans a whole minute (the exchange had nothing
 -- there), and merges when it does not (a sliver says nothing). Without this a key gained a record or two every time
 -- a window ended mid-minute or an option traded, for as long as it was collected.
@@ -31,7 +33,7 @@ BEGIN
     FOR island IN
         WITH mergeable AS (
             SELECT c.*,
-                   c.rows = 0 AND c.dataset NOT IN ('candles', 'funding')
+                   c.rows = 0 AND c.dataset NOT IN ('candles', 'funding', 'trades')
                    AND date_trunc('minute', upper(c.fetched) - interval '1 microsecond') >= lower(c.fetched)
                        AS nothing
               FROM deribit_ts.coverage c

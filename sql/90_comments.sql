@@ -206,7 +206,7 @@ COMMENT ON COLUMN deribit.coverage.wanted_from IS 'Start of everything asked for
 COMMENT ON COLUMN deribit.coverage.wanted_until IS 'End (exclusive) of everything asked for so far';
 COMMENT ON COLUMN deribit.coverage.missing IS 'The ranges asked for that were never fetched';
 COMMENT ON COLUMN deribit.coverage.rows IS 'Rows stored by the fetches of what was asked for (= count(*) of the dataset''s table there)';
-COMMENT ON COLUMN deribit.coverage.empty_ranges IS 'Number of fetched ranges for which the exchange had no row (candles and funding: runs of minutes or hours with neither a row nor an option''s filler)';
+COMMENT ON COLUMN deribit.coverage.empty_ranges IS 'Number of fetched ranges for which the exchange had no row (candles and funding: runs of minutes or hours with neither a row nor an option''s filler; trades: 0 once settled, a span without a trade is no gap)';
 COMMENT ON COLUMN deribit.coverage.complete IS 'true when nothing asked for is missing (every range fetched; the exchange may still have had no data)';
 COMMENT ON COLUMN deribit.coverage.last_fetched_at IS 'When the newest fetch of this key was recorded (our clock)';
 COMMENT ON COLUMN deribit.coverage.unsettled IS 'Ranges fetched while still inside the exchange''s settling time: the next run fetches them again';

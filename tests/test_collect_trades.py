@@ -4,10 +4,12 @@ simulator's tape, field by field, over the window the collector reports complete
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from helpers import run_cli
 from test_collect import collecting, sim_config, sim_minutes, start_collector, stop, wait_for
 
 from deribit_ts.sim import run_in_thread
@@ -271,3 +273,79 @@ def test_an_options_last_traded_minute_is_fetched_again_once_settled(new_db):
             checked += 1
             assert name in final and to_ms(final[name]) >= minutes[-1] + 60_000, (name, from_ms(minutes[-1]))
     assert checked >= 2, "a few options should trade in the first minutes"
+
+
+@pytest.mark.slow
+def test_scanned_trades_are_covered_and_judged_against_their_candles(new_db):
+    """What the scans store is their instruments' trades coverage: `deribit-ts coverage --dataset trades` holds the
+    scanned span, the records of one instrument stay a few after dozens of scans, and candle_trades_mismatch judges
+    the scan-stored minutes: nothing where the candles are the aggregate of the trades, exactly a planted candle
+    that is not."""
+    with run_in_thread(sim_config(**CHAIN)) as sim:
+        collector = start_collector(new_db, sim.url, "--kinds", "perpetual,option")
+        wait_for(lambda: collecting(new_db) or bool(trade_marks(new_db)), 30, "collecting")
+        wait_for(lambda: len(trade_marks(new_db)) == 2, 30, "a first scan of each kind")
+        first = dict(trade_marks(new_db))
+        sim_minutes(sim, 45)  # past the option scans' trail (32 minutes) and the candles' settling time
+        _, err = stop(collector)
+        assert "Traceback" not in err, err
+    done = run_cli("coverage", "--dataset", "trades", "--json", "--dsn", new_db)
+    assert done.returncode == 0, done.stderr
+    covered = {r["key"]: r for r in json.loads(done.stdout)}
+    marks = trade_marks(new_db)
+    with psycopg.connect(new_db) as conn:
+        counted = dict(
+            conn.execute(
+                """SELECT k.key, (SELECT count(*) FROM deribit.trades t WHERE t.instrument_name = k.key
+                                     AND t.ts >= k.lo AND t.ts < k.hi)
+                     FROM (SELECT key, lower(wanted) AS lo, upper(wanted) AS hi FROM deribit_ts.targets
+                            WHERE dataset = 'trades') k"""
+            ).fetchall()
+        )
+        records = dict(
+            conn.execute("SELECT key, count(*) FROM deribit_ts.coverage WHERE dataset = 'trades' GROUP BY key")
+        )
+    perpetual = covered["BTC-PERPETUAL"]
+    assert perpetual["complete"] and perpetual["rows"] == counted["BTC-PERPETUAL"] > 0
+    assert datetime.fromisoformat(perpetual["wanted_from"]) < first["perpetual_trades"]
+    assert datetime.fromisoformat(perpetual["wanted_until"]) == marks["perpetual_trades"]
+    options = [k for k in covered if k != "BTC-PERPETUAL"]
+    assert options and all(covered[k]["complete"] and covered[k]["rows"] == counted[k] for k in options)
+    assert sum(covered[k]["rows"] for k in options) > 0, "some option traded"
+    # dozens of scans each: the settled records merged (a settled one, the unsettled tail, a crowded millisecond)
+    assert max(records.values()) <= 3, records
+
+    def mismatches(conn) -> list[tuple]:
+        return conn.execute(
+            """SELECT instrument_name, ts FROM deribit_ts.candle_trades_mismatch
+                WHERE instrument_name = ANY(%s) ORDER BY 1, 2""",
+            (list(covered),),
+        ).fetchall()
+
+    with psycopg.connect(new_db) as conn:
+        assert mismatches(conn) == []
+        # a traded minute of each kind that both the candles' and the trades' coverage hold settled
+        judged = conn.execute(
+            """SELECT DISTINCT ON (i.kind) i.instrument_name, c.ts
+                 FROM deribit.candles_1m c JOIN deribit.instruments i ON i.id = c.instrument_id
+                WHERE c.volume > 0 AND i.instrument_name = ANY(%s)
+                  AND EXISTS (SELECT 1 FROM deribit_ts.coverage v
+                               WHERE v.dataset = 'trades' AND v.key = i.instrument_name
+                                 AND v.fetched @> tstzrange(c.ts, c.ts + interval '1 minute')
+                                 AND v.final_until >= c.ts + interval '1 minute')
+                  AND (SELECT range_agg(tstzrange(lower(v.fetched), least(upper(v.fetched), v.final_until)))
+                         FROM deribit_ts.coverage v
+                        WHERE v.dataset = 'candles' AND v.key = i.instrument_name
+                          AND v.final_until > lower(v.fetched)) @> tstzrange(c.ts, c.ts + interval '1 minute')
+                ORDER BY i.kind, c.ts DESC""",
+            (list(covered),),
+        ).fetchall()
+        assert {name.endswith("PERPETUAL") for name, _ in judged} == {True, False}, judged
+        for name, ts in judged:
+            conn.execute(
+                """UPDATE deribit.candles_1m SET high = high * 1.5
+                    WHERE instrument_id = (SELECT id FROM deribit.instruments WHERE instrument_name = %s)
+                      AND ts = %s""",
+                (name, ts),
+            )
+        assert mismatches(conn) == sorted(judged)

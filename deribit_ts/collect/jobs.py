@@ -216,7 +216,7 @@ class Jobs:
                     listed = await trades.listed(control, scan.currency, "option", start, end)
                     await plan.plan_option_gap(control, listed, start, end)
             for scan in scans:  # the watermark moves only once the candles of what it read are planned
-                await trades.commit(conn, scan)
+                await trades.commit(conn, scan, self.run_id)
         for name in planned.keys:
             self.options_seen[name] = now
         self.options_seen = {k: t for k, t in self.options_seen.items() if t > now - 2 * trail}
@@ -229,7 +229,9 @@ class Jobs:
         kinds: list[str] = [k for k in ("future", "perpetual") if k in self.s.kinds]
         async with await connect_async(self.dsn, application_name=application_name()) as conn:  # its own transactions
             for currency in self.s.currencies:
-                await trades.commit(conn, await trades.scan(conn, self.client, currency, kinds, self.origin, now))
+                await trades.commit(
+                    conn, await trades.scan(conn, self.client, currency, kinds, self.origin, now), self.run_id
+                )
         await self._trade_tasks(control)
 
     async def _trade_tasks(self, control: AsyncConnection) -> None:

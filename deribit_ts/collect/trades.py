@@ -28,6 +28,15 @@ one (deribit_ts.collector_freshness), and a restarted collector takes them up ag
 Trail. Each scan reads again TRAIL of trades before where the previous one ended (the option scan longer: the
 candles it plans must be fetched once settled), so a trade that became visible a little after the exchange's time
 the scan asked up to (clocks are estimated, matching takes its time) is still stored.
+
+Coverage. A scan read every trade of its kinds inside its span, so each instrument of those kinds listed then (or
+seen trading) gets the span as its trades coverage (deribit_ts.record_scan_coverage), less the milliseconds handed
+to the by-instrument route (their tasks record those): `deribit-ts coverage --dataset trades` and the
+candle_trades_mismatch rule see what the collector stored. Final up to the scan's end less its trail: what the next
+scan reads again is not final yet. Recorded with the watermarks, once every page committed: a page's own
+transaction could only claim up to its last millisecond, a record per instrument and page; a kill between the pages
+and the watermarks leaves trades without coverage, which the next scan reads again (the watermarks did not move)
+and records. The records of one instrument merge as they settle, so they stay a few whatever the scans' count.
 """
 
 from __future__ import annotations
@@ -64,6 +73,9 @@ class Scan:
     currency: str
     kinds: list[str]
     until: datetime  # the watermarks' next value
+    start: datetime | None = None  # every trade of the kinds from here to `until` was read, but `crowded`
+    trail: timedelta = TRAIL  # the next scan reads this much before `until` again
+    crowded: list[tuple[datetime, datetime]] = field(default_factory=list)  # milliseconds left to the tasks
     names: set[str] = field(default_factory=set)  # instruments with a trade in the scanned window
     stored: int = 0  # trades new to the table
     gaps: list[tuple[str, datetime, datetime]] = field(default_factory=list)  # (kind, from, until) for tasks
@@ -90,7 +102,7 @@ async def scan(
     back as the route reaches; older trades are for `deribit-ts backfill trades`). What lies beyond the route's
     reach and any millisecond of more than a page are left in `gaps`: commit() plans them and advances the
     watermarks."""
-    out = Scan(currency, kinds, now)
+    out = Scan(currency, kinds, now, trail=trail)
     reach = now - REACH
     marks = {}
     for kind in kinds:
@@ -105,6 +117,7 @@ async def scan(
     # measured it late): every trade up to there exists when the pages are asked for, so the watermark is exact.
     end = min(to_ms(now), await client.get_time())
     out.until = from_ms(end)
+    out.start = start
     cursor = to_ms(start)
     while cursor <= end:
         page, has_more = await _page(client, currency, route, cursor, end)
@@ -122,6 +135,7 @@ async def scan(
         last = max(row[0] for _, row in page)
         if last <= cursor:  # a whole page inside one millisecond: the by-instrument route takes that millisecond
             out.gaps += [(kind, from_ms(cursor), from_ms(cursor + 1)) for kind in kinds]
+            out.crowded.append((from_ms(cursor), from_ms(cursor + 1)))
             last = cursor + 1
         cursor = last
     return out
@@ -142,20 +156,51 @@ async def _page(client: DeribitClient, currency: str, route: str, start_ms: int,
         ) from None
 
 
-async def commit(conn: AsyncConnection, scan: Scan) -> int:
-    """In one transaction: plan the scan's gaps as trades tasks (the by-instrument route, on the history host) and
-    advance its watermarks to its end. Returns how many tasks were planned."""
+async def commit(conn: AsyncConnection, scan: Scan, run_id: int | None = None) -> int:
+    """In one transaction: plan the scan's gaps as trades tasks (the by-instrument route, on the history host),
+    record what it read as its instruments' coverage and advance its watermarks to its end. Returns how many tasks
+    were planned."""
     planned = 0
     async with conn.transaction():
         for kind, start, end in scan.gaps:
             for name in await listed(conn, scan.currency, kind, start, end):
                 planned += await _plan(conn, name, start, end)
+        await _record_coverage(conn, scan, run_id)
         for kind in scan.kinds:
             await conn.execute(
                 query("collect", "trades_watermark_advance"),
                 {"dataset": WATERMARKS[kind], "currency": scan.currency, "until": scan.until},
             )
     return planned
+
+
+async def _record_coverage(conn: AsyncConnection, scan: Scan, run_id: int | None) -> None:
+    """The scan's span, less its crowded milliseconds, as the trades coverage of every instrument of its kinds
+    listed in it or seen trading in it."""
+    if scan.start is None or scan.start >= scan.until:
+        return
+    starts, ends, at = [], [], scan.start
+    for lo, hi in sorted(scan.crowded):
+        if at < lo:
+            starts.append(at)
+            ends.append(min(lo, scan.until))
+        at = max(at, hi)
+    if at < scan.until:
+        starts.append(at)
+        ends.append(scan.until)
+    keys: set[str] = {name for name in scan.names if kind_of(name) in scan.kinds}
+    for kind in scan.kinds:
+        keys.update(await listed(conn, scan.currency, kind, scan.start, scan.until))
+    await conn.execute(
+        query("collect", "trades_scan_coverage"),
+        {
+            "keys": sorted(keys),
+            "starts": starts,
+            "ends": ends,
+            "final_until": scan.until - scan.trail,
+            "run_id": run_id,
+        },
+    )
 
 
 async def _plan(conn: AsyncConnection, name: str, start: datetime, end: datetime) -> int:

@@ -157,3 +157,12 @@ SELECT DISTINCT t.key FROM deribit_ts.tasks t
    AND (t.dataset = 'trades'
         OR (t.dataset = 'candles'
             AND EXISTS (SELECT 1 FROM deribit.instruments i WHERE i.instrument_name = t.key AND i.kind = 'option')));
+
+-- name: trades_scan_coverage
+-- A scan read every trade of %(keys)s inside the ranges [%(starts)s[i], %(ends)s[i]): their trades coverage, final up
+-- to %(final_until)s.
+SELECT deribit_ts.record_scan_coverage(
+           %(keys)s::text[],
+           (SELECT coalesce(range_agg(tstzrange(p.s, p.e)), '{}')
+              FROM unnest(%(starts)s::timestamptz[], %(ends)s::timestamptz[]) AS p (s, e)),
+           %(final_until)s, %(run_id)s);
