@@ -77,7 +77,8 @@ class CollectSettings:
     full_check_every: timedelta = timedelta(hours=1)
     rollups_every: timedelta = timedelta(minutes=5)
     bookkeeping_every: timedelta = timedelta(hours=1)  # deribit_ts.compact_bookkeeping
-    options_every: timedelta = timedelta(minutes=2)  # option candles within 5 minutes: a scan every 2
+    options_every: timedelta = timedelta(minutes=1)  # option trades within 2 minutes: a scan every minute
+    option_candles_every: timedelta = timedelta(minutes=2)  # option candles within 5 minutes: planned every 2
     trades_every: timedelta = timedelta(minutes=1)  # future and perpetual trades within 2 minutes
     snapshots_every: timedelta = timedelta(minutes=5)  # bulk option snapshots (book summaries)
     greeks_every: timedelta = timedelta(hours=1)  # option snapshots with the exchange's greeks (a ticker each)

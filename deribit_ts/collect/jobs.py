@@ -2,7 +2,8 @@
 
     catalogue         the active instruments every run, the recently expired ones with each full check
     candles           candles of the live perpetuals and futures (plus recently retired ones on a full check)
-    options           a scan of option trades, stored; the candles of the options that traded
+    options           a scan of option trades, stored, every minute; every 2 minutes the candles of the options
+                      that traded
     trades            a scan of future and perpetual trades, stored (collect/trades.py)
     index, funding, dvol, delivery
                       each series from its watermark (a full check: from the origin) to the exchange's now
@@ -107,6 +108,8 @@ class Jobs:
         self.engine: CollectorEngine | None = None
         self.live: set[str] = set()  # instruments whose candles are planned
         self.options_seen: dict[str, datetime] = {}  # option -> when a scan last found it traded
+        self.option_candles_due: datetime | None = None  # when the option scan next plans candles (None: now)
+        self.options_planned_until: dict[str, datetime] = {}  # per currency, where the last planning scan ended
         self.keys: dict[str, list[str]] = {}  # per job, the keys it planned: what the engine may claim
 
     def schedule(self, now: datetime) -> list[Job]:
@@ -198,25 +201,42 @@ class Jobs:
         self._keys("candles", planned.keys)
 
     async def _plan_options(self, control: AsyncConnection, now: datetime) -> None:
-        """Scan each currency's option trades from `trail` before its watermark, storing them; plan the candles of
-        the options that traded (their last two scan periods and `trail` before at the options' priority). An
-        option's keys stay claimable for two trails."""
+        """Scan each currency's option trades from `trail` before its watermark, storing them (every run: the
+        trades within 2 minutes); every `option_candles_every`, plan the candles of the options that traded (their
+        last two planning periods and `trail` before at the options' priority). An option's keys stay claimable for
+        two trails.
+
+        Candles are planned every other scan: each plan costs a chart request per option that traded inside the
+        trail (half an hour), which a plan every minute would double for candles due within 5 minutes anyway. A
+        scan that plans nothing loses no option: a scan that plans reads back `trail` from where the previous plan's
+        scan ended, not the previous scan (the first after a start: a planning period more), so it sees every trade
+        the scans in between stored."""
         request_priority.set(OPTIONS)  # the scan serves fresh data: ahead of catch-up and snapshots
-        trail = options.trail()
+        every, trail = self.s.option_candles_every, options.trail()
+        plans = self.option_candles_due is None or now >= self.option_candles_due
         async with await connect_async(self.dsn, application_name=application_name()) as conn:  # its own transactions
-            scans = [
-                await trades.scan(conn, self.client, currency, ["option"], self.origin, now, trail)
-                for currency in self.s.currencies
-            ]
-            traded = sorted({name for scan in scans for name in scan.names})
-            fresh_from = now.replace(second=0, microsecond=0) - trail - 2 * self.s.options_every
-            planned = await plan.plan_options(control, now, self.origin, traded, trail, fresh_from)
+            scans = []
+            for currency in self.s.currencies:
+                back = trail
+                if plans:
+                    mark = await trades.watermark(conn, "option", currency)
+                    since = self.options_planned_until.get(currency)
+                    back += every if mark is None or since is None else max(mark - since, timedelta(0))
+                scan = await trades.scan(conn, self.client, currency, ["option"], self.origin, now, back, trail)
+                scans.append(scan)
+            traded = sorted({name for scan in scans for name in scan.names}) if plans else []
+            fresh_from = now.replace(second=0, microsecond=0) - trail - 2 * every
+            longest = max((scan.trail for scan in scans), default=trail)
+            planned = await plan.plan_options(control, now, self.origin, traded, longest, fresh_from)
             for scan in scans:  # beyond the scan's reach (an outage of a day or more): every option listed then
                 for _, start, end in scan.beyond:
                     listed = await trades.listed(control, scan.currency, "option", start, end)
                     await plan.plan_option_gap(control, listed, start, end)
             for scan in scans:  # the watermark moves only once the candles of what it read are planned
                 await trades.commit(conn, scan, self.run_id)
+            if plans:  # half a scan period early: a scan that starts a little late still plans on time
+                self.option_candles_due = now + every - self.s.options_every / 2
+                self.options_planned_until.update({scan.currency: scan.until for scan in scans})
         for name in planned.keys:
             self.options_seen[name] = now
         self.options_seen = {k: t for k, t in self.options_seen.items() if t > now - 2 * trail}

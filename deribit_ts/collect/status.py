@@ -30,11 +30,10 @@ DEFAULT_MAX_LAG = {
     "option_snapshots": 900.0,
     "option_greeks": 7200.0,
     # The trade tape: the lag counts from the end of the newest scan (or the oldest trades task still filling a gap
-    # beyond the by-currency route's reach). Futures and perpetuals are scanned every minute (trades stored within 2
-    # minutes), options with their scan every 2 minutes.
+    # beyond the by-currency route's reach). Every kind is scanned every minute: trades stored within 2 minutes.
     "trades.perpetual": 150.0,
     "trades.future": 150.0,
-    "trades.option": 300.0,
+    "trades.option": 150.0,
 }
 DEFAULT_MAX_LAG_OTHER = 900.0  # datasets added later (snapshots, DVOL, ...) unless set
 DEFAULT_MAX_HEARTBEAT_AGE = 60.0

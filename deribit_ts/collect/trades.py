@@ -32,8 +32,8 @@ the scan asked up to (clocks are estimated, matching takes its time) is still st
 Coverage. A scan read every trade of its kinds inside its span, so each instrument of those kinds listed then (or
 seen trading) gets the span as its trades coverage (deribit_ts.record_scan_coverage), less the milliseconds handed
 to the by-instrument route (their tasks record those): `deribit-ts coverage --dataset trades` and the
-candle_trades_mismatch rule see what the collector stored. Final up to the scan's end less its trail: what the next
-scan reads again is not final yet. Recorded with the watermarks, once every page committed: a page's own
+candle_trades_mismatch rule see what the collector stored. Final up to the scan's end less the next one's trail: what it
+reads again is not final yet. Recorded with the watermarks, once every page committed: a page's own
 transaction could only claim up to its last millisecond, a record per instrument and page; a kill between the pages
 and the watermarks leaves trades without coverage, which the next scan reads again (the watermarks did not move)
 and records. The records of one instrument merge as they settle, so they stay a few whatever the scans' count.
@@ -74,7 +74,8 @@ class Scan:
     kinds: list[str]
     until: datetime  # the watermarks' next value
     start: datetime | None = None  # every trade of the kinds from here to `until` was read, but `crowded`
-    trail: timedelta = TRAIL  # the next scan reads this much before `until` again
+    trail: timedelta = TRAIL  # this scan read this much before the previous one's end again
+    settle: timedelta = TRAIL  # the next scan reads at least this much before `until` again: final up to there
     crowded: list[tuple[datetime, datetime]] = field(default_factory=list)  # milliseconds left to the tasks
     names: set[str] = field(default_factory=set)  # instruments with a trade in the scanned window
     stored: int = 0  # trades new to the table
@@ -96,13 +97,14 @@ async def scan(
     origin: datetime | None,
     now: datetime,
     trail: timedelta = TRAIL,
+    settle: timedelta | None = None,
 ) -> Scan:
     """Store the trades of `kinds` (option alone, or future and/or perpetual) of `currency` from `trail` before
     their oldest watermark up to `now` (a kind without a watermark: from `origin`, at most as far
     back as the route reaches; older trades are for `deribit-ts backfill trades`). What lies beyond the route's
     reach and any millisecond of more than a page are left in `gaps`: commit() plans them and advances the
     watermarks."""
-    out = Scan(currency, kinds, now, trail=trail)
+    out = Scan(currency, kinds, now, trail=trail, settle=trail if settle is None else settle)
     reach = now - REACH
     marks = {}
     for kind in kinds:
@@ -197,7 +199,7 @@ async def _record_coverage(conn: AsyncConnection, scan: Scan, run_id: int | None
             "keys": sorted(keys),
             "starts": starts,
             "ends": ends,
-            "final_until": scan.until - scan.trail,
+            "final_until": scan.until - scan.settle,
             "run_id": run_id,
         },
     )
