@@ -15,8 +15,9 @@
     (d) every BTC option trade: --option-days days of them fetched under (a)'s conditions, and a year
         extrapolated from them (times 365 / --option-days: an upper bound, a year's windows are fuller);
     (e) the trade views: server time (EXPLAIN ANALYZE) and fetch time of the daily smile and flow over a year (the
-        option days' daily sums copied over the year), option_trades over a day, liquidations over (a)'s range,
-        and gap_report's trade holes against numbering the whole tape (what it did before).
+        option days' daily sums copied over the year), option_trades over a day (and the same rows with the
+        delta by a lateral join of black76_greeks per trade, as the view did before), liquidations over (a)'s
+        range, and gap_report's trade holes against numbering the whole tape (what it did before).
 
 Every line runs the CLI in its own process against a fresh, migrated database; the simulator runs in another
 process, its trade tapes for (a)'s range generated before the line starts (the real exchange does not generate
@@ -138,6 +139,20 @@ def backfill(sim: SimHost, deployment: str, dsn: str, selection: list[str], sinc
     with psycopg.connect(dsn) as conn:
         stored = conn.execute("SELECT count(*) FROM deribit.trades").fetchone()[0]
     requests = sum(served["requests_by_method"].get(m, 0) for m in TRADE_METHODS)
+    # The command's phases, from when the simulator answered its first and its last trade request: start-up
+    # (interpreter, imports, database, catalogue, plan), fetching, wind-down (the last commits, the rollups' and
+    # the sanity findings' refresh, exit).
+    firsts = [served["first_at_by_method"][m] for m in TRADE_METHODS if m in served["first_at_by_method"]]
+    lasts = [served["last_at_by_method"][m] for m in TRADE_METHODS if m in served["last_at_by_method"]]
+    fetch_s = max(lasts) - min(firsts) if firsts else 0.0
+    phases = {
+        "start_s": round(min(firsts) - finished.started_at, 2) if firsts else None,
+        "fetch_s": round(fetch_s, 2),
+        "end_s": round(finished.started_at + finished.seconds - max(lasts), 2) if lasts else None,
+        # requests after the first over the span between the first answer and the last: the steady state
+        "fetch_requests_per_s": round((requests - 1) / fetch_s, 2) if fetch_s > 0 else None,
+        "fetch_trades_per_s": round(stored * (requests - 1) / requests / fetch_s) if fetch_s > 0 else None,
+    }
     return {
         "command": " ".join(["deribit-ts", *command[1:-4]]),
         "trades": stored,
@@ -161,6 +176,7 @@ def backfill(sim: SimHost, deployment: str, dsn: str, selection: list[str], sinc
         "peak_rss_mb": round(finished.peak_rss_mb),
         "status": summary["status"],
         "bytes_received": summary.get("exchange", {}).get("bytes_received"),
+        "phases": phases,
     }
 
 
@@ -315,6 +331,24 @@ SELECT instrument_name, prev_ts, ts FROM (
  WHERE trade_seq > prev_seq + 1"""
 
 
+# deribit.option_trades' delta as the view computed it before deribit_ts.black76_delta: a lateral join of
+# deribit.black76_greeks per trade (the same values: tests/test_black76.py).
+OPTION_TRADES_LATERAL_BEFORE = """
+SELECT t.instrument_name, t.ts, t.trade_id, t.trade_seq, t.price, t.amount, t.direction, t.iv, t.mark_price,
+       t.index_price, t.block_trade_id, t.liquidation, i.base_currency AS currency, i.expiry, i.strike, i.option_type,
+       extract(epoch FROM i.expiry - t.ts)::double precision / 86400 AS days_to_expiry,
+       CASE WHEN t.index_price > 0 AND i.strike > 0 THEN ln(i.strike / t.index_price) END AS log_moneyness,
+       g.delta, t.amount * t.index_price AS usd_notional
+  FROM deribit.trades t
+  JOIN deribit.instruments i ON i.instrument_name = t.instrument_name AND i.kind = 'option'
+  LEFT JOIN LATERAL (
+      SELECT b.delta FROM deribit.black76_greeks(i.option_type, t.index_price, i.strike,
+                                                 extract(epoch FROM i.expiry - t.ts)::double precision / (365 * 86400),
+                                                 t.iv) b
+       WHERE t.iv > 0 AND t.index_price > 0 AND i.strike > 0 AND i.expiry > t.ts) g ON true
+ WHERE i.base_currency = 'BTC' AND t.ts >= %s AND t.ts < %s"""
+
+
 def option_views(dsn: str, days: int, now: datetime) -> dict:
     """The trade views on the BTC option trades of (d), their daily sums (deribit_ts.trade_days) copied over the
     whole year before `now` (day shifted, same options): the daily views then read a year's rows."""
@@ -343,6 +377,9 @@ def option_views(dsn: str, days: int, now: datetime) -> dict:
                 conn,
                 "SELECT * FROM deribit.option_trades WHERE currency = 'BTC' AND ts >= %s AND ts < %s",
                 (day, day + timedelta(days=1)),
+            ),
+            "option_trades_day_lateral_before": timed_ms(
+                conn, OPTION_TRADES_LATERAL_BEFORE, (day, day + timedelta(days=1))
             ),
             "gap_report_trades": timed_ms(conn, "SELECT * FROM deribit.gap_report WHERE dataset = 'trades'"),
             "whole_tape_holes_before": timed_ms(conn, WHOLE_TAPE_HOLES),

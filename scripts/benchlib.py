@@ -109,12 +109,13 @@ class Finished:
     cpu_s: float  # user + system time of the child itself
     peak_rss_mb: float
     machine_busy: float | None  # share of all CPUs busy meanwhile (ours and anybody else's), if known
+    started_at: float = 0.0  # wall clock (epoch seconds) when the child was started
 
 
 def run_measured(cmd: list[str], env: dict[str, str]) -> Finished:
     """Run a child to completion: its wall clock and its own peak RSS (wait4, not RUSAGE_CHILDREN's maximum)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        began, cpus_before = time.perf_counter(), cpu_times()
+        began, cpus_before, started_at = time.perf_counter(), cpu_times(), time.time()
         process = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
         _, status, usage = os.wait4(process.pid, 0)
         seconds, cpus_after = time.perf_counter() - began, cpu_times()
@@ -132,6 +133,7 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> Finished:
             usage.ru_utime + usage.ru_stime,
             usage.ru_maxrss / 1024,
             busy,
+            started_at,
         )
 
 

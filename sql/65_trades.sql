@@ -76,8 +76,44 @@ BEGIN
 END;
 $$;
 
+-- deribit.black76_greeks' delta alone, as one expression: the same operations in the same order (so the same
+-- double) and the same domain (NULL where black76_greeks returns no row). A SQL function of one expression is
+-- inlined into the query that calls it, while black76_greeks' nested sub-selects run as a plan of their own for
+-- each row: most of deribit.option_trades' time went there. d1 is written out where it is used (an inlined
+-- function cannot name it): the arithmetic repeats, each result is the same.
+CREATE OR REPLACE FUNCTION deribit_ts.black76_delta(
+    option_type text, forward double precision, strike double precision, years double precision,
+    iv_pct double precision)
+RETURNS double precision
+IMMUTABLE PARALLEL SAFE
+LANGUAGE sql AS $$
+SELECT CASE
+    WHEN NOT coalesce(forward >= 1e-100 AND forward <= 1e100 AND strike >= 1e-100 AND strike <= 1e100
+                      AND lower(option_type) IN ('call', 'c', 'put', 'p')
+                      AND (years IS NULL OR years <= 1000) AND (iv_pct IS NULL OR iv_pct <= 1e6), false)
+        THEN NULL
+    -- live: sigma sqrt(T), formed in logs, above 1e-12
+    WHEN CASE WHEN years > 0 AND iv_pct > 0 AND years <= 1000 AND iv_pct <= 1e6
+              THEN ln(iv_pct) - ln(100::double precision) + 0.5 * ln(years) > ln(1e-12::double precision)
+              ELSE false END
+        THEN CASE WHEN (ln(forward) - ln(strike)) / exp(ln(iv_pct) - ln(100::double precision) + 0.5 * ln(years))
+                       + 0.5 * exp(ln(iv_pct) - ln(100::double precision) + 0.5 * ln(years)) > 20 THEN 1
+                  WHEN (ln(forward) - ln(strike)) / exp(ln(iv_pct) - ln(100::double precision) + 0.5 * ln(years))
+                       + 0.5 * exp(ln(iv_pct) - ln(100::double precision) + 0.5 * ln(years)) < -20 THEN 0
+                  ELSE 0.5 * erfc(-((ln(forward) - ln(strike))
+                                    / exp(ln(iv_pct) - ln(100::double precision) + 0.5 * ln(years))
+                                    + 0.5 * exp(ln(iv_pct) - ln(100::double precision) + 0.5 * ln(years)))
+                                  / sqrt(2.0)) END
+             - CASE WHEN lower(option_type) IN ('call', 'c') THEN 0 ELSE 1 END
+    WHEN lower(option_type) IN ('call', 'c') THEN (forward > strike)::int::double precision
+    ELSE -((forward < strike)::int)::double precision
+END
+$$;
+
 -- One row per option trade, with what its instrument says (currency, expiry, strike, type) and what follows from
--- the trade: time to expiry, log-moneyness against the index at the trade, Black-76 delta at the trade's IV.
+-- the trade: time to expiry, log-moneyness against the index at the trade, Black-76 delta at the trade's IV (as
+-- deribit.black76_greeks computes it, through deribit_ts.black76_delta: a lateral join of black76_greeks per trade
+-- took 2.5 times as long over a day of BTC options, docs/performance.md).
 CREATE OR REPLACE VIEW deribit.option_trades AS
 SELECT t.instrument_name,
        t.ts,
@@ -95,17 +131,17 @@ SELECT t.instrument_name,
        i.expiry,
        i.strike,
        i.option_type,
-       extract(epoch FROM i.expiry - t.ts)::double precision / 86400          AS days_to_expiry,
+       e.to_expiry_s / 86400                                                  AS days_to_expiry,
        CASE WHEN t.index_price > 0 AND i.strike > 0 THEN ln(i.strike / t.index_price) END AS log_moneyness,
-       g.delta,
+       CASE WHEN t.iv > 0 AND t.index_price > 0 AND i.strike > 0 AND i.expiry > t.ts
+            THEN deribit_ts.black76_delta(i.option_type, t.index_price, i.strike, e.to_expiry_s / (365 * 86400), t.iv)
+       END                                                                    AS delta,
        t.amount * t.index_price                                               AS usd_notional
   FROM deribit.trades t
   JOIN deribit.instruments i ON i.instrument_name = t.instrument_name AND i.kind = 'option'
-  LEFT JOIN LATERAL (
-      SELECT b.delta FROM deribit.black76_greeks(i.option_type, t.index_price, i.strike,
-                                                 extract(epoch FROM i.expiry - t.ts)::double precision / (365 * 86400),
-                                                 t.iv) b
-       WHERE t.iv > 0 AND t.index_price > 0 AND i.strike > 0 AND i.expiry > t.ts) g ON true;
+  -- once per trade (OFFSET 0 keeps it from being substituted into each use): extract(epoch ...) is numeric
+  -- arithmetic, the inlined delta names the time to expiry five times
+  CROSS JOIN LATERAL (SELECT extract(epoch FROM i.expiry - t.ts)::double precision AS to_expiry_s OFFSET 0) e;
 
 -- The daily smile from trades: one row per option and UTC day it traded, as far back as the tape goes.
 CREATE OR REPLACE VIEW deribit.trade_smile_1d AS

@@ -323,3 +323,49 @@ def test_a_round_near_expiry_is_written_whole(db) -> None:
             (ids,),
         ).fetchall()
     assert stored == [(0.0, 0.0, "sql"), (0.0, 0.0, "sql"), (0.0, 0.0, "sql"), (0.0, 0.0, "sql"), (1.0, 0.0, "sql")]
+
+
+def test_the_inlined_delta_equals_black76_greeks_delta_everywhere(conn) -> None:
+    """deribit_ts.black76_delta (what deribit.option_trades computes per trade) is black76_greeks' delta to the
+    bit, NULL where black76_greeks has no row, over the extreme grid and inputs outside the domain."""
+    outside = [
+        ("call", math.nan, 60000.0, 0.5, 50.0),
+        ("put", 60000.0, 60000.0, math.nan, 50.0),
+        ("call", 60000.0, 60000.0, 0.5, math.nan),
+        ("call", None, 60000.0, 0.5, 50.0),
+        ("x", 60000.0, 60000.0, 0.5, 50.0),
+        (None, 60000.0, 60000.0, 0.5, 50.0),
+        ("c", 0.0, 60000.0, 0.5, 50.0),
+        ("P", -1.0, 60000.0, 0.5, 50.0),
+        ("p", 60000.0, 1e-101, 0.5, 50.0),
+        ("CALL", 60000.0, 1e101, 0.5, 50.0),
+        ("call", 60000.0, 60000.0, 1000.5, 50.0),
+        ("call", 60000.0, 60000.0, 0.5, 1.5e6),
+        ("put", 60000.0, 60000.0, math.inf, 50.0),
+    ]
+    inputs = (
+        [
+            (kind, f, k, t, iv)
+            for kind in ("call", "put")
+            for f in GRID_FORWARDS
+            for k in GRID_FORWARDS
+            for t in GRID_YEARS
+            for iv in GRID_IVS
+        ]
+        + [("put", 60000.0, 60000.0, None, None)]
+        + outside
+    )  # (no time nor IV: the option's limit, a row)
+    unequal, nulls, total = conn.execute(
+        """SELECT count(*) FILTER (WHERE d.delta IS DISTINCT FROM g.delta),
+                  count(*) FILTER (WHERE d.delta IS NULL), count(*)
+             FROM unnest(%s::text[], %s::float8[], %s::float8[], %s::float8[], %s::float8[])
+                    WITH ORDINALITY AS t(kind, f, k, years, iv, n)
+            CROSS JOIN LATERAL (SELECT deribit_ts.black76_delta(t.kind, t.f, t.k, t.years, t.iv) AS delta) d
+             LEFT JOIN LATERAL deribit.black76_greeks(t.kind, t.f, t.k, t.years, t.iv) g ON true""",
+        [list(column) for column in zip(*inputs, strict=True)],
+    ).fetchone()
+    assert (unequal, total) == (0, len(inputs))
+    assert nulls == len(outside)
+    # inlined into the view: no function call per trade
+    plan = "\n".join(r[0] for r in conn.execute("EXPLAIN (VERBOSE) SELECT delta FROM deribit.option_trades"))
+    assert "black76" not in plan and "erfc" in plan, plan

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 
 
@@ -20,6 +21,10 @@ class Stats:
             self.http_status: Counter[str] = Counter()
             self.candles_served = 0
             self.bytes_sent = 0
+            # per method, when its first and last answer was sent (epoch seconds): a benchmark tells the span its
+            # requests were served in from the command's start-up and wind-down
+            self.first_at: dict[str, float] = {}
+            self.last_at: dict[str, float] = {}
 
     def record(
         self,
@@ -34,6 +39,8 @@ class Stats:
         with self._lock:
             self.requests += 1
             self.by_method[method] += 1
+            self.last_at[method] = time.time()
+            self.first_at.setdefault(method, self.last_at[method])
             self.http_status[str(status)] += 1
             if error_code is not None:
                 self.errors_by_code[str(error_code)] += 1
@@ -52,4 +59,6 @@ class Stats:
                 "http_status": dict(self.http_status),
                 "candles_served": self.candles_served,
                 "bytes_sent": self.bytes_sent,
+                "first_at_by_method": dict(self.first_at),
+                "last_at_by_method": dict(self.last_at),
             }
