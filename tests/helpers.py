@@ -58,27 +58,28 @@ def drop_database(server_dsn: str, name: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def backfill_candles(dsn: str, api_url: str, *selection: str, since: datetime, until: datetime, timeout: float) -> dict:
-    """`deribit-ts backfill candles SELECTION --since --until --json` against a simulator without the client's rate
-    limiter; asserts that it ended ok and returns its JSON summary."""
+def backfill(dsn: str, api_url: str, *args: str, env: dict | None = None, timeout: float = 600) -> dict:
+    """`deribit-ts backfill ARGS --json` against a simulator without the client's rate limiter (env adds to or
+    overrides that); asserts that it exited 0 and returns its JSON summary."""
     result = run_cli(
         "backfill",
-        "candles",
-        *selection,
-        "--since",
-        since.isoformat(),
-        "--until",
-        until.isoformat(),
+        *args,
         "--json",
         "--dsn",
         dsn,
         "--api-url",
         api_url,
-        env={"DERIBIT_TS_RATE_LIMIT_SCALE": "off"},
+        env={"DERIBIT_TS_RATE_LIMIT_SCALE": "off", **(env or {})},
         timeout=timeout,
     )
     assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+def backfill_candles(dsn: str, api_url: str, *selection: str, since: datetime, until: datetime, timeout: float) -> dict:
+    """`deribit-ts backfill candles SELECTION --since --until`, asserted to end ok (see backfill())."""
+    args = ("candles", *selection, "--since", since.isoformat(), "--until", until.isoformat())
+    summary = backfill(dsn, api_url, *args, timeout=timeout)
     assert summary["status"] == "ok", summary
     return summary
 

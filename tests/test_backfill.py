@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import psycopg
 import pytest
-from helpers import cli_command, clone_database, drop_database, run_cli
+from helpers import backfill, cli_command, clone_database, drop_database, run_cli
 
 from deribit_ts.sim import SimConfig, run_in_thread
 from deribit_ts.timeutil import HOUR_MS, MINUTE_MS, ceil_ms, from_ms, to_ms
@@ -36,12 +36,6 @@ def sim():
     # every expiry, and so every tier, with a fifth of the options of a quarter of the real-sized chain.
     with run_in_thread(SimConfig(now=NOW, rate_limit="off", strikes_per_expiry=2)) as handle:
         yield handle
-
-
-def backfill(dsn: str, url: str, *args: str, env: dict | None = None) -> dict:
-    result = run_cli("backfill", *args, "--json", "--dsn", dsn, "--api-url", url, env={**NO_LIMITER, **(env or {})})
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def stored_candles(dsn: str, name: str) -> list[tuple]:

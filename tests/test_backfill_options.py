@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from helpers import cli_command, run_cli
+from helpers import backfill, cli_command, run_cli
 
 from deribit_ts.ingest.options import TIERS
 from deribit_ts.sim import SimConfig, run_in_thread
@@ -30,12 +30,6 @@ THIN = 0.25  # a quarter of the real-sized chain (~200 BTC options live, more ex
 def sim():
     with run_in_thread(SimConfig(now=NOW, rate_limit="off", option_strike_density=THIN)) as handle:
         yield handle
-
-
-def backfill(dsn: str, url: str, *args: str) -> dict:
-    result = run_cli("backfill", *args, "--json", "--dsn", dsn, "--api-url", url, env=NO_LIMITER, timeout=600)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def tier_of(expiry: datetime) -> str:

@@ -12,6 +12,7 @@ import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 
+import helpers
 import psycopg
 import pytest
 from helpers import cli_command, run_cli
@@ -35,9 +36,7 @@ def sim():
 
 
 def backfill(dsn: str, url: str, *args: str) -> dict:
-    result = run_cli("backfill", "trades", *args, "--json", "--dsn", dsn, "--api-url", url, env=NO_LIMITER, timeout=600)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return helpers.backfill(dsn, url, "trades", *args)
 
 
 def truth(sim, names: list[str], since: datetime, until: datetime) -> list[tuple]:

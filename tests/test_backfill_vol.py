@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import pytest
-from helpers import cli_command, run_cli
+from helpers import backfill, cli_command, run_cli
 
 from deribit_ts.sim import SimConfig, SimMarket, run_in_thread
 from deribit_ts.timeutil import from_ms, to_ms
@@ -29,12 +29,6 @@ TRUTH = SimMarket(SimConfig(now=NOW, dvol_max_rows=10**8))
 def sim():
     with run_in_thread(SimConfig(now=NOW, rate_limit="off", dvol_max_rows=700)) as handle:
         yield handle
-
-
-def backfill(dsn: str, url: str, *args: str) -> dict:
-    result = run_cli("backfill", *args, "--json", "--dsn", dsn, "--api-url", url, env=NO_LIMITER, timeout=600)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def true_dvol(currency: str, since: datetime, until: datetime) -> list[tuple]:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from helpers import cli_command, run_cli
+from helpers import backfill, cli_command, run_cli
 
 from deribit_ts.ingest.backfill import BackfillRequest, run_backfill
 from deribit_ts.ingest.progress import Reporter, RichReporter
@@ -41,12 +41,6 @@ SELECT 'delivery', index_name, count(*) FROM deribit.delivery_prices GROUP BY 2
 UNION ALL
 SELECT 'trades', instrument_name, count(*) FROM deribit.trades GROUP BY 2
 """
-
-
-def backfill(dsn: str, url: str, *args: str) -> dict:
-    result = run_cli("backfill", *args, "--json", "--dsn", dsn, "--api-url", url, env=NO_LIMITER)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def coverage_rows(dsn: str) -> dict[tuple[str, str], int]:
