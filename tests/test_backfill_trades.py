@@ -31,7 +31,9 @@ COLUMNS = ", ".join(TRADES.columns)
 
 @pytest.fixture(scope="module")
 def sim():
-    with run_in_thread(SimConfig(now=NOW, rate_limit="off", option_strike_density=0.25)) as handle:
+    # Every expiry of the option chain, four strikes each: the option test backfills each listed option's trades
+    # (a task apiece), and what it checks holds for any number of them.
+    with run_in_thread(SimConfig(now=NOW, rate_limit="off", strikes_per_expiry=4)) as handle:
         yield handle
 
 
