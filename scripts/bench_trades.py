@@ -27,7 +27,11 @@ them on our cores). Figures depend on what else the machine runs: each line prin
                                              [--tsl-days N] [--no-tsl] [--latency-ms MS] [--now DATE]
 
 Without --dsn (or DERIBIT_TS_DSN) a private embedded cluster is started in a temporary home and stopped at the
-end. The exit status is 0 when (a) reaches its target, 1 otherwise (--quick judges nothing).
+end. The exit status is 0 when (a) reaches its target, 1 otherwise (--quick judges nothing). (a) is printed twice
+against the ceiling: the whole command (`share_of_ceiling`: its wall clock, with the start-up before the first trade
+request and the wind-down after the last, `phases`) and the fetch phase (`fetch_share_of_ceiling`: the trades over
+the span between the simulator's first and last answer to a trade request). The ceiling is a sustained rate, so the
+target is judged on the fetch phase; `whole_command_target_met` says whether the whole command reached it too.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ PAGE = 1000  # trades a request, Deribit's most
 REQUESTS_PER_S = 20  # Deribit's default allowance: 500 credits a request, 10,000 credits/s
 CEILING = PAGE * REQUESTS_PER_S
 TARGET_SHARE = 0.85
+BURST_REQUESTS = 90  # the limiter's pool: Deribit's 100 requests less its 10 % headroom (exchange/limiter.py)
 DAY_MS = 86_400_000
 TRADE_METHODS = ("get_last_trades_by_instrument_and_time", "get_last_trades_by_instrument")
 
@@ -145,13 +150,23 @@ def backfill(sim: SimHost, deployment: str, dsn: str, selection: list[str], sinc
     firsts = [served["first_at_by_method"][m] for m in TRADE_METHODS if m in served["first_at_by_method"]]
     lasts = [served["last_at_by_method"][m] for m in TRADE_METHODS if m in served["last_at_by_method"]]
     fetch_s = max(lasts) - min(firsts) if firsts else 0.0
+    # Deribit's pool (and the limiter's copy of it) fills from the command's first request: the set-up requests
+    # before the first trade request (instrument checks, the clock, a catalogue) bank up to a pool's worth of
+    # requests, which the fetch phase then spends above the sustained 20 a second. Not counted as the steady state.
+    setup = [at for m, at in served["first_at_by_method"].items() if m not in TRADE_METHODS and m != "get_instruments"]
+    banked = 0.0
+    if firsts and setup and min(setup) < min(firsts):
+        banked = min(BURST_REQUESTS, (min(firsts) - min(setup)) * REQUESTS_PER_S)
+    steady = requests - 1 - banked
     phases = {
         "start_s": round(min(firsts) - finished.started_at, 2) if firsts else None,
         "fetch_s": round(fetch_s, 2),
         "end_s": round(finished.started_at + finished.seconds - max(lasts), 2) if lasts else None,
         # requests after the first over the span between the first answer and the last: the steady state
         "fetch_requests_per_s": round((requests - 1) / fetch_s, 2) if fetch_s > 0 else None,
-        "fetch_trades_per_s": round(stored * (requests - 1) / requests / fetch_s) if fetch_s > 0 else None,
+        "banked_requests": round(banked, 1),
+        # the steady state: the requests the fetch phase got at the sustained rate (the banked ones left out)
+        "fetch_trades_per_s": round(stored * steady / requests / fetch_s) if fetch_s > 0 else None,
     }
     return {
         "command": " ".join(["deribit-ts", *command[1:-4]]),
@@ -441,7 +456,12 @@ def main() -> int:
             result["d_options"] = backfill(sim, "deribit", dsn, options, option_since, now)
             result["e_option_views"] = option_views(dsn, args.option_days, now)
     limited = result["a_limited"]
+    # Two rates against the ceiling, both printed: the whole command (start-up and wind-down included, a fixed
+    # second or three whatever the range) and the fetch phase (first to last trade request: the steady state the
+    # ceiling, a sustained rate, describes). The target is judged on the fetch phase.
     limited["share_of_ceiling"] = round(limited["trades_per_s"] / CEILING, 3)
+    fetch_rate = limited["phases"]["fetch_trades_per_s"]
+    limited["fetch_share_of_ceiling"] = None if fetch_rate is None else round(fetch_rate / CEILING, 3)
     result["a_ceiling_trades_per_s"] = CEILING
     result["b_tsl"] = None if args.no_tsl else tsl_compressed(args.tsl_days, perp_until)
     year = year_of_trades(now)
@@ -453,8 +473,12 @@ def main() -> int:
     d = result["d_options"]
     d["days"] = args.option_days
     d["year_extrapolated_s"] = round(d["seconds"] * 365 / args.option_days)
-    met = limited["share_of_ceiling"] >= TARGET_SHARE
+    met = (limited["fetch_share_of_ceiling"] or 0) >= TARGET_SHARE
     result["target_met"] = None if args.quick else met
+    result["target_judged_on"] = (
+        "a_limited.fetch_share_of_ceiling (the fetch phase; the whole command is share_of_ceiling)"
+    )
+    result["whole_command_target_met"] = None if args.quick else limited["share_of_ceiling"] >= TARGET_SHARE
     print(json.dumps(result, indent=None if args.json else 2))
     return 0 if args.quick or met else 1
 
