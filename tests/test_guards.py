@@ -8,7 +8,11 @@ wrong way, even one inside a function, fails here with the line that does it.
 from __future__ import annotations
 
 import ast
+import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,6 +115,41 @@ def test_only_the_cli_starts_the_simulator():
         imports = _imports(path, PACKAGE)
         users += [f"{module}:{line}" for line, target in imports if _within(target, "deribit_ts.sim")]
     assert not users, f"the simulator is a leaf that only the CLI starts; imported by: {users}"
+
+
+# The commands that never call the exchange: their modules must not load ccxt (every exchange it supports) or
+# aiohttp, ~1 s of CPU on each start. Import them where they are used. (`sim` serves with aiohttp: only `sim serve`
+# may load it, not `sim --help`.)
+NO_EXCHANGE_COMMANDS = ("db", "sim", "status", "coverage", "runs", "report", "export", "refresh", "backup")
+
+_PROBE = """
+import importlib, json, sys
+loaded = {}
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+    loaded[name] = sorted(m for m in ("ccxt", "aiohttp") if m in sys.modules)
+sys.argv = ["deribit-ts", "config"]
+from deribit_ts.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+loaded["deribit-ts config"] = sorted(m for m in ("ccxt", "aiohttp") if m in sys.modules)
+print(json.dumps(loaded))
+"""
+
+
+def test_commands_that_never_call_the_exchange_start_without_ccxt(tmp_path):
+    """In a fresh interpreter (this one has ccxt loaded already), each module in turn, then `deribit-ts config`."""
+    modules = [f"deribit_ts.cli.{name}" for name in NO_EXCHANGE_COMMANDS]
+    env = {**os.environ, "DERIBIT_TS_HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, *modules], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.splitlines()[-1])
+    heavy = {name: found for name, found in loaded.items() if found}
+    assert not heavy, f"loaded at import (import them where they are used): {heavy}"
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,14 @@
-"""Talking to Deribit: the REST client (ccxt underneath), its credit limiter and its errors."""
+"""Talking to Deribit: the REST client (ccxt underneath), its credit limiter and its errors.
 
-from deribit_ts.exchange.client import ClientStats, DeribitClient, Tally, current_tally
+The client's names load on first use: importing this package (as `deribit-ts config` does for the limiter's
+defaults) must not import ccxt and aiohttp, a second of CPU on every start of a command that never calls the
+exchange.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from deribit_ts.exchange.errors import (
     RETRYABLE_CODES,
     ExchangeError,
@@ -9,6 +17,11 @@ from deribit_ts.exchange.errors import (
     UnexpectedReplyError,
 )
 from deribit_ts.exchange.limiter import RATE_LIMIT_SCALE_ENV, CreditLimiter
+
+if TYPE_CHECKING:
+    from deribit_ts.exchange.client import ClientStats, DeribitClient, Tally, current_tally
+
+_CLIENT_NAMES = frozenset({"ClientStats", "DeribitClient", "Tally", "current_tally"})
 
 __all__ = [
     "RATE_LIMIT_SCALE_ENV",
@@ -23,3 +36,11 @@ __all__ = [
     "UnexpectedReplyError",
     "current_tally",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLIENT_NAMES:
+        from deribit_ts.exchange import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
