@@ -534,15 +534,17 @@ def test_a_frozen_leader_is_replaced_and_writes_nothing_more(new_db):
                 last_beat, first_run = conn.execute(
                     "SELECT beat_at, run_id FROM deribit_ts.collector_processes WHERE pid = %s", (first.pid,)
                 ).fetchone()
-            wait_for(lambda: (freshness(new_db, sim)["candles.perpetual"] or 1e9) < MAX_LAG_S, 30, "fresh candles")
+            # (these waits bound nothing: the takeover's time is asserted from the database's clock below, and
+            # on a loaded machine the new leader's catch-up takes real seconds)
+            wait_for(lambda: (freshness(new_db, sim)["candles.perpetual"] or 1e9) < MAX_LAG_S, 90, "fresh candles")
             sim_minutes(sim, 3)
         except AssertionError as failed:
             raise AssertionError(f"{failed}\n{lag_report(new_db, sim, first, second)}") from None
         finally:
             first.send_signal(signal.SIGCONT)
-        wait_for(lambda: roles(new_db).get(first.pid) == "standby", 40, "the old leader to stand by")
+        wait_for(lambda: roles(new_db).get(first.pid) == "standby", 90, "the old leader to stand by")
         sim_minutes(sim, 3)
-        wait_for(lambda: caught_up(new_db, sim), 30, "every dataset fresh")
+        wait_for(lambda: caught_up(new_db, sim), 90, "every dataset fresh")
         assert roles(new_db) == {first.pid: "standby", second.pid: "leader"}
         _, first_err = stop(first)
         _, second_err = stop(second)
