@@ -11,6 +11,9 @@ from deribit_ts.cli.common import DsnOption, JsonOption, database_dsn, settings
 from deribit_ts.db.connect import connect
 from deribit_ts.ingest import rollups, round_research, sanity
 
+# Each process is a whole interpreter (spawned); a bound keeps a typo from forking thousands.
+MAX_FIT_PROCESSES = 64
+
 
 def refresh(
     ctx: typer.Context,
@@ -35,7 +38,13 @@ def refresh(
     ] = 300.0,
     workers: Annotated[
         int,
-        typer.Option("--workers", min=1, help="Processes fitting the old rounds' SVI smiles (the fits are CPU-bound)."),
+        typer.Option(
+            "--workers",
+            min=1,
+            max=MAX_FIT_PROCESSES,
+            help="Processes fitting the old rounds' SVI smiles (the fits are CPU-bound: more than the machine's "
+            "cores gains nothing).",
+        ),
     ] = 1,
     as_json: JsonOption = False,
 ) -> None:
