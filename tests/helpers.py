@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import uuid
 from datetime import datetime
@@ -17,9 +23,74 @@ from psycopg import sql
 
 
 def run_cli(*args: str, env: dict[str, str | None] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run the installed `deribit-ts` console script as a user would (an env value of None unsets the variable)."""
+    """Run `deribit-ts` ARGS in a process of its own, as a user would (an env value of None unsets the variable).
+
+    The process is forked from a server that has the package and ccxt imported already (tests/cli_forkserver.py):
+    a second of CPU less per command line. DERIBIT_TS_TEST_FORKSERVER=0 starts the console script instead."""
     full_env = {key: value for key, value in {**os.environ, **(env or {})}.items() if value is not None}
-    return subprocess.run(cli_command(*args), capture_output=True, text=True, env=full_env, timeout=timeout)
+    if os.environ.get("DERIBIT_TS_TEST_FORKSERVER") == "0":
+        return subprocess.run(cli_command(*args), capture_output=True, text=True, env=full_env, timeout=timeout)
+    return _FORK_SERVER.run(cli_command(*args), full_env, timeout)
+
+
+class _ForkServer:
+    """The fork server of this test process, started on first use and ended with the process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen | None = None
+        self._dir = ""
+
+    def run(self, argv: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+        deadline = time.monotonic() + timeout
+        out_dir = tempfile.mkdtemp(prefix="cli-", dir=self._started())
+        try:
+            paths = {"stdout": os.path.join(out_dir, "out"), "stderr": os.path.join(out_dir, "err")}
+            request = {"argv": argv, "env": env, "cwd": os.getcwd(), **paths}
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.settimeout(30)
+                conn.connect(os.path.join(self._dir, "socket"))
+                conn.sendall(json.dumps(request).encode() + b"\n")
+                with conn.makefile("rb") as replies:
+                    pid = int(replies.readline())
+                    conn.settimeout(max(deadline - time.monotonic(), 0.01))
+                    try:
+                        code = int(replies.readline())
+                    except TimeoutError:
+                        with contextlib.suppress(ProcessLookupError):  # (it may have ended just now)
+                            os.kill(pid, signal.SIGKILL)  # as subprocess.run does at its timeout
+                        out, err = (Path(paths[name]).read_text() for name in ("stdout", "stderr"))
+                        raise subprocess.TimeoutExpired(argv, timeout, out, err) from None
+            out, err = (Path(paths[name]).read_text() for name in ("stdout", "stderr"))
+            return subprocess.CompletedProcess(argv, code, out, err)
+        finally:
+            shutil.rmtree(out_dir, ignore_errors=True)
+
+    def _started(self) -> str:
+        with self._lock:
+            if self._process is None or self._process.poll() is not None:
+                self._dir = tempfile.mkdtemp(prefix="deribit-ts-forkserver-")
+                script = str(Path(__file__).with_name("cli_forkserver.py"))
+                self._process = subprocess.Popen(
+                    [sys.executable, script, os.path.join(self._dir, "socket")],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                assert self._process.stdout is not None
+                ready = self._process.stdout.readline()
+                assert ready == "ready\n", f"the CLI fork server did not start: {ready!r}"
+                atexit.register(self._stop, self._process, self._dir)
+            return self._dir
+
+    @staticmethod
+    def _stop(process: subprocess.Popen, directory: str) -> None:
+        process.kill()
+        process.wait()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+_FORK_SERVER = _ForkServer()
 
 
 def cli_command(*args: str) -> list[str]:
