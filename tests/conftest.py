@@ -161,6 +161,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto` is a worker per core, but two per core for the developer loop (`-m "not slow"`): half of its time
+    is waiting (the simulator's latency, the rate limits under test, processes starting) that more workers
+    overlap. The long scenarios assert simulated time at 60x, so the whole suite keeps a core per worker."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") or config.getoption("markexpr") != "not slow":
+        return None  # xdist's own count
+    return 2 * len(os.sched_getaffinity(0))
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """`--dist loadscope`, with units of our own: a module's tests share one worker (its module-scoped fixtures
     are built once), the tsl tier shares one worker (one PGlite server), and each test marked slow is a unit of

@@ -841,6 +841,7 @@ def test_two_processes_on_one_host_share_deribits_limit(new_db):
         assert conn.execute("SELECT count(DISTINCT pid), sum(throttled) FROM deribit_ts.runs").fetchone() == (2, 0)
 
 
+@pytest.mark.slow
 def test_a_bounded_command_works_only_its_own_range_and_resume_finishes_the_rest(sim, new_db):
     """An earlier, interrupted plan (BTC-PERPETUAL from January, ETH-PERPETUAL too) is left waiting: a bounded
     `backfill candles` works only its two days (cutting the earlier tasks that straddle its bounds) and says what

@@ -85,6 +85,7 @@ def btc_options(sim) -> list[str]:
     return sorted(n for n in names if sim.market.trades(n, to_ms(SINCE), to_ms(UNTIL) - 1, limit=1))
 
 
+@pytest.mark.slow
 def test_option_trades_exact_and_rerun_changes_nothing(db: str, sim) -> None:
     summary = backfill(db, sim.url, "--currency", "BTC", "--kind", "option", "--since", "2024-02-28", "--until",
                        "2024-03-01T11:00")  # fmt: skip
@@ -166,6 +167,7 @@ def test_cascade_in_one_millisecond_survives_kill_9(fresh_db: str, sim) -> None:
     assert n >= 1500
 
 
+@pytest.mark.slow
 def test_windows_grow_to_full_pages_on_a_dense_instrument(fresh_db: str) -> None:
     """Requests are what the exchange limits: a perpetual's windows grow from an hour (a third of a page in the
     simulator) until each holds about 20 full pages, so its trades take about one request per 1,000."""

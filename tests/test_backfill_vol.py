@@ -130,6 +130,7 @@ def stored_deliveries(dsn: str, index_name: str) -> list[tuple]:
         ).fetchall()
 
 
+@pytest.mark.slow
 def test_delivery_prices_are_exact_over_many_pages_and_resume(sim, new_db):
     # Up to a past date first, then everything: the second run fetches only the newer deliveries.
     first = backfill(new_db, sim.url, "delivery", "--index", "btc_usd", "--until", "2022-01-01")

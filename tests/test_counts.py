@@ -145,6 +145,7 @@ def test_run_requests_agree_with_their_tasks_and_the_exchange(new_db):
     assert f"requests {served['requests']}" in text.splitlines()[0]
 
 
+@pytest.mark.slow
 def test_a_killed_runs_requests_are_not_zero(new_db):
     with run_in_thread(SimConfig(now=NOW, rate_limit="off", latency_ms=40)) as slow:
         args = [

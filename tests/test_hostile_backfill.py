@@ -43,6 +43,7 @@ def one_line(result) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_bad_candles_fail_their_windows_and_every_other_window_is_stored(sim, new_db):
     """Three windows spoiled three ways (two 1e308 highs, a string close, a raw NaN): three tasks fail with the
     exchange's words, the rest complete, no price beyond the bound is stored, ohlcv_1h refreshes."""

@@ -15,6 +15,7 @@ from deribit_ts.sim import SimConfig, run_in_thread
 LINE = re.compile(r"^deribit-ts: candles: [\d,]+/[\d,]+ tasks, \d+/\d+ keys, [\d,]+ rows, [\d,]+ rows/s, ETA \S+$")
 
 
+@pytest.mark.slow
 def test_a_redirected_backfill_reports_progress_in_plain_lines(new_db):
     # 300 ms per answer: a run of a few seconds, as a long backfill looks to someone tailing its log.
     config = SimConfig(now=datetime(2024, 3, 1, tzinfo=UTC), rate_limit="off", latency_ms=300)

@@ -353,6 +353,7 @@ def test_every_rollup_counts_its_candles_in_bigint(conn):
 NOW = datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
 
 
+@pytest.mark.slow
 def test_a_backfill_ends_with_rollups_equal_to_its_candles_even_after_a_killed_run(new_db, conn):
     """A run killed before its refresh leaves marks committed with its windows; the next run's refresh
     includes them, and its revisions of the unsettled tail too."""
