@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
+import socket
 import subprocess
 import time
+import urllib.parse
 
 import pytest
 from helpers import run_cli
@@ -13,13 +14,13 @@ from helpers import run_cli
 
 def both(*args: str, env: dict[str, str | None] | None = None) -> tuple:
     """(forked, console script) results of one command line, as (exit status, stdout, stderr)."""
-    forked = run_cli(*args, env=env)
-    os.environ["DERIBIT_TS_TEST_FORKSERVER"] = "0"
-    try:
-        started = run_cli(*args, env=env)
-    finally:
-        del os.environ["DERIBIT_TS_TEST_FORKSERVER"]
-    return (forked.returncode, forked.stdout, forked.stderr), (started.returncode, started.stdout, started.stderr)
+    results = []
+    for way in ("1", "0"):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("DERIBIT_TS_TEST_FORKSERVER", way)
+            result = run_cli(*args, env=env)
+        results.append((result.returncode, result.stdout, result.stderr))
+    return tuple(results)
 
 
 @pytest.mark.parametrize(
@@ -45,9 +46,19 @@ def test_the_environment_is_the_requests_own(tmp_path):
     assert shown["api_url"] == "https://www.deribit.com"
 
 
-def test_a_command_past_its_timeout_is_killed():
+def test_a_command_past_its_timeout_is_killed(monkeypatch):
+    monkeypatch.setenv("DERIBIT_TS_TEST_FORKSERVER", "1")
     started = time.monotonic()
     with pytest.raises(subprocess.TimeoutExpired) as raised:
         run_cli("sim", "serve", "--port", "0", timeout=2)
     assert time.monotonic() - started < 30
-    assert "127.0.0.1" in (raised.value.output or "")  # what it printed before the timeout is kept
+    url = urllib.parse.urlsplit((raised.value.output or "").strip())  # what it printed before the timeout is kept
+    assert url.hostname == "127.0.0.1", raised.value.output
+    deadline = time.monotonic() + 10
+    while True:  # the server it started is gone with it
+        try:
+            socket.create_connection((url.hostname, url.port), timeout=1).close()
+        except OSError:
+            break
+        assert time.monotonic() < deadline, "the command still serves after its timeout"
+        time.sleep(0.1)
