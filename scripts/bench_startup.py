@@ -14,20 +14,15 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from benchlib import free_port
+
 HERE = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _run(tree: Path, args: list[str], home: str) -> tuple[float, float, int]:
@@ -47,7 +42,7 @@ def main() -> None:
     parser.add_argument("--dsn", required=True, help="a migrated database (coverage, backfill instruments)")
     parser.add_argument("-n", type=int, default=5, help="repetitions of each command per tree")
     opts = parser.parse_args()
-    port = _free_port()
+    port = free_port()
     home = f"/tmp/bench-startup-{os.getpid()}"
     sim = subprocess.Popen(
         [sys.executable, "-m", "deribit_ts", "sim", "serve", "--port", str(port), "--now", "2024-03-01"],

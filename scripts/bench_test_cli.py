@@ -13,30 +13,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import socket
 import statistics
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from benchlib import free_port, machine  # noqa: E402
 from helpers import run_cli  # noqa: E402  (the tests' own helper, measured as the tests use it)
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # closed again when the socket is
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=5, help="runs of each command line each way")
     runs = parser.parse_args().n
-    port = _closed_port()
+    port = free_port()  # nothing listens there: the commands fail against it
     nowhere = f"postgresql://nobody@127.0.0.1:{port}/none"
     command_lines = [
         ["--version"],
@@ -44,7 +36,7 @@ def main() -> None:
         ["backfill", "candles", "--dsn", nowhere, "--api-url", f"http://127.0.0.1:{port}"],
         ["status", "--dsn", nowhere],
     ]
-    print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} cores")
+    print(", ".join(machine().values()))
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     run_cli("--version")  # the fork server starts on first use: not part of any figure
     print(f"{'command line':24} {'forked':>8} {'console script':>15}")

@@ -59,12 +59,15 @@ class _ForkServer:
                     except TimeoutError:
                         with contextlib.suppress(ProcessLookupError):  # (it may have ended just now)
                             os.kill(pid, signal.SIGKILL)  # as subprocess.run does at its timeout
-                        out, err = (Path(paths[name]).read_text() for name in ("stdout", "stderr"))
-                        raise subprocess.TimeoutExpired(argv, timeout, out, err) from None
-            out, err = (Path(paths[name]).read_text() for name in ("stdout", "stderr"))
-            return subprocess.CompletedProcess(argv, code, out, err)
+                        raise subprocess.TimeoutExpired(argv, timeout, *self._outputs(paths)) from None
+            return subprocess.CompletedProcess(argv, code, *self._outputs(paths))
         finally:
             shutil.rmtree(out_dir, ignore_errors=True)
+
+    @staticmethod
+    def _outputs(paths: dict[str, str]) -> tuple[str, str]:
+        """What the command wrote to stdout and stderr."""
+        return Path(paths["stdout"]).read_text(), Path(paths["stderr"]).read_text()
 
     def _started(self) -> str:
         with self._lock:
