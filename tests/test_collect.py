@@ -514,10 +514,12 @@ def test_options_that_traded_get_their_candles_within_5_minutes(new_db):
 
 @pytest.mark.slow
 def test_a_frozen_leader_is_replaced_and_writes_nothing_more(new_db):
-    """SIGSTOP the leader with a standby running: the standby takes over within the lease (10 s here; 30 s by
+    """SIGSTOP the leader with a standby running: the standby takes over within the lease (15 s here; 30 s by
     default) and a poll of the frozen leader's last heartbeat, well within 60 s; collection goes on. SIGCONT: the
-    old leader commits nothing more (its epoch is over) and stands by; one leader; every row equals the market."""
-    env = {"DERIBIT_TS_LEADER_LEASE_S": "10", "DERIBIT_TS_COLLECT_SUMMARY_S": "5"}
+    old leader commits nothing more (its epoch is over) and stands by; one leader; every row equals the market.
+    Until the freeze the working leader keeps its lease on a loaded machine too (beats every 5 s, and nothing
+    else runs on the lock connection: the summary line every 5 s here has a connection of its own)."""
+    env = {"DERIBIT_TS_LEADER_LEASE_S": "15", "DERIBIT_TS_COLLECT_SUMMARY_S": "5"}
     with run_in_thread(sim_config()) as sim:
         first = start_collector(new_db, sim.url, env=env)
         second = None
@@ -528,9 +530,16 @@ def test_a_frozen_leader_is_replaced_and_writes_nothing_more(new_db):
             wait_for(lambda: roles(new_db) == {first.pid: "leader", second.pid: "standby"}, 90, "a standby")
             sim_minutes(sim, 3)
             first.send_signal(signal.SIGSTOP)
+            with psycopg.connect(new_db) as conn:
+                frozen_epoch, holder = conn.execute("SELECT epoch, holder FROM deribit_ts.collector_lease").fetchone()
+                (first_id,) = conn.execute(
+                    "SELECT process_id FROM deribit_ts.collector_processes WHERE pid = %s", (first.pid,)
+                ).fetchone()
+            assert holder == first_id, f"a working leader lost its lease before the freeze: {holder} leads"
             wait_for(lambda: (leader(new_db) or (0,))[0] == second.pid, 60, "the standby to take over")
             with psycopg.connect(new_db) as conn:
                 epoch, taken_at = conn.execute("SELECT epoch, taken_at FROM deribit_ts.collector_lease").fetchone()
+                assert epoch == frozen_epoch + 1, (frozen_epoch, epoch)
                 last_beat, first_run = conn.execute(
                     "SELECT beat_at, run_id FROM deribit_ts.collector_processes WHERE pid = %s", (first.pid,)
                 ).fetchone()
@@ -564,6 +573,40 @@ def test_a_frozen_leader_is_replaced_and_writes_nothing_more(new_db):
         ).fetchone()[0]
         assert conn.execute("SELECT epoch FROM deribit_ts.collector_lease").fetchone()[0] == epoch
     assert late == 0
+
+
+@pytest.mark.slow
+def test_a_leader_beats_on_time_while_its_summary_query_waits(new_db):
+    """The heartbeat is the lease: a leader that works must keep beating every HEARTBEAT_S (5 s) however long its
+    other queries take. Here the lag query of the summary line (every second) waits 20 s on a lock held on the
+    catalogue; the beats go on meanwhile. (On the lock connection, the summary delayed every beat by up to 10 s,
+    and a standby took over a working leader on a loaded machine.)"""
+    env = {"DERIBIT_TS_COLLECT_SUMMARY_S": "1"}
+    with run_in_thread(sim_config()) as sim:
+        collector = start_collector(new_db, sim.url, env=env)
+        try:
+            wait_for(lambda: collecting(new_db), 60, "the collector to collect")
+            oldest = 0.0
+            with psycopg.connect(new_db) as holder, psycopg.connect(new_db, autocommit=True) as probe:
+                holder.execute("LOCK TABLE deribit.instruments IN ACCESS EXCLUSIVE MODE")
+                until = time.monotonic() + 20
+                while time.monotonic() < until:
+                    (beat_age,) = probe.execute(
+                        "SELECT extract(epoch FROM now() - beat_at)::float8 FROM deribit_ts.collector_processes"
+                        " WHERE pid = %s",
+                        (collector.pid,),
+                    ).fetchone()
+                    oldest = max(oldest, beat_age)
+                    time.sleep(0.5)
+                waiting = probe.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'deribit-ts collect%%'"
+                    " AND wait_event_type = 'Lock'"
+                ).fetchone()[0]
+            assert waiting > 0, "nothing of the collector waited on the lock: the test proves nothing"
+            assert oldest < 9, f"the heartbeat was {oldest:.1f} s old while the summary's query waited"
+        finally:
+            _, err = stop(collector, timeout_s=60)
+    assert "Traceback" not in err, err
 
 
 def test_a_takeover_ends_the_open_transactions_of_the_frozen_leader_and_only_those(new_db):

@@ -302,14 +302,19 @@ class Leader:
         """Beat and collect until stopped; raises what ended the leadership otherwise (a lost connection)."""
         heart = asyncio.create_task(self._heartbeat())
         work = asyncio.create_task(self._lead(control))
-        done, _ = await asyncio.wait({heart, work}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (heart, work):
-            if task not in done:
-                if task is work:
-                    await self._wind_down(work)
-                else:
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
+        summaries = asyncio.create_task(self._summaries())
+        try:
+            done, _ = await asyncio.wait({heart, work}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (heart, work):
+                if task not in done:
+                    if task is work:
+                        await self._wind_down(work)
+                    else:
+                        task.cancel()
+                        await asyncio.gather(task, return_exceptions=True)
+        finally:
+            summaries.cancel()
+            await asyncio.gather(summaries, return_exceptions=True)
         for task in done:
             task.result()  # raises what ended it (a lost database connection)
 
@@ -317,14 +322,14 @@ class Leader:
         current = sum(self.engine.reporter.written.values()) if self.engine is not None else 0
         return self.rows_before + current
 
-    async def _summary(self, since: Totals) -> Totals:
+    async def _summary(self, conn: AsyncConnection | None, since: Totals) -> Totals:
         """Log one line on how collecting goes; return the totals the next line counts from."""
         now = Totals.of(self)
         lags = []
-        if self.clock.samples:
+        if self.clock.samples and conn is not None:
             with contextlib.suppress(psycopg.Error, TimeoutError):
                 cur = await asyncio.wait_for(
-                    self.lead.conn.execute(
+                    conn.execute(
                         query("collect", "lags"),
                         {"now": self.clock.now(), "currencies": self.s.currencies, "kinds": self.s.kinds},
                     ),
@@ -353,15 +358,9 @@ class Leader:
             await asyncio.gather(work, return_exceptions=True)
 
     async def _heartbeat(self) -> None:
-        """Beat every HEARTBEAT_S until stopped; raises when the lock connection is gone (leadership lost). Every
-        DERIBIT_TS_COLLECT_SUMMARY_S, one line: the lag of each dataset, rows written and requests sent."""
-        loop = asyncio.get_running_loop()
-        every = env_int(SUMMARY_ENV, DEFAULT_SUMMARY_S, minimum=1)
-        next_summary, since = loop.time() + every, Totals.of(self)
+        """Beat every HEARTBEAT_S until stopped; raises when the lock connection is gone (leadership lost). Nothing
+        else runs on the lock connection or in this loop: a slow query must never age the lease."""
         while not self.stop.is_set():
-            if loop.time() >= next_summary:
-                since = await self._summary(since)
-                next_summary = loop.time() + every
             exchange_now = self.clock.now() if self.clock.samples else None
             error, self.error = self.error, None
             try:
@@ -375,6 +374,26 @@ class Leader:
             elif self.state == "collecting":
                 self.health.success()
             await self.stop.sleep(HEARTBEAT_S)
+
+    async def _summaries(self) -> None:
+        """Every DERIBIT_TS_COLLECT_SUMMARY_S, one line: the lag of each dataset, rows written and requests sent.
+        Its query runs on a connection of its own: on the lock connection it would delay the heartbeat, and a
+        lag query slowed by a busy server would let a standby take over a leader that is working."""
+        every = env_int(SUMMARY_ENV, DEFAULT_SUMMARY_S, minimum=1)
+        since = Totals.of(self)
+        conn: AsyncConnection | None = None
+        try:
+            while not self.stop.is_set() and not self.ending.is_set():
+                await self.stop.sleep(every)
+                if self.stop.is_set() or self.ending.is_set():
+                    return
+                if conn is None or conn.closed:
+                    with contextlib.suppress(psycopg.Error, DatabaseUnavailable, TimeoutError):
+                        conn = await connect_async(self.dsn, application_name=application_name())
+                since = await self._summary(conn, since)
+        finally:
+            if conn is not None:
+                await conn.close()
 
     async def _lead(self, control: AsyncConnection) -> None:
         """Collect; an exchange outage pauses collecting (still leading) until the exchange answers."""
