@@ -15,7 +15,6 @@ commits atomically with its coverage), the run is closed, the heartbeat says 'st
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -322,20 +321,22 @@ class Leader:
         current = sum(self.engine.reporter.written.values()) if self.engine is not None else 0
         return self.rows_before + current
 
-    async def _summary(self, conn: AsyncConnection | None, since: Totals) -> Totals:
+    async def _lags(self, conn: AsyncConnection) -> list[str]:
+        """The lag of each dataset collected, as the summary line prints them."""
+        if not self.clock.samples:
+            return []
+        cur = await asyncio.wait_for(
+            conn.execute(
+                query("collect", "lags"),
+                {"now": self.clock.now(), "currencies": self.s.currencies, "kinds": self.s.kinds},
+            ),
+            BEAT_TIMEOUT_S,
+        )
+        return [f"{d} {age(lag)}" for d, lag in await cur.fetchall()]
+
+    def _summary(self, lags: list[str], since: Totals) -> Totals:
         """Log one line on how collecting goes; return the totals the next line counts from."""
         now = Totals.of(self)
-        lags = []
-        if self.clock.samples and conn is not None:
-            with contextlib.suppress(psycopg.Error, TimeoutError):
-                cur = await asyncio.wait_for(
-                    conn.execute(
-                        query("collect", "lags"),
-                        {"now": self.clock.now(), "currencies": self.s.currencies, "kinds": self.s.kinds},
-                    ),
-                    BEAT_TIMEOUT_S,
-                )
-                lags = [f"{d} {age(lag)}" for d, lag in await cur.fetchall()]
         log.info(
             "%s: %s rows written, %s requests in %s; lag %s",
             self.state,
@@ -387,10 +388,16 @@ class Leader:
                 await self.stop.sleep(every)
                 if self.stop.is_set() or self.ending.is_set():
                     return
-                if conn is None or conn.closed:
-                    with contextlib.suppress(psycopg.Error, DatabaseUnavailable, TimeoutError):
+                try:
+                    if conn is None:
                         conn = await connect_async(self.dsn, application_name=application_name())
-                since = await self._summary(conn, since)
+                    lags = await self._lags(conn)
+                except (psycopg.Error, DatabaseUnavailable, TimeoutError):
+                    lags = []  # the line says "lag unknown"; a new connection next time (a timed-out one may be busy)
+                    if conn is not None:
+                        await conn.close()
+                    conn = None
+                since = self._summary(lags, since)
         finally:
             if conn is not None:
                 await conn.close()
