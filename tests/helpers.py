@@ -105,7 +105,7 @@ def cli_command(*args: str) -> list[str]:
 def create_database(server_dsn: str, label: str) -> str:
     name = f"test_{label}_{uuid.uuid4().hex[:8]}".lower()
     with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}{}").format(sql.Identifier(name), sql.SQL(_copy_strategy(conn))))
     return name
 
 
@@ -114,9 +114,11 @@ def clone_database(server_dsn: str, template: str, label: str, timeout_s: float 
     template meanwhile: retried briefly, because a server whose background workers visit every database
     (TimescaleDB's job scheduler on the Community edition) may hold it open for a moment."""
     name = f"test_{label}_{uuid.uuid4().hex[:8]}".lower()
-    statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
     deadline = time.monotonic() + timeout_s
     with psycopg.connect(server_dsn, autocommit=True) as conn:
+        statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}{}").format(
+            sql.Identifier(name), sql.Identifier(template), sql.SQL(_copy_strategy(conn))
+        )
         while True:
             try:
                 conn.execute(statement)
@@ -125,6 +127,14 @@ def clone_database(server_dsn: str, template: str, label: str, timeout_s: float 
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+
+
+def _copy_strategy(conn: psycopg.Connection) -> str:
+    """Copy a template's files when the server does not fsync them (the suite's own cluster): some 0.03 s of CPU a
+    clone, against 0.4 s for PostgreSQL 15's default of writing every page of it through the WAL."""
+    if conn.info.server_version < 150000 or conn.execute("SHOW fsync").fetchone()[0] != "off":
+        return ""
+    return " STRATEGY FILE_COPY"
 
 
 def drop_database(server_dsn: str, name: str) -> None:
