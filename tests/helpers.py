@@ -130,8 +130,8 @@ def clone_database(server_dsn: str, template: str, label: str, timeout_s: float 
 
 
 def _copy_strategy(conn: psycopg.Connection) -> str:
-    """Copy a template's files when the server does not fsync them (the suite's own cluster): some 0.03 s of CPU a
-    clone, against 0.4 s for PostgreSQL 15's default of writing every page of it through the WAL."""
+    """Copy a template's files when the server does not fsync them (the suite's own cluster): about 0.05 s of CPU
+    a clone and its drop, against 0.45 s with PostgreSQL 15's default of writing every page through the WAL."""
     if conn.info.server_version < 150000 or conn.execute("SHOW fsync").fetchone()[0] != "off":
         return ""
     return " STRATEGY FILE_COPY"
