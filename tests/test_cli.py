@@ -122,6 +122,23 @@ def test_config_shows_every_setting_and_refuses_bad_numbers(tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "fragment"),
+    [
+        ("DERIBIT_TS_LEADER_LEASE_S", "7", "out of range: give a whole number from 10 to 3600"),
+        ("DERIBIT_TS_LEADER_LEASE_S", "soon", "is not a whole number"),
+        ("DERIBIT_TS_COLLECT_SUMMARY_S", "0", "out of range"),
+    ],
+)
+def test_collect_refuses_a_bad_lease_or_summary_period_before_it_starts(variable, value, fragment):
+    """Both are read while collecting (a standby's check of the leader, the summary line): a bad value is refused
+    at start, before the database or the exchange is asked anything (an unreachable one would be named instead).
+    A lease under two heartbeats (10 s) would depose a working leader for one slow beat."""
+    result = run_cli("collect", "--dsn", UNREACHABLE, "--api-url", "http://127.0.0.1:1", env={variable: value})
+    assert_one_line_failure(result, f"{variable}='{value}'", fragment)
+    assert result.returncode == 2
+
+
 @pytest.mark.parametrize("command", [("db", "up"), ("db", "status"), ("config",)])
 def test_unusable_home_is_one_line(tmp_path, command):
     not_a_directory = tmp_path / "file"

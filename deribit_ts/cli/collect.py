@@ -10,7 +10,7 @@ import typer
 
 from deribit_ts import validate
 from deribit_ts.cli.common import ApiUrlOption, DsnOption, HistoryUrlOption, database_dsn, settings
-from deribit_ts.collect.collector import CollectSettings, run_collector
+from deribit_ts.collect.collector import CollectSettings, check_environment, run_collector
 from deribit_ts.db.migrate import apply_all
 from deribit_ts.errors import UserError
 
@@ -121,6 +121,7 @@ def register(app: typer.Typer) -> None:
             workers=workers,
         )
         request.since = validate.timestamp(since, "--since")
+        check_environment()
         s = settings(ctx, dsn, api_url, history_url)
         target = database_dsn(s)
         apply_all(target)

@@ -37,6 +37,7 @@ from deribit_ts.collect.leader import (
     LeadershipLost,
     application_name,
     fenced,
+    lease_s,
     this_process_id,
 )
 from deribit_ts.collect.status import age
@@ -128,6 +129,14 @@ class Stop:
             await asyncio.wait_for(self.event.wait(), max(0.0, seconds))
         except TimeoutError:
             pass
+
+
+def check_environment() -> None:
+    """Refuse a bad DERIBIT_TS_LEADER_LEASE_S or DERIBIT_TS_COLLECT_SUMMARY_S in one line at start: they are read
+    while collecting (a standby's check of the leader, the summary task), where a bad value would stop a standby
+    or silence the summary hours later."""
+    lease_s()
+    env_int(SUMMARY_ENV, DEFAULT_SUMMARY_S, minimum=1)
 
 
 async def run_collector(

@@ -62,9 +62,12 @@ class LeadershipLost(Exception):
     """Another process took the leadership over (this one's heartbeat was older than the lease)."""
 
 
+MIN_LEASE_S = 10  # two heartbeats (collector.HEARTBEAT_S): a leader is never deposed for one slow beat
+
+
 def lease_s() -> int:
-    """The lease in whole seconds (at least two heartbeats: a leader is never deposed for one slow beat)."""
-    return env_int(LEASE_ENV, DEFAULT_LEASE_S, minimum=5, maximum=3600)
+    """The lease in whole seconds, DERIBIT_TS_LEADER_LEASE_S (10-3600)."""
+    return env_int(LEASE_ENV, DEFAULT_LEASE_S, minimum=MIN_LEASE_S, maximum=3600)
 
 
 def fenced(exc: BaseException) -> bool:
