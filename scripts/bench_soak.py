@@ -342,7 +342,7 @@ def main() -> int:  # noqa: PLR0915 (one scenario, read top to bottom)
     parser.add_argument(
         "--report-h", type=float, default=24.0, help="simulated hours between reports of the tables' rows and bytes"
     )
-    parser.add_argument("--lease-s", type=int, default=LEASE_S, help="the leader's lease (at least 5 s)")
+    parser.add_argument("--lease-s", type=int, default=LEASE_S, help="the leader's lease (at least 10 s)")
     parser.add_argument(
         "--stop-s", type=float, default=None, help="real seconds the leader stays stopped (default: lease + 20 s)"
     )
