@@ -19,7 +19,7 @@ SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "bench_soak.py"
 
 @pytest.mark.slow
 def test_a_short_soak_keeps_bookkeeping_flat_and_data_equal():
-    argv = [sys.executable, str(SCRIPT), "--days", "0.02", "--speed", "60", "--lease-s", "5", "--stop-s", "8"]
+    argv = [sys.executable, str(SCRIPT), "--days", "0.02", "--speed", "60", "--lease-s", "10", "--stop-s", "13"]
     argv += ["--outage-s", "2", "--sample-s", "2", "--report-h", "0.1", "--settle-s", "90", "--summary"]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=400)
     lines = [line for line in result.stdout.splitlines() if line.startswith("summary ")]
