@@ -181,6 +181,11 @@ def leader(dsn: str) -> tuple[int, str] | None:
         return conn.execute("SELECT pid, state FROM deribit_ts.collector_status WHERE holds_lock").fetchone()
 
 
+def lease_epoch(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT epoch FROM deribit_ts.collector_lease").fetchone()[0]
+
+
 def conn_rows(dsn: str, query: str) -> list[tuple]:
     with psycopg.connect(dsn) as conn:
         return conn.execute(query).fetchall()
@@ -536,7 +541,12 @@ def test_a_frozen_leader_is_replaced_and_writes_nothing_more(new_db):
                     "SELECT process_id FROM deribit_ts.collector_processes WHERE pid = %s", (first.pid,)
                 ).fetchone()
             assert holder == first_id, f"a working leader lost its lease before the freeze: {holder} leads"
-            wait_for(lambda: (leader(new_db) or (0,))[0] == second.pid, 60, "the standby to take over")
+            # the standby takes the lock, then the lease (a new epoch): wait for both, or taken_at is the old epoch's
+            wait_for(
+                lambda: (leader(new_db) or (0,))[0] == second.pid and lease_epoch(new_db) > frozen_epoch,
+                60,
+                "the standby to take over",
+            )
             with psycopg.connect(new_db) as conn:
                 epoch, taken_at = conn.execute("SELECT epoch, taken_at FROM deribit_ts.collector_lease").fetchone()
                 assert epoch == frozen_epoch + 1, (frozen_epoch, epoch)
