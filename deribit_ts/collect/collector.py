@@ -131,12 +131,17 @@ class Stop:
             pass
 
 
+def summary_s() -> int:
+    """Real seconds between the leader's summary lines, DERIBIT_TS_COLLECT_SUMMARY_S."""
+    return env_int(SUMMARY_ENV, DEFAULT_SUMMARY_S, minimum=1)
+
+
 def check_environment() -> None:
     """Refuse a bad DERIBIT_TS_LEADER_LEASE_S or DERIBIT_TS_COLLECT_SUMMARY_S in one line at start: they are read
     while collecting (a standby's check of the leader, the summary task), where a bad value would stop a standby
     or silence the summary hours later."""
     lease_s()
-    env_int(SUMMARY_ENV, DEFAULT_SUMMARY_S, minimum=1)
+    summary_s()
 
 
 async def run_collector(
@@ -389,13 +394,13 @@ class Leader:
         """Every DERIBIT_TS_COLLECT_SUMMARY_S, one line: the lag of each dataset, rows written and requests sent.
         Its query runs on a connection of its own: on the lock connection it would delay the heartbeat, and a
         lag query slowed by a busy server would let a standby take over a leader that is working."""
-        every = env_int(SUMMARY_ENV, DEFAULT_SUMMARY_S, minimum=1)
+        every = summary_s()
         since = Totals.of(self)
         conn: AsyncConnection | None = None
         try:
-            while not self.stop.is_set() and not self.ending.is_set():
+            while True:
                 await self.stop.sleep(every)
-                if self.stop.is_set() or self.ending.is_set():
+                if self._ended():
                     return
                 try:
                     if conn is None:
