@@ -23,6 +23,7 @@ import psycopg
 import pytest
 from helpers import backfill, cli_command, clone_database, drop_database, run_cli
 
+from deribit_ts.db.connect import server_reason
 from deribit_ts.sim import SimConfig, run_in_thread
 from deribit_ts.timeutil import HOUR_MS, MINUTE_MS, ceil_ms, from_ms, to_ms
 
@@ -520,6 +521,20 @@ def test_lost_database_connection_fails_in_one_line_and_resumes_exactly(new_db):
     assert len(lines) == 1 and "lost the database connection" in lines[0] and "re-run" in lines[0], first.stderr
     with psycopg.connect(new_db) as conn:
         assert conn.execute("SELECT count(*) FROM deribit_ts.tasks WHERE state <> 'done'").fetchone() == (0,)
+
+
+def test_a_server_error_is_told_without_its_context(db):
+    """A connection terminated inside a PL/pgSQL function carries the whole call chain and statement as CONTEXT:
+    quoted in full, it pushed "re-run the same command" off the end of the one-line error."""
+    statement = "SELECT " + " + ".join(["1"] * 400)
+    with psycopg.connect(db, autocommit=True) as conn, pytest.raises(psycopg.Error) as caught:
+        conn.execute(
+            f"""DO $$ BEGIN PERFORM ({statement});
+                   RAISE EXCEPTION 'terminating connection' USING DETAIL = 'the detail'; END $$"""
+        )
+    assert "CONTEXT" in str(caught.value) or "PL/pgSQL" in str(caught.value)
+    assert server_reason(caught.value) == "terminating connection (the detail)"
+    assert server_reason(psycopg.OperationalError("server closed\n\tthe connection")) == "server closed the connection"
 
 
 @pytest.mark.slow

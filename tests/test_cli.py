@@ -161,3 +161,14 @@ def test_bad_cli_input_is_one_line_with_where_to_look(tmp_path, args, fragment):
     result = run_cli(*args, env={"DERIBIT_TS_HOME": str(tmp_path)})
     assert result.returncode == 2
     assert_one_line_failure(result, "deribit-ts: error: ", fragment, "--help`)")
+
+
+def test_a_long_error_loses_its_middle_never_what_to_do():
+    from deribit_ts.cli import ERROR_LINE_MAX_CHARS, one_line
+
+    message = "lost the database connection: " + "x " * 2000 + "(re-run the same command to resume)"
+    line = one_line(message)
+    assert line.startswith("lost the database connection: x x")
+    assert line.endswith("(re-run the same command to resume)")
+    assert "characters cut" in line and len(line) < ERROR_LINE_MAX_CHARS + 40
+    assert one_line("short\n\tmessage") == "short message"

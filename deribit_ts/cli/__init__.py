@@ -237,6 +237,7 @@ def _failed(exc: Exception) -> int:
 
 
 ERROR_LINE_MAX_CHARS = 500  # an error line quotes input: cut what it echoes
+ERROR_LINE_KEPT_END = 160  # what to do comes last in every message: a cut keeps it
 
 
 def _error(message: str) -> None:
@@ -244,10 +245,17 @@ def _error(message: str) -> None:
 
 
 def _say(message: str) -> None:
+    typer.echo(f"deribit-ts: {one_line(message)}", err=True)
+
+
+def one_line(message: str) -> str:
+    """A message as one printable line, its password masked, at most about ERROR_LINE_MAX_CHARS: a longer one loses
+    its middle (the input it quotes), never its end (what to do)."""
     line = printable(" ".join((mask_password(message) or "").split()))
-    if len(line) > ERROR_LINE_MAX_CHARS:
-        line = line[:ERROR_LINE_MAX_CHARS] + f"... ({len(line):,} characters, cut)"
-    typer.echo(f"deribit-ts: {line}", err=True)
+    if len(line) <= ERROR_LINE_MAX_CHARS:
+        return line
+    head, tail = line[: ERROR_LINE_MAX_CHARS - ERROR_LINE_KEPT_END], line[-ERROR_LINE_KEPT_END:]
+    return f"{head} ... ({len(line) - len(head) - len(tail):,} characters cut) ... {tail}"
 
 
 class _MaskedStream:

@@ -22,7 +22,7 @@ from deribit_ts.cli.common import (
     since_until,
 )
 from deribit_ts.config import DEFAULT_WORKERS
-from deribit_ts.db.connect import disk_full
+from deribit_ts.db.connect import disk_full, server_reason
 from deribit_ts.db.migrate import apply_all
 from deribit_ts.errors import DatabaseUnavailable, UserError
 from deribit_ts.ingest.backfill import KINDS, BackfillRequest, dry_run, run_backfill, run_resume
@@ -102,7 +102,7 @@ def _work(s, as_json: bool, quiet: bool, start) -> None:
             full = disk_full(exc, after="nothing half-written, every committed window is kept")
             if full is not None:
                 raise full from None
-            reason = " ".join(str(exc).split()) or exc.__class__.__name__
+            reason = server_reason(exc)
             raise DatabaseUnavailable(
                 f"lost the database connection: {reason} (every committed window is kept; "
                 "re-run the same command to resume)"

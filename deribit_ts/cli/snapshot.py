@@ -12,7 +12,7 @@ import psycopg
 import typer
 
 from deribit_ts.cli.common import ApiUrlOption, DsnOption, JsonOption, database_dsn, names, settings
-from deribit_ts.db.connect import disk_full
+from deribit_ts.db.connect import disk_full, server_reason
 from deribit_ts.db.migrate import apply_all
 from deribit_ts.errors import DatabaseUnavailable, UserError
 from deribit_ts.ingest.snapshots import run_snapshot
@@ -100,7 +100,7 @@ def options_cmd(
             full = disk_full(exc, after="nothing of this round was written")
             if full is not None:
                 raise full from None
-            reason = " ".join(str(exc).split()) or exc.__class__.__name__
+            reason = server_reason(exc)
             raise DatabaseUnavailable(
                 f"lost the database connection: {reason} (nothing of this round was written; run the command again)"
             ) from None

@@ -43,7 +43,7 @@ from deribit_ts.collect.leader import (
 from deribit_ts.collect.status import age
 from deribit_ts.collect.systemd import notify
 from deribit_ts.config import DEFAULT_MAX_RETRIES, env_int
-from deribit_ts.db.connect import connect_async
+from deribit_ts.db.connect import connect_async, server_reason
 from deribit_ts.db.queries import query
 from deribit_ts.errors import DatabaseUnavailable
 from deribit_ts.exchange.client import DeribitClient
@@ -182,7 +182,7 @@ async def run_collector(
                 if await lead.taken_over():  # frozen past its lease: the standby ended its session and leads
                     _lost_leadership(LeadershipLost(f"this collector no longer leads: {TAKEN_OVER}"), health)
                     continue
-                reason = "database unavailable: " + " ".join(str(exc).split())[:300]
+                reason = "database unavailable: " + server_reason(exc)[:300]
                 log.warning("%s; retrying in %.0f s", reason, backoff)
                 health.fail(reason)
                 health.watchdog.progress(reason)  # retrying is working as designed
@@ -530,7 +530,7 @@ class Leader:
         if isinstance(exc, ExchangeUnavailableError | psycopg.OperationalError | psycopg.InterfaceError):
             raise exc  # an outage: handled around the whole leadership
         if exc is not None:
-            self._fail(f"{job.name}: {' '.join(str(exc).split())[:300] or exc.__class__.__name__}")
+            self._fail(f"{job.name}: {server_reason(exc)[:300]}")
             await plan.record_job(control, job.name, self.clock.now(), error=self.error)
         else:
             await plan.record_job(control, job.name, self.clock.now())

@@ -23,6 +23,17 @@ def connect(dsn: str, *, autocommit: bool = False, application_name: str = "deri
         raise _unavailable(dsn, exc) from None
 
 
+def server_reason(exc: BaseException) -> str:
+    """What went wrong, in one short line: the server's message (and its detail) when it sent one. str() of a
+    psycopg error also carries the server's CONTEXT (the whole statement, the PL/pgSQL call chain), which would push
+    what to do off the end of a one-line error."""
+    diag = getattr(exc, "diag", None)
+    primary = diag.message_primary if diag is not None else None
+    if primary and diag.message_detail:
+        primary = f"{primary} ({diag.message_detail})"
+    return " ".join((primary or str(exc)).split()) or exc.__class__.__name__
+
+
 DISK_FULL = "53100"  # SQLSTATE disk_full
 # A server process that fails to write (its WAL, a temporary file) may die before it can answer with a SQLSTATE:
 # the connection is then lost, and only the message says why.
