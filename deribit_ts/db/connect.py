@@ -27,11 +27,11 @@ def server_reason(exc: BaseException) -> str:
     """What went wrong, in one short line: the server's message (and its detail) when it sent one. str() of a
     psycopg error also carries the server's CONTEXT (the whole statement, the PL/pgSQL call chain), which would push
     what to do off the end of a one-line error."""
-    diag = getattr(exc, "diag", None)
-    primary = diag.message_primary if diag is not None else None
-    if primary and diag.message_detail:
-        primary = f"{primary} ({diag.message_detail})"
-    return " ".join((primary or str(exc)).split()) or exc.__class__.__name__
+    text = str(exc)
+    if isinstance(exc, psycopg.Error) and exc.diag.message_primary:
+        detail = exc.diag.message_detail
+        text = exc.diag.message_primary + (f" ({detail})" if detail else "")
+    return " ".join(text.split()) or exc.__class__.__name__
 
 
 DISK_FULL = "53100"  # SQLSTATE disk_full
