@@ -54,6 +54,13 @@ def collector(dsn: str, url: str, kinds: str, log: Path, lease_s: int) -> subpro
     return subprocess.Popen(argv, env=env, stderr=log.open("a"))
 
 
+def still_running(processes: list[subprocess.Popen]) -> None:
+    """A collector retries every fault it meets; one that exits (a setting it refuses, a crash) ends the run."""
+    for n, p in enumerate(processes):
+        if p.poll() is not None:
+            raise SystemExit(f"bench_soak: collector {n} exited with code {p.returncode} (see its log above)")
+
+
 def rss_mb(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -396,7 +403,10 @@ def main() -> int:  # noqa: PLR0915 (one scenario, read top to bottom)
         last_event_real = time.monotonic()  # (starting is an event too: the first catch-up)
         # The run's days start once a leader collects (starting takes real seconds: simulated hours at a fast clock).
         ready_by = time.monotonic() + 180
-        while not collecting(dsn) and time.monotonic() < ready_by:
+        while not collecting(dsn):
+            still_running(processes)
+            if time.monotonic() > ready_by:
+                raise SystemExit("bench_soak: no collector leads after 180 s (their logs' last lines are above)")
             time.sleep(0.5)
         begin_ms = sim.market.now_ms()
         print(f"{from_ms(begin_ms):%Y-%m-%d %H:%M}Z a leader collects", flush=True)
@@ -408,6 +418,7 @@ def main() -> int:  # noqa: PLR0915 (one scenario, read top to bottom)
         next_sample = 0.0
         started = time.monotonic()
         while sim.market.now_ms() < end_ms:
+            still_running(processes)
             done = (sim.market.now_ms() - begin_ms) / (end_ms - begin_ms)
             for at in sorted(events):
                 if done >= at:
