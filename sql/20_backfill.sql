@@ -438,8 +438,10 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    PERFORM deribit_ts.record_coverage(t.dataset, t.key, tstzrange(p_from, p_to), p_rows, least(p_to, p_final_until),
-                                       p_run_id, p_filled);
+    IF p_from < p_to THEN  -- (an empty window proves nothing, and a coverage record is never empty)
+        PERFORM deribit_ts.record_coverage(t.dataset, t.key, tstzrange(p_from, p_to), p_rows,
+                                           least(p_to, p_final_until), p_run_id, p_filled);
+    END IF;
     INSERT INTO deribit_ts.watermarks AS w (dataset, key, covered_until)
     VALUES (t.dataset, t.key, p_to)
     ON CONFLICT (dataset, key) DO UPDATE

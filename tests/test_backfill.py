@@ -890,3 +890,30 @@ def test_a_bounded_command_works_only_its_own_range_and_resume_finishes_the_rest
         assert stored_candles(new_db, name) == true_candles(sim, name, start, end), name
     with psycopg.connect(new_db) as conn:
         assert conn.execute("SELECT count(*) FROM deribit_ts.tasks WHERE state <> 'done'").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("dataset", ["index", "delivery"])
+def test_a_whole_task_killed_after_its_commit_is_finished_by_the_next_run(sim, new_db, dataset):
+    """A task fetched whole (index, delivery) commits its rows and its cursor, at its end, before it is closed. A
+    process killed (or a database restarted) between the two leaves it running with nothing left to fetch: the
+    next run that took it over recorded an empty range as coverage, which the database refuses, so every resume,
+    and every collector that took the lead, died on it."""
+    first = backfill(new_db, sim.url, dataset, "--since", "2024-02-20")
+    assert first["status"] == "ok", first
+    with psycopg.connect(new_db, autocommit=True) as conn:
+        before = conn.execute("SELECT count(*), sum(rows) FROM deribit_ts.coverage WHERE dataset = %s", (dataset,))
+        coverage = before.fetchone()
+        # as a kill between the window's commit and the task's close leaves it, its lease since expired
+        stranded = conn.execute(
+            """UPDATE deribit_ts.tasks SET state = 'running', lease_owner = 'a-dead-host/1/w0',
+                      lease_expires = now() - interval '1 minute'
+                WHERE dataset = %s AND cursor = range_end RETURNING task_id""",
+            (dataset,),
+        ).fetchall()
+    assert stranded
+    resumed = backfill(new_db, sim.url, "resume")
+    assert resumed["status"] == "ok", resumed
+    with psycopg.connect(new_db) as conn:
+        assert conn.execute("SELECT count(*) FROM deribit_ts.tasks WHERE state <> 'done'").fetchone() == (0,)
+        again = conn.execute("SELECT count(*), sum(rows) FROM deribit_ts.coverage WHERE dataset = %s", (dataset,))
+        assert again.fetchone() == coverage

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import psycopg
 from psycopg import AsyncConnection
 
-from deribit_ts.db.connect import connect_async
+from deribit_ts.db.connect import connect_async, server_reason
 from deribit_ts.exchange.client import DeribitClient, Tally, current_tally
 from deribit_ts.exchange.errors import ExchangeError, UnexpectedReplyError
 from deribit_ts.ingest import candles, delivery, dvol, funding, index, options, tasks, trades
@@ -140,10 +140,11 @@ class Engine:
             error = str(exc)
             self.result.failed.append((task, error))
             log.info("task %s (%s %s) failed: %s", task.task_id, task.dataset, task.key, error)
-        except psycopg.errors.DataException as exc:
-            # The database refused a value the reply checks let through (exchange/replies.py is the first line):
-            # the window's transaction is rolled back and only this task fails, with the database's words.
-            error = f"{task.dataset} of {task.key}: the database refused a value of the exchange's reply ({exc})"
+        except (psycopg.errors.DataException, psycopg.errors.IntegrityError) as exc:
+            # The database refused a value the reply checks let through (exchange/replies.py is the first line), or
+            # a constraint of the bookkeeping caught a slip of ours: the window's transaction is rolled back and
+            # only this task fails, with the database's words; the run (the collector) goes on with the others.
+            error = f"{task.dataset} of {task.key}: the database refused the window ({server_reason(exc)})"
             self.result.failed.append((task, error))
             log.info("task %s (%s %s) failed: %s", task.task_id, task.dataset, task.key, error)
         await tasks.finish(conn, task, owner, self.run_id, error, timedelta(seconds=time.monotonic() - started))
@@ -198,6 +199,10 @@ class Engine:
                 await asyncio.gather(ahead, return_exceptions=True)
 
     async def _whole_task(self, conn: AsyncConnection, owner: str, task: Task, dataset: WholeDataset) -> None:
+        if task.resume_from >= task.range_end:
+            # Its rows and cursor committed, then the process died (or the database restarted) before the task was
+            # closed: nothing is left to fetch, and an empty range proves nothing. Closing it is all there is to do.
+            return
         tally = Tally()
         current_tally.set(tally)
         rows = await dataset.fetch(self.client, task.key, task.resume_from, task.range_end, self.now)
