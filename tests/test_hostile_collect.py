@@ -100,3 +100,45 @@ def test_a_bad_trades_page_fails_the_trade_scan_and_nothing_of_it_is_stored(new_
     tape = {d["dataset"]: d for d in status["datasets"]}["trades.perpetual"]
     assert stored == 0 and tape["stale"] and "sideways" in (tape["last_error"] or ""), tape
     assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_a_statement_the_database_refuses_stops_collecting_not_the_collector(new_db):
+    """A database that refuses the collector's statements (here a constraint that forbids claiming a task; in life a
+    slip of ours, a privilege revoked, a server fault) ends its leadership, which a restart would meet again: the
+    collector stays up, says why (its log, the run log, a /fail ping), tries again after a pause, and collects
+    again once the database accepts. (It exited, and under systemd that was a crash loop that reported nothing.)"""
+    with tc.run_in_thread(tc.sim_config()) as sim, tc.healthcheck_server() as (ping_url, pings):
+        collector = tc.start_collector(new_db, sim.url, "--healthcheck-url", ping_url)
+        try:
+            tc.wait_for(lambda: tc.collecting(new_db), 60, "the collector to collect")
+            with psycopg.connect(new_db, autocommit=True) as conn:
+                conn.execute(
+                    "ALTER TABLE deribit_ts.tasks ADD CONSTRAINT no_claims CHECK (state <> 'running') NOT VALID"
+                )
+            tc.wait_for(lambda: "no_claims" in tc.logs(collector), 60, "the refusal in the collector's log")
+            tc.sim_minutes(sim, 10)  # a few retries
+            assert collector.poll() is None, tc.logs(collector)[-3000:]
+            with psycopg.connect(new_db, autocommit=True) as conn:
+                interrupted = conn.execute(
+                    "SELECT error FROM deribit_ts.runs WHERE command = 'collect' AND status = 'interrupted'"
+                ).fetchall()
+                conn.execute("ALTER TABLE deribit_ts.tasks DROP CONSTRAINT no_claims")
+            since = sim.market.now_ms()
+            tc.wait_for(
+                lambda: (tc.freshness(new_db, sim)["candles.perpetual"] or 1e9) < tc.MAX_LAG_S,
+                60,
+                "fresh candles once the database accepts again",
+            )
+            with psycopg.connect(new_db) as conn:
+                newest = conn.execute(
+                    """SELECT max(c.ts) FROM deribit.candles_1m c JOIN deribit.instruments i ON i.id = c.instrument_id
+                        WHERE i.instrument_name = 'BTC-PERPETUAL'"""
+                ).fetchone()[0]
+        finally:
+            _, err = tc.stop(collector)
+    assert interrupted and all("no_claims" in (error or "") for (error,) in interrupted), interrupted
+    assert newest is not None and tc.to_ms(newest) >= since - 2 * tc.MINUTE_MS
+    fails = [body for path, body in pings if path.endswith("/fail")]
+    assert any("no_claims" in body for body in fails), pings
+    assert "Traceback" not in err and "retrying in" in err

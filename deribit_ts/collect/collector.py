@@ -182,16 +182,16 @@ async def run_collector(
                 if await lead.taken_over():  # frozen past its lease: the standby ended its session and leads
                     _lost_leadership(LeadershipLost(f"this collector no longer leads: {TAKEN_OVER}"), health)
                     continue
-                reason = "database unavailable: " + server_reason(exc)[:300]
-                log.warning("%s; retrying in %.0f s", reason, backoff)
-                health.fail(reason)
-                health.watchdog.progress(reason)  # retrying is working as designed
-                await stop.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                backoff = await _retry_after(f"database unavailable: {server_reason(exc)[:300]}", backoff, stop, health)
             except psycopg.Error as exc:
-                if not fenced(exc):
-                    raise
-                _lost_leadership(exc, health)
+                if fenced(exc):
+                    _lost_leadership(exc, health)
+                    continue
+                # A statement the database refused, not a lost connection: a slip of ours, a privilege revoked, a
+                # server fault. A restart would meet it again, so exiting would be a crash loop that reports
+                # nothing; staying up says it where it is watched (status, the /fail ping) and resumes once it
+                # clears, the other datasets' catch-up included.
+                backoff = await _retry_after(f"database error: {server_reason(exc)[:300]}", backoff, stop, health)
     notify("STOPPING=1")
     log.info("stopped (process %s)", process_id)
     await health.drain()
@@ -208,6 +208,21 @@ class Totals:
     @classmethod
     def of(cls, leader: Leader) -> Totals:
         return cls(time.monotonic(), leader.rows_written(), leader.client.stats.requests)
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether `exc` is a statement the database refused: not a lost connection, not a fenced write."""
+    lost = isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+    return isinstance(exc, psycopg.Error) and not lost and not fenced(exc)
+
+
+async def _retry_after(reason: str, backoff: float, stop: Stop, health: Healthcheck) -> float:
+    """Say why leading stopped, wait `backoff` seconds (or until stopped); the next wait."""
+    log.warning("%s; retrying in %.0f s", reason, backoff)
+    health.fail(reason)
+    health.watchdog.progress(reason)  # retrying is working as designed
+    await stop.sleep(backoff)
+    return min(backoff * 2, MAX_BACKOFF_S)
 
 
 def _lost_leadership(exc: Exception, health: Healthcheck) -> None:
@@ -292,7 +307,9 @@ class Leader:
                 self.jobs = Jobs(self.dsn, self.client, self.s, control, self.run_id, lambda: self.clock.rate)
                 try:
                     await self._lead_until_ended(control)
-                except BaseException:
+                except BaseException as exc:
+                    if _refused(exc):  # (the connection still works: the run log can say it)
+                        self.error = f"database error: {server_reason(exc)[:300]}"
                     run.error = self.error
                     raise
                 run.error = None
