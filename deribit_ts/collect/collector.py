@@ -191,7 +191,7 @@ async def run_collector(
                 # server fault. A restart would meet it again, so exiting would be a crash loop that reports
                 # nothing; staying up says it where it is watched (status, the /fail ping) and resumes once it
                 # clears, the other datasets' catch-up included.
-                backoff = await _retry_after(f"database error: {server_reason(exc)[:300]}", backoff, stop, health)
+                backoff = await _retry_after(_database_error(exc), backoff, stop, health)
     notify("STOPPING=1")
     log.info("stopped (process %s)", process_id)
     await health.drain()
@@ -216,6 +216,11 @@ def _refused(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.Error) and not lost and not fenced(exc)
 
 
+def _database_error(exc: BaseException) -> str:
+    """How a refused statement is told: in the log, the /fail ping and the run log alike."""
+    return f"database error: {server_reason(exc)[:300]}"
+
+
 async def _retry_after(reason: str, backoff: float, stop: Stop, health: Healthcheck) -> float:
     """Say why leading stopped, wait `backoff` seconds (or until stopped); the next wait."""
     log.warning("%s; retrying in %.0f s", reason, backoff)
@@ -228,7 +233,7 @@ async def _retry_after(reason: str, backoff: float, stop: Stop, health: Healthch
 def _lost_leadership(exc: Exception, health: Healthcheck) -> None:
     """Another process took over while this one could not beat (it was frozen): nothing it wrote since then was
     kept (fencing); stand by again."""
-    reason = " ".join(str(exc).split())[:300]
+    reason = server_reason(exc)[:300]
     log.warning("%s; standing by", reason)
     health.fail(reason)
 
@@ -309,7 +314,7 @@ class Leader:
                     await self._lead_until_ended(control)
                 except BaseException as exc:
                     if _refused(exc):  # (the connection still works: the run log can say it)
-                        self.error = f"database error: {server_reason(exc)[:300]}"
+                        self.error = _database_error(exc)
                     run.error = self.error
                     raise
                 run.error = None
